@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `just up`: run the whole system locally with the dev configuration in infra/local/.
+#
+# Starts each service from target/debug (built by `just up`), prefixes its log lines with its
+# name, waits until each answers GET /healthz, prints the URLs and a ready line, and on
+# Ctrl-C (SIGINT) or SIGTERM stops every child and waits for it. Needs nothing but bash:
+# readiness is checked over bash's /dev/tcp, so curl is not required.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN=${BIN_DIR:-target/debug}
+READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-30}
+
+set -a
+# shellcheck source=dev.env
+source infra/local/dev.env
+set +a
+
+# name | port | command (run with the environment above plus BIND_ADDR)
+SERVICES=(
+  "issuer|7000|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
+)
+if [[ -x $BIN/my-service ]] && [[ -f infra/local/my-service.env ]]; then
+  SERVICES+=("my-service|7062|env $(grep -v '^#' infra/local/my-service.env | xargs) $BIN/my-service")
+fi
+if [[ -x $BIN/my-bff ]] && [[ -f infra/local/my-bff.env ]]; then
+  SERVICES+=("my-bff|7248|env $(grep -v '^#' infra/local/my-bff.env | xargs) $BIN/my-bff")
+fi
+
+say() { printf '[up] %s\n' "$*"; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# GET http://127.0.0.1:PORT/healthz answers 200?
+healthy() {
+  local status
+  # The group scopes 2>/dev/null to the connect; a bare `exec ... 2>/dev/null` would
+  # silence this script's stderr for good.
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  IFS= read -r -t 2 status <&3 || status=""
+  exec 3<&-
+  [[ $status == *" 200 "* ]]
+}
+
+for entry in "${SERVICES[@]}"; do
+  IFS='|' read -r name port _ <<<"$entry"
+  if port_in_use "$port"; then
+    say "ERROR: port $port (for $name) is already in use on 127.0.0.1; stop whatever holds it (a previous 'just up'?) and retry." >&2
+    exit 1
+  fi
+done
+
+PIDS=()
+stop_all() {
+  trap - INT TERM
+  say "stopping..."
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  say "stopped"
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+for entry in "${SERVICES[@]}"; do
+  IFS='|' read -r name port cmd <<<"$entry"
+  # shellcheck disable=SC2086 # cmd is a word list on purpose
+  BIND_ADDR="127.0.0.1:$port" $cmd > >(sed -u "s/^/[$name] /") 2>&1 &
+  PIDS+=("$!")
+  deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  until healthy "$port"; do
+    if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+      say "ERROR: $name exited during start (see its log above)" >&2
+      stop_all
+      exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+      say "ERROR: $name did not answer http://127.0.0.1:$port/healthz within ${READY_TIMEOUT_SECS}s" >&2
+      stop_all
+      exit 1
+    fi
+    sleep 0.1
+  done
+done
+
+say "issuer      http://127.0.0.1:7000/.well-known/openid-configuration"
+if [[ ${#SERVICES[@]} -ge 2 ]]; then
+  say "my-service  http://127.0.0.1:7062/weatherforecast   Swagger UI: http://127.0.0.1:7062/swagger-ui/"
+fi
+if [[ ${#SERVICES[@]} -ge 3 ]]; then
+  say "my-bff      http://127.0.0.1:7248/weatherforecast   Swagger UI: http://127.0.0.1:7248/swagger-ui/"
+  say "try:        curl -s http://127.0.0.1:7248/weatherforecast"
+else
+  say "try:        just token"
+fi
+say "ready (Ctrl-C stops everything)"
+
+# Any child exiting on its own takes the whole system down, so nothing half-runs.
+set +e
+wait -n "${PIDS[@]}"
+code=$?
+say "a service exited (status $code); stopping the rest" >&2
+stop_all
+exit "$code"

@@ -1,0 +1,63 @@
+//! Discovery (`/.well-known/openid-configuration`) and the key set (`/.well-known/jwks.json`).
+//!
+//! Validators find the token endpoint and the keys here. The JWKS lists the current key
+//! and every retired key whose tokens may still be in use; taking the JWKS "down" (a test
+//! knob) answers 503 so validators must live on the keys they already have.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::state::IssuerState;
+
+pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    state
+        .counters
+        .discovery_fetches
+        .fetch_add(1, Ordering::SeqCst);
+    let alg = state.config.algorithm.as_str();
+    Json(json!({
+        "issuer": state.issuer,
+        "token_endpoint": state.token_endpoint(),
+        "jwks_uri": state.jwks_uri(),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": state.config.all_scopes(),
+        "response_types_supported": ["token"],
+        "id_token_signing_alg_values_supported": [alg],
+        "access_token_signing_alg_values_supported": [alg],
+    }))
+}
+
+pub(crate) async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
+    state.counters.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let delay = state.faults.jwks_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if !state.faults.jwks_available.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "JWKS endpoint is down (fault injected)",
+        )
+            .into_response();
+    }
+    let keys: Vec<Value> = state
+        .published_keys()
+        .iter()
+        .map(|k| k.public_jwk().clone())
+        .collect();
+    let mut response = Json(json!({ "keys": keys })).into_response();
+    // Keys change on rotation; let validators cache briefly, not for ever.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    response
+}

@@ -1,0 +1,320 @@
+//! A small, honest OAuth 2.0 authorization server for local runs and tests.
+//!
+//! It serves the client credentials grant the way AWS Cognito and IdentityServer do:
+//! discovery, a JWKS, and a token endpoint that authenticates clients with
+//! `client_secret_basic` or `client_secret_post` and mints RS256 (or ES256) JWT access
+//! tokens in the `cognito` or `rfc9068` shape. It is **not** for production: clients and
+//! secrets come from a file, keys live in memory.
+//!
+//! As a library it starts on an ephemeral port and hands back an [`IssuerHandle`] with
+//! counters and fault knobs, so tests can assert how many token requests a client made, or
+//! make the issuer slow, failing or rotating its key:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mock_issuer::StartError> {
+//! use mock_issuer::{ClientConfig, IssuerConfig, TokenProfile};
+//! let config = IssuerConfig::new(TokenProfile::Cognito)
+//!     .with_resource_server("MyService", ["weather_read"])
+//!     .with_client(ClientConfig::new("my-bff", "a-long-secret", ["MyService/weather_read"]));
+//! let issuer = mock_issuer::start(config).await?;
+//! println!("token endpoint: {}", issuer.token_endpoint());
+//! issuer.fail_next_token_requests(2, 503);
+//! assert_eq!(issuer.stats().token_requests, 0);
+//! # Ok(()) }
+//! ```
+
+mod admin;
+pub mod config;
+mod discovery;
+pub mod keys;
+mod state;
+mod token_endpoint;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use config::{ClientConfig, ConfigError, IssuerConfig, ResourceServer, TokenProfile};
+pub use keys::{Algorithm, KeyError};
+pub use state::IssuerStats;
+
+use state::IssuerState;
+
+/// Why the issuer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The signing key could not be made or loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A configured issuer with its keys, ready to be served.
+#[derive(Clone)]
+pub struct MockIssuer {
+    state: Arc<IssuerState>,
+}
+
+impl MockIssuer {
+    /// Validates `config` and makes (or loads) the signing key. `bound` is the address the
+    /// server listens on; it gives the issuer URL when the config does not set one.
+    pub fn new(config: IssuerConfig, bound: SocketAddr) -> Result<Self, StartError> {
+        config.validate()?;
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        Ok(MockIssuer {
+            state: Arc::new(IssuerState::new(config, issuer)?),
+        })
+    }
+
+    /// The `iss` value, also the base URL of every endpoint.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
+    /// `/healthz`, and with `admin` the `/admin/*` endpoints.
+    pub fn router(&self, admin: bool) -> Router {
+        let mut app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(discovery::openid_configuration),
+            )
+            .route("/.well-known/jwks.json", get(discovery::jwks))
+            .route("/oauth2/token", post(token_endpoint::token))
+            .route("/connect/token", post(token_endpoint::token))
+            .layer(DefaultBodyLimit::max(64 * 1024));
+        let origins: Vec<HeaderValue> = self
+            .state
+            .config
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        if !origins.is_empty() {
+            // Swagger UI's "Authorize" posts to the token endpoint from the browser. Only the
+            // configured origins may, and never with cookies.
+            app = app.layer(
+                CorsLayer::new()
+                    .allow_origin(AllowOrigin::list(origins))
+                    .allow_methods([Method::GET, Method::POST])
+                    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                    .max_age(Duration::from_secs(600)),
+            );
+        }
+        app = app.route("/healthz", get(|| async { "ok" }));
+        if admin {
+            app = app
+                .route("/admin/stats", get(admin::stats))
+                .route("/admin/rotate-key", post(admin::rotate_key));
+        }
+        app.layer(TraceLayer::new_for_http())
+            .with_state(self.state.clone())
+    }
+}
+
+/// Starts an issuer on `127.0.0.1:0` (an ephemeral port) in the background.
+pub async fn start(config: IssuerConfig) -> Result<IssuerHandle, StartError> {
+    start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Starts an issuer on `addr` in the background (without the admin endpoints: the handle
+/// has the same knobs).
+pub async fn start_on(config: IssuerConfig, addr: SocketAddr) -> Result<IssuerHandle, StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let issuer = MockIssuer::new(config, bound)?;
+    let app = issuer.router(false);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "mock issuer stopped with an error");
+        }
+    });
+    Ok(IssuerHandle {
+        issuer,
+        addr: bound,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+/// A running issuer. Dropping it shuts the server down.
+pub struct IssuerHandle {
+    issuer: MockIssuer,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl IssuerHandle {
+    fn state(&self) -> &IssuerState {
+        &self.issuer.state
+    }
+
+    /// The socket address the issuer listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The issuer URL (`iss`), also the base of every endpoint.
+    pub fn issuer(&self) -> &str {
+        self.issuer.issuer()
+    }
+
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer())
+    }
+
+    /// `{issuer}/oauth2/token`.
+    pub fn token_endpoint(&self) -> String {
+        self.state().token_endpoint()
+    }
+
+    /// `{issuer}/.well-known/jwks.json`.
+    pub fn jwks_uri(&self) -> String {
+        self.state().jwks_uri()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> IssuerStats {
+        self.state().stats()
+    }
+
+    /// The `kid` of the key that signs new tokens.
+    pub fn current_kid(&self) -> String {
+        self.state().current_key().kid().to_owned()
+    }
+
+    /// Makes a new key current; the previous one stays published until its tokens
+    /// expire. Returns the new `kid`.
+    pub fn rotate_key(&self) -> Result<String, KeyError> {
+        self.state().rotate_key()
+    }
+
+    /// Stops publishing all retired keys now.
+    pub fn drop_previous_keys(&self) {
+        self.state().drop_previous_keys();
+    }
+
+    /// Lifetime of tokens issued from now on (whole seconds, at least 1).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state()
+            .token_lifetime_secs
+            .store(lifetime.as_secs().max(1), Ordering::SeqCst);
+    }
+
+    /// Delays every token endpoint response by `delay`.
+    pub fn set_token_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state()
+            .faults
+            .token_delay_ms
+            .store(ms, Ordering::SeqCst);
+    }
+
+    /// Delays every JWKS response by `delay`.
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state()
+            .faults
+            .jwks_delay_ms
+            .store(ms, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` token requests with `status` (an RFC 6749 error body:
+    /// `temporarily_unavailable` for 503, `server_error` for other 5xx).
+    pub fn fail_next_token_requests(&self, n: u32, status: u16) {
+        let faults = &self.state().faults;
+        faults
+            .fail_status
+            .store(u32::from(status), Ordering::SeqCst);
+        faults.fail_next_token.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes the JWKS endpoint down (503) or brings it back.
+    pub fn set_jwks_available(&self, available: bool) {
+        self.state()
+            .faults
+            .jwks_available
+            .store(available, Ordering::SeqCst);
+    }
+
+    /// The header and claims the issuer would put in a token for `client_id` with
+    /// `scopes` now, signed by the current key. Tests change them and call [`Self::sign`].
+    pub fn token_template(&self, client_id: &str, scopes: &[&str]) -> (Value, Value) {
+        let key = self.state().current_key();
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        token_endpoint::token_contents(
+            self.state(),
+            key.kid(),
+            key.alg().as_str(),
+            client_id,
+            &scopes,
+            state::unix_now(),
+            self.state().token_lifetime(),
+        )
+    }
+
+    /// Signs a header and claims with the current key (the header is used as given).
+    pub fn sign(&self, header: &Value, claims: &Value) -> Result<String, KeyError> {
+        self.state().current_key().sign_json(header, claims)
+    }
+
+    /// Signs raw header and payload bytes with the current key (for malformed tokens).
+    pub fn sign_raw(&self, header: &[u8], payload: &[u8]) -> Result<String, KeyError> {
+        self.state().current_key().sign_raw(header, payload)
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for IssuerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `mock-issuer`: run the local authorization server, or use it from the command line.
+//!
+//! A command-line program prints its results, hence the allowed print lints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use mock_issuer::{IssuerConfig, MockIssuer};
+
+/// A small, honest OAuth 2.0 authorization server (client credentials) for local runs and
+/// tests. Not for production.
+///
+/// Without a subcommand it serves: discovery at /.well-known/openid-configuration, keys at
+/// /.well-known/jwks.json, tokens at /oauth2/token (alias /connect/token), /healthz.
+#[derive(Parser)]
+#[command(name = "mock-issuer", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Issuer configuration file (TOML: profile, clients, resource servers, scopes).
+    #[arg(long, env = "MOCK_ISSUER_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Listen address. Loopback by default: this server is for local use.
+    #[arg(
+        long = "bind",
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1:7000"
+    )]
+    bind: SocketAddr,
+
+    /// Serve GET /admin/stats and POST /admin/rotate-key (refused unless bound to loopback).
+    #[arg(long)]
+    admin: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get an access token from a running issuer with client credentials and print it.
+    Token {
+        /// The issuer (its discovery document gives the token endpoint).
+        #[arg(long, env = "MOCK_ISSUER_URL", default_value = "http://127.0.0.1:7000")]
+        issuer: String,
+        /// Client id.
+        #[arg(long, env = "AUTH_SERVER_MYBFF_CLIENT_ID")]
+        client_id: String,
+        /// Client secret.
+        #[arg(long, env = "AUTH_SERVER_MYBFF_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+        /// Space-separated scopes (default: all the client may have).
+        #[arg(long, env = "AUTH_SERVER_MYBFF_SCOPE")]
+        scope: Option<String>,
+    },
+    /// Print a JWT's header and claims. Does NOT verify the signature.
+    Decode {
+        /// The compact JWT.
+        token: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Token {
+            issuer,
+            client_id,
+            client_secret,
+            scope,
+        }) => fetch_token(&issuer, &client_id, &client_secret, scope.as_deref()).await,
+        Some(Command::Decode { token }) => decode(&token),
+        None => serve(cli.config, cli.bind, cli.admin).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mock-issuer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, bind: SocketAddr, admin: bool) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let path = config.ok_or("no configuration: pass --config PATH or set MOCK_ISSUER_CONFIG")?;
+    if admin && !bind.ip().is_loopback() {
+        return Err(format!(
+            "--admin is refused on {bind}: the admin endpoints are unauthenticated, bind to loopback (BIND_ADDR=127.0.0.1:PORT)"
+        ));
+    }
+    let config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let issuer = MockIssuer::new(config, bound).map_err(|e| e.to_string())?;
+    tracing::info!(
+        issuer = issuer.issuer(),
+        admin,
+        "mock-issuer ready on http://{bound}"
+    );
+    axum::serve(listener, issuer.router(admin))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("mock-issuer stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn fetch_token(
+    issuer: &str,
+    client_id: &str,
+    secret: &str,
+    scope: Option<&str>,
+) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let discovery: serde_json::Value = http
+        .get(&discovery_url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| {
+            format!("cannot read {discovery_url} (is the issuer running? `just issuer`): {e}")
+        })?
+        .json()
+        .await
+        .map_err(|e| format!("{discovery_url}: {e}"))?;
+    let endpoint = discovery["token_endpoint"]
+        .as_str()
+        .ok_or("discovery document has no token_endpoint")?;
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let response = http
+        .post(endpoint)
+        .basic_auth(
+            form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>(),
+            Some(form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()),
+        )
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| format!("token request to {endpoint} failed: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| format!("token response is not JSON: {e}"))?;
+    match body["access_token"].as_str() {
+        Some(token) if status.is_success() => {
+            println!("{token}");
+            Ok(())
+        }
+        _ => Err(format!(
+            "token request refused ({status}): {} {}",
+            body["error"].as_str().unwrap_or("?"),
+            body["error_description"].as_str().unwrap_or("")
+        )),
+    }
+}
+
+fn decode(token: &str) -> Result<(), String> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    if parts.len() != 3 {
+        return Err(format!(
+            "not a compact JWS: expected 3 dot-separated parts, found {}",
+            parts.len()
+        ));
+    }
+    for (name, part) in [("header", parts[0]), ("claims", parts[1])] {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|e| format!("{name} is not base64url: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{name} is not JSON: {e}"))?;
+        let pretty = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        println!("{name}: {pretty}");
+    }
+    println!("(signature not verified)");
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The issuer's shared state: configuration, the keyring, counters and fault knobs.
+//!
+//! Everything a handler or a test handle touches lives here behind an `Arc`. Locks are
+//! `std` locks held only for short, non-async sections (signing, swapping a key).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::config::IssuerConfig;
+use crate::keys::{KeyError, SigningKey};
+
+/// Seconds a retired key stays published after the last token it signed expired: validators
+/// accept tokens up to their clock leeway (commonly 60 s) past `exp`.
+const RETIRED_KEY_GRACE_SECS: u64 = 60;
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The current signing key and the retired keys that are still published.
+pub(crate) struct Keyring {
+    pub(crate) current: Arc<SigningKey>,
+    pub(crate) previous: Vec<Arc<SigningKey>>,
+}
+
+impl Keyring {
+    /// Keys to publish: current first, then retired keys whose tokens may still be in use.
+    pub(crate) fn published(&self, now: u64) -> Vec<Arc<SigningKey>> {
+        std::iter::once(self.current.clone())
+            .chain(
+                self.previous
+                    .iter()
+                    .filter(|k| k.latest_exp() + RETIRED_KEY_GRACE_SECS >= now)
+                    .cloned(),
+            )
+            .collect()
+    }
+}
+
+/// A snapshot of the issuer's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IssuerStats {
+    /// Every request that reached the token endpoint, answered or not.
+    pub token_requests: u64,
+    /// Tokens issued, per client id.
+    pub tokens_issued: BTreeMap<String, u64>,
+    /// Token requests answered with an error (including injected faults).
+    pub token_errors: u64,
+    /// Requests to the JWKS endpoint (including ones refused while it is down).
+    pub jwks_fetches: u64,
+    /// Requests to the discovery document.
+    pub discovery_fetches: u64,
+}
+
+impl IssuerStats {
+    /// Tokens issued to all clients.
+    pub fn tokens_issued_total(&self) -> u64 {
+        self.tokens_issued.values().sum()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) token_errors: AtomicU64,
+    pub(crate) jwks_fetches: AtomicU64,
+    pub(crate) discovery_fetches: AtomicU64,
+    pub(crate) tokens_issued: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Fault injection knobs, read by the handlers on every request.
+pub(crate) struct Faults {
+    pub(crate) token_delay_ms: AtomicU64,
+    pub(crate) jwks_delay_ms: AtomicU64,
+    pub(crate) fail_next_token: AtomicU32,
+    pub(crate) fail_status: AtomicU32,
+    pub(crate) jwks_available: AtomicBool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            token_delay_ms: AtomicU64::new(0),
+            jwks_delay_ms: AtomicU64::new(0),
+            fail_next_token: AtomicU32::new(0),
+            fail_status: AtomicU32::new(503),
+            jwks_available: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Faults {
+    /// Takes one injected failure if any are left; returns its status.
+    pub(crate) fn take_token_failure(&self) -> Option<StatusCode> {
+        self.fail_next_token
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| {
+                let code = self.fail_status.load(Ordering::SeqCst);
+                u16::try_from(code)
+                    .ok()
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            })
+    }
+}
+
+/// State shared by all handlers.
+pub(crate) struct IssuerState {
+    pub(crate) config: IssuerConfig,
+    /// `iss` and base of every endpoint URL.
+    pub(crate) issuer: String,
+    pub(crate) token_lifetime_secs: AtomicU64,
+    pub(crate) keyring: RwLock<Keyring>,
+    pub(crate) counters: Counters,
+    pub(crate) faults: Faults,
+}
+
+impl IssuerState {
+    pub(crate) fn new(config: IssuerConfig, issuer: String) -> Result<Self, KeyError> {
+        let key = match &config.key_file {
+            Some(path) => SigningKey::from_pem_file(config.algorithm, path)?,
+            None => SigningKey::generate(config.algorithm)?,
+        };
+        Ok(IssuerState {
+            token_lifetime_secs: AtomicU64::new(config.token_lifetime.as_secs()),
+            config,
+            issuer,
+            keyring: RwLock::new(Keyring {
+                current: Arc::new(key),
+                previous: Vec::new(),
+            }),
+            counters: Counters::default(),
+            faults: Faults::default(),
+        })
+    }
+
+    pub(crate) fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/token", self.issuer)
+    }
+
+    pub(crate) fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    pub(crate) fn current_key(&self) -> Arc<SigningKey> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the data is
+        // still a valid keyring, so keep serving.
+        self.keyring
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .clone()
+    }
+
+    pub(crate) fn published_keys(&self) -> Vec<Arc<SigningKey>> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .published(unix_now())
+    }
+
+    /// Makes a new key current; the old one stays published until its tokens expire.
+    pub(crate) fn rotate_key(&self) -> Result<String, KeyError> {
+        let new_key = Arc::new(SigningKey::generate(self.config.algorithm)?);
+        let kid = new_key.kid().to_owned();
+        let mut ring = self.keyring.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut ring.current, new_key);
+        let now = unix_now();
+        ring.previous
+            .retain(|k| k.latest_exp() + RETIRED_KEY_GRACE_SECS >= now);
+        ring.previous.insert(0, old);
+        tracing::info!(kid = %kid, "signing key rotated");
+        Ok(kid)
+    }
+
+    /// Stops publishing every retired key at once (tests: "key removed from JWKS").
+    pub(crate) fn drop_previous_keys(&self) {
+        self.keyring
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .previous
+            .clear();
+    }
+
+    pub(crate) fn stats(&self) -> IssuerStats {
+        let c = &self.counters;
+        IssuerStats {
+            token_requests: c.token_requests.load(Ordering::SeqCst),
+            tokens_issued: c
+                .tokens_issued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            token_errors: c.token_errors.load(Ordering::SeqCst),
+            jwks_fetches: c.jwks_fetches.load(Ordering::SeqCst),
+            discovery_fetches: c.discovery_fetches.load(Ordering::SeqCst),
+        }
+    }
+
+    pub(crate) fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.token_lifetime_secs.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,432 @@
+//! The token endpoint (RFC 6749 section 4.4, client credentials grant).
+//!
+//! The request is checked in the order a strict server would: body shape, grant type,
+//! client authentication (exactly one of `client_secret_basic` or `client_secret_post`),
+//! the client's permission to use the grant, then the requested scopes. Every answer,
+//! success or error, carries `Cache-Control: no-store` (section 5.1); errors have the JSON
+//! body of section 5.2.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
+
+use crate::config::{ClientConfig, TokenProfile};
+use crate::state::{IssuerState, unix_now};
+
+/// An RFC 6749 section 5.2 error.
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// Set when the client tried HTTP Basic: a 401 must then carry a matching challenge.
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        OAuthError {
+            basic_challenge: basic,
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        }
+    }
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "error_description": self.description});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        no_store(response.headers_mut());
+        if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mock-issuer\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// The form parameters, each present at most once (RFC 6749 section 3.2).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut seen = BTreeSet::new();
+        let mut params = Vec::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            if !seen.insert(k.to_string()) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k} is repeated"
+                )));
+            }
+            params.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Params(params))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Decodes one `client_secret_basic` component: RFC 6749 section 2.3.1 has the client
+/// form-urlencode id and secret before joining them with ':' and base64-encoding.
+fn form_decode(part: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&part.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+struct Credentials {
+    client_id: String,
+    secret: String,
+    basic: bool,
+}
+
+fn authenticate_request(headers: &HeaderMap, params: &Params) -> Result<Credentials, OAuthError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let body_secret = params.get("client_secret");
+    match (authorization, body_secret) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "more than one client authentication method (Authorization header and client_secret)",
+        )),
+        (Some(value), None) => {
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::invalid_client(
+                    "unsupported authentication scheme; use HTTP Basic or client_secret_post",
+                    false,
+                ));
+            }
+            let malformed = || OAuthError::invalid_client("malformed Basic credentials", true);
+            let decoded = B64.decode(rest.trim()).map_err(|_| malformed())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+            let client_id = form_decode(id).ok_or_else(malformed)?;
+            let secret = form_decode(secret).ok_or_else(malformed)?;
+            if let Some(body_id) = params.get("client_id")
+                && body_id != client_id
+            {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the authenticated client",
+                ));
+            }
+            Ok(Credentials {
+                client_id,
+                secret,
+                basic: true,
+            })
+        }
+        (None, Some(secret)) => {
+            let client_id = params.get("client_id").ok_or_else(|| {
+                OAuthError::invalid_request("client_secret given without client_id")
+            })?;
+            Ok(Credentials {
+                client_id: client_id.to_owned(),
+                secret: secret.to_owned(),
+                basic: false,
+            })
+        }
+        (None, None) => Err(OAuthError::invalid_client(
+            "client authentication required (HTTP Basic or client_secret_post)",
+            false,
+        )),
+    }
+}
+
+/// Compares secrets in constant time. Both sides are hashed first so that neither the
+/// length nor a common prefix of the real secret shows in the timing.
+fn secrets_match(given: &str, expected: &str) -> bool {
+    let sha = |s: &str| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+    bool::from(sha(given).as_ref().ct_eq(sha(expected).as_ref()))
+}
+
+fn find_client<'a>(
+    state: &'a IssuerState,
+    creds: &Credentials,
+) -> Result<&'a ClientConfig, OAuthError> {
+    let client = state
+        .config
+        .clients
+        .iter()
+        .find(|c| c.client_id == creds.client_id);
+    // Compare against a fixed dummy for unknown ids so both paths cost the same.
+    let expected = client.map_or("unknown-client-dummy-secret", |c| c.client_secret.as_str());
+    let secret_ok = secrets_match(&creds.secret, expected);
+    match client {
+        Some(c) if secret_ok => Ok(c),
+        _ => Err(OAuthError::invalid_client(
+            "unknown client or wrong secret",
+            creds.basic,
+        )),
+    }
+}
+
+fn granted_scopes(
+    client: &ClientConfig,
+    requested: Option<&str>,
+) -> Result<Vec<String>, OAuthError> {
+    let requested: Vec<&str> = requested
+        .map(|s| s.split(' ').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    if requested.is_empty() {
+        // Cognito: no scope parameter means every scope the client is allowed.
+        return Ok(client.allowed_scopes.clone());
+    }
+    let mut granted: Vec<String> = Vec::with_capacity(requested.len());
+    for scope in requested {
+        if !client.allowed_scopes.iter().any(|s| s == scope) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("scope {scope:?} is unknown or not allowed for this client"),
+            ));
+        }
+        if !granted.iter().any(|s| s == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    Ok(granted)
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    // SystemRandom only fails if the OS RNG is unavailable; a zero id is then still a
+    // well-formed (if not unique) jti for a test issuer.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Builds header and claims for the configured profile.
+pub(crate) fn token_contents(
+    state: &IssuerState,
+    kid: &str,
+    alg: &str,
+    client_id: &str,
+    scopes: &[String],
+    now: u64,
+    lifetime: Duration,
+) -> (Value, Value) {
+    let exp = now + lifetime.as_secs();
+    let scope = scopes.join(" ");
+    match state.config.profile {
+        TokenProfile::Cognito => (
+            json!({"alg": alg, "kid": kid}),
+            json!({
+                "sub": client_id,
+                "token_use": "access",
+                "scope": scope,
+                "auth_time": now,
+                "iss": state.issuer,
+                "exp": exp,
+                "iat": now,
+                "version": 2,
+                "jti": random_id(),
+                "client_id": client_id,
+            }),
+        ),
+        TokenProfile::Rfc9068 => {
+            // The audience is every resource server whose scopes were granted.
+            let mut aud: Vec<&str> = state
+                .config
+                .resource_servers
+                .iter()
+                .filter(|rs| rs.full_scopes().any(|s| scopes.contains(&s)))
+                .map(|rs| rs.identifier.as_str())
+                .collect();
+            aud.dedup();
+            let aud = match aud.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            (
+                json!({"alg": alg, "kid": kid, "typ": "at+jwt"}),
+                json!({
+                    "iss": state.issuer,
+                    "sub": client_id,
+                    "client_id": client_id,
+                    "aud": aud,
+                    "scope": scope,
+                    "jti": random_id(),
+                    "iat": now,
+                    "exp": exp,
+                }),
+            )
+        }
+    }
+}
+
+/// `POST /oauth2/token` (and `/connect/token`).
+pub(crate) async fn token(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.counters.token_requests.fetch_add(1, Ordering::SeqCst);
+    let delay = state.faults.token_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let result = match state.faults.take_token_failure() {
+        Some(status) => {
+            let code = match status {
+                StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+                s if s.is_server_error() => "server_error",
+                _ => "invalid_request",
+            };
+            Err(OAuthError::new(status, code, "injected failure"))
+        }
+        None => issue(&state, &headers, &body),
+    };
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            state.counters.token_errors.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(error = error.code, description = %error.description, "token request refused");
+            error.into_response()
+        }
+    }
+}
+
+fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_form = content_type.split(';').next().is_some_and(|m| {
+        m.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !is_form {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params = Params::parse(body)?;
+    match params.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant_type {other:?} is not supported; only client_credentials"),
+            ));
+        }
+    }
+    let creds = authenticate_request(headers, &params)?;
+    let client = find_client(state, &creds)?;
+    if !client
+        .allowed_grant_types
+        .iter()
+        .any(|g| g == "client_credentials")
+    {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "this client may not use the client_credentials grant",
+        ));
+    }
+    let scopes = granted_scopes(client, params.get("scope"))?;
+
+    let key = state.current_key();
+    let lifetime = state.token_lifetime();
+    let (header_json, claims) = token_contents(
+        state,
+        key.kid(),
+        key.alg().as_str(),
+        &client.client_id,
+        &scopes,
+        unix_now(),
+        lifetime,
+    );
+    let access_token = key.sign_json(&header_json, &claims).map_err(|e| {
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            e.to_string(),
+        )
+    })?;
+    *state
+        .counters
+        .tokens_issued
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(client.client_id.clone())
+        .or_default() += 1;
+    tracing::info!(client_id = %client.client_id, scope = %scopes.join(" "), expires_in = lifetime.as_secs(), "token issued");
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime.as_secs(),
+    });
+    if !scopes.is_empty() {
+        body["scope"] = json!(scopes.join(" "));
+    }
+    let mut response = axum::Json(body).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_components_are_form_decoded() {
+        assert_eq!(form_decode("a%3Ab+c").as_deref(), Some("a:b c"));
+        assert_eq!(form_decode("%FF"), None);
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(Params::parse(b"scope=a&scope=b").is_err());
+        assert!(Params::parse(b"scope=a&grant_type=b").is_ok());
+    }
+
+    #[test]
+    fn scope_defaulting_and_rejection() {
+        let client = ClientConfig::new("c", "secret-123", ["A/x", "A/y"]);
+        assert_eq!(granted_scopes(&client, None).unwrap(), ["A/x", "A/y"]);
+        assert_eq!(granted_scopes(&client, Some("A/y A/y")).unwrap(), ["A/y"]);
+        assert_eq!(
+            granted_scopes(&client, Some("A/z")).unwrap_err().code,
+            "invalid_scope"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The `mock-issuer` binary as a user runs it: configuration errors name what is wrong,
+//! `--admin` is loopback-only, the admin endpoints work, `token` and `decode` print what
+//! they say, and SIGTERM stops the server cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mock-issuer");
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("issuer.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mock-issuer-cli-{}-{name}", std::process::id()))
+}
+
+const CONFIG: &str = r#"
+[[resource_servers]]
+identifier = "MyService"
+scopes = ["weather_read"]
+[[clients]]
+client_id = "cli-client"
+client_secret_env = "CLI_TEST_SECRET"
+allowed_scopes = ["MyService/weather_read"]
+"#;
+
+/// Kills the child if the test fails before it is stopped on purpose, so a failed assertion
+/// never leaves a server holding a port or the test runner's output pipe.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_failing(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("MOCK_ISSUER_CONFIG")
+        .env_remove("BIND_ADDR")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn configuration_errors_name_the_variable_or_key() {
+    let dir = scratch("errors");
+    assert!(run_failing(&[], &[]).contains("MOCK_ISSUER_CONFIG"));
+    let bad = write_config(&dir, "token_lifetime_secs = -5\n");
+    let err = run_failing(&["--config", bad.to_str().unwrap()], &[]);
+    assert!(err.contains("token_lifetime_secs"), "{err}");
+    let good = write_config(&dir.join("good"), CONFIG);
+    let err = run_failing(&["--config", good.to_str().unwrap()], &[]);
+    assert!(err.contains("CLI_TEST_SECRET"), "{err}");
+    let err = run_failing(
+        &["--config", good.to_str().unwrap()],
+        &[("BIND_ADDR", "not-an-address")],
+    );
+    assert!(err.contains("BIND_ADDR"), "{err}");
+    let err = run_failing(
+        &["--config", good.to_str().unwrap(), "--admin"],
+        &[
+            ("BIND_ADDR", "0.0.0.0:0"),
+            ("CLI_TEST_SECRET", "cli-secret-123"),
+        ],
+    );
+    assert!(err.contains("--admin is refused"), "{err}");
+    let err = run_failing(&["decode", "abc"], &[]);
+    assert!(err.contains("3 dot-separated parts"), "{err}");
+}
+
+#[tokio::test]
+async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
+    let dir = scratch("serve");
+    let config = write_config(&dir, CONFIG);
+    let child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "--admin"])
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("CLI_TEST_SECRET", "cli-secret-123")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    // The ready line names the bound address.
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("issuer exited before it was ready")
+            .unwrap();
+        if let Some(rest) = line.split("ready on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "token",
+            "--issuer",
+            &base,
+            "--client-id",
+            "cli-client",
+            "--client-secret",
+            "cli-secret-123",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+
+    let out = tokio::process::Command::new(BIN)
+        .args(["decode", &token])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("\"token_use\": \"access\""), "{printed}");
+    assert!(
+        printed.contains("\"client_id\": \"cli-client\""),
+        "{printed}"
+    );
+
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "token",
+            "--issuer",
+            &base,
+            "--client-id",
+            "cli-client",
+            "--client-secret",
+            "wrong",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
+
+    let stats: serde_json::Value = http
+        .get(format!("{base}/admin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["tokens_issued"]["cli-client"], 1);
+    assert_eq!(stats["token_errors"], 1);
+    let rotated: serde_json::Value = http
+        .post(format!("{base}/admin/rotate-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks: serde_json::Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(jwks["keys"][0]["kid"], rotated["kid"]);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}

@@ -1,0 +1,1 @@
+//! my-bff (built in a later issue).

@@ -1,0 +1,1 @@
+//! my-service (built in a later issue).

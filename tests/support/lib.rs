@@ -1,0 +1,97 @@
+//! Helpers shared by the system test suites: the standard issuer setup, an HTTP client,
+//! and independent token verification with `jsonwebtoken`.
+//!
+//! Test code: `unwrap`/`expect` are the assertions here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile};
+use serde_json::Value;
+
+/// The BFF's client id in every suite.
+pub const BFF_ID: &str = "my-bff";
+/// The BFF's secret in every suite.
+pub const BFF_SECRET: &str = "bff-test-secret-0123456789";
+/// A client allowed to read and write.
+pub const ADMIN_ID: &str = "weather-admin";
+/// Its secret.
+pub const ADMIN_SECRET: &str = "admin-test-secret-0123456789";
+/// A client whose id and secret need form-urlencoding in HTTP Basic.
+pub const ODD_ID: &str = "odd:client id+1";
+/// Its secret: ':' '+' '%' space and non-ASCII.
+pub const ODD_SECRET: &str = "p@ss:w+rd %20 é-0123";
+/// A client that is not allowed the client credentials grant.
+pub const NO_CC_ID: &str = "interactive-app";
+/// Its secret.
+pub const NO_CC_SECRET: &str = "interactive-secret-0123";
+/// The read scope.
+pub const READ: &str = "MyService/weather_read";
+/// The write scope.
+pub const WRITE: &str = "MyService/weather_write";
+
+/// The issuer setup every suite uses: resource server `MyService` and the clients above.
+pub fn issuer_config(profile: TokenProfile) -> IssuerConfig {
+    let mut no_cc = ClientConfig::new(NO_CC_ID, NO_CC_SECRET, [READ]);
+    no_cc.allowed_grant_types = vec!["authorization_code".into()];
+    IssuerConfig::new(profile)
+        .with_resource_server("MyService", ["weather_read", "weather_write"])
+        .with_client(ClientConfig::new(BFF_ID, BFF_SECRET, [READ]))
+        .with_client(ClientConfig::new(ADMIN_ID, ADMIN_SECRET, [READ, WRITE]))
+        .with_client(ClientConfig::new(ODD_ID, ODD_SECRET, [READ]))
+        .with_client(no_cc)
+}
+
+/// Starts an issuer with [`issuer_config`] on an ephemeral port.
+pub async fn start_issuer(profile: TokenProfile) -> IssuerHandle {
+    mock_issuer::start(issuer_config(profile)).await.unwrap()
+}
+
+/// An HTTP client with a timeout, so no test can hang on a socket.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Fetches the issuer's JWKS.
+pub async fn jwks(issuer: &IssuerHandle) -> JwkSet {
+    http()
+        .get(issuer.jwks_uri())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Verifies `token` against the issuer's published keys with `jsonwebtoken` (an
+/// implementation independent of the issuer's signer) and returns the claims.
+pub fn verify(
+    token: &str,
+    keys: &JwkSet,
+    issuer: &str,
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    let header = jsonwebtoken::decode_header(token)?;
+    let kid = header.kid.as_deref().expect("token has a kid");
+    let jwk = keys
+        .find(kid)
+        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let key = DecodingKey::from_jwk(jwk)?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    Ok(jsonwebtoken::decode::<Value>(token, &key, &validation)?.claims)
+}
+
+/// Decodes a JWT part without verification.
+pub fn decode_part(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(index).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
