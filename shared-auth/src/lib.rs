@@ -1,2 +1,13 @@
 //! Service-to-service authorization with OAuth 2.0 client credentials.
+//!
+//! - [`server`]: validate JWT access tokens and require scopes in axum (tower layers);
+//! - [`scope`]: the scope vocabulary both halves share;
+//! - [`shutdown_signal`]: SIGINT/SIGTERM for graceful shutdown of the services.
 #![warn(missing_docs)]
+
+pub mod scope;
+pub mod server;
+mod shutdown;
+
+pub use scope::{Scope, ScopeSet};
+pub use shutdown::shutdown_signal;

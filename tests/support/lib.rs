@@ -47,12 +47,19 @@ pub async fn start_issuer(profile: TokenProfile) -> IssuerHandle {
     mock_issuer::start(issuer_config(profile)).await.unwrap()
 }
 
-/// An HTTP client with a timeout, so no test can hang on a socket.
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+thread_local! {
+    // Building a client costs ~15 ms (TLS roots); libtest runs each test on its own
+    // thread, so a thread-local client is one per test and never shares pooled
+    // connections across test runtimes.
+    static HTTP: reqwest::Client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
-        .unwrap()
+        .unwrap();
+}
+
+/// An HTTP client with a timeout, so no test can hang on a socket.
+pub fn http() -> reqwest::Client {
+    HTTP.with(Clone::clone)
 }
 
 /// Fetches the issuer's JWKS.
@@ -94,4 +101,114 @@ pub fn decode_part(token: &str, index: usize) -> Value {
         .decode(part)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A server started on an ephemeral port for a test; stopped when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `router` on `127.0.0.1:0` (the `spawn_app` of the suites).
+pub async fn serve(router: axum::Router) -> TestServer {
+    serve_on(router, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// Serves `router` on `addr` (to restart a server on the same port).
+pub async fn serve_on(router: axum::Router, addr: std::net::SocketAddr) -> TestServer {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    TestServer {
+        base: format!("http://{addr}"),
+        addr,
+        task,
+    }
+}
+
+/// my-service's configuration for `issuer` under `profile` (authority discovery).
+pub fn service_config(
+    issuer: &IssuerHandle,
+    profile: shared_auth::server::TokenProfile,
+) -> my_service::config::ServiceConfig {
+    let mut validator = shared_auth::server::ValidatorConfig::new(
+        shared_auth::server::MetadataSource::Authority(issuer.issuer().to_owned()),
+        profile,
+    );
+    validator.http_timeout = std::time::Duration::from_secs(2);
+    my_service::config::ServiceConfig {
+        validator,
+        openapi_token_url: None,
+    }
+}
+
+/// Starts my-service against `issuer`.
+pub async fn start_service(
+    issuer: &IssuerHandle,
+    profile: shared_auth::server::TokenProfile,
+) -> TestServer {
+    let router = my_service::build(&service_config(issuer, profile))
+        .await
+        .unwrap();
+    serve(router).await
+}
+
+/// The cognito server profile accepting any client.
+pub fn cognito() -> shared_auth::server::TokenProfile {
+    shared_auth::server::TokenProfile::Cognito {
+        allowed_client_ids: vec![],
+    }
+}
+
+/// Gets a token from `issuer` with client_secret_basic.
+pub async fn fetch_token(
+    issuer: &IssuerHandle,
+    id: &str,
+    secret: &str,
+    scope: Option<&str>,
+) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let response = http()
+        .post(issuer.token_endpoint())
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "token request failed: {}",
+        response.status()
+    );
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Runs the futures concurrently on the runtime (each spawned) and returns their outputs
+/// in order.
+pub async fn concurrently<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }

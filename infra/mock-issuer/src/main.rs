@@ -112,30 +112,11 @@ async fn serve(config: Option<PathBuf>, bind: SocketAddr, admin: bool) -> Result
         "mock-issuer ready on http://{bound}"
     );
     axum::serve(listener, issuer.router(admin))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shared_auth::shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("mock-issuer stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
 async fn fetch_token(

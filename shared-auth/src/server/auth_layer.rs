@@ -1,0 +1,203 @@
+//! [`JwtAuthLayer`]: authenticate every request with a bearer access token.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use shared_auth::server::{JwtAuthLayer, JwtValidator, MetadataSource, Principal, TokenProfile, ValidatorConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = JwtValidator::new(ValidatorConfig::new(
+//!     MetadataSource::Authority("http://127.0.0.1:7000".into()),
+//!     TokenProfile::Cognito { allowed_client_ids: vec![] },
+//! )).await?;
+//! let app: Router = Router::new().route(
+//!     "/whoami",
+//!     get(|p: Principal| async move { p.client_id().to_owned() })
+//!         // The method router's route_layer: unknown paths stay 404 and wrong methods
+//!         // 405 instead of turning into 401.
+//!         .route_layer(JwtAuthLayer::new(validator)),
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! The Authorization header is parsed per RFC 6750 section 2.1: the scheme is
+//! case-insensitive, exactly one token in the b64token alphabet, and a header over 16 KiB is
+//! refused before any parsing. A request without bearer credentials gets a bare
+//! `WWW-Authenticate: Bearer`; a bad token gets `error="invalid_token"`; a repeated or
+//! malformed header gets `error="invalid_request"` (400). On success the [`Principal`] is
+//! put into the request extensions.
+//!
+//! [`Principal`]: super::Principal
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Request, Response, header};
+use tower::{Layer, Service};
+
+use super::challenge;
+use super::validation::{JwtValidator, ValidationError};
+
+/// Largest Authorization header accepted (bytes). Real access tokens are 1-2 KiB.
+pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
+
+/// Layer that authenticates requests with a [`JwtValidator`].
+#[derive(Clone, Debug)]
+pub struct JwtAuthLayer {
+    validator: JwtValidator,
+}
+
+impl JwtAuthLayer {
+    /// Authenticates with `validator`.
+    pub fn new(validator: JwtValidator) -> Self {
+        JwtAuthLayer { validator }
+    }
+}
+
+impl<S> Layer<S> for JwtAuthLayer {
+    type Service = JwtAuth<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth {
+            inner,
+            validator: self.validator.clone(),
+        }
+    }
+}
+
+/// The service made by [`JwtAuthLayer`].
+#[derive(Clone, Debug)]
+pub struct JwtAuth<S> {
+    inner: S,
+    validator: JwtValidator,
+}
+
+/// What the Authorization header holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Credentials<'a> {
+    /// No bearer credentials (no header, or another scheme).
+    Missing,
+    /// A syntactically valid bearer token.
+    Bearer(&'a str),
+    /// Too large to look at.
+    TooLarge,
+    /// Header present but not `Bearer <one b64token>`.
+    Malformed,
+}
+
+/// RFC 6750 section 2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+pub(crate) fn parse_authorization(value: &[u8]) -> Credentials<'_> {
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Credentials::TooLarge;
+    }
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Credentials::Malformed;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Credentials::Missing;
+    }
+    let token = rest.trim_matches(' ');
+    if token.contains(' ') || !is_b64token(token) {
+        return Credentials::Malformed;
+    }
+    Credentials::Bearer(token)
+}
+
+impl<S> Service<Request<Body>> for JwtAuth<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        // The clone that was polled ready is the one to call (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let validator = self.validator.clone();
+        Box::pin(async move {
+            let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+            let first = values.next();
+            if values.next().is_some() {
+                tracing::debug!(reason = "repeated_header", "request refused");
+                return Ok(challenge::invalid_request(
+                    "Send exactly one Authorization header.",
+                ));
+            }
+            let token = match first.map(|v| parse_authorization(v.as_bytes())) {
+                None | Some(Credentials::Missing) => return Ok(challenge::missing_token()),
+                Some(Credentials::TooLarge) => {
+                    tracing::debug!(reason = "too_large", "token refused");
+                    return Ok(challenge::invalid_token("the access token is too large"));
+                }
+                Some(Credentials::Malformed) => {
+                    tracing::debug!(reason = "malformed_header", "request refused");
+                    return Ok(challenge::invalid_request(
+                        "The Authorization header must be 'Bearer' followed by one token.",
+                    ));
+                }
+                Some(Credentials::Bearer(token)) => token.to_owned(),
+            };
+            match validator.validate(&token).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(ValidationError::KeysUnavailable) => {
+                    tracing::warn!("token refused: the issuer's keys are not loaded");
+                    Ok(challenge::keys_unavailable())
+                }
+                Err(error) => {
+                    tracing::debug!(reason = error.reason(), "token refused");
+                    Ok(challenge::rejected(error))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_header_parsing_follows_rfc6750() {
+        assert_eq!(
+            parse_authorization(b"Bearer abc.def.ghi"),
+            Credentials::Bearer("abc.def.ghi")
+        );
+        assert_eq!(
+            parse_authorization(b"bearer abc"),
+            Credentials::Bearer("abc")
+        );
+        assert_eq!(
+            parse_authorization(b"BEARER abc=="),
+            Credentials::Bearer("abc==")
+        );
+        assert_eq!(
+            parse_authorization(b"Basic dXNlcjpwYXNz"),
+            Credentials::Missing
+        );
+        assert_eq!(parse_authorization(b"Bearer"), Credentials::Malformed);
+        assert_eq!(parse_authorization(b"Bearer a b"), Credentials::Malformed);
+        assert_eq!(parse_authorization(b"Bearer a,b"), Credentials::Malformed);
+        assert_eq!(parse_authorization(b"Bearer =abc"), Credentials::Malformed);
+        let big = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_LEN));
+        assert_eq!(parse_authorization(big.as_bytes()), Credentials::TooLarge);
+    }
+}

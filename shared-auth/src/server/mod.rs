@@ -1,0 +1,24 @@
+//! The resource-server half: validate JWT access tokens and enforce scopes in axum.
+//!
+//! - [`JwtValidator`] turns a compact JWT into a [`Principal`] (metadata discovery, a
+//!   self-refreshing key cache, algorithm, signature, claims, token profile);
+//! - [`JwtAuthLayer`] authenticates every request on the routes it wraps (RFC 6750);
+//! - [`RequireScopeLayer`] requires scopes or a predicate per route (403 with
+//!   `insufficient_scope`);
+//! - [`Principal`] is the caller, as a handler argument.
+
+mod auth_layer;
+mod challenge;
+mod jwks;
+mod principal;
+mod scope_policy;
+mod validation;
+
+pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};
+pub use challenge::{PROBLEM_JSON, problem};
+pub use jsonwebtoken::Algorithm;
+pub use principal::{MissingAuthLayer, Principal};
+pub use scope_policy::{RequireScope, RequireScopeLayer};
+pub use validation::{
+    JwtValidator, MetadataSource, StartError, TokenProfile, ValidationError, ValidatorConfig,
+};

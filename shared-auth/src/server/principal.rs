@@ -1,0 +1,124 @@
+//! [`Principal`]: the authenticated caller, and its axum extractor.
+//!
+//! The auth layer puts a `Principal` into the request extensions; handlers take it as an
+//! argument. A handler that asks for a `Principal` on a route without the auth layer is a
+//! wiring bug: it gets a 500 and a log line that says so, never an anonymous pass.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::challenge::problem;
+use crate::scope::ScopeSet;
+
+/// The authenticated caller, put into request extensions by the auth layer. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Principal(Arc<PrincipalData>);
+
+struct PrincipalData {
+    client_id: String,
+    subject: Option<String>,
+    scopes: ScopeSet,
+    expires_at: u64,
+    issuer: String,
+    claims: Map<String, Value>,
+}
+
+impl Principal {
+    pub(crate) fn new(
+        client_id: String,
+        subject: Option<String>,
+        scopes: ScopeSet,
+        expires_at: u64,
+        issuer: String,
+        claims: Map<String, Value>,
+    ) -> Self {
+        Principal(Arc::new(PrincipalData {
+            client_id,
+            subject,
+            scopes,
+            expires_at,
+            issuer,
+            claims,
+        }))
+    }
+
+    /// The calling client: `client_id`, else `azp`, else `sub`.
+    pub fn client_id(&self) -> &str {
+        &self.0.client_id
+    }
+    /// The `sub` claim.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+    /// Granted scopes (`scope` or `scp`, string or array).
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.contains(scope)
+    }
+    /// `exp`, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.0.expires_at
+    }
+    /// `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+    /// Every claim, for custom policies.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.0.claims
+    }
+    /// One claim.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("client_id", &self.0.client_id)
+            .field("subject", &self.0.subject)
+            .field("scopes", &self.0.scopes.to_string())
+            .field("expires_at", &self.0.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The extractor's rejection: the route has no auth layer.
+#[derive(Debug)]
+pub struct MissingAuthLayer;
+
+impl IntoResponse for MissingAuthLayer {
+    fn into_response(self) -> Response {
+        tracing::error!(
+            "a handler asked for the Principal but the route has no JwtAuthLayer: add .route_layer(JwtAuthLayer::new(..))"
+        );
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server is misconfigured.",
+        )
+        .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(MissingAuthLayer)
+    }
+}

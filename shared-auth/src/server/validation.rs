@@ -1,0 +1,581 @@
+//! Access-token validation: from a compact JWT to a [`Principal`], or a reason to refuse.
+//!
+//! Order of checks, each failing closed:
+//! 1. header: JSON with a known `alg` (`none` does not parse); no `crit` (this validator
+//!    understands no extension, RFC 7515 section 4.1.11); under `rfc9068` a `typ` of
+//!    `at+jwt`;
+//! 2. key: found by `kid` in the issuer's JWKS (see `jwks`); the **key's** algorithm must
+//!    equal the header's, and keys outside the allow-list are never loaded. HMAC keys are
+//!    never loaded at all, so "HS256 signed with the RSA public key" cannot verify;
+//! 3. signature, `exp` (required), `nbf`, `iss` (exact match), `aud` when an audience is
+//!    configured. An audience that is configured is also *required*: jsonwebtoken accepts a
+//!    token with no `aud` unless told otherwise, a classic footgun;
+//! 4. `iat` not in the future (beyond the leeway); duplicate claim names refused (two
+//!    parsers could read different values);
+//! 5. profile: `cognito` needs `token_use: "access"` and checks the optional client
+//!    allow-list; `rfc9068` needs `aud`; `generic` only what is configured.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError};
+use super::principal::Principal;
+use crate::scope::{Scope, ScopeSet};
+
+/// Where the issuer's metadata and keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// An authority URL: discovery at `{authority}/.well-known/openid-configuration`, and
+    /// the discovered `issuer` must equal the authority (trailing slash ignored).
+    Authority(String),
+    /// An explicit discovery document URL (Cognito:
+    /// `https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/openid-configuration`).
+    /// When it ends in `/.well-known/openid-configuration`, the discovered `issuer` must
+    /// equal what precedes it.
+    MetadataAddress(String),
+    /// A JWKS URL and the expected `iss`, with no discovery.
+    Jwks {
+        /// The JWKS URL.
+        jwks_uri: String,
+        /// The expected `iss` claim.
+        issuer: String,
+    },
+}
+
+/// The shape of access token the API expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenProfile {
+    /// AWS Cognito: `token_use` must be `access`, no audience check; optionally only the
+    /// listed `client_id`s are accepted.
+    Cognito {
+        /// Accepted `client_id`s; empty accepts any client of the issuer.
+        allowed_client_ids: Vec<String>,
+    },
+    /// RFC 9068 JWT access tokens: `typ` is `at+jwt`, `aud` is required and must contain
+    /// the audience.
+    Rfc9068 {
+        /// This API's audience (resource identifier).
+        audience: String,
+    },
+    /// Any JWT access token; the audience is checked (and then required) only if set.
+    Generic {
+        /// This API's audience, if any.
+        audience: Option<String>,
+    },
+}
+
+/// Everything [`JwtValidator::new`] needs.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// Metadata and keys.
+    pub metadata: MetadataSource,
+    /// Token profile.
+    pub profile: TokenProfile,
+    /// Accepted signature algorithms (default RS256, RS384, RS512, PS256, ES256, ES384,
+    /// EdDSA). HMAC is never accepted, whatever is listed.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (default 60 s).
+    pub leeway: Duration,
+    /// Background JWKS refresh interval (default 1 h, jittered up to 10 %).
+    pub refresh_interval: Duration,
+    /// Minimum time between refreshes triggered by unknown `kid`s (default 10 s).
+    pub unknown_kid_min_interval: Duration,
+    /// Timeout of each metadata or JWKS request (default 10 s).
+    pub http_timeout: Duration,
+    /// Start without keys when the issuer is unreachable, and load them on first use,
+    /// instead of failing at start (default false).
+    pub lazy: bool,
+    /// Skip the check that the discovered issuer equals the authority (default false).
+    pub allow_issuer_mismatch: bool,
+}
+
+impl ValidatorConfig {
+    /// Defaults for everything but the metadata source and the profile.
+    pub fn new(metadata: MetadataSource, profile: TokenProfile) -> Self {
+        ValidatorConfig {
+            metadata,
+            profile,
+            algorithms: vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ],
+            leeway: Duration::from_secs(60),
+            refresh_interval: Duration::from_secs(3600),
+            unknown_kid_min_interval: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(10),
+            lazy: false,
+            allow_issuer_mismatch: false,
+        }
+    }
+}
+
+/// Why the validator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The discovery document could not be fetched or read.
+    #[error(
+        "cannot read the issuer's discovery document at {url}: {reason} (check AUTH_AUTHORITY / AUTH_METADATA_ADDRESS and that the issuer is reachable)"
+    )]
+    Discovery {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The discovered issuer is not the configured one.
+    #[error(
+        "the discovery document at {url} names issuer {found:?}, expected {expected:?} (check the authority URL, or opt out of the check explicitly)"
+    )]
+    IssuerMismatch {
+        /// The discovery URL.
+        url: String,
+        /// The configured issuer.
+        expected: String,
+        /// The issuer in the document.
+        found: String,
+    },
+    /// The JWKS could not be loaded at start.
+    #[error(
+        "cannot load the issuer's signing keys: {0} (is the issuer reachable? use lazy mode to start without keys)"
+    )]
+    Keys(String),
+    /// The configuration is not usable.
+    #[error("invalid validator configuration: {0}")]
+    Config(String),
+}
+
+/// Why a token was refused. The `Display` text is short and safe to send to the caller:
+/// it never contains the token or anything taken from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// Not a well-formed JWT (parts, base64url, JSON header).
+    #[error("the access token is malformed")]
+    Malformed,
+    /// `alg` is unknown, `none`, not allowed, or differs from the key's.
+    #[error("the token's signing algorithm is not accepted")]
+    Algorithm,
+    /// The header carries `crit` extensions this validator does not understand.
+    #[error("the token uses critical header extensions that are not supported")]
+    CriticalHeader,
+    /// `typ` is not `at+jwt` under the rfc9068 profile.
+    #[error("the token type is not an access token (typ must be at+jwt)")]
+    TokenType,
+    /// No key with that `kid` (or no `kid` while the issuer has several keys).
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    /// The issuer's keys could not be loaded.
+    #[error("the issuer's signing keys are not available")]
+    KeysUnavailable,
+    /// The signature does not verify.
+    #[error("the token signature is invalid")]
+    Signature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("the access token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the access token is not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("the access token was issued in the future")]
+    IssuedInFuture,
+    /// `iss` is not the expected issuer.
+    #[error("the token issuer is not accepted")]
+    Issuer,
+    /// `aud` is missing or does not contain this API's audience.
+    #[error("the token audience is not accepted")]
+    Audience,
+    /// A required claim is missing or has the wrong type.
+    #[error("the token lacks a required claim or a claim has the wrong type")]
+    Claims,
+    /// `token_use` is not `access` under the cognito profile.
+    #[error("the token is not an access token (token_use must be access)")]
+    TokenUse,
+    /// The client is not in the allow-list.
+    #[error("the client is not allowed")]
+    ClientNotAllowed,
+}
+
+impl ValidationError {
+    /// A stable machine-readable reason (for logs and metrics).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ValidationError::Malformed => "malformed",
+            ValidationError::Algorithm => "algorithm",
+            ValidationError::CriticalHeader => "crit_header",
+            ValidationError::TokenType => "typ",
+            ValidationError::UnknownKey => "unknown_kid",
+            ValidationError::KeysUnavailable => "keys_unavailable",
+            ValidationError::Signature => "signature",
+            ValidationError::Expired => "expired",
+            ValidationError::NotYetValid => "not_yet_valid",
+            ValidationError::IssuedInFuture => "iat_future",
+            ValidationError::Issuer => "issuer",
+            ValidationError::Audience => "audience",
+            ValidationError::Claims => "claims",
+            ValidationError::TokenUse => "token_use",
+            ValidationError::ClientNotAllowed => "client_not_allowed",
+        }
+    }
+}
+
+/// A claims object whose top-level names are unique. serde_json keeps the last of
+/// duplicate keys; another parser may keep the first, so a token with duplicates is refused.
+struct StrictClaims(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StrictClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictClaims, A::Error> {
+                let mut out = Map::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate claim {k:?}"
+                        )));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(StrictClaims(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Inner {
+    issuer: String,
+    token_endpoint: Option<String>,
+    profile: TokenProfile,
+    leeway: Duration,
+    keys: Arc<KeyCache>,
+    /// One prepared `Validation` per allowed algorithm.
+    validations: HashMap<Algorithm, Validation>,
+}
+
+/// Validates access tokens against one issuer. Cheap to clone; clones share the key cache.
+#[derive(Clone)]
+pub struct JwtValidator(Arc<Inner>);
+
+impl fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("issuer", &self.0.issuer)
+            .field("profile", &self.0.profile)
+            .field("jwks_uri", &self.0.keys.jwks_uri())
+            .finish_non_exhaustive()
+    }
+}
+
+fn trim_slash(s: &str) -> &str {
+    s.strip_suffix('/').unwrap_or(s)
+}
+
+const WELL_KNOWN: &str = "/.well-known/openid-configuration";
+
+impl JwtValidator {
+    /// Reads the metadata, loads the keys (unless lazy) and starts the background refresh.
+    /// Must be called inside a Tokio runtime.
+    pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .connect_timeout(config.http_timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
+        let algorithms: Vec<Algorithm> = config
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+            .collect();
+        if algorithms.is_empty() {
+            return Err(StartError::Config(
+                "no asymmetric signature algorithm allowed".into(),
+            ));
+        }
+        let (issuer, jwks_uri, token_endpoint) = match &config.metadata {
+            MetadataSource::Jwks { jwks_uri, issuer } => (issuer.clone(), jwks_uri.clone(), None),
+            MetadataSource::Authority(authority) => {
+                let url = format!("{}{WELL_KNOWN}", trim_slash(authority));
+                let expected =
+                    (!config.allow_issuer_mismatch).then(|| trim_slash(authority).to_owned());
+                discover(&http, &url, expected).await?
+            }
+            MetadataSource::MetadataAddress(url) => {
+                let expected = url
+                    .strip_suffix(WELL_KNOWN)
+                    .filter(|_| !config.allow_issuer_mismatch)
+                    .map(|s| trim_slash(s).to_owned());
+                discover(&http, url, expected).await?
+            }
+        };
+        let validations = algorithms
+            .iter()
+            .map(|&alg| (alg, base_validation(alg, &issuer, &config)))
+            .collect();
+        let keys = Arc::new(KeyCache::new(
+            http,
+            jwks_uri,
+            algorithms,
+            KeyCacheTiming {
+                refresh_interval: config.refresh_interval,
+                unknown_kid_min_interval: config.unknown_kid_min_interval,
+            },
+        ));
+        if let Err(e) = keys.refresh("start").await
+            && !config.lazy
+        {
+            return Err(StartError::Keys(e));
+        }
+        keys.spawn_background_refresh();
+        Ok(JwtValidator(Arc::new(Inner {
+            issuer,
+            token_endpoint,
+            profile: config.profile,
+            leeway: config.leeway,
+            keys,
+            validations,
+        })))
+    }
+
+    /// The expected `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// The issuer's token endpoint, when discovery gave one (for OpenAPI documents).
+    pub fn token_endpoint(&self) -> Option<&str> {
+        self.0.token_endpoint.as_deref()
+    }
+
+    /// Whether signing keys are loaded (readiness).
+    pub fn is_ready(&self) -> bool {
+        self.0.keys.key_count() > 0
+    }
+
+    /// Validates a compact JWT and returns the caller.
+    pub async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
+        let inner = &*self.0;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ValidationError::Algorithm,
+            _ => ValidationError::Malformed,
+        })?;
+        if header.crit.is_some() {
+            return Err(ValidationError::CriticalHeader);
+        }
+        if let TokenProfile::Rfc9068 { .. } = inner.profile {
+            let ok = header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !ok {
+                return Err(ValidationError::TokenType);
+            }
+        }
+        let key = inner
+            .keys
+            .key_for(header.kid.as_deref())
+            .await
+            .map_err(|e| match e {
+                KeyLookupError::UnknownKey => ValidationError::UnknownKey,
+                KeyLookupError::NoKeys => ValidationError::KeysUnavailable,
+            })?;
+        if key.alg != header.alg {
+            return Err(ValidationError::Algorithm);
+        }
+        let validation = inner
+            .validations
+            .get(&key.alg)
+            .ok_or(ValidationError::Algorithm)?;
+        let data = jsonwebtoken::decode::<StrictClaims>(token, &key.key, validation)
+            .map_err(|e| map_jwt_error(&e))?;
+        let claims = data.claims.0;
+        let now = now_secs();
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat.as_u64().ok_or(ValidationError::Claims)?;
+            if iat > now + inner.leeway.as_secs() {
+                return Err(ValidationError::IssuedInFuture);
+            }
+        }
+        self.principal(claims)
+    }
+
+    fn principal(&self, claims: Map<String, Value>) -> Result<Principal, ValidationError> {
+        let inner = &*self.0;
+        let string = |name: &str| -> Result<Option<String>, ValidationError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ValidationError::Claims),
+            }
+        };
+        if let TokenProfile::Cognito { .. } = inner.profile
+            && string("token_use")?.as_deref() != Some("access")
+        {
+            return Err(ValidationError::TokenUse);
+        }
+        let subject = string("sub")?;
+        let client_id = match (string("client_id")?, string("azp")?, &subject) {
+            (Some(c), _, _) | (None, Some(c), _) => c,
+            (None, None, Some(s)) => s.clone(),
+            (None, None, None) => return Err(ValidationError::Claims),
+        };
+        if let TokenProfile::Cognito { allowed_client_ids } = &inner.profile
+            && !allowed_client_ids.is_empty()
+            && !allowed_client_ids.contains(&client_id)
+        {
+            return Err(ValidationError::ClientNotAllowed);
+        }
+        let scopes = match (claims.get("scope"), claims.get("scp")) {
+            (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
+            (None, None) => ScopeSet::new(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(ValidationError::Claims)?;
+        Ok(Principal::new(
+            client_id,
+            subject,
+            scopes,
+            expires_at,
+            inner.issuer.clone(),
+            claims,
+        ))
+    }
+}
+
+/// `scope` / `scp`: a space-separated string, or an array of strings (IdentityServer).
+fn parse_scope_claim(value: &Value) -> Result<ScopeSet, ValidationError> {
+    match value {
+        Value::String(s) => ScopeSet::parse(s).map_err(|_| ValidationError::Claims),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| Scope::new(s).ok())
+                    .ok_or(ValidationError::Claims)
+            })
+            .collect(),
+        _ => Err(ValidationError::Claims),
+    }
+}
+
+fn base_validation(alg: Algorithm, issuer: &str, config: &ValidatorConfig) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = config.leeway.as_secs();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.set_issuer(&[issuer]);
+    let audience = match &config.profile {
+        TokenProfile::Rfc9068 { audience } => Some(audience.as_str()),
+        TokenProfile::Generic { audience } => audience.as_deref(),
+        TokenProfile::Cognito { .. } => None,
+    };
+    match audience {
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            // A configured audience is required: without this, no `aud` would pass.
+            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        }
+        None => {
+            v.validate_aud = false;
+            v.set_required_spec_claims(&["exp", "iss"]);
+        }
+    }
+    v
+}
+
+fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> ValidationError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => ValidationError::Signature,
+        K::ExpiredSignature => ValidationError::Expired,
+        K::ImmatureSignature => ValidationError::NotYetValid,
+        K::InvalidIssuer => ValidationError::Issuer,
+        K::InvalidAudience => ValidationError::Audience,
+        K::MissingRequiredClaim(c) if c == "aud" => ValidationError::Audience,
+        K::MissingRequiredClaim(_) | K::InvalidClaimFormat(_) => ValidationError::Claims,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+            ValidationError::Algorithm
+        }
+        K::Json(_) => ValidationError::Claims,
+        _ => ValidationError::Malformed,
+    }
+}
+
+async fn discover(
+    http: &reqwest::Client,
+    url: &str,
+    expected_issuer: Option<String>,
+) -> Result<(String, String, Option<String>), StartError> {
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: String,
+        jwks_uri: String,
+        token_endpoint: Option<String>,
+    }
+    let err = |reason: String| StartError::Discovery {
+        url: url.to_owned(),
+        reason,
+    };
+    let response = http.get(url).send().await.map_err(|e| err(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(err(format!("HTTP {}", response.status())));
+    }
+    let doc: Discovery = response.json().await.map_err(|e| err(e.to_string()))?;
+    if let Some(expected) = expected_issuer
+        && trim_slash(&doc.issuer) != expected
+    {
+        return Err(StartError::IssuerMismatch {
+            url: url.to_owned(),
+            expected,
+            found: doc.issuer,
+        });
+    }
+    tracing::debug!(issuer = %doc.issuer, jwks_uri = %doc.jwks_uri, "issuer metadata discovered");
+    Ok((doc.issuer, doc.jwks_uri, doc.token_endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_claims_are_refused() {
+        assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","scope":"b"}"#).is_err());
+        assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","x":1}"#).is_ok());
+        assert!(serde_json::from_str::<StrictClaims>("[1]").is_err());
+    }
+
+    #[test]
+    fn scope_claim_string_or_array() {
+        let s = parse_scope_claim(&serde_json::json!("a b")).unwrap();
+        let a = parse_scope_claim(&serde_json::json!(["b", "a"])).unwrap();
+        assert_eq!(s, a);
+        assert!(parse_scope_claim(&serde_json::json!([1])).is_err());
+        assert!(parse_scope_claim(&serde_json::json!(5)).is_err());
+    }
+}

@@ -1,0 +1,606 @@
+//! my-service behind the real validation layer, against a real mock issuer on a socket:
+//! valid and invalid tokens for each profile, forged tokens, key refresh on unknown `kid`,
+//! the refresh rate limit, JWKS outages and key rotation. Every refusal is checked for an
+//! RFC 6750 challenge, an RFC 9457 body, and no echo of the token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mock_issuer::TokenProfile as IssuerProfile;
+use mock_issuer::keys::{Algorithm, SigningKey};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared_auth::server::TokenProfile;
+use system_tests::*;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn rfc9068() -> TokenProfile {
+    TokenProfile::Rfc9068 {
+        audience: "MyService".into(),
+    }
+}
+
+async fn get_with(base: &str, token: &str) -> reqwest::Response {
+    http()
+        .get(format!("{base}/weatherforecast"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Asserts a refusal: status, the `error` of the challenge (None: bare `Bearer`), a
+/// problem+json body, and that neither body nor headers contain the token.
+async fn assert_refused(
+    response: reqwest::Response,
+    status: u16,
+    error: Option<&str>,
+    token: &str,
+) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    match error {
+        None => assert_eq!(challenge, "Bearer"),
+        Some(code) => assert!(
+            challenge.starts_with(&format!("Bearer error=\"{code}\"")),
+            "{challenge}"
+        ),
+    }
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    for (_, value) in response.headers() {
+        assert!(token.is_empty() || !value.to_str().unwrap_or("").contains(token));
+    }
+    let body = response.text().await.unwrap();
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["status"], status);
+    assert!(problem["detail"].is_string());
+    if token.len() > 8 {
+        // No part of the token (header, payload or signature) is echoed.
+        for part in token.split('.').filter(|p| p.len() > 8) {
+            assert!(!body.contains(part), "body echoes the token: {body}");
+        }
+    }
+    challenge
+}
+
+/// Signs `claims` (a function of the issuer's template) with the issuer's key.
+fn forge(
+    issuer: &mock_issuer::IssuerHandle,
+    scopes: &[&str],
+    edit: impl FnOnce(&mut Value, &mut Value),
+) -> String {
+    let (mut header, mut claims) = issuer.token_template(BFF_ID, scopes);
+    edit(&mut header, &mut claims);
+    issuer.sign(&header, &claims).unwrap()
+}
+
+#[tokio::test]
+async fn valid_token_reads_five_forecasts() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let response = get_with(&service.base, &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let forecasts: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(forecasts.len(), 5);
+    for f in &forecasts {
+        let c = f["temperatureC"].as_i64().unwrap();
+        assert!((-20..55).contains(&c));
+        assert!(f["summary"].is_string() && f["date"].is_string() && f["temperatureF"].is_i64());
+    }
+    // Scheme is case-insensitive (RFC 6750 / RFC 9110).
+    let lower = http()
+        .get(format!("{}/weatherforecast", service.base))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn missing_or_non_bearer_credentials_get_a_bare_challenge() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let url = format!("{}/weatherforecast", service.base);
+    let r = http().get(&url).send().await.unwrap();
+    assert_refused(r, 401, None, "").await;
+    let r = http()
+        .get(&url)
+        .header("authorization", "Basic bXk6c2VjcmV0")
+        .send()
+        .await
+        .unwrap();
+    assert_refused(r, 401, None, "").await;
+    // Two Authorization headers, or two tokens: invalid_request.
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let r = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(r, 400, Some("invalid_request"), &token).await;
+    let r = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {token} {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(r, 400, Some("invalid_request"), &token).await;
+    // Unknown paths and wrong methods are not turned into 401 (route_layer).
+    assert_eq!(
+        http()
+            .get(format!("{}/nope", service.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(http().delete(&url).send().await.unwrap().status(), 405);
+}
+
+#[tokio::test]
+async fn wrong_scope_gets_403_insufficient_scope_naming_the_scope() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let read_only = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let r = http()
+        .post(format!("{}/weatherforecast", service.base))
+        .bearer_auth(&read_only)
+        .json(&json!({"date": "2026-11-23", "temperatureC": 18, "summary": "Cool"}))
+        .send()
+        .await
+        .unwrap();
+    let challenge = assert_refused(r, 403, Some("insufficient_scope"), &read_only).await;
+    assert!(
+        challenge.contains("scope=\"MyService/weather_write\""),
+        "{challenge}"
+    );
+    // A scope that merely contains ours as a substring does not count.
+    let write_only = fetch_token(&issuer, ADMIN_ID, ADMIN_SECRET, Some(WRITE)).await;
+    let r = get_with(&service.base, &write_only).await;
+    let challenge = assert_refused(r, 403, Some("insufficient_scope"), &write_only).await;
+    assert!(challenge.contains("scope=\"MyService/weather_read\""));
+    let substring = forge(&issuer, &["MyService/weather_read_all"], |_, _| {});
+    assert_refused(
+        get_with(&service.base, &substring).await,
+        403,
+        Some("insufficient_scope"),
+        &substring,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn write_scope_creates_and_bad_bodies_get_422_problem_json() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let token = fetch_token(&issuer, ADMIN_ID, ADMIN_SECRET, None).await;
+    let post = |body: Value| {
+        http()
+            .post(format!("{}/weatherforecast", service.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({"date": "2026-11-23", "temperatureC": 18, "summary": "Cool"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["temperatureF"], 64);
+    for bad in [
+        json!({"date": "2026-13-40", "temperatureC": 18, "summary": "x"}),
+        json!({"date": "2026-11-23", "temperatureC": 99, "summary": "x"}),
+        json!({"date": "2026-11-23", "temperatureC": 1, "summary": " "}),
+        json!({"date": "2026-11-23", "temperatureC": "warm", "summary": "x"}),
+        json!({"date": "2026-11-23"}),
+    ] {
+        let r = post(bad.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn time_issuer_and_token_use_violations_are_invalid_token() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let t = now();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "expired",
+            forge(&issuer, &[READ], |_, c| c["exp"] = json!(t - 120)),
+        ),
+        (
+            "nbf in future",
+            forge(&issuer, &[READ], |_, c| c["nbf"] = json!(t + 600)),
+        ),
+        (
+            "iat in future",
+            forge(&issuer, &[READ], |_, c| c["iat"] = json!(t + 600)),
+        ),
+        (
+            "no exp",
+            forge(&issuer, &[READ], |_, c| {
+                drop(c.as_object_mut().unwrap().remove("exp"))
+            }),
+        ),
+        (
+            "wrong issuer",
+            forge(&issuer, &[READ], |_, c| {
+                c["iss"] = json!("http://evil.example")
+            }),
+        ),
+        (
+            "issuer with trailing slash",
+            forge(&issuer, &[READ], |_, c| {
+                c["iss"] = json!(format!("{}/", issuer.issuer()))
+            }),
+        ),
+        (
+            "token_use id",
+            forge(&issuer, &[READ], |_, c| c["token_use"] = json!("id")),
+        ),
+        (
+            "no token_use",
+            forge(&issuer, &[READ], |_, c| {
+                drop(c.as_object_mut().unwrap().remove("token_use"))
+            }),
+        ),
+    ];
+    for (name, token) in cases {
+        let r = get_with(&service.base, &token).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert_refused(r, 401, Some("invalid_token"), &token).await;
+    }
+    // Expired by less than the leeway (60 s) is still accepted.
+    let recent = forge(&issuer, &[READ], |_, c| c["exp"] = json!(t - 20));
+    assert_eq!(
+        get_with(&service.base, &recent).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rfc9068_requires_typ_and_audience() {
+    let issuer = start_issuer(IssuerProfile::Rfc9068).await;
+    let service = start_service(&issuer, rfc9068()).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+    let ok_variants = [
+        forge(&issuer, &[READ], |h, _| {
+            h["typ"] = json!("application/AT+JWT")
+        }),
+        forge(&issuer, &[READ], |_, c| {
+            c["aud"] = json!(["other", "MyService"])
+        }),
+        forge(&issuer, &[READ], |_, c| c["scope"] = json!([READ, "other"])),
+        forge(&issuer, &[READ], |_, c| {
+            c.as_object_mut().unwrap().remove("scope");
+            c["scp"] = json!(READ);
+        }),
+    ];
+    for token in ok_variants {
+        assert_eq!(
+            get_with(&service.base, &token).await.status(),
+            StatusCode::OK
+        );
+    }
+    let bad = [
+        (
+            "missing aud",
+            forge(&issuer, &[READ], |_, c| {
+                drop(c.as_object_mut().unwrap().remove("aud"))
+            }),
+        ),
+        (
+            "wrong aud",
+            forge(&issuer, &[READ], |_, c| c["aud"] = json!("OtherService")),
+        ),
+        (
+            "aud array without ours",
+            forge(&issuer, &[READ], |_, c| c["aud"] = json!(["a", "b"])),
+        ),
+        (
+            "typ JWT",
+            forge(&issuer, &[READ], |h, _| h["typ"] = json!("JWT")),
+        ),
+        (
+            "no typ",
+            forge(&issuer, &[READ], |h, _| {
+                drop(h.as_object_mut().unwrap().remove("typ"))
+            }),
+        ),
+    ];
+    for (name, token) in bad {
+        let r = get_with(&service.base, &token).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert_refused(r, 401, Some("invalid_token"), &token).await;
+    }
+}
+
+#[tokio::test]
+async fn forged_algorithms_and_foreign_keys_never_verify() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let (header, claims) = issuer.token_template(BFF_ID, &[READ]);
+    let payload = b64(claims.to_string().as_bytes());
+
+    // alg none, with and without a signature part.
+    let none_header = b64(json!({"alg": "none", "kid": issuer.current_kid()})
+        .to_string()
+        .as_bytes());
+    let mut forged = vec![
+        format!("{none_header}.{payload}."),
+        format!("{none_header}.{payload}.c2ln"),
+    ];
+
+    // HS256 "signed" with the issuer's public key material (JWK JSON and raw modulus).
+    let jwks: Value = http()
+        .get(issuer.jwks_uri())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = &jwks["keys"][0];
+    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().unwrap())
+        .unwrap();
+    for secret in [jwk.to_string().into_bytes(), modulus] {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some(issuer.current_kid());
+        forged.push(
+            jsonwebtoken::encode(
+                &h,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(&secret),
+            )
+            .unwrap(),
+        );
+    }
+    // A header alg that differs from the key's (RS384 on an RS256 key).
+    let mut h = header.clone();
+    h["alg"] = json!("RS384");
+    forged.push(issuer.sign(&h, &claims).unwrap());
+    // A signature from another key that claims the issuer's kid.
+    let other = SigningKey::generate(Algorithm::RS256).unwrap();
+    forged.push(other.sign_json(&header, &claims).unwrap());
+    // crit with an unknown extension.
+    let mut h = header.clone();
+    h["crit"] = json!(["exp-ext"]);
+    h["exp-ext"] = json!(true);
+    forged.push(issuer.sign(&h, &claims).unwrap());
+    // One flipped bit in the payload of a valid token.
+    let valid = issuer.sign(&header, &claims).unwrap();
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&parts[1])
+        .unwrap();
+    bytes[10] ^= 0x01;
+    parts[1] = b64(&bytes);
+    forged.push(parts.join("."));
+
+    for token in &forged {
+        let r = get_with(&service.base, token).await;
+        assert_eq!(r.status(), 401, "{token}");
+        assert_refused(r, 401, Some("invalid_token"), token).await;
+    }
+    assert_eq!(
+        get_with(&service.base, &valid).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unknown_kid_refreshes_once_and_the_same_request_succeeds() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let fetches_at_start = issuer.stats().jwks_fetches;
+    let old = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    issuer.rotate_key().unwrap();
+    let new = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    // The service has never seen the new kid: this very request triggers the refresh.
+    assert_eq!(get_with(&service.base, &new).await.status(), StatusCode::OK);
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 1);
+    // Both keys are now known: old and new tokens work, with no further fetch.
+    assert_eq!(get_with(&service.base, &old).await.status(), StatusCode::OK);
+    assert_eq!(get_with(&service.base, &new).await.status(), StatusCode::OK);
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 1);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_costs_at_most_one_jwks_fetch_per_window() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let before = issuer.stats().jwks_fetches;
+    let tokens: Vec<String> = (0..200)
+        .map(|i| {
+            forge(&issuer, &[READ], |h, _| {
+                h["kid"] = json!(format!("garbage-{i}"))
+            })
+        })
+        .collect();
+    let flood = |tokens: Vec<String>| {
+        let base = service.base.clone();
+        concurrently(tokens.into_iter().map(move |t| {
+            let base = base.clone();
+            async move { get_with(&base, &t).await.status() }
+        }))
+    };
+    let statuses = flood(tokens.clone()).await;
+    assert!(statuses.iter().all(|s| *s == 401));
+    let after_flood = issuer.stats().jwks_fetches;
+    assert!(
+        after_flood - before <= 1,
+        "{} fetches",
+        after_flood - before
+    );
+    // A second wave inside the same 10 s window fetches nothing.
+    let statuses = flood(tokens.clone()).await;
+    assert!(statuses.iter().all(|s| *s == 401));
+    assert_eq!(issuer.stats().jwks_fetches, after_flood);
+    // Valid tokens are unaffected.
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn jwks_down_after_start_keeps_validating_with_the_last_good_keys() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    issuer.set_jwks_available(false);
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+    // An unknown kid while the JWKS is down: refused, and the known keys survive.
+    let unknown = forge(&issuer, &[READ], |h, _| h["kid"] = json!("not-there"));
+    assert_eq!(get_with(&service.base, &unknown).await.status(), 401);
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        http()
+            .get(format!("{}/readyz", service.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_and_new_tokens_valid() {
+    let issuer = start_issuer(IssuerProfile::Rfc9068).await;
+    let service = start_service(&issuer, rfc9068()).await;
+    let old = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    issuer.rotate_key().unwrap();
+    let new = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_ne!(decode_part(&old, 0)["kid"], decode_part(&new, 0)["kid"]);
+    assert_eq!(get_with(&service.base, &new).await.status(), StatusCode::OK);
+    assert_eq!(get_with(&service.base, &old).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn start_fails_clearly_when_the_issuer_is_unreachable_or_mismatched() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // Discovery names a different issuer than the configured authority.
+    let mut config = service_config(&issuer, cognito());
+    config.validator.metadata = shared_auth::server::MetadataSource::Authority(
+        issuer.issuer().replace("127.0.0.1", "localhost"),
+    );
+    let err = my_service::build(&config).await.unwrap_err().to_string();
+    assert!(err.contains("names issuer"), "{err}");
+    // A trailing slash on the authority is fine.
+    config.validator.metadata =
+        shared_auth::server::MetadataSource::Authority(format!("{}/", issuer.issuer()));
+    assert!(my_service::build(&config).await.is_ok());
+    // The explicit metadata address (Cognito style) derives the expected issuer.
+    config.validator.metadata =
+        shared_auth::server::MetadataSource::MetadataAddress(issuer.discovery_url());
+    assert!(my_service::build(&config).await.is_ok());
+    // Unreachable issuer: start fails, unless lazy; lazy answers 503 until keys load.
+    let addr = issuer.addr();
+    issuer.shutdown().await;
+    let mut config = service_config_for_url(&format!("http://{addr}"));
+    let err = my_service::build(&config).await.unwrap_err().to_string();
+    assert!(err.contains("discovery document"), "{err}");
+    config.validator.metadata = shared_auth::server::MetadataSource::Jwks {
+        jwks_uri: format!("http://{addr}/.well-known/jwks.json"),
+        issuer: format!("http://{addr}"),
+    };
+    let err = my_service::build(&config).await.unwrap_err().to_string();
+    assert!(err.contains("signing keys"), "{err}");
+    config.validator.lazy = true;
+    let service = serve(my_service::build(&config).await.unwrap()).await;
+    assert_eq!(
+        http()
+            .get(format!("{}/readyz", service.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        http()
+            .get(format!("{}/healthz", service.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = get_with(&service.base, "a.b.c").await;
+    assert_eq!(
+        r.status(),
+        401,
+        "malformed tokens are refused before any key is needed"
+    );
+}
+
+fn service_config_for_url(url: &str) -> my_service::config::ServiceConfig {
+    let mut validator = shared_auth::server::ValidatorConfig::new(
+        shared_auth::server::MetadataSource::Authority(url.to_owned()),
+        cognito(),
+    );
+    validator.http_timeout = std::time::Duration::from_secs(2);
+    my_service::config::ServiceConfig {
+        validator,
+        openapi_token_url: None,
+    }
+}
+
+#[tokio::test]
+async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let doc: Value = http()
+        .get(format!("{}/api-docs/openapi.json", service.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"],
+        issuer.token_endpoint()
+    );
+    let ui = http()
+        .get(format!("{}/swagger-ui/", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+}
