@@ -1,1 +1,165 @@
-//! my-bff (built in a later issue).
+//! my-bff: the reference backend-for-frontend.
+//!
+//! [`build`] makes the token manager (one client, `my-service`), the typed
+//! [`MyServiceClient`], and the router. The BFF's own endpoints are open in this template;
+//! a real BFF would authenticate its users. `main.rs` only parses the configuration, starts
+//! tracing and serves.
+
+pub mod config;
+pub mod my_service_client;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use shared_auth::client::{ClientCredentialsClient, TokenError, TokenManager};
+use shared_auth::server::problem;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::{BffConfig, TokenSource};
+use crate::my_service_client::{MyServiceClient, MyServiceError, WeatherForecast};
+
+/// The token manager's name for the my-service client.
+pub const MY_SERVICE_CLIENT: &str = "my-service";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "my-bff", description = "Backend-for-frontend: calls my-service with a managed client-credentials token."),
+    paths(weatherforecast),
+    components(schemas(WeatherForecast)),
+    tags((name = "weather", description = "Forecasts from my-service"))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+struct AppState {
+    my_service: MyServiceClient,
+    manager: TokenManager,
+}
+
+/// The token manager for `config` (discovers the token endpoint if an authority is set).
+pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, TokenError> {
+    let timeout = std::time::Duration::from_secs(10);
+    let client = match &config.token_source {
+        TokenSource::Endpoint(url) => ClientCredentialsClient::new(
+            url.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        ),
+        TokenSource::Authority(authority) => {
+            ClientCredentialsClient::from_authority(
+                authority,
+                config.client_id.clone(),
+                config.client_secret.clone(),
+                timeout,
+            )
+            .await?
+        }
+    };
+    let mut client = client
+        .with_scope(config.scope.clone())
+        .with_credential_style(config.credential_style);
+    client.resource = config.resource.clone();
+    Ok(TokenManager::builder()
+        .client(MY_SERVICE_CLIENT, client)
+        .build())
+}
+
+/// Builds the app from its configuration.
+pub async fn build(config: &BffConfig) -> Result<Router, TokenError> {
+    let manager = token_manager(config).await?;
+    Ok(router(manager, config))
+}
+
+/// The app: `GET /weatherforecast`, `/healthz`, `/readyz`, `/api-docs/openapi.json`,
+/// `/swagger-ui/`.
+pub fn router(manager: TokenManager, config: &BffConfig) -> Router {
+    let my_service = MyServiceClient::new(
+        manager.clone(),
+        MY_SERVICE_CLIENT,
+        config.my_service_base_url.clone(),
+        config.my_service_timeout,
+    );
+    let state = Arc::new(AppState {
+        my_service,
+        manager,
+    });
+    Router::new()
+        .route("/weatherforecast", get(weatherforecast))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi()))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Forecasts from my-service.
+#[utoipa::path(
+    get,
+    path = "/weatherforecast",
+    tag = "weather",
+    responses(
+        (status = 200, description = "Five forecasts from my-service", body = [WeatherForecast]),
+        (status = 502, description = "my-service refused our token, failed, or answered unexpectedly", content_type = "application/problem+json"),
+        (status = 503, description = "No access token could be obtained from the issuer", content_type = "application/problem+json"),
+        (status = 504, description = "my-service did not answer in time", content_type = "application/problem+json"),
+    )
+)]
+async fn weatherforecast(State(state): State<Arc<AppState>>) -> Response {
+    match state.my_service.forecasts().await {
+        Ok(forecasts) => Json(forecasts).into_response(),
+        Err(error) => downstream_problem(&error),
+    }
+}
+
+/// Maps a downstream failure to a problem response. The detail is safe for any caller;
+/// the full error goes to the log.
+fn downstream_problem(error: &MyServiceError) -> Response {
+    tracing::warn!(%error, "call to my-service failed");
+    let (status, detail) = match error {
+        MyServiceError::TokenUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Could not obtain an access token for my-service; try again shortly.",
+        ),
+        MyServiceError::Unauthorized | MyServiceError::Forbidden => (
+            StatusCode::BAD_GATEWAY,
+            "my-service refused this service's credentials.",
+        ),
+        MyServiceError::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "my-service did not answer in time.",
+        ),
+        MyServiceError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "my-service is unavailable."),
+        MyServiceError::BadResponse(_) => {
+            (StatusCode::BAD_GATEWAY, "my-service answered unexpectedly.")
+        }
+    };
+    let mut response = problem(status, detail);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+    }
+    response.into_response()
+}
+
+/// Ready when a token for my-service can be had (cached, or fetched now).
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.manager.token(MY_SERVICE_CLIENT).await {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no access token for my-service",
+        ),
+    }
+}

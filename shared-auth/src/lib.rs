@@ -1,10 +1,12 @@
 //! Service-to-service authorization with OAuth 2.0 client credentials.
 //!
+//! - [`client`]: get, cache and attach client-credentials tokens (reqwest-middleware);
 //! - [`server`]: validate JWT access tokens and require scopes in axum (tower layers);
 //! - [`scope`]: the scope vocabulary both halves share;
 //! - [`shutdown_signal`]: SIGINT/SIGTERM for graceful shutdown of the services.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod scope;
 pub mod server;
 mod shutdown;

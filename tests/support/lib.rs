@@ -212,3 +212,22 @@ where
     }
     out
 }
+
+/// my-bff's configuration: the BFF client of `issuer`, calling my-service at `my_service`.
+pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::BffConfig {
+    my_bff::config::BffConfig {
+        token_source: my_bff::config::TokenSource::Endpoint(issuer.token_endpoint()),
+        client_id: shared_auth::client::ClientId::new(BFF_ID),
+        client_secret: shared_auth::client::ClientSecret::new(BFF_SECRET),
+        scope: shared_auth::ScopeSet::parse(READ).unwrap(),
+        resource: None,
+        credential_style: shared_auth::client::CredentialStyle::BasicHeader,
+        my_service_base_url: my_service.to_owned(),
+        my_service_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+/// Starts my-bff with `config`.
+pub async fn start_bff(config: &my_bff::config::BffConfig) -> TestServer {
+    serve(my_bff::build(config).await.unwrap()).await
+}

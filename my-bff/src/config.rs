@@ -1,0 +1,288 @@
+//! my-bff configuration: environment variables (or flags), parsed once at start. Any error
+//! names the variable to fix. The names are the seed articles'.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Parser, ValueEnum};
+use shared_auth::ScopeSet;
+use shared_auth::client::{ClientId, ClientSecret, CredentialStyle};
+
+/// A backend-for-frontend (reference): GET /weatherforecast calls my-service with a
+/// client-credentials access token that it gets, caches and renews.
+/// Swagger UI: /swagger-ui/, OpenAPI: /api-docs/openapi.json.
+#[derive(Debug, Parser)]
+#[command(name = "my-bff", version)]
+#[command(group(ArgGroup::new("issuer").required(true).args(["token_endpoint", "authority"])))]
+#[command(group(ArgGroup::new("secret").required(true).args(["client_secret", "client_secret_file"])))]
+pub struct Args {
+    /// The issuer's token endpoint (Cognito: https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token).
+    #[arg(long, env = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_name = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_parser = http_url)]
+    pub token_endpoint: Option<String>,
+
+    /// Or an issuer URL whose discovery document gives the token endpoint.
+    #[arg(long, env = "AUTH_SERVER_AUTHORITY", value_name = "AUTH_SERVER_AUTHORITY", value_parser = http_url)]
+    pub authority: Option<String>,
+
+    /// This BFF's client id.
+    #[arg(long, env = "AUTH_SERVER_MYBFF_CLIENT_ID", value_name = "AUTH_SERVER_MYBFF_CLIENT_ID", value_parser = non_empty)]
+    pub client_id: String,
+
+    /// This BFF's client secret.
+    #[arg(
+        long,
+        env = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        value_name = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+
+    /// Or a file holding the client secret (trailing newline ignored).
+    #[arg(
+        long,
+        env = "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
+        value_name = "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// Space-separated scopes to request (default: what the issuer grants the client).
+    #[arg(long, env = "AUTH_SERVER_MYBFF_SCOPE", value_name = "AUTH_SERVER_MYBFF_SCOPE", value_parser = scopes, default_value = "")]
+    pub scope: ScopeSet,
+
+    /// RFC 8707 resource indicator to send, if any.
+    #[arg(
+        long,
+        env = "AUTH_SERVER_MYBFF_RESOURCE",
+        value_name = "AUTH_SERVER_MYBFF_RESOURCE"
+    )]
+    pub resource: Option<String>,
+
+    /// How to send the credentials: basic (HTTP Basic, default) or body (form body).
+    #[arg(
+        long,
+        env = "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
+        value_name = "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
+        value_enum,
+        default_value = "basic"
+    )]
+    pub credential_style: Style,
+
+    /// Base URL of my-service.
+    #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL", value_parser = http_url)]
+    pub my_service_base_url: String,
+
+    /// Timeout of each call to my-service, in seconds.
+    #[arg(
+        long,
+        env = "MY_SERVICE_TIMEOUT_SECS",
+        value_name = "MY_SERVICE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub my_service_timeout_secs: u64,
+
+    /// Listen address.
+    #[arg(
+        long = "bind",
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1:7248"
+    )]
+    pub bind: SocketAddr,
+}
+
+/// Credential styles, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Style {
+    /// HTTP Basic (client_secret_basic).
+    Basic,
+    /// Form body (client_secret_post).
+    Body,
+}
+
+fn http_url(value: &str) -> Result<String, String> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err("must be an http:// or https:// URL".to_owned())
+    }
+}
+
+fn non_empty(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn scopes(value: &str) -> Result<ScopeSet, String> {
+    ScopeSet::parse(value).map_err(|e| e.to_string())
+}
+
+/// A configuration that parsed but does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    /// The variable to fix.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Where the token endpoint comes from.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// Given directly.
+    Endpoint(String),
+    /// Discovered from this authority at start.
+    Authority(String),
+}
+
+/// The typed BFF configuration.
+#[derive(Debug, Clone)]
+pub struct BffConfig {
+    /// Token endpoint or authority.
+    pub token_source: TokenSource,
+    /// Client id.
+    pub client_id: ClientId,
+    /// Client secret.
+    pub client_secret: ClientSecret,
+    /// Scopes to request.
+    pub scope: ScopeSet,
+    /// Resource indicator.
+    pub resource: Option<String>,
+    /// Credential style.
+    pub credential_style: CredentialStyle,
+    /// my-service base URL (no trailing slash).
+    pub my_service_base_url: String,
+    /// Timeout per call to my-service.
+    pub my_service_timeout: Duration,
+}
+
+impl Args {
+    /// Reads the secret file if one is named and builds the typed configuration.
+    pub fn into_config(self) -> Result<BffConfig, ConfigError> {
+        let token_source = match (self.token_endpoint, self.authority) {
+            (Some(e), None) => TokenSource::Endpoint(e),
+            (None, Some(a)) => TokenSource::Authority(a),
+            _ => {
+                return Err(ConfigError {
+                    variable: "AUTH_SERVER_TOKEN_ENDPOINT_URL",
+                    reason:
+                        "set exactly one of AUTH_SERVER_TOKEN_ENDPOINT_URL or AUTH_SERVER_AUTHORITY"
+                            .into(),
+                });
+            }
+        };
+        let secret = match (self.client_secret, self.client_secret_file) {
+            (Some(s), None) => s,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError {
+                    variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            _ => {
+                return Err(ConfigError {
+                    variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+                    reason: "set exactly one of AUTH_SERVER_MYBFF_CLIENT_SECRET or AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE".into(),
+                });
+            }
+        };
+        if secret.is_empty() {
+            return Err(ConfigError {
+                variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+                reason: "the client secret is empty".into(),
+            });
+        }
+        if self.my_service_timeout_secs == 0 {
+            return Err(ConfigError {
+                variable: "MY_SERVICE_TIMEOUT_SECS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(BffConfig {
+            token_source,
+            client_id: ClientId::new(self.client_id),
+            client_secret: ClientSecret::new(secret),
+            scope: self.scope,
+            resource: self.resource.filter(|r| !r.is_empty()),
+            credential_style: match self.credential_style {
+                Style::Basic => CredentialStyle::BasicHeader,
+                Style::Body => CredentialStyle::PostBody,
+            },
+            my_service_base_url: self.my_service_base_url,
+            my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BffConfig, String> {
+        let args = Args::try_parse_from(std::iter::once("my-bff").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        args.into_config().map_err(|e| e.to_string())
+    }
+
+    const BASE: [&str; 6] = [
+        "--token-endpoint",
+        "http://i/t",
+        "--client-id",
+        "bff",
+        "--my-service-base-url",
+        "http://s",
+    ];
+
+    #[test]
+    fn errors_name_the_variable_and_never_the_secret() {
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = BASE.to_vec();
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert!(
+            with(&[])
+                .unwrap_err()
+                .contains("AUTH_SERVER_MYBFF_CLIENT_SECRET")
+        );
+        let e = with(&["--client-secret", "s3cr3t", "--scope", "a\"b"]).unwrap_err();
+        assert!(
+            e.contains("AUTH_SERVER_MYBFF_SCOPE") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+        let e = with(&["--client-secret", "s3cr3t", "--credential-style", "digest"]).unwrap_err();
+        assert!(e.contains("AUTH_SERVER_MYBFF_CREDENTIAL_STYLE"), "{e}");
+        let e = with(&["--client-secret-file", "/nonexistent/secret"]).unwrap_err();
+        assert!(e.contains("AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE"), "{e}");
+        let e = parse(&[
+            "--client-id",
+            "bff",
+            "--client-secret",
+            "x",
+            "--my-service-base-url",
+            "http://s",
+        ])
+        .unwrap_err();
+        assert!(e.contains("AUTH_SERVER_TOKEN_ENDPOINT_URL"), "{e}");
+        let c = with(&["--client-secret", "s3cr3t", "--scope", "A/b C/d"]).unwrap();
+        assert_eq!(c.scope.len(), 2);
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("bff-secret-{}", std::process::id()));
+        std::fs::write(&path, "from-file-secret\n").unwrap();
+        let mut v: Vec<&str> = BASE.to_vec();
+        let p = path.to_str().unwrap().to_owned();
+        v.extend_from_slice(&["--client-secret-file", &p]);
+        let c = parse(&v).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(format!("{:?}", c.client_secret), "ClientSecret([REDACTED])");
+    }
+}

@@ -1,0 +1,46 @@
+//! my-bff binary: configuration, tracing, listener, graceful shutdown.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use my_bff::config::Args;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let bind = args.bind;
+    let config = args
+        .into_config()
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    let app = my_bff::build(&config)
+        .await
+        .map_err(|e| format!("cannot set up the token client (AUTH_SERVER_AUTHORITY): {e}"))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("my-bff ready on http://{bound} (Swagger UI: http://{bound}/swagger-ui/)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shared_auth::shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("my-bff stopped");
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! [`MyServiceClient`]: the typed client for my-service (the seed articles use Refit).
+//!
+//! One async method per endpoint, typed request and response structs, and errors that say
+//! which side failed: no token could be had, my-service refused our token, my-service was
+//! unavailable or slow, or it answered something we cannot read. Requests go through the
+//! token middleware, so each carries a managed bearer token.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest_middleware::ClientWithMiddleware;
+use serde::{Deserialize, Serialize};
+use shared_auth::client::{ClientCredentialsMiddleware, TokenError, TokenManager, token_error};
+use utoipa::ToSchema;
+
+/// One day's forecast, as my-service returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WeatherForecast {
+    /// The day, `YYYY-MM-DD`.
+    pub date: String,
+    /// Degrees Celsius.
+    pub temperature_c: i32,
+    /// Degrees Fahrenheit.
+    pub temperature_f: i32,
+    /// A word for it.
+    pub summary: String,
+}
+
+/// A forecast to add.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewForecast {
+    /// The day, `YYYY-MM-DD`.
+    pub date: String,
+    /// Degrees Celsius.
+    pub temperature_c: i32,
+    /// A word for it.
+    pub summary: String,
+}
+
+/// Why a call to my-service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MyServiceError {
+    /// No access token could be obtained; the request was not sent.
+    #[error("no access token for my-service: {0}")]
+    TokenUnavailable(TokenError),
+    /// my-service answered 401 (after one renewal and retry).
+    #[error("my-service rejected the access token (401)")]
+    Unauthorized,
+    /// my-service answered 403: the token lacks a scope.
+    #[error("my-service refused the call (403): the token lacks a required scope")]
+    Forbidden,
+    /// my-service did not answer in time.
+    #[error("my-service did not answer in time")]
+    Timeout,
+    /// my-service could not be reached or answered 5xx.
+    #[error("my-service is unavailable: {0}")]
+    Unavailable(String),
+    /// my-service answered something unexpected.
+    #[error("my-service answered unexpectedly: {0}")]
+    BadResponse(String),
+}
+
+/// The typed my-service client.
+#[derive(Clone, Debug)]
+pub struct MyServiceClient {
+    http: ClientWithMiddleware,
+    base_url: String,
+}
+
+impl MyServiceClient {
+    /// A client for `base_url` whose requests carry tokens of `manager`'s client
+    /// `client_name`, each request bounded by `timeout`.
+    pub fn new(
+        manager: TokenManager,
+        client_name: &str,
+        base_url: impl Into<String>,
+        timeout: Duration,
+    ) -> Self {
+        let inner = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .build()
+            .unwrap_or_default();
+        let http = reqwest_middleware::ClientBuilder::new(inner)
+            .with(ClientCredentialsMiddleware::new(manager, client_name))
+            .build();
+        MyServiceClient {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// `GET /weatherforecast`.
+    pub async fn forecasts(&self) -> Result<Vec<WeatherForecast>, MyServiceError> {
+        let response = self
+            .http
+            .get(format!("{}/weatherforecast", self.base_url))
+            .send()
+            .await;
+        read(response, StatusCode::OK).await
+    }
+
+    /// `POST /weatherforecast`.
+    pub async fn add_forecast(
+        &self,
+        forecast: &NewForecast,
+    ) -> Result<WeatherForecast, MyServiceError> {
+        let response = self
+            .http
+            .post(format!("{}/weatherforecast", self.base_url))
+            .json(forecast)
+            .send()
+            .await;
+        read(response, StatusCode::CREATED).await
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned>(
+    response: Result<reqwest::Response, reqwest_middleware::Error>,
+    expected: StatusCode,
+) -> Result<T, MyServiceError> {
+    let response = response.map_err(|e| match token_error(&e) {
+        Some(token) => MyServiceError::TokenUnavailable(token.clone()),
+        None if is_timeout(&e) => MyServiceError::Timeout,
+        None => MyServiceError::Unavailable(e.to_string()),
+    })?;
+    match response.status() {
+        s if s == expected => response.json::<T>().await.map_err(|e| {
+            if e.is_timeout() {
+                MyServiceError::Timeout
+            } else {
+                MyServiceError::BadResponse(format!("body does not parse: {e}"))
+            }
+        }),
+        StatusCode::UNAUTHORIZED => Err(MyServiceError::Unauthorized),
+        StatusCode::FORBIDDEN => Err(MyServiceError::Forbidden),
+        s if s.is_server_error() => Err(MyServiceError::Unavailable(format!("HTTP {s}"))),
+        s => Err(MyServiceError::BadResponse(format!("HTTP {s}"))),
+    }
+}
+
+fn is_timeout(e: &reqwest_middleware::Error) -> bool {
+    matches!(e, reqwest_middleware::Error::Reqwest(r) if r.is_timeout())
+}

@@ -1,0 +1,213 @@
+//! Client definitions: who the client is, where it gets tokens, and how it authenticates.
+//!
+//! Values are typed: a [`ClientSecret`] cannot be printed (its `Debug` is redacted and it
+//! has no `Display`), and an [`AccessToken`] likewise. A [`ClientCredentialsClient`] is the
+//! definition of one named client of the [`TokenManager`](super::TokenManager).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::TokenError;
+use crate::scope::ScopeSet;
+
+/// An OAuth 2.0 client id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Wraps a client id.
+    pub fn new(id: impl Into<String>) -> Self {
+        ClientId(id.into())
+    }
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client secret. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
+#[derive(Clone)]
+pub struct ClientSecret(SecretString);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(SecretString::from(secret.into()))
+    }
+    /// The secret, for the one place that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([REDACTED])")
+    }
+}
+
+/// An access token. `Debug` is redacted; use [`AccessToken::secret`] to send it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(std::sync::Arc<str>);
+
+impl AccessToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<std::sync::Arc<str>>) -> Self {
+        AccessToken(token.into())
+    }
+    /// The token itself. Do not log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessToken([REDACTED], {} bytes)", self.0.len())
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CredentialStyle {
+    /// HTTP Basic (`client_secret_basic`), id and secret form-urlencoded first (RFC 6749
+    /// section 2.3.1). The default, as in Duende.
+    #[default]
+    BasicHeader,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    PostBody,
+}
+
+/// The definition of one client: token endpoint, credentials, scope, resource.
+#[derive(Debug, Clone)]
+pub struct ClientCredentialsClient {
+    /// The token endpoint URL.
+    pub token_endpoint: String,
+    /// The client id.
+    pub client_id: ClientId,
+    /// The client secret.
+    pub client_secret: ClientSecret,
+    /// Scopes to request (empty: the issuer's default for the client).
+    pub scope: ScopeSet,
+    /// RFC 8707 resource indicator, if any.
+    pub resource: Option<String>,
+    /// How credentials are sent.
+    pub credential_style: CredentialStyle,
+    /// Extra form parameters sent with every token request (e.g. `audience` for Auth0).
+    pub extra_params: BTreeMap<String, String>,
+}
+
+impl ClientCredentialsClient {
+    /// A client with HTTP Basic credentials and no scope, resource or extra parameters.
+    pub fn new(
+        token_endpoint: impl Into<String>,
+        client_id: ClientId,
+        client_secret: ClientSecret,
+    ) -> Self {
+        ClientCredentialsClient {
+            token_endpoint: token_endpoint.into(),
+            client_id,
+            client_secret,
+            scope: ScopeSet::new(),
+            resource: None,
+            credential_style: CredentialStyle::default(),
+            extra_params: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the scopes to request.
+    pub fn with_scope(mut self, scope: ScopeSet) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Sets the resource indicator.
+    pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Sets how credentials are sent.
+    pub fn with_credential_style(mut self, style: CredentialStyle) -> Self {
+        self.credential_style = style;
+        self
+    }
+
+    /// Adds an extra form parameter.
+    pub fn with_extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Builds a client whose token endpoint comes from the authority's discovery document
+    /// (`{authority}/.well-known/openid-configuration`).
+    pub async fn from_authority(
+        authority: &str,
+        client_id: ClientId,
+        client_secret: ClientSecret,
+        timeout: Duration,
+    ) -> Result<Self, TokenError> {
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            token_endpoint: String,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            authority.trim_end_matches('/')
+        );
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| TokenError::Transport(e.to_string()))?;
+        let response = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| TokenError::Transport(format!("GET {url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(TokenError::Discovery(format!(
+                "GET {url}: HTTP {}",
+                response.status()
+            )));
+        }
+        let doc: Discovery = response
+            .json()
+            .await
+            .map_err(|e| TokenError::Discovery(format!("{url}: {e}")))?;
+        Ok(Self::new(doc.token_endpoint, client_id, client_secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_tokens_never_print() {
+        let client = ClientCredentialsClient::new(
+            "http://issuer/token",
+            ClientId::new("bff"),
+            ClientSecret::new("super-secret-value"),
+        );
+        let printed = format!("{client:?}");
+        assert!(!printed.contains("super-secret-value"), "{printed}");
+        assert!(printed.contains("REDACTED"));
+        let token = AccessToken::new("eyJ.secret.token");
+        assert!(!format!("{token:?}").contains("secret"));
+    }
+}

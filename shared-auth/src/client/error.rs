@@ -1,0 +1,51 @@
+//! [`TokenError`]: why no access token could be had. Cheap to clone, because one failure
+//! is handed to every caller that waited for the same token request.
+
+/// Why no access token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No client with that name is registered with the token manager.
+    #[error("no client named {0:?} is registered")]
+    UnknownClient(String),
+    /// The issuer refused the request (RFC 6749 section 5.2). Not retried.
+    #[error("the issuer refused the token request: {error}{}", .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The RFC 6749 `error` code, e.g. `invalid_client`, `invalid_scope`.
+        error: String,
+        /// `error_description`, if the issuer sent one.
+        description: Option<String>,
+    },
+    /// The issuer answered with an HTTP error that is not an RFC 6749 error body.
+    #[error("the token endpoint answered HTTP {status}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The token endpoint could not be reached or did not answer in time (after retries).
+    #[error("the token endpoint is unreachable: {0}")]
+    Transport(String),
+    /// The issuer answered 200 with something that is not a usable token response.
+    #[error("the token response is invalid: {0}")]
+    InvalidResponse(String),
+    /// The authority's discovery document could not be read.
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    /// Retries ran out of time.
+    #[error("no token within the retry budget of {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl TokenError {
+    /// Whether another attempt may succeed (timeouts, connection errors, 5xx, 429).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TokenError::Transport(_) => true,
+            TokenError::Http { status } | TokenError::Rejected { status, .. } => {
+                *status >= 500 || *status == 429
+            }
+            _ => false,
+        }
+    }
+}

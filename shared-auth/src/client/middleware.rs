@@ -1,0 +1,95 @@
+//! [`ClientCredentialsMiddleware`]: `Authorization: Bearer` for every request of a
+//! `reqwest-middleware` client.
+//!
+//! ```no_run
+//! use shared_auth::client::{ClientCredentialsMiddleware, TokenManager};
+//! # fn demo(manager: TokenManager) {
+//! let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(ClientCredentialsMiddleware::new(manager, "my-service"))
+//!     .build();
+//! # let _ = http; }
+//! ```
+//!
+//! - If no token can be had, the request is **not sent**: the caller gets an error that
+//!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
+//! - On a 401 from downstream it renews the token (unless it was already renewed since
+//!   this request's token was taken) and retries **once**, and only when the request body
+//!   can be replayed (`try_clone`). A second 401 is returned to the caller as it is.
+
+use http::Extensions;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Request, Response, StatusCode};
+use reqwest_middleware::{Middleware, Next};
+
+use super::credentials::AccessToken;
+use super::error::TokenError;
+use super::token_manager::TokenManager;
+
+/// Attaches a managed client-credentials token to every request.
+#[derive(Clone, Debug)]
+pub struct ClientCredentialsMiddleware {
+    manager: TokenManager,
+    client_name: String,
+}
+
+impl ClientCredentialsMiddleware {
+    /// Uses the client registered as `client_name` in `manager`.
+    pub fn new(manager: TokenManager, client_name: impl Into<String>) -> Self {
+        ClientCredentialsMiddleware {
+            manager,
+            client_name: client_name.into(),
+        }
+    }
+}
+
+fn authorize(request: &mut Request, token: &AccessToken) -> Result<(), TokenError> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
+        .map_err(|_| TokenError::InvalidResponse("access token is not header-safe".into()))?;
+    // Sensitive: hyper keeps it out of HPACK tables and Debug output.
+    value.set_sensitive(true);
+    request.headers_mut().insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// The [`TokenError`] inside a middleware error, if that is why a request was not sent.
+pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
+    match error {
+        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<TokenError>(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ClientCredentialsMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let token = self
+            .manager
+            .token(&self.client_name)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        authorize(&mut request, &token).map_err(reqwest_middleware::Error::middleware)?;
+        let replay = request.try_clone();
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(mut replay) = replay else {
+            tracing::debug!(client = %self.client_name, "401 from downstream; body not replayable, not retried");
+            return Ok(response);
+        };
+        tracing::debug!(client = %self.client_name, "401 from downstream; renewing the token and retrying once");
+        drop(response);
+        let renewed = self
+            .manager
+            .renew_rejected(&self.client_name, &token)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        authorize(&mut replay, &renewed).map_err(reqwest_middleware::Error::middleware)?;
+        next.run(replay, extensions).await
+    }
+}

@@ -1,0 +1,27 @@
+//! The client half: get, cache and attach OAuth 2.0 client-credentials tokens.
+//!
+//! - [`ClientCredentialsClient`] defines a client (token endpoint, id, secret, scope,
+//!   resource, credential style);
+//! - [`TokenManager`] caches tokens per client and scope, with single flight, refresh
+//!   ahead, retries and a negative cache;
+//! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
+//!   handles a downstream 401 with one renewal and one retry;
+//! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default).
+
+mod credentials;
+mod error;
+mod middleware;
+mod token_cache;
+mod token_endpoint;
+mod token_manager;
+
+pub use credentials::{
+    AccessToken, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
+};
+pub use error::TokenError;
+pub use middleware::{ClientCredentialsMiddleware, token_error};
+pub use token_cache::{CacheKey, CachedToken, InMemoryTokenCache, TokenCache};
+pub use token_endpoint::RetryPolicy;
+pub use token_manager::{
+    DEFAULT_LIFETIME_BUFFER, TokenManager, TokenManagerBuilder, TokenRequestParams,
+};

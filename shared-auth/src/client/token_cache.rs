@@ -1,0 +1,291 @@
+//! The token cache: keys, entries, and the backend trait.
+//!
+//! A [`CacheKey`] covers everything that changes what the issuer grants: client name,
+//! effective scope, resource and extra parameters, so different scopes never share a token.
+//! A [`CachedToken`] carries wall-clock times (Unix milliseconds) rather than `Instant`s, so
+//! an entry means the same thing in another process. That is what a shared backend (Redis)
+//! needs; entries serialize with [`CachedToken::to_bytes`].
+//!
+//! Lifetime rules (Duende's, plus refresh-ahead):
+//! - a token is cached for `expires_in - buffer` (default buffer 60 s); a token shorter
+//!   than twice the buffer is cached for half its life;
+//! - in the last 10 % of that cached life the next caller still gets it, and one background
+//!   renewal starts (refresh ahead).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+use super::credentials::AccessToken;
+use crate::scope::ScopeSet;
+
+/// Identifies one cached token: client name, scope, resource, extra parameters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// Builds the key. Fields are joined with an ASCII unit separator, which cannot occur
+    /// in a scope and is escaped nowhere else, so distinct inputs give distinct keys.
+    pub fn new(
+        client_name: &str,
+        scope: &ScopeSet,
+        resource: Option<&str>,
+        extra: &BTreeMap<String, String>,
+    ) -> Self {
+        let mut key = format!("{client_name}\u{1f}{scope}\u{1f}{}", resource.unwrap_or(""));
+        for (k, v) in extra {
+            key.push('\u{1f}');
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
+        }
+        CacheKey(key.into())
+    }
+
+    /// The key as a string (contains no secret).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The client name part.
+    pub fn client_name(&self) -> &str {
+        self.0.split('\u{1f}').next().unwrap_or("")
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0.replace('\u{1f}', "|"), f)
+    }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A cached access token with its timing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    /// The token.
+    pub access_token: AccessToken,
+    /// When the issuer said it expires (Unix ms).
+    pub expires_at_ms: u64,
+    /// Until when it is served from the cache (Unix ms).
+    pub cached_until_ms: u64,
+    /// From when a background renewal should start (Unix ms).
+    pub refresh_at_ms: u64,
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("access_token", &self.access_token)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("cached_until_ms", &self.cached_until_ms)
+            .field("refresh_at_ms", &self.refresh_at_ms)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    t: &'a str,
+    e: u64,
+    c: u64,
+    r: u64,
+}
+
+impl CachedToken {
+    /// Applies the lifetime rules to a token obtained at `now_ms` that lives `expires_in`.
+    pub fn new(
+        access_token: AccessToken,
+        now_ms: u64,
+        expires_in: Duration,
+        buffer: Duration,
+        refresh_ahead: f64,
+    ) -> Self {
+        let life = expires_in.as_millis() as u64;
+        let buffer = buffer.as_millis() as u64;
+        let cached_for = if life >= 2 * buffer {
+            life - buffer
+        } else {
+            life / 2
+        };
+        let refresh_after = (cached_for as f64 * (1.0 - refresh_ahead.clamp(0.0, 1.0))) as u64;
+        CachedToken {
+            access_token,
+            expires_at_ms: now_ms + life,
+            cached_until_ms: now_ms + cached_for,
+            refresh_at_ms: now_ms + refresh_after,
+        }
+    }
+
+    /// Whether it may still be served.
+    pub fn is_fresh(&self, now_ms: u64) -> bool {
+        now_ms < self.cached_until_ms
+    }
+
+    /// Whether a background renewal should start.
+    pub fn wants_refresh(&self, now_ms: u64) -> bool {
+        now_ms >= self.refresh_at_ms
+    }
+
+    /// Remaining cached life, the TTL for a backend.
+    pub fn ttl(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(self.cached_until_ms.saturating_sub(now_ms))
+    }
+
+    /// Serializes for a shared backend. The bytes contain the token: store them as a
+    /// secret (a backend should encrypt them).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&Wire {
+            t: self.access_token.secret(),
+            e: self.expires_at_ms,
+            c: self.cached_until_ms,
+            r: self.refresh_at_ms,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Parses what [`Self::to_bytes`] wrote; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let w: Wire<'_> = serde_json::from_slice(bytes).ok()?;
+        (!w.t.is_empty() && w.r <= w.c && w.c <= w.e).then(|| CachedToken {
+            access_token: AccessToken::new(w.t),
+            expires_at_ms: w.e,
+            cached_until_ms: w.c,
+            refresh_at_ms: w.r,
+        })
+    }
+}
+
+/// A place to keep tokens. The in-memory [`InMemoryTokenCache`] is the default; a shared
+/// backend (Redis) lets replicas share one token. Implementations expire entries at
+/// [`CachedToken::cached_until_ms`] and must never fail a caller: a backend error is a miss.
+#[async_trait::async_trait]
+pub trait TokenCache: Send + Sync + 'static {
+    /// The entry for `key`, if any.
+    async fn get(&self, key: &CacheKey) -> Option<CachedToken>;
+    /// Stores `token` for `key` until its `cached_until_ms`.
+    async fn put(&self, key: &CacheKey, token: &CachedToken);
+    /// Removes the entry for `key`.
+    async fn remove(&self, key: &CacheKey);
+}
+
+struct UntilCachedUntil;
+
+impl moka::Expiry<CacheKey, CachedToken> for UntilCachedUntil {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &CachedToken,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl(now_ms()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &CachedToken,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl(now_ms()))
+    }
+}
+
+/// The default backend: an in-process moka cache, bounded in size, with per-entry expiry.
+#[derive(Clone)]
+pub struct InMemoryTokenCache {
+    cache: Cache<CacheKey, CachedToken>,
+}
+
+impl InMemoryTokenCache {
+    /// A cache holding at most `capacity` tokens.
+    pub fn new(capacity: u64) -> Self {
+        InMemoryTokenCache {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilCachedUntil)
+                .build(),
+        }
+    }
+}
+
+impl Default for InMemoryTokenCache {
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCache for InMemoryTokenCache {
+    async fn get(&self, key: &CacheKey) -> Option<CachedToken> {
+        self.cache.get(key)
+    }
+    async fn put(&self, key: &CacheKey, token: &CachedToken) {
+        self.cache.insert(key.clone(), token.clone());
+    }
+    async fn remove(&self, key: &CacheKey) {
+        self.cache.invalidate(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn lifetime_rules() {
+        let t = AccessToken::new("t");
+        // 1 h token: cached 59 min, refresh ahead in the last 10 % of that.
+        let c = CachedToken::new(t.clone(), 0, Duration::from_secs(3600), MIN, 0.1);
+        assert_eq!(c.cached_until_ms, 3_540_000);
+        assert_eq!(c.refresh_at_ms, 3_186_000);
+        assert_eq!(c.expires_at_ms, 3_600_000);
+        // 90 s token (shorter than twice the buffer): half its life.
+        let c = CachedToken::new(t.clone(), 1000, Duration::from_secs(90), MIN, 0.1);
+        assert_eq!(c.cached_until_ms, 1000 + 45_000);
+        assert!(c.is_fresh(45_999) && !c.is_fresh(46_000));
+        // Zero lifetime: never served from cache.
+        assert!(!CachedToken::new(t, 5, Duration::ZERO, MIN, 0.1).is_fresh(5));
+    }
+
+    #[test]
+    fn keys_differ_by_scope_resource_and_params() {
+        let e = BTreeMap::new();
+        let a = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), None, &e);
+        let b = CacheKey::new("c", &ScopeSet::parse("b").unwrap(), None, &e);
+        let r = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), Some("urn:x"), &e);
+        let mut extra = BTreeMap::new();
+        extra.insert("audience".to_owned(), "x".to_owned());
+        let p = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), None, &extra);
+        let set: std::collections::HashSet<_> = [a.clone(), b, r, p].into_iter().collect();
+        assert_eq!(set.len(), 4);
+        assert_eq!(a.client_name(), "c");
+    }
+
+    #[test]
+    fn entries_round_trip_and_reject_garbage() {
+        let c = CachedToken::new(
+            AccessToken::new("tok"),
+            10,
+            Duration::from_secs(100),
+            MIN,
+            0.1,
+        );
+        assert_eq!(CachedToken::from_bytes(&c.to_bytes()), Some(c));
+        assert_eq!(CachedToken::from_bytes(b"garbage"), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! One token request (RFC 6749 section 4.4), and the retry policy around it.
+//!
+//! Timeouts, connection errors, 5xx and 429 are retried with jittered exponential backoff
+//! (backon); 4xx answers are final and carry the issuer's RFC 6749 `error` and
+//! `error_description`. The whole exchange, retries included, is bounded by a total budget,
+//! so no caller waits for ever.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::credentials::{AccessToken, ClientCredentialsClient, CredentialStyle};
+use super::error::TokenError;
+use crate::scope::ScopeSet;
+
+/// Largest token response accepted.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How token requests are retried and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Timeout of one attempt (default 5 s).
+    pub attempt_timeout: Duration,
+    /// Retries after the first attempt (default 3).
+    pub max_retries: usize,
+    /// First backoff delay (default 100 ms); doubles each time, with jitter.
+    pub min_delay: Duration,
+    /// Largest backoff delay (default 1 s).
+    pub max_delay: Duration,
+    /// Hard bound on the whole exchange, retries included (default 10 s).
+    pub total_budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // With the issuer down (connection refused) a caller learns it in about 0.8 s; a
+        // slow issuer still has 5 s per attempt.
+        RetryPolicy {
+            attempt_timeout: Duration::from_secs(5),
+            max_retries: 3,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            total_budget: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the issuer granted.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: AccessToken,
+    pub(crate) expires_in: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct SuccessBody {
+    access_token: String,
+    token_type: Option<String>,
+    expires_in: Option<Seconds>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Requests a token, retrying per `policy`.
+pub(crate) async fn request_token(
+    http: &reqwest::Client,
+    client: &ClientCredentialsClient,
+    scope: &ScopeSet,
+    resource: Option<&str>,
+    policy: &RetryPolicy,
+    client_name: &str,
+) -> Result<TokenResponse, TokenError> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.max_retries)
+        .with_jitter();
+    let attempt = || request_once(http, client, scope, resource, policy.attempt_timeout);
+    let retrying = attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(TokenError::is_retryable)
+        .notify(|error, delay| {
+            tracing::debug!(client = client_name, %error, retry_in_ms = delay.as_millis() as u64, "token request failed, retrying");
+        });
+    tokio::time::timeout(policy.total_budget, retrying)
+        .await
+        .unwrap_or(Err(TokenError::Timeout(policy.total_budget)))
+}
+
+async fn request_once(
+    http: &reqwest::Client,
+    client: &ClientCredentialsClient,
+    scope: &ScopeSet,
+    resource: Option<&str>,
+    timeout: Duration,
+) -> Result<TokenResponse, TokenError> {
+    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
+    if !scope.is_empty() {
+        form.push(("scope", scope.to_string()));
+    }
+    if let Some(resource) = resource {
+        form.push(("resource", resource.to_owned()));
+    }
+    for (k, v) in &client.extra_params {
+        form.push((k.as_str(), v.clone()));
+    }
+    let mut request = http
+        .post(&client.token_endpoint)
+        .timeout(timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    match client.credential_style {
+        CredentialStyle::BasicHeader => {
+            // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
+            let pair = format!(
+                "{}:{}",
+                form_encode(client.client_id.as_str()),
+                form_encode(client.client_secret.expose())
+            );
+            let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
+            .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
+            value.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        CredentialStyle::PostBody => {
+            form.push(("client_id", client.client_id.as_str().to_owned()));
+            form.push(("client_secret", client.client_secret.expose().to_owned()));
+        }
+    }
+    let response = request
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(TokenError::InvalidResponse(format!(
+            "response of {} bytes is too large",
+            body.len()
+        )));
+    }
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => TokenError::Rejected {
+                status: status.as_u16(),
+                error: e.error,
+                description: e.error_description,
+            },
+            Err(_) => TokenError::Http {
+                status: status.as_u16(),
+            },
+        });
+    }
+    parse_success(&body)
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    // reqwest's Display names the URL, which is fine; it never includes the form body.
+    if e.is_timeout() {
+        format!("timed out ({e})")
+    } else if e.is_connect() {
+        format!("connection failed ({e})")
+    } else {
+        e.to_string()
+    }
+}
+
+pub(crate) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
+    let parsed: SuccessBody = serde_json::from_slice(body)
+        .map_err(|e| TokenError::InvalidResponse(format!("not a token response: {e}")))?;
+    if let Some(kind) = &parsed.token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(TokenError::InvalidResponse(format!(
+            "token_type {kind:?} is not Bearer"
+        )));
+    }
+    let token = parsed.access_token;
+    // It goes into an Authorization header: visible ASCII only.
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::InvalidResponse(
+            "access_token is empty or not header-safe".into(),
+        ));
+    }
+    let expires_in = match parsed.expires_in {
+        None => None,
+        Some(Seconds::Number(n)) => Some(Duration::from_secs(n)),
+        Some(Seconds::Text(t)) => Some(Duration::from_secs(t.trim().parse().map_err(|_| {
+            TokenError::InvalidResponse("expires_in is not a number of seconds".into())
+        })?)),
+    };
+    Ok(TokenResponse {
+        access_token: AccessToken::new(token),
+        expires_in,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_success_bodies_leniently_and_safely() {
+        let ok =
+            parse_success(br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600"}"#)
+                .unwrap();
+        assert_eq!(ok.expires_in, Some(Duration::from_secs(3600)));
+        assert!(
+            parse_success(br#"{"access_token":"abc"}"#)
+                .unwrap()
+                .expires_in
+                .is_none()
+        );
+        assert!(parse_success(br#"{"access_token":"abc","token_type":"mac"}"#).is_err());
+        assert!(parse_success(br#"{"access_token":"a b"}"#).is_err());
+        assert!(parse_success(br#"{"access_token":""}"#).is_err());
+        assert!(parse_success(br#"{"access_token":"abc","expires_in":-1}"#).is_err());
+        assert!(parse_success(b"<html>").is_err());
+    }
+
+    #[test]
+    fn retryable_errors_are_transient_ones() {
+        assert!(TokenError::Transport("x".into()).is_retryable());
+        assert!(TokenError::Http { status: 502 }.is_retryable());
+        assert!(TokenError::Http { status: 429 }.is_retryable());
+        let rejected = |status| TokenError::Rejected {
+            status,
+            error: "e".into(),
+            description: None,
+        };
+        assert!(rejected(503).is_retryable());
+        assert!(!rejected(400).is_retryable());
+        assert!(!rejected(401).is_retryable());
+    }
+}

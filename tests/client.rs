@@ -1,0 +1,378 @@
+//! The client half against a real mock issuer on a socket: caching, single flight, refresh
+//! ahead with short-lived tokens, scope overrides, retries, refusals, negative caching, the
+//! middleware's 401 handling, and secrets kept out of logs. Token-request counts are read
+//! from the issuer's own counters.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use mock_issuer::{IssuerHandle, TokenProfile};
+use shared_auth::ScopeSet;
+use shared_auth::client::{
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, CredentialStyle,
+    TokenError, TokenManager, TokenRequestParams, token_error,
+};
+use system_tests::*;
+
+fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsClient {
+    ClientCredentialsClient::new(
+        issuer.token_endpoint(),
+        ClientId::new(id),
+        ClientSecret::new(secret),
+    )
+}
+
+fn manager(issuer: &IssuerHandle) -> TokenManager {
+    TokenManager::builder()
+        .client("api", client(issuer, BFF_ID, BFF_SECRET))
+        .build()
+}
+
+fn requests(issuer: &IssuerHandle) -> u64 {
+    issuer.stats().token_requests
+}
+
+#[tokio::test]
+async fn first_call_requests_then_one_hundred_calls_hit_the_cache() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let first = tokens.token("api").await.unwrap();
+    assert_eq!(requests(&issuer), 1);
+    for _ in 0..100 {
+        assert_eq!(tokens.token("api").await.unwrap(), first);
+    }
+    assert_eq!(requests(&issuer), 1);
+    assert_eq!(issuer.stats().tokens_issued[BFF_ID], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_callers_on_a_cold_cache_make_one_request() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    // A slow issuer widens the window in which callers pile up.
+    issuer.set_token_delay(Duration::from_millis(200));
+    let tokens = manager(&issuer);
+    let results = concurrently((0..1000).map(|_| {
+        let tokens = tokens.clone();
+        async move { tokens.token("api").await }
+    }))
+    .await;
+    let first = results[0].clone().unwrap();
+    assert!(results.iter().all(|r| r.as_ref().unwrap() == &first));
+    assert_eq!(requests(&issuer), 1, "single flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_renewals_during_a_renewal_join_it() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let before = tokens.token("api").await.unwrap();
+    issuer.set_token_delay(Duration::from_millis(300));
+    let forced = TokenRequestParams {
+        force_renewal: true,
+        ..Default::default()
+    };
+    let results = concurrently((0..50).map(|_| {
+        let (tokens, forced) = (tokens.clone(), forced.clone());
+        async move { tokens.token_with("api", &forced).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(
+        requests(&issuer),
+        2,
+        "one initial request, one shared renewal"
+    );
+    assert!(results.iter().all(|t| t == &results[0] && t != &before));
+    assert_eq!(tokens.token("api").await.unwrap(), results[0]);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_ahead_and_no_call_fails() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    issuer.set_token_lifetime(Duration::from_secs(3));
+    let tokens = manager(&issuer);
+    // A 3 s token is shorter than twice the 60 s buffer: cached for half its life (1.5 s),
+    // renewed in the background from 90 % of that (1.35 s after each fetch).
+    let run = Duration::from_secs(10);
+    let started = Instant::now();
+    let (mut calls, mut failures) = (0u32, 0u32);
+    let mut interval = tokio::time::interval(Duration::from_millis(20));
+    while started.elapsed() < run {
+        interval.tick().await;
+        calls += 1;
+        if tokens.token("api").await.is_err() {
+            failures += 1;
+        }
+    }
+    let made = requests(&issuer);
+    println!(
+        "short-lived tokens: {calls} calls over {run:?}, {failures} failed, {made} token requests"
+    );
+    assert_eq!(failures, 0);
+    // One request at start, then one per ~1.35-1.5 s: 7 to 9 over 10 s.
+    assert!((7..=9).contains(&made), "{made} token requests");
+}
+
+#[tokio::test]
+async fn per_request_scope_override_gets_its_own_token() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = TokenManager::builder()
+        .client(
+            "api",
+            client(&issuer, ADMIN_ID, ADMIN_SECRET).with_scope(ScopeSet::parse(READ).unwrap()),
+        )
+        .build();
+    let read = tokens.token("api").await.unwrap();
+    let write_params = TokenRequestParams {
+        scope: Some(ScopeSet::parse(WRITE).unwrap()),
+        ..Default::default()
+    };
+    let write = tokens.token_with("api", &write_params).await.unwrap();
+    assert_ne!(read, write);
+    assert_eq!(decode_part(write.secret(), 1)["scope"], WRITE);
+    assert_eq!(decode_part(read.secret(), 1)["scope"], READ);
+    assert_eq!(
+        tokens.token_with("api", &write_params).await.unwrap(),
+        write
+    );
+    assert_eq!(tokens.token("api").await.unwrap(), read);
+    assert_eq!(requests(&issuer), 2);
+}
+
+#[tokio::test]
+async fn transient_issuer_failures_are_retried_within_the_budget() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    issuer.fail_next_token_requests(2, 503);
+    let tokens = manager(&issuer);
+    assert!(tokens.token("api").await.is_ok());
+    let stats = issuer.stats();
+    assert_eq!(stats.token_requests, 3, "two failures, one success");
+    assert_eq!(stats.tokens_issued[BFF_ID], 1);
+}
+
+#[tokio::test]
+async fn refusals_are_typed_not_retried_and_negatively_cached() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = TokenManager::builder()
+        .client("api", client(&issuer, BFF_ID, "wrong-secret"))
+        .build();
+    let error = tokens.token("api").await.unwrap_err();
+    match &error {
+        TokenError::Rejected {
+            status,
+            error,
+            description,
+        } => {
+            assert_eq!(*status, 401);
+            assert_eq!(error, "invalid_client");
+            assert!(description.is_some());
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(requests(&issuer), 1, "4xx is not retried");
+    // Within the negative-cache window the error comes back without a request.
+    assert_eq!(tokens.token("api").await.unwrap_err(), error);
+    assert_eq!(requests(&issuer), 1);
+    // Unknown client names are an error, not a panic.
+    assert_eq!(
+        tokens.token("nope").await.unwrap_err(),
+        TokenError::UnknownClient("nope".into())
+    );
+}
+
+#[tokio::test]
+async fn issuer_down_fails_fast_with_a_transport_error() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    issuer.shutdown().await;
+    let started = Instant::now();
+    let error = tokens.token("api").await.unwrap_err();
+    assert!(matches!(error, TokenError::Transport(_)), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn post_body_credentials_and_discovery_work() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let discovered = ClientCredentialsClient::from_authority(
+        issuer.issuer(),
+        ClientId::new(ODD_ID),
+        ClientSecret::new(ODD_SECRET),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(discovered.token_endpoint, issuer.token_endpoint());
+    for style in [CredentialStyle::BasicHeader, CredentialStyle::PostBody] {
+        let tokens = TokenManager::builder()
+            .client("api", discovered.clone().with_credential_style(style))
+            .build();
+        let token = tokens.token("api").await.unwrap();
+        assert_eq!(
+            decode_part(token.secret(), 1)["client_id"],
+            ODD_ID,
+            "{style:?}"
+        );
+    }
+}
+
+/// A downstream API that answers 401 to the first `reject_first` requests, then 200, and
+/// records the bearer tokens it saw.
+struct Downstream {
+    server: TestServer,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn downstream(reject_first: usize) -> Downstream {
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/data",
+        get(move |headers: HeaderMap| {
+            let (seen, count) = (seen2.clone(), count.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                seen.lock().unwrap().push(auth.unwrap_or_default());
+                if count.fetch_add(1, Ordering::SeqCst) < reject_first {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    Downstream {
+        server: serve(app).await,
+        seen,
+    }
+}
+
+fn api_client(tokens: &TokenManager) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientCredentialsMiddleware::new(tokens.clone(), "api"))
+        .build()
+}
+
+#[tokio::test]
+async fn middleware_renews_once_on_a_401_and_retries_once() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = downstream(1).await;
+    let response = api_client(&tokens)
+        .get(format!("{}/data", api.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = api.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one request, one retry");
+    assert!(seen[0].starts_with("Bearer ") && seen[1].starts_with("Bearer "));
+    assert_ne!(seen[0], seen[1], "the retry carries the renewed token");
+    assert_eq!(requests(&issuer), 2);
+}
+
+#[tokio::test]
+async fn middleware_surfaces_a_second_401_after_exactly_two_requests() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = downstream(usize::MAX).await;
+    let response = api_client(&tokens)
+        .get(format!("{}/data", api.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.seen.lock().unwrap().len(), 2);
+    assert_eq!(requests(&issuer), 2);
+}
+
+#[tokio::test]
+async fn middleware_does_not_send_the_request_without_a_token() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = TokenManager::builder()
+        .client("api", client(&issuer, BFF_ID, "wrong-secret"))
+        .build();
+    let api = downstream(0).await;
+    let error = api_client(&tokens)
+        .get(format!("{}/data", api.server.base))
+        .send()
+        .await
+        .unwrap_err();
+    let cause = token_error(&error).expect("a token error");
+    assert!(matches!(cause, TokenError::Rejected { error, .. } if error == "invalid_client"));
+    assert!(
+        api.seen.lock().unwrap().is_empty(),
+        "no request reached the API"
+    );
+    assert_eq!(requests(&issuer), 1, "invalid_client is not retried");
+}
+
+/// Collects everything `tracing` writes while it is the thread's default subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = downstream(1).await;
+    let response = api_client(&tokens)
+        .get(format!("{}/data", api.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = tokens.token("api").await.unwrap();
+    let wrong = TokenManager::builder()
+        .client("bad", client(&issuer, BFF_ID, BFF_SECRET))
+        .build();
+    let _ = wrong.token("nope").await;
+    let debug = format!(
+        "{tokens:?} {token:?} {:?}",
+        client(&issuer, BFF_ID, BFF_SECRET)
+    );
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("token cached"),
+        "debug logs were captured: {logs}"
+    );
+    for text in [&logs, &debug] {
+        assert!(!text.contains(BFF_SECRET), "secret leaked");
+        assert!(!text.contains(token.secret()), "token leaked");
+        for seen in api.seen.lock().unwrap().iter() {
+            assert!(
+                !text.contains(seen.trim_start_matches("Bearer ")),
+                "an earlier token leaked"
+            );
+        }
+    }
+}
