@@ -207,6 +207,38 @@ impl SigningKey {
         &self.jwk
     }
 
+    /// The public key as DER SubjectPublicKeyInfo (what a PEM `PUBLIC KEY` holds). Tests use
+    /// it to forge "HMAC keyed with the public key" tokens.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
+        use aws_lc_rs::encoding::AsDer as _;
+        match &self.material {
+            KeyMaterial::Rsa(k) => k
+                .public_key()
+                .as_der()
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| KeyError::Crypto("public key export")),
+            KeyMaterial::Ec(k) => k
+                .public_key()
+                .as_der()
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| KeyError::Crypto("public key export")),
+        }
+    }
+
+    /// The public key as PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(self.public_key_der()?);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        Ok(format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        ))
+    }
+
     /// Signs `header` and `payload` given as raw bytes and returns the compact JWS.
     ///
     /// The bytes are used as they are: callers that want a normal token serialize JSON;

@@ -290,6 +290,11 @@ impl IssuerHandle {
         )
     }
 
+    /// The current signing key (its public parts, and signing for crafted tokens).
+    pub fn current_key(&self) -> Arc<keys::SigningKey> {
+        self.state().current_key()
+    }
+
     /// Signs a header and claims with the current key (the header is used as given).
     pub fn sign(&self, header: &Value, claims: &Value) -> Result<String, KeyError> {
         self.state().current_key().sign_json(header, claims)
