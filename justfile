@@ -18,6 +18,12 @@ up:
 test:
     cargo test --workspace --quiet
 
+# Long property-test ("fuzz") run over the untrusted-input parsers and the JWT validator.
+# CASES is per property; `just test` runs 256.
+fuzz CASES="50000":
+    PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth fuzz_
+    PROPTEST_CASES={{CASES}} cargo test --quiet -p system-tests --test fuzz
+
 # fmt check + clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check

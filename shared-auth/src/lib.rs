@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod client;
+#[cfg(test)]
+mod fuzz;
 pub mod scope;
 pub mod server;
 mod shutdown;

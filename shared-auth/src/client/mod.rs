@@ -12,7 +12,7 @@ mod credentials;
 mod error;
 mod middleware;
 mod token_cache;
-mod token_endpoint;
+pub(crate) mod token_endpoint;
 mod token_manager;
 
 pub use credentials::{

@@ -7,9 +7,9 @@
 //!   `insufficient_scope`);
 //! - [`Principal`] is the caller, as a handler argument.
 
-mod auth_layer;
+pub(crate) mod auth_layer;
 mod challenge;
-mod jwks;
+pub(crate) mod jwks;
 mod principal;
 mod scope_policy;
 mod validation;

@@ -436,8 +436,11 @@ impl JwtValidator {
         {
             return Err(ValidationError::TokenUse);
         }
-        let subject = string("sub")?;
-        let client_id = match (string("client_id")?, string("azp")?, &subject) {
+        // An empty identifier is no identifier: fall through to the next claim, and refuse
+        // the token if none names the caller.
+        let non_empty = |name: &str| string(name).map(|v| v.filter(|s| !s.is_empty()));
+        let subject = non_empty("sub")?;
+        let client_id = match (non_empty("client_id")?, non_empty("azp")?, &subject) {
             (Some(c), _, _) | (None, Some(c), _) => c,
             (None, None, Some(s)) => s.clone(),
             (None, None, None) => return Err(ValidationError::Claims),

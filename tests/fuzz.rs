@@ -1,0 +1,114 @@
+//! Property tests ("fuzzing" without a nightly toolchain) of JWT decoding and validation
+//! through the public `JwtValidator`, against a real issuer's keys:
+//! - arbitrary strings never validate and never panic;
+//! - any single-character change to a valid token is rejected (base64url is decoded
+//!   canonically, so no two spellings carry the same signature);
+//! - arbitrary claims signed with the issuer's real key never panic, and whatever is
+//!   accepted has the issuer, an expiry and the principal's fields.
+//!
+//! `just test` runs proptest's default 256 cases per property; `just fuzz` many more.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::OnceLock;
+
+use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use shared_auth::server::{JwtValidator, MetadataSource, ValidatorConfig};
+use system_tests::*;
+
+struct World {
+    runtime: tokio::runtime::Runtime,
+    issuer: IssuerHandle,
+    validator: JwtValidator,
+    valid: String,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (issuer, validator, valid) = runtime.block_on(async {
+            let issuer = start_issuer(IssuerProfile::Cognito).await;
+            let validator = JwtValidator::new(ValidatorConfig::new(
+                MetadataSource::Authority(issuer.issuer().to_owned()),
+                cognito(),
+            ))
+            .await
+            .unwrap();
+            let valid = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+            (issuer, validator, valid)
+        });
+        World {
+            runtime,
+            issuer,
+            validator,
+            valid,
+        }
+    })
+}
+
+fn validate(
+    token: &str,
+) -> Result<shared_auth::server::Principal, shared_auth::server::ValidationError> {
+    let w = world();
+    w.runtime.block_on(w.validator.validate(token))
+}
+
+const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+
+fn claim_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(Value::from("")),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        "[ -~]{0,16}".prop_map(Value::from),
+        prop::collection::vec("[ -~]{0,8}", 0..3).prop_map(|v| json!(v)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn fuzz_arbitrary_strings_never_validate(token in "[ -~]{0,300}") {
+        prop_assert!(validate(&token).is_err());
+    }
+
+    #[test]
+    fn fuzz_any_single_change_to_a_valid_token_is_rejected(index in any::<prop::sample::Index>(), replacement in prop::sample::select(B64URL)) {
+        let valid = &world().valid;
+        prop_assume!(validate(valid).is_ok());
+        let mut bytes = valid.clone().into_bytes();
+        let i = index.index(bytes.len());
+        prop_assume!(bytes[i] != replacement);
+        bytes[i] = replacement;
+        let mutated = String::from_utf8(bytes).unwrap();
+        prop_assert!(validate(&mutated).is_err(), "accepted a token changed at byte {}", i);
+    }
+
+    #[test]
+    fn fuzz_signed_arbitrary_claims(
+        names in prop::collection::vec(prop::sample::select(vec!["exp", "nbf", "iat", "iss", "sub", "client_id", "azp", "scope", "scp", "token_use", "aud"]), 0..8),
+        values in prop::collection::vec(claim_value(), 8),
+    ) {
+        let w = world();
+        let (header, mut claims) = w.issuer.token_template(BFF_ID, &[READ]);
+        for (name, value) in names.iter().zip(values) {
+            claims[*name] = value;
+        }
+        let token = w.issuer.sign(&header, &claims).unwrap();
+        if let Ok(principal) = validate(&token) {
+            prop_assert_eq!(principal.issuer(), w.issuer.issuer());
+            prop_assert_eq!(claims["iss"].as_str(), Some(w.issuer.issuer()));
+            prop_assert_eq!(claims["token_use"].as_str(), Some("access"));
+            prop_assert!(claims["exp"].is_u64());
+            prop_assert!(!principal.client_id().is_empty());
+        }
+    }
+}
