@@ -6,7 +6,7 @@
 //! Tokens are built with the issuer's real keys (so only the attacked property is wrong),
 //! with an attacker's own key, or as raw bytes. A listener stands at the URLs that `jku`,
 //! `x5u` and `jwk` headers point to; after the run it must have received nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

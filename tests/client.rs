@@ -2,7 +2,7 @@
 //! ahead with short-lived tokens, scope overrides, retries, refusals, negative caching, the
 //! middleware's 401 handling, and secrets kept out of logs. Token-request counts are read
 //! from the issuer's own counters.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! The whole system on ephemeral ports: mock issuer, my-service and my-bff, talked to over
 //! HTTP, plus how the BFF answers when a part fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::time::{Duration, Instant};
 
@@ -187,4 +187,97 @@ async fn my_service_down_is_502_and_slow_is_504() {
         .await
         .unwrap();
     assert_problem(r, 504).await;
+}
+
+/// Collects everything `tracing` writes while it is the thread's default subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `text` contains something shaped like a JWS: two base64url JSON objects.
+fn contains_jwt(text: &str) -> bool {
+    text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text[i..];
+        let first: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        first.len() >= 10 && rest[first.len()..].starts_with(".eyJ")
+    })
+}
+
+// The current-thread runtime keeps every server and client task on this thread, where the
+// capturing subscriber is the default.
+#[tokio::test]
+async fn trace_logs_of_the_whole_flow_hold_no_secret_and_no_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let bff = start_bff(&bff_config(&issuer, &service.base)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            http()
+                .get(format!("{}/weatherforecast", bff.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // A token my-service refuses, and a BFF whose secret is wrong: failures log too.
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let bad = format!("{}x", &token[..token.len() - 1]);
+    let r = http()
+        .get(format!("{}/weatherforecast", service.base))
+        .bearer_auth(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let mut wrong = bff_config(&issuer, &service.base);
+    wrong.client_secret = shared_auth::client::ClientSecret::new("wrong-secret-value");
+    let bff2 = start_bff(&wrong).await;
+    assert_eq!(
+        http()
+            .get(format!("{}/weatherforecast", bff2.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("TRACE"), "trace-level events were captured");
+    assert!(logs.contains("token cached"));
+    assert!(logs.contains("token refused"), "the refusal was logged");
+    assert!(
+        !logs.contains(BFF_SECRET),
+        "the client secret is in the logs"
+    );
+    assert!(
+        !logs.contains("wrong-secret-value"),
+        "a client secret is in the logs"
+    );
+    assert!(!contains_jwt(&logs), "an access token is in the logs");
+    assert!(contains_jwt(&token), "the JWT detector works");
+    println!("trace capture: {} lines checked", logs.lines().count());
 }

@@ -1,4 +1,8 @@
 //! my-bff binary: configuration, tracing, listener, graceful shutdown.
+//!
+//! A fatal start-up error is printed to stderr whatever RUST_LOG says, hence the allowed
+//! print lint.
+#![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
 
@@ -17,7 +21,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
+            eprintln!("my-bff: {message}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,158 @@
+//! The my-bff binary as an operator starts it: each required variable missing, and each
+//! variable malformed, stops it with a non-zero exit and a message naming the variable, and
+//! never the secret.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_my-bff");
+const SECRET: &str = "do-not-print-this-secret";
+
+fn fails_with(vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTH_SERVER_") || k.starts_with("MY_SERVICE_") || k == "BIND_ADDR" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .envs(vars.iter().copied())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{vars:?} should fail");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !output.contains(SECRET),
+        "the secret was printed:\n{output}"
+    );
+    output
+}
+
+#[test]
+fn each_bad_variable_is_named_and_the_secret_never_printed() {
+    let base = [
+        (
+            "AUTH_SERVER_TOKEN_ENDPOINT_URL",
+            "http://127.0.0.1:9/oauth2/token",
+        ),
+        ("AUTH_SERVER_MYBFF_CLIENT_ID", "my-bff"),
+        ("AUTH_SERVER_MYBFF_CLIENT_SECRET", SECRET),
+        ("MY_SERVICE_BASE_URL", "http://127.0.0.1:9"),
+    ];
+    let without = |name: &str| {
+        base.iter()
+            .copied()
+            .filter(|(k, _)| *k != name)
+            .collect::<Vec<_>>()
+    };
+    let with = |name: &'static str, value: &'static str| {
+        let mut v = without(name);
+        v.push((name, value));
+        v
+    };
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            without("AUTH_SERVER_TOKEN_ENDPOINT_URL"),
+            "AUTH_SERVER_TOKEN_ENDPOINT_URL",
+        ),
+        (
+            with("AUTH_SERVER_TOKEN_ENDPOINT_URL", "issuer/token"),
+            "AUTH_SERVER_TOKEN_ENDPOINT_URL",
+        ),
+        (
+            without("AUTH_SERVER_MYBFF_CLIENT_ID"),
+            "AUTH_SERVER_MYBFF_CLIENT_ID",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_CLIENT_ID", " "),
+            "AUTH_SERVER_MYBFF_CLIENT_ID",
+        ),
+        (
+            without("AUTH_SERVER_MYBFF_CLIENT_SECRET"),
+            "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_CLIENT_SECRET", ""),
+            "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        ),
+        (
+            {
+                let mut v = without("AUTH_SERVER_MYBFF_CLIENT_SECRET");
+                v.push((
+                    "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
+                    "/nonexistent/secret",
+                ));
+                v
+            },
+            "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_SCOPE", "bad\"scope"),
+            "AUTH_SERVER_MYBFF_SCOPE",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_CREDENTIAL_STYLE", "digest"),
+            "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
+        ),
+        (without("MY_SERVICE_BASE_URL"), "MY_SERVICE_BASE_URL"),
+        (
+            with("MY_SERVICE_BASE_URL", "my-service"),
+            "MY_SERVICE_BASE_URL",
+        ),
+        (
+            with("MY_SERVICE_TIMEOUT_SECS", "0"),
+            "MY_SERVICE_TIMEOUT_SECS",
+        ),
+        (
+            with("MY_SERVICE_TIMEOUT_SECS", "ten"),
+            "MY_SERVICE_TIMEOUT_SECS",
+        ),
+        (with("BIND_ADDR", "anywhere"), "BIND_ADDR"),
+        (
+            {
+                let mut v = without("AUTH_SERVER_TOKEN_ENDPOINT_URL");
+                v.push(("AUTH_SERVER_AUTHORITY", "http://127.0.0.1:9"));
+                v
+            },
+            "AUTH_SERVER_AUTHORITY",
+        ),
+    ];
+    for (vars, name) in cases {
+        let output = fails_with(&vars);
+        assert!(
+            output.contains(name),
+            "{vars:?}: output should name {name}:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_variable_and_hides_the_secret() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("AUTH_SERVER_MYBFF_CLIENT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "AUTH_SERVER_TOKEN_ENDPOINT_URL",
+        "AUTH_SERVER_AUTHORITY",
+        "AUTH_SERVER_MYBFF_CLIENT_ID",
+        "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
+        "AUTH_SERVER_MYBFF_SCOPE",
+        "AUTH_SERVER_MYBFF_RESOURCE",
+        "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
+        "MY_SERVICE_BASE_URL",
+        "MY_SERVICE_TIMEOUT_SECS",
+        "BIND_ADDR",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+    assert!(!help.contains(SECRET));
+}

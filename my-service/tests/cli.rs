@@ -1,0 +1,103 @@
+//! The my-service binary as an operator starts it: each required variable missing, and
+//! each variable malformed, stops it with a non-zero exit and a message naming the variable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_my-service");
+
+/// Runs the binary with exactly `vars` (nothing inherited from AUTH_*), expects failure and
+/// returns everything it printed.
+fn fails_with(vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTH_") || k == "BIND_ADDR" || k == "OPENAPI_TOKEN_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .envs(vars.iter().copied())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{vars:?} should fail");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn each_bad_variable_is_named() {
+    // A closed port: nothing answers there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = format!("http://{closed}");
+    let ok = ("AUTH_AUTHORITY", dead.as_str());
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "AUTH_AUTHORITY"),
+        (vec![("AUTH_AUTHORITY", "ftp://issuer")], "AUTH_AUTHORITY"),
+        (
+            vec![("AUTH_METADATA_ADDRESS", "not a url")],
+            "AUTH_METADATA_ADDRESS",
+        ),
+        (vec![("AUTH_JWKS_URI", "http://x/jwks")], "AUTH_ISSUER"),
+        (
+            vec![ok, ("AUTH_TOKEN_PROFILE", "azure")],
+            "AUTH_TOKEN_PROFILE",
+        ),
+        (vec![ok, ("AUTH_TOKEN_PROFILE", "rfc9068")], "AUTH_AUDIENCE"),
+        (vec![ok, ("AUTH_AUDIENCE", "api")], "AUTH_AUDIENCE"),
+        (
+            vec![ok, ("AUTH_CLOCK_SKEW_SECS", "soon")],
+            "AUTH_CLOCK_SKEW_SECS",
+        ),
+        (vec![ok, ("AUTH_LAZY_KEYS", "maybe")], "AUTH_LAZY_KEYS"),
+        (
+            vec![ok, ("OPENAPI_TOKEN_URL", "token")],
+            "OPENAPI_TOKEN_URL",
+        ),
+        (vec![ok, ("BIND_ADDR", "localhost")], "BIND_ADDR"),
+        (
+            vec![
+                ok,
+                ("AUTH_AUTHORITY", "http://a"),
+                ("AUTH_METADATA_ADDRESS", "http://b"),
+            ],
+            "AUTH_METADATA_ADDRESS",
+        ),
+        // Well-formed but unreachable: start fails, saying what to check.
+        (vec![ok], "AUTH_AUTHORITY"),
+    ];
+    for (vars, name) in cases {
+        let output = fails_with(&vars);
+        assert!(
+            output.contains(name),
+            "{vars:?}: output should name {name}:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_variable() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "AUTH_AUTHORITY",
+        "AUTH_METADATA_ADDRESS",
+        "AUTH_JWKS_URI",
+        "AUTH_ISSUER",
+        "AUTH_TOKEN_PROFILE",
+        "AUTH_AUDIENCE",
+        "AUTH_ALLOWED_CLIENT_IDS",
+        "AUTH_CLOCK_SKEW_SECS",
+        "AUTH_LAZY_KEYS",
+        "OPENAPI_TOKEN_URL",
+        "BIND_ADDR",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+}
