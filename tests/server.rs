@@ -604,3 +604,24 @@ async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
 }
+
+#[tokio::test]
+async fn a_withdrawn_key_evicts_the_tokens_it_signed_from_the_validated_cache() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let old = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get_with(&service.base, &old).await.status(), StatusCode::OK);
+    assert_eq!(
+        get_with(&service.base, &old).await.status(),
+        StatusCode::OK,
+        "served from the cache"
+    );
+    // The issuer withdraws the old key; a token with the new kid makes the service refresh.
+    issuer.rotate_key().unwrap();
+    issuer.drop_previous_keys();
+    let new = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get_with(&service.base, &new).await.status(), StatusCode::OK);
+    // The old token was cached as valid, but its key is gone: refused.
+    let r = get_with(&service.base, &old).await;
+    assert_refused(r, 401, Some("invalid_token"), &old).await;
+}

@@ -24,6 +24,8 @@ use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
+use super::validated_cache::ValidatedCache;
+
 /// A usable verification key.
 pub(crate) struct VerifyKey {
     pub(crate) alg: Algorithm,
@@ -41,6 +43,12 @@ pub(crate) struct KeySet {
 impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.by_kid.len() + self.anonymous.len()
+    }
+
+    /// Whether replacing `old` with this set withdraws any key. Keys without a `kid`
+    /// cannot be matched, so an old anonymous key counts as withdrawn.
+    fn withdraws_keys_of(&self, old: &KeySet) -> bool {
+        !old.anonymous.is_empty() || old.by_kid.keys().any(|kid| !self.by_kid.contains_key(kid))
     }
 
     /// The key for a token's `kid`. A token without `kid` is accepted only when the set
@@ -146,6 +154,8 @@ pub(crate) struct KeyCache {
     refresh_lock: tokio::sync::Mutex<()>,
     last_unknown_kid_refresh: Mutex<Option<Instant>>,
     timing: KeyCacheTiming,
+    /// Cleared when a refresh withdraws a key.
+    validated: Arc<ValidatedCache>,
 }
 
 impl KeyCache {
@@ -154,6 +164,7 @@ impl KeyCache {
         jwks_uri: String,
         allowed: Vec<Algorithm>,
         timing: KeyCacheTiming,
+        validated: Arc<ValidatedCache>,
     ) -> Self {
         KeyCache {
             http,
@@ -164,6 +175,7 @@ impl KeyCache {
             refresh_lock: tokio::sync::Mutex::new(()),
             last_unknown_kid_refresh: Mutex::new(None),
             timing,
+            validated,
         }
     }
 
@@ -182,7 +194,14 @@ impl KeyCache {
         match result {
             Ok((set, skipped)) => {
                 let count = set.len();
-                self.keys.store(Arc::new(set));
+                let old = self.keys.swap(Arc::new(set));
+                if self.keys.load().withdraws_keys_of(&old) {
+                    self.validated.clear();
+                    tracing::debug!(
+                        reason,
+                        "a signing key was withdrawn; validated-token cache cleared"
+                    );
+                }
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 tracing::debug!(reason, keys = count, skipped, jwks_uri = %self.jwks_uri, "JWKS refreshed");
                 Ok(count)

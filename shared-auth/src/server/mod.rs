@@ -12,6 +12,7 @@ mod challenge;
 pub(crate) mod jwks;
 mod principal;
 mod scope_policy;
+mod validated_cache;
 mod validation;
 
 pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};

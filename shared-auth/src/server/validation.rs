@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError};
 use super::principal::Principal;
+use super::validated_cache::{Entry, ValidatedCache};
 use crate::scope::{Scope, ScopeSet};
 
 /// Where the issuer's metadata and keys come from.
@@ -94,6 +95,10 @@ pub struct ValidatorConfig {
     pub lazy: bool,
     /// Skip the check that the discovered issuer equals the authority (default false).
     pub allow_issuer_mismatch: bool,
+    /// Tokens remembered after a successful validation, so a repeated token is not
+    /// verified again (default 10,000; 0 disables). See the `validated_cache` module for
+    /// why this is safe.
+    pub validated_cache_capacity: usize,
 }
 
 impl ValidatorConfig {
@@ -117,6 +122,7 @@ impl ValidatorConfig {
             http_timeout: Duration::from_secs(10),
             lazy: false,
             allow_issuer_mismatch: false,
+            validated_cache_capacity: 10_000,
         }
     }
 }
@@ -272,6 +278,7 @@ struct Inner {
     profile: TokenProfile,
     leeway: Duration,
     keys: Arc<KeyCache>,
+    validated: Arc<ValidatedCache>,
     /// One prepared `Validation` per allowed algorithm.
     validations: HashMap<Algorithm, Validation>,
 }
@@ -336,6 +343,7 @@ impl JwtValidator {
             .iter()
             .map(|&alg| (alg, base_validation(alg, &issuer, &config)))
             .collect();
+        let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
         let keys = Arc::new(KeyCache::new(
             http,
             jwks_uri,
@@ -344,6 +352,7 @@ impl JwtValidator {
                 refresh_interval: config.refresh_interval,
                 unknown_kid_min_interval: config.unknown_kid_min_interval,
             },
+            validated.clone(),
         ));
         if let Err(e) = keys.refresh("start").await
             && !config.lazy
@@ -357,6 +366,7 @@ impl JwtValidator {
             profile: config.profile,
             leeway: config.leeway,
             keys,
+            validated,
             validations,
         })))
     }
@@ -378,6 +388,26 @@ impl JwtValidator {
 
     /// Validates a compact JWT and returns the caller.
     pub async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
+        let inner = &*self.0;
+        let leeway = inner.leeway.as_secs();
+        if let Some(principal) = inner.validated.get(token, now_secs(), leeway) {
+            return Ok(principal);
+        }
+        let principal = self.validate_uncached(token).await?;
+        let claims = principal.claims();
+        inner.validated.insert(
+            token,
+            Entry {
+                exp: principal.expires_at(),
+                nbf: claims.get("nbf").and_then(Value::as_u64),
+                principal: principal.clone(),
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Full validation, bypassing the validated-token cache (benchmarks compare the two).
+    pub async fn validate_uncached(&self, token: &str) -> Result<Principal, ValidationError> {
         let inner = &*self.0;
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ValidationError::Algorithm,
