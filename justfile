@@ -18,11 +18,26 @@ up:
 test:
     cargo test --workspace --quiet
 
+# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
+test-browser:
+    cargo build --quiet --bins
+    cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs
+
 # Long property-test ("fuzz") run over the untrusted-input parsers and the JWT validator.
 # CASES is per property; `just test` runs 256.
 fuzz CASES="50000":
     PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth fuzz_
     PROPTEST_CASES={{CASES}} cargo test --quiet -p system-tests --test fuzz
+
+# Criterion benchmarks of the auth hot paths; refreshes BENCHMARKS.md.
+bench *ARGS:
+    bash infra/load/bench.sh {{ARGS}}
+    bash infra/load/report.sh
+
+# End-to-end load, auth on vs off (needs wrk); refreshes BENCHMARKS.md.
+load:
+    bash infra/load/load.sh
+    bash infra/load/report.sh
 
 # fmt check + clippy with warnings as errors.
 lint:

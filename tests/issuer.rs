@@ -505,7 +505,8 @@ async fn cors_allows_only_configured_origins() {
             .header("access-control-request-method", "POST")
             .header(
                 "access-control-request-headers",
-                "authorization,content-type",
+                // What Swagger UI's Authorize sends.
+                "accept,authorization,content-type,x-requested-with",
             )
             .send()
     };
@@ -514,6 +515,18 @@ async fn cors_allows_only_configured_origins() {
         ok.headers()["access-control-allow-origin"],
         "http://127.0.0.1:7062"
     );
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for h in [
+        "accept",
+        "authorization",
+        "content-type",
+        "x-requested-with",
+    ] {
+        assert!(allowed.contains(h), "{h} not allowed: {allowed}");
+    }
     let other = preflight("http://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }

@@ -10,22 +10,24 @@ cd "$(dirname "$0")/../.."
 
 BIN=${BIN_DIR:-target/debug}
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-30}
+# The dev ports; override them to run a second system beside one (the process test does).
+ISSUER_PORT=${UP_ISSUER_PORT:-7000}
+SERVICE_PORT=${UP_SERVICE_PORT:-7062}
+BFF_PORT=${UP_BFF_PORT:-7248}
 
 set -a
 # shellcheck source=dev.env
 source infra/local/dev.env
 set +a
 
+env_file() { grep -v '^#' "$1" | xargs; }
+
 # name | port | command (run with the environment above plus BIND_ADDR)
 SERVICES=(
-  "issuer|7000|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
+  "issuer|$ISSUER_PORT|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
+  "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT $BIN/my-service"
+  "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT $BIN/my-bff"
 )
-if [[ -x $BIN/my-service ]] && [[ -f infra/local/my-service.env ]]; then
-  SERVICES+=("my-service|7062|env $(grep -v '^#' infra/local/my-service.env | xargs) $BIN/my-service")
-fi
-if [[ -x $BIN/my-bff ]] && [[ -f infra/local/my-bff.env ]]; then
-  SERVICES+=("my-bff|7248|env $(grep -v '^#' infra/local/my-bff.env | xargs) $BIN/my-bff")
-fi
 
 say() { printf '[up] %s\n' "$*"; }
 
@@ -83,16 +85,10 @@ for entry in "${SERVICES[@]}"; do
   done
 done
 
-say "issuer      http://127.0.0.1:7000/.well-known/openid-configuration"
-if [[ ${#SERVICES[@]} -ge 2 ]]; then
-  say "my-service  http://127.0.0.1:7062/weatherforecast   Swagger UI: http://127.0.0.1:7062/swagger-ui/"
-fi
-if [[ ${#SERVICES[@]} -ge 3 ]]; then
-  say "my-bff      http://127.0.0.1:7248/weatherforecast   Swagger UI: http://127.0.0.1:7248/swagger-ui/"
-  say "try:        curl -s http://127.0.0.1:7248/weatherforecast"
-else
-  say "try:        just token"
-fi
+say "issuer      http://127.0.0.1:$ISSUER_PORT/.well-known/openid-configuration"
+say "my-service  http://127.0.0.1:$SERVICE_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$SERVICE_PORT/swagger-ui/"
+say "my-bff      http://127.0.0.1:$BFF_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$BFF_PORT/swagger-ui/"
+say "try:        curl -s http://127.0.0.1:$BFF_PORT/weatherforecast"
 say "ready (Ctrl-C stops everything)"
 
 # Any child exiting on its own takes the whole system down, so nothing half-runs.

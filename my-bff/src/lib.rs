@@ -5,6 +5,9 @@
 //! a real BFF would authenticate its users. `main.rs` only parses the configuration, starts
 //! tracing and serves.
 
+// The benchmark build leaves the auth imports unused.
+#![cfg_attr(feature = "bench-no-auth", allow(unused_imports))]
+
 pub mod config;
 pub mod my_service_client;
 

@@ -83,9 +83,13 @@ impl MyServiceClient {
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .unwrap_or_default();
-        let http = reqwest_middleware::ClientBuilder::new(inner)
-            .with(ClientCredentialsMiddleware::new(manager, client_name))
-            .build();
+        let builder = reqwest_middleware::ClientBuilder::new(inner);
+        #[cfg(not(feature = "bench-no-auth"))]
+        let builder = builder.with(ClientCredentialsMiddleware::new(manager, client_name));
+        // Benchmark build only (`just load`): no token middleware.
+        #[cfg(feature = "bench-no-auth")]
+        let _ = (manager, client_name);
+        let http = builder.build();
         MyServiceClient {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),

@@ -99,9 +99,14 @@ pub fn forecast_for(date: Date) -> WeatherForecast {
 )]
 pub async fn list(principal: Principal) -> Json<Vec<WeatherForecast>> {
     tracing::debug!(client_id = principal.client_id(), "forecasts read");
+    Json(five_days())
+}
+
+/// The five forecasts from today.
+pub fn five_days() -> Vec<WeatherForecast> {
     let today = time::OffsetDateTime::now_utc().date();
     let days = (0..5).filter_map(|i| today.checked_add(time::Duration::days(i)));
-    Json(days.map(forecast_for).collect())
+    days.map(forecast_for).collect()
 }
 
 /// JSON body extractor whose rejections are `application/problem+json`.

@@ -115,13 +115,19 @@ impl MockIssuer {
             .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect();
         if !origins.is_empty() {
-            // Swagger UI's "Authorize" posts to the token endpoint from the browser. Only the
-            // configured origins may, and never with cookies.
+            // Swagger UI's "Authorize" posts to the token endpoint from the browser, with
+            // Accept and X-Requested-With besides the credentials. Only the configured
+            // origins may, and never with cookies.
             app = app.layer(
                 CorsLayer::new()
                     .allow_origin(AllowOrigin::list(origins))
                     .allow_methods([Method::GET, Method::POST])
-                    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                    .allow_headers([
+                        header::AUTHORIZATION,
+                        header::CONTENT_TYPE,
+                        header::ACCEPT,
+                        header::HeaderName::from_static("x-requested-with"),
+                    ])
                     .max_age(Duration::from_secs(600)),
             );
         }

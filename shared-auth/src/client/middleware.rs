@@ -17,11 +17,10 @@
 //!   can be replayed (`try_clone`). A second 401 is returned to the caller as it is.
 
 use http::Extensions;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
-use super::credentials::AccessToken;
 use super::error::TokenError;
 use super::token_manager::TokenManager;
 
@@ -42,15 +41,6 @@ impl ClientCredentialsMiddleware {
     }
 }
 
-fn authorize(request: &mut Request, token: &AccessToken) -> Result<(), TokenError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
-        .map_err(|_| TokenError::InvalidResponse("access token is not header-safe".into()))?;
-    // Sensitive: hyper keeps it out of HPACK tables and Debug output.
-    value.set_sensitive(true);
-    request.headers_mut().insert(AUTHORIZATION, value);
-    Ok(())
-}
-
 /// The [`TokenError`] inside a middleware error, if that is why a request was not sent.
 pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
     match error {
@@ -67,12 +57,14 @@ impl Middleware for ClientCredentialsMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = self
+        let prepared = self
             .manager
-            .token(&self.client_name)
+            .prepared(&self.client_name)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        authorize(&mut request, &token).map_err(reqwest_middleware::Error::middleware)?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, prepared.header().clone());
         let replay = request.try_clone();
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -86,10 +78,12 @@ impl Middleware for ClientCredentialsMiddleware {
         drop(response);
         let renewed = self
             .manager
-            .renew_rejected(&self.client_name, &token)
+            .renew_rejected_prepared(&self.client_name, prepared.token())
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        authorize(&mut replay, &renewed).map_err(reqwest_middleware::Error::middleware)?;
+        replay
+            .headers_mut()
+            .insert(AUTHORIZATION, renewed.header().clone());
         next.run(replay, extensions).await
     }
 }

@@ -23,5 +23,5 @@ pub use middleware::{ClientCredentialsMiddleware, token_error};
 pub use token_cache::{CacheKey, CachedToken, InMemoryTokenCache, TokenCache};
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
-    DEFAULT_LIFETIME_BUFFER, TokenManager, TokenManagerBuilder, TokenRequestParams,
+    DEFAULT_LIFETIME_BUFFER, PreparedToken, TokenManager, TokenManagerBuilder, TokenRequestParams,
 };

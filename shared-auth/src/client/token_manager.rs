@@ -27,6 +27,11 @@
 //! another. After a 401 from downstream, the middleware renews only if the cached token is
 //! still the one that was rejected.
 //!
+//! The hot path: each client keeps its default-scope token, with a ready-made
+//! `Authorization` header value, behind an `ArcSwap`. A warm `token()` or `prepared()` is a
+//! map lookup, an atomic load and a clock read; the cache backend is consulted only when
+//! that token is missing or stale.
+//!
 //! The per-key lock is hand-made from tokio primitives. moka's `get_with` coalesces loads
 //! but cannot express "join the in-flight renewal" or "renew unless already renewed".
 
@@ -34,6 +39,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use reqwest::header::HeaderValue;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
@@ -117,8 +125,26 @@ impl TokenManagerBuilder {
             .connect_timeout(self.retry.attempt_timeout.min(Duration::from_secs(3)))
             .build()
             .unwrap_or_default();
+        let clients = self
+            .clients
+            .into_iter()
+            .map(|(name, definition)| {
+                let default_key = CacheKey::new(
+                    &name,
+                    &definition.scope,
+                    definition.resource.as_deref(),
+                    &definition.extra_params,
+                );
+                let entry = ClientEntry {
+                    definition,
+                    default_key,
+                    hot: ArcSwapOption::empty(),
+                };
+                (name, entry)
+            })
+            .collect();
         TokenManager(Arc::new(Inner {
-            clients: self.clients,
+            clients,
             cache: self
                 .cache
                 .unwrap_or_else(|| Arc::new(InMemoryTokenCache::default())),
@@ -131,6 +157,59 @@ impl TokenManagerBuilder {
             default_lifetime: self.default_lifetime,
         }))
     }
+}
+
+/// A token ready to send: the token, its `Authorization` value, its timing.
+#[derive(Debug)]
+pub struct PreparedToken {
+    token: AccessToken,
+    header: HeaderValue,
+    cached_until_ms: u64,
+    refresh_at_ms: u64,
+}
+
+impl PreparedToken {
+    fn new(entry: &CachedToken) -> Result<Self, TokenError> {
+        let mut header = HeaderValue::try_from(format!("Bearer {}", entry.access_token.secret()))
+            .map_err(|_| {
+            TokenError::InvalidResponse("access token is not header-safe".into())
+        })?;
+        // Sensitive: hyper keeps it out of HPACK tables and Debug output.
+        header.set_sensitive(true);
+        Ok(PreparedToken {
+            token: entry.access_token.clone(),
+            header,
+            cached_until_ms: entry.cached_until_ms,
+            refresh_at_ms: entry.refresh_at_ms,
+        })
+    }
+
+    /// A prepared token with no cache timing (never served from the hot slot).
+    fn for_token(token: AccessToken) -> Result<Self, TokenError> {
+        Self::new(&CachedToken {
+            access_token: token,
+            expires_at_ms: 0,
+            cached_until_ms: 0,
+            refresh_at_ms: 0,
+        })
+    }
+
+    /// The access token.
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
+    /// `Bearer <token>`, marked sensitive.
+    pub fn header(&self) -> &HeaderValue {
+        &self.header
+    }
+}
+
+/// A registered client: its definition, its default cache key, its hot token.
+struct ClientEntry {
+    definition: ClientCredentialsClient,
+    default_key: CacheKey,
+    hot: ArcSwapOption<PreparedToken>,
 }
 
 /// Per cache key: the single-flight lock and the latest failure.
@@ -161,7 +240,7 @@ impl Slot {
 }
 
 struct Inner {
-    clients: HashMap<String, ClientCredentialsClient>,
+    clients: HashMap<String, ClientEntry>,
     cache: Arc<dyn TokenCache>,
     http: reqwest::Client,
     slots: Mutex<HashMap<CacheKey, Arc<Slot>>>,
@@ -189,6 +268,7 @@ impl std::fmt::Debug for TokenManager {
 /// What a request for a token is for.
 struct Target<'a> {
     name: &'a str,
+    entry: &'a ClientEntry,
     client: &'a ClientCredentialsClient,
     scope: ScopeSet,
     resource: Option<String>,
@@ -212,7 +292,34 @@ impl TokenManager {
 
     /// A token for the client registered as `name`, from the cache if possible.
     pub async fn token(&self, name: &str) -> Result<AccessToken, TokenError> {
-        self.token_with(name, &TokenRequestParams::default()).await
+        Ok(self.prepared(name).await?.token.clone())
+    }
+
+    /// The token for `name` with its ready-made `Authorization` value (what the middleware
+    /// sends). Warm, this is a map lookup, an atomic load and a clock read.
+    pub async fn prepared(&self, name: &str) -> Result<Arc<PreparedToken>, TokenError> {
+        let entry = self
+            .0
+            .clients
+            .get(name)
+            .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))?;
+        if let Some(hot) = entry.hot.load_full() {
+            let now = now_ms();
+            if now < hot.cached_until_ms {
+                tracing::debug!(client = name, "token cache hit");
+                if now >= hot.refresh_at_ms {
+                    let target = self.target(name, &TokenRequestParams::default())?;
+                    self.refresh_ahead(&target);
+                }
+                return Ok(hot);
+            }
+        }
+        let target = self.target(name, &TokenRequestParams::default())?;
+        let token = self.get(&target, false, None).await?;
+        match entry.hot.load_full() {
+            Some(hot) if hot.token == token => Ok(hot),
+            _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
+        }
     }
 
     /// A token with per-request scope/resource, or a forced renewal.
@@ -241,21 +348,50 @@ impl TokenManager {
         self.0.clients.keys().map(String::as_str)
     }
 
+    /// [`Self::renew_rejected`], returning the prepared token.
+    pub async fn renew_rejected_prepared(
+        &self,
+        name: &str,
+        rejected: &AccessToken,
+    ) -> Result<Arc<PreparedToken>, TokenError> {
+        let token = self.renew_rejected(name, rejected).await?;
+        let hot = self.0.clients.get(name).and_then(|e| e.hot.load_full());
+        match hot {
+            Some(hot) if hot.token == token => Ok(hot),
+            _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
+        }
+    }
+
+    /// Remembers `entry` as the client's hot token if it is for the default key.
+    fn promote(&self, target: &Target<'_>, entry: &CachedToken) {
+        if target.key == target.entry.default_key
+            && let Ok(prepared) = PreparedToken::new(entry)
+        {
+            target.entry.hot.store(Some(Arc::new(prepared)));
+        }
+    }
+
     fn target<'a>(
         &'a self,
         name: &'a str,
         params: &TokenRequestParams,
     ) -> Result<Target<'a>, TokenError> {
-        let client = self
+        let entry = self
             .0
             .clients
             .get(name)
             .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))?;
+        let client = &entry.definition;
         let scope = params.scope.clone().unwrap_or_else(|| client.scope.clone());
         let resource = params.resource.clone().or_else(|| client.resource.clone());
-        let key = CacheKey::new(name, &scope, resource.as_deref(), &client.extra_params);
+        let key = if params.scope.is_none() && params.resource.is_none() {
+            entry.default_key.clone()
+        } else {
+            CacheKey::new(name, &scope, resource.as_deref(), &client.extra_params)
+        };
         Ok(Target {
             name,
+            entry,
             client,
             scope,
             resource,
@@ -282,6 +418,7 @@ impl TokenManager {
         if !force {
             if let Some(entry) = self.cached(&target.key, now_ms()).await {
                 tracing::debug!(client = name, "token cache hit");
+                self.promote(target, &entry);
                 if entry.wants_refresh(now_ms()) {
                     self.refresh_ahead(target);
                 }
@@ -303,6 +440,7 @@ impl TokenManager {
         if slot.generation.load(Ordering::SeqCst) != seen {
             // The request this caller queued behind has finished: share its outcome.
             if let Some(entry) = self.cached(&target.key, now).await.filter(|t| usable(t)) {
+                self.promote(target, &entry);
                 return Ok(entry.access_token);
             }
             if let Some(error) = slot.recent_failure(now) {
@@ -312,6 +450,7 @@ impl TokenManager {
             // Double check: the cache may have been filled since the first look (by this
             // process, or by another replica through a shared cache).
             if let Some(entry) = self.cached(&target.key, now).await.filter(|t| usable(t)) {
+                self.promote(target, &entry);
                 return Ok(entry.access_token);
             }
         }
@@ -349,6 +488,7 @@ impl TokenManager {
                     "token cached"
                 );
                 inner.cache.put(&target.key, &entry).await;
+                self.promote(target, &entry);
                 slot.set_failure(None);
                 Ok(entry.access_token)
             }

@@ -94,6 +94,12 @@ fn is_b64token(token: &str) -> bool {
         })
 }
 
+/// The bytes after a case-insensitive `Bearer ` prefix, unparsed.
+fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
 pub(crate) fn parse_authorization(value: &[u8]) -> Credentials<'_> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Credentials::TooLarge;
@@ -138,6 +144,16 @@ where
                 return Ok(challenge::invalid_request(
                     "Send exactly one Authorization header.",
                 ));
+            }
+            // Fast path: a token validated before is looked up by its raw bytes. A hit means
+            // these exact bytes passed every check below when they were first seen.
+            if let Some(principal) = first
+                .filter(|v| v.len() <= MAX_AUTHORIZATION_LEN)
+                .and_then(|v| bearer_bytes(v.as_bytes()))
+                .and_then(|token| validator.validated(token))
+            {
+                request.extensions_mut().insert(principal);
+                return inner.call(request).await;
             }
             let token = match first.map(|v| parse_authorization(v.as_bytes())) {
                 None | Some(Credentials::Missing) => return Ok(challenge::missing_token()),

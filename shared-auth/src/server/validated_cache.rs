@@ -35,7 +35,9 @@ pub(crate) struct Entry {
 }
 
 pub(crate) struct ValidatedCache {
-    cache: Option<Cache<Arc<str>, Entry>>,
+    /// Keyed by the token's bytes, so the auth layer can look a token up straight from the
+    /// header, before any parsing: a hit means these exact bytes passed every check.
+    cache: Option<Cache<Arc<[u8]>, Entry>>,
 }
 
 impl ValidatedCache {
@@ -47,7 +49,7 @@ impl ValidatedCache {
     }
 
     /// The cached principal for `token` if it is still within its validity window.
-    pub(crate) fn get(&self, token: &str, now: u64, leeway: u64) -> Option<Principal> {
+    pub(crate) fn get(&self, token: &[u8], now: u64, leeway: u64) -> Option<Principal> {
         let cache = self.cache.as_ref()?;
         let entry = cache.get(token)?;
         let live = now <= entry.exp.saturating_add(leeway)
@@ -62,7 +64,7 @@ impl ValidatedCache {
         }
     }
 
-    pub(crate) fn insert(&self, token: &str, entry: Entry) {
+    pub(crate) fn insert(&self, token: &[u8], entry: Entry) {
         if let Some(cache) = &self.cache {
             cache.insert(Arc::from(token), entry);
         }
@@ -104,26 +106,26 @@ mod tests {
     #[test]
     fn hits_recheck_time_and_evict_expired_entries() {
         let cache = ValidatedCache::new(10);
-        cache.insert("tok", entry(1000, Some(500)));
-        assert!(cache.get("tok", 900, 60).is_some());
-        assert!(cache.get("tok", 1059, 60).is_some(), "within leeway");
-        assert!(cache.get("tok", 400, 60).is_none(), "before nbf - leeway");
-        assert!(cache.get("tok", 1061, 60).is_none(), "expired");
+        cache.insert(b"tok", entry(1000, Some(500)));
+        assert!(cache.get(b"tok", 900, 60).is_some());
+        assert!(cache.get(b"tok", 1059, 60).is_some(), "within leeway");
+        assert!(cache.get(b"tok", 400, 60).is_none(), "before nbf - leeway");
+        assert!(cache.get(b"tok", 1061, 60).is_none(), "expired");
         assert_eq!(cache.len(), 0, "expired entry removed");
-        assert!(cache.get("other", 900, 60).is_none());
+        assert!(cache.get(b"other", 900, 60).is_none());
     }
 
     #[test]
     fn bounded_and_clearable() {
         let cache = ValidatedCache::new(100);
         for i in 0..10_000 {
-            cache.insert(&format!("token-{i}"), entry(u64::MAX, None));
+            cache.insert(format!("token-{i}").as_bytes(), entry(u64::MAX, None));
         }
         assert!(cache.len() <= 110, "{} entries", cache.len());
         cache.clear();
         assert_eq!(cache.len(), 0);
         let off = ValidatedCache::new(0);
-        off.insert("t", entry(u64::MAX, None));
-        assert!(off.get("t", 0, 0).is_none());
+        off.insert(b"t", entry(u64::MAX, None));
+        assert!(off.get(b"t", 0, 0).is_none());
     }
 }

@@ -1,0 +1,273 @@
+//! Benchmarks of the auth hot paths, each beside its reference measured in the same run:
+//!
+//! - `validate/first_seen` (full validation of a token never seen) vs `validate/raw_aws_lc`
+//!   (aws-lc-rs RS256 verification of the same token, the floor) and
+//!   `validate/jsonwebtoken_decode` (plain jsonwebtoken decode);
+//! - `validate/repeat` (a token already validated: the validated-token cache);
+//! - `client/token_hit` (warm `TokenManager::token`) vs `client/rwlock_option` (the simplest
+//!   hand-made cache: a `RwLock<Option<token>>` with an expiry check);
+//! - `middleware/ours` vs `middleware/static_header`: one request through
+//!   reqwest-middleware to a terminal middleware that answers at once (no network), so the
+//!   difference is what our middleware adds;
+//! - `stampede`: 1,000 concurrent callers on a cold cache; prints the token requests made.
+//!
+//! Hot paths never wait, so their futures are polled once with a no-op waker: no runtime
+//! overhead is measured. Run with `just bench`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::RwLock;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as IssuerProfile};
+use serde_json::json;
+use shared_auth::client::{
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, TokenManager,
+};
+use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
+
+/// Completes a future that never waits (panics if it does).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the hot path waited"),
+    }
+}
+
+struct Setup {
+    runtime: tokio::runtime::Runtime,
+    issuer: IssuerHandle,
+    validator: JwtValidator,
+}
+
+fn setup() -> Setup {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (issuer, validator) = runtime.block_on(async {
+        let config = IssuerConfig::new(IssuerProfile::Cognito)
+            .with_resource_server("MyService", ["weather_read"])
+            .with_client(ClientConfig::new(
+                "bench",
+                "bench-secret-0123",
+                ["MyService/weather_read"],
+            ));
+        let issuer = mock_issuer::start(config).await.unwrap();
+        let validator = JwtValidator::new(ValidatorConfig::new(
+            MetadataSource::Authority(issuer.issuer().to_owned()),
+            TokenProfile::Cognito {
+                allowed_client_ids: vec![],
+            },
+        ))
+        .await
+        .unwrap();
+        (issuer, validator)
+    });
+    Setup {
+        runtime,
+        issuer,
+        validator,
+    }
+}
+
+fn mint(issuer: &IssuerHandle, i: usize) -> String {
+    let (header, mut claims) = issuer.token_template("bench", &["MyService/weather_read"]);
+    claims["jti"] = json!(format!("bench-{i}"));
+    issuer.sign(&header, &claims).unwrap()
+}
+
+fn bench_validation(c: &mut Criterion, s: &Setup) {
+    let tokens: Vec<String> = (0..4096).map(|i| mint(&s.issuer, i)).collect();
+    let jwk = s.issuer.current_key().public_jwk().clone();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let n = b64.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = b64.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let raw_key = aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: n.clone(),
+        e: e.clone(),
+    };
+    let jwt_key = jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e);
+    let mut jwt_validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    jwt_validation.set_issuer(&[s.issuer.issuer()]);
+    jwt_validation.validate_aud = false;
+
+    let mut group = c.benchmark_group("validate");
+    let mut i = 0;
+    group.bench_function("raw_aws_lc", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            let token = &tokens[i];
+            let (message, signature) = token.rsplit_once('.').unwrap();
+            let signature = b64.decode(signature).unwrap();
+            raw_key
+                .verify(
+                    &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                    message.as_bytes(),
+                    &signature,
+                )
+                .unwrap();
+        })
+    });
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(
+                jsonwebtoken::decode::<serde_json::Value>(&tokens[i], &jwt_key, &jwt_validation)
+                    .unwrap(),
+            );
+        })
+    });
+    group.bench_function("first_seen", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(ready(s.validator.validate_uncached(&tokens[i])).unwrap());
+        })
+    });
+    let repeat = &tokens[0];
+    ready(s.validator.validate(repeat)).unwrap();
+    group.bench_function("repeat", |b| {
+        b.iter(|| black_box(ready(s.validator.validate(repeat)).unwrap()))
+    });
+    group.finish();
+}
+
+fn manager(issuer: &IssuerHandle) -> TokenManager {
+    let client = ClientCredentialsClient::new(
+        issuer.token_endpoint(),
+        ClientId::new("bench"),
+        ClientSecret::new("bench-secret-0123"),
+    );
+    TokenManager::builder().client("api", client).build()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A reqwest-middleware terminal that answers 200 at once, so no network is measured.
+struct Answer;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Answer {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        black_box(req.headers().get(reqwest::header::AUTHORIZATION));
+        Ok(reqwest::Response::from(http::Response::new(
+            Vec::<u8>::new(),
+        )))
+    }
+}
+
+/// The baseline: a fixed Authorization header.
+struct StaticHeader(reqwest::header::HeaderValue);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for StaticHeader {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        ext: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        req.headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, self.0.clone());
+        next.run(req, ext).await
+    }
+}
+
+fn bench_client(c: &mut Criterion, s: &Setup) {
+    let tokens = manager(&s.issuer);
+    let token = s.runtime.block_on(tokens.token("api")).unwrap();
+    let mut group = c.benchmark_group("client");
+    group.bench_function("token_hit", |b| {
+        b.iter(|| black_box(ready(tokens.token("api")).unwrap()))
+    });
+    let plain: RwLock<Option<(shared_auth::client::AccessToken, u64)>> =
+        RwLock::new(Some((token.clone(), now_ms() + 3_600_000)));
+    group.bench_function("rwlock_option", |b| {
+        b.iter(|| {
+            let guard = plain.read().unwrap();
+            let (t, until) = guard.as_ref().unwrap();
+            assert!(now_ms() < *until);
+            black_box(t.clone())
+        })
+    });
+    group.finish();
+
+    let ours = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientCredentialsMiddleware::new(tokens.clone(), "api"))
+        .with(Answer)
+        .build();
+    let header =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.secret())).unwrap();
+    let fixed = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(StaticHeader(header))
+        .with(Answer)
+        .build();
+    let request = || {
+        reqwest::Request::new(
+            reqwest::Method::GET,
+            "http://127.0.0.1:9/weatherforecast".parse().unwrap(),
+        )
+    };
+    let mut group = c.benchmark_group("middleware");
+    group.bench_function("static_header", |b| {
+        b.iter(|| black_box(ready(fixed.execute(request())).unwrap()))
+    });
+    group.bench_function("ours", |b| {
+        b.iter(|| black_box(ready(ours.execute(request())).unwrap()))
+    });
+    group.finish();
+}
+
+fn stampede(s: &Setup) {
+    let before = s.issuer.stats().token_requests;
+    s.issuer.set_token_delay(Duration::from_millis(100));
+    let tokens = manager(&s.issuer);
+    s.runtime.block_on(async {
+        let handles: Vec<_> = (0..1000)
+            .map(|_| {
+                let tokens = tokens.clone();
+                tokio::spawn(async move { tokens.token("api").await.unwrap() })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    s.issuer.set_token_delay(Duration::ZERO);
+    println!(
+        "stampede: 1000 concurrent callers on a cold cache -> {} token request(s)",
+        s.issuer.stats().token_requests - before
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let s = setup();
+    stampede(&s);
+    bench_validation(c, &s);
+    bench_client(c, &s);
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);
