@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 OUT=target/bench-results/bench.md
 RAW=target/bench-results/bench.txt
 mkdir -p target/bench-results
+[[ ${1:-} == -- ]] && shift # `just bench -- --measurement-time 5` passes the -- along
 cargo bench --quiet -p shared-auth --bench auth -- "$@" 2>&1 | tee "$RAW"
 
 # criterion prints "name  time: [low median high]" (sometimes over two lines).
