@@ -317,29 +317,9 @@ async fn middleware_does_not_send_the_request_without_a_token() {
     assert_eq!(requests(&issuer), 1, "invalid_client is not retried");
 }
 
-/// Collects everything `tracing` writes while it is the thread's default subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = manager(&issuer);
@@ -360,7 +340,7 @@ async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
         client(&issuer, BFF_ID, BFF_SECRET)
     );
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("token cached"),
         "debug logs were captured: {logs}"

@@ -189,20 +189,6 @@ async fn my_service_down_is_502_and_slow_is_504() {
     assert_problem(r, 504).await;
 }
 
-/// Collects everything `tracing` writes while it is the thread's default subscriber.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Whether `text` contains something shaped like a JWS: two base64url JSON objects.
 fn contains_jwt(text: &str) -> bool {
     text.match_indices("eyJ").any(|(i, _)| {
@@ -219,14 +205,7 @@ fn contains_jwt(text: &str) -> bool {
 // capturing subscriber is the default.
 #[tokio::test]
 async fn trace_logs_of_the_whole_flow_hold_no_secret_and_no_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_service(&issuer, cognito()).await;
@@ -265,7 +244,7 @@ async fn trace_logs_of_the_whole_flow_hold_no_secret_and_no_token() {
         503
     );
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("TRACE"), "trace-level events were captured");
     assert!(logs.contains("token cached"));
     assert!(logs.contains("token refused"), "the refusal was logged");
