@@ -9,7 +9,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,10 @@ fn listening(port: u16) -> bool {
 }
 
 struct Up {
-    child: Child,
+    /// Also the process group id (the script leads its own group).
+    pid: u32,
+    /// The script's exit status, sent by the thread that waits for it.
+    exited: mpsc::Receiver<ExitStatus>,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
 }
@@ -49,9 +52,8 @@ impl Drop for Up {
     fn drop(&mut self) {
         // If the test failed half-way, leave nothing running.
         let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.pid)])
             .status();
-        let _ = self.child.wait();
     }
 }
 
@@ -87,8 +89,16 @@ fn start(ports: [u16; 3]) -> Up {
             }
         });
     }
+    let pid = child.id();
+    let (sender, exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = sender.send(status);
+        }
+    });
     Up {
-        child,
+        pid,
+        exited,
         lines,
         log: Vec::new(),
     }
@@ -116,21 +126,11 @@ impl Up {
         );
     }
 
-    fn interrupt_and_wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        let pgid = self.child.id();
-        assert!(
-            Command::new("kill")
-                .args(["-s", "INT", "--", &format!("-{pgid}")])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() >= deadline {
+    /// Waits for the script to exit; panics with its output after `within`.
+    fn exit_status(&mut self, within: Duration) -> ExitStatus {
+        match self.exited.recv_timeout(within) {
+            Ok(status) => status,
+            Err(_) => {
                 while let Ok(line) = self.lines.try_recv() {
                     self.log.push(line);
                 }
@@ -139,8 +139,19 @@ impl Up {
                     self.log.join("\n")
                 );
             }
-            std::thread::sleep(Duration::from_millis(50)); // polling the exit
         }
+    }
+
+    fn interrupt_and_wait(&mut self, within: Duration) -> ExitStatus {
+        let pgid = self.pid;
+        assert!(
+            Command::new("kill")
+                .args(["-s", "INT", "--", &format!("-{pgid}")])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.exit_status(within)
     }
 }
 
@@ -174,7 +185,7 @@ fn run_once(ports: [u16; 3]) {
         status_line.contains(" 200 "),
         "BFF answered {status_line:?}"
     );
-    let pgid = up.child.id();
+    let pgid = up.pid;
     let started = Instant::now();
     up.interrupt_and_wait(Duration::from_secs(5));
     let stopped_in = started.elapsed();
@@ -205,13 +216,8 @@ fn just_up_fails_fast_when_a_port_is_taken() {
     let mut up = start(ports);
     let started = Instant::now();
     up.wait_for("already in use", Duration::from_secs(10));
-    let status = loop {
-        if let Some(s) = up.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
-        std::thread::sleep(Duration::from_millis(50)); // polling the exit
-    };
+    let status = up.exit_status(Duration::from_secs(10));
     assert!(!status.success());
+    println!("just up with a taken port: failed after {:?}", started.elapsed());
     assert!(!listening(ports[0]), "nothing was started");
 }
