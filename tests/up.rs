@@ -218,6 +218,9 @@ fn just_up_fails_fast_when_a_port_is_taken() {
     up.wait_for("already in use", Duration::from_secs(10));
     let status = up.exit_status(Duration::from_secs(10));
     assert!(!status.success());
-    println!("just up with a taken port: failed after {:?}", started.elapsed());
+    println!(
+        "just up with a taken port: failed after {:?}",
+        started.elapsed()
+    );
     assert!(!listening(ports[0]), "nothing was started");
 }

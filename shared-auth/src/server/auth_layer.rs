@@ -28,8 +28,6 @@
 //!
 //! [`Principal`]: super::Principal
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -37,6 +35,7 @@ use axum::http::{Request, Response, header};
 use tower::{Layer, Service};
 
 use super::challenge;
+use super::response_future::AuthFuture;
 use super::validation::{JwtValidator, ValidationError};
 
 /// Largest Authorization header accepted (bytes). Real access tokens are 1-2 KiB.
@@ -125,65 +124,75 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        // The clone that was polled ready is the one to call (tower's usual dance).
+        let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            tracing::debug!(reason = "repeated_header", "request refused");
+            return AuthFuture::ready(challenge::invalid_request(
+                "Send exactly one Authorization header.",
+            ));
+        }
+        // Fast path: a token validated before is looked up by its raw bytes. A hit means
+        // these exact bytes passed every check below when they were first seen. The ready
+        // inner service is called directly: no clone, no allocation.
+        if let Some(principal) = first
+            .filter(|v| v.len() <= MAX_AUTHORIZATION_LEN)
+            .and_then(|v| bearer_bytes(v.as_bytes()))
+            .and_then(|token| self.validator.validated(token))
+        {
+            request.extensions_mut().insert(principal);
+            return AuthFuture::Inner {
+                future: self.inner.call(request),
+            };
+        }
+        let token = match first.map(|v| parse_authorization(v.as_bytes())) {
+            None | Some(Credentials::Missing) => {
+                return AuthFuture::ready(challenge::missing_token());
+            }
+            Some(Credentials::TooLarge) => {
+                tracing::debug!(reason = "too_large", "token refused");
+                return AuthFuture::ready(challenge::invalid_token(
+                    "the access token is too large",
+                ));
+            }
+            Some(Credentials::Malformed) => {
+                tracing::debug!(reason = "malformed_header", "request refused");
+                return AuthFuture::ready(challenge::invalid_request(
+                    "The Authorization header must be 'Bearer' followed by one token.",
+                ));
+            }
+            Some(Credentials::Bearer(token)) => token.to_owned(),
+        };
+        // Slow path: validation may wait for a key refresh. The clone that was polled
+        // ready is the one to call (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
-        Box::pin(async move {
-            let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
-            let first = values.next();
-            if values.next().is_some() {
-                tracing::debug!(reason = "repeated_header", "request refused");
-                return Ok(challenge::invalid_request(
-                    "Send exactly one Authorization header.",
-                ));
-            }
-            // Fast path: a token validated before is looked up by its raw bytes. A hit means
-            // these exact bytes passed every check below when they were first seen.
-            if let Some(principal) = first
-                .filter(|v| v.len() <= MAX_AUTHORIZATION_LEN)
-                .and_then(|v| bearer_bytes(v.as_bytes()))
-                .and_then(|token| validator.validated(token))
-            {
-                request.extensions_mut().insert(principal);
-                return inner.call(request).await;
-            }
-            let token = match first.map(|v| parse_authorization(v.as_bytes())) {
-                None | Some(Credentials::Missing) => return Ok(challenge::missing_token()),
-                Some(Credentials::TooLarge) => {
-                    tracing::debug!(reason = "too_large", "token refused");
-                    return Ok(challenge::invalid_token("the access token is too large"));
+        AuthFuture::Boxed {
+            future: Box::pin(async move {
+                match validator.validate(&token).await {
+                    Ok(principal) => {
+                        request.extensions_mut().insert(principal);
+                        inner.call(request).await
+                    }
+                    Err(ValidationError::KeysUnavailable) => {
+                        tracing::warn!("token refused: the issuer's keys are not loaded");
+                        Ok(challenge::keys_unavailable())
+                    }
+                    Err(error) => {
+                        tracing::debug!(reason = error.reason(), "token refused");
+                        Ok(challenge::rejected(error))
+                    }
                 }
-                Some(Credentials::Malformed) => {
-                    tracing::debug!(reason = "malformed_header", "request refused");
-                    return Ok(challenge::invalid_request(
-                        "The Authorization header must be 'Bearer' followed by one token.",
-                    ));
-                }
-                Some(Credentials::Bearer(token)) => token.to_owned(),
-            };
-            match validator.validate(&token).await {
-                Ok(principal) => {
-                    request.extensions_mut().insert(principal);
-                    inner.call(request).await
-                }
-                Err(ValidationError::KeysUnavailable) => {
-                    tracing::warn!("token refused: the issuer's keys are not loaded");
-                    Ok(challenge::keys_unavailable())
-                }
-                Err(error) => {
-                    tracing::debug!(reason = error.reason(), "token refused");
-                    Ok(challenge::rejected(error))
-                }
-            }
-        })
+            }),
+        }
     }
 }
 

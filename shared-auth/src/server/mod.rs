@@ -11,6 +11,7 @@ pub(crate) mod auth_layer;
 mod challenge;
 pub(crate) mod jwks;
 mod principal;
+mod response_future;
 mod scope_policy;
 mod validated_cache;
 mod validation;
@@ -19,6 +20,7 @@ pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};
 pub use challenge::{PROBLEM_JSON, problem};
 pub use jsonwebtoken::Algorithm;
 pub use principal::{MissingAuthLayer, Principal};
+pub use response_future::{AuthFuture, Boxed};
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 pub use validation::{
     JwtValidator, MetadataSource, StartError, TokenProfile, ValidationError, ValidatorConfig,

@@ -24,8 +24,6 @@
 //! request fails closed with 500 and a log line naming the mistake.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -36,6 +34,7 @@ use tower::{Layer, Service};
 
 use super::challenge;
 use super::principal::{MissingAuthLayer, Principal};
+use super::response_future::AuthFuture;
 
 type Predicate = dyn Fn(&Principal) -> bool + Send + Sync;
 
@@ -149,34 +148,31 @@ pub struct RequireScope<S> {
 
 impl<S> Service<Request<Body>> for RequireScope<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>>,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let Some(principal) = request.extensions().get::<Principal>() else {
-                return Ok(MissingAuthLayer.into_response());
-            };
-            if policy.allows(principal) {
-                inner.call(request).await
-            } else {
-                tracing::debug!(client_id = principal.client_id(), required = %policy.required(), "insufficient scope");
-                Ok(challenge::insufficient_scope(
-                    &policy.required(),
-                    &policy.detail(),
-                ))
+        // Synchronous: the principal is in the extensions or it is not.
+        let Some(principal) = request.extensions().get::<Principal>() else {
+            return AuthFuture::ready(MissingAuthLayer.into_response());
+        };
+        if self.policy.allows(principal) {
+            AuthFuture::Inner {
+                future: self.inner.call(request),
             }
-        })
+        } else {
+            tracing::debug!(client_id = principal.client_id(), required = %self.policy.required(), "insufficient scope");
+            AuthFuture::ready(challenge::insufficient_scope(
+                &self.policy.required(),
+                &self.policy.detail(),
+            ))
+        }
     }
 }
