@@ -50,14 +50,14 @@ fmt:
 
 # Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on).
 issuer:
-    set -a; source {{dev_env}}; set +a; \
+    @set -a; source {{dev_env}}; set +a; \
     cargo run --quiet -p mock-issuer -- --config infra/local/issuer.toml --admin
 
 # Print a fresh access token from the running issuer, using the dev client.
 token:
-    set -a; source {{dev_env}}; set +a; \
+    @set -a; source {{dev_env}}; set +a; \
     cargo run --quiet -p mock-issuer -- token
 
 # Print a JWT's header and claims (no signature check).
 decode TOKEN:
-    cargo run --quiet -p mock-issuer -- decode '{{TOKEN}}'
+    @cargo run --quiet -p mock-issuer -- decode '{{TOKEN}}'
