@@ -531,7 +531,7 @@ async fn start_fails_clearly_when_the_issuer_is_unreachable_or_mismatched() {
     // Unreachable issuer: start fails, unless lazy; lazy answers 503 until keys load.
     let addr = issuer.addr();
     issuer.shutdown().await;
-    let mut config = service_config_for_url(&format!("http://{addr}"));
+    let mut config = service_config_for(&format!("http://{addr}"), cognito());
     let err = my_service::build(&config).await.unwrap_err().to_string();
     assert!(err.contains("discovery document"), "{err}");
     config.validator.metadata = shared_auth::server::MetadataSource::Jwks {
@@ -566,18 +566,6 @@ async fn start_fails_clearly_when_the_issuer_is_unreachable_or_mismatched() {
         401,
         "malformed tokens are refused before any key is needed"
     );
-}
-
-fn service_config_for_url(url: &str) -> my_service::config::ServiceConfig {
-    let mut validator = shared_auth::server::ValidatorConfig::new(
-        shared_auth::server::MetadataSource::Authority(url.to_owned()),
-        cognito(),
-    );
-    validator.http_timeout = std::time::Duration::from_secs(2);
-    my_service::config::ServiceConfig {
-        validator,
-        openapi_token_url: None,
-    }
 }
 
 #[tokio::test]

@@ -142,8 +142,16 @@ pub fn service_config(
     issuer: &IssuerHandle,
     profile: shared_auth::server::TokenProfile,
 ) -> my_service::config::ServiceConfig {
+    service_config_for(issuer.issuer(), profile)
+}
+
+/// my-service's configuration for the issuer at `authority` (which may be down).
+pub fn service_config_for(
+    authority: &str,
+    profile: shared_auth::server::TokenProfile,
+) -> my_service::config::ServiceConfig {
     let mut validator = shared_auth::server::ValidatorConfig::new(
-        shared_auth::server::MetadataSource::Authority(issuer.issuer().to_owned()),
+        shared_auth::server::MetadataSource::Authority(authority.to_owned()),
         profile,
     );
     validator.http_timeout = std::time::Duration::from_secs(2);
