@@ -237,6 +237,11 @@ impl KeyCache {
         Ok((set, skipped))
     }
 
+    /// The loaded key for a token's `kid`, without waiting; `None`: not loaded.
+    pub(crate) fn loaded(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
+        self.keys.load().find(kid)
+    }
+
     /// The key for a token's `kid`; refreshes once (shared, rate-limited) when unknown.
     pub(crate) async fn key_for(
         &self,

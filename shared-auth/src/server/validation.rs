@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError};
+use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, VerifyKey};
 use super::principal::Principal;
 use super::validated_cache::{Entry, ValidatedCache};
 use crate::scope::{Scope, ScopeSet};
@@ -388,21 +388,38 @@ impl JwtValidator {
 
     /// Validates a compact JWT and returns the caller.
     pub async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
-        let inner = &*self.0;
-        if let Some(principal) = self.validated(token.as_bytes()) {
-            return Ok(principal);
+        if let Some(result) = self.validate_now(token) {
+            return result;
         }
+        // The token names a key that is not loaded: wait for the (shared, rate-limited)
+        // key refresh, then validate.
         let principal = self.validate_uncached(token).await?;
-        let claims = principal.claims();
-        inner.validated.insert(
-            token.as_bytes(),
-            Entry {
-                exp: principal.expires_at(),
-                nbf: claims.get("nbf").and_then(Value::as_u64),
-                principal: principal.clone(),
-            },
-        );
+        self.remember(token, &principal);
         Ok(principal)
+    }
+
+    /// Validates without waiting, which is every case but one: `None` means the token
+    /// names a key that is not loaded, and only [`validate`](Self::validate) can fetch it.
+    pub fn validate_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        if let Some(principal) = self.validated(token.as_bytes()) {
+            return Some(Ok(principal));
+        }
+        self.verify_now(token)
+    }
+
+    /// [`validate_now`](Self::validate_now) minus the validated-token lookup, for a caller
+    /// that has just made it (the auth layer's fast path). A success is remembered.
+    pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        let header = match self.header(token) {
+            Ok(header) => header,
+            Err(e) => return Some(Err(e)),
+        };
+        let key = self.0.keys.loaded(header.kid.as_deref())?;
+        let result = self.verify(token, &header, &key);
+        if let Ok(principal) = &result {
+            self.remember(token, principal);
+        }
+        Some(result)
     }
 
     /// The principal of a token validated before and still within its time window, looked
@@ -415,23 +432,9 @@ impl JwtValidator {
 
     /// Full validation, bypassing the validated-token cache (benchmarks compare the two).
     pub async fn validate_uncached(&self, token: &str) -> Result<Principal, ValidationError> {
-        let inner = &*self.0;
-        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ValidationError::Algorithm,
-            _ => ValidationError::Malformed,
-        })?;
-        if header.crit.is_some() {
-            return Err(ValidationError::CriticalHeader);
-        }
-        if let TokenProfile::Rfc9068 { .. } = inner.profile {
-            let ok = header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            });
-            if !ok {
-                return Err(ValidationError::TokenType);
-            }
-        }
-        let key = inner
+        let header = self.header(token)?;
+        let key = self
+            .0
             .keys
             .key_for(header.kid.as_deref())
             .await
@@ -439,6 +442,48 @@ impl JwtValidator {
                 KeyLookupError::UnknownKey => ValidationError::UnknownKey,
                 KeyLookupError::NoKeys => ValidationError::KeysUnavailable,
             })?;
+        self.verify(token, &header, &key)
+    }
+
+    fn remember(&self, token: &str, principal: &Principal) {
+        self.0.validated.insert(
+            token.as_bytes(),
+            Entry {
+                exp: principal.expires_at(),
+                nbf: principal.claims().get("nbf").and_then(Value::as_u64),
+                principal: principal.clone(),
+            },
+        );
+    }
+
+    /// The JOSE header, with the checks that need nothing else.
+    fn header(&self, token: &str) -> Result<jsonwebtoken::Header, ValidationError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ValidationError::Algorithm,
+            _ => ValidationError::Malformed,
+        })?;
+        if header.crit.is_some() {
+            return Err(ValidationError::CriticalHeader);
+        }
+        if let TokenProfile::Rfc9068 { .. } = self.0.profile {
+            let ok = header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !ok {
+                return Err(ValidationError::TokenType);
+            }
+        }
+        Ok(header)
+    }
+
+    /// Signature, time window, issuer, audience, then the profile's claims.
+    fn verify(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+        key: &VerifyKey,
+    ) -> Result<Principal, ValidationError> {
+        let inner = &*self.0;
         if key.alg != header.alg {
             return Err(ValidationError::Algorithm);
         }
