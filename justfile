@@ -16,7 +16,7 @@ up:
 
 # Run the test suites (unit, issuer, server, client, whole flow).
 test:
-    cargo test --workspace --quiet
+    cargo test --workspace --exclude bench-peers --quiet
 
 # Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
 test-browser:
@@ -34,6 +34,12 @@ bench *ARGS:
     bash infra/load/bench.sh {{ARGS}}
     bash infra/load/report.sh
 
+# shared-auth beside peer crates (tower-oauth2-resource-server, jwt-authorizer, huskarl)
+# in one run; refreshes BENCHMARKS.md. The only recipe that builds `bench-peers`.
+bench-peers *ARGS:
+    bash infra/load/peers.sh {{ARGS}}
+    bash infra/load/report.sh
+
 # End-to-end load, auth on vs off (needs wrk); refreshes BENCHMARKS.md.
 load:
     bash infra/load/load.sh
@@ -42,7 +48,7 @@ load:
 # fmt check + clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy --workspace --exclude bench-peers --all-targets --quiet -- -D warnings
 
 # Format the code.
 fmt:

@@ -13,6 +13,7 @@ section() { # title, file, command
   cat infra/load/BENCHMARKS.head.md
   echo
   section "Auth hot paths (criterion)" target/bench-results/bench.md "just bench"
+  section "Beside the peers (criterion)" target/bench-results/peers.md "just bench-peers"
   section "End to end under load (wrk)" target/bench-results/load.md "just load"
 } > BENCHMARKS.md
 echo "BENCHMARKS.md updated" >&2
