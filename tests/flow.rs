@@ -40,6 +40,10 @@ async fn bff_calls_my_service_with_one_cached_token() {
         credential_style: my_bff::config::Style::Basic,
         my_service_base_url: service.base.clone(),
         my_service_timeout_secs: 5,
+        token_cache_redis_url: None,
+        token_cache_key: None,
+        token_cache_key_file: None,
+        token_cache_key_prefix: "shared-auth:".into(),
         bind: "127.0.0.1:0".parse().unwrap(),
     };
     let config = args.into_config().unwrap();

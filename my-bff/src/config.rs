@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser, ValueEnum};
 use shared_auth::ScopeSet;
-use shared_auth::client::{ClientId, ClientSecret, CredentialStyle};
+use shared_auth::client::{
+    CacheEncryptionKey, ClientId, ClientSecret, CredentialStyle, RedisCacheConfig,
+};
 
 /// A backend-for-frontend (reference): GET /weatherforecast calls my-service with a
 /// client-credentials access token that it gets, caches and renews.
@@ -80,6 +82,44 @@ pub struct Args {
         default_value_t = 10
     )]
     pub my_service_timeout_secs: u64,
+
+    /// Share tokens between replicas through this Redis: redis://[user:password@]host[:port][/db],
+    /// or rediss:// for TLS. Unset: each process caches its own tokens.
+    #[arg(
+        long,
+        env = "AUTH_TOKEN_CACHE_REDIS_URL",
+        value_name = "AUTH_TOKEN_CACHE_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub token_cache_redis_url: Option<String>,
+
+    /// Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, base64
+    /// (`openssl rand -base64 32`). Same value on every replica. Unset: entries are stored
+    /// in clear, with a warning.
+    #[arg(
+        long,
+        env = "AUTH_TOKEN_CACHE_KEY",
+        value_name = "AUTH_TOKEN_CACHE_KEY",
+        hide_env_values = true
+    )]
+    pub token_cache_key: Option<String>,
+
+    /// Or a file holding that key.
+    #[arg(
+        long,
+        env = "AUTH_TOKEN_CACHE_KEY_FILE",
+        value_name = "AUTH_TOKEN_CACHE_KEY_FILE"
+    )]
+    pub token_cache_key_file: Option<PathBuf>,
+
+    /// Prefix of the Redis keys (one Redis can serve several deployments).
+    #[arg(
+        long,
+        env = "AUTH_TOKEN_CACHE_KEY_PREFIX",
+        value_name = "AUTH_TOKEN_CACHE_KEY_PREFIX",
+        default_value = "shared-auth:"
+    )]
+    pub token_cache_key_prefix: String,
 
     /// Listen address.
     #[arg(
@@ -158,11 +198,14 @@ pub struct BffConfig {
     pub my_service_base_url: String,
     /// Timeout per call to my-service.
     pub my_service_timeout: Duration,
+    /// The shared token cache, if one is configured.
+    pub token_cache: Option<RedisCacheConfig>,
 }
 
 impl Args {
     /// Reads the secret file if one is named and builds the typed configuration.
     pub fn into_config(self) -> Result<BffConfig, ConfigError> {
+        let token_cache = self.token_cache()?;
         let token_source = match (self.token_endpoint, self.authority) {
             (Some(e), None) => TokenSource::Endpoint(e),
             (None, Some(a)) => TokenSource::Authority(a),
@@ -204,6 +247,7 @@ impl Args {
             });
         }
         Ok(BffConfig {
+            token_cache,
             token_source,
             client_id: ClientId::new(self.client_id),
             client_secret: ClientSecret::new(secret),
@@ -216,6 +260,56 @@ impl Args {
             my_service_base_url: self.my_service_base_url,
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
         })
+    }
+}
+
+impl Args {
+    fn token_cache(&self) -> Result<Option<RedisCacheConfig>, ConfigError> {
+        let key = match (&self.token_cache_key, &self.token_cache_key_file) {
+            (None, None) => None,
+            (Some(key), None) => Some(("AUTH_TOKEN_CACHE_KEY", key.clone())),
+            (None, Some(path)) => Some((
+                "AUTH_TOKEN_CACHE_KEY_FILE",
+                std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    variable: "AUTH_TOKEN_CACHE_KEY_FILE",
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })?,
+            )),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    variable: "AUTH_TOKEN_CACHE_KEY",
+                    reason: "set at most one of AUTH_TOKEN_CACHE_KEY or AUTH_TOKEN_CACHE_KEY_FILE"
+                        .into(),
+                });
+            }
+        };
+        let Some(url) = self
+            .token_cache_redis_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        else {
+            if let Some((variable, _)) = key {
+                return Err(ConfigError {
+                    variable,
+                    reason: "a cache key needs AUTH_TOKEN_CACHE_REDIS_URL".into(),
+                });
+            }
+            return Ok(None);
+        };
+        RedisCacheConfig::check_url(url).map_err(|e| ConfigError {
+            variable: "AUTH_TOKEN_CACHE_REDIS_URL",
+            reason: e.to_string(),
+        })?;
+        let mut config =
+            RedisCacheConfig::new(url).with_key_prefix(self.token_cache_key_prefix.clone());
+        if let Some((variable, key)) = key {
+            let key = CacheEncryptionKey::from_base64(&key).map_err(|e| ConfigError {
+                variable,
+                reason: e.to_string(),
+            })?;
+            config = config.with_encryption_key(key);
+        }
+        Ok(Some(config))
     }
 }
 
@@ -284,5 +378,49 @@ mod tests {
         let c = parse(&v).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(format!("{:?}", c.client_secret), "ClientSecret([REDACTED])");
+    }
+
+    #[test]
+    fn token_cache_settings_are_checked_and_never_echoed() {
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = BASE.to_vec();
+            v.extend_from_slice(&["--client-secret", "s"]);
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert!(with(&[]).unwrap().token_cache.is_none());
+        let e = with(&["--token-cache-redis-url", "http://u:hunter2@h"]).unwrap_err();
+        assert!(
+            e.contains("AUTH_TOKEN_CACHE_REDIS_URL") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let e = with(&["--token-cache-key", key]).unwrap_err();
+        assert!(
+            e.contains("AUTH_TOKEN_CACHE_KEY") && e.contains("REDIS_URL"),
+            "{e}"
+        );
+        let e = with(&[
+            "--token-cache-redis-url",
+            "redis://h",
+            "--token-cache-key",
+            "c2hvcnQ=",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("AUTH_TOKEN_CACHE_KEY:") && !e.contains("c2hvcnQ"),
+            "{e}"
+        );
+        let c = with(&[
+            "--token-cache-redis-url",
+            "rediss://:pw@h:6380/1",
+            "--token-cache-key",
+            key,
+        ])
+        .unwrap();
+        let cache = c.token_cache.unwrap();
+        assert!(cache.encryption_key.is_some());
+        assert_eq!(cache.key_prefix, "shared-auth:");
+        assert!(!format!("{cache:?}").contains("AAECAw"));
     }
 }

@@ -18,7 +18,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use shared_auth::client::{ClientCredentialsClient, TokenError, TokenManager};
+use shared_auth::client::{
+    ClientCredentialsClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
+};
 use shared_auth::server::problem;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -49,8 +51,20 @@ struct AppState {
     manager: TokenManager,
 }
 
-/// The token manager for `config` (discovers the token endpoint if an authority is set).
-pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, TokenError> {
+/// Why my-bff could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The token client could not be set up (discovery from the authority failed).
+    #[error("cannot set up the token client (AUTH_SERVER_AUTHORITY): {0}")]
+    Token(#[from] TokenError),
+    /// The shared token cache could not be set up.
+    #[error("AUTH_TOKEN_CACHE_REDIS_URL: {0}")]
+    TokenCache(#[from] RedisCacheError),
+}
+
+/// The token manager for `config` (discovers the token endpoint if an authority is set;
+/// shares tokens through Redis if a token cache is configured).
+pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartError> {
     let timeout = std::time::Duration::from_secs(10);
     let client = match &config.token_source {
         TokenSource::Endpoint(url) => ClientCredentialsClient::new(
@@ -72,13 +86,15 @@ pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, TokenErro
         .with_scope(config.scope.clone())
         .with_credential_style(config.credential_style);
     client.resource = config.resource.clone();
-    Ok(TokenManager::builder()
-        .client(MY_SERVICE_CLIENT, client)
-        .build())
+    let mut builder = TokenManager::builder().client(MY_SERVICE_CLIENT, client);
+    if let Some(cache) = &config.token_cache {
+        builder = builder.cache(Arc::new(RedisTokenCache::new(cache.clone())?));
+    }
+    Ok(builder.build())
 }
 
 /// Builds the app from its configuration.
-pub async fn build(config: &BffConfig) -> Result<Router, TokenError> {
+pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     let manager = token_manager(config).await?;
     Ok(router(manager, config))
 }

@@ -43,9 +43,7 @@ async fn run() -> Result<(), String> {
     let config = args
         .into_config()
         .map_err(|e| format!("invalid configuration: {e}"))?;
-    let app = my_bff::build(&config)
-        .await
-        .map_err(|e| format!("cannot set up the token client (AUTH_SERVER_AUTHORITY): {e}"))?;
+    let app = my_bff::build(&config).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;

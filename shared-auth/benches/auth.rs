@@ -9,7 +9,10 @@
 //! - `middleware/ours` vs `middleware/static_header`: one request through
 //!   reqwest-middleware to a terminal middleware that answers at once (no network), so the
 //!   difference is what our middleware adds;
-//! - `stampede`: 1,000 concurrent callers on a cold cache; prints the token requests made.
+//! - `stampede`: 1,000 concurrent callers on a cold cache; prints the token requests made;
+//! - `tiered/memory_hit` vs `tiered/redis_hit` (feature `redis`, with `BENCH_REDIS_URL` set, as
+//!   `just bench` does when `redis-server` is installed): a `RedisTokenCache` read that
+//!   the in-process tier answers, and one that goes to Redis on loopback (sealed entry).
 //!
 //! Hot paths never wait, so their futures are polled once with a no-op waker: no runtime
 //! overhead is measured. Run with `just bench`.
@@ -262,11 +265,62 @@ fn stampede(s: &Setup) {
     );
 }
 
+#[cfg(feature = "redis")]
+fn bench_tiers(c: &mut Criterion, s: &Setup) {
+    use shared_auth::client::{
+        CacheEncryptionKey, CacheKey, CachedToken, RedisCacheConfig, RedisTokenCache, TokenCache,
+    };
+    let Ok(url) = std::env::var("BENCH_REDIS_URL") else {
+        println!("tiered: skipped (set BENCH_REDIS_URL, or install redis-server for `just bench`)");
+        return;
+    };
+    let _entered = s.runtime.enter();
+    let tiers = |l1_capacity: u64| {
+        let mut config = RedisCacheConfig::new(url.as_str())
+            .with_key_prefix("bench:")
+            .with_encryption_key(CacheEncryptionKey::from_bytes(&[9; 32]).unwrap());
+        config.l1_capacity = l1_capacity;
+        // Loopback under criterion's load: a generous bound, so every read is measured.
+        config.operation_timeout = Duration::from_secs(1);
+        RedisTokenCache::new(config).unwrap()
+    };
+    let with_l1 = tiers(10_000);
+    let redis_only = tiers(0);
+    let client = ClientCredentialsClient::new(
+        s.issuer.token_endpoint(),
+        ClientId::new("bench"),
+        ClientSecret::new("bench-secret-0123"),
+    );
+    let key = CacheKey::new("api", &client, &shared_auth::ScopeSet::new(), None);
+    let entry = CachedToken::new(
+        shared_auth::client::AccessToken::new(mint(&s.issuer, 0)),
+        now_ms(),
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+        0.1,
+    );
+    s.runtime.block_on(with_l1.put(&key, &entry));
+    assert!(
+        s.runtime.block_on(redis_only.get(&key)).is_some(),
+        "Redis unreachable"
+    );
+    let mut group = c.benchmark_group("tiered");
+    group.bench_function("memory_hit", |b| {
+        b.iter(|| black_box(s.runtime.block_on(with_l1.get(&key)).unwrap()))
+    });
+    group.bench_function("redis_hit", |b| {
+        b.iter(|| black_box(s.runtime.block_on(redis_only.get(&key)).unwrap()))
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
     stampede(&s);
     bench_validation(c, &s);
     bench_client(c, &s);
+    #[cfg(feature = "redis")]
+    bench_tiers(c, &s);
 }
 
 criterion_group!(group, benches);

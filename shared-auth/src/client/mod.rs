@@ -6,11 +6,14 @@
 //!   ahead, retries and a negative cache;
 //! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
 //!   handles a downstream 401 with one renewal and one retry;
-//! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default).
+//! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default;
+//!   `RedisTokenCache` with the `redis` feature shares tokens across replicas).
 
 mod credentials;
 mod error;
 mod middleware;
+#[cfg(feature = "redis")]
+mod redis_cache;
 mod token_cache;
 pub(crate) mod token_endpoint;
 mod token_manager;
@@ -20,7 +23,11 @@ pub use credentials::{
 };
 pub use error::TokenError;
 pub use middleware::{ClientCredentialsMiddleware, token_error};
-pub use token_cache::{CacheKey, CachedToken, InMemoryTokenCache, TokenCache};
+#[cfg(feature = "redis")]
+pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
+pub use token_cache::{
+    CacheKey, CachedToken, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
+};
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
     DEFAULT_LIFETIME_BUFFER, PreparedToken, TokenManager, TokenManagerBuilder, TokenRequestParams,

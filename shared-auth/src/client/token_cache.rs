@@ -12,7 +12,6 @@
 //! - in the last 10 % of that cached life the next caller still gets it, and one background
 //!   renewal starts (refresh ahead).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,24 +19,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
-use super::credentials::AccessToken;
+use super::credentials::{AccessToken, ClientCredentialsClient};
 use crate::scope::ScopeSet;
 
-/// Identifies one cached token: client name, scope, resource, extra parameters.
+/// Identifies one cached token: client name, the client's identity (token endpoint and
+/// client id), scope, resource, extra parameters.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey(Arc<str>);
 
 impl CacheKey {
     /// Builds the key. Fields are joined with an ASCII unit separator, which cannot occur
-    /// in a scope and is escaped nowhere else, so distinct inputs give distinct keys.
+    /// in a scope and is escaped nowhere else, so distinct inputs give distinct keys. The
+    /// client's identity is part of it so that two deployments that name their clients
+    /// alike never share a token through a shared cache.
     pub fn new(
         client_name: &str,
+        client: &ClientCredentialsClient,
         scope: &ScopeSet,
         resource: Option<&str>,
-        extra: &BTreeMap<String, String>,
     ) -> Self {
-        let mut key = format!("{client_name}\u{1f}{scope}\u{1f}{}", resource.unwrap_or(""));
-        for (k, v) in extra {
+        let mut key = format!(
+            "{client_name}\u{1f}{}\u{1f}{}\u{1f}{scope}\u{1f}{}",
+            client.token_endpoint,
+            client.client_id.as_str(),
+            resource.unwrap_or("")
+        );
+        for (k, v) in &client.extra_params {
             key.push('\u{1f}');
             key.push_str(k);
             key.push('=');
@@ -178,6 +185,57 @@ pub trait TokenCache: Send + Sync + 'static {
     async fn put(&self, key: &CacheKey, token: &CachedToken);
     /// Removes the entry for `key`.
     async fn remove(&self, key: &CacheKey);
+
+    /// Called, with the process's own per-key lock held, just before a token request for
+    /// `key`. A shared backend uses it for single flight across processes: it either
+    /// grants this process the request ([`FetchTurn::Fetch`], holding a lease that
+    /// [`end_fetch`](Self::end_fetch) releases) or, after waiting for the process that
+    /// holds the lease, answers with the token it stored, if `wanted` accepts it. The
+    /// default (one process) grants at once.
+    async fn begin_fetch(
+        &self,
+        key: &CacheKey,
+        wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
+    ) -> FetchTurn {
+        let _ = (key, wanted);
+        FetchTurn::Fetch(FetchLease::none())
+    }
+
+    /// Releases what [`begin_fetch`](Self::begin_fetch) granted, after the request (and
+    /// the `put` of its token, if it succeeded).
+    async fn end_fetch(&self, key: &CacheKey, lease: FetchLease) {
+        let _ = (key, lease);
+    }
+}
+
+/// The answer to [`TokenCache::begin_fetch`].
+#[derive(Debug)]
+pub enum FetchTurn {
+    /// Request the token; give the lease back through [`TokenCache::end_fetch`].
+    Fetch(FetchLease),
+    /// Another process requested it meanwhile: this is its token.
+    Cached(CachedToken),
+}
+
+/// Proof of a cross-process fetch lock (its random owner value), or none.
+#[derive(Debug, Default)]
+pub struct FetchLease(Option<String>);
+
+impl FetchLease {
+    /// No lock is held (a single-process backend, or the shared one was unreachable).
+    pub fn none() -> Self {
+        FetchLease(None)
+    }
+
+    /// A lock held under `owner`.
+    pub fn held(owner: String) -> Self {
+        FetchLease(Some(owner))
+    }
+
+    /// The owner value, if a lock is held.
+    pub fn owner(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
 }
 
 struct UntilCachedUntil;
@@ -263,17 +321,32 @@ mod tests {
     }
 
     #[test]
-    fn keys_differ_by_scope_resource_and_params() {
-        let e = BTreeMap::new();
-        let a = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), None, &e);
-        let b = CacheKey::new("c", &ScopeSet::parse("b").unwrap(), None, &e);
-        let r = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), Some("urn:x"), &e);
-        let mut extra = BTreeMap::new();
-        extra.insert("audience".to_owned(), "x".to_owned());
-        let p = CacheKey::new("c", &ScopeSet::parse("a").unwrap(), None, &extra);
-        let set: std::collections::HashSet<_> = [a.clone(), b, r, p].into_iter().collect();
-        assert_eq!(set.len(), 4);
+    fn keys_differ_by_client_scope_resource_and_params() {
+        use crate::client::{ClientId, ClientSecret};
+        let client = |id: &str| {
+            ClientCredentialsClient::new(
+                "http://as/token",
+                ClientId::new(id),
+                ClientSecret::new("s"),
+            )
+        };
+        let c = client("id");
+        let scope = |s: &str| ScopeSet::parse(s).unwrap();
+        let a = CacheKey::new("c", &c, &scope("a"), None);
+        let b = CacheKey::new("c", &c, &scope("b"), None);
+        let r = CacheKey::new("c", &c, &scope("a"), Some("urn:x"));
+        let p = CacheKey::new(
+            "c",
+            &c.clone().with_extra_param("audience", "x"),
+            &scope("a"),
+            None,
+        );
+        let other_client = CacheKey::new("c", &client("other"), &scope("a"), None);
+        let set: std::collections::HashSet<_> =
+            [a.clone(), b, r, p, other_client].into_iter().collect();
+        assert_eq!(set.len(), 5);
         assert_eq!(a.client_name(), "c");
+        assert_eq!(a, CacheKey::new("c", &client("id"), &scope("a"), None));
     }
 
     #[test]

@@ -45,7 +45,9 @@ use reqwest::header::HeaderValue;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
-use super::token_cache::{CacheKey, CachedToken, InMemoryTokenCache, TokenCache, now_ms};
+use super::token_cache::{
+    CacheKey, CachedToken, FetchTurn, InMemoryTokenCache, TokenCache, now_ms,
+};
 use super::token_endpoint::{RetryPolicy, request_token};
 use crate::scope::ScopeSet;
 
@@ -131,9 +133,9 @@ impl TokenManagerBuilder {
             .map(|(name, definition)| {
                 let default_key = CacheKey::new(
                     &name,
+                    &definition,
                     &definition.scope,
                     definition.resource.as_deref(),
-                    &definition.extra_params,
                 );
                 let entry = ClientEntry {
                     definition,
@@ -387,7 +389,7 @@ impl TokenManager {
         let key = if params.scope.is_none() && params.resource.is_none() {
             entry.default_key.clone()
         } else {
-            CacheKey::new(name, &scope, resource.as_deref(), &client.extra_params)
+            CacheKey::new(name, client, &scope, resource.as_deref())
         };
         Ok(Target {
             name,
@@ -454,12 +456,38 @@ impl TokenManager {
                 return Ok(entry.access_token);
             }
         }
-        self.fetch(target, &slot).await
+        // What a token stored meanwhile by another replica must be to be used instead of
+        // requesting one: fresh, and for a renewal not the token being replaced.
+        let replaced = match rejected {
+            Some(token) => Some(token.clone()),
+            None if force => self.0.cache.get(&target.key).await.map(|t| t.access_token),
+            None => None,
+        };
+        let wanted = move |t: &CachedToken| {
+            t.is_fresh(now_ms()) && replaced.as_ref() != Some(&t.access_token)
+        };
+        self.fetch(target, &slot, &wanted).await
     }
 
-    /// Requests a token and stores it. Call with the slot's lock held.
-    async fn fetch(&self, target: &Target<'_>, slot: &Slot) -> Result<AccessToken, TokenError> {
+    /// Requests a token and stores it, unless a shared cache hands over one that another
+    /// replica requested meanwhile and that `wanted` accepts. Call with the slot's lock
+    /// held.
+    async fn fetch(
+        &self,
+        target: &Target<'_>,
+        slot: &Slot,
+        wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
+    ) -> Result<AccessToken, TokenError> {
         let inner = &*self.0;
+        let lease = match inner.cache.begin_fetch(&target.key, wanted).await {
+            FetchTurn::Cached(entry) => {
+                self.promote(target, &entry);
+                slot.set_failure(None);
+                slot.generation.fetch_add(1, Ordering::SeqCst);
+                return Ok(entry.access_token);
+            }
+            FetchTurn::Fetch(lease) => lease,
+        };
         tracing::debug!(client = target.name, "requesting token");
         let result = request_token(
             &inner.http,
@@ -499,6 +527,7 @@ impl TokenManager {
                 Err(error)
             }
         };
+        inner.cache.end_fetch(&target.key, lease).await;
         slot.generation.fetch_add(1, Ordering::SeqCst);
         outcome
     }
@@ -526,7 +555,9 @@ impl TokenManager {
                     .await
                     .is_some_and(|t| !t.wants_refresh(now_ms()));
                 if !renewed {
-                    let _ = manager.fetch(&target, &slot).await;
+                    let wanted =
+                        |t: &CachedToken| t.is_fresh(now_ms()) && !t.wants_refresh(now_ms());
+                    let _ = manager.fetch(&target, &slot, &wanted).await;
                 }
             }
             slot.refreshing.store(false, Ordering::SeqCst);

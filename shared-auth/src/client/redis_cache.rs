@@ -1,0 +1,552 @@
+//! [`RedisTokenCache`]: one token per fleet. Cargo feature `redis`.
+//!
+//! Replicas of a service that share a Redis share their tokens: a token fetched by any
+//! replica is stored in Redis for its remaining cached life, and the others read it there
+//! instead of asking the issuer (on AWS Cognito every token request is billed).
+//!
+//! - **Two tiers.** An in-process cache (L1, moka) stays in front; Redis (L2) is read on
+//!   an L1 miss, and what it answers is kept in L1. The token manager's per-client hot slot
+//!   sits in front of both, so a warm call never reaches this module.
+//! - **Single flight across replicas.** Before a token request a replica takes a short
+//!   lock in Redis for the cache key (`SET lock owner NX PX ttl`, with a random owner
+//!   value). The others poll the entry with backoff until the holder has stored its token,
+//!   then use it. The lock is released with a compare-and-delete script, so a holder whose
+//!   lock expired never frees another's. A crashed holder costs the others one lock
+//!   lifetime, after which one of them takes over; past [`RedisCacheConfig::wait_timeout`]
+//!   a waiter asks the issuer itself.
+//! - **Encryption at rest.** With a key, entries are sealed with AES-256-GCM (aws-lc-rs;
+//!   a random 96-bit nonce per write) and the Redis key as associated data, so an entry
+//!   moved to another key, or altered, fails to open and is a miss, never a token. Without
+//!   a key entries are stored in clear and a warning is logged once.
+//! - **Keys hold no secret**: `{prefix}token:{client name}:{hash}`, where the hash is
+//!   SHA-256 of the full cache key (token endpoint, client id, scope, resource, extra
+//!   parameters), cut to 128 bits.
+//! - **Redis down or slow never fails a caller.** Every Redis operation has a short
+//!   timeout (default 50 ms); a failure is a miss (or "fetch it yourself"), logged at warn
+//!   at most once per 30 s. The connection is opened lazily and re-opened automatically
+//!   (redis-rs's `ConnectionManager`), so Redis may start after the service.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine as _;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::token_cache::{
+    CacheKey, CachedToken, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache, now_ms,
+};
+
+/// Version bytes in front of a stored value.
+const PLAIN: u8 = 0;
+const SEALED: u8 = 1;
+
+/// Why a [`RedisTokenCache`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisCacheError {
+    /// The URL is not a Redis URL. The URL itself is not repeated: it may hold a password.
+    #[error("not a valid Redis URL (expected redis://host[:port][/db] or rediss://...)")]
+    InvalidUrl,
+    /// The encryption key is not 32 bytes of base64.
+    #[error(
+        "the cache encryption key must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"
+    )]
+    InvalidKey,
+}
+
+/// A 256-bit AES-GCM key for entries at rest.
+#[derive(Clone)]
+pub struct CacheEncryptionKey(Arc<RandomizedNonceKey>);
+
+impl CacheEncryptionKey {
+    /// From 32 raw bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RedisCacheError> {
+        if bytes.len() != 32 {
+            return Err(RedisCacheError::InvalidKey);
+        }
+        RandomizedNonceKey::new(&AES_256_GCM, bytes)
+            .map(|k| CacheEncryptionKey(Arc::new(k)))
+            .map_err(|_| RedisCacheError::InvalidKey)
+    }
+
+    /// From base64 (standard or URL-safe alphabet, padding optional) of 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, RedisCacheError> {
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let text = text.trim().trim_end_matches('=');
+        let bytes = STANDARD_NO_PAD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| RedisCacheError::InvalidKey)?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl fmt::Debug for CacheEncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CacheEncryptionKey([redacted])")
+    }
+}
+
+/// Settings of a [`RedisTokenCache`].
+#[derive(Debug, Clone)]
+pub struct RedisCacheConfig {
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (rustls).
+    pub url: String,
+    /// Prepended to every Redis key (default `shared-auth:`).
+    pub key_prefix: String,
+    /// Seals entries at rest; `None` stores them in clear (a warning is logged once).
+    pub encryption_key: Option<CacheEncryptionKey>,
+    /// Bound on each Redis operation (default 50 ms). Past it, the operation counts as a
+    /// miss: a slow Redis never slows a caller by more than this per operation.
+    pub operation_timeout: Duration,
+    /// Lifetime of the cross-replica fetch lock (default 5 s): what a crashed holder
+    /// costs the others.
+    pub lock_ttl: Duration,
+    /// How long a replica waits for another's token before asking the issuer itself
+    /// (default 6 s: longer than `lock_ttl`, so a crashed holder is taken over first).
+    pub wait_timeout: Duration,
+    /// Entries kept in the in-process tier (default 10,000; 0: no in-process tier, every
+    /// read goes to Redis).
+    pub l1_capacity: u64,
+}
+
+impl RedisCacheConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisCacheConfig {
+            url: url.into(),
+            key_prefix: "shared-auth:".to_owned(),
+            encryption_key: None,
+            operation_timeout: Duration::from_millis(50),
+            lock_ttl: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(6),
+            l1_capacity: 10_000,
+        }
+    }
+
+    /// Checks that `url` is a Redis URL (`redis://`, `rediss://` or `unix://`) without
+    /// connecting. The error never repeats the URL, which may hold a password.
+    pub fn check_url(url: &str) -> Result<(), RedisCacheError> {
+        redis::Client::open(url)
+            .map(drop)
+            .map_err(|_| RedisCacheError::InvalidUrl)
+    }
+
+    /// Seals entries with `key`.
+    pub fn with_encryption_key(mut self, key: CacheEncryptionKey) -> Self {
+        self.encryption_key = Some(key);
+        self
+    }
+
+    /// Sets the key prefix.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+}
+
+/// A [`TokenCache`] shared through Redis, with an in-process tier in front. See the module
+/// documentation. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisTokenCache(Arc<Inner>);
+
+struct Inner {
+    l1: Option<InMemoryTokenCache>,
+    redis: ConnectionManager,
+    prefix: String,
+    seal: Option<CacheEncryptionKey>,
+    op_timeout: Duration,
+    lock_ttl: Duration,
+    wait_timeout: Duration,
+    unlock: redis::Script,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+/// Releases the lock only if this process still owns it.
+const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// A Redis operation that failed or timed out (already logged).
+struct Unavailable;
+
+impl RedisTokenCache {
+    /// Builds the cache. No connection is made yet: Redis is reached on first use and
+    /// reconnected automatically, so the service starts (and works, per process) while
+    /// Redis is down. Call from within a tokio runtime.
+    pub fn new(config: RedisCacheConfig) -> Result<Self, RedisCacheError> {
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|_| RedisCacheError::InvalidUrl)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let redis = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|_| RedisCacheError::InvalidUrl)?;
+        if config.encryption_key.is_none() {
+            tracing::warn!(
+                "token cache entries are stored in Redis unencrypted: anyone who can read \
+                 Redis can read the tokens. Set an encryption key (AUTH_TOKEN_CACHE_KEY)."
+            );
+        }
+        Ok(RedisTokenCache(Arc::new(Inner {
+            l1: (config.l1_capacity > 0).then(|| InMemoryTokenCache::new(config.l1_capacity)),
+            redis,
+            prefix: config.key_prefix,
+            seal: config.encryption_key,
+            op_timeout: config.operation_timeout,
+            lock_ttl: config.lock_ttl,
+            wait_timeout: config.wait_timeout,
+            unlock: redis::Script::new(UNLOCK),
+            last_warning: Mutex::new(None),
+        })))
+    }
+
+    /// The Redis key of an entry: `{prefix}token:{client name}:{hash}`.
+    pub fn entry_key(&self, key: &CacheKey) -> String {
+        format!("{}token:{}", self.0.prefix, self.suffix(key))
+    }
+
+    /// The Redis key of an entry's fetch lock: `{prefix}lock:{client name}:{hash}`.
+    pub fn lock_key(&self, key: &CacheKey) -> String {
+        format!("{}lock:{}", self.0.prefix, self.suffix(key))
+    }
+
+    fn suffix(&self, key: &CacheKey) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_str().as_bytes());
+        let mut hash = String::with_capacity(32);
+        for b in &digest.as_ref()[..16] {
+            hash.push_str(&format!("{b:02x}"));
+        }
+        format!("{}:{hash}", key.client_name())
+    }
+
+    /// Runs one Redis operation under the operation timeout; failures are logged (rate
+    /// limited) and returned as [`Unavailable`].
+    async fn run<T, F>(&self, what: &str, operation: F) -> Result<T, Unavailable>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.0.op_timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                self.warn(what, &error);
+                Err(Unavailable)
+            }
+            Err(_) => {
+                self.warn(
+                    what,
+                    &format_args!("no answer within {:?}", self.0.op_timeout),
+                );
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// At most one warning per 30 s; the rest go to debug.
+    fn warn(&self, what: &str, error: &dyn fmt::Display) {
+        let now = Instant::now();
+        let mut last = self
+            .0
+            .last_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(30)) {
+            *last = Some(now);
+            tracing::warn!(operation = what, %error, "Redis token cache unavailable; using the in-process cache and the issuer");
+        } else {
+            tracing::debug!(operation = what, %error, "Redis token cache unavailable");
+        }
+    }
+
+    fn encode(&self, redis_key: &str, token: &CachedToken) -> Option<Vec<u8>> {
+        let plain = token.to_bytes();
+        let Some(seal) = &self.0.seal else {
+            let mut out = Vec::with_capacity(plain.len() + 1);
+            out.push(PLAIN);
+            out.extend_from_slice(&plain);
+            return Some(out);
+        };
+        let mut in_out = plain;
+        let nonce = seal
+            .0
+            .seal_in_place_append_tag(Aad::from(redis_key.as_bytes()), &mut in_out)
+            .ok()?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        out.push(SEALED);
+        out.extend_from_slice(nonce.as_ref());
+        out.extend_from_slice(&in_out);
+        Some(out)
+    }
+
+    /// The entry in `value`, if it opens under `redis_key`. A sealed value needs the key
+    /// and an unsealed one is refused when a key is configured, so an attacker who can
+    /// write to Redis cannot plant a token.
+    fn decode(&self, redis_key: &str, value: &[u8]) -> Option<CachedToken> {
+        let (&version, rest) = value.split_first()?;
+        match (version, &self.0.seal) {
+            (PLAIN, None) => CachedToken::from_bytes(rest),
+            (SEALED, Some(seal)) => {
+                let (nonce, sealed) = rest.split_at_checked(NONCE_LEN)?;
+                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+                let mut in_out = sealed.to_vec();
+                let plain = seal
+                    .0
+                    .open_in_place(nonce, Aad::from(redis_key.as_bytes()), &mut in_out)
+                    .ok()?;
+                CachedToken::from_bytes(plain)
+            }
+            _ => None,
+        }
+    }
+
+    /// The entry in Redis (not L1); `Err` if Redis did not answer.
+    async fn remote(&self, key: &CacheKey) -> Result<Option<CachedToken>, Unavailable> {
+        let redis_key = self.entry_key(key);
+        let mut conn = self.0.redis.clone();
+        let value: Option<Vec<u8>> = self.run("GET", conn.get(&redis_key)).await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let entry = self.decode(&redis_key, &value);
+        if entry.is_none() {
+            tracing::warn!(
+                client = key.client_name(),
+                "a Redis token cache entry did not open (altered, moved, or another key); ignored"
+            );
+        }
+        Ok(entry)
+    }
+
+    /// Keeps `entry` in the in-process tier, if there is one.
+    async fn keep(&self, key: &CacheKey, entry: &CachedToken) {
+        if let Some(l1) = &self.0.l1 {
+            l1.put(key, entry).await;
+        }
+    }
+
+    /// Whether Redis answers a PING now (for readiness checks and tests).
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.0.redis.clone();
+        let cmd = redis::cmd("PING");
+        let answer: Result<String, _> = self.run("PING", cmd.query_async(&mut conn)).await;
+        answer.is_ok()
+    }
+
+    /// `SET lock owner NX PX ttl`: whether this process now holds the lock.
+    async fn try_lock(&self, lock_key: &str, owner: &str) -> Result<bool, Unavailable> {
+        let mut conn = self.0.redis.clone();
+        let ttl = u64::try_from(self.0.lock_ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(lock_key).arg(owner).arg("NX").arg("PX").arg(ttl);
+        let answer: Option<String> = self.run("SET NX", cmd.query_async(&mut conn)).await?;
+        Ok(answer.is_some())
+    }
+
+    async fn unlock(&self, lock_key: &str, owner: &str) {
+        let mut conn = self.0.redis.clone();
+        let mut invocation = self.0.unlock.key(lock_key);
+        invocation.arg(owner);
+        let _: Result<i64, _> = self.run("unlock", invocation.invoke_async(&mut conn)).await;
+    }
+}
+
+fn random_owner() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS RNG failing leaves zeros: the lock still works, only ownership checks
+    // between two such processes would be ambiguous.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait::async_trait]
+impl TokenCache for RedisTokenCache {
+    async fn get(&self, key: &CacheKey) -> Option<CachedToken> {
+        let now = now_ms();
+        if let Some(l1) = &self.0.l1
+            && let Some(entry) = l1.get(key).await.filter(|t| t.is_fresh(now))
+        {
+            return Some(entry);
+        }
+        let entry = self.remote(key).await.ok().flatten()?;
+        if entry.is_fresh(now_ms()) {
+            self.keep(key, &entry).await;
+            Some(entry)
+        } else {
+            None
+        }
+    }
+
+    async fn put(&self, key: &CacheKey, token: &CachedToken) {
+        self.keep(key, token).await;
+        let ttl = token.ttl(now_ms());
+        if ttl.is_zero() {
+            return;
+        }
+        let redis_key = self.entry_key(key);
+        let Some(value) = self.encode(&redis_key, token) else {
+            return;
+        };
+        let mut conn = self.0.redis.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let _: Result<(), _> = self
+            .run("SET", conn.pset_ex(&redis_key, value, ttl_ms))
+            .await;
+    }
+
+    async fn remove(&self, key: &CacheKey) {
+        if let Some(l1) = &self.0.l1 {
+            l1.remove(key).await;
+        }
+        let mut conn = self.0.redis.clone();
+        let _: Result<i64, _> = self.run("DEL", conn.del(self.entry_key(key))).await;
+    }
+
+    async fn begin_fetch(
+        &self,
+        key: &CacheKey,
+        wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
+    ) -> FetchTurn {
+        let lock_key = self.lock_key(key);
+        let owner = random_owner();
+        let deadline = Instant::now() + self.0.wait_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.try_lock(&lock_key, &owner).await {
+                Ok(true) => {
+                    // Whoever held the lock before may have stored the token just before
+                    // releasing it: look once more before asking the issuer.
+                    if let Ok(Some(entry)) = self.remote(key).await
+                        && wanted(&entry)
+                    {
+                        self.unlock(&lock_key, &owner).await;
+                        self.keep(key, &entry).await;
+                        return FetchTurn::Cached(entry);
+                    }
+                    return FetchTurn::Fetch(FetchLease::held(owner));
+                }
+                Ok(false) => {}
+                // Redis is unreachable: every process for itself.
+                Err(Unavailable) => return FetchTurn::Fetch(FetchLease::none()),
+            }
+            // Another replica is requesting this token: wait for it to appear.
+            if let Ok(Some(entry)) = self.remote(key).await
+                && wanted(&entry)
+            {
+                tracing::debug!(client = key.client_name(), "token from another replica");
+                self.keep(key, &entry).await;
+                return FetchTurn::Cached(entry);
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    client = key.client_name(),
+                    waited_ms = self.0.wait_timeout.as_millis() as u64,
+                    "no token from the replica holding the fetch lock; requesting one"
+                );
+                return FetchTurn::Fetch(FetchLease::none());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn end_fetch(&self, key: &CacheKey, lease: FetchLease) {
+        if let Some(owner) = lease.owner() {
+            self.unlock(&self.lock_key(key), owner).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::AccessToken;
+
+    fn cache(seal: Option<CacheEncryptionKey>) -> RedisTokenCache {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let mut config = RedisCacheConfig::new("redis://127.0.0.1:1");
+        config.encryption_key = seal;
+        RedisTokenCache::new(config).unwrap()
+    }
+
+    fn entry() -> CachedToken {
+        CachedToken::new(
+            AccessToken::new("header.payload.signature"),
+            now_ms(),
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            0.1,
+        )
+    }
+
+    #[test]
+    fn sealed_entries_open_only_under_their_own_key() {
+        let key = CacheEncryptionKey::from_bytes(&[7; 32]).unwrap();
+        let c = cache(Some(key));
+        let e = entry();
+        let sealed = c.encode("k1", &e).unwrap();
+        assert_eq!(c.decode("k1", &sealed), Some(e));
+        assert!(c.decode("k2", &sealed).is_none(), "moved to another key");
+        let mut altered = sealed.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert!(c.decode("k1", &altered).is_none(), "altered");
+        let plain = cache(None).encode("k1", &entry()).unwrap();
+        assert!(
+            c.decode("k1", &plain).is_none(),
+            "clear text refused when a key is set"
+        );
+        assert!(!String::from_utf8_lossy(&sealed).contains("payload"));
+    }
+
+    #[test]
+    fn keys_hold_no_scope_or_client_id() {
+        use crate::client::{ClientCredentialsClient, ClientId, ClientSecret};
+        let c = cache(None);
+        let client = ClientCredentialsClient::new(
+            "http://as/token",
+            ClientId::new("client-id-123"),
+            ClientSecret::new("secret"),
+        );
+        let key = CacheKey::new(
+            "api",
+            &client,
+            &crate::ScopeSet::parse("read").unwrap(),
+            Some("urn:r"),
+        );
+        let k = c.entry_key(&key);
+        assert!(k.starts_with("shared-auth:token:api:"), "{k}");
+        assert!(!k.contains("client-id-123") && !k.contains("urn:r") && !k.contains("secret"));
+        assert_eq!(k.len(), "shared-auth:token:api:".len() + 32);
+    }
+
+    #[test]
+    fn encryption_keys_must_be_32_bytes_of_base64() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+        assert!(CacheEncryptionKey::from_base64(&b64).is_ok());
+        assert!(CacheEncryptionKey::from_base64("c2hvcnQ=").is_err());
+        assert!(CacheEncryptionKey::from_base64("not base64!").is_err());
+        assert!(!format!("{:?}", CacheEncryptionKey::from_bytes(&[1; 32]).unwrap()).contains('1'));
+    }
+
+    #[test]
+    fn urls_are_checked_without_being_echoed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let err = RedisTokenCache::new(RedisCacheConfig::new("http://user:hunter2@x"))
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(
+            RedisTokenCache::new(RedisCacheConfig::new("rediss://cache.example:6380/0")).is_ok()
+        );
+    }
+}

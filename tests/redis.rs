@@ -1,0 +1,417 @@
+//! One token per fleet: token managers ("replicas": separate instances, separate
+//! in-process caches) sharing a real Redis, started in a container by testcontainers.
+//!
+//! Needs a container engine: Docker, or podman as `.ci/run` sets it up
+//! (`../shared/containers/setup-container-engine.sh`). The image is the official
+//! `redis:7.0`; ports are published on 127.0.0.1 only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use redis::AsyncCommands as _;
+use shared_auth::client::{
+    CacheEncryptionKey, ClientCredentialsClient, ClientId, ClientSecret, RedisCacheConfig,
+    RedisTokenCache, TokenManager, TokenRequestParams,
+};
+use system_tests::*;
+use testcontainers::bollard::models::PortBinding;
+use testcontainers::core::{IntoContainerPort as _, WaitFor};
+use testcontainers::runners::AsyncRunner as _;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
+
+/// A Redis container published on a fixed loopback port, so a restart keeps the address.
+struct Redis {
+    container: ContainerAsync<GenericImage>,
+    url: String,
+}
+
+async fn start_redis() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let container = GenericImage::new("redis", "7.0")
+        .with_exposed_port(6379.tcp())
+        .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+        .with_mapped_port(port, 6379.tcp())
+        // Loopback only: podman needs an explicit host IP, and a test Redis has no
+        // business listening on the network.
+        .with_host_config_modifier(|config| {
+            for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {
+                for binding in bindings.iter_mut().flatten() {
+                    *binding = PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: binding.host_port.clone(),
+                    };
+                }
+            }
+        })
+        .start()
+        .await
+        .expect("start a redis:7.0 container (is a container engine running?)");
+    Redis {
+        container,
+        url: format!("redis://127.0.0.1:{port}"),
+    }
+}
+
+impl Redis {
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The keys under `prefix`.
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self.conn().await.keys(format!("{prefix}*")).await.unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+/// A prefix of its own per test, so tests never see each other's keys.
+fn prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}-{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn seal() -> CacheEncryptionKey {
+    CacheEncryptionKey::from_bytes(&[42; 32]).unwrap()
+}
+
+fn cache(redis: &Redis, prefix: &str) -> RedisTokenCache {
+    RedisTokenCache::new(
+        RedisCacheConfig::new(&redis.url)
+            .with_key_prefix(prefix)
+            .with_encryption_key(seal()),
+    )
+    .unwrap()
+}
+
+/// One replica: a token manager of its own with its own Redis-backed cache.
+fn replica(issuer: &IssuerHandle, cache: RedisTokenCache) -> TokenManager {
+    let client = |scope: &str| {
+        ClientCredentialsClient::new(
+            issuer.token_endpoint(),
+            ClientId::new(BFF_ID),
+            ClientSecret::new(BFF_SECRET),
+        )
+        .with_scope(shared_auth::ScopeSet::parse(scope).unwrap())
+    };
+    TokenManager::builder()
+        .client("api", client(READ))
+        .client("api-b", client(READ))
+        .cache(Arc::new(cache))
+        .build()
+}
+
+fn requests(issuer: &IssuerHandle) -> u64 {
+    issuer.stats().token_requests
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_and_a_thousand_callers_make_one_token_request() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // The request is slow, so every caller of every replica arrives while it is in flight.
+    issuer.set_token_delay(Duration::from_millis(300));
+    let prefix = prefix();
+    let replicas: Vec<TokenManager> = (0..4)
+        .map(|_| replica(&issuer, cache(&redis, &prefix)))
+        .collect();
+    let calls = replicas.iter().flat_map(|m| {
+        (0..250).map(move |_| {
+            let m = m.clone();
+            async move { m.token("api").await }
+        })
+    });
+    let tokens = concurrently(calls).await;
+    let made = requests(&issuer);
+    println!("4 replicas x 250 callers on a cold cache -> {made} token request(s)");
+    assert_eq!(made, 1);
+    assert_eq!(tokens.len(), 1000);
+    let first = tokens[0].as_ref().unwrap();
+    assert!(tokens.iter().all(|t| t.as_ref().unwrap() == first));
+    // One entry, and the lock was released once the token was stored.
+    let keys = redis.keys(&prefix).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with(&format!("{prefix}token:api:")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_started_later_makes_no_request() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let first = replica(&issuer, cache(&redis, &prefix));
+    let token = first.token("api").await.unwrap();
+    assert_eq!(requests(&issuer), 1);
+
+    let second = replica(&issuer, cache(&redis, &prefix));
+    assert_eq!(second.token("api").await.unwrap(), token);
+    println!(
+        "second replica after the first -> {} more token request(s)",
+        requests(&issuer) - 1
+    );
+    assert_eq!(requests(&issuer), 1);
+}
+
+#[tokio::test]
+async fn the_redis_entry_lives_as_long_as_the_token_is_cached() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    issuer.set_token_lifetime(Duration::from_secs(3600));
+    let prefix = prefix();
+    let manager = replica(&issuer, cache(&redis, &prefix));
+    manager.token("api").await.unwrap();
+    let keys = redis.keys(&prefix).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl_ms: i64 = redis.conn().await.pttl(&keys[0]).await.unwrap();
+    // Cached life = 3600 s - the 60 s buffer.
+    let expected = 3_540_000;
+    println!("Redis PTTL {ttl_ms} ms; cached life {expected} ms");
+    assert!(
+        (expected - 5_000..=expected).contains(&ttl_ms),
+        "PTTL {ttl_ms}"
+    );
+}
+
+#[tokio::test]
+async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let manager = replica(&issuer, cache(&redis, &prefix));
+    let token_a = manager.token("api").await.unwrap();
+    manager.token("api-b").await.unwrap();
+    assert_eq!(requests(&issuer), 2);
+    let mut conn = redis.conn().await;
+    let keys = redis.keys(&prefix).await;
+    assert_eq!(keys.len(), 2);
+    let (key_a, key_b) = if keys[0].contains(":api:") {
+        (keys[0].clone(), keys[1].clone())
+    } else {
+        (keys[1].clone(), keys[0].clone())
+    };
+
+    // Neither the token nor its claims are readable in Redis.
+    let raw: Vec<u8> = conn.get(&key_a).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let payload = token_a.secret().split('.').nth(1).unwrap();
+    for secret in [token_a.secret(), payload, BFF_ID, READ, "access_token"] {
+        assert!(!text.contains(secret), "{secret:?} readable in Redis");
+    }
+    let claims = decode_part(token_a.secret(), 1);
+    assert!(!text.contains(claims["jti"].as_str().unwrap()));
+
+    // An altered entry is a miss: a new replica requests a token of its own.
+    let mut altered = raw.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0x01;
+    let _: () = conn.set(&key_a, altered).await.unwrap();
+    let fresh = replica(&issuer, cache(&redis, &prefix));
+    let got = fresh.token("api").await.unwrap();
+    assert_ne!(got, token_a);
+    assert_eq!(requests(&issuer), 3);
+    verify(got.secret(), &jwks(&issuer).await, issuer.issuer()).unwrap();
+
+    // An entry moved under another client's key is a miss too.
+    let raw_a: Vec<u8> = conn.get(&key_a).await.unwrap();
+    let _: () = conn.set(&key_b, raw_a).await.unwrap();
+    let fresh = replica(&issuer, cache(&redis, &prefix));
+    let got_b = fresh.token("api-b").await.unwrap();
+    assert_ne!(
+        got_b, got,
+        "a token moved to another key must not be served"
+    );
+    assert_eq!(requests(&issuer), 4);
+
+    // Without the key, a reader gets nothing either.
+    let other_key = RedisTokenCache::new(
+        RedisCacheConfig::new(&redis.url)
+            .with_key_prefix(&prefix)
+            .with_encryption_key(CacheEncryptionKey::from_bytes(&[7; 32]).unwrap()),
+    )
+    .unwrap();
+    let outsider = replica(&issuer, other_key);
+    assert_ne!(outsider.token("api").await.unwrap(), got);
+    assert_eq!(requests(&issuer), 5);
+}
+
+/// Waits (bounded) until every cache reaches Redis again.
+async fn until_reachable(caches: &[RedisTokenCache]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for cache in caches {
+        while !cache.ping().await {
+            assert!(Instant::now() < deadline, "Redis did not come back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn with_scope(scope: &str) -> TokenRequestParams {
+    TokenRequestParams {
+        scope: Some(shared_auth::ScopeSet::parse(scope).unwrap()),
+        ..TokenRequestParams::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_costs_no_call_and_redis_back_shares_again() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
+    let replicas: Vec<TokenManager> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
+    for r in &replicas {
+        r.token("api").await.unwrap();
+    }
+    assert_eq!(requests(&issuer), 1, "shared while Redis is up");
+
+    redis.container.stop().await.unwrap();
+    let started = Instant::now();
+    let mut failed = 0;
+    let mut calls = 0;
+    for r in &replicas {
+        for _ in 0..50 {
+            calls += 1;
+            failed += usize::from(r.token("api").await.is_err());
+        }
+        // A key neither replica has: each asks the issuer itself.
+        calls += 1;
+        failed += usize::from(r.token_with("api", &with_scope("")).await.is_err());
+    }
+    let down_requests = requests(&issuer) - 1;
+    println!(
+        "Redis down: {calls} calls, {failed} failed, {down_requests} token request(s), {:?}",
+        started.elapsed()
+    );
+    assert_eq!(failed, 0);
+    assert_eq!(down_requests, 2, "one per replica while Redis is down");
+
+    redis.container.start().await.unwrap();
+    until_reachable(&caches).await;
+    let before = requests(&issuer);
+    // A client neither replica has a token for yet, from both at once.
+    let calls = replicas.iter().flat_map(|r| {
+        (0..20).map(move |_| {
+            let r = r.clone();
+            async move { r.token("api-b").await }
+        })
+    });
+    let answers = concurrently(calls).await;
+    let after = requests(&issuer) - before;
+    println!("Redis back: 2 replicas x 20 calls on a new key -> {after} token request(s)");
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(after, 1, "shared again once Redis is back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let lock_ttl = Duration::from_secs(1);
+    let short_lock = || {
+        let mut config = RedisCacheConfig::new(&redis.url)
+            .with_key_prefix(&prefix)
+            .with_encryption_key(seal());
+        config.lock_ttl = lock_ttl;
+        config.wait_timeout = Duration::from_secs(10);
+        RedisTokenCache::new(config).unwrap()
+    };
+
+    // Replica A takes the lock and hangs in its token request...
+    issuer.set_token_delay(Duration::from_secs(60));
+    let a = replica(&issuer, short_lock());
+    let holder = tokio::spawn({
+        let a = a.clone();
+        async move { a.token("api").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis
+        .keys(&prefix)
+        .await
+        .iter()
+        .any(|k| k.contains(":lock:"))
+    {
+        assert!(Instant::now() < deadline, "replica A never took the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...and dies with it.
+    holder.abort();
+    drop(a);
+    issuer.set_token_delay(Duration::ZERO);
+
+    let b = replica(&issuer, short_lock());
+    let started = Instant::now();
+    let token = tokio::time::timeout(Duration::from_secs(8), b.token("api"))
+        .await
+        .expect("replica B deadlocked behind a dead lock holder")
+        .unwrap();
+    let waited = started.elapsed();
+    println!(
+        "lock holder killed: replica B got its token after {waited:?} (lock TTL {lock_ttl:?})"
+    );
+    verify(token.secret(), &jwks(&issuer).await, issuer.issuer()).unwrap();
+    // It waited behind the dead holder's lock (taken just before), and not much longer.
+    assert!(waited >= lock_ttl / 2, "{waited:?}: the lock was ignored");
+    assert!(waited <= lock_ttl + Duration::from_secs(3), "{waited:?}");
+    assert_eq!(requests(&issuer), 2, "A's (abandoned) request and B's");
+    assert!(
+        !redis
+            .keys(&prefix)
+            .await
+            .iter()
+            .any(|k| k.contains(":lock:")),
+        "B released its lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bffs_sharing_redis_make_one_token_request() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let prefix = prefix();
+    let mut config = bff_config(&issuer, &service.base);
+    config.token_cache = Some(
+        RedisCacheConfig::new(&redis.url)
+            .with_key_prefix(&prefix)
+            .with_encryption_key(seal()),
+    );
+    let bff_a = start_bff(&config).await;
+    let bff_b = start_bff(&config).await;
+    let mut statuses = HashMap::new();
+    for bff in [&bff_a, &bff_b, &bff_a, &bff_b] {
+        let status = http()
+            .get(format!("{}/weatherforecast", bff.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    println!(
+        "two my-bff instances sharing Redis -> {} token request(s)",
+        requests(&issuer)
+    );
+    assert_eq!(statuses, HashMap::from([(200, 4)]));
+    assert_eq!(requests(&issuer), 1);
+}
