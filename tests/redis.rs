@@ -415,3 +415,37 @@ async fn two_bffs_sharing_redis_make_one_token_request() {
     assert_eq!(statuses, HashMap::from([(200, 4)]));
     assert_eq!(requests(&issuer), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let manager = replica(&issuer, cache(&redis, &prefix));
+    manager.token("api").await.unwrap();
+    // Redis stops answering for 3 s (a blocked server, as under a slow disk or a big key).
+    assert!(
+        cache(&redis, &prefix).ping().await,
+        "a fresh cache reaches Redis"
+    );
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    assert!(!cache(&redis, &prefix).ping().await, "Redis is stalled");
+    let started = Instant::now();
+    let token = manager.token("api-b").await.unwrap();
+    let took = started.elapsed();
+    println!("Redis stalled: a call on a new key took {took:?} (token request included)");
+    verify(token.secret(), &jwks(&issuer).await, issuer.issuer()).unwrap();
+    // A get, a second look under the process lock, the lock attempt and the put: four
+    // 50 ms bounds, plus the token request itself; far from the 3 s stall.
+    assert!(took < Duration::from_millis(1_000), "{took:?}");
+    assert!(
+        manager.token("api").await.is_ok(),
+        "a warm call is untouched"
+    );
+}
