@@ -14,8 +14,10 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Run the test suites (unit, issuer, server, client, whole flow).
+# Run the test suites (unit, issuer, server, client, whole flow, Redis containers) and
+# cfn-lint on the Cognito template.
 test:
+    bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet
 
 # Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
@@ -63,6 +65,11 @@ issuer:
 token:
     @set -a; source {{dev_env}}; set +a; \
     cargo run --quiet -p mock-issuer -- token
+
+# Print the my-service and my-bff variables for a Cognito stack deployed from
+# infra/cognito/template.yaml (needs the AWS CLI and credentials).
+cognito-env STACK:
+    @bash infra/cognito/env.sh {{STACK}}
 
 # Print a JWT's header and claims (no signature check).
 decode TOKEN:

@@ -41,6 +41,17 @@ pub enum TokenProfile {
     Rfc9068,
 }
 
+/// How the `scope` claim is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeFormat {
+    /// One space-separated string (RFC 9068, Cognito).
+    #[default]
+    String,
+    /// A JSON array of strings (IdentityServer / Duende's default).
+    Array,
+}
+
 /// Why the configuration was refused. Every variant names the key that is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -81,6 +92,9 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     issuer: Option<String>,
+    path_prefix: Option<String>,
+    #[serde(default)]
+    scope_format: ScopeFormat,
     #[serde(default)]
     profile: TokenProfile,
     #[serde(default)]
@@ -104,6 +118,7 @@ fn default_lifetime_secs() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawResourceServer {
     identifier: String,
+    audience: Option<String>,
     scopes: Vec<String>,
 }
 
@@ -126,13 +141,21 @@ fn default_grant_types() -> Vec<String> {
 /// A resource server (an API) and the scopes it defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceServer {
-    /// Identifier, also the `aud` of rfc9068 tokens (e.g. `MyService`).
+    /// Identifier, the prefix of its scopes (e.g. `MyService`).
     pub identifier: String,
+    /// The `aud` of rfc9068 tokens that carry its scopes (default: the identifier), e.g.
+    /// `api1` for an IdentityServer-style API resource.
+    pub audience: Option<String>,
     /// Scope names without the identifier prefix (e.g. `weather_read`).
     pub scopes: Vec<String>,
 }
 
 impl ResourceServer {
+    /// The `aud` value for this server.
+    pub fn audience(&self) -> &str {
+        self.audience.as_deref().unwrap_or(&self.identifier)
+    }
+
     /// The full scope values this server defines (`MyService/weather_read`, ...).
     pub fn full_scopes(&self) -> impl Iterator<Item = String> + '_ {
         self.scopes
@@ -186,6 +209,13 @@ impl std::fmt::Debug for ClientConfig {
 pub struct IssuerConfig {
     /// The `iss` value and base URL of every endpoint. `None`: `http://{bound address}`.
     pub issuer: Option<String>,
+    /// Serve discovery and the JWKS under this path (e.g. `/eu-west-1_AbCdEf123`, as
+    /// Cognito serves them under the user pool id); the default issuer is then
+    /// `http://{bound address}{path_prefix}`. The token endpoint stays at the root, as
+    /// Cognito's lives on the pool's domain.
+    pub path_prefix: Option<String>,
+    /// How the `scope` claim is written.
+    pub scope_format: ScopeFormat,
     /// Token shape.
     pub profile: TokenProfile,
     /// Signing algorithm.
@@ -207,6 +237,8 @@ impl IssuerConfig {
     pub fn new(profile: TokenProfile) -> Self {
         IssuerConfig {
             issuer: None,
+            path_prefix: None,
+            scope_format: ScopeFormat::default(),
             profile,
             algorithm: Algorithm::default(),
             token_lifetime: Duration::from_secs(default_lifetime_secs()),
@@ -224,9 +256,22 @@ impl IssuerConfig {
         scopes: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         self.resource_servers.push(ResourceServer {
+            audience: None,
             identifier: identifier.into(),
             scopes: scopes.into_iter().map(Into::into).collect(),
         });
+        self
+    }
+
+    /// Serves discovery and the JWKS under `prefix` (see [`IssuerConfig::path_prefix`]).
+    pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Writes the `scope` claim as `format`.
+    pub fn with_scope_format(mut self, format: ScopeFormat) -> Self {
+        self.scope_format = format;
         self
     }
 
@@ -297,6 +342,8 @@ impl IssuerConfig {
         }
         let config = IssuerConfig {
             issuer: raw.issuer,
+            path_prefix: raw.path_prefix,
+            scope_format: raw.scope_format,
             profile: raw.profile,
             algorithm: raw.algorithm,
             token_lifetime: Duration::from_secs(raw.token_lifetime_secs),
@@ -306,6 +353,7 @@ impl IssuerConfig {
                 .resource_servers
                 .into_iter()
                 .map(|r| ResourceServer {
+                    audience: r.audience,
                     identifier: r.identifier,
                     scopes: r.scopes,
                 })
@@ -326,6 +374,24 @@ impl IssuerConfig {
                 return Err(invalid(
                     "issuer",
                     "must be an http(s) URL without a trailing slash",
+                ));
+            }
+        }
+        if let Some(prefix) = &self.path_prefix {
+            let ok = prefix.len() > 1
+                && prefix.starts_with('/')
+                && !prefix.ends_with('/')
+                && prefix[1..].split('/').all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                });
+            if !ok {
+                return Err(invalid(
+                    "path_prefix",
+                    "must be a path such as /eu-west-1_AbCdEf123 (leading slash, no trailing \
+                     slash, letters, digits and -._~ only)",
                 ));
             }
         }
@@ -443,6 +509,10 @@ mod tests {
             ),
             ("token_lifetime_secs = 0", "token_lifetime_secs"),
             ("issuer = \"http://x/\"", "issuer"),
+            ("path_prefix = \"pool\"", "path_prefix"),
+            ("path_prefix = \"/pool/\"", "path_prefix"),
+            ("path_prefix = \"/a b\"", "path_prefix"),
+            ("scope_format = \"list\"", "scope_format"),
             ("cors_allowed_origins = [\"*\"]", "cors_allowed_origins[0]"),
         ];
         for (text, key) in cases {

@@ -45,7 +45,9 @@ use tokio::sync::oneshot;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-pub use config::{ClientConfig, ConfigError, IssuerConfig, ResourceServer, TokenProfile};
+pub use config::{
+    ClientConfig, ConfigError, IssuerConfig, ResourceServer, ScopeFormat, TokenProfile,
+};
 pub use keys::{Algorithm, KeyError};
 pub use state::IssuerStats;
 
@@ -81,10 +83,12 @@ impl MockIssuer {
     /// server listens on; it gives the issuer URL when the config does not set one.
     pub fn new(config: IssuerConfig, bound: SocketAddr) -> Result<Self, StartError> {
         config.validate()?;
-        let issuer = config
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
+        let issuer = config.issuer.clone().unwrap_or_else(|| {
+            format!(
+                "http://{bound}{}",
+                config.path_prefix.as_deref().unwrap_or("")
+            )
+        });
         Ok(MockIssuer {
             state: Arc::new(IssuerState::new(config, issuer)?),
         })
@@ -98,12 +102,16 @@ impl MockIssuer {
     /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
     /// `/healthz`, and with `admin` the `/admin/*` endpoints.
     pub fn router(&self, admin: bool) -> Router {
+        let prefix = self.state.config.path_prefix.as_deref().unwrap_or("");
         let mut app = Router::new()
             .route(
-                "/.well-known/openid-configuration",
+                &format!("{prefix}/.well-known/openid-configuration"),
                 get(discovery::openid_configuration),
             )
-            .route("/.well-known/jwks.json", get(discovery::jwks))
+            .route(
+                &format!("{prefix}/.well-known/jwks.json"),
+                get(discovery::jwks),
+            )
             .route("/oauth2/token", post(token_endpoint::token))
             .route("/connect/token", post(token_endpoint::token))
             .layer(DefaultBodyLimit::max(64 * 1024));
@@ -206,7 +214,7 @@ impl IssuerHandle {
         format!("{}/.well-known/openid-configuration", self.issuer())
     }
 
-    /// `{issuer}/oauth2/token`.
+    /// `{issuer}/oauth2/token` (without the path prefix, if one is set).
     pub fn token_endpoint(&self) -> String {
         self.state().token_endpoint()
     }

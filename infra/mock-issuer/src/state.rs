@@ -54,6 +54,9 @@ pub struct IssuerStats {
     pub tokens_issued: BTreeMap<String, u64>,
     /// Token requests answered with an error (including injected faults).
     pub token_errors: u64,
+    /// Tokens issued to clients that authenticated with `client_secret_post` (the rest
+    /// used HTTP Basic).
+    pub tokens_issued_post: u64,
     /// Requests to the JWKS endpoint (including ones refused while it is down).
     pub jwks_fetches: u64,
     /// Requests to the discovery document.
@@ -74,6 +77,7 @@ pub(crate) struct Counters {
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) discovery_fetches: AtomicU64,
     pub(crate) tokens_issued: Mutex<BTreeMap<String, u64>>,
+    pub(crate) tokens_issued_post: AtomicU64,
 }
 
 /// Fault injection knobs, read by the handlers on every request.
@@ -143,8 +147,12 @@ impl IssuerState {
         })
     }
 
+    /// At the root of the issuer's origin: under a path prefix (Cognito's pool id) the
+    /// token endpoint is not prefixed, as Cognito's lives on the pool's own domain.
     pub(crate) fn token_endpoint(&self) -> String {
-        format!("{}/oauth2/token", self.issuer)
+        let prefix = self.config.path_prefix.as_deref().unwrap_or("");
+        let base = self.issuer.strip_suffix(prefix).unwrap_or(&self.issuer);
+        format!("{base}/oauth2/token")
     }
 
     pub(crate) fn jwks_uri(&self) -> String {
@@ -201,6 +209,7 @@ impl IssuerState {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             token_errors: c.token_errors.load(Ordering::SeqCst),
+            tokens_issued_post: c.tokens_issued_post.load(Ordering::SeqCst),
             jwks_fetches: c.jwks_fetches.load(Ordering::SeqCst),
             discovery_fetches: c.discovery_fetches.load(Ordering::SeqCst),
         }

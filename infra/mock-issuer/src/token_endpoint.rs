@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
-use crate::config::{ClientConfig, TokenProfile};
+use crate::config::{ClientConfig, ScopeFormat, TokenProfile};
 use crate::state::{IssuerState, unix_now};
 
 /// An RFC 6749 section 5.2 error.
@@ -243,7 +243,10 @@ pub(crate) fn token_contents(
     lifetime: Duration,
 ) -> (Value, Value) {
     let exp = now + lifetime.as_secs();
-    let scope = scopes.join(" ");
+    let scope = match state.config.scope_format {
+        ScopeFormat::String => json!(scopes.join(" ")),
+        ScopeFormat::Array => json!(scopes),
+    };
     match state.config.profile {
         TokenProfile::Cognito => (
             json!({"alg": alg, "kid": kid}),
@@ -267,7 +270,7 @@ pub(crate) fn token_contents(
                 .resource_servers
                 .iter()
                 .filter(|rs| rs.full_scopes().any(|s| scopes.contains(&s)))
-                .map(|rs| rs.identifier.as_str())
+                .map(|rs| rs.audience())
                 .collect();
             aud.dedup();
             let aud = match aud.as_slice() {
@@ -389,6 +392,12 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         .unwrap_or_else(|e| e.into_inner())
         .entry(client.client_id.clone())
         .or_default() += 1;
+    if !creds.basic {
+        state
+            .counters
+            .tokens_issued_post
+            .fetch_add(1, Ordering::SeqCst);
+    }
     tracing::info!(client_id = %client.client_id, scope = %scopes.join(" "), expires_in = lifetime.as_secs(), "token issued");
     let mut body = json!({
         "access_token": access_token,
