@@ -95,12 +95,14 @@ pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartErro
 
 /// Builds the app from its configuration.
 pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
+    // First, so the token manager's counters register with it.
+    shared_auth::metrics::prometheus();
     let manager = token_manager(config).await?;
     Ok(router(manager, config))
 }
 
-/// The app: `GET /weatherforecast`, `/healthz`, `/readyz`, `/api-docs/openapi.json`,
-/// `/swagger-ui/`.
+/// The app: `GET /weatherforecast`, `/healthz`, `/readyz`, `/metrics` (Prometheus),
+/// `/api-docs/openapi.json`, `/swagger-ui/`.
 pub fn router(manager: TokenManager, config: &BffConfig) -> Router {
     let my_service = MyServiceClient::new(
         manager.clone(),
@@ -116,6 +118,7 @@ pub fn router(manager: TokenManager, config: &BffConfig) -> Router {
         .route("/weatherforecast", get(weatherforecast))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(shared_auth::metrics::metrics_endpoint))
         .with_state(state)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi()))
         .layer(TraceLayer::new_for_http())

@@ -68,13 +68,15 @@ pub fn token_url(config: &ServiceConfig, validator: &JwtValidator) -> String {
 
 /// Builds the validator (reads metadata, loads keys) and the router.
 pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
+    // First, so the validator's and the layers' counters register with it.
+    shared_auth::metrics::prometheus();
     let validator = JwtValidator::new(config.validator.clone()).await?;
     let token_url = token_url(config, &validator);
     Ok(router(validator, &token_url))
 }
 
-/// The app: protected weather API, `/healthz`, `/readyz`, `/api-docs/openapi.json`,
-/// `/swagger-ui/`.
+/// The app: protected weather API, `/healthz`, `/readyz`, `/metrics` (Prometheus),
+/// `/api-docs/openapi.json`, `/swagger-ui/`.
 pub fn router(validator: JwtValidator, token_url: &str) -> Router {
     #[cfg(not(feature = "bench-no-auth"))]
     let api = Router::new().route(
@@ -94,6 +96,7 @@ pub fn router(validator: JwtValidator, token_url: &str) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(shared_auth::metrics::metrics_endpoint))
         .with_state(validator);
     Router::new()
         .merge(api)

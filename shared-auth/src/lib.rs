@@ -9,6 +9,7 @@
 pub mod client;
 #[cfg(test)]
 mod fuzz;
+pub mod metrics;
 pub mod scope;
 pub mod server;
 mod shutdown;

@@ -75,6 +75,8 @@ impl Middleware for ClientCredentialsMiddleware {
             return Ok(response);
         };
         tracing::debug!(client = %self.client_name, "401 from downstream; renewing the token and retrying once");
+        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client_name.to_string())
+            .increment(1);
         drop(response);
         let renewed = self
             .manager

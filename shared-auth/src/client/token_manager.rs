@@ -138,6 +138,7 @@ impl TokenManagerBuilder {
                     definition.resource.as_deref(),
                 );
                 let entry = ClientEntry {
+                    metrics: ClientMetrics::new(&name),
                     definition,
                     default_key,
                     hot: ArcSwapOption::empty(),
@@ -212,6 +213,26 @@ struct ClientEntry {
     definition: ClientCredentialsClient,
     default_key: CacheKey,
     hot: ArcSwapOption<PreparedToken>,
+    metrics: ClientMetrics,
+}
+
+/// A client's hot-path counters, registered once (see [`crate::metrics`]).
+struct ClientMetrics {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+    refresh_ahead: metrics::Counter,
+}
+
+impl ClientMetrics {
+    fn new(client: &str) -> Self {
+        use crate::metrics::{TOKEN_CACHE_LOOKUPS, TOKEN_REFRESH_AHEAD};
+        let client = client.to_owned();
+        ClientMetrics {
+            hit: metrics::counter!(TOKEN_CACHE_LOOKUPS, "client" => client.clone(), "result" => "hit"),
+            miss: metrics::counter!(TOKEN_CACHE_LOOKUPS, "client" => client.clone(), "result" => "miss"),
+            refresh_ahead: metrics::counter!(TOKEN_REFRESH_AHEAD, "client" => client),
+        }
+    }
 }
 
 /// Per cache key: the single-flight lock and the latest failure.
@@ -309,6 +330,7 @@ impl TokenManager {
             let now = now_ms();
             if now < hot.cached_until_ms {
                 tracing::debug!(client = name, "token cache hit");
+                entry.metrics.hit.increment(1);
                 if now >= hot.refresh_at_ms {
                     let target = self.target(name, &TokenRequestParams::default())?;
                     self.refresh_ahead(&target);
@@ -420,6 +442,7 @@ impl TokenManager {
         if !force {
             if let Some(entry) = self.cached(&target.key, now_ms()).await {
                 tracing::debug!(client = name, "token cache hit");
+                target.entry.metrics.hit.increment(1);
                 self.promote(target, &entry);
                 if entry.wants_refresh(now_ms()) {
                     self.refresh_ahead(target);
@@ -427,6 +450,7 @@ impl TokenManager {
                 return Ok(entry.access_token);
             }
             tracing::debug!(client = name, "token cache miss");
+            target.entry.metrics.miss.increment(1);
         } else {
             tracing::debug!(client = name, "token renewal forced");
         }
@@ -489,6 +513,7 @@ impl TokenManager {
             FetchTurn::Fetch(lease) => lease,
         };
         tracing::debug!(client = target.name, "requesting token");
+        let started = std::time::Instant::now();
         let result = request_token(
             &inner.http,
             target.client,
@@ -498,6 +523,16 @@ impl TokenManager {
             target.name,
         )
         .await;
+        let label = match &result {
+            Ok(_) => "success",
+            Err(TokenError::Rejected { .. }) => "rejected",
+            Err(_) => "error",
+        };
+        let client = target.name.to_owned();
+        metrics::counter!(crate::metrics::TOKEN_REQUESTS, "client" => client.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!(crate::metrics::TOKEN_REQUEST_DURATION, "client" => client, "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(response) => {
                 let now = now_ms();
@@ -539,6 +574,7 @@ impl TokenManager {
             return;
         }
         tracing::debug!(client = target.name, "refresh ahead started");
+        target.entry.metrics.refresh_ahead.increment(1);
         let manager = self.clone();
         let name = target.name.to_owned();
         let params = TokenRequestParams {

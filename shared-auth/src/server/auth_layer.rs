@@ -45,12 +45,17 @@ pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct JwtAuthLayer {
     validator: JwtValidator,
+    metrics: LayerMetrics,
 }
 
 impl JwtAuthLayer {
-    /// Authenticates with `validator`.
+    /// Authenticates with `validator`. Install a metrics recorder before this, if any:
+    /// the hot-path counters are registered here.
     pub fn new(validator: JwtValidator) -> Self {
-        JwtAuthLayer { validator }
+        JwtAuthLayer {
+            validator,
+            metrics: LayerMetrics::new(),
+        }
     }
 }
 
@@ -60,6 +65,7 @@ impl<S> Layer<S> for JwtAuthLayer {
         JwtAuth {
             inner,
             validator: self.validator.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -69,6 +75,35 @@ impl<S> Layer<S> for JwtAuthLayer {
 pub struct JwtAuth<S> {
     inner: S,
     validator: JwtValidator,
+    metrics: LayerMetrics,
+}
+
+/// Counters the accepting paths bump on every request, registered once.
+#[derive(Clone)]
+struct LayerMetrics {
+    accepted: metrics::Counter,
+    cache_hits: metrics::Counter,
+}
+
+impl LayerMetrics {
+    fn new() -> Self {
+        LayerMetrics {
+            accepted: metrics::counter!(crate::metrics::VALIDATIONS, "outcome" => "accepted", "reason" => "ok"),
+            cache_hits: metrics::counter!(crate::metrics::VALIDATED_CACHE_HITS),
+        }
+    }
+}
+
+impl std::fmt::Debug for LayerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayerMetrics")
+    }
+}
+
+/// Counts a refusal by its reason code.
+fn rejected(reason: &'static str) {
+    metrics::counter!(crate::metrics::VALIDATIONS, "outcome" => "rejected", "reason" => reason)
+        .increment(1);
 }
 
 /// What the Authorization header holds.
@@ -147,6 +182,7 @@ where
         let first = values.next();
         if values.next().is_some() {
             tracing::debug!(reason = "repeated_header", "request refused");
+            rejected("repeated_header");
             return AuthFuture::ready(challenge::invalid_request(
                 "Send exactly one Authorization header.",
             ));
@@ -159,6 +195,8 @@ where
             .and_then(|v| bearer_bytes(v.as_bytes()))
             .and_then(|token| self.validator.validated(token))
         {
+            self.metrics.accepted.increment(1);
+            self.metrics.cache_hits.increment(1);
             request.extensions_mut().insert(principal);
             return AuthFuture::Inner {
                 future: self.inner.call(request),
@@ -166,16 +204,19 @@ where
         }
         let token = match first.map(|v| parse_authorization(v.as_bytes())) {
             None | Some(Credentials::Missing) => {
+                rejected("missing_token");
                 return AuthFuture::ready(challenge::missing_token());
             }
             Some(Credentials::TooLarge) => {
                 tracing::debug!(reason = "too_large", "token refused");
+                rejected("too_large");
                 return AuthFuture::ready(challenge::invalid_token(
                     "the access token is too large",
                 ));
             }
             Some(Credentials::Malformed) => {
                 tracing::debug!(reason = "malformed_header", "request refused");
+                rejected("malformed_header");
                 return AuthFuture::ready(challenge::invalid_request(
                     "The Authorization header must be 'Bearer' followed by one token.",
                 ));
@@ -186,6 +227,7 @@ where
         // box and no copy of the token.
         match self.validator.verify_now(token) {
             Some(Ok(principal)) => {
+                self.metrics.accepted.increment(1);
                 request.extensions_mut().insert(principal);
                 return AuthFuture::Inner {
                     future: self.inner.call(request),
@@ -201,10 +243,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
+        let accepted = self.metrics.accepted.clone();
         AuthFuture::Boxed {
             future: Box::pin(async move {
                 match validator.validate(&token).await {
                     Ok(principal) => {
+                        accepted.increment(1);
                         request.extensions_mut().insert(principal);
                         inner.call(request).await
                     }
@@ -217,6 +261,7 @@ where
 
 /// The response for a refused token; the reason goes to the log, never the token.
 fn refusal(error: ValidationError) -> Response<Body> {
+    rejected(error.reason());
     if let ValidationError::KeysUnavailable = error {
         tracing::warn!("token refused: the issuer's keys are not loaded");
         challenge::keys_unavailable()

@@ -191,6 +191,9 @@ impl KeyCache {
     /// Fetches the JWKS and swaps it in. On failure the previous keys stay.
     pub(crate) async fn refresh(&self, reason: &'static str) -> Result<usize, String> {
         let result = self.fetch().await;
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        metrics::counter!(crate::metrics::JWKS_REFRESHES, "reason" => reason, "outcome" => outcome)
+            .increment(1);
         match result {
             Ok((set, skipped)) => {
                 let count = set.len();
@@ -262,9 +265,9 @@ impl KeyCache {
             return Err(KeyLookupError::UnknownKey);
         }
         let reason = if never_loaded {
-            "no keys yet"
+            "no_keys"
         } else {
-            "unknown kid"
+            "unknown_kid"
         };
         let _ = self.refresh(reason).await;
         self.lookup_after_refresh(kid)

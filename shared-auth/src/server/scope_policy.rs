@@ -169,6 +169,7 @@ where
             }
         } else {
             tracing::debug!(client_id = principal.client_id(), required = %self.policy.required(), "insufficient scope");
+            metrics::counter!(crate::metrics::SCOPE_DENIALS).increment(1);
             AuthFuture::ready(challenge::insufficient_scope(
                 &self.policy.required(),
                 &self.policy.detail(),

@@ -1,0 +1,122 @@
+//! Metrics, through the `metrics` facade: whatever recorder the process installs receives
+//! them, and without one they cost nothing. [`prometheus`] (feature `prometheus`) installs
+//! a Prometheus recorder for a service's `GET /metrics`.
+//!
+//! Labels never carry token contents: a client's configured name, an outcome, a reason
+//! code.
+//!
+//! | name | labels | counts |
+//! | --- | --- | --- |
+//! | `shared_auth_token_cache_lookups_total` | `client`, `result` = `hit` / `miss` | token lookups (a hit needs no token request) |
+//! | `shared_auth_token_refresh_ahead_total` | `client` | background renewals started in a token's last 10 % |
+//! | `shared_auth_token_requests_total` | `client`, `outcome` = `success` / `rejected` / `error` | token requests (after retries); `rejected`: the issuer refused (4xx) |
+//! | `shared_auth_token_request_duration_seconds` | `client`, `outcome` | histogram of the same, retries included |
+//! | `shared_auth_unauthorized_retries_total` | `client` | downstream 401s answered by one renewal and one retry |
+//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason` | requests through the auth layer; `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, ...) |
+//! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
+//! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys`, `outcome` = `success` / `failure` | JWKS fetches |
+//! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |
+//!
+//! Handles for the hot paths are registered when the token manager and the auth layer
+//! are built, so install the recorder first.
+
+/// Token lookups by result.
+pub const TOKEN_CACHE_LOOKUPS: &str = "shared_auth_token_cache_lookups_total";
+/// Background renewals started.
+pub const TOKEN_REFRESH_AHEAD: &str = "shared_auth_token_refresh_ahead_total";
+/// Token requests by outcome.
+pub const TOKEN_REQUESTS: &str = "shared_auth_token_requests_total";
+/// Token request latency.
+pub const TOKEN_REQUEST_DURATION: &str = "shared_auth_token_request_duration_seconds";
+/// Downstream 401s retried after a renewal.
+pub const UNAUTHORIZED_RETRIES: &str = "shared_auth_unauthorized_retries_total";
+/// Auth-layer decisions by outcome and reason.
+pub const VALIDATIONS: &str = "shared_auth_validations_total";
+/// Validated-token cache hits.
+pub const VALIDATED_CACHE_HITS: &str = "shared_auth_validated_cache_hits_total";
+/// JWKS refreshes by reason and outcome.
+pub const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
+/// 403s from a scope policy.
+pub const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        TOKEN_CACHE_LOOKUPS,
+        "Token lookups by client and result (hit: no token request needed)"
+    );
+    describe_counter!(
+        TOKEN_REFRESH_AHEAD,
+        "Background token renewals started before expiry"
+    );
+    describe_counter!(
+        TOKEN_REQUESTS,
+        "Token requests to the issuer by client and outcome"
+    );
+    describe_histogram!(
+        TOKEN_REQUEST_DURATION,
+        Unit::Seconds,
+        "Token request latency, retries included"
+    );
+    describe_counter!(
+        UNAUTHORIZED_RETRIES,
+        "Downstream 401s answered by one token renewal and one retry"
+    );
+    describe_counter!(VALIDATIONS, "Access tokens accepted or rejected, by reason");
+    describe_counter!(
+        VALIDATED_CACHE_HITS,
+        "Accepted tokens answered by the validated-token cache"
+    );
+    describe_counter!(JWKS_REFRESHES, "JWKS fetches by reason and outcome");
+    describe_counter!(SCOPE_DENIALS, "Requests refused for insufficient scope");
+}
+
+/// Installs a Prometheus recorder for this process (once; later calls return the same
+/// handle) and describes the metrics. `None` if another recorder was installed first.
+/// Render with [`PrometheusHandle::render`](metrics_exporter_prometheus::PrometheusHandle)
+/// after `run_upkeep`.
+#[cfg(feature = "prometheus")]
+pub fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    use std::sync::OnceLock;
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            // Token requests take milliseconds to seconds (retries included).
+            const BUCKETS: &[f64] = &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(TOKEN_REQUEST_DURATION.to_owned()),
+                    BUCKETS,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+/// An axum handler body for `GET /metrics`: the Prometheus text exposition, or 404 when
+/// no Prometheus recorder is installed.
+#[cfg(feature = "prometheus")]
+pub async fn metrics_endpoint() -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    match prometheus() {
+        Some(handle) => {
+            handle.run_upkeep();
+            let mut response = handle.render().into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
