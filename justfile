@@ -20,6 +20,14 @@ test:
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet
 
+# Container images of the three binaries (static, on scratch, non-root): localhost/NAME:dev.
+images:
+    bash infra/images/build.sh
+
+# The images end to end (BFF -> service -> issuer in containers); builds them first.
+test-images: images
+    cargo test --quiet -p system-tests --features images --test images
+
 # Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
 test-browser:
     cargo build --quiet --bins
@@ -50,7 +58,7 @@ load:
 # fmt check + clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --exclude bench-peers --all-targets --quiet -- -D warnings
+    cargo clippy --workspace --exclude bench-peers --all-targets --features system-tests/images --quiet -- -D warnings
 
 # Format the code.
 fmt:

@@ -80,12 +80,19 @@ pub struct MockIssuer {
 
 impl MockIssuer {
     /// Validates `config` and makes (or loads) the signing key. `bound` is the address the
-    /// server listens on; it gives the issuer URL when the config does not set one.
+    /// server listens on; it gives the issuer URL when the config does not set one (with
+    /// 127.0.0.1 for an unspecified address such as 0.0.0.0).
     pub fn new(config: IssuerConfig, bound: SocketAddr) -> Result<Self, StartError> {
         config.validate()?;
+        // Bound to every interface (0.0.0.0, as in a container), the address is no URL a
+        // client can use: loopback with the same port is.
+        let mut reachable = bound;
+        if reachable.ip().is_unspecified() {
+            reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let issuer = config.issuer.clone().unwrap_or_else(|| {
             format!(
-                "http://{bound}{}",
+                "http://{reachable}{}",
                 config.path_prefix.as_deref().unwrap_or("")
             )
         });

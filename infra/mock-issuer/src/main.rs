@@ -32,6 +32,12 @@ struct Cli {
     )]
     bind: SocketAddr,
 
+    /// The issuer URL (`iss`, and the base of every endpoint) when clients reach the server
+    /// under another address than BIND_ADDR (in a container, behind a proxy). Overrides the
+    /// config file's `issuer`.
+    #[arg(long, env = "MOCK_ISSUER_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
     /// Serve GET /admin/stats and POST /admin/rotate-key (refused unless bound to loopback).
     #[arg(long)]
     admin: bool,
@@ -75,7 +81,7 @@ async fn main() -> ExitCode {
             scope,
         }) => fetch_token(&issuer, &client_id, &client_secret, scope.as_deref()).await,
         Some(Command::Decode { token }) => decode(&token),
-        None => serve(cli.config, cli.bind, cli.admin).await,
+        None => serve(cli.config, cli.bind, cli.public_url, cli.admin).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,7 +92,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Option<PathBuf>, bind: SocketAddr, admin: bool) -> Result<(), String> {
+async fn serve(
+    config: Option<PathBuf>,
+    bind: SocketAddr,
+    public_url: Option<String>,
+    admin: bool,
+) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -100,7 +111,13 @@ async fn serve(config: Option<PathBuf>, bind: SocketAddr, admin: bool) -> Result
             "--admin is refused on {bind}: the admin endpoints are unauthenticated, bind to loopback (BIND_ADDR=127.0.0.1:PORT)"
         ));
     }
-    let config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
+    let mut config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
+    if let Some(url) = public_url {
+        config.issuer = Some(url);
+        config
+            .validate()
+            .map_err(|e| format!("MOCK_ISSUER_PUBLIC_URL: {e}"))?;
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
