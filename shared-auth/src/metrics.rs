@@ -19,6 +19,13 @@
 //!
 //! Handles for the hot paths are registered when the token manager and the auth layer
 //! are built, so install the recorder first.
+//!
+//! The counters bumped on every request (accepted tokens, validated-cache hits, warm token
+//! lookups) are sharded per thread, so two cores never contend for one cache line: with a
+//! single shared atomic, `just load` measured my-service at 92 % of the no-auth build
+//! instead of 95 %. Their totals reach the recorder when [`publish`] runs; the
+//! `/metrics` endpoint calls it before rendering. With another recorder, call it on your
+//! export schedule.
 
 /// Token lookups by result.
 pub const TOKEN_CACHE_LOOKUPS: &str = "shared_auth_token_cache_lookups_total";
@@ -38,6 +45,86 @@ pub const VALIDATED_CACHE_HITS: &str = "shared_auth_validated_cache_hits_total";
 pub const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
 /// 403s from a scope policy.
 pub const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Shards per hot counter: more than the cores of the machines this runs on, so threads
+/// rarely share one.
+const SHARDS: usize = 16;
+
+/// One shard on a cache line of its own (128 bytes: adjacent-line prefetch pairs lines).
+/// Hand-rolled: one attribute, not worth a dependency.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(AtomicU64);
+
+struct HotInner {
+    shards: [Shard; SHARDS],
+    counter: metrics::Counter,
+}
+
+/// A counter for the per-request paths: an uncontended add on this thread's shard. One
+/// per metric key in the process, however many layers or managers bump it.
+#[derive(Clone)]
+pub(crate) struct HotCounter(Arc<HotInner>);
+
+fn hot_counters() -> &'static Mutex<HashMap<String, Arc<HotInner>>> {
+    static HOT: OnceLock<Mutex<HashMap<String, Arc<HotInner>>>> = OnceLock::new();
+    HOT.get_or_init(Default::default)
+}
+
+impl HotCounter {
+    /// The hot counter for `name` with `labels` (registered with the recorder once).
+    pub(crate) fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        let mut key = name.to_owned();
+        for (k, v) in labels {
+            key.push_str(&format!("\u{1f}{k}={v}"));
+        }
+        let mut hot = hot_counters().lock().unwrap_or_else(|e| e.into_inner());
+        let inner = hot.entry(key).or_insert_with(|| {
+            let labels: Vec<metrics::Label> = labels
+                .iter()
+                .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+                .collect();
+            Arc::new(HotInner {
+                shards: Default::default(),
+                counter: metrics::counter!(name, labels),
+            })
+        });
+        HotCounter(inner.clone())
+    }
+
+    /// Adds one.
+    #[inline]
+    pub(crate) fn increment(&self) {
+        self.0.shards[shard()].0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// This thread's shard, assigned round-robin on first use.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// Hands the hot counters' totals to the recorder. Cheap (a sum per counter); the
+/// Prometheus endpoint calls it on every scrape.
+pub fn publish() {
+    let hot = hot_counters().lock().unwrap_or_else(|e| e.into_inner());
+    for inner in hot.values() {
+        let total = inner
+            .shards
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum();
+        inner.counter.absolute(total);
+    }
+}
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -109,6 +196,7 @@ pub async fn metrics_endpoint() -> axum::response::Response {
     use axum::response::IntoResponse;
     match prometheus() {
         Some(handle) => {
+            publish();
             handle.run_upkeep();
             let mut response = handle.render().into_response();
             response.headers_mut().insert(

@@ -49,6 +49,7 @@ use super::token_cache::{
     CacheKey, CachedToken, FetchTurn, InMemoryTokenCache, TokenCache, now_ms,
 };
 use super::token_endpoint::{RetryPolicy, request_token};
+use crate::metrics::HotCounter;
 use crate::scope::ScopeSet;
 
 /// Per-request options for [`TokenManager::token_with`].
@@ -218,7 +219,7 @@ struct ClientEntry {
 
 /// A client's hot-path counters, registered once (see [`crate::metrics`]).
 struct ClientMetrics {
-    hit: metrics::Counter,
+    hit: HotCounter,
     miss: metrics::Counter,
     refresh_ahead: metrics::Counter,
 }
@@ -228,7 +229,10 @@ impl ClientMetrics {
         use crate::metrics::{TOKEN_CACHE_LOOKUPS, TOKEN_REFRESH_AHEAD};
         let client = client.to_owned();
         ClientMetrics {
-            hit: metrics::counter!(TOKEN_CACHE_LOOKUPS, "client" => client.clone(), "result" => "hit"),
+            hit: HotCounter::new(
+                TOKEN_CACHE_LOOKUPS,
+                &[("client", &client), ("result", "hit")],
+            ),
             miss: metrics::counter!(TOKEN_CACHE_LOOKUPS, "client" => client.clone(), "result" => "miss"),
             refresh_ahead: metrics::counter!(TOKEN_REFRESH_AHEAD, "client" => client),
         }
@@ -330,7 +334,7 @@ impl TokenManager {
             let now = now_ms();
             if now < hot.cached_until_ms {
                 tracing::debug!(client = name, "token cache hit");
-                entry.metrics.hit.increment(1);
+                entry.metrics.hit.increment();
                 if now >= hot.refresh_at_ms {
                     let target = self.target(name, &TokenRequestParams::default())?;
                     self.refresh_ahead(&target);
@@ -442,7 +446,7 @@ impl TokenManager {
         if !force {
             if let Some(entry) = self.cached(&target.key, now_ms()).await {
                 tracing::debug!(client = name, "token cache hit");
-                target.entry.metrics.hit.increment(1);
+                target.entry.metrics.hit.increment();
                 self.promote(target, &entry);
                 if entry.wants_refresh(now_ms()) {
                     self.refresh_ahead(target);

@@ -45,17 +45,12 @@ pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct JwtAuthLayer {
     validator: JwtValidator,
-    metrics: LayerMetrics,
 }
 
 impl JwtAuthLayer {
-    /// Authenticates with `validator`. Install a metrics recorder before this, if any:
-    /// the hot-path counters are registered here.
+    /// Authenticates with `validator`.
     pub fn new(validator: JwtValidator) -> Self {
-        JwtAuthLayer {
-            validator,
-            metrics: LayerMetrics::new(),
-        }
+        JwtAuthLayer { validator }
     }
 }
 
@@ -65,7 +60,6 @@ impl<S> Layer<S> for JwtAuthLayer {
         JwtAuth {
             inner,
             validator: self.validator.clone(),
-            metrics: self.metrics.clone(),
         }
     }
 }
@@ -75,29 +69,6 @@ impl<S> Layer<S> for JwtAuthLayer {
 pub struct JwtAuth<S> {
     inner: S,
     validator: JwtValidator,
-    metrics: LayerMetrics,
-}
-
-/// Counters the accepting paths bump on every request, registered once.
-#[derive(Clone)]
-struct LayerMetrics {
-    accepted: metrics::Counter,
-    cache_hits: metrics::Counter,
-}
-
-impl LayerMetrics {
-    fn new() -> Self {
-        LayerMetrics {
-            accepted: metrics::counter!(crate::metrics::VALIDATIONS, "outcome" => "accepted", "reason" => "ok"),
-            cache_hits: metrics::counter!(crate::metrics::VALIDATED_CACHE_HITS),
-        }
-    }
-}
-
-impl std::fmt::Debug for LayerMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LayerMetrics")
-    }
 }
 
 /// Counts a refusal by its reason code.
@@ -195,8 +166,8 @@ where
             .and_then(|v| bearer_bytes(v.as_bytes()))
             .and_then(|token| self.validator.validated(token))
         {
-            self.metrics.accepted.increment(1);
-            self.metrics.cache_hits.increment(1);
+            self.validator.metrics().accepted.increment();
+            self.validator.metrics().cache_hits.increment();
             request.extensions_mut().insert(principal);
             return AuthFuture::Inner {
                 future: self.inner.call(request),
@@ -227,7 +198,7 @@ where
         // box and no copy of the token.
         match self.validator.verify_now(token) {
             Some(Ok(principal)) => {
-                self.metrics.accepted.increment(1);
+                self.validator.metrics().accepted.increment();
                 request.extensions_mut().insert(principal);
                 return AuthFuture::Inner {
                     future: self.inner.call(request),
@@ -243,12 +214,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
-        let accepted = self.metrics.accepted.clone();
         AuthFuture::Boxed {
             future: Box::pin(async move {
                 match validator.validate(&token).await {
                     Ok(principal) => {
-                        accepted.increment(1);
+                        validator.metrics().accepted.increment();
                         request.extensions_mut().insert(principal);
                         inner.call(request).await
                     }

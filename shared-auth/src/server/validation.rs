@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, VerifyKey};
 use super::principal::Principal;
 use super::validated_cache::{Entry, ValidatedCache};
+use crate::metrics::HotCounter;
 use crate::scope::{Scope, ScopeSet};
 
 /// Where the issuer's metadata and keys come from.
@@ -281,6 +282,26 @@ struct Inner {
     validated: Arc<ValidatedCache>,
     /// One prepared `Validation` per allowed algorithm.
     validations: HashMap<Algorithm, Validation>,
+    /// The auth layer's per-request counters. Here, behind the validator's one `Arc`,
+    /// because axum clones the layered service on every request: each `Arc` in it is a
+    /// refcount both cores bump.
+    metrics: LayerMetrics,
+}
+
+/// Counters the accepting paths of the auth layer bump on every request.
+pub(crate) struct LayerMetrics {
+    pub(crate) accepted: HotCounter,
+    pub(crate) cache_hits: HotCounter,
+}
+
+impl LayerMetrics {
+    fn new() -> Self {
+        use crate::metrics::{VALIDATED_CACHE_HITS, VALIDATIONS};
+        LayerMetrics {
+            accepted: HotCounter::new(VALIDATIONS, &[("outcome", "accepted"), ("reason", "ok")]),
+            cache_hits: HotCounter::new(VALIDATED_CACHE_HITS, &[]),
+        }
+    }
 }
 
 /// Validates access tokens against one issuer. Cheap to clone; clones share the key cache.
@@ -368,7 +389,12 @@ impl JwtValidator {
             keys,
             validated,
             validations,
+            metrics: LayerMetrics::new(),
         })))
+    }
+
+    pub(crate) fn metrics(&self) -> &LayerMetrics {
+        &self.0.metrics
     }
 
     /// The expected `iss`.
@@ -393,8 +419,9 @@ impl JwtValidator {
         }
         // The token names a key that is not loaded: wait for the (shared, rate-limited)
         // key refresh, then validate.
+        let epoch = self.0.validated.epoch();
         let principal = self.validate_uncached(token).await?;
-        self.remember(token, &principal);
+        self.remember(token, &principal, epoch);
         Ok(principal)
     }
 
@@ -410,6 +437,7 @@ impl JwtValidator {
     /// [`validate_now`](Self::validate_now) minus the validated-token lookup, for a caller
     /// that has just made it (the auth layer's fast path). A success is remembered.
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        let epoch = self.0.validated.epoch();
         let header = match self.header(token) {
             Ok(header) => header,
             Err(e) => return Some(Err(e)),
@@ -417,7 +445,7 @@ impl JwtValidator {
         let key = self.0.keys.loaded(header.kid.as_deref())?;
         let result = self.verify(token, &header, &key);
         if let Ok(principal) = &result {
-            self.remember(token, principal);
+            self.remember(token, principal, epoch);
         }
         Some(result)
     }
@@ -445,7 +473,8 @@ impl JwtValidator {
         self.verify(token, &header, &key)
     }
 
-    fn remember(&self, token: &str, principal: &Principal) {
+    /// Caches a success of a validation that began in `epoch` (see `ValidatedCache`).
+    fn remember(&self, token: &str, principal: &Principal, epoch: u64) {
         self.0.validated.insert(
             token.as_bytes(),
             Entry {
@@ -453,6 +482,7 @@ impl JwtValidator {
                 nbf: principal.claims().get("nbf").and_then(Value::as_u64),
                 principal: principal.clone(),
             },
+            epoch,
         );
     }
 
