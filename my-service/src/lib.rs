@@ -78,15 +78,18 @@ pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
 /// The app: protected weather API, `/healthz`, `/readyz`, `/metrics` (Prometheus),
 /// `/api-docs/openapi.json`, `/swagger-ui/`.
 pub fn router(validator: JwtValidator, token_url: &str) -> Router {
+    // Authentication, then the method's scope, on each handler: they run only for methods
+    // that exist, so a wrong method stays 405 (a Router-level route_layer would answer
+    // 401), and each request clones one boxed service, not two.
     #[cfg(not(feature = "bench-no-auth"))]
-    let api = Router::new().route(
-        "/weatherforecast",
-        get(weather::list.layer(RequireScopeLayer::one(READ_SCOPE)))
-            .post(weather::create.layer(RequireScopeLayer::one(WRITE_SCOPE)))
-            // On the method router: runs only for methods that exist, so a wrong
-            // method stays 405 (a Router-level route_layer would answer 401).
-            .route_layer(JwtAuthLayer::new(validator.clone())),
-    );
+    let api = {
+        let auth = JwtAuthLayer::new(validator.clone());
+        Router::new().route(
+            "/weatherforecast",
+            get(weather::list.layer((auth.clone(), RequireScopeLayer::one(READ_SCOPE))))
+                .post(weather::create.layer((auth, RequireScopeLayer::one(WRITE_SCOPE)))),
+        )
+    };
     // Benchmark build only (`just load`): the same route without the auth layers.
     #[cfg(feature = "bench-no-auth")]
     let api = Router::new().route(
