@@ -53,31 +53,47 @@ start 17062 env AUTH_AUTHORITY=$ISSUER "$ON/my-service"
 start 17063 env AUTH_AUTHORITY=$ISSUER "$OFF/my-service"
 start 17248 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 "$ON/my-bff"
 start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff"
-SVC_ON_PID=${PIDS[1]} BFF_ON_PID=${PIDS[3]}
+SVC_ON_PID=${PIDS[1]} SVC_OFF_PID=${PIDS[2]} BFF_ON_PID=${PIDS[3]}
 TOKEN=$("$ON/mock-issuer" token --issuer $ISSUER)
 
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # kB
 IDLE_SVC=$(rss "$SVC_ON_PID" VmRSS) IDLE_BFF=$(rss "$BFF_ON_PID" VmRSS)
 
-rps() { # url, extra wrk args...
-  local url=$1; shift
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "$url" | awk '/^Requests\/sec:/ {print $2}'
+# Throughput moves with whatever else the two cores do (wrk runs on them too), so the
+# my-service pair also records the service's own CPU time per request (utime + stime from
+# /proc, in microseconds): a steadier measure of what the auth layer costs.
+TICK=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CPU_FILE=$(mktemp)
+rps() { # url, pid (or -), extra wrk args...
+  local url=$1 pid=$2; shift 2
+  local before=0 out
+  [[ $pid != - ]] && before=$(cpu "$pid")
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "$url")
+  if [[ $pid != - ]]; then
+    awk -v t="$(( $(cpu "$pid") - before ))" -v hz="$TICK" '/ requests in / {printf "%.2f\n", t / hz * 1e6 / $1}' <<<"$out" >>"$CPU_FILE.$pid"
+  fi
+  awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -a SVC_ON SVC_OFF BFF_ON BFF_OFF
 for round in $(seq "$ROUNDS"); do
   echo "load: round $round/$ROUNDS" >&2
-  SVC_ON+=("$(rps http://127.0.0.1:17062/weatherforecast -H "Authorization: Bearer $TOKEN")")
+  SVC_ON+=("$(rps http://127.0.0.1:17062/weatherforecast "$SVC_ON_PID" -H "Authorization: Bearer $TOKEN")")
   # The same request, header included: only the auth layers differ.
-  SVC_OFF+=("$(rps http://127.0.0.1:17063/weatherforecast -H "Authorization: Bearer $TOKEN")")
-  BFF_ON+=("$(rps http://127.0.0.1:17248/weatherforecast)")
-  BFF_OFF+=("$(rps http://127.0.0.1:17249/weatherforecast)")
+  SVC_OFF+=("$(rps http://127.0.0.1:17063/weatherforecast "$SVC_OFF_PID" -H "Authorization: Bearer $TOKEN")")
+  BFF_ON+=("$(rps http://127.0.0.1:17248/weatherforecast -)")
+  BFF_OFF+=("$(rps http://127.0.0.1:17249/weatherforecast -)")
 done
 svc_on=$(median "${SVC_ON[@]}") svc_off=$(median "${SVC_OFF[@]}")
 bff_on=$(median "${BFF_ON[@]}") bff_off=$(median "${BFF_OFF[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f %%", 100 * a / b}'; }
 PEAK_SVC=$(rss "$SVC_ON_PID" VmHWM) PEAK_BFF=$(rss "$BFF_ON_PID" VmHWM)
+mapfile -t CPU_ON <"$CPU_FILE.$SVC_ON_PID"
+mapfile -t CPU_OFF <"$CPU_FILE.$SVC_OFF_PID"
+rm -f "$CPU_FILE" "$CPU_FILE".*
+cpu_on=$(median "${CPU_ON[@]}") cpu_off=$(median "${CPU_OFF[@]}")
 
 mkdir -p "$(dirname "$OUT")"
 {
@@ -89,10 +105,12 @@ mkdir -p "$(dirname "$OUT")"
   echo "| my-service, same valid token on every request | $svc_on | $svc_off | $(ratio "$svc_on" "$svc_off") |"
   echo "| my-bff -> my-service (end to end) | $bff_on | $bff_off | $(ratio "$bff_on" "$bff_off") |"
   echo
+  echo "my-service CPU time per request (median): auth on $cpu_on µs, auth off $cpu_off µs; $(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN {printf "+%.2f µs, off / on = %.1f %%", a - b, 100 * b / a}')."
+  echo
   echo "| process (auth on) | idle RSS | peak RSS under load (VmHWM) |"
   echo "| --- | ---: | ---: |"
   echo "| my-service | $((IDLE_SVC / 1024)) MiB | $((PEAK_SVC / 1024)) MiB |"
   echo "| my-bff | $((IDLE_BFF / 1024)) MiB | $((PEAK_BFF / 1024)) MiB |"
   echo
-  echo "Rounds (req/s): my-service on ${SVC_ON[*]} / off ${SVC_OFF[*]}; my-bff on ${BFF_ON[*]} / off ${BFF_OFF[*]}."
+  echo "Rounds (req/s): my-service on ${SVC_ON[*]} / off ${SVC_OFF[*]}; my-bff on ${BFF_ON[*]} / off ${BFF_OFF[*]}. CPU µs per request: my-service on ${CPU_ON[*]} / off ${CPU_OFF[*]}."
 } | tee "$OUT"
