@@ -9,22 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use serde_json::Value;
+use system_tests::containers::{self, free_port};
 use system_tests::{BFF_ID, READ, http};
-use testcontainers::bollard::models::PortBinding;
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 
 const TAG: &str = "dev";
 const BFF_SECRET: &str = "images-bff-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn image(name: &str) -> GenericImage {
     GenericImage::new(format!("localhost/{name}"), TAG.to_owned())
@@ -60,17 +52,7 @@ async fn bff_service_and_issuer_images_work_together() {
         .with_mapped_port(issuer_port, 7000.tcp())
         .with_mapped_port(service_port, 7062.tcp())
         .with_mapped_port(bff_port, 7248.tcp())
-        // Published on loopback only (podman needs the explicit address).
-        .with_host_config_modifier(|config| {
-            for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {
-                for binding in bindings.iter_mut().flatten() {
-                    *binding = PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: binding.host_port.clone(),
-                    };
-                }
-            }
-        })
+        .with_host_config_modifier(containers::publish_on_loopback)
         .start()
         .await
         .expect("start localhost/mock-issuer:dev (run `just images` first)");

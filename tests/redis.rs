@@ -18,7 +18,6 @@ use shared_auth::client::{
     RedisTokenCache, TokenManager, TokenRequestParams,
 };
 use system_tests::*;
-use testcontainers::bollard::models::PortBinding;
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
@@ -30,27 +29,14 @@ struct Redis {
 }
 
 async fn start_redis() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = containers::free_port();
     let container = GenericImage::new("redis", "7.0")
         .with_exposed_port(6379.tcp())
         .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
         .with_mapped_port(port, 6379.tcp())
         // Loopback only: podman needs an explicit host IP, and a test Redis has no
         // business listening on the network.
-        .with_host_config_modifier(|config| {
-            for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {
-                for binding in bindings.iter_mut().flatten() {
-                    *binding = PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: binding.host_port.clone(),
-                    };
-                }
-            }
-        })
+        .with_host_config_modifier(containers::publish_on_loopback)
         .start()
         .await
         .expect("start a redis:7.0 container (is a container engine running?)");

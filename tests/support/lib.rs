@@ -274,3 +274,32 @@ pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .finish();
     (captured, tracing::subscriber::set_default(subscriber))
 }
+
+/// Helpers for the suites that start containers (testcontainers).
+pub mod containers {
+    use testcontainers::bollard::models::{HostConfig, PortBinding};
+
+    /// A TCP port free on 127.0.0.1 now, to publish a container port on (a fixed port
+    /// survives a container restart; an engine-chosen one may not).
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A host-config modifier that publishes every mapped port on 127.0.0.1 only. podman
+    /// needs the explicit address (see ../shared/CONTAINERS.md), and a test container has
+    /// no business listening on the network.
+    pub fn publish_on_loopback(config: &mut HostConfig) {
+        for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {
+            for binding in bindings.iter_mut().flatten() {
+                *binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: binding.host_port.clone(),
+                };
+            }
+        }
+    }
+}
