@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
@@ -37,15 +39,31 @@ impl Report {
 /// GETs `url` at `RATE` per second for `duration`, each request in its own task, and waits
 /// for all answers.
 async fn drive(url: String, duration: Duration) -> Report {
+    drive_counted(url, duration, Arc::default()).await
+}
+
+/// [`drive`] in the background, returned once a second's worth of answers has come back:
+/// a scenario injects its fault when the load is under way, not after a fixed time.
+async fn load_under_way(url: String, duration: Duration) -> tokio::task::JoinHandle<Report> {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(drive_counted(url, duration, answered.clone()));
+    eventually(Duration::from_secs(10), "load under way", || async {
+        answered.load(Ordering::SeqCst) >= RATE as usize
+    })
+    .await;
+    load
+}
+
+async fn drive_counted(url: String, duration: Duration, answered: Arc<AtomicUsize>) -> Report {
     let mut tasks = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / RATE);
     let started = Instant::now();
     while started.elapsed() < duration {
         tick.tick().await;
-        let (client, url) = (http(), url.clone());
+        let (client, url, answered) = (http(), url.clone(), answered.clone());
         tasks.spawn(async move {
             let at = Instant::now();
-            match client.get(&url).send().await {
+            let outcome = match client.get(&url).send().await {
                 Ok(r) => {
                     let ct = r
                         .headers()
@@ -55,7 +73,9 @@ async fn drive(url: String, duration: Duration) -> Report {
                     (r.status().as_u16(), ct, at.elapsed())
                 }
                 Err(_) => (0, String::new(), at.elapsed()),
-            }
+            };
+            answered.fetch_add(1, Ordering::SeqCst);
+            outcome
         });
     }
     let mut report = Report::default();
@@ -106,8 +126,7 @@ async fn key_rotation_during_load_fails_nothing() {
     let sys = system().await;
     // Short tokens, so the BFF renews during the run and gets tokens signed by the new key.
     sys.issuer.set_token_lifetime(Duration::from_secs(4));
-    let load = tokio::spawn(drive(sys.url(), Duration::from_secs(8)));
-    tokio::time::sleep(Duration::from_secs(2)).await; // the fault's moment, not a sync point
+    let load = load_under_way(sys.url(), Duration::from_secs(8)).await;
     sys.issuer.rotate_key().unwrap();
     let report = load.await.unwrap();
     report.print("1 key rotation", sys.issuer.stats().token_requests);
@@ -174,15 +193,10 @@ async fn issuer_down_without_a_token_is_a_quick_503_then_recovers() {
     }
     // The issuer returns; the BFF recovers by itself (after its 5 s negative cache).
     let issuer = restart_issuer(addr).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = http().get(&url).send().await.unwrap().status();
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "BFF did not recover");
-        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
-    }
+    eventually(Duration::from_secs(15), "BFF recovers", || async {
+        http().get(&url).send().await.unwrap().status() == 200
+    })
+    .await;
     let after = drive(url, Duration::from_secs(2)).await;
     after.print("4b issuer back", issuer.stats().token_requests);
     assert!(after.failures.is_empty());
@@ -230,8 +244,7 @@ async fn my_service_restart_fails_only_in_the_gap_with_problem_json() {
     let sys = system().await;
     assert_eq!(http().get(sys.url()).send().await.unwrap().status(), 200);
     let addr = sys.service.addr;
-    let load = tokio::spawn(drive(sys.url(), Duration::from_secs(8)));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = load_under_way(sys.url(), Duration::from_secs(8)).await;
     let down_at = Instant::now();
     drop(sys.service); // my-service goes away
     tokio::time::sleep(Duration::from_secs(1)).await; // the gap

@@ -241,12 +241,8 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
 
 /// Waits (bounded) until every cache reaches Redis again.
 async fn until_reachable(caches: &[RedisTokenCache]) {
-    let deadline = Instant::now() + Duration::from_secs(15);
     for cache in caches {
-        while !cache.ping().await {
-            assert!(Instant::now() < deadline, "Redis did not come back");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(Duration::from_secs(15), "Redis back", || cache.ping()).await;
     }
 }
 
@@ -329,16 +325,26 @@ async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
         let a = a.clone();
         async move { a.token("api").await }
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis
-        .keys(&prefix)
-        .await
-        .iter()
-        .any(|k| k.contains(":lock:"))
-    {
-        assert!(Instant::now() < deadline, "replica A never took the lock");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The lock is taken before the request is sent: once the issuer has counted the
+    // request, A holds the lock.
+    eventually(
+        Duration::from_secs(10),
+        "replica A sends its request",
+        || async { requests(&issuer) > 0 },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "replica A holds the lock",
+        || async {
+            redis
+                .keys(&prefix)
+                .await
+                .iter()
+                .any(|k| k.contains(":lock:"))
+        },
+    )
+    .await;
     // ...and dies with it.
     holder.abort();
     drop(a);

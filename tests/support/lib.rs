@@ -275,6 +275,26 @@ pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     (captured, tracing::subscriber::set_default(subscriber))
 }
 
+/// Polls `condition` until it holds (backing off from 5 ms to 200 ms between looks), and
+/// panics naming `what` if it does not within `within`. The one way the suites wait for
+/// something to happen: on a condition, never for a fixed time.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    let mut pause = std::time::Duration::from_millis(5);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Helpers for the suites that start containers (testcontainers).
 pub mod containers {
     use testcontainers::bollard::models::{HostConfig, PortBinding};
