@@ -215,11 +215,7 @@ impl RedisTokenCache {
 
     fn suffix(&self, key: &CacheKey) -> String {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_str().as_bytes());
-        let mut hash = String::with_capacity(32);
-        for b in &digest.as_ref()[..16] {
-            hash.push_str(&format!("{b:02x}"));
-        }
-        format!("{}:{hash}", key.client_name())
+        format!("{}:{}", key.client_name(), hex(&digest.as_ref()[..16]))
     }
 
     /// Runs one Redis operation under the operation timeout; failures are logged (rate
@@ -357,7 +353,17 @@ fn random_owner() -> String {
     // The OS RNG failing leaves zeros: the lock still works, only ownership checks
     // between two such processes would be ambiguous.
     let _ = aws_lc_rs::rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
+}
+
+/// Lower-case hex, written into one string.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 #[async_trait::async_trait]
