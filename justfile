@@ -14,8 +14,7 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Run the test suites (unit, issuer, server, client, whole flow, Redis containers) and
-# cfn-lint on the Cognito template.
+# Every test suite (unit, system, Redis containers) and cfn-lint on the Cognito template.
 test:
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet
@@ -33,8 +32,7 @@ test-browser:
     cargo build --quiet --bins
     cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs
 
-# Long property-test ("fuzz") run over the untrusted-input parsers and the JWT validator.
-# CASES is per property; `just test` runs 256.
+# Long property-test ("fuzz") run: CASES per property (`just test` runs 256).
 fuzz CASES="50000":
     PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth fuzz_
     PROPTEST_CASES={{CASES}} cargo test --quiet -p system-tests --test fuzz
@@ -44,8 +42,7 @@ bench *ARGS:
     bash infra/load/bench.sh {{ARGS}}
     bash infra/load/report.sh
 
-# shared-auth beside peer crates (tower-oauth2-resource-server, jwt-authorizer, huskarl)
-# in one run; refreshes BENCHMARKS.md. The only recipe that builds `bench-peers`.
+# shared-auth beside tower-oauth2-resource-server, jwt-authorizer, huskarl; refreshes BENCHMARKS.md.
 bench-peers *ARGS:
     bash infra/load/peers.sh {{ARGS}}
     bash infra/load/report.sh
@@ -74,8 +71,7 @@ token:
     @set -a; source {{dev_env}}; set +a; \
     cargo run --quiet -p mock-issuer -- token
 
-# Print the my-service and my-bff variables for a Cognito stack deployed from
-# infra/cognito/template.yaml (needs the AWS CLI and credentials).
+# Print my-service and my-bff variables from a Cognito stack (needs the AWS CLI).
 cognito-env STACK:
     @bash infra/cognito/env.sh {{STACK}}
 
