@@ -19,6 +19,10 @@ test:
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet
 
+# (as root) No Docker? Rootful podman serving the Docker API + local redis/busybox images.
+containers *ARGS:
+    bash infra/containers/setup-container-engine.sh {{ARGS}}
+
 # Container images of the three binaries (static, on scratch, non-root): localhost/NAME:dev.
 images:
     bash infra/images/build.sh
@@ -61,10 +65,10 @@ lint:
 fmt:
     cargo fmt --all
 
-# Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on).
+# Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on; token in target/mock-issuer.admin-token).
 issuer:
     @set -a; source {{dev_env}}; set +a; \
-    cargo run --quiet -p mock-issuer -- --config infra/local/issuer.toml --admin
+    cargo run --quiet -p mock-issuer -- --config infra/local/issuer.toml --admin --admin-token-file target/mock-issuer.admin-token
 
 # Print a fresh access token from the running issuer, using the dev client.
 token:

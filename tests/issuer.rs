@@ -1,13 +1,14 @@
 //! The mock issuer over HTTP: discovery, JWKS, the token endpoint's grant, client
-//! authentication, RFC 6749 errors, both token profiles, key rotation, CORS and the fault
-//! knobs. Tokens are verified with `jsonwebtoken`, independently of the issuer's signer.
+//! authentication, RFC 6749 errors, both token profiles, key rotation, CORS, the fault
+//! knobs and the guarded admin endpoints. Tokens are verified with `jsonwebtoken`,
+//! independently of the issuer's signer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use mock_issuer::{Algorithm, TokenProfile};
+use mock_issuer::{AdminToken, Algorithm, IssuerHandle, TokenProfile};
 use reqwest::StatusCode;
 use serde_json::Value;
 use system_tests::*;
@@ -537,4 +538,324 @@ async fn shutdown_closes_the_port() {
     let addr = issuer.addr();
     issuer.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn jwks_down_serves_no_keys_and_still_counts_every_fetch() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    issuer.set_jwks_available(false);
+    for _ in 0..3 {
+        let r = http().get(issuer.jwks_uri()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.json::<Value>().await.is_err(), "no key set while down");
+    }
+    assert_eq!(issuer.stats().jwks_fetches, 3);
+    issuer.set_jwks_available(true);
+    assert_eq!(jwks(&issuer).await.keys.len(), 1);
+    assert_eq!(issuer.stats().jwks_fetches, 4);
+}
+
+#[tokio::test]
+async fn discovery_down_answers_503_counts_fetches_and_leaves_the_rest_up() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    issuer.set_discovery_available(false);
+    for _ in 0..2 {
+        let r = http().get(issuer.discovery_url()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(issuer.stats().discovery_fetches, 2);
+    // Only discovery is down: keys and tokens are still served.
+    assert_eq!(jwks(&issuer).await.keys.len(), 1);
+    let r = basic_request(&issuer.token_endpoint(), BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    issuer.set_discovery_available(true);
+    let r = http().get(issuer.discovery_url()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["issuer"], issuer.issuer());
+    assert_eq!(issuer.stats().discovery_fetches, 3);
+}
+
+#[tokio::test]
+async fn publish_alg_false_omits_alg_from_every_jwk_and_tokens_still_verify() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let ep = issuer.token_endpoint();
+    let token = |body: Value| body["access_token"].as_str().unwrap().to_owned();
+    let old = token(
+        basic_request(&ep, BFF_ID, BFF_SECRET, None)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    issuer.rotate_key().unwrap(); // two keys published: the knob covers each
+    let raw_keys = || async {
+        let set: Value = http()
+            .get(issuer.jwks_uri())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        set["keys"].as_array().unwrap().clone()
+    };
+    let published = raw_keys().await;
+    assert_eq!(published.len(), 2);
+    assert!(published.iter().all(|k| k["alg"] == "RS256"));
+
+    issuer.set_publish_alg(false);
+    let without = raw_keys().await;
+    assert_eq!(without.len(), 2);
+    for (with, without) in published.iter().zip(&without) {
+        assert!(without.get("alg").is_none(), "{without}");
+        let mut expected = with.clone();
+        expected.as_object_mut().unwrap().remove("alg");
+        assert_eq!(&expected, without, "only alg is dropped");
+    }
+    // Tokens still verify against the alg-less set (the algorithm comes from the header).
+    let new = token(
+        basic_request(&ep, BFF_ID, BFF_SECRET, None)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let keys = jwks(&issuer).await;
+    assert!(verify(&old, &keys, issuer.issuer()).is_ok());
+    assert!(verify(&new, &keys, issuer.issuer()).is_ok());
+
+    issuer.set_publish_alg(true);
+    assert_eq!(raw_keys().await, published);
+}
+
+#[tokio::test]
+async fn replaced_key_material_keeps_the_kid_and_only_the_new_material_is_published() {
+    for alg in [Algorithm::RS256, Algorithm::ES256] {
+        let mut config = issuer_config(TokenProfile::Cognito);
+        config.algorithm = alg;
+        let issuer = mock_issuer::start(config).await.unwrap();
+        let ep = issuer.token_endpoint();
+        let fetch = || async {
+            let body: Value = basic_request(&ep, BFF_ID, BFF_SECRET, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        };
+        let old_token = fetch().await;
+        let kid = issuer.current_kid();
+        let before: Value = http()
+            .get(issuer.jwks_uri())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+
+        issuer.replace_current_key_material().unwrap();
+        assert_eq!(issuer.current_kid(), kid, "kid kept");
+        let after: Value = http()
+            .get(issuer.jwks_uri())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (before, after) = (&before["keys"][0], &after["keys"][0]);
+        assert_eq!(after["kid"], kid.as_str());
+        assert_eq!(after["alg"], alg.as_str(), "same algorithm");
+        assert_eq!(after["kty"], before["kty"]);
+        assert_ne!(after, before, "different material under the same kid");
+        let keys = jwks(&issuer).await;
+        assert_eq!(keys.keys.len(), 1, "the old material is not published");
+
+        let new_token = fetch().await;
+        assert_eq!(decode_part(&new_token, 0)["kid"], kid.as_str());
+        assert!(verify(&new_token, &keys, issuer.issuer()).is_ok());
+        assert!(
+            verify(&old_token, &keys, issuer.issuer()).is_err(),
+            "a token signed with the replaced material no longer verifies"
+        );
+    }
+}
+
+/// An issuer serving the admin endpoints, and their token.
+async fn start_admin_issuer(config: mock_issuer::IssuerConfig) -> (IssuerHandle, AdminToken) {
+    let token = AdminToken::generate().unwrap();
+    let issuer = mock_issuer::start_with_admin(config, token.clone())
+        .await
+        .unwrap();
+    (issuer, token)
+}
+
+fn admin_url(issuer: &IssuerHandle, path: &str) -> String {
+    format!("http://{}{path}", issuer.addr())
+}
+
+/// Asserts an RFC 9457 refusal and returns the response headers.
+async fn assert_problem(response: reqwest::Response, status: u16) -> reqwest::header::HeaderMap {
+    assert_eq!(response.status().as_u16(), status);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    headers
+}
+
+#[tokio::test]
+async fn admin_endpoints_refuse_requests_without_the_admin_token() {
+    let (issuer, token) = start_admin_issuer(issuer_config(TokenProfile::Cognito)).await;
+    let kid = issuer.current_kid();
+    let rotate = admin_url(&issuer, "/admin/rotate-key");
+    // What any web page can send without a preflight: a CORS-simple POST.
+    let r = http()
+        .post(&rotate)
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let h = assert_problem(r, 401).await;
+    assert!(
+        h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+    // A wrong token, another scheme, and the token without its scheme.
+    let wrong = AdminToken::generate().unwrap();
+    for auth in [
+        format!("Bearer {}", wrong.expose_secret()),
+        format!("Basic {}", token.expose_secret()),
+        token.expose_secret().to_owned(),
+    ] {
+        let r = http()
+            .post(&rotate)
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 401).await;
+    }
+    let r = http()
+        .get(admin_url(&issuer, "/admin/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401).await;
+    assert_eq!(issuer.current_kid(), kid, "no rotation happened");
+    // Routing is untouched by the guard: a wrong method is 405, an unknown path 404.
+    let r = http()
+        .get(&rotate)
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r = http()
+        .get(admin_url(&issuer, "/admin/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admin_endpoints_refuse_a_non_loopback_host_even_with_the_token() {
+    let (issuer, token) = start_admin_issuer(issuer_config(TokenProfile::Cognito)).await;
+    let kid = issuer.current_kid();
+    let port = issuer.addr().port();
+    // What a DNS-rebinding page sends: its own host name, resolved to 127.0.0.1.
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("localhost.evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+    ] {
+        for (method, path) in [
+            (reqwest::Method::POST, "/admin/rotate-key"),
+            (reqwest::Method::GET, "/admin/stats"),
+        ] {
+            let r = http()
+                .request(method, admin_url(&issuer, path))
+                .header("host", &host)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .unwrap();
+            assert_problem(r, 403).await;
+        }
+    }
+    assert_eq!(issuer.current_kid(), kid, "no rotation happened");
+}
+
+#[tokio::test]
+async fn admin_endpoints_work_with_the_token_on_a_loopback_host() {
+    let (issuer, token) = start_admin_issuer(issuer_config(TokenProfile::Cognito)).await;
+    let r = basic_request(&issuer.token_endpoint(), BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let port = issuer.addr().port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let r = http()
+            .get(admin_url(&issuer, "/admin/stats"))
+            .header("host", &host)
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "Host: {host}");
+        let stats: Value = r.json().await.unwrap();
+        assert_eq!(stats["tokens_issued"][BFF_ID], 1);
+    }
+    let old_kid = issuer.current_kid();
+    let r = http()
+        .post(admin_url(&issuer, "/admin/rotate-key"))
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let rotated: Value = r.json().await.unwrap();
+    assert_eq!(rotated["kid"], issuer.current_kid());
+    assert_ne!(issuer.current_kid(), old_kid);
+    assert_eq!(jwks(&issuer).await.keys.len(), 2);
+}
+
+#[tokio::test]
+async fn admin_endpoints_approve_no_cors_preflight_from_any_origin() {
+    const ALLOWED: &str = "http://127.0.0.1:7062";
+    let mut config = issuer_config(TokenProfile::Cognito);
+    config.cors_allowed_origins = vec![ALLOWED.into()];
+    let (issuer, _token) = start_admin_issuer(config).await;
+    let preflight = |url: String, origin: &'static str| {
+        http()
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    // The CORS layer is on: the configured origin may call the token endpoint...
+    let r = preflight(issuer.token_endpoint(), ALLOWED).await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], ALLOWED);
+    // ...but no origin, foreign or configured, may call an admin endpoint.
+    for origin in ["http://evil.example", ALLOWED] {
+        for path in ["/admin/rotate-key", "/admin/stats"] {
+            let r = preflight(admin_url(&issuer, path), origin).await.unwrap();
+            assert!(
+                r.headers().get("access-control-allow-origin").is_none(),
+                "{origin} approved for {path}"
+            );
+            assert!(r.headers().get("access-control-allow-headers").is_none());
+        }
+    }
 }

@@ -20,6 +20,14 @@ set -a
 source infra/local/dev.env
 set +a
 
+# The issuer's admin endpoints (/admin/stats, /admin/rotate-key) want this bearer token: a
+# fresh random one per run unless the caller sets its own (a script that wants to call them).
+# Exported for the issuer; the other services do not read it.
+if [[ -z ${MOCK_ISSUER_ADMIN_TOKEN:-} ]]; then
+  MOCK_ISSUER_ADMIN_TOKEN=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+fi
+export MOCK_ISSUER_ADMIN_TOKEN
+
 env_file() { grep -v '^#' "$1" | xargs; }
 
 # name | port | command (run with the environment above plus BIND_ADDR)
@@ -89,6 +97,7 @@ say "issuer      http://127.0.0.1:$ISSUER_PORT/.well-known/openid-configuration"
 say "my-service  http://127.0.0.1:$SERVICE_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$SERVICE_PORT/swagger-ui/"
 say "my-bff      http://127.0.0.1:$BFF_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$BFF_PORT/swagger-ui/"
 say "try:        curl -s http://127.0.0.1:$BFF_PORT/weatherforecast"
+say "admin:      curl -s -H 'Authorization: Bearer $MOCK_ISSUER_ADMIN_TOKEN' http://127.0.0.1:$ISSUER_PORT/admin/stats"
 say "ready (Ctrl-C stops everything)"
 
 # Any child exiting on its own takes the whole system down, so nothing half-runs.

@@ -1,8 +1,9 @@
 //! Discovery (`/.well-known/openid-configuration`) and the key set (`/.well-known/jwks.json`).
 //!
 //! Validators find the token endpoint and the keys here. The JWKS lists the current key
-//! and every retired key whose tokens may still be in use; taking the JWKS "down" (a test
-//! knob) answers 503 so validators must live on the keys they already have.
+//! and every retired key whose tokens may still be in use. Test knobs take either document
+//! "down" (503, still counted as a fetch), so validators must live on what they already
+//! have, and can drop `alg` from the published keys, as Microsoft Entra ID does.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,11 +17,18 @@ use serde_json::{Value, json};
 
 use crate::state::IssuerState;
 
-pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) -> Response {
     state
         .counters
         .discovery_fetches
         .fetch_add(1, Ordering::SeqCst);
+    if !state.faults.discovery_available.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "discovery document is down (fault injected)",
+        )
+            .into_response();
+    }
     let alg = state.config.algorithm.as_str();
     Json(json!({
         "issuer": state.issuer,
@@ -33,6 +41,7 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
         "id_token_signing_alg_values_supported": [alg],
         "access_token_signing_alg_values_supported": [alg],
     }))
+    .into_response()
 }
 
 pub(crate) async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
@@ -48,10 +57,17 @@ pub(crate) async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
         )
             .into_response();
     }
+    let publish_alg = state.faults.publish_alg.load(Ordering::SeqCst);
     let keys: Vec<Value> = state
         .published_keys()
         .iter()
-        .map(|k| k.public_jwk().clone())
+        .map(|k| {
+            let mut jwk = k.public_jwk().clone();
+            if !publish_alg && let Value::Object(members) = &mut jwk {
+                members.remove("alg");
+            }
+            jwk
+        })
         .collect();
     let mut response = Json(json!({ "keys": keys })).into_response();
     // Keys change on rotation; let validators cache briefly, not for ever.

@@ -192,6 +192,16 @@ impl SigningKey {
         }
     }
 
+    /// The same key material under another `kid` (in the JWK too). Only the issuer's
+    /// "new material, same kid" fault uses it: a `kid` is otherwise the key's thumbprint.
+    pub(crate) fn with_kid(mut self, kid: String) -> Self {
+        if let Value::Object(map) = &mut self.jwk {
+            map.insert("kid".into(), json!(kid));
+        }
+        self.kid = kid;
+        self
+    }
+
     /// The key id published in the JWKS and put in every token header.
     pub fn kid(&self) -> &str {
         &self.kid

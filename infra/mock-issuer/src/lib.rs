@@ -8,7 +8,7 @@
 //!
 //! As a library it starts on an ephemeral port and hands back an [`IssuerHandle`] with
 //! counters and fault knobs, so tests can assert how many token requests a client made, or
-//! make the issuer slow, failing or rotating its key:
+//! make the issuer slow, failing, rotating its key or serving what a given provider serves:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mock_issuer::StartError> {
@@ -23,7 +23,7 @@
 //! # Ok(()) }
 //! ```
 
-mod admin;
+pub mod admin;
 pub mod config;
 mod discovery;
 pub mod keys;
@@ -45,6 +45,7 @@ use tokio::sync::oneshot;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+pub use admin::{AdminToken, AdminTokenError};
 pub use config::{
     ClientConfig, ConfigError, IssuerConfig, ResourceServer, ScopeFormat, TokenProfile,
 };
@@ -107,8 +108,10 @@ impl MockIssuer {
     }
 
     /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
-    /// `/healthz`, and with `admin` the `/admin/*` endpoints.
-    pub fn router(&self, admin: bool) -> Router {
+    /// `/healthz`, and with an admin token the `/admin/*` endpoints, which answer only
+    /// requests addressed to a loopback host that carry `Authorization: Bearer <token>`
+    /// (see [`admin`]).
+    pub fn router(&self, admin: Option<AdminToken>) -> Router {
         let prefix = self.state.config.path_prefix.as_deref().unwrap_or("");
         let mut app = Router::new()
             .route(
@@ -147,10 +150,11 @@ impl MockIssuer {
             );
         }
         app = app.route("/healthz", get(|| async { "ok" }));
-        if admin {
-            app = app
-                .route("/admin/stats", get(admin::stats))
-                .route("/admin/rotate-key", post(admin::rotate_key));
+        // Added after the CORS layer on purpose: `Router::layer` wraps only the routes that
+        // exist when it is called, so no origin, configured or not, gets a preflight approved
+        // for the admin endpoints, and a browser page cannot send them the admin token.
+        if let Some(token) = admin {
+            app = app.merge(admin::routes(token));
         }
         app.layer(TraceLayer::new_for_http())
             .with_state(self.state.clone())
@@ -165,6 +169,23 @@ pub async fn start(config: IssuerConfig) -> Result<IssuerHandle, StartError> {
 /// Starts an issuer on `addr` in the background (without the admin endpoints: the handle
 /// has the same knobs).
 pub async fn start_on(config: IssuerConfig, addr: SocketAddr) -> Result<IssuerHandle, StartError> {
+    serve(config, addr, None).await
+}
+
+/// Starts an issuer on `127.0.0.1:0` with the `/admin/*` endpoints, guarded by `token` as
+/// the binary's `--admin` guards them (tests of the admin endpoints themselves).
+pub async fn start_with_admin(
+    config: IssuerConfig,
+    token: AdminToken,
+) -> Result<IssuerHandle, StartError> {
+    serve(config, SocketAddr::from(([127, 0, 0, 1], 0)), Some(token)).await
+}
+
+async fn serve(
+    config: IssuerConfig,
+    addr: SocketAddr,
+    admin: Option<AdminToken>,
+) -> Result<IssuerHandle, StartError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -172,7 +193,7 @@ pub async fn start_on(config: IssuerConfig, addr: SocketAddr) -> Result<IssuerHa
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     let issuer = MockIssuer::new(config, bound)?;
-    let app = issuer.router(false);
+    let app = issuer.router(admin);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -247,6 +268,16 @@ impl IssuerHandle {
         self.state().rotate_key()
     }
 
+    /// Replaces the current key with freshly generated material of the same algorithm
+    /// that keeps the current `kid`: from now on the JWKS publishes the new material under
+    /// the old `kid` (the old material is no longer published) and new tokens are signed
+    /// with it. Tokens signed before no longer verify against the JWKS. Retired keys are
+    /// left as they are. This is what a provider that reuses a `kid` looks like to a
+    /// validator that caches keys by `kid`.
+    pub fn replace_current_key_material(&self) -> Result<(), KeyError> {
+        self.state().replace_current_key_material()
+    }
+
     /// Stops publishing all retired keys now.
     pub fn drop_previous_keys(&self) {
         self.state().drop_previous_keys();
@@ -287,11 +318,35 @@ impl IssuerHandle {
         faults.fail_next_token.store(n, Ordering::SeqCst);
     }
 
-    /// Takes the JWKS endpoint down (503) or brings it back.
+    /// Takes the JWKS endpoint down or brings it back. While down it answers every request
+    /// with 503 and no key set (after the [`Self::set_jwks_delay`] delay, if any); those
+    /// requests still count in [`IssuerStats::jwks_fetches`]. To serve no JWKS for a while,
+    /// call it with `false`, then with `true`.
     pub fn set_jwks_available(&self, available: bool) {
         self.state()
             .faults
             .jwks_available
+            .store(available, Ordering::SeqCst);
+    }
+
+    /// Whether each JWK in the JWKS carries its `alg` member (default `true`). With
+    /// `false` the JWKS omits `alg` from every key, as Microsoft Entra ID's does, so a
+    /// validator must take the algorithm from elsewhere (its configuration, `kty`/`crv`);
+    /// the keys and tokens are otherwise unchanged.
+    pub fn set_publish_alg(&self, publish: bool) {
+        self.state()
+            .faults
+            .publish_alg
+            .store(publish, Ordering::SeqCst);
+    }
+
+    /// Takes the discovery document down or brings it back. While down it answers every
+    /// request with 503; those requests still count in [`IssuerStats::discovery_fetches`].
+    /// The JWKS and token endpoints are not affected.
+    pub fn set_discovery_available(&self, available: bool) {
+        self.state()
+            .faults
+            .discovery_available
             .store(available, Ordering::SeqCst);
     }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
-use mock_issuer::{IssuerConfig, MockIssuer};
+use mock_issuer::{AdminToken, IssuerConfig, MockIssuer};
 
 /// A small, honest OAuth 2.0 authorization server (client credentials) for local runs and
 /// tests. Not for production.
@@ -39,8 +39,26 @@ struct Cli {
     public_url: Option<String>,
 
     /// Serve GET /admin/stats and POST /admin/rotate-key (refused unless bound to loopback).
+    /// They answer only requests to a loopback Host that carry `Authorization: Bearer
+    /// <admin token>`; without --admin-token a random token is made and printed at start.
     #[arg(long)]
     admin: bool,
+
+    /// The admin token (at least 16 characters of A-Z a-z 0-9 - . _ ~ + /). Default: 32
+    /// random bytes, hex-encoded, printed to stderr at start. Ignored without --admin (so
+    /// an exported variable does not stop a plain run).
+    #[arg(
+        long,
+        env = "MOCK_ISSUER_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+
+    /// Also write the admin token to this file (mode 0600, no trailing newline) before
+    /// serving, for scripts: `curl -H "Authorization: Bearer $(cat PATH)" ...`.
+    #[arg(long, value_name = "PATH", requires = "admin")]
+    admin_token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -81,7 +99,14 @@ async fn main() -> ExitCode {
             scope,
         }) => fetch_token(&issuer, &client_id, &client_secret, scope.as_deref()).await,
         Some(Command::Decode { token }) => decode(&token),
-        None => serve(cli.config, cli.bind, cli.public_url, cli.admin).await,
+        None => match cli
+            .admin
+            .then(|| Admin::new(cli.admin_token, cli.admin_token_file))
+            .transpose()
+        {
+            Ok(admin) => serve(cli.config, cli.bind, cli.public_url, admin).await,
+            Err(message) => Err(message),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,11 +117,77 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `--admin` with its token, checked (or generated) before anything is bound.
+struct Admin {
+    token: AdminToken,
+    /// Made here rather than given by the operator, who then needs to be shown it.
+    generated: bool,
+    token_file: Option<PathBuf>,
+}
+
+impl Admin {
+    fn new(token: Option<String>, token_file: Option<PathBuf>) -> Result<Self, String> {
+        let (token, generated) = match token {
+            Some(value) => (
+                AdminToken::new(value)
+                    .map_err(|e| format!("MOCK_ISSUER_ADMIN_TOKEN (--admin-token): {e}"))?,
+                false,
+            ),
+            None => (AdminToken::generate().map_err(|e| e.to_string())?, true),
+        };
+        Ok(Admin {
+            token,
+            generated,
+            token_file,
+        })
+    }
+
+    /// Shows a generated token on stderr (outside the log on purpose: it is shown once, to
+    /// whoever started the server) and writes the token file. Called once the listener is
+    /// bound and before the first request is served, so a script that waits for the server
+    /// finds the file.
+    fn publish(&self) -> Result<(), String> {
+        if self.generated {
+            eprintln!("mock-issuer: admin token: {}", self.token.expose_secret());
+        } else {
+            eprintln!(
+                "mock-issuer: admin token: as given by --admin-token / MOCK_ISSUER_ADMIN_TOKEN"
+            );
+        }
+        if let Some(path) = &self.token_file {
+            write_secret_file(path, self.token.expose_secret())
+                .map_err(|e| format!("cannot write --admin-token-file {}: {e}", path.display()))?;
+            eprintln!("mock-issuer: admin token written to {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Writes `secret` to `path` readable by the owner only, atomically: a script polling for
+/// the file never reads half a token.
+fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    // A leftover from a crashed run (or a planted symlink) is removed, and the file is
+    // created new, so the 0600 mode below always applies.
+    let _ = std::fs::remove_file(&partial);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&partial)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
 async fn serve(
     config: Option<PathBuf>,
     bind: SocketAddr,
     public_url: Option<String>,
-    admin: bool,
+    admin: Option<Admin>,
 ) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -106,9 +197,9 @@ async fn serve(
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let path = config.ok_or("no configuration: pass --config PATH or set MOCK_ISSUER_CONFIG")?;
-    if admin && !bind.ip().is_loopback() {
+    if admin.is_some() && !bind.ip().is_loopback() {
         return Err(format!(
-            "--admin is refused on {bind}: the admin endpoints are unauthenticated, bind to loopback (BIND_ADDR=127.0.0.1:PORT)"
+            "--admin is refused on {bind}: the admin endpoints are for local scripts only, bind to loopback (BIND_ADDR=127.0.0.1:PORT)"
         ));
     }
     let mut config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
@@ -123,12 +214,15 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let issuer = MockIssuer::new(config, bound).map_err(|e| e.to_string())?;
+    if let Some(admin) = &admin {
+        admin.publish()?;
+    }
     tracing::info!(
         issuer = issuer.issuer(),
-        admin,
+        admin = admin.is_some(),
         "mock-issuer ready on http://{bound}"
     );
-    axum::serve(listener, issuer.router(admin))
+    axum::serve(listener, issuer.router(admin.map(|a| a.token)))
         .with_graceful_shutdown(shared_auth::shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;

@@ -59,7 +59,7 @@ pub struct IssuerStats {
     pub tokens_issued_post: u64,
     /// Requests to the JWKS endpoint (including ones refused while it is down).
     pub jwks_fetches: u64,
-    /// Requests to the discovery document.
+    /// Requests to the discovery document (including ones refused while it is down).
     pub discovery_fetches: u64,
 }
 
@@ -87,6 +87,9 @@ pub(crate) struct Faults {
     pub(crate) fail_next_token: AtomicU32,
     pub(crate) fail_status: AtomicU32,
     pub(crate) jwks_available: AtomicBool,
+    pub(crate) discovery_available: AtomicBool,
+    /// Whether the published JWKs carry `alg` (Entra ID's do not).
+    pub(crate) publish_alg: AtomicBool,
 }
 
 impl Default for Faults {
@@ -97,6 +100,8 @@ impl Default for Faults {
             fail_next_token: AtomicU32::new(0),
             fail_status: AtomicU32::new(503),
             jwks_available: AtomicBool::new(true),
+            discovery_available: AtomicBool::new(true),
+            publish_alg: AtomicBool::new(true),
         }
     }
 }
@@ -188,6 +193,19 @@ impl IssuerState {
         ring.previous.insert(0, old);
         tracing::info!(kid = %kid, "signing key rotated");
         Ok(kid)
+    }
+
+    /// Swaps the current key for new material under the same `kid`; the old material is
+    /// dropped, not retired, so it is no longer published.
+    pub(crate) fn replace_current_key_material(&self) -> Result<(), KeyError> {
+        // Generated outside the lock: RSA generation takes tens of milliseconds. The kid is
+        // taken under the lock, so a concurrent rotation cannot leave two keys with one kid.
+        let fresh = SigningKey::generate(self.config.algorithm)?;
+        let mut ring = self.keyring.write().unwrap_or_else(|e| e.into_inner());
+        let kid = ring.current.kid().to_owned();
+        ring.current = Arc::new(fresh.with_kid(kid));
+        tracing::info!(kid = %ring.current.kid(), "signing key material replaced, kid kept");
+        Ok(())
     }
 
     /// Stops publishing every retired key at once (tests: "key removed from JWKS").

@@ -1,6 +1,7 @@
 //! The `mock-issuer` binary as a user runs it: configuration errors name what is wrong,
-//! `--admin` is loopback-only, the admin endpoints work, `token` and `decode` print what
-//! they say, and SIGTERM stops the server cleanly.
+//! `--admin` is loopback-only, the admin endpoints work with the token it prints and writes
+//! (and not without it), `token` and `decode` print what they say, and SIGTERM stops the
+//! server cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
@@ -76,6 +77,25 @@ fn configuration_errors_name_the_variable_or_key() {
         ],
     );
     assert!(err.contains("--admin is refused"), "{err}");
+    let err = run_failing(
+        &["--config", good.to_str().unwrap(), "--admin"],
+        &[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("CLI_TEST_SECRET", "cli-secret-123"),
+            ("MOCK_ISSUER_ADMIN_TOKEN", "too-short"),
+        ],
+    );
+    assert!(err.contains("MOCK_ISSUER_ADMIN_TOKEN"), "{err}");
+    let err = run_failing(
+        &[
+            "--config",
+            good.to_str().unwrap(),
+            "--admin-token-file",
+            "/dev/null",
+        ],
+        &[],
+    );
+    assert!(err.contains("--admin"), "{err}");
     let err = run_failing(&["decode", "abc"], &[]);
     assert!(err.contains("3 dot-separated parts"), "{err}");
 }
@@ -84,16 +104,32 @@ fn configuration_errors_name_the_variable_or_key() {
 async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
     let dir = scratch("serve");
     let config = write_config(&dir, CONFIG);
+    let token_file = dir.join("admin-token");
+    let _ = std::fs::remove_file(&token_file);
     let child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap(), "--admin"])
+        .arg("--admin-token-file")
+        .arg(&token_file)
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("CLI_TEST_SECRET", "cli-secret-123")
         .env("RUST_LOG", "info")
+        .env_remove("MOCK_ISSUER_ADMIN_TOKEN")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
+    // The generated admin token is printed to stderr; the rest of stderr is drained so the
+    // server never blocks on a full pipe.
+    let (printed_tx, printed_token) = std::sync::mpsc::channel();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(token) = line.strip_prefix("mock-issuer: admin token: ") {
+                let _ = printed_tx.send(token.to_owned());
+            }
+        }
+    });
     // The ready line names the bound address.
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let base = loop {
@@ -159,8 +195,28 @@ async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
 
+    let printed = printed_token.recv_timeout(Duration::from_secs(10)).unwrap();
+    let admin_token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(
+        printed, admin_token,
+        "printed and written tokens are the same"
+    );
+    assert_eq!(admin_token.len(), 64, "32 random bytes, hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "token file readable by its owner only");
+    }
+    let refused = http
+        .post(format!("{base}/admin/rotate-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     let stats: serde_json::Value = http
         .get(format!("{base}/admin/stats"))
+        .bearer_auth(&admin_token)
         .send()
         .await
         .unwrap()
@@ -171,6 +227,7 @@ async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
     assert_eq!(stats["token_errors"], 1);
     let rotated: serde_json::Value = http
         .post(format!("{base}/admin/rotate-key"))
+        .bearer_auth(&admin_token)
         .send()
         .await
         .unwrap()
