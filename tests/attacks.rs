@@ -115,7 +115,12 @@ impl Ctx {
         let (h, c) = self.template(t);
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.kid = h["kid"].as_str().map(str::to_owned);
-        jsonwebtoken::encode(&header, &c, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap()
+        jsonwebtoken::encode(
+            &header,
+            &c,
+            &jsonwebtoken::EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
     }
 
     fn valid(&self, t: Target) -> String {

@@ -16,6 +16,7 @@ use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, CredentialStyle,
     TokenError, TokenManager, TokenRequestParams, token_error,
 };
+use shared_auth::clock::ManualClock;
 use system_tests::*;
 
 fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsClient {
@@ -30,6 +31,7 @@ fn manager(issuer: &IssuerHandle) -> TokenManager {
     TokenManager::builder()
         .client("api", client(issuer, BFF_ID, BFF_SECRET))
         .build()
+        .unwrap()
 }
 
 fn requests(issuer: &IssuerHandle) -> u64 {
@@ -89,31 +91,42 @@ async fn forced_renewals_during_a_renewal_join_it() {
     assert_eq!(tokens.token("api").await.unwrap(), results[0]);
 }
 
-#[tokio::test]
+/// Five minutes of a call per second on a manual clock: the token is renewed in the
+/// background ahead of its expiry, every call succeeds, and the renewals come exactly when
+/// the lifetime rules say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_are_renewed_ahead_and_no_call_fails() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
-    issuer.set_token_lifetime(Duration::from_secs(3));
-    let tokens = manager(&issuer);
-    // A 3 s token is shorter than twice the 60 s buffer: cached for half its life (1.5 s),
-    // renewed in the background from 90 % of that (1.35 s after each fetch).
-    let run = Duration::from_secs(10);
-    let started = Instant::now();
-    let (mut calls, mut failures) = (0u32, 0u32);
-    let mut interval = tokio::time::interval(Duration::from_millis(20));
-    while started.elapsed() < run {
-        interval.tick().await;
-        calls += 1;
+    issuer.set_token_lifetime(Duration::from_secs(100));
+    let clock = Arc::new(ManualClock::starting_now());
+    let tokens = TokenManager::builder()
+        .client("api", client(&issuer, BFF_ID, BFF_SECRET))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    // A 100 s token is shorter than twice the 60 s buffer: cached for half its life
+    // (50 s), renewed in the background from 90 % of that (45 s after each fetch).
+    let mut failures = 0;
+    for _second in 0..300 {
+        let before = tokens.flights_started();
         if tokens.token("api").await.is_err() {
             failures += 1;
         }
+        if tokens.flights_started() > before {
+            // A renewal started: let it land before the clock moves on.
+            let started = tokens.flights_started() as u64;
+            eventually(Duration::from_secs(5), "the renewal lands", || async {
+                requests(&issuer) == started
+            })
+            .await;
+        }
+        clock.advance(Duration::from_secs(1));
     }
     let made = requests(&issuer);
-    println!(
-        "short-lived tokens: {calls} calls over {run:?}, {failures} failed, {made} token requests"
-    );
+    println!("300 s of calls on a manual clock: {failures} failed, {made} token requests");
     assert_eq!(failures, 0);
-    // One request at start, then one per ~1.35-1.5 s: 7 to 9 over 10 s.
-    assert!((7..=9).contains(&made), "{made} token requests");
+    // At 0 s, then at 45, 90, ..., 270 s.
+    assert_eq!(made, 7, "{made} token requests");
 }
 
 #[tokio::test]
@@ -124,7 +137,8 @@ async fn per_request_scope_override_gets_its_own_token() {
             "api",
             client(&issuer, ADMIN_ID, ADMIN_SECRET).with_scope(ScopeSet::parse(READ).unwrap()),
         )
-        .build();
+        .build()
+        .unwrap();
     let read = tokens.token("api").await.unwrap();
     let write_params = TokenRequestParams {
         scope: Some(ScopeSet::parse(WRITE).unwrap()),
@@ -158,7 +172,8 @@ async fn refusals_are_typed_not_retried_and_negatively_cached() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = TokenManager::builder()
         .client("api", client(&issuer, BFF_ID, "wrong-secret"))
-        .build();
+        .build()
+        .unwrap();
     let error = tokens.token("api").await.unwrap_err();
     match &error {
         TokenError::Rejected {
@@ -206,6 +221,7 @@ async fn post_body_credentials_and_discovery_work() {
         ClientId::new(ODD_ID),
         ClientSecret::new(ODD_SECRET),
         Duration::from_secs(5),
+        false,
     )
     .await
     .unwrap();
@@ -213,7 +229,8 @@ async fn post_body_credentials_and_discovery_work() {
     for style in [CredentialStyle::BasicHeader, CredentialStyle::PostBody] {
         let tokens = TokenManager::builder()
             .client("api", discovered.clone().with_credential_style(style))
-            .build();
+            .build()
+            .unwrap();
         let token = tokens.token("api").await.unwrap();
         assert_eq!(
             decode_part(token.secret(), 1)["client_id"],
@@ -301,7 +318,8 @@ async fn middleware_does_not_send_the_request_without_a_token() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = TokenManager::builder()
         .client("api", client(&issuer, BFF_ID, "wrong-secret"))
-        .build();
+        .build()
+        .unwrap();
     let api = downstream(0).await;
     let error = api_client(&tokens)
         .get(format!("{}/data", api.server.base))
@@ -333,7 +351,8 @@ async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
     let token = tokens.token("api").await.unwrap();
     let wrong = TokenManager::builder()
         .client("bad", client(&issuer, BFF_ID, BFF_SECRET))
-        .build();
+        .build()
+        .unwrap();
     let _ = wrong.token("nope").await;
     let debug = format!(
         "{tokens:?} {token:?} {:?}",

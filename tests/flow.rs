@@ -43,6 +43,7 @@ async fn bff_calls_my_service_with_one_cached_token() {
         token_cache_redis_url: None,
         token_cache_key: None,
         token_cache_key_file: None,
+        allow_insecure_http: false,
         token_cache_key_prefix: "shared-auth:".into(),
         bind: "127.0.0.1:0".parse().unwrap(),
     };

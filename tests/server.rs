@@ -376,7 +376,7 @@ async fn forged_algorithms_and_foreign_keys_never_verify() {
             jsonwebtoken::encode(
                 &h,
                 &claims,
-                &jsonwebtoken::EncodingKey::from_secret(&secret),
+                &jsonwebtoken::EncodingKey::from_secret(&secret).unwrap(),
             )
             .unwrap(),
         );

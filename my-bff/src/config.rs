@@ -36,9 +36,10 @@ pub struct Args {
         long,
         env = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
         value_name = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
 
     /// Or a file holding the client secret (trailing newline ignored).
     #[arg(
@@ -89,9 +90,10 @@ pub struct Args {
         long,
         env = "AUTH_TOKEN_CACHE_REDIS_URL",
         value_name = "AUTH_TOKEN_CACHE_REDIS_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub token_cache_redis_url: Option<String>,
+    pub token_cache_redis_url: Option<Secret>,
 
     /// Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, base64
     /// (`openssl rand -base64 32`). Same value on every replica. Unset: entries are stored
@@ -100,9 +102,10 @@ pub struct Args {
         long,
         env = "AUTH_TOKEN_CACHE_KEY",
         value_name = "AUTH_TOKEN_CACHE_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub token_cache_key: Option<String>,
+    pub token_cache_key: Option<Secret>,
 
     /// Or a file holding that key.
     #[arg(
@@ -121,6 +124,12 @@ pub struct Args {
     )]
     pub token_cache_key_prefix: String,
 
+    /// Allow a token endpoint or authority on plain http to a non-loopback host. Off:
+    /// https, or http to localhost/127.0.0.0/8/[::1] only, since the client secret travels
+    /// in the request. Test networks only.
+    #[arg(long, env = "AUTH_SERVER_ALLOW_INSECURE_HTTP", value_name = "AUTH_SERVER_ALLOW_INSECURE_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_insecure_http: bool,
+
     /// Listen address.
     #[arg(
         long = "bind",
@@ -129,6 +138,28 @@ pub struct Args {
         default_value = "127.0.0.1:7248"
     )]
     pub bind: SocketAddr,
+}
+
+/// A setting that must never be printed (a secret, or a URL that may hold a password):
+/// `Debug` shows `[REDACTED]`, and there is no `Display`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+fn secret(value: &str) -> Result<Secret, String> {
+    Ok(Secret(value.to_owned()))
 }
 
 /// Credential styles, as named on the command line.
@@ -200,15 +231,32 @@ pub struct BffConfig {
     pub my_service_timeout: Duration,
     /// The shared token cache, if one is configured.
     pub token_cache: Option<RedisCacheConfig>,
+    /// Plain http to a non-loopback issuer is allowed (AUTH_SERVER_ALLOW_INSECURE_HTTP).
+    pub allow_insecure_http: bool,
 }
 
 impl Args {
     /// Reads the secret file if one is named and builds the typed configuration.
     pub fn into_config(self) -> Result<BffConfig, ConfigError> {
         let token_cache = self.token_cache()?;
+        let insecure = self.allow_insecure_http;
+        let check = |variable: &'static str, url: &str| {
+            shared_auth::check_url(url, insecure).map_err(|e| ConfigError {
+                variable,
+                reason: format!(
+                    "{e}, or set AUTH_SERVER_ALLOW_INSECURE_HTTP=true on a test network"
+                ),
+            })
+        };
         let token_source = match (self.token_endpoint, self.authority) {
-            (Some(e), None) => TokenSource::Endpoint(e),
-            (None, Some(a)) => TokenSource::Authority(a),
+            (Some(e), None) => {
+                check("AUTH_SERVER_TOKEN_ENDPOINT_URL", &e)?;
+                TokenSource::Endpoint(e)
+            }
+            (None, Some(a)) => {
+                check("AUTH_SERVER_AUTHORITY", &a)?;
+                TokenSource::Authority(a)
+            }
             _ => {
                 return Err(ConfigError {
                     variable: "AUTH_SERVER_TOKEN_ENDPOINT_URL",
@@ -219,7 +267,7 @@ impl Args {
             }
         };
         let secret = match (self.client_secret, self.client_secret_file) {
-            (Some(s), None) => s,
+            (Some(s), None) => s.0,
             (None, Some(path)) => std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError {
                     variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
@@ -259,6 +307,7 @@ impl Args {
             },
             my_service_base_url: self.my_service_base_url,
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
+            allow_insecure_http: insecure,
         })
     }
 }
@@ -267,7 +316,7 @@ impl Args {
     fn token_cache(&self) -> Result<Option<RedisCacheConfig>, ConfigError> {
         let key = match (&self.token_cache_key, &self.token_cache_key_file) {
             (None, None) => None,
-            (Some(key), None) => Some(("AUTH_TOKEN_CACHE_KEY", key.clone())),
+            (Some(key), None) => Some(("AUTH_TOKEN_CACHE_KEY", key.expose().to_owned())),
             (None, Some(path)) => Some((
                 "AUTH_TOKEN_CACHE_KEY_FILE",
                 std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -285,7 +334,8 @@ impl Args {
         };
         let Some(url) = self
             .token_cache_redis_url
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .filter(|u| !u.is_empty())
         else {
             if let Some((variable, _)) = key {
@@ -325,7 +375,7 @@ mod tests {
 
     const BASE: [&str; 6] = [
         "--token-endpoint",
-        "http://i/t",
+        "http://127.0.0.1/t",
         "--client-id",
         "bff",
         "--my-service-base-url",
@@ -366,6 +416,71 @@ mod tests {
         let c = with(&["--client-secret", "s3cr3t", "--scope", "A/b C/d"]).unwrap();
         assert_eq!(c.scope.len(), 2);
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn no_config_type_prints_a_secret() {
+        let secrets = [
+            "s3cr3t-client",
+            "hunter2-redis",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ];
+        let argv = [
+            "my-bff",
+            "--token-endpoint",
+            "https://issuer.example/token",
+            "--client-id",
+            "bff",
+            "--client-secret",
+            secrets[0],
+            "--my-service-base-url",
+            "http://s",
+            "--token-cache-redis-url",
+            "redis://user:hunter2-redis@cache:6379/0",
+            "--token-cache-key",
+            secrets[2],
+        ];
+        let args = Args::try_parse_from(argv).unwrap();
+        let printed_args = format!("{args:?}");
+        let config = args.into_config().unwrap();
+        let printed_config = format!("{config:?} {:?}", config.token_cache);
+        for printed in [&printed_args, &printed_config] {
+            for secret in secrets {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_issuer_needs_the_named_opt_in() {
+        let argv = |endpoint: &'static str, extra: &[&'static str]| {
+            let mut v = vec![
+                "--token-endpoint",
+                endpoint,
+                "--client-id",
+                "bff",
+                "--client-secret",
+                "s",
+                "--my-service-base-url",
+                "http://s",
+            ];
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        let e = argv("http://issuer.example/token", &[]).unwrap_err();
+        assert!(
+            e.contains("AUTH_SERVER_TOKEN_ENDPOINT_URL")
+                && e.contains("AUTH_SERVER_ALLOW_INSECURE_HTTP"),
+            "{e}"
+        );
+        assert!(argv("https://issuer.example/token", &[]).is_ok());
+        assert!(argv("http://localhost:7000/token", &[]).is_ok());
+        let ok = argv(
+            "http://issuer.example/token",
+            &["--allow-insecure-http", "true"],
+        )
+        .unwrap();
+        assert!(ok.allow_insecure_http);
     }
 
     #[test]

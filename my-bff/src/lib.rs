@@ -60,6 +60,9 @@ pub enum StartError {
     /// The shared token cache could not be set up.
     #[error("AUTH_TOKEN_CACHE_REDIS_URL: {0}")]
     TokenCache(#[from] RedisCacheError),
+    /// The token manager could not be built.
+    #[error("cannot build the token manager (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0}")]
+    TokenManager(#[from] shared_auth::client::BuildError),
 }
 
 /// The token manager for `config` (discovers the token endpoint if an authority is set;
@@ -78,6 +81,7 @@ pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartErro
                 config.client_id.clone(),
                 config.client_secret.clone(),
                 timeout,
+                config.allow_insecure_http,
             )
             .await?
         }
@@ -86,11 +90,13 @@ pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartErro
         .with_scope(config.scope.clone())
         .with_credential_style(config.credential_style);
     client.resource = config.resource.clone();
-    let mut builder = TokenManager::builder().client(MY_SERVICE_CLIENT, client);
+    let mut builder = TokenManager::builder()
+        .client(MY_SERVICE_CLIENT, client)
+        .allow_insecure_http(config.allow_insecure_http);
     if let Some(cache) = &config.token_cache {
         builder = builder.cache(Arc::new(RedisTokenCache::new(cache.clone())?));
     }
-    Ok(builder.build())
+    Ok(builder.build()?)
 }
 
 /// Builds the app from its configuration.

@@ -32,14 +32,17 @@ pub struct Args {
     #[arg(long, env = "AUTH_JWKS_URI", value_name = "AUTH_JWKS_URI", value_parser = http_url, requires = "issuer")]
     pub jwks_uri: Option<String>,
 
-    /// Expected `iss` when AUTH_JWKS_URI is used.
-    #[arg(
-        long,
-        env = "AUTH_ISSUER",
-        value_name = "AUTH_ISSUER",
-        requires = "jwks_uri"
-    )]
+    /// Expected `iss`: required with AUTH_JWKS_URI, and with an AUTH_METADATA_ADDRESS whose
+    /// shape does not imply the issuer (one not ending in
+    /// /.well-known/openid-configuration nor under /.well-known/oauth-authorization-server).
+    #[arg(long, env = "AUTH_ISSUER", value_name = "AUTH_ISSUER")]
     pub issuer: Option<String>,
+
+    /// Allow plain http to non-loopback issuer hosts (discovery and JWKS, configured or
+    /// discovered). Off: https, or http to localhost/127.0.0.0/8/[::1] only. Test networks
+    /// only.
+    #[arg(long, env = "AUTH_ALLOW_INSECURE_HTTP", value_name = "AUTH_ALLOW_INSECURE_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_insecure_http: bool,
 
     /// Token profile: cognito (token_use=access, no aud), rfc9068 (typ at+jwt, aud
     /// required), generic (aud checked only if AUTH_AUDIENCE is set).
@@ -74,7 +77,8 @@ pub struct Args {
     )]
     pub clock_skew_secs: u64,
 
-    /// Start even if the issuer is unreachable and load its keys on first use.
+    /// Start even if the issuer is unreachable: discovery and keys load in the background
+    /// and on first use; until then requests get 503 with Retry-After.
     #[arg(long, env = "AUTH_LAZY_KEYS", value_name = "AUTH_LAZY_KEYS", default_value_t = false, action = clap::ArgAction::Set)]
     pub lazy_keys: bool,
 
@@ -134,15 +138,31 @@ pub struct ServiceConfig {
 impl Args {
     /// Checks the combinations clap cannot and builds the typed configuration.
     pub fn into_config(self) -> Result<ServiceConfig, ConfigError> {
-        let metadata = match (
-            self.authority,
-            self.metadata_address,
-            self.jwks_uri,
-            self.issuer,
-        ) {
-            (Some(a), None, None, None) => MetadataSource::Authority(a),
-            (None, Some(m), None, None) => MetadataSource::MetadataAddress(m),
-            (None, None, Some(jwks_uri), Some(issuer)) => MetadataSource::Jwks { jwks_uri, issuer },
+        let insecure = self.allow_insecure_http;
+        let check = |variable: &'static str, url: &str| {
+            shared_auth::check_url(url, insecure).map_err(|e| ConfigError {
+                variable,
+                reason: format!("{e}, or set AUTH_ALLOW_INSECURE_HTTP=true on a test network"),
+            })
+        };
+        let mut issuer = self.issuer.filter(|i| !i.trim().is_empty());
+        let metadata = match (self.authority, self.metadata_address, self.jwks_uri) {
+            (Some(a), None, None) => {
+                check("AUTH_AUTHORITY", &a)?;
+                MetadataSource::Authority(a)
+            }
+            (None, Some(m), None) => {
+                check("AUTH_METADATA_ADDRESS", &m)?;
+                MetadataSource::MetadataAddress(m)
+            }
+            (None, None, Some(jwks_uri)) => {
+                check("AUTH_JWKS_URI", &jwks_uri)?;
+                let issuer = issuer.take().ok_or(ConfigError {
+                    variable: "AUTH_ISSUER",
+                    reason: "required with AUTH_JWKS_URI".into(),
+                })?;
+                MetadataSource::Jwks { jwks_uri, issuer }
+            }
             _ => {
                 return Err(ConfigError {
                     variable: "AUTH_AUTHORITY",
@@ -150,6 +170,16 @@ impl Args {
                 });
             }
         };
+        if let MetadataSource::MetadataAddress(url) = &metadata
+            && issuer.is_none()
+            && !url.ends_with("/.well-known/openid-configuration")
+            && !url.contains("/.well-known/oauth-authorization-server")
+        {
+            return Err(ConfigError {
+                variable: "AUTH_ISSUER",
+                reason: "required with an AUTH_METADATA_ADDRESS that does not end in /.well-known/openid-configuration: the discovered issuer must be checked against it (RFC 8414 section 3.3)".into(),
+            });
+        }
         let audience = self.audience.filter(|a| !a.trim().is_empty());
         let profile = match self.token_profile {
             Profile::Cognito => {
@@ -178,6 +208,8 @@ impl Args {
         let mut validator = ValidatorConfig::new(metadata, profile);
         validator.leeway = Duration::from_secs(self.clock_skew_secs);
         validator.lazy = self.lazy_keys;
+        validator.issuer = issuer;
+        validator.allow_insecure_http = insecure;
         Ok(ServiceConfig {
             validator,
             openapi_token_url: self.openapi_token_url,
@@ -203,21 +235,71 @@ mod tests {
                 .unwrap_err()
                 .contains("AUTH_AUTHORITY")
         );
-        let e = parse(&["--authority", "http://x", "--token-profile", "rfc9068"]).unwrap_err();
+        assert!(parse(&["--authority", "https://x", "--issuer", "i"]).is_ok());
+        let e = parse(&["--authority", "https://x", "--token-profile", "rfc9068"]).unwrap_err();
         assert!(e.contains("AUTH_AUDIENCE"), "{e}");
-        let e = parse(&["--authority", "http://x", "--audience", "api"]).unwrap_err();
+        let e = parse(&["--authority", "https://x", "--audience", "api"]).unwrap_err();
         assert!(e.contains("AUTH_AUDIENCE"), "{e}");
-        let e = parse(&["--jwks-uri", "http://x/jwks"]).unwrap_err();
+        let e = parse(&["--jwks-uri", "https://x/jwks"]).unwrap_err();
         assert!(e.contains("AUTH_ISSUER"), "{e}");
-        let e = parse(&["--authority", "http://x", "--token-profile", "azure"]).unwrap_err();
+        let e = parse(&["--authority", "https://x", "--token-profile", "azure"]).unwrap_err();
         assert!(e.contains("AUTH_TOKEN_PROFILE"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_issuer_needs_the_named_opt_in() {
+        let e = parse(&["--authority", "http://issuer.example"]).unwrap_err();
+        assert!(
+            e.contains("AUTH_AUTHORITY") && e.contains("AUTH_ALLOW_INSECURE_HTTP"),
+            "{e}"
+        );
+        let e = parse(&["--jwks-uri", "http://issuer.example/jwks", "--issuer", "i"]).unwrap_err();
+        assert!(e.contains("AUTH_JWKS_URI"), "{e}");
+        let e = parse(&[
+            "--metadata-address",
+            "http://issuer.example/.well-known/openid-configuration",
+        ])
+        .unwrap_err();
+        assert!(e.contains("AUTH_METADATA_ADDRESS"), "{e}");
+        assert!(parse(&["--authority", "https://issuer.example"]).is_ok());
+        assert!(parse(&["--authority", "http://127.0.0.1:7000"]).is_ok());
+        assert!(parse(&["--authority", "http://localhost:7000"]).is_ok());
+        let ok = parse(&[
+            "--authority",
+            "http://issuer.example",
+            "--allow-insecure-http",
+            "true",
+        ])
+        .unwrap();
+        assert!(ok.validator.allow_insecure_http);
+    }
+
+    #[test]
+    fn a_metadata_address_of_no_known_shape_needs_the_issuer() {
+        let e = parse(&["--metadata-address", "https://as.example/meta.json"]).unwrap_err();
+        assert!(e.contains("AUTH_ISSUER"), "{e}");
+        let c = parse(&[
+            "--metadata-address",
+            "https://as.example/meta.json",
+            "--issuer",
+            "https://as.example",
+        ])
+        .unwrap();
+        assert_eq!(c.validator.issuer.as_deref(), Some("https://as.example"));
+        assert!(
+            parse(&[
+                "--metadata-address",
+                "https://as.example/t/.well-known/openid-configuration"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
     fn rfc9068_with_audience_parses() {
         let c = parse(&[
             "--authority",
-            "http://x",
+            "https://x",
             "--token-profile",
             "rfc9068",
             "--audience",

@@ -57,13 +57,27 @@ pub fn openapi(token_url: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The token URL to advertise: explicit, else discovered, else `{issuer}/oauth2/token`.
+/// The token URL to advertise: explicit, else discovered, else `{issuer}/oauth2/token`
+/// (with lazy start, discovery may not have run yet: then the configured authority's).
 pub fn token_url(config: &ServiceConfig, validator: &JwtValidator) -> String {
+    let issuer =
+        validator
+            .issuer()
+            .map(str::to_owned)
+            .or_else(|| match &config.validator.metadata {
+                shared_auth::server::MetadataSource::Authority(a) => Some(a.clone()),
+                _ => config.validator.issuer.clone(),
+            });
     config
         .openapi_token_url
         .clone()
         .or_else(|| validator.token_endpoint().map(str::to_owned))
-        .unwrap_or_else(|| format!("{}/oauth2/token", validator.issuer()))
+        .unwrap_or_else(|| {
+            format!(
+                "{}/oauth2/token",
+                issuer.as_deref().unwrap_or_default().trim_end_matches('/')
+            )
+        })
 }
 
 /// Builds the validator (reads metadata, loads keys) and the router.

@@ -153,7 +153,10 @@ fn manager(issuer: &IssuerHandle) -> TokenManager {
         ClientId::new("bench"),
         ClientSecret::new("bench-secret-0123"),
     );
-    TokenManager::builder().client("api", client).build()
+    TokenManager::builder()
+        .client("api", client)
+        .build()
+        .unwrap()
 }
 
 fn now_ms() -> u64 {

@@ -7,12 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod clock;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
+mod issuer_http;
 pub mod metrics;
 pub mod scope;
 pub mod server;
 mod shutdown;
 
+pub use issuer_http::{UrlError, check_url};
 pub use scope::{Scope, ScopeSet};
 pub use shutdown::shutdown_signal;

@@ -233,6 +233,7 @@ pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::Bf
         my_service_base_url: my_service.to_owned(),
         my_service_timeout: std::time::Duration::from_secs(5),
         token_cache: None,
+        allow_insecure_http: false,
     }
 }
 
@@ -310,7 +311,7 @@ pub mod containers {
     }
 
     /// A host-config modifier that publishes every mapped port on 127.0.0.1 only. podman
-    /// needs the explicit address (see ../shared/CONTAINERS.md), and a test container has
+    /// needs the explicit address (see infra/containers/README.md), and a test container has
     /// no business listening on the network.
     pub fn publish_on_loopback(config: &mut HostConfig) {
         for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {

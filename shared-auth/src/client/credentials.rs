@@ -155,41 +155,32 @@ impl ClientCredentialsClient {
     }
 
     /// Builds a client whose token endpoint comes from the authority's discovery document
-    /// (`{authority}/.well-known/openid-configuration`).
+    /// (`{authority}/.well-known/openid-configuration`). The document's `issuer` must
+    /// equal the authority (RFC 8414 section 3.3), and the authority and the token endpoint
+    /// must be `https` (or loopback `http`) unless `allow_insecure_http` is set.
     pub async fn from_authority(
         authority: &str,
         client_id: ClientId,
         client_secret: ClientSecret,
         timeout: Duration,
+        allow_insecure_http: bool,
     ) -> Result<Self, TokenError> {
-        #[derive(serde::Deserialize)]
-        struct Discovery {
-            token_endpoint: String,
-        }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            authority.trim_end_matches('/')
-        );
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
+        crate::issuer_http::check_url(authority, allow_insecure_http)
+            .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let http = crate::issuer_http::client(Some(timeout), timeout)
             .map_err(|e| TokenError::Transport(e.to_string()))?;
-        let response = http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| TokenError::Transport(format!("GET {url}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(TokenError::Discovery(format!(
-                "GET {url}: HTTP {}",
-                response.status()
-            )));
-        }
-        let doc: Discovery = response
-            .json()
-            .await
-            .map_err(|e| TokenError::Discovery(format!("{url}: {e}")))?;
-        Ok(Self::new(doc.token_endpoint, client_id, client_secret))
+        let url = crate::discovery::authority_url(authority);
+        let expected = crate::discovery::trim_slash(authority);
+        let metadata =
+            crate::discovery::fetch(&http, &url, Some(expected), allow_insecure_http, timeout)
+                .await
+                .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let token_endpoint = metadata.token_endpoint.ok_or_else(|| {
+            TokenError::Discovery(format!(
+                "the discovery document at {url} has no token_endpoint"
+            ))
+        })?;
+        Ok(Self::new(token_endpoint, client_id, client_secret))
     }
 }
 

@@ -12,9 +12,22 @@
 //!
 //! - If no token can be had, the request is **not sent**: the caller gets an error that
 //!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
-//! - On a 401 from downstream it renews the token (unless it was already renewed since
-//!   this request's token was taken) and retries **once**, and only when the request body
-//!   can be replayed (`try_clone`). A second 401 is returned to the caller as it is.
+//! - On a 401 from downstream it renews the token and retries **once**, but only when all
+//!   of these hold:
+//!   - the challenge asks for it: `WWW-Authenticate: Bearer` with `error="invalid_token"`
+//!     or with no `error` (a 401 without a challenge counts as that); an
+//!     `invalid_request` or any other error is the caller's to fix, and a new token
+//!     would not change it;
+//!   - the request may be sent twice: an idempotent method (GET, HEAD, OPTIONS, TRACE,
+//!     PUT, DELETE), or any method whose request carries the [`ReplayOn401`] extension;
+//!     and its body can be cloned;
+//!   - the token manager has a token to retry with: one renewed since (no request), or a
+//!     new one, at most once per client per
+//!     [`REJECTION_RENEWAL_INTERVAL`](super::REJECTION_RENEWAL_INTERVAL). A downstream
+//!     that rejects every token therefore costs one token request per client per 30 s,
+//!     not one per call.
+//!
+//!   Otherwise the 401 is returned to the caller as it is, as is a second 401.
 
 use http::Extensions;
 use reqwest::header::AUTHORIZATION;
@@ -49,6 +62,69 @@ pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
     }
 }
 
+/// Marks a request with a non-idempotent method (POST, PATCH) as safe to send again after
+/// a 401 and a token renewal. Add it with `RequestBuilder::with_extension(ReplayOn401)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOn401;
+
+/// Whether a 401's challenges allow a renewal: a `Bearer` challenge whose `error` is
+/// `invalid_token` or absent, or no challenge at all.
+fn challenge_allows_renewal(headers: &http::HeaderMap) -> bool {
+    let mut challenges = headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .peekable();
+    if challenges.peek().is_none() {
+        return true;
+    }
+    challenges.any(|value| {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        let (scheme, params) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
+        }
+        match auth_param(params, "error") {
+            None => true,
+            Some(error) => error == "invalid_token",
+        }
+    })
+}
+
+/// The value of `name` in a challenge's comma-separated `auth-param`s (quoted or token).
+fn auth_param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = params;
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        if rest.is_empty() {
+            return None;
+        }
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            // Quoted-string; our values of interest hold no escaped quote.
+            let end = quoted.find('"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim(), &after[end..])
+        };
+        if key.trim().eq_ignore_ascii_case(name) {
+            return Some(value);
+        }
+        rest = tail;
+    }
+}
+
+fn replayable(request: &Request, extensions: &Extensions) -> bool {
+    use reqwest::Method;
+    matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || extensions.get::<ReplayOn401>().is_some()
+}
+
 #[async_trait::async_trait]
 impl Middleware for ClientCredentialsMiddleware {
     async fn handle(
@@ -65,27 +141,96 @@ impl Middleware for ClientCredentialsMiddleware {
         request
             .headers_mut()
             .insert(AUTHORIZATION, prepared.header().clone());
-        let replay = request.try_clone();
+        let replay = replayable(&request, extensions)
+            .then(|| request.try_clone())
+            .flatten();
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        if !challenge_allows_renewal(response.headers()) {
+            tracing::debug!(client = %self.client_name, "401 from downstream with a challenge a new token cannot answer; not retried");
+            return Ok(response);
+        }
         let Some(mut replay) = replay else {
-            tracing::debug!(client = %self.client_name, "401 from downstream; body not replayable, not retried");
+            tracing::debug!(client = %self.client_name, "401 from downstream; request not replayable, not retried");
             return Ok(response);
         };
-        tracing::debug!(client = %self.client_name, "401 from downstream; renewing the token and retrying once");
-        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client_name.to_string())
-            .increment(1);
-        drop(response);
         let renewed = self
             .manager
             .renew_rejected_prepared(&self.client_name, prepared.token())
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
+        let Some(renewed) = renewed else {
+            return Ok(response);
+        };
+        tracing::debug!(client = %self.client_name, "401 from downstream; retrying once with a renewed token");
+        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client_name.to_string())
+            .increment(1);
+        drop(response);
         replay
             .headers_mut()
             .insert(AUTHORIZATION, renewed.header().clone());
         next.run(replay, extensions).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for v in values {
+            map.append(http::header::WWW_AUTHENTICATE, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_invalid_token_or_a_bare_challenge_asks_for_a_new_token() {
+        assert!(challenge_allows_renewal(&headers(&[])));
+        assert!(challenge_allows_renewal(&headers(&["Bearer"])));
+        assert!(challenge_allows_renewal(&headers(&[
+            r#"Bearer realm="api", error="invalid_token", error_description="expired""#
+        ])));
+        assert!(challenge_allows_renewal(&headers(&[
+            "bearer error=invalid_token"
+        ])));
+        assert!(!challenge_allows_renewal(&headers(&[
+            r#"Bearer error="insufficient_scope", scope="a""#
+        ])));
+        assert!(!challenge_allows_renewal(&headers(&[
+            r#"Bearer error="invalid_request""#
+        ])));
+        assert!(!challenge_allows_renewal(&headers(&["Basic realm=\"x\""])));
+        assert!(challenge_allows_renewal(&headers(&[
+            "Basic realm=\"x\"",
+            r#"Bearer error="invalid_token""#
+        ])));
+    }
+
+    #[test]
+    fn auth_params_are_read_quoted_or_bare() {
+        let p = r#"realm="a, b", error="invalid_token", scope=x"#;
+        assert_eq!(auth_param(p, "error"), Some("invalid_token"));
+        assert_eq!(auth_param(p, "realm"), Some("a, b"));
+        assert_eq!(auth_param(p, "scope"), Some("x"));
+        assert_eq!(auth_param(p, "nope"), None);
+        assert_eq!(auth_param("", "error"), None);
+        assert_eq!(auth_param("garbage", "error"), None);
+    }
+
+    #[test]
+    fn only_idempotent_methods_replay_unless_marked() {
+        let request = |m: reqwest::Method| Request::new(m, "http://x/".parse().unwrap());
+        let none = Extensions::new();
+        assert!(replayable(&request(reqwest::Method::GET), &none));
+        assert!(replayable(&request(reqwest::Method::PUT), &none));
+        assert!(!replayable(&request(reqwest::Method::POST), &none));
+        assert!(!replayable(&request(reqwest::Method::PATCH), &none));
+        let mut marked = Extensions::new();
+        marked.insert(ReplayOn401);
+        assert!(replayable(&request(reqwest::Method::POST), &marked));
     }
 }

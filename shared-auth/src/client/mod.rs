@@ -22,13 +22,14 @@ pub use credentials::{
     AccessToken, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
 };
 pub use error::TokenError;
-pub use middleware::{ClientCredentialsMiddleware, token_error};
+pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};
 #[cfg(feature = "redis")]
 pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
 pub use token_cache::{
-    CacheKey, CachedToken, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
+    CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
-    DEFAULT_LIFETIME_BUFFER, PreparedToken, TokenManager, TokenManagerBuilder, TokenRequestParams,
+    BuildError, DEFAULT_LIFETIME_BUFFER, MAX_IDLE_SLOTS, PreparedToken, REJECTION_RENEWAL_INTERVAL,
+    TokenManager, TokenManagerBuilder, TokenRequestParams,
 };

@@ -7,13 +7,19 @@
 //! - **Two tiers.** An in-process cache (L1, moka) stays in front; Redis (L2) is read on
 //!   an L1 miss, and what it answers is kept in L1. The token manager's per-client hot slot
 //!   sits in front of both, so a warm call never reaches this module.
-//! - **Single flight across replicas.** Before a token request a replica takes a short
-//!   lock in Redis for the cache key (`SET lock owner NX PX ttl`, with a random owner
-//!   value). The others poll the entry with backoff until the holder has stored its token,
-//!   then use it. The lock is released with a compare-and-delete script, so a holder whose
-//!   lock expired never frees another's. A crashed holder costs the others one lock
-//!   lifetime, after which one of them takes over; past [`RedisCacheConfig::wait_timeout`]
-//!   a waiter asks the issuer itself.
+//! - **Single flight across replicas.** Before a token request a replica takes a lock in
+//!   Redis for the cache key (`SET lock owner NX PX ttl`, with a random owner value). The
+//!   others poll the entry with backoff until the holder has stored its token, then use
+//!   it. The lock is released with a compare-and-delete script, so a holder whose lock
+//!   expired never frees another's.
+//! - **The lock lives as long as the work.** Its TTL is short
+//!   ([`RedisCacheConfig::lock_ttl`], default 3 s), and the holder extends it every third
+//!   of that while its request runs (compare-and-`PEXPIRE`), so a slow issuer never sees a
+//!   second replica's request while the first is still working, however long the retry
+//!   budget. A holder that dies stops extending: its lock expires within one TTL and a
+//!   waiter takes over. A waiter waits at most its own budget ([`FetchBudget`]), and what
+//!   it waited is taken from the request it may then make. The lock is released by the
+//!   token manager's flight task, which no caller's cancellation can stop.
 //! - **Encryption at rest.** With a key, entries are sealed with AES-256-GCM (aws-lc-rs;
 //!   a random 96-bit nonce per write) and the Redis key as associated data, so an entry
 //!   moved to another key, or altered, fails to open and is a miss, never a token. Without
@@ -36,7 +42,8 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::token_cache::{
-    CacheKey, CachedToken, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache, now_ms,
+    CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
+    now_ms,
 };
 
 /// Version bytes in front of a stored value.
@@ -89,8 +96,8 @@ impl fmt::Debug for CacheEncryptionKey {
     }
 }
 
-/// Settings of a [`RedisTokenCache`].
-#[derive(Debug, Clone)]
+/// Settings of a [`RedisTokenCache`]. Its `Debug` hides the URL's user and password.
+#[derive(Clone)]
 pub struct RedisCacheConfig {
     /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (rustls).
     pub url: String,
@@ -101,15 +108,42 @@ pub struct RedisCacheConfig {
     /// Bound on each Redis operation (default 50 ms). Past it, the operation counts as a
     /// miss: a slow Redis never slows a caller by more than this per operation.
     pub operation_timeout: Duration,
-    /// Lifetime of the cross-replica fetch lock (default 5 s): what a crashed holder
+    /// Time to live of the cross-replica fetch lock (default 3 s). The holder extends it
+    /// every third of this while it works, so it bounds only what a holder that died
     /// costs the others.
     pub lock_ttl: Duration,
-    /// How long a replica waits for another's token before asking the issuer itself
-    /// (default 6 s: longer than `lock_ttl`, so a crashed holder is taken over first).
-    pub wait_timeout: Duration,
     /// Entries kept in the in-process tier (default 10,000; 0: no in-process tier, every
     /// read goes to Redis).
     pub l1_capacity: u64,
+}
+
+/// The URL without its credentials, for logs and `Debug`.
+fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("REDACTED"));
+            }
+            if !parsed.username().is_empty() {
+                let _ = parsed.set_username("REDACTED");
+            }
+            parsed.to_string()
+        }
+        Err(_) => "[not a URL]".to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisCacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCacheConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("encryption_key", &self.encryption_key)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("lock_ttl", &self.lock_ttl)
+            .field("l1_capacity", &self.l1_capacity)
+            .finish()
+    }
 }
 
 impl RedisCacheConfig {
@@ -120,8 +154,7 @@ impl RedisCacheConfig {
             key_prefix: "shared-auth:".to_owned(),
             encryption_key: None,
             operation_timeout: Duration::from_millis(50),
-            lock_ttl: Duration::from_secs(5),
-            wait_timeout: Duration::from_secs(6),
+            lock_ttl: Duration::from_secs(3),
             l1_capacity: 10_000,
         }
     }
@@ -159,13 +192,16 @@ struct Inner {
     seal: Option<CacheEncryptionKey>,
     op_timeout: Duration,
     lock_ttl: Duration,
-    wait_timeout: Duration,
     unlock: redis::Script,
+    extend: redis::Script,
     last_warning: Mutex<Option<Instant>>,
 }
 
 /// Releases the lock only if this process still owns it.
 const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// Extends the lock only if this process still owns it.
+const EXTEND: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
 /// A Redis operation that failed or timed out (already logged).
 struct Unavailable;
@@ -196,9 +232,9 @@ impl RedisTokenCache {
             prefix: config.key_prefix,
             seal: config.encryption_key,
             op_timeout: config.operation_timeout,
-            lock_ttl: config.lock_ttl,
-            wait_timeout: config.wait_timeout,
+            lock_ttl: config.lock_ttl.max(Duration::from_millis(30)),
             unlock: redis::Script::new(UNLOCK),
+            extend: redis::Script::new(EXTEND),
             last_warning: Mutex::new(None),
         })))
     }
@@ -340,6 +376,28 @@ impl RedisTokenCache {
         Ok(answer.is_some())
     }
 
+    /// Extends this process's lock every third of its TTL until aborted (the lease's
+    /// drop), or until the lock is found gone or owned by another.
+    fn keep_alive(&self, lock_key: String, owner: String) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let ttl = cache.0.lock_ttl;
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                let mut conn = cache.0.redis.clone();
+                let mut invocation = cache.0.extend.key(&lock_key);
+                invocation.arg(&owner).arg(ttl_ms);
+                let extended: Result<i64, _> = cache
+                    .run("extend lock", invocation.invoke_async(&mut conn))
+                    .await;
+                if let Ok(0) = extended {
+                    return; // expired meanwhile, or taken over: nothing to keep
+                }
+            }
+        })
+    }
+
     async fn unlock(&self, lock_key: &str, owner: &str) {
         let mut conn = self.0.redis.clone();
         let mut invocation = self.0.unlock.key(lock_key);
@@ -413,10 +471,11 @@ impl TokenCache for RedisTokenCache {
         &self,
         key: &CacheKey,
         wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
+        budget: FetchBudget,
     ) -> FetchTurn {
         let lock_key = self.lock_key(key);
         let owner = random_owner();
-        let deadline = Instant::now() + self.0.wait_timeout;
+        let deadline = Instant::now() + budget.max_wait;
         let mut pause = Duration::from_millis(5);
         loop {
             match self.try_lock(&lock_key, &owner).await {
@@ -430,7 +489,8 @@ impl TokenCache for RedisTokenCache {
                         self.keep(key, &entry).await;
                         return FetchTurn::Cached(entry);
                     }
-                    return FetchTurn::Fetch(FetchLease::held(owner));
+                    let keep_alive = self.keep_alive(lock_key, owner.clone());
+                    return FetchTurn::Fetch(FetchLease::held_with_keep_alive(owner, keep_alive));
                 }
                 Ok(false) => {}
                 // Redis is unreachable: every process for itself.
@@ -447,12 +507,13 @@ impl TokenCache for RedisTokenCache {
             if Instant::now() >= deadline {
                 tracing::warn!(
                     client = key.client_name(),
-                    waited_ms = self.0.wait_timeout.as_millis() as u64,
+                    waited_ms = budget.max_wait.as_millis() as u64,
                     "no token from the replica holding the fetch lock; requesting one"
                 );
                 return FetchTurn::Fetch(FetchLease::none());
             }
-            tokio::time::sleep(pause).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
@@ -461,6 +522,7 @@ impl TokenCache for RedisTokenCache {
         if let Some(owner) = lease.owner() {
             self.unlock(&self.lock_key(key), owner).await;
         }
+        drop(lease); // stops the keep-alive
     }
 }
 
@@ -529,6 +591,19 @@ mod tests {
         assert!(k.starts_with("shared-auth:token:api:"), "{k}");
         assert!(!k.contains("client-id-123") && !k.contains("urn:r") && !k.contains("secret"));
         assert_eq!(k.len(), "shared-auth:token:api:".len() + 32);
+    }
+
+    #[test]
+    fn debug_hides_the_url_credentials() {
+        let config = RedisCacheConfig::new("rediss://admin:hunter2@cache.example:6380/0");
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("admin"),
+            "{printed}"
+        );
+        assert!(printed.contains("cache.example"), "{printed}");
+        let printed = format!("{:?}", RedisCacheConfig::new("redis://:hunter2@h/0"));
+        assert!(!printed.contains("hunter2"), "{printed}");
     }
 
     #[test]

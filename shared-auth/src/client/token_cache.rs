@@ -14,68 +14,89 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
+use crate::clock::{Clock, SystemClock};
 use crate::scope::ScopeSet;
 
 /// Identifies one cached token: client name, the client's identity (token endpoint and
 /// client id), scope, resource, extra parameters.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey(Arc<str>);
+#[derive(Clone)]
+pub struct CacheKey {
+    /// The fields, JSON-encoded: unambiguous whatever characters they hold.
+    encoded: Arc<str>,
+    name: Arc<str>,
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.encoded.hash(state);
+    }
+}
 
 impl CacheKey {
-    /// Builds the key. Fields are joined with an ASCII unit separator, which cannot occur
-    /// in a scope and is escaped nowhere else, so distinct inputs give distinct keys. The
-    /// client's identity is part of it so that two deployments that name their clients
-    /// alike never share a token through a shared cache.
+    /// Builds the key. The fields are encoded as one JSON array, whose string escaping
+    /// makes the encoding injective: no choice of names, scopes, resources or parameters
+    /// can make two different clients' keys equal (a separator character would need
+    /// escaping that nothing enforced). The client's identity is part of it so that two
+    /// deployments that name their clients alike never share a token through a shared
+    /// cache.
     pub fn new(
         client_name: &str,
         client: &ClientCredentialsClient,
         scope: &ScopeSet,
         resource: Option<&str>,
     ) -> Self {
-        let mut key = format!(
-            "{client_name}\u{1f}{}\u{1f}{}\u{1f}{scope}\u{1f}{}",
-            client.token_endpoint,
+        let fields = (
+            client_name,
+            &client.token_endpoint,
             client.client_id.as_str(),
-            resource.unwrap_or("")
+            scope.to_string(),
+            resource,
+            &client.extra_params,
         );
-        for (k, v) in &client.extra_params {
-            key.push('\u{1f}');
-            key.push_str(k);
-            key.push('=');
-            key.push_str(v);
+        // Serializing strings, an option and a string map cannot fail.
+        let encoded = serde_json::to_string(&fields).unwrap_or_default();
+        CacheKey {
+            encoded: encoded.into(),
+            name: client_name.into(),
         }
-        CacheKey(key.into())
     }
 
     /// The key as a string (contains no secret).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.encoded
     }
 
     /// The client name part.
     pub fn client_name(&self) -> &str {
-        self.0.split('\u{1f}').next().unwrap_or("")
+        &self.name
     }
 }
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0.replace('\u{1f}', "|"), f)
+        fmt::Debug::fmt(&*self.encoded, f)
     }
 }
 
-/// Unix time in milliseconds.
+/// Unix time in milliseconds, from the system clock (the shared backend: its entries must
+/// mean the same in every process, so it reads the wall clock).
+#[cfg(feature = "redis")]
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    crate::clock::system_now_ms()
 }
 
 /// A cached access token with its timing.
@@ -119,9 +140,11 @@ impl CachedToken {
         buffer: Duration,
         refresh_ahead: f64,
     ) -> Self {
-        let life = expires_in.as_millis() as u64;
-        let buffer = buffer.as_millis() as u64;
-        let cached_for = if life >= 2 * buffer {
+        // Saturating everywhere: the lifetime comes from the issuer.
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let life = ms(expires_in);
+        let buffer = ms(buffer);
+        let cached_for = if life >= buffer.saturating_mul(2) {
             life - buffer
         } else {
             life / 2
@@ -129,9 +152,9 @@ impl CachedToken {
         let refresh_after = (cached_for as f64 * (1.0 - refresh_ahead.clamp(0.0, 1.0))) as u64;
         CachedToken {
             access_token,
-            expires_at_ms: now_ms + life,
-            cached_until_ms: now_ms + cached_for,
-            refresh_at_ms: now_ms + refresh_after,
+            expires_at_ms: now_ms.saturating_add(life),
+            cached_until_ms: now_ms.saturating_add(cached_for),
+            refresh_at_ms: now_ms.saturating_add(refresh_after),
         }
     }
 
@@ -186,18 +209,20 @@ pub trait TokenCache: Send + Sync + 'static {
     /// Removes the entry for `key`.
     async fn remove(&self, key: &CacheKey);
 
-    /// Called, with the process's own per-key lock held, just before a token request for
-    /// `key`. A shared backend uses it for single flight across processes: it either
+    /// Called by the process's one in-flight request for `key`, just before it asks the
+    /// issuer. A shared backend uses it for single flight across processes: it either
     /// grants this process the request ([`FetchTurn::Fetch`], holding a lease that
     /// [`end_fetch`](Self::end_fetch) releases) or, after waiting for the process that
-    /// holds the lease, answers with the token it stored, if `wanted` accepts it. The
-    /// default (one process) grants at once.
+    /// holds the lease, answers with the token it stored, if `wanted` accepts it. `budget`
+    /// bounds both: how long a lease must outlive the holder's work, and how long this
+    /// process may wait. The default (one process) grants at once.
     async fn begin_fetch(
         &self,
         key: &CacheKey,
         wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
+        budget: FetchBudget,
     ) -> FetchTurn {
-        let _ = (key, wanted);
+        let _ = (key, wanted, budget);
         FetchTurn::Fetch(FetchLease::none())
     }
 
@@ -206,6 +231,15 @@ pub trait TokenCache: Send + Sync + 'static {
     async fn end_fetch(&self, key: &CacheKey, lease: FetchLease) {
         let _ = (key, lease);
     }
+}
+
+/// Time limits of a cross-process fetch, from the token manager's retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchBudget {
+    /// How long this process may wait for another's token: its own whole budget. A wait
+    /// never outlasts the caller's budget; what it used is taken from the request that
+    /// may follow.
+    pub max_wait: Duration,
 }
 
 /// The answer to [`TokenCache::begin_fetch`].
@@ -217,28 +251,55 @@ pub enum FetchTurn {
     Cached(CachedToken),
 }
 
-/// Proof of a cross-process fetch lock (its random owner value), or none.
+/// Proof of a cross-process fetch lock (its random owner value), or none. A backend may
+/// attach a keep-alive task (it extends the lock while the holder works); dropping the
+/// lease stops it, so a holder that dies stops extending its lock, which then expires.
 #[derive(Debug, Default)]
-pub struct FetchLease(Option<String>);
+pub struct FetchLease {
+    owner: Option<String>,
+    _keep_alive: Option<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl FetchLease {
     /// No lock is held (a single-process backend, or the shared one was unreachable).
     pub fn none() -> Self {
-        FetchLease(None)
+        FetchLease::default()
     }
 
     /// A lock held under `owner`.
     pub fn held(owner: String) -> Self {
-        FetchLease(Some(owner))
+        FetchLease {
+            owner: Some(owner),
+            _keep_alive: None,
+        }
+    }
+
+    /// A lock held under `owner`, kept alive by `task` until the lease is dropped.
+    pub fn held_with_keep_alive(owner: String, task: tokio::task::JoinHandle<()>) -> Self {
+        FetchLease {
+            owner: Some(owner),
+            _keep_alive: Some(AbortOnDrop(task)),
+        }
     }
 
     /// The owner value, if a lock is held.
     pub fn owner(&self) -> Option<&str> {
-        self.0.as_deref()
+        self.owner.as_deref()
     }
 }
 
-struct UntilCachedUntil;
+/// Expires moka's copy when the entry's cached life ends, on the cache's clock. Reads go
+/// through `is_fresh` on that clock as well, so the expiry only frees memory.
+struct UntilCachedUntil(Arc<dyn Clock>);
 
 impl moka::Expiry<CacheKey, CachedToken> for UntilCachedUntil {
     fn expire_after_create(
@@ -247,7 +308,7 @@ impl moka::Expiry<CacheKey, CachedToken> for UntilCachedUntil {
         value: &CachedToken,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl(now_ms()))
+        Some(value.ttl(self.0.now_unix_ms()))
     }
 
     fn expire_after_update(
@@ -257,7 +318,7 @@ impl moka::Expiry<CacheKey, CachedToken> for UntilCachedUntil {
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl(now_ms()))
+        Some(value.ttl(self.0.now_unix_ms()))
     }
 }
 
@@ -270,10 +331,15 @@ pub struct InMemoryTokenCache {
 impl InMemoryTokenCache {
     /// A cache holding at most `capacity` tokens.
     pub fn new(capacity: u64) -> Self {
+        Self::with_clock(capacity, Arc::new(SystemClock))
+    }
+
+    /// A cache holding at most `capacity` tokens, reading time from `clock`.
+    pub fn with_clock(capacity: u64, clock: Arc<dyn Clock>) -> Self {
         InMemoryTokenCache {
             cache: Cache::builder()
                 .max_capacity(capacity)
-                .expire_after(UntilCachedUntil)
+                .expire_after(UntilCachedUntil(clock))
                 .build(),
         }
     }
@@ -317,7 +383,11 @@ mod tests {
         assert_eq!(c.cached_until_ms, 1000 + 45_000);
         assert!(c.is_fresh(45_999) && !c.is_fresh(46_000));
         // Zero lifetime: never served from cache.
-        assert!(!CachedToken::new(t, 5, Duration::ZERO, MIN, 0.1).is_fresh(5));
+        assert!(!CachedToken::new(t.clone(), 5, Duration::ZERO, MIN, 0.1).is_fresh(5));
+        // Absurd lifetimes and times saturate instead of overflowing.
+        let c = CachedToken::new(t, u64::MAX - 5, Duration::MAX, MIN, 0.1);
+        assert_eq!(c.expires_at_ms, u64::MAX);
+        assert!(c.is_fresh(u64::MAX - 5));
     }
 
     #[test]
@@ -345,6 +415,20 @@ mod tests {
         let set: std::collections::HashSet<_> =
             [a.clone(), b, r, p, other_client].into_iter().collect();
         assert_eq!(set.len(), 5);
+        // Separator characters inside fields cannot make two keys collide.
+        let tricky =
+            |name: &str, resource: &str| CacheKey::new(name, &c, &scope("a"), Some(resource));
+        assert_ne!(tricky("c\u{1f}x", "y"), tricky("c", "x\u{1f}y"));
+        assert_ne!(tricky("c\",\"x", "y"), tricky("c", "x\",\"y"));
+        let p1 = c.clone().with_extra_param("a", "b\u{1f}c=d");
+        let p2 = c
+            .clone()
+            .with_extra_param("a", "b")
+            .with_extra_param("c", "d");
+        assert_ne!(
+            CacheKey::new("c", &p1, &scope("a"), None),
+            CacheKey::new("c", &p2, &scope("a"), None)
+        );
         assert_eq!(a.client_name(), "c");
         assert_eq!(a, CacheKey::new("c", &client("id"), &scope("a"), None));
     }

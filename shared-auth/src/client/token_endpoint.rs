@@ -4,6 +4,11 @@
 //! (backon); 4xx answers are final and carry the issuer's RFC 6749 `error` and
 //! `error_description`. The whole exchange, retries included, is bounded by a total budget,
 //! so no caller waits for ever.
+//!
+//! The answer is not taken on trust: redirects are refused (a 307 would resend the form,
+//! secret included, elsewhere), the body is read with a streamed cap, and `expires_in` is
+//! clamped into [[`MIN_LIFETIME`], [`MAX_LIFETIME`]] with a warning when it is missing
+//! (then the manager's default applies), zero, negative, fractional or absurd.
 
 use std::time::Duration;
 
@@ -17,6 +22,12 @@ use crate::scope::ScopeSet;
 
 /// Largest token response accepted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The shortest lifetime a token is given, whatever `expires_in` says (1 s). Never more:
+/// a token is not used past the expiry its issuer set.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+/// The longest lifetime a token is given, whatever `expires_in` says (one day).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// How token requests are retried and bounded.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +68,7 @@ pub(crate) struct TokenResponse {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Seconds {
-    Number(u64),
+    Number(serde_json::Number),
     Text(String),
 }
 
@@ -153,16 +164,21 @@ async fn request_once(
         .await
         .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
-    if body.len() > MAX_RESPONSE_BYTES {
-        return Err(TokenError::InvalidResponse(format!(
-            "response of {} bytes is too large",
-            body.len()
-        )));
+    if status.is_redirection() {
+        return Err(TokenError::InvalidResponse(
+            crate::issuer_http::redirect_refused(status),
+        ));
     }
+    let body = crate::issuer_http::read_capped(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::issuer_http::ReadError::TooLarge(cap) => {
+                TokenError::InvalidResponse(format!("response larger than {cap} bytes"))
+            }
+            crate::issuer_http::ReadError::Transport(e) => {
+                TokenError::Transport(transport_reason(&e))
+            }
+        })?;
     if !status.is_success() {
         return Err(match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => TokenError::Rejected {
@@ -206,12 +222,19 @@ pub(crate) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
             "access_token is empty or not header-safe".into(),
         ));
     }
-    let expires_in = match parsed.expires_in {
+    let seconds = match parsed.expires_in {
         None => None,
-        Some(Seconds::Number(n)) => Some(Duration::from_secs(n)),
-        Some(Seconds::Text(t)) => Some(Duration::from_secs(t.trim().parse().map_err(|_| {
+        Some(Seconds::Number(n)) => n.as_f64(),
+        Some(Seconds::Text(t)) => Some(t.trim().parse::<f64>().map_err(|_| {
             TokenError::InvalidResponse("expires_in is not a number of seconds".into())
-        })?)),
+        })?),
+    };
+    let expires_in = match seconds {
+        None => {
+            tracing::warn!("the token response has no expires_in; the default lifetime applies");
+            None
+        }
+        Some(s) => Some(clamp_lifetime(s)),
     };
     Ok(TokenResponse {
         access_token: AccessToken::new(token),
@@ -219,9 +242,74 @@ pub(crate) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
     })
 }
 
+/// `expires_in` seconds as a lifetime within [MIN_LIFETIME, MAX_LIFETIME], in whole
+/// seconds rounded down. Anything outside (zero, negative, NaN, below a second, more than
+/// a day) is clamped with a warning: a huge lifetime would keep a revoked token for ever
+/// and overflow time arithmetic. A zero one is harmless for single flight (callers share
+/// the flight's outcome, not the cache entry) but would be useless to cache.
+fn clamp_lifetime(seconds: f64) -> Duration {
+    let min = MIN_LIFETIME.as_secs_f64();
+    let max = MAX_LIFETIME.as_secs_f64();
+    if seconds.is_finite() && (min..=max).contains(&seconds) {
+        if seconds.fract() != 0.0 {
+            tracing::warn!(
+                expires_in = seconds,
+                "expires_in is fractional; whole seconds used"
+            );
+        }
+        return Duration::from_secs(seconds.trunc() as u64);
+    }
+    let clamped = if seconds.is_finite() && seconds > max {
+        MAX_LIFETIME
+    } else {
+        MIN_LIFETIME
+    };
+    tracing::warn!(
+        expires_in = seconds,
+        used_secs = clamped.as_secs(),
+        "expires_in out of range; clamped"
+    );
+    clamped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expires_in_is_clamped_into_a_sane_window() {
+        let life = |body: &str| parse_success(body.as_bytes()).unwrap().expires_in;
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":0}"#),
+            Some(MIN_LIFETIME)
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":-5}"#),
+            Some(MIN_LIFETIME)
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":0.5}"#),
+            Some(MIN_LIFETIME)
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":3600.7}"#),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":1e300}"#),
+            Some(MAX_LIFETIME)
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":18446744073709551615}"#),
+            Some(MAX_LIFETIME)
+        );
+        assert_eq!(
+            life(r#"{"access_token":"a","expires_in":"99999999999"}"#),
+            Some(MAX_LIFETIME)
+        );
+        assert_eq!(life(r#"{"access_token":"a"}"#), None);
+        assert!(parse_success(br#"{"access_token":"a","expires_in":"soon"}"#).is_err());
+    }
 
     #[test]
     fn parses_success_bodies_leniently_and_safely() {
@@ -238,7 +326,6 @@ mod tests {
         assert!(parse_success(br#"{"access_token":"abc","token_type":"mac"}"#).is_err());
         assert!(parse_success(br#"{"access_token":"a b"}"#).is_err());
         assert!(parse_success(br#"{"access_token":""}"#).is_err());
-        assert!(parse_success(br#"{"access_token":"abc","expires_in":-1}"#).is_err());
         assert!(parse_success(b"<html>").is_err());
     }
 

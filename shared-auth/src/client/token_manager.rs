@@ -2,14 +2,14 @@
 //!
 //! ```no_run
 //! use shared_auth::client::{ClientCredentialsClient, ClientId, ClientSecret, TokenManager};
-//! # async fn demo() -> Result<(), shared_auth::client::TokenError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let manager = TokenManager::builder()
 //!     .client("my-service", ClientCredentialsClient::new(
 //!         "http://127.0.0.1:7000/oauth2/token",
 //!         ClientId::new("my-bff"),
 //!         ClientSecret::new("my-bff-dev-secret-change-me"),
 //!     ))
-//!     .build();
+//!     .build()?;
 //! let token = manager.token("my-service").await?;   // fetched once, then cached
 //! # let _ = token; Ok(()) }
 //! ```
@@ -19,36 +19,52 @@
 //!    background renewal starts, and callers keep getting the current token meanwhile;
 //! 2. a recent failure for the key (the negative-cache window, default 5 s) is returned at
 //!    once, so an outage does not turn every outbound call into a token request;
-//! 3. otherwise the caller queues on the key's lock. The first one requests a token; the
-//!    others find it in the cache (or its error) when their turn comes. That is the single
-//!    flight: a thousand concurrent callers on a cold cache make one request.
+//! 3. otherwise the caller joins the key's one *flight*, or starts it: a spawned task that
+//!    requests the token, stores it (or the failure), and hands the outcome to every caller
+//!    waiting on it. That is the single flight: a thousand concurrent callers on a cold
+//!    cache make one request. Because the flight is a task of its own, it survives its
+//!    callers: a caller dropped mid-request (client disconnect, timeout) loses nothing,
+//!    the request runs to its end, its token is cached, and a shared cache's fetch lock is
+//!    released. Callers that share a flight share its outcome even when the issuer says
+//!    `expires_in: 0`.
 //!
-//! A forced renewal that arrives while a renewal is in flight joins it rather than starting
-//! another. After a 401 from downstream, the middleware renews only if the cached token is
-//! still the one that was rejected.
+//! A forced renewal that arrives while a flight is in progress joins it rather than
+//! starting another. After a 401 from downstream, the token is renewed only if the cached
+//! token is still the one that was rejected, and at most once per client per
+//! [`REJECTION_RENEWAL_INTERVAL`]: a downstream that refuses every token does not turn
+//! every call into a token request. Refresh ahead starts no flight while a recent failure
+//! is remembered (the negative cache), so a failing issuer sees one attempt per window.
+//!
+//! The per-key flight map is bounded: idle keys (no flight, no caller, no remembered
+//! failure) are evicted once it grows past [`MAX_IDLE_SLOTS`], so per-request scopes
+//! cannot grow it without bound.
 //!
 //! The hot path: each client keeps its default-scope token, with a ready-made
 //! `Authorization` header value, behind an `ArcSwap`. A warm `token()` or `prepared()` is a
 //! map lookup, an atomic load and a clock read; the cache backend is consulted only when
 //! that token is missing or stale.
 //!
-//! The per-key lock is hand-made from tokio primitives. moka's `get_with` coalesces loads
-//! but cannot express "join the in-flight renewal" or "renew unless already renewed".
+//! The flight is hand-made from a tokio task and a `watch` channel. moka's `get_with`
+//! coalesces loads but runs the load in the first caller's future (not cancel-safe) and
+//! cannot express "join the in-flight renewal" or "renew unless already renewed".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use reqwest::header::HeaderValue;
+use tokio::sync::watch;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
 use super::token_cache::{
-    CacheKey, CachedToken, FetchTurn, InMemoryTokenCache, TokenCache, now_ms,
+    CacheKey, CachedToken, FetchBudget, FetchTurn, InMemoryTokenCache, TokenCache,
 };
 use super::token_endpoint::{RetryPolicy, request_token};
+use crate::clock::{Clock, SystemClock};
+use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::ScopeSet;
 
@@ -66,15 +82,41 @@ pub struct TokenRequestParams {
 /// Default lifetime buffer: tokens are used until 60 s before they expire.
 pub const DEFAULT_LIFETIME_BUFFER: Duration = Duration::from_secs(60);
 
+/// After a downstream 401, a client's token is renewed at most once per this interval.
+pub const REJECTION_RENEWAL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Idle per-key flight slots kept before the map is swept.
+pub const MAX_IDLE_SLOTS: usize = 1024;
+
+/// Why a [`TokenManager`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A client's token endpoint may not be used (not https and not loopback, without the
+    /// opt-in).
+    #[error("client {client:?}: {source}")]
+    TokenEndpoint {
+        /// The client's name.
+        client: String,
+        /// What is wrong with the URL.
+        source: issuer_http::UrlError,
+    },
+    /// The HTTP client could not be built (TLS roots, ...).
+    #[error("cannot build the HTTP client for token requests: {0}")]
+    Http(String),
+}
+
 /// Builds a [`TokenManager`].
 pub struct TokenManagerBuilder {
     clients: HashMap<String, ClientCredentialsClient>,
     cache: Option<Arc<dyn TokenCache>>,
+    clock: Arc<dyn Clock>,
     lifetime_buffer: Duration,
     refresh_ahead: f64,
     negative_ttl: Duration,
     retry: RetryPolicy,
     default_lifetime: Duration,
+    allow_insecure_http: bool,
 }
 
 impl TokenManagerBuilder {
@@ -87,6 +129,12 @@ impl TokenManagerBuilder {
     /// Uses `cache` instead of the in-memory default.
     pub fn cache(mut self, cache: Arc<dyn TokenCache>) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -121,13 +169,29 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Builds the manager.
-    pub fn build(self) -> TokenManager {
-        // The client has no global timeout: each attempt has its own (RetryPolicy).
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.retry.attempt_timeout.min(Duration::from_secs(3)))
-            .build()
-            .unwrap_or_default();
+    /// Allows token endpoints on plain `http` to non-loopback hosts (default false). For
+    /// test networks only: the client secret crosses the network in clear.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Builds the manager. Fails if a token endpoint breaks the transport policy or the
+    /// HTTP client cannot be built: never a silent fallback to other settings.
+    pub fn build(self) -> Result<TokenManager, BuildError> {
+        for (name, client) in &self.clients {
+            issuer_http::check_url(&client.token_endpoint, self.allow_insecure_http).map_err(
+                |source| BuildError::TokenEndpoint {
+                    client: name.clone(),
+                    source,
+                },
+            )?;
+        }
+        // No global timeout: each attempt has its own (RetryPolicy). No redirects: a 307
+        // would resend a client_secret_post secret elsewhere.
+        let http =
+            issuer_http::client(None, self.retry.attempt_timeout.min(Duration::from_secs(3)))
+                .map_err(|e| BuildError::Http(e.to_string()))?;
         let clients = self
             .clients
             .into_iter()
@@ -143,23 +207,27 @@ impl TokenManagerBuilder {
                     definition,
                     default_key,
                     hot: ArcSwapOption::empty(),
+                    last_rejection_renewal_ms: AtomicU64::new(0),
                 };
                 (name, entry)
             })
             .collect();
-        TokenManager(Arc::new(Inner {
+        let clock = self.clock;
+        Ok(TokenManager(Arc::new(Inner {
             clients,
             cache: self
                 .cache
-                .unwrap_or_else(|| Arc::new(InMemoryTokenCache::default())),
+                .unwrap_or_else(|| Arc::new(InMemoryTokenCache::with_clock(10_000, clock.clone()))),
+            clock,
             http,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
             lifetime_buffer: self.lifetime_buffer,
             refresh_ahead: self.refresh_ahead,
             negative_ttl: self.negative_ttl,
             retry: self.retry,
             default_lifetime: self.default_lifetime,
-        }))
+            flights_started: AtomicUsize::new(0),
+        })))
     }
 }
 
@@ -215,6 +283,8 @@ struct ClientEntry {
     default_key: CacheKey,
     hot: ArcSwapOption<PreparedToken>,
     metrics: ClientMetrics,
+    /// When a downstream 401 last caused a renewal (Unix ms; 0: never).
+    last_rejection_renewal_ms: AtomicU64,
 }
 
 /// A client's hot-path counters, registered once (see [`crate::metrics`]).
@@ -239,16 +309,32 @@ impl ClientMetrics {
     }
 }
 
-/// Per cache key: the single-flight lock and the latest failure.
+/// What a flight delivers to its callers.
+type Outcome = Result<CachedToken, TokenError>;
+
+/// A token request in progress for one key; callers wait on `outcome`.
+#[derive(Clone)]
+struct Flight {
+    outcome: watch::Receiver<Option<Outcome>>,
+}
+
+impl Flight {
+    /// Waits for the outcome. The flight is a task of its own; only if that task died (a
+    /// panic, or the runtime shutting down) does the channel close without one.
+    async fn wait(mut self) -> Outcome {
+        match self.outcome.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome
+                .clone()
+                .unwrap_or_else(|| Err(TokenError::Transport("token request aborted".into()))),
+            Err(_) => Err(TokenError::Transport("token request aborted".into())),
+        }
+    }
+}
+
+/// Per cache key: the flight in progress, and the latest failure.
 #[derive(Default)]
 struct Slot {
-    /// Held by whoever requests a token for this key. An async lock on purpose: it is held
-    /// across the token request.
-    lock: tokio::sync::Mutex<()>,
-    /// Bumped after every completed request (success or failure), so a waiter can tell
-    /// that the request it queued behind has finished.
-    generation: AtomicU64,
-    refreshing: AtomicBool,
+    flight: Mutex<Option<Flight>>,
     failure: Mutex<Option<(u64, TokenError)>>,
 }
 
@@ -264,18 +350,52 @@ impl Slot {
     fn set_failure(&self, value: Option<(u64, TokenError)>) {
         *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
+
+    fn flight(&self) -> std::sync::MutexGuard<'_, Option<Flight>> {
+        self.flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether nothing refers to this slot but the map: no flight, no remembered failure.
+    fn is_idle(self: &Arc<Self>, now: u64) -> bool {
+        Arc::strong_count(self) == 1
+            && self.flight().is_none()
+            && self.recent_failure(now).is_none()
+    }
+}
+
+/// The per-key slots, swept of idle ones when they pass a bound.
+#[derive(Default)]
+struct Slots {
+    map: HashMap<CacheKey, Arc<Slot>>,
+    /// Sweep when the map grows past this.
+    sweep_at: usize,
+}
+
+/// What a flight must come back with.
+#[derive(Clone)]
+enum Want {
+    /// Any fresh token (a cache miss).
+    Fresh,
+    /// A fresh token other than this one (a renewal after a 401, or a forced renewal of
+    /// the cached token).
+    Replace(Option<AccessToken>),
+    /// A fresh token that is not yet due for renewal (refresh ahead).
+    Renewed,
 }
 
 struct Inner {
     clients: HashMap<String, ClientEntry>,
     cache: Arc<dyn TokenCache>,
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    slots: Mutex<HashMap<CacheKey, Arc<Slot>>>,
+    slots: Mutex<Slots>,
     lifetime_buffer: Duration,
     refresh_ahead: f64,
     negative_ttl: Duration,
     retry: RetryPolicy,
     default_lifetime: Duration,
+    /// Flights started (tests assert single flight without counting HTTP).
+    flights_started: AtomicUsize,
 }
 
 /// Gets and caches client-credentials tokens for named clients. Cheap to clone.
@@ -296,7 +416,6 @@ impl std::fmt::Debug for TokenManager {
 struct Target<'a> {
     name: &'a str,
     entry: &'a ClientEntry,
-    client: &'a ClientCredentialsClient,
     scope: ScopeSet,
     resource: Option<String>,
     key: CacheKey,
@@ -304,17 +423,23 @@ struct Target<'a> {
 
 impl TokenManager {
     /// A builder with the defaults (in-memory cache, 60 s buffer, refresh ahead at 10 %,
-    /// 5 s negative cache, default retry policy).
+    /// 5 s negative cache, default retry policy, system clock).
     pub fn builder() -> TokenManagerBuilder {
         TokenManagerBuilder {
             clients: HashMap::new(),
             cache: None,
+            clock: Arc::new(SystemClock),
             lifetime_buffer: DEFAULT_LIFETIME_BUFFER,
             refresh_ahead: 0.1,
             negative_ttl: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             default_lifetime: Duration::from_secs(300),
+            allow_insecure_http: false,
         }
+    }
+
+    fn now(&self) -> u64 {
+        self.0.clock.now_unix_ms()
     }
 
     /// A token for the client registered as `name`, from the cache if possible.
@@ -331,7 +456,7 @@ impl TokenManager {
             .get(name)
             .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))?;
         if let Some(hot) = entry.hot.load_full() {
-            let now = now_ms();
+            let now = self.now();
             if now < hot.cached_until_ms {
                 tracing::debug!(client = name, "token cache hit");
                 entry.metrics.hit.increment();
@@ -344,7 +469,15 @@ impl TokenManager {
         }
         let target = self.target(name, &TokenRequestParams::default())?;
         let token = self.get(&target, false, None).await?;
-        match entry.hot.load_full() {
+        self.prepared_for(name, token)
+    }
+
+    fn prepared_for(
+        &self,
+        name: &str,
+        token: AccessToken,
+    ) -> Result<Arc<PreparedToken>, TokenError> {
+        match self.0.clients.get(name).and_then(|e| e.hot.load_full()) {
             Some(hot) if hot.token == token => Ok(hot),
             _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
         }
@@ -360,20 +493,40 @@ impl TokenManager {
         self.get(&target, params.force_renewal, None).await
     }
 
-    /// After downstream rejected `rejected` with 401: a new token, unless the cached token
-    /// was already renewed since (then that one).
+    /// After downstream rejected `rejected` with 401: the token to retry with, or `None`
+    /// when there is none worth a retry.
+    /// - If the cached token was renewed since `rejected` was taken, that one (no request).
+    /// - Otherwise a new token, unless this client already renewed after a 401 within
+    ///   [`REJECTION_RENEWAL_INTERVAL`]: then `None`, and the 401 stands. A downstream
+    ///   that refuses every token costs one token request per client per interval.
     pub async fn renew_rejected(
         &self,
         name: &str,
         rejected: &AccessToken,
-    ) -> Result<AccessToken, TokenError> {
+    ) -> Result<Option<AccessToken>, TokenError> {
         let target = self.target(name, &TokenRequestParams::default())?;
-        self.get(&target, true, Some(rejected)).await
-    }
-
-    /// Names of the registered clients.
-    pub fn client_names(&self) -> impl Iterator<Item = &str> {
-        self.0.clients.keys().map(String::as_str)
+        let now = self.now();
+        if let Some(current) = self.cached(&target.key, now).await
+            && current.access_token != *rejected
+        {
+            return Ok(Some(current.access_token));
+        }
+        let last = &target.entry.last_rejection_renewal_ms;
+        let interval = u64::try_from(REJECTION_RENEWAL_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        let previous = last.load(Ordering::SeqCst);
+        let due = previous == 0 || now.saturating_sub(previous) >= interval;
+        if !due
+            || last
+                .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            tracing::debug!(
+                client = name,
+                "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
+            );
+            return Ok(None);
+        }
+        self.get(&target, true, Some(rejected)).await.map(Some)
     }
 
     /// [`Self::renew_rejected`], returning the prepared token.
@@ -381,13 +534,16 @@ impl TokenManager {
         &self,
         name: &str,
         rejected: &AccessToken,
-    ) -> Result<Arc<PreparedToken>, TokenError> {
-        let token = self.renew_rejected(name, rejected).await?;
-        let hot = self.0.clients.get(name).and_then(|e| e.hot.load_full());
-        match hot {
-            Some(hot) if hot.token == token => Ok(hot),
-            _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
+    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
+        match self.renew_rejected(name, rejected).await? {
+            Some(token) => Ok(Some(self.prepared_for(name, token)?)),
+            None => Ok(None),
         }
+    }
+
+    /// Names of the registered clients.
+    pub fn client_names(&self) -> impl Iterator<Item = &str> {
+        self.0.clients.keys().map(String::as_str)
     }
 
     /// Remembers `entry` as the client's hot token if it is for the default key.
@@ -420,16 +576,25 @@ impl TokenManager {
         Ok(Target {
             name,
             entry,
-            client,
             scope,
             resource,
             key,
         })
     }
 
+    /// The key's slot, created if needed. Sweeps idle slots when the map passes its bound.
     fn slot(&self, key: &CacheKey) -> Arc<Slot> {
+        let now = self.now();
         let mut slots = self.0.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry(key.clone()).or_default().clone()
+        if let Some(slot) = slots.map.get(key) {
+            return slot.clone();
+        }
+        if slots.map.len() >= slots.sweep_at.max(MAX_IDLE_SLOTS) {
+            slots.map.retain(|_, slot| !slot.is_idle(now));
+            // Busy slots stay; sweep again only after as many new ones arrived.
+            slots.sweep_at = slots.map.len() * 2;
+        }
+        slots.map.entry(key.clone()).or_default().clone()
     }
 
     async fn cached(&self, key: &CacheKey, now: u64) -> Option<CachedToken> {
@@ -444,11 +609,12 @@ impl TokenManager {
     ) -> Result<AccessToken, TokenError> {
         let name = target.name;
         if !force {
-            if let Some(entry) = self.cached(&target.key, now_ms()).await {
+            let now = self.now();
+            if let Some(entry) = self.cached(&target.key, now).await {
                 tracing::debug!(client = name, "token cache hit");
                 target.entry.metrics.hit.increment();
                 self.promote(target, &entry);
-                if entry.wants_refresh(now_ms()) {
+                if entry.wants_refresh(now) {
                     self.refresh_ahead(target);
                 }
                 return Ok(entry.access_token);
@@ -459,87 +625,131 @@ impl TokenManager {
             tracing::debug!(client = name, "token renewal forced");
         }
         let slot = self.slot(&target.key);
-        if let Some(error) = slot.recent_failure(now_ms()) {
+        if let Some(error) = slot.recent_failure(self.now()) {
             tracing::debug!(client = name, %error, "recent token failure returned (negative cache)");
             return Err(error);
         }
-        let seen = slot.generation.load(Ordering::SeqCst);
-        let _turn = slot.lock.lock().await;
-        let now = now_ms();
-        let usable = |t: &CachedToken| rejected != Some(&t.access_token);
-        if slot.generation.load(Ordering::SeqCst) != seen {
-            // The request this caller queued behind has finished: share its outcome.
-            if let Some(entry) = self.cached(&target.key, now).await.filter(|t| usable(t)) {
-                self.promote(target, &entry);
-                return Ok(entry.access_token);
-            }
-            if let Some(error) = slot.recent_failure(now) {
-                return Err(error);
-            }
-        } else if !force || rejected.is_some() {
-            // Double check: the cache may have been filled since the first look (by this
-            // process, or by another replica through a shared cache).
-            if let Some(entry) = self.cached(&target.key, now).await.filter(|t| usable(t)) {
-                self.promote(target, &entry);
-                return Ok(entry.access_token);
-            }
+        let want = if force {
+            Want::Replace(rejected.cloned())
+        } else {
+            Want::Fresh
+        };
+        let (flight, _) = self.join_or_start(target, &slot, want.clone());
+        let token = flight.wait().await?.access_token;
+        // A renewal that joined a flight which came back with the very token being
+        // replaced (it was a plain cache fill) starts its own, once.
+        if let Some(rejected) = rejected
+            && token == *rejected
+        {
+            let (flight, _) = self.join_or_start(target, &slot, want);
+            return Ok(flight.wait().await?.access_token);
         }
-        // What a token stored meanwhile by another replica must be to be used instead of
-        // requesting one: fresh, and for a renewal not the token being replaced.
-        let replaced = match rejected {
-            Some(token) => Some(token.clone()),
-            None if force => self.0.cache.get(&target.key).await.map(|t| t.access_token),
-            None => None,
-        };
-        let wanted = move |t: &CachedToken| {
-            t.is_fresh(now_ms()) && replaced.as_ref() != Some(&t.access_token)
-        };
-        self.fetch(target, &slot, &wanted).await
+        Ok(token)
     }
 
-    /// Requests a token and stores it, unless a shared cache hands over one that another
-    /// replica requested meanwhile and that `wanted` accepts. Call with the slot's lock
-    /// held.
-    async fn fetch(
-        &self,
-        target: &Target<'_>,
-        slot: &Slot,
-        wanted: &(dyn for<'t> Fn(&'t CachedToken) -> bool + Send + Sync),
-    ) -> Result<AccessToken, TokenError> {
+    /// The key's flight in progress, or a new one for `want` (`true`: started here).
+    fn join_or_start(&self, target: &Target<'_>, slot: &Arc<Slot>, want: Want) -> (Flight, bool) {
+        let mut current = slot.flight();
+        if let Some(flight) = &*current {
+            return (flight.clone(), false);
+        }
+        let (sender, receiver) = watch::channel(None);
+        let flight = Flight { outcome: receiver };
+        *current = Some(flight.clone());
+        drop(current);
+        self.0.flights_started.fetch_add(1, Ordering::Relaxed);
+        let manager = self.clone();
+        let slot = slot.clone();
+        let name = target.name.to_owned();
+        let params = TokenRequestParams {
+            scope: Some(target.scope.clone()),
+            resource: target.resource.clone(),
+            force_renewal: false,
+        };
+        // The flight runs on its own: no caller's cancellation can cut it short.
+        tokio::spawn(async move {
+            let outcome = match manager.target(&name, &params) {
+                Ok(target) => manager.fly(&target, &slot, want).await,
+                Err(e) => Err(e),
+            };
+            // Cache and failure are recorded before the slot is freed, so a caller that
+            // arrives next finds them instead of starting another flight.
+            *slot.flight() = None;
+            let _ = sender.send(Some(outcome));
+        });
+        (flight, true)
+    }
+
+    /// The body of a flight: look again, then request (or take another replica's token),
+    /// store, and record success or failure.
+    async fn fly(&self, target: &Target<'_>, slot: &Slot, want: Want) -> Outcome {
         let inner = &*self.0;
-        let lease = match inner.cache.begin_fetch(&target.key, wanted).await {
+        let replaced = match &want {
+            Want::Replace(Some(token)) => Some(token.clone()),
+            Want::Replace(None) => inner.cache.get(&target.key).await.map(|t| t.access_token),
+            Want::Fresh | Want::Renewed => None,
+        };
+        let renewed = matches!(want, Want::Renewed);
+        let clock = inner.clock.clone();
+        let accept = move |t: &CachedToken| {
+            let now = clock.now_unix_ms();
+            t.is_fresh(now)
+                && replaced.as_ref() != Some(&t.access_token)
+                && !(renewed && t.wants_refresh(now))
+        };
+        // Look again: the cache may have been filled since the caller's look (by this
+        // process, or by another replica through a shared cache).
+        if let Some(entry) = inner.cache.get(&target.key).await
+            && accept(&entry)
+        {
+            self.promote(target, &entry);
+            return Ok(entry);
+        }
+        let budget = FetchBudget {
+            max_wait: inner.retry.total_budget,
+        };
+        let started = tokio::time::Instant::now();
+        let lease = match inner.cache.begin_fetch(&target.key, &accept, budget).await {
             FetchTurn::Cached(entry) => {
                 self.promote(target, &entry);
                 slot.set_failure(None);
-                slot.generation.fetch_add(1, Ordering::SeqCst);
-                return Ok(entry.access_token);
+                return Ok(entry);
             }
             FetchTurn::Fetch(lease) => lease,
         };
         tracing::debug!(client = target.name, "requesting token");
-        let started = std::time::Instant::now();
-        let result = request_token(
-            &inner.http,
-            target.client,
-            &target.scope,
-            target.resource.as_deref(),
-            &inner.retry,
-            target.name,
-        )
-        .await;
+        let client = &target.entry.definition;
+        // What waiting for another replica used is taken from this request's budget; with
+        // none left, no request is sent.
+        let mut policy = inner.retry;
+        policy.total_budget = policy.total_budget.saturating_sub(started.elapsed());
+        let result = if policy.total_budget.is_zero() {
+            Err(TokenError::Timeout(inner.retry.total_budget))
+        } else {
+            request_token(
+                &inner.http,
+                client,
+                &target.scope,
+                target.resource.as_deref(),
+                &policy,
+                target.name,
+            )
+            .await
+        };
         let label = match &result {
             Ok(_) => "success",
             Err(TokenError::Rejected { .. }) => "rejected",
             Err(_) => "error",
         };
-        let client = target.name.to_owned();
-        metrics::counter!(crate::metrics::TOKEN_REQUESTS, "client" => client.clone(), "outcome" => label)
+        let elapsed = started.elapsed();
+        let name = target.name.to_owned();
+        metrics::counter!(crate::metrics::TOKEN_REQUESTS, "client" => name.clone(), "outcome" => label)
             .increment(1);
-        metrics::histogram!(crate::metrics::TOKEN_REQUEST_DURATION, "client" => client, "outcome" => label)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::TOKEN_REQUEST_DURATION, "client" => name, "outcome" => label)
+            .record(elapsed.as_secs_f64());
         let outcome = match result {
             Ok(response) => {
-                let now = now_ms();
+                let now = self.now();
                 let lifetime = response.expires_in.unwrap_or(inner.default_lifetime);
                 let entry = CachedToken::new(
                     response.access_token,
@@ -557,50 +767,241 @@ impl TokenManager {
                 inner.cache.put(&target.key, &entry).await;
                 self.promote(target, &entry);
                 slot.set_failure(None);
-                Ok(entry.access_token)
+                Ok(entry)
             }
             Err(error) => {
                 tracing::warn!(client = target.name, %error, "token request failed");
-                let until = now_ms() + inner.negative_ttl.as_millis() as u64;
-                slot.set_failure(Some((until, error.clone())));
+                let ttl = u64::try_from(inner.negative_ttl.as_millis()).unwrap_or(u64::MAX);
+                slot.set_failure(Some((self.now().saturating_add(ttl), error.clone())));
                 Err(error)
             }
         };
         inner.cache.end_fetch(&target.key, lease).await;
-        slot.generation.fetch_add(1, Ordering::SeqCst);
         outcome
     }
 
-    /// Starts one background renewal for the key, unless one is running.
+    /// Starts one background renewal for the key, unless a flight is in progress or a
+    /// recent failure is remembered (then the next attempt waits for the negative cache
+    /// to lapse: one attempt per window, not one per call).
     fn refresh_ahead(&self, target: &Target<'_>) {
         let slot = self.slot(&target.key);
-        if slot.refreshing.swap(true, Ordering::SeqCst) {
+        if slot.recent_failure(self.now()).is_some() {
             return;
         }
-        tracing::debug!(client = target.name, "refresh ahead started");
-        target.entry.metrics.refresh_ahead.increment(1);
-        let manager = self.clone();
-        let name = target.name.to_owned();
-        let params = TokenRequestParams {
-            scope: Some(target.scope.clone()),
-            resource: target.resource.clone(),
-            force_renewal: false,
-        };
-        tokio::spawn(async move {
-            if let Ok(target) = manager.target(&name, &params) {
-                let _turn = slot.lock.lock().await;
-                // Skip if someone renewed while this task waited for the lock.
-                let renewed = manager
-                    .cached(&target.key, now_ms())
-                    .await
-                    .is_some_and(|t| !t.wants_refresh(now_ms()));
-                if !renewed {
-                    let wanted =
-                        |t: &CachedToken| t.is_fresh(now_ms()) && !t.wants_refresh(now_ms());
-                    let _ = manager.fetch(&target, &slot, &wanted).await;
-                }
+        let (_, started) = self.join_or_start(target, &slot, Want::Renewed);
+        if started {
+            tracing::debug!(client = target.name, "refresh ahead started");
+            target.entry.metrics.refresh_ahead.increment(1);
+        }
+    }
+
+    /// Flights started since the manager was built: one per token request that was
+    /// needed (cache fills, renewals, refreshes ahead), however many callers shared it.
+    pub fn flights_started(&self) -> usize {
+        self.0.flights_started.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    fn slot_count(&self) -> usize {
+        self.0
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientId, ClientSecret};
+    use crate::clock::ManualClock;
+    use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile};
+
+    const ID: &str = "svc";
+    const SECRET: &str = "svc-secret-0123456789";
+
+    async fn issuer() -> IssuerHandle {
+        let config = IssuerConfig::new(TokenProfile::Cognito)
+            .with_resource_server("Api", ["read"])
+            .with_client(ClientConfig::new(ID, SECRET, ["Api/read"]));
+        mock_issuer::start(config).await.unwrap()
+    }
+
+    fn client(endpoint: String) -> ClientCredentialsClient {
+        ClientCredentialsClient::new(endpoint, ClientId::new(ID), ClientSecret::new(SECRET))
+    }
+
+    fn no_retries() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Waits for `condition` without a fixed sleep: yields, and backs off only while it
+    /// does not hold (bounded, so a broken test fails instead of hanging).
+    async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        for round in 0..2_000u32 {
+            if condition() {
+                return;
             }
-            slot.refreshing.store(false, Ordering::SeqCst);
-        });
+            tokio::time::sleep(Duration::from_millis(u64::from(round.min(20)))).await;
+        }
+        panic!("{what}: never happened");
+    }
+
+    /// 100 callers, 99 dropped at different points while the request is in flight (the
+    /// caller that started it among them): the request completes once, and its token is
+    /// cached for everyone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_flight_survives_its_callers() {
+        let issuer = issuer().await;
+        issuer.set_token_delay(Duration::from_millis(300));
+        let manager = TokenManager::builder()
+            .client("api", client(issuer.token_endpoint()))
+            .build()
+            .unwrap();
+        let callers: Vec<_> = (0..100)
+            .map(|_| {
+                let manager = manager.clone();
+                tokio::spawn(async move { manager.token("api").await })
+            })
+            .collect();
+        until("the request is in flight", || {
+            issuer.stats().token_requests == 1
+        })
+        .await;
+        let mut callers = callers.into_iter();
+        for (i, caller) in callers.by_ref().take(99).enumerate() {
+            caller.abort();
+            for _ in 0..i % 7 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let survivor = callers.next().unwrap().await.unwrap().unwrap();
+        assert_eq!(manager.token("api").await.unwrap(), survivor);
+        assert_eq!(issuer.stats().token_requests, 1);
+        assert_eq!(manager.flights_started(), 1);
+    }
+
+    /// An issuer that says `expires_in: 0` still gets one request from concurrent callers:
+    /// they share the flight's outcome, and the lifetime is clamped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expires_in_zero_does_not_defeat_single_flight() {
+        let issuer = issuer().await;
+        issuer.set_token_lifetime(Duration::ZERO);
+        issuer.set_token_delay(Duration::from_millis(200));
+        let manager = TokenManager::builder()
+            .client("api", client(issuer.token_endpoint()))
+            .build()
+            .unwrap();
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let manager = manager.clone();
+                tokio::spawn(async move { manager.token("api").await })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap().unwrap();
+        }
+        assert_eq!(issuer.stats().token_requests, 1);
+    }
+
+    /// In the refresh-ahead window with a failing issuer, a burst of calls makes one
+    /// background attempt per negative-cache window, not one per call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refresh_ahead_makes_one_attempt_per_backoff_window() {
+        let issuer = issuer().await;
+        issuer.set_token_lifetime(Duration::from_secs(100));
+        let clock = Arc::new(ManualClock::starting_now());
+        let manager = TokenManager::builder()
+            .client("api", client(issuer.token_endpoint()))
+            .clock(clock.clone())
+            .lifetime_buffer(Duration::from_secs(10))
+            .negative_cache(Duration::from_secs(5))
+            .retry_policy(no_retries())
+            .build()
+            .unwrap();
+        let token = manager.token("api").await.unwrap();
+        // Cached for 90 s; refresh ahead from 81 s.
+        clock.advance(Duration::from_secs(82));
+        issuer.fail_next_token_requests(1_000, 503);
+        for _ in 0..20 {
+            assert_eq!(manager.token("api").await.unwrap(), token, "still served");
+        }
+        until("the background attempt failed", || {
+            issuer.stats().token_errors == 1
+        })
+        .await;
+        for _ in 0..50 {
+            assert_eq!(manager.token("api").await.unwrap(), token);
+            tokio::task::yield_now().await;
+        }
+        let flights = manager.flights_started();
+        assert_eq!(
+            issuer.stats().token_requests,
+            2,
+            "one attempt in the window"
+        );
+        // The window lapses: one more attempt, no more.
+        clock.advance(Duration::from_secs(5));
+        for _ in 0..20 {
+            assert_eq!(manager.token("api").await.unwrap(), token);
+        }
+        until("the second attempt failed", || {
+            issuer.stats().token_errors == 2
+        })
+        .await;
+        assert_eq!(manager.flights_started(), flights + 1);
+        assert_eq!(issuer.stats().token_requests, 3);
+    }
+
+    /// Per-request scopes make one slot each; idle ones are swept, so the map stays
+    /// bounded however many distinct keys pass through.
+    #[tokio::test]
+    async fn the_per_key_slot_map_stays_bounded() {
+        // Nothing listens there: each request fails at once (connection refused).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}/token", closed.local_addr().unwrap());
+        drop(closed);
+        let clock = Arc::new(ManualClock::starting_now());
+        let manager = TokenManager::builder()
+            .client("api", client(endpoint))
+            .clock(clock.clone())
+            .retry_policy(no_retries())
+            .build()
+            .unwrap();
+        for round in 0..2 {
+            for i in 0..2_000 {
+                let params = TokenRequestParams {
+                    scope: Some(ScopeSet::parse(&format!("s{round}-{i}")).unwrap()),
+                    ..Default::default()
+                };
+                assert!(manager.token_with("api", &params).await.is_err());
+            }
+            // The remembered failures lapse: their slots become idle.
+            clock.advance(Duration::from_secs(6));
+        }
+        let slots = manager.slot_count();
+        assert!(slots <= 2 * MAX_IDLE_SLOTS, "{slots} slots for 4,000 keys");
+    }
+
+    /// A build error instead of a silent fallback: plain http to a remote host.
+    #[test]
+    fn an_insecure_token_endpoint_is_a_build_error() {
+        let error = TokenManager::builder()
+            .client("api", client("http://issuer.example/token".into()))
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("issuer.example"), "{error}");
+        assert!(
+            TokenManager::builder()
+                .client("api", client("http://issuer.example/token".into()))
+                .allow_insecure_http(true)
+                .build()
+                .is_ok()
+        );
     }
 }

@@ -232,9 +232,12 @@ where
 /// The response for a refused token; the reason goes to the log, never the token.
 fn refusal(error: ValidationError) -> Response<Body> {
     rejected(error.reason());
-    if let ValidationError::KeysUnavailable = error {
-        tracing::warn!("token refused: the issuer's keys are not loaded");
-        challenge::keys_unavailable()
+    if let ValidationError::KeysUnavailable { retry_after } = error {
+        tracing::warn!(
+            retry_after,
+            "request refused: the issuer's keys are not loaded"
+        );
+        challenge::keys_unavailable(retry_after)
     } else {
         tracing::debug!(reason = error.reason(), "token refused");
         challenge::rejected(error)

@@ -84,13 +84,16 @@ pub(crate) fn insufficient_scope(required: &str, detail: &str) -> Response<Body>
     with_challenge(problem(StatusCode::FORBIDDEN, detail), challenge)
 }
 
-/// 503 when the issuer's keys are not loaded yet (lazy start with the issuer down).
-pub(crate) fn keys_unavailable() -> Response<Body> {
+/// 503 when the issuer's keys are not loaded yet (lazy start with the issuer down), with
+/// `Retry-After`: when the key cache may try the issuer again.
+pub(crate) fn keys_unavailable(retry_after_secs: u64) -> Response<Body> {
     let mut r = problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "Token validation is temporarily unavailable.",
     );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
     r
 }

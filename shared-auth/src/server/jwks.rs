@@ -1,35 +1,63 @@
-//! The issuer's signing keys: fetched, parsed, cached and refreshed.
+//! The issuer's signing keys: discovered, fetched, parsed, cached and refreshed.
 //!
 //! Keys live in an [`ArcSwap`] so every request reads them without a lock. They change in
 //! three ways:
-//! - at start (or, in lazy mode, on first use);
+//! - at start (in lazy mode, in the background: the service starts while the issuer is
+//!   down, and discovery is deferred as well);
 //! - on a background interval (default 1 h, with up to 10 % random jitter so a fleet of
-//!   replicas does not refresh in step);
-//! - when a token names a `kid` the cache does not know. One refresh then runs for all the
-//!   concurrent requests that need it (single flight), and the request that triggered it is
-//!   validated against the refreshed keys. Such refreshes are rate-limited (default: at most
-//!   one per 10 s), so a flood of garbage `kid`s cannot hammer the issuer.
+//!   replicas does not refresh in step; while no key is loaded, as soon as the backoff
+//!   allows);
+//! - on demand, when a token names a `kid` the cache does not know, or when no key is
+//!   loaded at all. One refresh then runs for all the concurrent requests that need it
+//!   (single flight), and those requests are validated against its result. On-demand
+//!   refreshes pass a gate: at most one per `unknown_kid_min_interval` (default 10 s),
+//!   and after failures the interval doubles up to a minute. A request that finds the gate
+//!   closed is answered at once (unknown key, or 503 with `Retry-After` when no key is
+//!   loaded), so a flood of garbage `kid`s, or traffic during an outage, cannot hammer the
+//!   issuer.
 //!
 //! A failed refresh keeps the last good keys. Parsing skips keys this validator cannot or
-//! must not use (`use: enc`, unknown `kty`, no `alg`, `alg` outside the allow-list, HMAC
-//! keys) instead of rejecting the whole set.
+//! must not use (`use: enc`, unknown `kty`, an `alg` outside the allow-list or of another
+//! key family, HMAC keys) instead of rejecting the whole set. A key without `alg` (Entra ID
+//! publishes its keys so) gets the algorithms of its family (`kty`, `crv`) that the
+//! allow-list admits, never HMAC; a token's header `alg` must be one of them.
+//!
+//! When a refresh withdraws a key, or publishes other material (RFC 7638 thumbprint) or
+//! another `alg` under a known `kid`, the key cache tells its observer (the validator bumps
+//! the validated-token cache's epoch), so nothing validated with the old material is
+//! served from a cache again. The key cache knows nothing of that cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use tokio::time::Instant;
 
-use super::validated_cache::ValidatedCache;
+use crate::discovery::{self, DiscoveryError};
+use crate::issuer_http::{self, MAX_METADATA_BYTES};
 
 /// A usable verification key.
 pub(crate) struct VerifyKey {
-    pub(crate) alg: Algorithm,
+    /// The algorithms a token signed with this key may name: the key's `alg`, or, when it
+    /// has none, the allowed algorithms of its family.
+    algs: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// RFC 7638 thumbprint plus the algorithms: equal material, equal string.
+    material: String,
+}
+
+impl VerifyKey {
+    /// Whether a token whose header names `alg` may be verified with this key.
+    pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
+        self.algs.contains(&alg)
+    }
 }
 
 /// An immutable snapshot of the key set.
@@ -45,10 +73,21 @@ impl KeySet {
         self.by_kid.len() + self.anonymous.len()
     }
 
-    /// Whether replacing `old` with this set withdraws any key. Keys without a `kid`
-    /// cannot be matched, so an old anonymous key counts as withdrawn.
-    fn withdraws_keys_of(&self, old: &KeySet) -> bool {
-        !old.anonymous.is_empty() || old.by_kid.keys().any(|kid| !self.by_kid.contains_key(kid))
+    /// Whether replacing `old` with this set withdraws a key or changes the material or
+    /// algorithms under a `kid`. Keys without a `kid` are matched by material.
+    fn invalidates(&self, old: &KeySet) -> bool {
+        let kid_changed = old.by_kid.iter().any(|(kid, key)| {
+            self.by_kid
+                .get(kid)
+                .is_none_or(|new| new.material != key.material)
+        });
+        let anonymous_gone = old.anonymous.iter().any(|key| {
+            !self
+                .anonymous
+                .iter()
+                .any(|new| new.material == key.material)
+        });
+        kid_changed || anonymous_gone
     }
 
     /// The key for a token's `kid`. A token without `kid` is accepted only when the set
@@ -64,6 +103,34 @@ impl KeySet {
                 .cloned(),
             None => None,
         }
+    }
+}
+
+const RSA_FAMILY: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// The signature algorithms a key of this type and curve can verify. Octet (HMAC) keys
+/// and curves jsonwebtoken cannot verify have none.
+fn family(jwk: &Jwk) -> &'static [Algorithm] {
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &RSA_FAMILY,
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => &[Algorithm::ES256],
+            EllipticCurve::P384 => &[Algorithm::ES384],
+            _ => &[],
+        },
+        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+            EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
+            _ => &[],
+        },
+        // Octet (HMAC) keys, and kinds this crate does not know.
+        _ => &[],
     }
 }
 
@@ -84,6 +151,24 @@ fn to_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
     })
 }
 
+/// The algorithms `jwk` may verify under the allow-list; empty: the key is not usable.
+fn usable_algs(jwk: &Jwk, allowed: &[Algorithm]) -> Vec<Algorithm> {
+    let family = family(jwk);
+    match jwk.common.key_algorithm {
+        // A declared algorithm must belong to the key's family ("RS256" on an EC key is
+        // a broken or hostile set) and be allowed.
+        Some(declared) => to_algorithm(declared)
+            .filter(|a| family.contains(a) && allowed.contains(a))
+            .into_iter()
+            .collect(),
+        None => family
+            .iter()
+            .copied()
+            .filter(|a| allowed.contains(a))
+            .collect(),
+    }
+}
+
 /// Parses a JWKS document, keeping only the keys usable for `allowed` algorithms.
 /// Returns the set and how many keys were skipped.
 pub(crate) fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, usize), String> {
@@ -99,23 +184,29 @@ pub(crate) fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, 
             skipped += 1; // unknown kty or malformed: not for us
             continue;
         };
-        let common = &jwk.common;
-        let usable_use = matches!(common.public_key_use, None | Some(PublicKeyUse::Signature));
-        let alg = common.key_algorithm.and_then(to_algorithm);
-        let (true, Some(alg)) = (usable_use, alg) else {
-            skipped += 1;
-            continue;
-        };
-        if !allowed.contains(&alg) {
+        let usable_use = matches!(
+            jwk.common.public_key_use,
+            None | Some(PublicKeyUse::Signature)
+        );
+        let algs = usable_algs(&jwk, allowed);
+        if !usable_use || algs.is_empty() {
             skipped += 1;
             continue;
         }
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+        let (Ok(key), Ok(thumbprint)) = (
+            DecodingKey::from_jwk(&jwk),
+            jwk.thumbprint(ThumbprintHash::SHA256),
+        ) else {
             skipped += 1;
             continue;
         };
-        let key = Arc::new(VerifyKey { alg, key });
-        match &common.key_id {
+        let material = format!("{thumbprint}:{algs:?}");
+        let key = Arc::new(VerifyKey {
+            algs,
+            key,
+            material,
+        });
+        match &jwk.common.key_id {
             Some(kid) => {
                 set.by_kid.insert(kid.clone(), key);
             }
@@ -130,8 +221,8 @@ pub(crate) fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, 
 pub(crate) enum KeyLookupError {
     /// No key with that `kid` (after a refresh, or while refreshes are rate-limited).
     UnknownKey,
-    /// No keys could ever be loaded (lazy start with the issuer down).
-    NoKeys,
+    /// No keys are loaded; the next on-demand attempt is allowed in `retry_after`.
+    NoKeys { retry_after: Duration },
 }
 
 /// Timing knobs of the key cache.
@@ -139,48 +230,116 @@ pub(crate) enum KeyLookupError {
 pub(crate) struct KeyCacheTiming {
     pub(crate) refresh_interval: Duration,
     pub(crate) unknown_kid_min_interval: Duration,
+    pub(crate) http_timeout: Duration,
+}
+
+/// Where the key set comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    /// A JWKS URL, known up front.
+    Jwks(String),
+    /// A discovery document whose `jwks_uri` names the JWKS. `expected_issuer`: `None`
+    /// when the operator opted out of the issuer check.
+    Discovery {
+        url: String,
+        expected_issuer: Option<String>,
+    },
+}
+
+/// Why a refresh failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum RefreshError {
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// The on-demand refresh gate: when the next attempt may run, and how many failed in a
+/// row (for the backoff).
+#[derive(Debug, Default)]
+struct Gate {
+    next: Option<Instant>,
+    failures: u32,
+}
+
+/// The on-demand backoff never grows past this (or past the minimum interval, if that is
+/// configured longer).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the discovery document gave, once.
+struct Resolved {
+    jwks_uri: String,
+    token_endpoint: Option<String>,
 }
 
 pub(crate) struct KeyCache {
     http: reqwest::Client,
-    jwks_uri: String,
+    source: KeySource,
     allowed: Vec<Algorithm>,
+    allow_insecure_http: bool,
+    /// The expected `iss`: known at construction unless it comes from discovery.
+    issuer: OnceLock<String>,
+    resolved: OnceLock<Resolved>,
     keys: ArcSwap<KeySet>,
-    /// Bumped by every successful refresh; lets waiters see that a refresh happened while
-    /// they queued for the lock.
-    generation: AtomicU64,
+    /// Bumped after every refresh attempt, success or failure; lets a request that queued
+    /// behind an attempt use its outcome instead of starting another.
+    attempts: AtomicU64,
     /// Serialises refreshes (single flight). An async lock on purpose: it is held across
     /// the fetch.
     refresh_lock: tokio::sync::Mutex<()>,
-    last_unknown_kid_refresh: Mutex<Option<Instant>>,
+    gate: Mutex<Gate>,
     timing: KeyCacheTiming,
-    /// Cleared when a refresh withdraws a key.
-    validated: Arc<ValidatedCache>,
+    /// Called after a refresh withdrew or replaced key material.
+    on_invalidate: Box<dyn Fn() + Send + Sync>,
 }
 
 impl KeyCache {
     pub(crate) fn new(
         http: reqwest::Client,
-        jwks_uri: String,
+        source: KeySource,
+        issuer: Option<String>,
         allowed: Vec<Algorithm>,
+        allow_insecure_http: bool,
         timing: KeyCacheTiming,
-        validated: Arc<ValidatedCache>,
+        on_invalidate: Box<dyn Fn() + Send + Sync>,
     ) -> Self {
+        let known_issuer = OnceLock::new();
+        if let Some(issuer) = issuer {
+            let _ = known_issuer.set(issuer);
+        }
         KeyCache {
             http,
-            jwks_uri,
+            source,
             allowed,
+            allow_insecure_http,
+            issuer: known_issuer,
+            resolved: OnceLock::new(),
             keys: ArcSwap::from_pointee(KeySet::default()),
-            generation: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
-            last_unknown_kid_refresh: Mutex::new(None),
+            gate: Mutex::new(Gate::default()),
             timing,
-            validated,
+            on_invalidate,
         }
     }
 
-    pub(crate) fn jwks_uri(&self) -> &str {
-        &self.jwks_uri
+    /// The expected `iss`, once known (at once, unless it comes from discovery).
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.issuer.get().map(String::as_str)
+    }
+
+    /// The JWKS URL, once known.
+    pub(crate) fn jwks_uri(&self) -> Option<&str> {
+        match &self.source {
+            KeySource::Jwks(uri) => Some(uri),
+            KeySource::Discovery { .. } => self.resolved.get().map(|r| r.jwks_uri.as_str()),
+        }
+    }
+
+    /// The discovered token endpoint, once discovered.
+    pub(crate) fn token_endpoint(&self) -> Option<&str> {
+        self.resolved.get()?.token_endpoint.as_deref()
     }
 
     /// Number of usable keys now.
@@ -188,9 +347,43 @@ impl KeyCache {
         self.keys.load().len()
     }
 
-    /// Fetches the JWKS and swaps it in. On failure the previous keys stay.
-    pub(crate) async fn refresh(&self, reason: &'static str) -> Result<usize, String> {
+    /// The JWKS URL, discovering it first if needed.
+    async fn resolve(&self) -> Result<String, RefreshError> {
+        let (url, expected) = match &self.source {
+            KeySource::Jwks(uri) => return Ok(uri.clone()),
+            KeySource::Discovery {
+                url,
+                expected_issuer,
+            } => (url, expected_issuer),
+        };
+        if let Some(resolved) = self.resolved.get() {
+            return Ok(resolved.jwks_uri.clone());
+        }
+        let metadata = discovery::fetch(
+            &self.http,
+            url,
+            expected.as_deref(),
+            self.allow_insecure_http,
+            self.timing.http_timeout,
+        )
+        .await?;
+        let jwks_uri = metadata.jwks_uri.ok_or_else(|| {
+            RefreshError::Keys(format!("the discovery document at {url} has no jwks_uri"))
+        })?;
+        let _ = self.issuer.set(metadata.issuer);
+        let _ = self.resolved.set(Resolved {
+            jwks_uri: jwks_uri.clone(),
+            token_endpoint: metadata.token_endpoint,
+        });
+        Ok(jwks_uri)
+    }
+
+    /// Fetches the JWKS (discovering it first if needed) and swaps it in. On failure the
+    /// previous keys stay. Call with the refresh lock held.
+    async fn refresh(&self, reason: &'static str) -> Result<usize, RefreshError> {
         let result = self.fetch().await;
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        self.record(result.is_ok());
         let outcome = if result.is_ok() { "success" } else { "failure" };
         metrics::counter!(crate::metrics::JWKS_REFRESHES, "reason" => reason, "outcome" => outcome)
             .increment(1);
@@ -198,44 +391,54 @@ impl KeyCache {
             Ok((set, skipped)) => {
                 let count = set.len();
                 let old = self.keys.swap(Arc::new(set));
-                if self.keys.load().withdraws_keys_of(&old) {
-                    self.validated.clear();
+                if self.keys.load().invalidates(&old) {
+                    (self.on_invalidate)();
                     tracing::debug!(
                         reason,
-                        "a signing key was withdrawn; validated-token cache cleared"
+                        "signing key material was withdrawn or replaced; validated tokens invalidated"
                     );
                 }
-                self.generation.fetch_add(1, Ordering::SeqCst);
-                tracing::debug!(reason, keys = count, skipped, jwks_uri = %self.jwks_uri, "JWKS refreshed");
+                tracing::debug!(reason, keys = count, skipped, jwks_uri = ?self.jwks_uri(), "JWKS refreshed");
                 Ok(count)
             }
             Err(error) => {
-                tracing::warn!(reason, %error, jwks_uri = %self.jwks_uri, keys_kept = self.key_count(), "JWKS refresh failed; keeping the last good keys");
+                tracing::warn!(reason, %error, keys_kept = self.key_count(), "JWKS refresh failed; keeping the last good keys");
                 Err(error)
             }
         }
     }
 
-    async fn fetch(&self) -> Result<(KeySet, usize), String> {
+    /// Refreshes now, under the refresh lock (start and background refreshes).
+    pub(crate) async fn refresh_now(&self, reason: &'static str) -> Result<usize, RefreshError> {
+        let _guard = self.refresh_lock.lock().await;
+        self.refresh(reason).await
+    }
+
+    async fn fetch(&self) -> Result<(KeySet, usize), RefreshError> {
+        let uri = self.resolve().await?;
+        let fail = |reason: String| RefreshError::Keys(format!("GET {uri}: {reason}"));
         let response = self
             .http
-            .get(&self.jwks_uri)
+            .get(&uri)
+            .timeout(self.timing.http_timeout)
             .send()
             .await
-            .map_err(|e| format!("GET {}: {e}", self.jwks_uri))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {}: HTTP {}", self.jwks_uri, response.status()));
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(fail(issuer_http::redirect_refused(status)));
         }
-        let body = response
-            .bytes()
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {status}")));
+        }
+        let body = issuer_http::read_capped(response, MAX_METADATA_BYTES)
             .await
-            .map_err(|e| format!("GET {}: {e}", self.jwks_uri))?;
-        let (set, skipped) = parse_jwks(&body, &self.allowed)?;
+            .map_err(|e| fail(e.to_string()))?;
+        let (set, skipped) = parse_jwks(&body, &self.allowed).map_err(fail)?;
         if set.len() == 0 {
-            return Err(format!(
-                "{} has no usable signing key ({skipped} skipped: wrong use, type or algorithm)",
-                self.jwks_uri
-            ));
+            return Err(fail(format!(
+                "no usable signing key ({skipped} skipped: wrong use, type or algorithm)"
+            )));
         }
         Ok((set, skipped))
     }
@@ -245,70 +448,114 @@ impl KeyCache {
         self.keys.load().find(kid)
     }
 
-    /// The key for a token's `kid`; refreshes once (shared, rate-limited) when unknown.
+    /// The key for a token's `kid`. When it is not loaded, one refresh runs for all the
+    /// requests that need it, if the gate allows one; otherwise the answer comes at once.
     pub(crate) async fn key_for(
         &self,
         kid: Option<&str>,
     ) -> Result<Arc<VerifyKey>, KeyLookupError> {
-        if let Some(key) = self.keys.load().find(kid) {
+        if let Some(key) = self.loaded(kid) {
             return Ok(key);
         }
-        let seen_generation = self.generation.load(Ordering::SeqCst);
+        let seen = self.attempts.load(Ordering::SeqCst);
         let _guard = self.refresh_lock.lock().await;
-        // Someone else refreshed while this request queued: use their result.
-        if self.generation.load(Ordering::SeqCst) != seen_generation {
-            return self.lookup_after_refresh(kid);
+        // An attempt finished while this request queued: its outcome is the answer.
+        if self.attempts.load(Ordering::SeqCst) != seen {
+            return self.lookup(kid);
         }
-        let never_loaded = self.key_count() == 0;
-        if !never_loaded && !self.take_unknown_kid_slot() {
-            tracing::debug!("unknown kid; refresh skipped (rate-limited)");
-            return Err(KeyLookupError::UnknownKey);
+        if !self.take_gate() {
+            tracing::debug!("key not loaded; on-demand refresh skipped (rate-limited)");
+            return self.lookup(kid);
         }
-        let reason = if never_loaded {
+        let reason = if self.key_count() == 0 {
             "no_keys"
         } else {
             "unknown_kid"
         };
         let _ = self.refresh(reason).await;
-        self.lookup_after_refresh(kid)
+        self.lookup(kid)
     }
 
-    fn lookup_after_refresh(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, KeyLookupError> {
+    fn lookup(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, KeyLookupError> {
         let keys = self.keys.load();
-        keys.find(kid).ok_or(if keys.len() == 0 {
-            KeyLookupError::NoKeys
-        } else {
-            KeyLookupError::UnknownKey
+        keys.find(kid).ok_or_else(|| {
+            if keys.len() == 0 {
+                KeyLookupError::NoKeys {
+                    retry_after: self.retry_after(),
+                }
+            } else {
+                KeyLookupError::UnknownKey
+            }
         })
     }
 
-    /// Claims the unknown-kid refresh slot if the rate limit allows one now.
-    fn take_unknown_kid_slot(&self) -> bool {
-        let mut last = self
-            .last_unknown_kid_refresh
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims the on-demand refresh slot if the gate is open now.
+    fn take_gate(&self) -> bool {
+        let mut gate = self.gate();
         let now = Instant::now();
-        match *last {
-            Some(at) if now.duration_since(at) < self.timing.unknown_kid_min_interval => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
+        if gate.next.is_some_and(|next| now < next) {
+            return false;
         }
+        gate.next = Some(now + self.timing.unknown_kid_min_interval);
+        true
+    }
+
+    /// Accounts an attempt of any kind. A success resets the backoff (the gate stays as
+    /// its last on-demand claim left it, so a key rotated right after a start or an
+    /// interval refresh is still fetched at once); a failure closes the gate for the
+    /// minimum interval doubled per consecutive failure, capped.
+    fn record(&self, success: bool) {
+        let mut gate = self.gate();
+        if success {
+            gate.failures = 0;
+            return;
+        }
+        let min = self.timing.unknown_kid_min_interval;
+        gate.failures = gate.failures.saturating_add(1);
+        let factor = 1u32 << (gate.failures - 1).min(16);
+        let wait = min.saturating_mul(factor).min(MAX_BACKOFF.max(min));
+        gate.next = Some(Instant::now() + wait);
+    }
+
+    /// Until the gate opens again (at least 1 s, for a `Retry-After`).
+    fn retry_after(&self) -> Duration {
+        let next = self.gate().next;
+        let left = next.map_or(Duration::ZERO, |n| {
+            n.saturating_duration_since(Instant::now())
+        });
+        Duration::from_secs(left.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     /// Starts the background refresh. It holds only a weak reference: dropping the
-    /// validator ends it.
-    pub(crate) fn spawn_background_refresh(self: &Arc<Self>) {
+    /// validator ends it. `load_first`: load the keys at once (lazy start).
+    pub(crate) fn spawn_background_refresh(self: &Arc<Self>, load_first: bool) {
         let weak: Weak<Self> = Arc::downgrade(self);
         let interval = self.timing.refresh_interval;
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(jittered(interval)).await;
+            if load_first {
                 let Some(cache) = weak.upgrade() else { return };
-                let _guard = cache.refresh_lock.lock().await;
-                let _ = cache.refresh("interval").await;
+                let _ = cache.refresh_now("start").await;
+            }
+            loop {
+                // With keys: the interval. Without (lazy start, issuer down): as soon as
+                // the on-demand gate allows, so the service recovers without traffic.
+                let pause = match weak.upgrade() {
+                    Some(cache) if cache.key_count() == 0 => cache.retry_after(),
+                    Some(_) => jittered(interval),
+                    None => return,
+                };
+                tokio::time::sleep(pause).await;
+                let Some(cache) = weak.upgrade() else { return };
+                let reason = if cache.key_count() == 0 {
+                    "no_keys"
+                } else {
+                    "interval"
+                };
+                let _ = cache.refresh_now(reason).await;
             }
         });
     }
@@ -326,23 +573,86 @@ fn jittered(interval: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+    /// Another modulus (the first with its first character changed).
+    const N2: &str = "tXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    fn key_set(keys: serde_json::Value, allowed: &[Algorithm]) -> (KeySet, usize) {
+        parse_jwks(
+            serde_json::json!({ "keys": keys }).to_string().as_bytes(),
+            allowed,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn unusable_keys_are_skipped_not_fatal() {
-        let n = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
-        let jwks = serde_json::json!({"keys": [
-            {"kty": "RSA", "kid": "sig", "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"},
-            {"kty": "RSA", "kid": "enc", "alg": "RS256", "use": "enc", "n": n, "e": "AQAB"},
-            {"kty": "RSA", "kid": "noalg", "n": n, "e": "AQAB"},
-            {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0"},
-            {"kty": "XYZ", "kid": "weird"},
-            {"kty": "RSA", "kid": "ps", "alg": "PS512", "n": n, "e": "AQAB"},
-        ]});
-        let (set, skipped) = parse_jwks(jwks.to_string().as_bytes(), &[Algorithm::RS256]).unwrap();
+        let (set, skipped) = key_set(
+            serde_json::json!([
+                {"kty": "RSA", "kid": "sig", "alg": "RS256", "use": "sig", "n": N, "e": "AQAB"},
+                {"kty": "RSA", "kid": "enc", "alg": "RS256", "use": "enc", "n": N, "e": "AQAB"},
+                {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0"},
+                {"kty": "oct", "kid": "hmac-noalg", "k": "c2VjcmV0"},
+                {"kty": "XYZ", "kid": "weird"},
+                {"kty": "RSA", "kid": "ps", "alg": "PS512", "n": N, "e": "AQAB"},
+                {"kty": "RSA", "kid": "wrong-family", "alg": "ES256", "n": N, "e": "AQAB"},
+            ]),
+            &[Algorithm::RS256],
+        );
         assert_eq!(set.len(), 1);
-        assert_eq!(skipped, 5);
+        assert_eq!(skipped, 6);
         assert!(set.find(Some("sig")).is_some());
         assert!(set.find(None).is_some(), "single key: kid may be omitted");
         assert!(parse_jwks(b"{}", &[Algorithm::RS256]).is_err());
+    }
+
+    #[test]
+    fn a_key_without_alg_takes_the_allowed_algorithms_of_its_family() {
+        let allowed = [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256];
+        let (set, skipped) = key_set(
+            serde_json::json!([{"kty": "RSA", "kid": "entra", "use": "sig", "n": N, "e": "AQAB"}]),
+            &allowed,
+        );
+        assert_eq!((set.len(), skipped), (1, 0));
+        let key = set.find(Some("entra")).unwrap();
+        assert!(key.accepts(Algorithm::RS256) && key.accepts(Algorithm::PS256));
+        assert!(!key.accepts(Algorithm::ES256), "another family");
+        assert!(!key.accepts(Algorithm::RS512), "not allowed");
+        assert!(!key.accepts(Algorithm::HS256), "never HMAC");
+        // A key with alg accepts exactly that one.
+        let (set, _) = key_set(
+            serde_json::json!([{"kty": "RSA", "kid": "k", "alg": "PS256", "n": N, "e": "AQAB"}]),
+            &allowed,
+        );
+        let key = set.find(Some("k")).unwrap();
+        assert!(key.accepts(Algorithm::PS256) && !key.accepts(Algorithm::RS256));
+    }
+
+    #[test]
+    fn replaced_material_or_alg_under_a_kid_invalidates_withdrawal_too() {
+        let all = [Algorithm::RS256, Algorithm::PS256];
+        let key = |kid: &str, n: &str, alg: Option<&str>| {
+            let mut k = serde_json::json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"});
+            if let Some(alg) = alg {
+                k["alg"] = alg.into();
+            }
+            k
+        };
+        let (old, _) = key_set(serde_json::json!([key("a", N, Some("RS256"))]), &all);
+        let same = key_set(serde_json::json!([key("a", N, Some("RS256"))]), &all).0;
+        let added = key_set(
+            serde_json::json!([key("a", N, Some("RS256")), key("b", N2, Some("RS256"))]),
+            &all,
+        )
+        .0;
+        let new_material = key_set(serde_json::json!([key("a", N2, Some("RS256"))]), &all).0;
+        let new_alg = key_set(serde_json::json!([key("a", N, Some("PS256"))]), &all).0;
+        let withdrawn = key_set(serde_json::json!([key("b", N2, Some("RS256"))]), &all).0;
+        assert!(!same.invalidates(&old));
+        assert!(!added.invalidates(&old));
+        assert!(new_material.invalidates(&old));
+        assert!(new_alg.invalidates(&old));
+        assert!(withdrawn.invalidates(&old));
     }
 
     #[test]

@@ -2,18 +2,23 @@
 //!
 //! Order of checks, each failing closed:
 //! 1. header: JSON with a known `alg` (`none` does not parse); no `crit` (this validator
-//!    understands no extension, RFC 7515 section 4.1.11); under `rfc9068` a `typ` of
-//!    `at+jwt`;
-//! 2. key: found by `kid` in the issuer's JWKS (see `jwks`); the **key's** algorithm must
-//!    equal the header's, and keys outside the allow-list are never loaded. HMAC keys are
-//!    never loaded at all, so "HS256 signed with the RSA public key" cannot verify;
-//! 3. signature, `exp` (required), `nbf`, `iss` (exact match), `aud` when an audience is
-//!    configured. An audience that is configured is also *required*: jsonwebtoken accepts a
-//!    token with no `aud` unless told otherwise, a classic footgun;
-//! 4. `iat` not in the future (beyond the leeway); duplicate claim names refused (two
-//!    parsers could read different values);
+//!    understands no extension, RFC 7515 section 4.1.11); a `typ`, if any, that names an
+//!    access token or a plain JWT: `at+jwt` under `rfc9068`, and under the other profiles
+//!    none of the types of other JWTs (`logout+jwt`, `secevent+jwt`, `dpop+jwt`, ...;
+//!    RFC 8725 section 3.11);
+//! 2. key: found by `kid` in the issuer's JWKS (see `jwks`); the header's algorithm must
+//!    be one the **key** admits (its `alg`, or for a key without one, the allowed
+//!    algorithms of its family), and keys outside the allow-list are never loaded. HMAC
+//!    keys are never loaded at all, so "HS256 signed with the RSA public key" cannot verify;
+//! 3. signature, `exp` (required), `nbf`, `aud` when an audience is configured. An
+//!    audience that is configured is also *required*: jsonwebtoken accepts a token with no
+//!    `aud` unless told otherwise, a classic footgun;
+//! 4. `iss`: one JSON string, exactly the expected issuer (RFC 7519 section 4.1.1; an
+//!    array is refused, whatever it holds); `iat` a number not in the future (beyond the
+//!    leeway); duplicate claim names refused (two parsers could read different values);
 //! 5. profile: `cognito` needs `token_use: "access"` and checks the optional client
-//!    allow-list; `rfc9068` needs `aud`; `generic` only what is configured.
+//!    allow-list; `rfc9068` needs every claim RFC 9068 section 2.2 makes required (`iss`,
+//!    `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`); `generic` only what is configured.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,9 +30,11 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, VerifyKey};
+use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::Principal;
 use super::validated_cache::{Entry, ValidatedCache};
+use crate::discovery::{self, DiscoveryError};
+use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::{Scope, ScopeSet};
 
@@ -39,8 +46,10 @@ pub enum MetadataSource {
     Authority(String),
     /// An explicit discovery document URL (Cognito:
     /// `https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/openid-configuration`).
-    /// When it ends in `/.well-known/openid-configuration`, the discovered `issuer` must
-    /// equal what precedes it.
+    /// The discovered `issuer` must equal the expected one (RFC 8414 section 3.3): what
+    /// precedes `/.well-known/openid-configuration`, or for
+    /// `{origin}/.well-known/oauth-authorization-server{path}` it is `{origin}{path}`. For
+    /// any other URL shape, [`ValidatorConfig::issuer`] must be set.
     MetadataAddress(String),
     /// A JWKS URL and the expected `iss`, with no discovery.
     Jwks {
@@ -91,11 +100,19 @@ pub struct ValidatorConfig {
     pub unknown_kid_min_interval: Duration,
     /// Timeout of each metadata or JWKS request (default 10 s).
     pub http_timeout: Duration,
-    /// Start without keys when the issuer is unreachable, and load them on first use,
-    /// instead of failing at start (default false).
+    /// Start without metadata or keys, and load them in the background and on first use,
+    /// instead of failing at start when the issuer is unreachable (default false). Until
+    /// keys are loaded, requests get 503 with `Retry-After`.
     pub lazy: bool,
-    /// Skip the check that the discovered issuer equals the authority (default false).
+    /// The expected `iss` for a [`MetadataSource::MetadataAddress`] whose shape does not
+    /// say it (required then), or to state it explicitly. Ignored for the other sources.
+    pub issuer: Option<String>,
+    /// Skip the check that the discovered issuer equals the expected one (default false).
+    /// The discovered issuer is then the expected `iss`.
     pub allow_issuer_mismatch: bool,
+    /// Allow plain `http` to non-loopback hosts for discovery and JWKS, configured or
+    /// discovered (default false: `https`, or `http` to loopback only).
+    pub allow_insecure_http: bool,
     /// Tokens remembered after a successful validation, so a repeated token is not
     /// verified again (default 10,000; 0 disables). See the `validated_cache` module for
     /// why this is safe.
@@ -122,7 +139,9 @@ impl ValidatorConfig {
             unknown_kid_min_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(10),
             lazy: false,
+            issuer: None,
             allow_issuer_mismatch: false,
+            allow_insecure_http: false,
             validated_cache_capacity: 10_000,
         }
     }
@@ -176,15 +195,19 @@ pub enum ValidationError {
     /// The header carries `crit` extensions this validator does not understand.
     #[error("the token uses critical header extensions that are not supported")]
     CriticalHeader,
-    /// `typ` is not `at+jwt` under the rfc9068 profile.
-    #[error("the token type is not an access token (typ must be at+jwt)")]
+    /// `typ` is not `at+jwt` under the rfc9068 profile, or names another kind of JWT.
+    #[error("the token type (typ) is not an access token type")]
     TokenType,
     /// No key with that `kid` (or no `kid` while the issuer has several keys).
     #[error("the token's signing key is unknown")]
     UnknownKey,
-    /// The issuer's keys could not be loaded.
+    /// The issuer's keys could not be loaded; the next attempt is allowed in
+    /// `retry_after` seconds.
     #[error("the issuer's signing keys are not available")]
-    KeysUnavailable,
+    KeysUnavailable {
+        /// Seconds until the key cache may try again (for `Retry-After`).
+        retry_after: u64,
+    },
     /// The signature does not verify.
     #[error("the token signature is invalid")]
     Signature,
@@ -223,7 +246,7 @@ impl ValidationError {
             ValidationError::CriticalHeader => "crit_header",
             ValidationError::TokenType => "typ",
             ValidationError::UnknownKey => "unknown_kid",
-            ValidationError::KeysUnavailable => "keys_unavailable",
+            ValidationError::KeysUnavailable { .. } => "keys_unavailable",
             ValidationError::Signature => "signature",
             ValidationError::Expired => "expired",
             ValidationError::NotYetValid => "not_yet_valid",
@@ -274,8 +297,6 @@ fn now_secs() -> u64 {
 }
 
 struct Inner {
-    issuer: String,
-    token_endpoint: Option<String>,
     profile: TokenProfile,
     leeway: Duration,
     keys: Arc<KeyCache>,
@@ -311,27 +332,76 @@ pub struct JwtValidator(Arc<Inner>);
 impl fmt::Debug for JwtValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtValidator")
-            .field("issuer", &self.0.issuer)
+            .field("issuer", &self.0.keys.issuer())
             .field("profile", &self.0.profile)
             .field("jwks_uri", &self.0.keys.jwks_uri())
             .finish_non_exhaustive()
     }
 }
 
-fn trim_slash(s: &str) -> &str {
-    s.strip_suffix('/').unwrap_or(s)
+/// The `typ` values of JWTs that are not access tokens but could carry the same claims
+/// (RFC 8725 section 3.11: explicit typing keeps them apart). Checked without the
+/// `application/` prefix, case-insensitively.
+const FOREIGN_TYPES: &[&str] = &[
+    "logout+jwt",
+    "secevent+jwt",
+    "dpop+jwt",
+    "id_token+jwt",
+    "client-authentication+jwt",
+    "oauth-authz-req+jwt",
+    "token-introspection+jwt",
+    "jwk-set+jwt",
+    "kb+jwt",
+    "vc+jwt",
+    "vp+jwt",
+    "dc+sd-jwt",
+    "entity-statement+jwt",
+    "trust-mark+jwt",
+];
+
+fn media_type(typ: &str) -> String {
+    let typ = typ.to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => typ,
+    }
 }
 
-const WELL_KNOWN: &str = "/.well-known/openid-configuration";
+/// Whether a `typ` names some JWT other than an access token. Anything ending in `+jwt`
+/// but `at+jwt` is another kind, as are the listed ones.
+fn is_foreign_type(typ: &str) -> bool {
+    let typ = media_type(typ);
+    (typ.ends_with("+jwt") && typ != "at+jwt")
+        || typ.ends_with("+sd-jwt")
+        || FOREIGN_TYPES.contains(&typ.as_str())
+}
+
+impl From<DiscoveryError> for StartError {
+    fn from(e: DiscoveryError) -> Self {
+        match e {
+            DiscoveryError::IssuerMismatch {
+                url,
+                expected,
+                found,
+            } => StartError::IssuerMismatch {
+                url,
+                expected,
+                found,
+            },
+            DiscoveryError::Fetch { url, reason } => StartError::Discovery { url, reason },
+            DiscoveryError::UnusableUrl { url, field, reason } => StartError::Discovery {
+                url,
+                reason: format!("unusable {field}: {reason}"),
+            },
+        }
+    }
+}
 
 impl JwtValidator {
     /// Reads the metadata, loads the keys (unless lazy) and starts the background refresh.
     /// Must be called inside a Tokio runtime.
     pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .connect_timeout(config.http_timeout.min(Duration::from_secs(5)))
-            .build()
+        let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
             .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
         let algorithms: Vec<Algorithm> = config
             .algorithms
@@ -344,46 +414,78 @@ impl JwtValidator {
                 "no asymmetric signature algorithm allowed".into(),
             ));
         }
-        let (issuer, jwks_uri, token_endpoint) = match &config.metadata {
-            MetadataSource::Jwks { jwks_uri, issuer } => (issuer.clone(), jwks_uri.clone(), None),
+        let check = |url: &str| {
+            issuer_http::check_url(url, config.allow_insecure_http)
+                .map_err(|e| StartError::Config(e.to_string()))
+        };
+        let (source, issuer) = match &config.metadata {
+            MetadataSource::Jwks { jwks_uri, issuer } => {
+                check(jwks_uri)?;
+                (KeySource::Jwks(jwks_uri.clone()), Some(issuer.clone()))
+            }
             MetadataSource::Authority(authority) => {
-                let url = format!("{}{WELL_KNOWN}", trim_slash(authority));
-                let expected =
-                    (!config.allow_issuer_mismatch).then(|| trim_slash(authority).to_owned());
-                discover(&http, &url, expected).await?
+                check(authority)?;
+                let expected = discovery::trim_slash(authority).to_owned();
+                let source = KeySource::Discovery {
+                    url: discovery::authority_url(authority),
+                    expected_issuer: (!config.allow_issuer_mismatch).then_some(expected),
+                };
+                // The exact `iss` is the discovered one (checked against the expected one,
+                // trailing slash aside), known once discovery ran.
+                (source, None)
             }
             MetadataSource::MetadataAddress(url) => {
-                let expected = url
-                    .strip_suffix(WELL_KNOWN)
-                    .filter(|_| !config.allow_issuer_mismatch)
-                    .map(|s| trim_slash(s).to_owned());
-                discover(&http, url, expected).await?
+                check(url)?;
+                let expected = match (&config.issuer, discovery::expected_issuer(url)) {
+                    (Some(configured), _) => Some(configured.clone()),
+                    (None, Some(derived)) => Some(derived),
+                    (None, None) if config.allow_issuer_mismatch => None,
+                    (None, None) => {
+                        return Err(StartError::Config(format!(
+                            "the issuer cannot be derived from the metadata address {url} \
+                             (it does not end in /.well-known/openid-configuration nor follow \
+                             /.well-known/oauth-authorization-server): configure the expected issuer"
+                        )));
+                    }
+                };
+                let source = KeySource::Discovery {
+                    url: url.clone(),
+                    expected_issuer: expected.filter(|_| !config.allow_issuer_mismatch),
+                };
+                (source, None)
             }
         };
         let validations = algorithms
             .iter()
-            .map(|&alg| (alg, base_validation(alg, &issuer, &config)))
+            .map(|&alg| (alg, base_validation(alg, &config)))
             .collect();
         let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
+        let observer = validated.clone();
         let keys = Arc::new(KeyCache::new(
             http,
-            jwks_uri,
+            source,
+            issuer,
             algorithms,
+            config.allow_insecure_http,
             KeyCacheTiming {
                 refresh_interval: config.refresh_interval,
                 unknown_kid_min_interval: config.unknown_kid_min_interval,
+                http_timeout: config.http_timeout,
             },
-            validated.clone(),
+            Box::new(move || observer.clear()),
         ));
-        if let Err(e) = keys.refresh("start").await
-            && !config.lazy
-        {
-            return Err(StartError::Keys(e));
+        if config.lazy {
+            // Discovery and the first key load happen in the background (and on demand):
+            // the service starts whatever state the issuer is in.
+            keys.spawn_background_refresh(true);
+        } else {
+            keys.refresh_now("start").await.map_err(|e| match e {
+                RefreshError::Discovery(d) => StartError::from(d),
+                RefreshError::Keys(k) => StartError::Keys(k),
+            })?;
+            keys.spawn_background_refresh(false);
         }
-        keys.spawn_background_refresh();
         Ok(JwtValidator(Arc::new(Inner {
-            issuer,
-            token_endpoint,
             profile: config.profile,
             leeway: config.leeway,
             keys,
@@ -397,14 +499,15 @@ impl JwtValidator {
         &self.0.metrics
     }
 
-    /// The expected `iss`.
-    pub fn issuer(&self) -> &str {
-        &self.0.issuer
+    /// The expected `iss`; `None` only while a lazily started validator that takes the
+    /// issuer from discovery has not discovered it yet.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.keys.issuer()
     }
 
-    /// The issuer's token endpoint, when discovery gave one (for OpenAPI documents).
+    /// The issuer's token endpoint, once discovery gave one (for OpenAPI documents).
     pub fn token_endpoint(&self) -> Option<&str> {
-        self.0.token_endpoint.as_deref()
+        self.0.keys.token_endpoint()
     }
 
     /// Whether signing keys are loaded (readiness).
@@ -468,7 +571,9 @@ impl JwtValidator {
             .await
             .map_err(|e| match e {
                 KeyLookupError::UnknownKey => ValidationError::UnknownKey,
-                KeyLookupError::NoKeys => ValidationError::KeysUnavailable,
+                KeyLookupError::NoKeys { retry_after } => ValidationError::KeysUnavailable {
+                    retry_after: retry_after.as_secs(),
+                },
             })?;
         self.verify(token, &header, &key)
     }
@@ -481,8 +586,8 @@ impl JwtValidator {
                 exp: principal.expires_at(),
                 nbf: principal.claims().get("nbf").and_then(Value::as_u64),
                 principal: principal.clone(),
+                epoch,
             },
-            epoch,
         );
     }
 
@@ -495,13 +600,13 @@ impl JwtValidator {
         if header.crit.is_some() {
             return Err(ValidationError::CriticalHeader);
         }
-        if let TokenProfile::Rfc9068 { .. } = self.0.profile {
-            let ok = header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            });
-            if !ok {
-                return Err(ValidationError::TokenType);
-            }
+        let typ = header.typ.as_deref();
+        let ok = match self.0.profile {
+            TokenProfile::Rfc9068 { .. } => typ.is_some_and(|t| media_type(t) == "at+jwt"),
+            _ => !typ.is_some_and(is_foreign_type),
+        };
+        if !ok {
+            return Err(ValidationError::TokenType);
         }
         Ok(header)
     }
@@ -514,16 +619,23 @@ impl JwtValidator {
         key: &VerifyKey,
     ) -> Result<Principal, ValidationError> {
         let inner = &*self.0;
-        if key.alg != header.alg {
+        if !key.accepts(header.alg) {
             return Err(ValidationError::Algorithm);
         }
         let validation = inner
             .validations
-            .get(&key.alg)
+            .get(&header.alg)
             .ok_or(ValidationError::Algorithm)?;
         let data = jsonwebtoken::decode::<StrictClaims>(token, &key.key, validation)
             .map_err(|e| map_jwt_error(&e))?;
         let claims = data.claims.0;
+        // `iss` is one string, exactly the expected issuer. Checked here rather than by
+        // jsonwebtoken, which accepts an array of issuers.
+        match (claims.get("iss"), inner.keys.issuer()) {
+            (Some(Value::String(iss)), Some(expected)) if iss == expected => {}
+            (None, _) => return Err(ValidationError::Claims),
+            _ => return Err(ValidationError::Issuer),
+        }
         let now = now_secs();
         if let Some(iat) = claims.get("iat") {
             let iat = iat.as_u64().ok_or(ValidationError::Claims)?;
@@ -548,6 +660,17 @@ impl JwtValidator {
         {
             return Err(ValidationError::TokenUse);
         }
+        if let TokenProfile::Rfc9068 { .. } = inner.profile {
+            // RFC 9068 section 2.2: required claims (iss, exp and aud are checked above).
+            let strings = ["sub", "client_id", "jti"];
+            let present = strings
+                .iter()
+                .all(|name| matches!(claims.get(*name), Some(Value::String(s)) if !s.is_empty()))
+                && claims.get("iat").is_some_and(Value::is_u64);
+            if !present {
+                return Err(ValidationError::Claims);
+            }
+        }
         // An empty identifier is no identifier: fall through to the next claim, and refuse
         // the token if none names the caller.
         let non_empty = |name: &str| string(name).map(|v| v.filter(|s| !s.is_empty()));
@@ -571,13 +694,9 @@ impl JwtValidator {
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or(ValidationError::Claims)?;
+        let issuer = inner.keys.issuer().unwrap_or_default().to_owned();
         Ok(Principal::new(
-            client_id,
-            subject,
-            scopes,
-            expires_at,
-            inner.issuer.clone(),
-            claims,
+            client_id, subject, scopes, expires_at, issuer, claims,
         ))
     }
 }
@@ -598,12 +717,12 @@ fn parse_scope_claim(value: &Value) -> Result<ScopeSet, ValidationError> {
     }
 }
 
-fn base_validation(alg: Algorithm, issuer: &str, config: &ValidatorConfig) -> Validation {
+fn base_validation(alg: Algorithm, config: &ValidatorConfig) -> Validation {
     let mut v = Validation::new(alg);
     v.leeway = config.leeway.as_secs();
     v.validate_exp = true;
     v.validate_nbf = true;
-    v.set_issuer(&[issuer]);
+    // `iss` is checked after decoding (see `verify`): one string, exactly the issuer.
     let audience = match &config.profile {
         TokenProfile::Rfc9068 { audience } => Some(audience.as_str()),
         TokenProfile::Generic { audience } => audience.as_deref(),
@@ -613,11 +732,11 @@ fn base_validation(alg: Algorithm, issuer: &str, config: &ValidatorConfig) -> Va
         Some(aud) => {
             v.set_audience(&[aud]);
             // A configured audience is required: without this, no `aud` would pass.
-            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            v.set_required_spec_claims(&["exp", "aud"]);
         }
         None => {
             v.validate_aud = false;
-            v.set_required_spec_claims(&["exp", "iss"]);
+            v.set_required_spec_claims(&["exp"]);
         }
     }
     v
@@ -641,39 +760,6 @@ fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> ValidationError {
     }
 }
 
-async fn discover(
-    http: &reqwest::Client,
-    url: &str,
-    expected_issuer: Option<String>,
-) -> Result<(String, String, Option<String>), StartError> {
-    #[derive(Deserialize)]
-    struct Discovery {
-        issuer: String,
-        jwks_uri: String,
-        token_endpoint: Option<String>,
-    }
-    let err = |reason: String| StartError::Discovery {
-        url: url.to_owned(),
-        reason,
-    };
-    let response = http.get(url).send().await.map_err(|e| err(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(err(format!("HTTP {}", response.status())));
-    }
-    let doc: Discovery = response.json().await.map_err(|e| err(e.to_string()))?;
-    if let Some(expected) = expected_issuer
-        && trim_slash(&doc.issuer) != expected
-    {
-        return Err(StartError::IssuerMismatch {
-            url: url.to_owned(),
-            expected,
-            found: doc.issuer,
-        });
-    }
-    tracing::debug!(issuer = %doc.issuer, jwks_uri = %doc.jwks_uri, "issuer metadata discovered");
-    Ok((doc.issuer, doc.jwks_uri, doc.token_endpoint))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +769,30 @@ mod tests {
         assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","scope":"b"}"#).is_err());
         assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","x":1}"#).is_ok());
         assert!(serde_json::from_str::<StrictClaims>("[1]").is_err());
+    }
+
+    #[test]
+    fn only_access_token_types_pass_outside_rfc9068() {
+        for ok in [
+            "JWT",
+            "jwt",
+            "at+jwt",
+            "application/at+JWT",
+            "application/jwt",
+        ] {
+            assert!(!is_foreign_type(ok), "{ok}");
+        }
+        for foreign in [
+            "logout+jwt",
+            "application/secevent+jwt",
+            "DPoP+JWT",
+            "id_token+jwt",
+            "client-authentication+jwt",
+            "something-new+jwt",
+            "dc+sd-jwt",
+        ] {
+            assert!(is_foreign_type(foreign), "{foreign}");
+        }
     }
 
     #[test]

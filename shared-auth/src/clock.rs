@@ -1,0 +1,63 @@
+//! Wall-clock time for the token cache, injectable so that tests move it instead of
+//! waiting for it.
+//!
+//! Cached tokens carry Unix milliseconds, not `Instant`s, so that an entry means the same
+//! in another process (a shared Redis cache). The [`TokenManager`](crate::client::TokenManager)
+//! and the [`InMemoryTokenCache`](crate::client::InMemoryTokenCache) read time through a
+//! [`Clock`]: [`SystemClock`] in production, [`ManualClock`] in tests.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_unix_ms(&self) -> u64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_ms(&self) -> u64 {
+        system_now_ms()
+    }
+}
+
+pub(crate) fn system_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A clock that moves only when told to (tests). It starts at the system time and should
+/// only move forward: caches that also keep real-time expiry (moka) then never drop an
+/// entry before this clock says it is stale.
+#[derive(Debug)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock standing at the current system time.
+    pub fn starting_now() -> Self {
+        ManualClock(AtomicU64::new(system_now_ms()))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(ms))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

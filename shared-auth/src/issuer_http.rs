@@ -1,0 +1,159 @@
+//! HTTP to the issuer: the one policy for every trust channel (discovery, JWKS, token
+//! endpoint), used by both halves.
+//!
+//! What these requests carry or return decides who is trusted, so:
+//! - **https only**, except to loopback hosts (`localhost`, `127.0.0.0/8`, `[::1]`: a
+//!   local issuer, or TLS terminated by a sidecar), unless the operator opts in by name
+//!   ([`check_url`]'s `allow_insecure_http`). This holds for configured URLs and for URLs
+//!   that a discovery document hands over.
+//! - **No redirects.** A 307/308 from a token endpoint would make the client send the form
+//!   body, with a `client_secret_post` secret, to wherever it points; a redirected JWKS
+//!   would trust keys from another host. A redirect is an error that names the status.
+//! - **Bodies are read with a cap while streaming** ([`read_capped`]): a hostile or broken
+//!   endpoint cannot make us buffer more than the cap, whatever its `Content-Length` says.
+
+use std::time::Duration;
+
+/// The largest discovery document or JWKS read (1 MiB; real ones are a few KiB).
+pub(crate) const MAX_METADATA_BYTES: usize = 1024 * 1024;
+
+/// Builds a client for trust channels: no redirects, the given timeouts, rustls.
+pub(crate) fn client(
+    timeout: Option<Duration>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout);
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build()
+}
+
+/// Why a URL may not be used for a trust channel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not an absolute http(s) URL.
+    #[error("{url:?} is not an absolute http:// or https:// URL")]
+    NotHttp {
+        /// The URL.
+        url: String,
+    },
+    /// Plain HTTP to a host that is not loopback, without the opt-in.
+    #[error(
+        "{url}: plain http to a host that is not loopback is refused (credentials and keys would cross the network unprotected); use https"
+    )]
+    Insecure {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// Whether `url` may be used for a trust channel: `https`, or `http` to a loopback host,
+/// or `http` anywhere when `allow_insecure_http` is set.
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), UrlError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| UrlError::NotHttp { url: url.into() })?;
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if parsed.host().is_some() => {
+            if allow_insecure_http || is_loopback(&parsed) {
+                Ok(())
+            } else {
+                Err(UrlError::Insecure { url: url.into() })
+            }
+        }
+        _ => Err(UrlError::NotHttp { url: url.into() }),
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The body is larger than the cap.
+    TooLarge(usize),
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge(cap) => write!(f, "response body larger than {cap} bytes"),
+            ReadError::Transport(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads the body chunk by chunk and stops as soon as it passes `cap` bytes.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The error for a redirect answer on a trust channel.
+pub(crate) fn redirect_refused(status: reqwest::StatusCode) -> String {
+    format!(
+        "HTTP {status}: redirects are not followed on issuer requests (configure the final URL)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_everywhere_but_loopback_unless_opted_in() {
+        assert!(check_url("https://issuer.example/x", false).is_ok());
+        assert!(check_url("http://127.0.0.1:7000", false).is_ok());
+        assert!(check_url("http://127.9.0.1:7000", false).is_ok());
+        assert!(check_url("http://localhost:7000/token", false).is_ok());
+        assert!(check_url("http://[::1]:7000/token", false).is_ok());
+        assert!(matches!(
+            check_url("http://issuer.example/token", false),
+            Err(UrlError::Insecure { .. })
+        ));
+        assert!(matches!(
+            check_url("http://localhost.evil.example/", false),
+            Err(UrlError::Insecure { .. })
+        ));
+        assert!(matches!(
+            check_url("http://10.0.0.1/", false),
+            Err(UrlError::Insecure { .. })
+        ));
+        assert!(check_url("http://issuer.example/token", true).is_ok());
+        assert!(matches!(
+            check_url("ftp://issuer.example/", true),
+            Err(UrlError::NotHttp { .. })
+        ));
+        assert!(matches!(
+            check_url("issuer.example", true),
+            Err(UrlError::NotHttp { .. })
+        ));
+    }
+}
