@@ -14,7 +14,7 @@ use mock_issuer::{IssuerHandle, TokenProfile};
 use shared_auth::ScopeSet;
 use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, CredentialStyle,
-    TokenError, TokenManager, TokenRequestParams, token_error,
+    ReplayOn401, TokenError, TokenManager, TokenRequestParams, token_error,
 };
 use shared_auth::clock::ManualClock;
 use system_tests::*;
@@ -310,6 +310,126 @@ async fn middleware_surfaces_a_second_401_after_exactly_two_requests() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(api.seen.lock().unwrap().len(), 2);
+    assert_eq!(requests(&issuer), 2);
+}
+
+/// A downstream that answers every request 401 with `challenge` (if any), on GET and POST.
+async fn refusing(challenge: Option<&'static str>) -> Downstream {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let handler = move |headers: HeaderMap| {
+        let seen = seen2.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen.lock().unwrap().push(auth.unwrap_or_default());
+            let mut response = axum::response::Response::new(axum::body::Body::empty());
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            if let Some(challenge) = challenge {
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", challenge.parse().unwrap());
+            }
+            response
+        }
+    };
+    let app = axum::Router::new().route("/data", get(handler.clone()).post(handler));
+    Downstream {
+        server: serve(app).await,
+        seen,
+    }
+}
+
+#[tokio::test]
+async fn a_downstream_that_refuses_every_token_costs_one_renewal_per_window() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = refusing(Some(r#"Bearer error="invalid_token""#)).await;
+    let http = api_client(&tokens);
+    for _ in 0..20 {
+        let response = http
+            .get(format!("{}/data", api.server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    println!(
+        "downstream always 401: 20 calls -> {} token requests, {} downstream requests",
+        requests(&issuer),
+        api.seen.lock().unwrap().len()
+    );
+    assert_eq!(requests(&issuer), 2, "the first token and one renewal");
+    assert_eq!(
+        api.seen.lock().unwrap().len(),
+        21,
+        "one retry, on the first call"
+    );
+}
+
+#[tokio::test]
+async fn only_invalid_token_or_a_bare_challenge_is_answered_with_a_new_token() {
+    for (challenge, renews) in [
+        (
+            Some(r#"Bearer error="insufficient_scope", scope="x""#),
+            false,
+        ),
+        (Some(r#"Bearer error="invalid_request""#), false),
+        (Some(r#"Bearer realm="api""#), true),
+        (
+            Some(r#"Bearer error="invalid_token", error_description="expired""#),
+            true,
+        ),
+        (None, true),
+    ] {
+        let issuer = start_issuer(TokenProfile::Cognito).await;
+        let tokens = manager(&issuer);
+        let api = refusing(challenge).await;
+        let response = api_client(&tokens)
+            .get(format!("{}/data", api.server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let expected = if renews { 2 } else { 1 };
+        assert_eq!(requests(&issuer), expected, "{challenge:?}");
+        assert_eq!(
+            api.seen.lock().unwrap().len() as u64,
+            expected,
+            "{challenge:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_post_is_replayed_after_a_401_only_when_the_caller_says_so() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = refusing(None).await;
+    let url = format!("{}/data", api.server.base);
+    let http = api_client(&tokens);
+    let plain = http.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.seen.lock().unwrap().len(),
+        1,
+        "a POST is not sent twice"
+    );
+    assert_eq!(requests(&issuer), 1, "and costs no renewal");
+    let marked = http
+        .post(&url)
+        .body("{}")
+        .with_extension(ReplayOn401)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marked.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.seen.lock().unwrap().len(),
+        3,
+        "the marked POST was retried once"
+    );
     assert_eq!(requests(&issuer), 2);
 }
 

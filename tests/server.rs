@@ -593,6 +593,271 @@ async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
 }
 
+/// The validator, my-service's router around it, and the server, so a test can look into
+/// the validator (its validated-token cache) while talking HTTP to the service.
+async fn service_with(
+    config: shared_auth::server::ValidatorConfig,
+) -> (shared_auth::server::JwtValidator, TestServer) {
+    let validator = shared_auth::server::JwtValidator::new(config)
+        .await
+        .unwrap();
+    let server = serve(my_service::router(validator.clone(), "http://unused/token")).await;
+    (validator, server)
+}
+
+fn validator_config(
+    issuer: &mock_issuer::IssuerHandle,
+    profile: TokenProfile,
+) -> shared_auth::server::ValidatorConfig {
+    service_config(issuer, profile).validator
+}
+
+#[tokio::test]
+async fn a_repeated_token_is_answered_from_the_validated_token_cache() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let (validator, service) = service_with(validator_config(&issuer, cognito())).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert!(
+        validator.validated(token.as_bytes()).is_none(),
+        "not yet seen"
+    );
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+    let cached = validator
+        .validated(token.as_bytes())
+        .expect("the accepted token is in the validated-token cache");
+    assert_eq!(cached.client_id(), BFF_ID);
+    // A hit needs no key: with the JWKS gone and the key set emptied of this kid, the
+    // repeated token is still answered (from the cache), a fresh one is not.
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn iss_must_be_one_string() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let iss = issuer.issuer().to_owned();
+    let bad = [
+        ("array with ours", json!([iss])),
+        ("array, evil first", json!(["https://evil.example", iss])),
+        ("array, ours first", json!([iss, "https://evil.example"])),
+        ("number", json!(1)),
+        ("object", json!({ "iss": iss })),
+        ("other string", json!("https://evil.example")),
+        ("ours plus a slash", json!(format!("{iss}/"))),
+    ];
+    for (name, value) in bad {
+        let token = forge(&issuer, &[READ], |_, c| c["iss"] = value.clone());
+        let r = get_with(&service.base, &token).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert_refused(r, 401, Some("invalid_token"), &token).await;
+    }
+    let ok = forge(&issuer, &[READ], |_, c| c["iss"] = json!(iss));
+    assert_eq!(get_with(&service.base, &ok).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rfc9068_requires_every_claim_of_section_2_2() {
+    let issuer = start_issuer(IssuerProfile::Rfc9068).await;
+    let service = start_service(&issuer, rfc9068()).await;
+    let whole = forge(&issuer, &[READ], |_, _| {});
+    assert_eq!(
+        get_with(&service.base, &whole).await.status(),
+        StatusCode::OK
+    );
+    for claim in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+        let token = forge(&issuer, &[READ], |_, c| {
+            assert!(
+                c.as_object_mut().unwrap().remove(claim).is_some(),
+                "{claim}"
+            );
+        });
+        let r = get_with(&service.base, &token).await;
+        assert_eq!(r.status(), 401, "without {claim}");
+        assert_refused(r, 401, Some("invalid_token"), &token).await;
+    }
+    for (claim, value) in [
+        ("jti", json!(7)),
+        ("sub", json!(["a"])),
+        ("iat", json!("now")),
+    ] {
+        let token = forge(&issuer, &[READ], |_, c| c[claim] = value.clone());
+        assert_eq!(
+            get_with(&service.base, &token).await.status(),
+            401,
+            "{claim} mistyped"
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_profiles_refuse_the_types_of_other_jwts() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let generic = TokenProfile::Generic { audience: None };
+    for profile in [cognito(), generic] {
+        let service = start_service(&issuer, profile.clone()).await;
+        for typ in [
+            "logout+jwt",
+            "secevent+jwt",
+            "application/dpop+jwt",
+            "id_token+jwt",
+            "vc+sd-jwt",
+        ] {
+            let token = forge(&issuer, &[READ], |h, _| h["typ"] = json!(typ));
+            let r = get_with(&service.base, &token).await;
+            assert_eq!(r.status(), 401, "{typ} under {profile:?}");
+            assert_refused(r, 401, Some("invalid_token"), &token).await;
+        }
+        for typ in ["JWT", "at+jwt", "application/at+jwt"] {
+            let token = forge(&issuer, &[READ], |h, _| h["typ"] = json!(typ));
+            assert_eq!(get_with(&service.base, &token).await.status(), 200, "{typ}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_published_without_alg_verify_within_their_family() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // Entra ID publishes its keys so: kty, n, e, kid, no alg.
+    issuer.set_publish_alg(false);
+    assert!(
+        jwks(&issuer)
+            .await
+            .keys
+            .iter()
+            .all(|k| k.common.key_algorithm.is_none())
+    );
+    let service = start_service(&issuer, cognito()).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(
+        get_with(&service.base, &token).await.status(),
+        StatusCode::OK
+    );
+    // The header's alg stays bound to the key's family: an EC or HMAC alg on the RSA kid
+    // is refused before any signature check.
+    for alg in ["ES256", "HS256", "EdDSA"] {
+        let forged = forge(&issuer, &[READ], |h, _| h["alg"] = json!(alg));
+        let r = get_with(&service.base, &forged).await;
+        assert_eq!(r.status(), 401, "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn new_material_under_an_old_kid_invalidates_what_the_old_material_signed() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let mut config = validator_config(&issuer, cognito());
+    config.refresh_interval = std::time::Duration::from_millis(200);
+    let (validator, service) = service_with(config).await;
+    let old = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get_with(&service.base, &old).await.status(), StatusCode::OK);
+    assert!(validator.validated(old.as_bytes()).is_some(), "cached");
+    issuer.replace_current_key_material().unwrap();
+    let new = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(
+        decode_part(&old, 0)["kid"],
+        decode_part(&new, 0)["kid"],
+        "same kid"
+    );
+    // Once the service has refreshed, the new material verifies...
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the service picks up the new material",
+        || async { get_with(&service.base, &new).await.status() == StatusCode::OK },
+    )
+    .await;
+    // ...and the token signed with the old material is no longer served from the cache.
+    assert!(
+        validator.validated(old.as_bytes()).is_none(),
+        "still cached"
+    );
+    let r = get_with(&service.base, &old).await;
+    assert_refused(r, 401, Some("invalid_token"), &old).await;
+}
+
+#[tokio::test]
+async fn no_keys_means_one_shared_fetch_and_a_quick_503_with_retry_after() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    issuer.set_jwks_available(false);
+    let mut config = validator_config(&issuer, cognito());
+    config.lazy = true;
+    config.unknown_kid_min_interval = std::time::Duration::from_secs(2);
+    let (validator, service) = service_with(config).await;
+    eventually(
+        std::time::Duration::from_secs(5),
+        "the start attempt ran",
+        || async { issuer.stats().jwks_fetches >= 1 },
+    )
+    .await;
+    let before = issuer.stats().jwks_fetches;
+    let base = service.base.clone();
+    let answers = concurrently((0..50).map(|_| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let started = std::time::Instant::now();
+            let r = get_with(&base, &token).await;
+            (
+                r.status(),
+                r.headers().get("retry-after").cloned(),
+                started.elapsed(),
+            )
+        }
+    }))
+    .await;
+    let fetches = issuer.stats().jwks_fetches - before;
+    println!("no keys: 50 requests -> {fetches} JWKS fetch(es)");
+    assert!(fetches <= 1, "{fetches} JWKS fetches for 50 requests");
+    for (status, retry_after, took) in &answers {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        let secs: u64 = retry_after
+            .as_ref()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&secs), "Retry-After {secs}");
+        assert!(*took < std::time::Duration::from_secs(2), "{took:?}");
+    }
+    assert!(!validator.is_ready());
+    // The JWKS comes back: the service recovers by itself within the backoff.
+    issuer.set_jwks_available(true);
+    eventually(
+        std::time::Duration::from_secs(15),
+        "keys loaded",
+        || async { get_with(&service.base, &token).await.status() == StatusCode::OK },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn lazy_start_defers_discovery_too() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    issuer.set_discovery_available(false);
+    let mut config = validator_config(&issuer, cognito());
+    config.lazy = true;
+    config.unknown_kid_min_interval = std::time::Duration::from_millis(500);
+    let (validator, service) = service_with(config).await;
+    assert!(validator.issuer().is_none(), "not discovered yet");
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let r = get_with(&service.base, &token).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    issuer.set_discovery_available(true);
+    eventually(
+        std::time::Duration::from_secs(15),
+        "discovered and keys loaded",
+        || async { get_with(&service.base, &token).await.status() == StatusCode::OK },
+    )
+    .await;
+    assert_eq!(validator.issuer(), Some(issuer.issuer()));
+}
+
 #[tokio::test]
 async fn a_withdrawn_key_evicts_the_tokens_it_signed_from_the_validated_cache() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
