@@ -289,7 +289,8 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
             )
             .with_scope(shared_auth::scope::ScopeSet::parse(SCOPE).unwrap()),
         )
-        .build();
+        .build()
+        .unwrap();
     let token = rt.block_on(ours.token("api")).unwrap();
 
     let plain: RwLock<Option<(shared_auth::client::AccessToken, u64)>> =

@@ -177,3 +177,113 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+
+    use axum::http::{StatusCode, header};
+
+    use super::*;
+    use crate::ScopeSet;
+
+    /// The innermost service: 200, and proof that it ran.
+    #[derive(Clone)]
+    struct Handler;
+
+    impl Service<Request<Body>> for Handler {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<Body>, Infallible>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            ready(Ok(Response::new(Body::from("handler ran"))))
+        }
+    }
+
+    fn caller(scopes: &str) -> Principal {
+        Principal::new(
+            "client".into(),
+            None,
+            ScopeSet::parse(scopes).unwrap(),
+            u64::MAX,
+            "issuer".into(),
+            Default::default(),
+        )
+    }
+
+    async fn run(layer: &RequireScopeLayer, principal: Option<Principal>) -> Response<Body> {
+        let mut service = layer.layer(Handler);
+        let mut request = Request::new(Body::empty());
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(principal);
+        }
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .unwrap();
+        service.call(request).await.unwrap()
+    }
+
+    fn challenge(response: &Response<Body>) -> &str {
+        response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_all_and_any_let_through_exactly_the_callers_they_name() {
+        let one = RequireScopeLayer::one("a");
+        let all = RequireScopeLayer::all(["a", "b"]);
+        let any = RequireScopeLayer::any(["a", "b"]);
+        let cases = [
+            (&one, "a", true),
+            (&one, "b c", false),
+            (&all, "a b", true),
+            (&all, "a", false),
+            (&any, "b", true),
+            (&any, "c", false),
+        ];
+        for (layer, scopes, allowed) in cases {
+            let response = run(layer, Some(caller(scopes))).await;
+            let expected = if allowed {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(response.status(), expected, "{layer:?} with {scopes:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_403_insufficient_scope_naming_the_scopes() {
+        let response = run(&RequireScopeLayer::all(["a", "b"]), Some(caller("a"))).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            challenge(&response),
+            r#"Bearer error="insufficient_scope", scope="a b""#
+        );
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            challenge::PROBLEM_JSON
+        );
+    }
+
+    #[tokio::test]
+    async fn a_predicate_decides_and_its_refusal_names_no_scope() {
+        let layer = RequireScopeLayer::predicate("client is client", |p| p.client_id() == "client");
+        assert_eq!(run(&layer, Some(caller(""))).await.status(), StatusCode::OK);
+        let never = RequireScopeLayer::predicate("nobody", |_| false);
+        let response = run(&never, Some(caller("a"))).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(challenge(&response), r#"Bearer error="insufficient_scope""#);
+    }
+
+    #[tokio::test]
+    async fn without_the_auth_layer_in_front_it_fails_closed() {
+        let response = run(&RequireScopeLayer::one("a"), None).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
