@@ -55,13 +55,17 @@ struct AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The token client could not be set up (discovery from the authority failed).
-    #[error("cannot set up the token client (AUTH_SERVER_AUTHORITY): {0}")]
+    #[error(
+        "cannot set up the token client (AUTH_SERVER_AUTHORITY): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+    )]
     Token(#[from] TokenError),
     /// The shared token cache could not be set up.
     #[error("AUTH_TOKEN_CACHE_REDIS_URL: {0}")]
     TokenCache(#[from] RedisCacheError),
     /// The token manager could not be built.
-    #[error("cannot build the token manager (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0}")]
+    #[error(
+        "cannot build the token manager (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+    )]
     TokenManager(#[from] shared_auth::client::BuildError),
 }
 

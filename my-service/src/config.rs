@@ -170,11 +170,7 @@ impl Args {
                 });
             }
         };
-        if let MetadataSource::MetadataAddress(url) = &metadata
-            && issuer.is_none()
-            && !url.ends_with("/.well-known/openid-configuration")
-            && !url.contains("/.well-known/oauth-authorization-server")
-        {
+        if issuer.is_none() && metadata.implied_issuer().is_none() {
             return Err(ConfigError {
                 variable: "AUTH_ISSUER",
                 reason: "required with an AUTH_METADATA_ADDRESS that does not end in /.well-known/openid-configuration: the discovered issuer must be checked against it (RFC 8414 section 3.3)".into(),

@@ -74,6 +74,17 @@ pub(crate) fn expected_issuer(metadata_url: &str) -> Option<String> {
     Some(format!("{origin}{}", trim_slash(rest)))
 }
 
+/// Which endpoint of the document the caller will use: that one must pass the transport
+/// policy; the other, if it fails it, is dropped with a warning (a resource server that
+/// shows a token endpoint only in its OpenAPI document need not refuse to start over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// `jwks_uri` (the resource server).
+    Keys,
+    /// `token_endpoint` (the client).
+    TokenEndpoint,
+}
+
 /// Fetches and checks the document at `url`. `expected_issuer`: `None` only when the
 /// operator opted out of the issuer check.
 pub(crate) async fn fetch(
@@ -82,6 +93,7 @@ pub(crate) async fn fetch(
     expected_issuer: Option<&str>,
     allow_insecure_http: bool,
     timeout: Duration,
+    need: Need,
 ) -> Result<Metadata, DiscoveryError> {
     #[derive(Deserialize)]
     struct Document {
@@ -93,23 +105,9 @@ pub(crate) async fn fetch(
         url: url.to_owned(),
         reason,
     };
-    let response = http
-        .get(url)
-        .timeout(timeout)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
+    let body = issuer_http::get_capped(http, url, timeout, MAX_METADATA_BYTES)
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    if status.is_redirection() {
-        return Err(fail(issuer_http::redirect_refused(status)));
-    }
-    if !status.is_success() {
-        return Err(fail(format!("HTTP {status}")));
-    }
-    let body = issuer_http::read_capped(response, MAX_METADATA_BYTES)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
     let doc: Document = serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))?;
     if let Some(expected) = expected_issuer
         && trim_slash(&doc.issuer) != trim_slash(expected)
@@ -120,25 +118,32 @@ pub(crate) async fn fetch(
             found: doc.issuer,
         });
     }
-    for (field, value) in [
-        ("jwks_uri", &doc.jwks_uri),
-        ("token_endpoint", &doc.token_endpoint),
-    ] {
-        if let Some(value) = value {
-            issuer_http::check_url(value, allow_insecure_http).map_err(|e| {
-                DiscoveryError::UnusableUrl {
-                    url: url.to_owned(),
-                    field,
-                    reason: e.to_string(),
-                }
-            })?;
+    let checked = |field: &'static str, value: Option<String>, needed: bool| {
+        let Some(value) = value else { return Ok(None) };
+        match issuer_http::check_url(&value, allow_insecure_http) {
+            Ok(()) => Ok(Some(value)),
+            Err(e) if needed => Err(DiscoveryError::UnusableUrl {
+                url: url.to_owned(),
+                field,
+                reason: e.to_string(),
+            }),
+            Err(e) => {
+                tracing::warn!(field, error = %e, "discovery document: unusable endpoint ignored");
+                Ok(None)
+            }
         }
-    }
-    tracing::debug!(issuer = %doc.issuer, jwks_uri = ?doc.jwks_uri, "issuer metadata discovered");
+    };
+    let jwks_uri = checked("jwks_uri", doc.jwks_uri, need == Need::Keys)?;
+    let token_endpoint = checked(
+        "token_endpoint",
+        doc.token_endpoint,
+        need == Need::TokenEndpoint,
+    )?;
+    tracing::debug!(issuer = %doc.issuer, jwks_uri = ?jwks_uri, "issuer metadata discovered");
     Ok(Metadata {
         issuer: doc.issuer,
-        jwks_uri: doc.jwks_uri,
-        token_endpoint: doc.token_endpoint,
+        jwks_uri,
+        token_endpoint,
     })
 }
 

@@ -3,7 +3,8 @@
 //!
 //! What these requests carry or return decides who is trusted, so:
 //! - **https only**, except to loopback hosts (`localhost`, `127.0.0.0/8`, `[::1]`: a
-//!   local issuer, or TLS terminated by a sidecar), unless the operator opts in by name
+//!   local issuer, or TLS terminated by a sidecar; no other name is trusted to resolve to
+//!   loopback), unless the operator opts in by name
 //!   ([`check_url`]'s `allow_insecure_http`). This holds for configured URLs and for URLs
 //!   that a discovery document hands over.
 //! - **No redirects.** A 307/308 from a token endpoint would make the client send the form
@@ -69,10 +70,10 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), UrlError> {
 
 fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
+        // Only the one name that resolvers map to loopback by convention (RFC 6761, and
+        // /etc/hosts); `*.localhost` is left to DNS in many resolvers.
         Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.');
-            name.eq_ignore_ascii_case("localhost")
-                || name.to_ascii_lowercase().ends_with(".localhost")
+            name.trim_end_matches('.').eq_ignore_ascii_case("localhost")
         }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -116,6 +117,32 @@ pub(crate) async fn read_capped(
     Ok(body)
 }
 
+/// GETs `url` on a trust channel (discovery, JWKS): a redirect is refused, anything but a
+/// success is an error, and the body is read under `cap`. The error says what went wrong,
+/// without the URL (the caller names it).
+pub(crate) async fn get_capped(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<Vec<u8>, String> {
+    let response = http
+        .get(url)
+        .timeout(timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(redirect_refused(status));
+    }
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    read_capped(response, cap).await.map_err(|e| e.to_string())
+}
+
 /// The error for a redirect answer on a trust channel.
 pub(crate) fn redirect_refused(status: reqwest::StatusCode) -> String {
     format!(
@@ -140,6 +167,10 @@ mod tests {
         ));
         assert!(matches!(
             check_url("http://localhost.evil.example/", false),
+            Err(UrlError::Insecure { .. })
+        ));
+        assert!(matches!(
+            check_url("http://api.localhost/", false),
             Err(UrlError::Insecure { .. })
         ));
         assert!(matches!(

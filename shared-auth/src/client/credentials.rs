@@ -171,10 +171,16 @@ impl ClientCredentialsClient {
             .map_err(|e| TokenError::Transport(e.to_string()))?;
         let url = crate::discovery::authority_url(authority);
         let expected = crate::discovery::trim_slash(authority);
-        let metadata =
-            crate::discovery::fetch(&http, &url, Some(expected), allow_insecure_http, timeout)
-                .await
-                .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let metadata = crate::discovery::fetch(
+            &http,
+            &url,
+            Some(expected),
+            allow_insecure_http,
+            timeout,
+            crate::discovery::Need::TokenEndpoint,
+        )
+        .await
+        .map_err(|e| TokenError::Discovery(e.to_string()))?;
         let token_endpoint = metadata.token_endpoint.ok_or_else(|| {
             TokenError::Discovery(format!(
                 "the discovery document at {url} has no token_endpoint"

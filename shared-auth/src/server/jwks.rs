@@ -365,6 +365,7 @@ impl KeyCache {
             expected.as_deref(),
             self.allow_insecure_http,
             self.timing.http_timeout,
+            discovery::Need::Keys,
         )
         .await?;
         let jwks_uri = metadata.jwks_uri.ok_or_else(|| {
@@ -417,23 +418,14 @@ impl KeyCache {
     async fn fetch(&self) -> Result<(KeySet, usize), RefreshError> {
         let uri = self.resolve().await?;
         let fail = |reason: String| RefreshError::Keys(format!("GET {uri}: {reason}"));
-        let response = self
-            .http
-            .get(&uri)
-            .timeout(self.timing.http_timeout)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let status = response.status();
-        if status.is_redirection() {
-            return Err(fail(issuer_http::redirect_refused(status)));
-        }
-        if !status.is_success() {
-            return Err(fail(format!("HTTP {status}")));
-        }
-        let body = issuer_http::read_capped(response, MAX_METADATA_BYTES)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let body = issuer_http::get_capped(
+            &self.http,
+            &uri,
+            self.timing.http_timeout,
+            MAX_METADATA_BYTES,
+        )
+        .await
+        .map_err(fail)?;
         let (set, skipped) = parse_jwks(&body, &self.allowed).map_err(fail)?;
         if set.len() == 0 {
             return Err(fail(format!(

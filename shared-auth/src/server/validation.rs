@@ -60,6 +60,23 @@ pub enum MetadataSource {
     },
 }
 
+impl MetadataSource {
+    /// The issuer this source implies without configuration: the authority; what precedes
+    /// `/.well-known/openid-configuration`; `{origin}{path}` for
+    /// `{origin}/.well-known/oauth-authorization-server{path}` (RFC 8414 section 3.1); the
+    /// JWKS source's configured issuer. `None` for a metadata address of any other shape:
+    /// then [`ValidatorConfig::issuer`] must be set.
+    pub fn implied_issuer(&self) -> Option<String> {
+        match self {
+            MetadataSource::Authority(authority) => {
+                Some(discovery::trim_slash(authority).to_owned())
+            }
+            MetadataSource::MetadataAddress(url) => discovery::expected_issuer(url),
+            MetadataSource::Jwks { issuer, .. } => Some(issuer.clone()),
+        }
+    }
+}
+
 /// The shape of access token the API expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenProfile {
@@ -159,6 +176,26 @@ pub enum StartError {
         url: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The discovery document hands over an endpoint that breaks the transport policy.
+    #[error(
+        "the discovery document at {url} hands over an unusable {field}: {reason} (AUTH_ALLOW_INSECURE_HTTP=true allows plain http on a test network)"
+    )]
+    UnusableEndpoint {
+        /// The discovery URL.
+        url: String,
+        /// The field (`jwks_uri`).
+        field: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The metadata address does not imply the issuer and none is configured.
+    #[error(
+        "the issuer cannot be derived from the metadata address {url} (it neither ends in /.well-known/openid-configuration nor follows /.well-known/oauth-authorization-server): configure the expected issuer (AUTH_ISSUER)"
+    )]
+    IssuerRequired {
+        /// The metadata address.
+        url: String,
     },
     /// The discovered issuer is not the configured one.
     #[error(
@@ -389,10 +426,9 @@ impl From<DiscoveryError> for StartError {
                 found,
             },
             DiscoveryError::Fetch { url, reason } => StartError::Discovery { url, reason },
-            DiscoveryError::UnusableUrl { url, field, reason } => StartError::Discovery {
-                url,
-                reason: format!("unusable {field}: {reason}"),
-            },
+            DiscoveryError::UnusableUrl { url, field, reason } => {
+                StartError::UnusableEndpoint { url, field, reason }
+            }
         }
     }
 }
@@ -436,16 +472,12 @@ impl JwtValidator {
             }
             MetadataSource::MetadataAddress(url) => {
                 check(url)?;
-                let expected = match (&config.issuer, discovery::expected_issuer(url)) {
+                let expected = match (&config.issuer, config.metadata.implied_issuer()) {
                     (Some(configured), _) => Some(configured.clone()),
                     (None, Some(derived)) => Some(derived),
                     (None, None) if config.allow_issuer_mismatch => None,
                     (None, None) => {
-                        return Err(StartError::Config(format!(
-                            "the issuer cannot be derived from the metadata address {url} \
-                             (it does not end in /.well-known/openid-configuration nor follow \
-                             /.well-known/oauth-authorization-server): configure the expected issuer"
-                        )));
+                        return Err(StartError::IssuerRequired { url: url.clone() });
                     }
                 };
                 let source = KeySource::Discovery {
