@@ -14,10 +14,11 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Every test suite (unit, system, Redis containers) and cfn-lint on the Cognito template.
+# Every test suite (unit, system, Redis containers; sets up podman if no engine answers) and cfn-lint.
 test:
+    bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
-    cargo test --workspace --exclude bench-peers --quiet
+    cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
 
 # (as root) No Docker? Rootful podman serving the Docker API + local redis/busybox images.
 containers *ARGS:

@@ -187,8 +187,9 @@ fn run_once(ports: [u16; 3]) {
     );
     let pgid = up.pid;
     let started = Instant::now();
-    up.interrupt_and_wait(Duration::from_secs(5));
+    let status = up.interrupt_and_wait(Duration::from_secs(5));
     let stopped_in = started.elapsed();
+    assert!(status.success(), "Ctrl-C is a clean stop, not {status}");
     while group_alive(pgid) {
         assert!(
             started.elapsed() < Duration::from_secs(5),

@@ -69,7 +69,9 @@ stop_all() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   say "stopped"
 }
-trap 'stop_all; exit 130' INT
+# Ctrl-C is how `just up` is meant to end: a clean stop, exit 0 (just would otherwise
+# report "recipe `up` failed ... exit code 130").
+trap 'stop_all; exit 0' INT
 trap 'stop_all; exit 143' TERM
 
 for entry in "${SERVICES[@]}"; do
