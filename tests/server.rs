@@ -779,6 +779,37 @@ async fn new_material_under_an_old_kid_invalidates_what_the_old_material_signed(
     assert_refused(r, 401, Some("invalid_token"), &old).await;
 }
 
+/// The issuer puts new material under the kid in use, and the service is not due a
+/// background refresh for an hour: the first token of the new material makes it refresh
+/// once (gated like an unknown kid), and is accepted; forged signatures under a known kid
+/// cost no more than that one refresh per window.
+#[tokio::test]
+async fn a_bad_signature_under_a_known_kid_takes_one_gated_refresh() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let (validator, service) = service_with(validator_config(&issuer, cognito())).await;
+    let old = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get_with(&service.base, &old).await.status(), StatusCode::OK);
+    issuer.replace_current_key_material().unwrap();
+    let before = issuer.stats().jwks_fetches;
+    let new = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get_with(&service.base, &new).await.status(), StatusCode::OK);
+    assert_eq!(issuer.stats().jwks_fetches, before + 1, "one refresh");
+    assert!(validator.validated(old.as_bytes()).is_none());
+    assert_eq!(get_with(&service.base, &old).await.status(), 401);
+    // Forged signatures under the known kid, inside the same 10 s window: no fetch.
+    let forged: Vec<String> = (0..50)
+        .map(|i| {
+            let mut parts: Vec<String> = new.split('.').map(str::to_owned).collect();
+            parts[2] = format!("{}{i}", &parts[2][..parts[2].len() - 3]);
+            parts.join(".")
+        })
+        .collect();
+    for token in &forged {
+        assert_eq!(get_with(&service.base, token).await.status(), 401);
+    }
+    assert_eq!(issuer.stats().jwks_fetches, before + 1, "the gate held");
+}
+
 #[tokio::test]
 async fn no_keys_means_one_shared_fetch_and_a_quick_503_with_retry_after() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;

@@ -511,22 +511,56 @@ impl TokenManager {
         {
             return Ok(Some(current.access_token));
         }
-        let last = &target.entry.last_rejection_renewal_ms;
+        let slot = self.slot(&target.key);
+        if let Some(error) = slot.recent_failure(now) {
+            return Err(error);
+        }
+        // Join the renewal in flight, or start one if the interval allows: decided under
+        // the slot's lock, so that of many callers rejected at once, one starts the
+        // renewal and the others join it (none finds "renewed a moment ago" and gives up).
+        let flight = {
+            let mut current = slot.flight();
+            match &*current {
+                Some(flight) => flight.clone(),
+                None => {
+                    // Renewed meanwhile: a flight promotes its token before it frees the
+                    // slot, so the hot token shows it.
+                    if let Some(hot) = target.entry.hot.load_full()
+                        && hot.token != *rejected
+                        && now < hot.cached_until_ms
+                    {
+                        return Ok(Some(hot.token.clone()));
+                    }
+                    if !self.take_rejection_renewal(target.entry, now) {
+                        tracing::debug!(
+                            client = name,
+                            "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
+                        );
+                        return Ok(None);
+                    }
+                    tracing::debug!(client = name, "token renewal forced");
+                    self.start(
+                        &mut current,
+                        &target,
+                        &slot,
+                        Want::Replace(Some(rejected.clone())),
+                    )
+                }
+            }
+        };
+        let token = flight.wait().await?.access_token;
+        Ok((token != *rejected).then_some(token))
+    }
+
+    /// Claims this client's once-per-interval renewal after a 401.
+    fn take_rejection_renewal(&self, entry: &ClientEntry, now: u64) -> bool {
+        let last = &entry.last_rejection_renewal_ms;
         let interval = u64::try_from(REJECTION_RENEWAL_INTERVAL.as_millis()).unwrap_or(u64::MAX);
         let previous = last.load(Ordering::SeqCst);
         let due = previous == 0 || now.saturating_sub(previous) >= interval;
-        if !due
-            || last
-                .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
-            tracing::debug!(
-                client = name,
-                "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
-            );
-            return Ok(None);
-        }
-        self.get(&target, true, Some(rejected)).await.map(Some)
+        due && last
+            .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// [`Self::renew_rejected`], returning the prepared token.
@@ -653,10 +687,20 @@ impl TokenManager {
         if let Some(flight) = &*current {
             return (flight.clone(), false);
         }
+        (self.start(&mut current, target, slot, want), true)
+    }
+
+    /// Starts a flight for `want` into the slot's (locked, empty) flight place.
+    fn start(
+        &self,
+        current: &mut Option<Flight>,
+        target: &Target<'_>,
+        slot: &Arc<Slot>,
+        want: Want,
+    ) -> Flight {
         let (sender, receiver) = watch::channel(None);
         let flight = Flight { outcome: receiver };
         *current = Some(flight.clone());
-        drop(current);
         self.0.flights_started.fetch_add(1, Ordering::Relaxed);
         let manager = self.clone();
         let slot = slot.clone();
@@ -666,7 +710,8 @@ impl TokenManager {
             resource: target.resource.clone(),
             force_renewal: false,
         };
-        // The flight runs on its own: no caller's cancellation can cut it short.
+        // The flight runs on its own: no caller's cancellation can cut it short. It takes
+        // the slot's lock only after this caller has released it.
         tokio::spawn(async move {
             let outcome = match manager.target(&name, &params) {
                 Ok(target) => manager.fly(&target, &slot, want).await,
@@ -677,7 +722,7 @@ impl TokenManager {
             *slot.flight() = None;
             let _ = sender.send(Some(outcome));
         });
-        (flight, true)
+        flight
     }
 
     /// The body of a flight: look again, then request (or take another replica's token),
@@ -887,14 +932,32 @@ mod tests {
     }
 
     /// An issuer that says `expires_in: 0` still gets one request from concurrent callers:
-    /// they share the flight's outcome, and the lifetime is clamped.
+    /// they share the flight's outcome, and the lifetime is clamped. (The mock issuer
+    /// never says 0, so a token endpoint of our own does, slowly, counting requests.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn expires_in_zero_does_not_defeat_single_flight() {
-        let issuer = issuer().await;
-        issuer.set_token_lifetime(Duration::ZERO);
-        issuer.set_token_delay(Duration::from_millis(200));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await; // a slow issuer
+                    axum::Json(serde_json::json!({
+                        "access_token": "header.payload.signature",
+                        "token_type": "Bearer",
+                        "expires_in": 0,
+                    }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
         let manager = TokenManager::builder()
-            .client("api", client(issuer.token_endpoint()))
+            .client("api", client(endpoint))
             .build()
             .unwrap();
         let callers: Vec<_> = (0..50)
@@ -906,7 +969,7 @@ mod tests {
         for caller in callers {
             caller.await.unwrap().unwrap();
         }
-        assert_eq!(issuer.stats().token_requests, 1);
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
     }
 
     /// In the refresh-ahead window with a failing issuer, a burst of calls makes one
@@ -986,6 +1049,47 @@ mod tests {
         }
         let slots = manager.slot_count();
         assert!(slots <= 2 * MAX_IDLE_SLOTS, "{slots} slots for 4,000 keys");
+    }
+
+    /// Many requests rejected at once with the same token: one renewal, and every one of
+    /// them gets its token (none gives up because "renewed a moment ago").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_rejections_share_one_renewal() {
+        let issuer = issuer().await;
+        let manager = TokenManager::builder()
+            .client("api", client(issuer.token_endpoint()))
+            .build()
+            .unwrap();
+        let rejected = manager.token("api").await.unwrap();
+        issuer.set_token_delay(Duration::from_millis(100));
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let (manager, rejected) = (manager.clone(), rejected.clone());
+                tokio::spawn(async move { manager.renew_rejected("api", &rejected).await })
+            })
+            .collect();
+        let mut renewed = Vec::new();
+        for caller in callers {
+            renewed.push(
+                caller
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .expect("a token to retry with"),
+            );
+        }
+        assert!(renewed.iter().all(|t| *t == renewed[0] && *t != rejected));
+        assert_eq!(
+            issuer.stats().token_requests,
+            2,
+            "the first token, one renewal"
+        );
+        // Rejected again within the interval: no new request, the 401 stands.
+        assert_eq!(
+            manager.renew_rejected("api", &renewed[0]).await.unwrap(),
+            None
+        );
+        assert_eq!(issuer.stats().token_requests, 2);
     }
 
     /// A build error instead of a silent fallback: plain http to a remote host.

@@ -7,8 +7,9 @@
 //! - on a background interval (default 1 h, with up to 10 % random jitter so a fleet of
 //!   replicas does not refresh in step; while no key is loaded, as soon as the backoff
 //!   allows);
-//! - on demand, when a token names a `kid` the cache does not know, or when no key is
-//!   loaded at all. One refresh then runs for all the concurrent requests that need it
+//! - on demand, when a token names a `kid` the cache does not know, when no key is
+//!   loaded at all, or when a token's signature fails under a known `kid` (the issuer may
+//!   have put new material under it; the token is checked again if it did). One refresh then runs for all the concurrent requests that need it
 //!   (single flight), and those requests are validated against its result. On-demand
 //!   refreshes pass a gate: at most one per `unknown_kid_min_interval` (default 10 s),
 //!   and after failures the interval doubles up to a minute. A request that finds the gate
@@ -468,6 +469,32 @@ impl KeyCache {
         self.lookup(kid)
     }
 
+    /// Whether an on-demand refresh could run now (a cheap look, no claim).
+    pub(crate) fn gate_open(&self) -> bool {
+        self.gate().next.is_none_or(|next| Instant::now() >= next)
+    }
+
+    /// A token under a known `kid` failed its signature check with `used`. If the gate
+    /// allows, refresh once (shared, like an unknown `kid`): when the issuer has put new
+    /// material under that `kid`, the new key is returned so the token can be checked
+    /// again. `None`: same material, or no refresh allowed now.
+    pub(crate) async fn changed_key(
+        &self,
+        kid: Option<&str>,
+        used: &VerifyKey,
+    ) -> Option<Arc<VerifyKey>> {
+        let changed = |cache: &Self| cache.loaded(kid).filter(|k| k.material != used.material);
+        if let Some(key) = changed(self) {
+            return Some(key);
+        }
+        let seen = self.attempts.load(Ordering::SeqCst);
+        let _guard = self.refresh_lock.lock().await;
+        if self.attempts.load(Ordering::SeqCst) == seen && self.take_gate() {
+            let _ = self.refresh("signature_mismatch").await;
+        }
+        changed(self)
+    }
+
     fn lookup(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, KeyLookupError> {
         let keys = self.keys.load();
         keys.find(kid).ok_or_else(|| {
@@ -498,11 +525,17 @@ impl KeyCache {
 
     /// Accounts an attempt of any kind. A success resets the backoff (the gate stays as
     /// its last on-demand claim left it, so a key rotated right after a start or an
-    /// interval refresh is still fetched at once); a failure closes the gate for the
-    /// minimum interval doubled per consecutive failure, capped.
+    /// interval refresh is still fetched at once, and it opens if failures had closed
+    /// it); a failure closes the gate for the minimum interval doubled per consecutive
+    /// failure, capped.
     fn record(&self, success: bool) {
         let mut gate = self.gate();
         if success {
+            // Recovered from failures: their backoff no longer applies, so a rotation
+            // seen right after an outage is fetched at once.
+            if gate.failures > 0 {
+                gate.next = None;
+            }
             gate.failures = 0;
             return;
         }

@@ -579,6 +579,11 @@ impl JwtValidator {
         };
         let key = self.0.keys.loaded(header.kid.as_deref())?;
         let result = self.verify(token, &header, &key);
+        // A bad signature under a known kid may be new material under that kid: worth one
+        // (gated) refresh on the slow path. With the gate closed, answer now.
+        if matches!(result, Err(ValidationError::Signature)) && self.0.keys.gate_open() {
+            return None;
+        }
         if let Ok(principal) = &result {
             self.remember(token, principal, epoch);
         }
@@ -607,7 +612,15 @@ impl JwtValidator {
                     retry_after: retry_after.as_secs(),
                 },
             })?;
-        self.verify(token, &header, &key)
+        match self.verify(token, &header, &key) {
+            Err(ValidationError::Signature) => {
+                match self.0.keys.changed_key(header.kid.as_deref(), &key).await {
+                    Some(new) => self.verify(token, &header, &new),
+                    None => Err(ValidationError::Signature),
+                }
+            }
+            result => result,
+        }
     }
 
     /// Caches a success of a validation that began in `epoch` (see `ValidatedCache`).
