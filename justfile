@@ -57,10 +57,11 @@ load:
     bash infra/load/load.sh
     bash infra/load/report.sh
 
-# fmt check + clippy with warnings as errors.
+# fmt check, clippy and rustdoc with warnings as errors.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --exclude bench-peers --all-targets --features system-tests/images --quiet -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --exclude bench-peers --quiet
 
 # Format the code.
 fmt:

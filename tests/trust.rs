@@ -239,6 +239,7 @@ async fn a_token_endpoint_redirect_is_an_error_and_the_secret_goes_nowhere_else(
                 CredentialStyle::BasicHeader => {
                     assert!(sent[0].authorization, "{case}: no Authorization header")
                 }
+                other => panic!("{case}: a credential style this test does not know: {other:?}"),
             }
             // ... and nowhere else.
             assert_eq!(target.hits(), 0, "{case}: {:?}", target.seen());

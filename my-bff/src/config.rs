@@ -19,7 +19,7 @@ use shared_auth::client::{
 #[command(group(ArgGroup::new("issuer").required(true).args(["token_endpoint", "authority"])))]
 #[command(group(ArgGroup::new("secret").required(true).args(["client_secret", "client_secret_file"])))]
 pub struct Args {
-    /// The issuer's token endpoint (Cognito: https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token).
+    /// The issuer's token endpoint (Cognito: `https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token`).
     #[arg(long, env = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_name = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_parser = http_url)]
     pub token_endpoint: Option<String>,
 
@@ -84,7 +84,7 @@ pub struct Args {
     )]
     pub my_service_timeout_secs: u64,
 
-    /// Share tokens between replicas through this Redis: redis://[user:password@]host[:port][/db],
+    /// Share tokens between replicas through this Redis: `redis://[user:password@]host[:port][/db]`,
     /// or rediss:// for TLS. Unset: each process caches its own tokens.
     #[arg(
         long,
@@ -125,7 +125,7 @@ pub struct Args {
     pub token_cache_key_prefix: String,
 
     /// Allow a token endpoint or authority on plain http to a non-loopback host. Off:
-    /// https, or http to localhost/127.0.0.0/8/[::1] only, since the client secret travels
+    /// https, or http to localhost, 127.0.0.0/8 or ::1 only, since the client secret travels
     /// in the request. Test networks only.
     #[arg(long, env = "AUTH_SERVER_ALLOW_INSECURE_HTTP", value_name = "AUTH_SERVER_ALLOW_INSECURE_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_insecure_http: bool,

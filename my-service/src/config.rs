@@ -24,7 +24,7 @@ pub struct Args {
     pub authority: Option<String>,
 
     /// Full discovery document URL (Cognito:
-    /// https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/openid-configuration).
+    /// `https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/openid-configuration`).
     #[arg(long, env = "AUTH_METADATA_ADDRESS", value_name = "AUTH_METADATA_ADDRESS", value_parser = http_url)]
     pub metadata_address: Option<String>,
 
@@ -39,7 +39,7 @@ pub struct Args {
     pub issuer: Option<String>,
 
     /// Allow plain http to non-loopback issuer hosts (discovery and JWKS, configured or
-    /// discovered). Off: https, or http to localhost/127.0.0.0/8/[::1] only. Test networks
+    /// discovered). Off: https, or http to localhost, 127.0.0.0/8 or ::1 only. Test networks
     /// only.
     #[arg(long, env = "AUTH_ALLOW_INSECURE_HTTP", value_name = "AUTH_ALLOW_INSECURE_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_insecure_http: bool,

@@ -84,6 +84,7 @@ impl fmt::Debug for AccessToken {
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CredentialStyle {
     /// HTTP Basic (`client_secret_basic`), id and secret form-urlencoded first (RFC 6749
     /// section 2.3.1). The default, as in Duende.
@@ -95,6 +96,7 @@ pub enum CredentialStyle {
 
 /// The definition of one client: token endpoint, credentials, scope, resource.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientCredentialsClient {
     /// The token endpoint URL.
     pub token_endpoint: String,

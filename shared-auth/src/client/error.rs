@@ -3,6 +3,7 @@
 
 /// Why no access token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// No client with that name is registered with the token manager.
     #[error("no client named {0:?} is registered")]

@@ -52,6 +52,7 @@ const SEALED: u8 = 1;
 
 /// Why a [`RedisTokenCache`] could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedisCacheError {
     /// The URL is not a Redis URL. The URL itself is not repeated: it may hold a password.
     #[error("not a valid Redis URL (expected redis://host[:port][/db] or rediss://...)")]
@@ -98,6 +99,7 @@ impl fmt::Debug for CacheEncryptionKey {
 
 /// Settings of a [`RedisTokenCache`]. Its `Debug` hides the URL's user and password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct RedisCacheConfig {
     /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (rustls).
     pub url: String,

@@ -35,8 +35,9 @@ use axum::http::{Request, Response, header};
 use tower::{Layer, Service};
 
 use super::challenge;
+use super::error::ValidationError;
 use super::response_future::AuthFuture;
-use super::validation::{JwtValidator, ValidationError};
+use super::validation::JwtValidator;
 
 /// Largest Authorization header accepted (bytes). Real access tokens are 1-2 KiB.
 pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
-use super::validation::ValidationError;
+use super::error::ValidationError;
 
 /// `application/problem+json`.
 pub const PROBLEM_JSON: &str = "application/problem+json";

@@ -9,6 +9,7 @@
 
 pub(crate) mod auth_layer;
 mod challenge;
+mod error;
 pub(crate) mod jwks;
 mod principal;
 mod response_future;
@@ -18,10 +19,8 @@ mod validation;
 
 pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};
 pub use challenge::{PROBLEM_JSON, problem};
-pub use jsonwebtoken::Algorithm;
+pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
 pub use response_future::{AuthFuture, Boxed};
 pub use scope_policy::{RequireScope, RequireScopeLayer};
-pub use validation::{
-    JwtValidator, MetadataSource, StartError, TokenProfile, ValidationError, ValidatorConfig,
-};
+pub use validation::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};

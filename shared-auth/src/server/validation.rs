@@ -26,20 +26,24 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Validation};
+
+use super::error::SignatureAlgorithm;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::error::{StartError, ValidationError};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::Principal;
 use super::validated_cache::{Entry, ValidatedCache};
-use crate::discovery::{self, DiscoveryError};
+use crate::discovery;
 use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::{Scope, ScopeSet};
 
 /// Where the issuer's metadata and keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetadataSource {
     /// An authority URL: discovery at `{authority}/.well-known/openid-configuration`, and
     /// the discovered `issuer` must equal the authority (trailing slash ignored).
@@ -79,6 +83,7 @@ impl MetadataSource {
 
 /// The shape of access token the API expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenProfile {
     /// AWS Cognito: `token_use` must be `access`, no audience check; optionally only the
     /// listed `client_id`s are accepted.
@@ -101,14 +106,15 @@ pub enum TokenProfile {
 
 /// Everything [`JwtValidator::new`] needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ValidatorConfig {
     /// Metadata and keys.
     pub metadata: MetadataSource,
     /// Token profile.
     pub profile: TokenProfile,
     /// Accepted signature algorithms (default RS256, RS384, RS512, PS256, ES256, ES384,
-    /// EdDSA). HMAC is never accepted, whatever is listed.
-    pub algorithms: Vec<Algorithm>,
+    /// EdDSA). Only asymmetric ones exist in [`SignatureAlgorithm`]: HMAC cannot be listed.
+    pub algorithms: Vec<SignatureAlgorithm>,
     /// Clock skew allowed on `exp`, `nbf` and `iat` (default 60 s).
     pub leeway: Duration,
     /// Background JWKS refresh interval (default 1 h, jittered up to 10 %).
@@ -143,13 +149,13 @@ impl ValidatorConfig {
             metadata,
             profile,
             algorithms: vec![
-                Algorithm::RS256,
-                Algorithm::RS384,
-                Algorithm::RS512,
-                Algorithm::PS256,
-                Algorithm::ES256,
-                Algorithm::ES384,
-                Algorithm::EdDSA,
+                SignatureAlgorithm::RS256,
+                SignatureAlgorithm::RS384,
+                SignatureAlgorithm::RS512,
+                SignatureAlgorithm::PS256,
+                SignatureAlgorithm::ES256,
+                SignatureAlgorithm::ES384,
+                SignatureAlgorithm::EdDSA,
             ],
             leeway: Duration::from_secs(60),
             refresh_interval: Duration::from_secs(3600),
@@ -160,139 +166,6 @@ impl ValidatorConfig {
             allow_issuer_mismatch: false,
             allow_insecure_http: false,
             validated_cache_capacity: 10_000,
-        }
-    }
-}
-
-/// Why the validator could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The discovery document could not be fetched or read.
-    #[error(
-        "cannot read the issuer's discovery document at {url}: {reason} (check AUTH_AUTHORITY / AUTH_METADATA_ADDRESS and that the issuer is reachable)"
-    )]
-    Discovery {
-        /// The URL.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The discovery document hands over an endpoint that breaks the transport policy.
-    #[error(
-        "the discovery document at {url} hands over an unusable {field}: {reason} (AUTH_ALLOW_INSECURE_HTTP=true allows plain http on a test network)"
-    )]
-    UnusableEndpoint {
-        /// The discovery URL.
-        url: String,
-        /// The field (`jwks_uri`).
-        field: &'static str,
-        /// Why it cannot be used.
-        reason: String,
-    },
-    /// The metadata address does not imply the issuer and none is configured.
-    #[error(
-        "the issuer cannot be derived from the metadata address {url} (it neither ends in /.well-known/openid-configuration nor follows /.well-known/oauth-authorization-server): configure the expected issuer (AUTH_ISSUER)"
-    )]
-    IssuerRequired {
-        /// The metadata address.
-        url: String,
-    },
-    /// The discovered issuer is not the configured one.
-    #[error(
-        "the discovery document at {url} names issuer {found:?}, expected {expected:?} (check the authority URL, or opt out of the check explicitly)"
-    )]
-    IssuerMismatch {
-        /// The discovery URL.
-        url: String,
-        /// The configured issuer.
-        expected: String,
-        /// The issuer in the document.
-        found: String,
-    },
-    /// The JWKS could not be loaded at start.
-    #[error(
-        "cannot load the issuer's signing keys: {0} (is the issuer reachable? use lazy mode to start without keys)"
-    )]
-    Keys(String),
-    /// The configuration is not usable.
-    #[error("invalid validator configuration: {0}")]
-    Config(String),
-}
-
-/// Why a token was refused. The `Display` text is short and safe to send to the caller:
-/// it never contains the token or anything taken from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ValidationError {
-    /// Not a well-formed JWT (parts, base64url, JSON header).
-    #[error("the access token is malformed")]
-    Malformed,
-    /// `alg` is unknown, `none`, not allowed, or differs from the key's.
-    #[error("the token's signing algorithm is not accepted")]
-    Algorithm,
-    /// The header carries `crit` extensions this validator does not understand.
-    #[error("the token uses critical header extensions that are not supported")]
-    CriticalHeader,
-    /// `typ` is not `at+jwt` under the rfc9068 profile, or names another kind of JWT.
-    #[error("the token type (typ) is not an access token type")]
-    TokenType,
-    /// No key with that `kid` (or no `kid` while the issuer has several keys).
-    #[error("the token's signing key is unknown")]
-    UnknownKey,
-    /// The issuer's keys could not be loaded; the next attempt is allowed in
-    /// `retry_after` seconds.
-    #[error("the issuer's signing keys are not available")]
-    KeysUnavailable {
-        /// Seconds until the key cache may try again (for `Retry-After`).
-        retry_after: u64,
-    },
-    /// The signature does not verify.
-    #[error("the token signature is invalid")]
-    Signature,
-    /// `exp` has passed (beyond the leeway).
-    #[error("the access token expired")]
-    Expired,
-    /// `nbf` is in the future (beyond the leeway).
-    #[error("the access token is not yet valid")]
-    NotYetValid,
-    /// `iat` is in the future (beyond the leeway).
-    #[error("the access token was issued in the future")]
-    IssuedInFuture,
-    /// `iss` is not the expected issuer.
-    #[error("the token issuer is not accepted")]
-    Issuer,
-    /// `aud` is missing or does not contain this API's audience.
-    #[error("the token audience is not accepted")]
-    Audience,
-    /// A required claim is missing or has the wrong type.
-    #[error("the token lacks a required claim or a claim has the wrong type")]
-    Claims,
-    /// `token_use` is not `access` under the cognito profile.
-    #[error("the token is not an access token (token_use must be access)")]
-    TokenUse,
-    /// The client is not in the allow-list.
-    #[error("the client is not allowed")]
-    ClientNotAllowed,
-}
-
-impl ValidationError {
-    /// A stable machine-readable reason (for logs and metrics).
-    pub fn reason(self) -> &'static str {
-        match self {
-            ValidationError::Malformed => "malformed",
-            ValidationError::Algorithm => "algorithm",
-            ValidationError::CriticalHeader => "crit_header",
-            ValidationError::TokenType => "typ",
-            ValidationError::UnknownKey => "unknown_kid",
-            ValidationError::KeysUnavailable { .. } => "keys_unavailable",
-            ValidationError::Signature => "signature",
-            ValidationError::Expired => "expired",
-            ValidationError::NotYetValid => "not_yet_valid",
-            ValidationError::IssuedInFuture => "iat_future",
-            ValidationError::Issuer => "issuer",
-            ValidationError::Audience => "audience",
-            ValidationError::Claims => "claims",
-            ValidationError::TokenUse => "token_use",
-            ValidationError::ClientNotAllowed => "client_not_allowed",
         }
     }
 }
@@ -413,38 +286,13 @@ fn is_foreign_type(typ: &str) -> bool {
         || FOREIGN_TYPES.contains(&typ.as_str())
 }
 
-impl From<DiscoveryError> for StartError {
-    fn from(e: DiscoveryError) -> Self {
-        match e {
-            DiscoveryError::IssuerMismatch {
-                url,
-                expected,
-                found,
-            } => StartError::IssuerMismatch {
-                url,
-                expected,
-                found,
-            },
-            DiscoveryError::Fetch { url, reason } => StartError::Discovery { url, reason },
-            DiscoveryError::UnusableUrl { url, field, reason } => {
-                StartError::UnusableEndpoint { url, field, reason }
-            }
-        }
-    }
-}
-
 impl JwtValidator {
     /// Reads the metadata, loads the keys (unless lazy) and starts the background refresh.
     /// Must be called inside a Tokio runtime.
     pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
         let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
             .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
-        let algorithms: Vec<Algorithm> = config
-            .algorithms
-            .iter()
-            .copied()
-            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-            .collect();
+        let algorithms: Vec<Algorithm> = config.algorithms.iter().map(|a| a.jose()).collect();
         if algorithms.is_empty() {
             return Err(StartError::Config(
                 "no asymmetric signature algorithm allowed".into(),
