@@ -106,7 +106,8 @@ pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartErro
 /// Builds the app from its configuration.
 pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     // First, so the token manager's counters register with it.
-    shared_auth::metrics::prometheus();
+    service_kit::metrics::prometheus();
+    shared_auth::metrics::describe();
     let manager = token_manager(config).await?;
     Ok(router(manager, config))
 }
@@ -128,7 +129,10 @@ pub fn router(manager: TokenManager, config: &BffConfig) -> Router {
         .route("/weatherforecast", get(weatherforecast))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(shared_auth::metrics::metrics_endpoint))
+        .route(
+            "/metrics",
+            get(|| service_kit::metrics::render(shared_auth::metrics::publish)),
+        )
         .with_state(state)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi()))
         .layer(TraceLayer::new_for_http())

@@ -1,8 +1,6 @@
 //! my-bff binary: configuration, tracing, listener, graceful shutdown.
 //!
-//! A fatal start-up error is printed to stderr whatever RUST_LOG says, hence the allowed
-//! print lint.
-#![allow(clippy::print_stderr)]
+//! The plumbing (tracing, serving, shutdown, exit) is `service_kit`'s.
 
 use std::process::ExitCode;
 
@@ -11,20 +9,8 @@ use my_bff::config::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("my-bff: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::init_tracing();
+    service_kit::exit("my-bff", run().await)
 }
 
 async fn run() -> Result<(), String> {
@@ -44,15 +30,5 @@ async fn run() -> Result<(), String> {
         .into_config()
         .map_err(|e| format!("invalid configuration: {e}"))?;
     let app = my_bff::build(&config).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("my-bff ready on http://{bound} (Swagger UI: http://{bound}/swagger-ui/)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shared_auth::shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    tracing::info!("my-bff stopped");
-    Ok(())
+    service_kit::serve("my-bff", bind, app).await
 }

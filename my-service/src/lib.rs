@@ -83,7 +83,8 @@ pub fn token_url(config: &ServiceConfig, validator: &JwtValidator) -> String {
 /// Builds the validator (reads metadata, loads keys) and the router.
 pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
     // First, so the validator's and the layers' counters register with it.
-    shared_auth::metrics::prometheus();
+    service_kit::metrics::prometheus();
+    shared_auth::metrics::describe();
     let validator = JwtValidator::new(config.validator.clone()).await?;
     let token_url = token_url(config, &validator);
     Ok(router(validator, &token_url))
@@ -113,7 +114,10 @@ pub fn router(validator: JwtValidator, token_url: &str) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(shared_auth::metrics::metrics_endpoint))
+        .route(
+            "/metrics",
+            get(|| service_kit::metrics::render(shared_auth::metrics::publish)),
+        )
         .with_state(validator);
     Router::new()
         .merge(api)

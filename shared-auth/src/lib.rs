@@ -3,7 +3,6 @@
 //! - [`client`]: get, cache and attach client-credentials tokens (reqwest-middleware);
 //! - [`server`]: validate JWT access tokens and require scopes in axum (tower layers);
 //! - [`scope`]: the scope vocabulary both halves share;
-//! - [`shutdown_signal`]: SIGINT/SIGTERM for graceful shutdown of the services.
 #![warn(missing_docs)]
 
 pub mod client;
@@ -15,8 +14,6 @@ mod issuer_http;
 pub mod metrics;
 pub mod scope;
 pub mod server;
-mod shutdown;
 
 pub use issuer_http::{UrlError, check_url};
 pub use scope::{Scope, ScopeSet};
-pub use shutdown::shutdown_signal;

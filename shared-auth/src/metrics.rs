@@ -1,6 +1,7 @@
 //! Metrics, through the `metrics` facade: whatever recorder the process installs receives
-//! them, and without one they cost nothing. [`prometheus`] (feature `prometheus`) installs
-//! a Prometheus recorder for a service's `GET /metrics`.
+//! them, and without one they cost nothing. The services install a Prometheus recorder for
+//! their `GET /metrics` with `service_kit::metrics` (outside this crate: exporting is
+//! service plumbing, not auth).
 //!
 //! Labels never carry token contents: a client's configured name, an outcome, a reason
 //! code.
@@ -157,54 +158,4 @@ pub fn describe() {
     );
     describe_counter!(JWKS_REFRESHES, "JWKS fetches by reason and outcome");
     describe_counter!(SCOPE_DENIALS, "Requests refused for insufficient scope");
-}
-
-/// Installs a Prometheus recorder for this process (once; later calls return the same
-/// handle) and describes the metrics. `None` if another recorder was installed first.
-/// Render with [`PrometheusHandle::render`](metrics_exporter_prometheus::PrometheusHandle)
-/// after `run_upkeep`.
-#[cfg(feature = "prometheus")]
-pub fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    use std::sync::OnceLock;
-    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            // Token requests take milliseconds to seconds (retries included).
-            const BUCKETS: &[f64] = &[
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ];
-            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(TOKEN_REQUEST_DURATION.to_owned()),
-                    BUCKETS,
-                )
-                .ok()?
-                .install_recorder()
-                .ok()?;
-            describe();
-            Some(handle)
-        })
-        .clone()
-}
-
-/// An axum handler body for `GET /metrics`: the Prometheus text exposition, or 404 when
-/// no Prometheus recorder is installed.
-#[cfg(feature = "prometheus")]
-pub async fn metrics_endpoint() -> axum::response::Response {
-    use axum::http::{HeaderValue, StatusCode, header};
-    use axum::response::IntoResponse;
-    match prometheus() {
-        Some(handle) => {
-            publish();
-            handle.run_upkeep();
-            let mut response = handle.render().into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            response
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
 }

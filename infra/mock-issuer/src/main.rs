@@ -189,13 +189,7 @@ async fn serve(
     public_url: Option<String>,
     admin: Option<Admin>,
 ) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    service_kit::init_tracing();
     let path = config.ok_or("no configuration: pass --config PATH or set MOCK_ISSUER_CONFIG")?;
     if admin.is_some() && !bind.ip().is_loopback() {
         return Err(format!(
@@ -223,7 +217,7 @@ async fn serve(
         "mock-issuer ready on http://{bound}"
     );
     axum::serve(listener, issuer.router(admin.map(|a| a.token)))
-        .with_graceful_shutdown(shared_auth::shutdown_signal())
+        .with_graceful_shutdown(service_kit::shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("mock-issuer stopped");
