@@ -108,18 +108,15 @@ async fn short_lived_tokens_are_renewed_ahead_and_no_call_fails() {
     // (50 s), renewed in the background from 90 % of that (45 s after each fetch).
     let mut failures = 0;
     for _second in 0..300 {
-        let before = tokens.flights_started();
         if tokens.token("api").await.is_err() {
             failures += 1;
         }
-        if tokens.flights_started() > before {
-            // A renewal started: let it land before the clock moves on.
-            let started = tokens.flights_started() as u64;
-            eventually(Duration::from_secs(5), "the renewal lands", || async {
-                requests(&issuer) == started
-            })
-            .await;
-        }
+        // A renewal may have started in the background: let it land (its token cached
+        // and stamped with this second, its key freed) before the clock moves on.
+        eventually(Duration::from_secs(5), "the renewal lands", || async {
+            tokens.flights_in_progress() == 0
+        })
+        .await;
         clock.advance(Duration::from_secs(1));
     }
     let made = requests(&issuer);
@@ -453,45 +450,4 @@ async fn middleware_does_not_send_the_request_without_a_token() {
         "no request reached the API"
     );
     assert_eq!(requests(&issuer), 1, "invalid_client is not retried");
-}
-
-#[tokio::test]
-async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
-    let (captured, _guard) = capture_logs();
-
-    let issuer = start_issuer(TokenProfile::Cognito).await;
-    let tokens = manager(&issuer);
-    let api = downstream(1).await;
-    let response = api_client(&tokens)
-        .get(format!("{}/data", api.server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let token = tokens.token("api").await.unwrap();
-    let wrong = TokenManager::builder()
-        .client("bad", client(&issuer, BFF_ID, BFF_SECRET))
-        .build()
-        .unwrap();
-    let _ = wrong.token("nope").await;
-    let debug = format!(
-        "{tokens:?} {token:?} {:?}",
-        client(&issuer, BFF_ID, BFF_SECRET)
-    );
-
-    let logs = captured.text();
-    assert!(
-        logs.contains("token cached"),
-        "debug logs were captured: {logs}"
-    );
-    for text in [&logs, &debug] {
-        assert!(!text.contains(BFF_SECRET), "secret leaked");
-        assert!(!text.contains(token.secret()), "token leaked");
-        for seen in api.seen.lock().unwrap().iter() {
-            assert!(
-                !text.contains(seen.trim_start_matches("Bearer ")),
-                "an earlier token leaked"
-            );
-        }
-    }
 }

@@ -242,7 +242,8 @@ pub async fn start_bff(config: &my_bff::config::BffConfig) -> TestServer {
     serve(my_bff::build(config).await.unwrap()).await
 }
 
-/// Everything `tracing` writes while [`capture_logs`]'s guard is alive on this thread.
+/// Everything `tracing` has written in this process since [`capture_logs`] was first
+/// called.
 #[derive(Clone, Default)]
 pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -263,17 +264,27 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Captures every event at TRACE on this thread (use a current-thread runtime, so servers
-/// and clients run here) until the guard drops.
-pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+/// Captures every event at TRACE, from every thread, for the rest of the process: a
+/// global subscriber, installed on the first call. Use it in a test binary of its own
+/// (`tests/logs.rs`), first thing in each test. A thread-local default subscriber is not
+/// enough: tracing caches each call site's interest process-wide, and a call site first
+/// hit by another test's thread could stay disabled for ours.
+pub fn capture_logs() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("capture_logs installs the only global subscriber of its test binary");
+            captured
+        })
+        .clone()
 }
 
 /// Polls `condition` until it holds (backing off from 5 ms to 200 ms between looks), and

@@ -846,6 +846,23 @@ impl TokenManager {
         self.0.flights_started.load(Ordering::Relaxed)
     }
 
+    /// Flights in progress now: token requests under way (or waiting for another
+    /// replica's token). Zero once every flight has stored its outcome and freed its key,
+    /// which is what a test waits for before it moves a manual clock.
+    pub fn flights_in_progress(&self) -> usize {
+        let slots = self.0.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .map
+            .values()
+            .filter(|slot| slot.flight().is_some())
+            .count()
+    }
+
+    #[cfg(test)]
+    fn idle(&self) -> bool {
+        self.flights_in_progress() == 0
+    }
+
     #[cfg(test)]
     fn slot_count(&self) -> usize {
         self.0
@@ -994,8 +1011,10 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(manager.token("api").await.unwrap(), token, "still served");
         }
+        // The issuer counts the failure before the flight has recorded it: wait for both,
+        // so the failure's window is stamped before the clock moves.
         until("the background attempt failed", || {
-            issuer.stats().token_errors == 1
+            issuer.stats().token_errors == 1 && manager.idle()
         })
         .await;
         for _ in 0..50 {
@@ -1014,7 +1033,7 @@ mod tests {
             assert_eq!(manager.token("api").await.unwrap(), token);
         }
         until("the second attempt failed", || {
-            issuer.stats().token_errors == 2
+            issuer.stats().token_errors == 2 && manager.idle()
         })
         .await;
         assert_eq!(manager.flights_started(), flights + 1);

@@ -1,0 +1,164 @@
+//! Logs hold no secret and no token: the whole flow, and the client half's own events, at
+//! TRACE. Its own test binary, because capturing means installing the process's global
+//! subscriber (see `support::capture_logs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use shared_auth::client::{
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, TokenManager,
+};
+use system_tests::*;
+
+fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsClient {
+    ClientCredentialsClient::new(
+        issuer.token_endpoint(),
+        ClientId::new(id),
+        ClientSecret::new(secret),
+    )
+}
+
+/// A downstream API that answers 401 to its first request and 200 after, recording the
+/// Authorization headers it saw.
+async fn downstream() -> (TestServer, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/data",
+        get(move |headers: HeaderMap| {
+            let seen = recorded.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let mut seen = seen.lock().unwrap();
+                seen.push(auth.unwrap_or_default());
+                if seen.len() == 1 {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    (serve(app).await, seen)
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
+    let captured = capture_logs();
+
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let tokens = TokenManager::builder()
+        .client("api", client(&issuer, BFF_ID, BFF_SECRET))
+        .build()
+        .unwrap();
+    let (api, seen) = downstream().await;
+    let response = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientCredentialsMiddleware::new(tokens.clone(), "api"))
+        .build()
+        .get(format!("{}/data", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = tokens.token("api").await.unwrap();
+    let wrong = TokenManager::builder()
+        .client("bad", client(&issuer, BFF_ID, BFF_SECRET))
+        .build()
+        .unwrap();
+    let _ = wrong.token("nope").await;
+    let debug = format!(
+        "{tokens:?} {token:?} {:?}",
+        client(&issuer, BFF_ID, BFF_SECRET)
+    );
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("token cached"),
+        "debug logs were captured: {logs}"
+    );
+    for text in [&logs, &debug] {
+        assert!(!text.contains(BFF_SECRET), "secret leaked");
+        assert!(!text.contains(token.secret()), "token leaked");
+        for seen in seen.lock().unwrap().iter() {
+            assert!(
+                !text.contains(seen.trim_start_matches("Bearer ")),
+                "an earlier token leaked"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_of_the_whole_flow_hold_no_secret_and_no_token() {
+    let captured = capture_logs();
+
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let service = start_service(&issuer, cognito()).await;
+    let bff = start_bff(&bff_config(&issuer, &service.base)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            http()
+                .get(format!("{}/weatherforecast", bff.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // A token my-service refuses, and a BFF whose secret is wrong: failures log too.
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    let bad = format!("{}x", &token[..token.len() - 1]);
+    let r = http()
+        .get(format!("{}/weatherforecast", service.base))
+        .bearer_auth(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let mut wrong = bff_config(&issuer, &service.base);
+    wrong.client_secret = shared_auth::client::ClientSecret::new("wrong-secret-value");
+    let bff2 = start_bff(&wrong).await;
+    assert_eq!(
+        http()
+            .get(format!("{}/weatherforecast", bff2.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    let logs = captured.text();
+    assert!(logs.contains("TRACE"), "trace-level events were captured");
+    assert!(logs.contains("token cached"));
+    assert!(logs.contains("token refused"), "the refusal was logged");
+    assert!(
+        !logs.contains(BFF_SECRET),
+        "the client secret is in the logs"
+    );
+    assert!(
+        !logs.contains("wrong-secret-value"),
+        "a client secret is in the logs"
+    );
+    assert!(!contains_jwt(&logs), "an access token is in the logs");
+    assert!(contains_jwt(&token), "the JWT detector works");
+    println!("trace capture: {} lines checked", logs.lines().count());
+}
+
+/// Whether `text` contains something shaped like a JWS: two base64url JSON objects.
+fn contains_jwt(text: &str) -> bool {
+    text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text[i..];
+        let first: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        first.len() >= 10 && rest[first.len()..].starts_with(".eyJ")
+    })
+}
