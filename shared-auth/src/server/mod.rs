@@ -14,6 +14,7 @@ pub(crate) mod jwks;
 mod principal;
 mod response_future;
 mod scope_policy;
+mod settings;
 mod validated_cache;
 mod validation;
 
@@ -23,4 +24,7 @@ pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
 pub use response_future::{AuthFuture, Boxed};
 pub use scope_policy::{RequireScope, RequireScopeLayer};
+#[cfg(feature = "clap")]
+pub use settings::ValidatorArgs;
+pub use settings::{AuthEnv, EnvPrefix, ProfileName, SettingsError, ValidatorSettings};
 pub use validation::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};

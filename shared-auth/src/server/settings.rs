@@ -1,0 +1,582 @@
+//! Settings of a validator as a service configures it: the values an operator sets
+//! (authority, profile, audience, ...), checked and turned into a [`ValidatorConfig`] with
+//! errors that name the setting. The service embeds them as they are:
+//!
+//! - with the `clap` feature, [`ValidatorArgs`] is a `clap::Args` group to flatten into
+//!   the service's own arguments, each value also read from an environment variable whose
+//!   prefix the service chooses ([`EnvPrefix`]; my-service keeps `AUTH_AUTHORITY`, ...);
+//! - with the `serde` feature, [`ValidatorSettings`] deserializes from a configuration
+//!   file (field names as below, snake_case).
+//!
+//! ```
+//! # #[cfg(feature = "clap")] {
+//! use clap::Parser;
+//! use shared_auth::server::{AuthEnv, ValidatorArgs};
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     auth: ValidatorArgs<AuthEnv>, // AUTH_AUTHORITY, AUTH_TOKEN_PROFILE, ...
+//! }
+//! let args = Args::parse_from(["svc", "--authority", "https://issuer.example"]);
+//! let config = args.auth.into_config().expect("valid settings");
+//! # let _ = config; }
+//! ```
+
+use std::time::Duration;
+
+use super::validation::{MetadataSource, TokenProfile, ValidatorConfig};
+
+/// The token profiles, by their setting names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
+#[non_exhaustive]
+pub enum ProfileName {
+    /// AWS Cognito access tokens (`token_use: access`, no `aud`).
+    #[default]
+    Cognito,
+    /// RFC 9068 JWT access tokens (`typ: at+jwt`, `aud` required).
+    Rfc9068,
+    /// Any JWT access token (`aud` checked only if configured).
+    Generic,
+}
+
+/// What an operator sets for a validator. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ValidatorSettings {
+    /// Issuer URL; discovery at `{authority}/.well-known/openid-configuration`.
+    pub authority: Option<String>,
+    /// Full discovery document URL.
+    pub metadata_address: Option<String>,
+    /// JWKS URL, without discovery (needs `issuer`).
+    pub jwks_uri: Option<String>,
+    /// Expected `iss`: with `jwks_uri`, and with a `metadata_address` whose shape implies
+    /// no issuer.
+    pub issuer: Option<String>,
+    /// Token profile.
+    pub token_profile: ProfileName,
+    /// This API's audience (required for `rfc9068`, refused for `cognito`).
+    pub audience: Option<String>,
+    /// Client ids accepted under `cognito` (empty: any).
+    pub allowed_client_ids: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds.
+    pub clock_skew_secs: u64,
+    /// Start without the issuer; keys load in the background and on first use.
+    pub lazy_keys: bool,
+    /// Allow plain `http` to non-loopback issuer hosts.
+    pub allow_insecure_http: bool,
+}
+
+impl Default for ValidatorSettings {
+    fn default() -> Self {
+        ValidatorSettings {
+            authority: None,
+            metadata_address: None,
+            jwks_uri: None,
+            issuer: None,
+            token_profile: ProfileName::Cognito,
+            audience: None,
+            allowed_client_ids: Vec::new(),
+            clock_skew_secs: 60,
+            lazy_keys: false,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// A setting that is missing, malformed, or does not fit the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+#[non_exhaustive]
+pub struct SettingsError {
+    /// The setting to fix: its environment variable under [`ValidatorArgs`], its field
+    /// name otherwise.
+    pub setting: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ValidatorSettings {
+    /// Checks the settings together and builds the validator's configuration. Errors name
+    /// the setting as `prefix` + its upper-case name (`AUTH_` gives `AUTH_AUDIENCE`), or
+    /// by field name when `prefix` is empty.
+    pub fn into_config_named(self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
+        let name = |field: &str| {
+            if prefix.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{prefix}{}", field.to_ascii_uppercase())
+            }
+        };
+        let fail = |field: &str, reason: String| SettingsError {
+            setting: name(field),
+            reason,
+        };
+        let insecure = self.allow_insecure_http;
+        let optin = name("allow_insecure_http");
+        let check = |field: &str, url: &str| {
+            crate::issuer_http::check_url(url, insecure)
+                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+        };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let mut issuer = non_empty(self.issuer);
+        let metadata = match (
+            non_empty(self.authority),
+            non_empty(self.metadata_address),
+            non_empty(self.jwks_uri),
+        ) {
+            (Some(a), None, None) => {
+                check("authority", &a)?;
+                MetadataSource::Authority(a)
+            }
+            (None, Some(m), None) => {
+                check("metadata_address", &m)?;
+                MetadataSource::MetadataAddress(m)
+            }
+            (None, None, Some(jwks_uri)) => {
+                let issuer = issuer
+                    .take()
+                    .ok_or_else(|| fail("issuer", format!("required with {}", name("jwks_uri"))))?;
+                check("jwks_uri", &jwks_uri)?;
+                MetadataSource::Jwks { jwks_uri, issuer }
+            }
+            _ => {
+                return Err(fail(
+                    "authority",
+                    format!(
+                        "set exactly one of {}, {}, or {} with {}",
+                        name("authority"),
+                        name("metadata_address"),
+                        name("jwks_uri"),
+                        name("issuer")
+                    ),
+                ));
+            }
+        };
+        if issuer.is_none() && metadata.implied_issuer().is_none() {
+            return Err(fail(
+                "issuer",
+                format!(
+                    "required with an {} that does not end in /.well-known/openid-configuration: \
+                     the discovered issuer must be checked against it (RFC 8414 section 3.3)",
+                    name("metadata_address")
+                ),
+            ));
+        }
+        let audience = non_empty(self.audience);
+        let profile = match self.token_profile {
+            ProfileName::Cognito => {
+                if audience.is_some() {
+                    return Err(fail(
+                        "audience",
+                        format!(
+                            "Cognito access tokens have no aud claim; unset it, or use {}=rfc9068 or generic",
+                            name("token_profile")
+                        ),
+                    ));
+                }
+                TokenProfile::Cognito {
+                    allowed_client_ids: self
+                        .allowed_client_ids
+                        .into_iter()
+                        .map(|c| c.trim().to_owned())
+                        .filter(|c| !c.is_empty())
+                        .collect(),
+                }
+            }
+            ProfileName::Rfc9068 => TokenProfile::Rfc9068 {
+                audience: audience.ok_or_else(|| {
+                    fail(
+                        "audience",
+                        format!("required when {}=rfc9068", name("token_profile")),
+                    )
+                })?,
+            },
+            ProfileName::Generic => TokenProfile::Generic { audience },
+        };
+        let mut config = ValidatorConfig::new(metadata, profile);
+        config.leeway = Duration::from_secs(self.clock_skew_secs);
+        config.lazy = self.lazy_keys;
+        config.issuer = issuer;
+        config.allow_insecure_http = insecure;
+        Ok(config)
+    }
+}
+
+/// The environment-variable prefix of a [`ValidatorArgs`] group, chosen by the service.
+pub trait EnvPrefix: Send + Sync + 'static {
+    /// Put before each setting's upper-case name: `AUTH_` gives `AUTH_AUTHORITY`.
+    const PREFIX: &'static str;
+    /// Put before each flag: empty gives `--authority`.
+    const FLAG_PREFIX: &'static str = "";
+}
+
+/// The `AUTH_` prefix: `AUTH_AUTHORITY`, `AUTH_TOKEN_PROFILE`, ... (ASP.NET's names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthEnv;
+
+impl EnvPrefix for AuthEnv {
+    const PREFIX: &'static str = "AUTH_";
+}
+
+#[cfg(feature = "clap")]
+pub use self::cli::ValidatorArgs;
+
+#[cfg(feature = "clap")]
+mod cli {
+    use std::collections::HashMap;
+    use std::marker::PhantomData;
+    use std::sync::{Mutex, OnceLock};
+
+    use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command, FromArgMatches};
+
+    use super::{EnvPrefix, ProfileName, SettingsError, ValidatorSettings};
+    use crate::server::ValidatorConfig;
+
+    /// [`ValidatorSettings`] as a `clap::Args` group (feature `clap`): each setting a flag
+    /// and an environment variable named `P::PREFIX` + its upper-case name. Flatten it into
+    /// the service's arguments; `--help` lists the variables.
+    #[derive(Debug, Clone)]
+    pub struct ValidatorArgs<P: EnvPrefix> {
+        /// The parsed settings.
+        pub settings: ValidatorSettings,
+        prefix: PhantomData<P>,
+    }
+
+    impl<P: EnvPrefix> ValidatorArgs<P> {
+        /// Checks the settings and builds the configuration; errors name the variable.
+        pub fn into_config(self) -> Result<ValidatorConfig, SettingsError> {
+            self.settings.into_config_named(P::PREFIX)
+        }
+    }
+
+    /// clap wants `'static` names; the ones made from the prefix are interned once each,
+    /// so re-building the command (help, tests) does not leak again.
+    fn intern(text: String) -> &'static str {
+        static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(name) = names.get(&text) {
+            return name;
+        }
+        let leaked: &'static str = Box::leak(text.clone().into_boxed_str());
+        names.insert(text, leaked);
+        leaked
+    }
+
+    fn env<P: EnvPrefix>(field: &str) -> &'static str {
+        intern(format!("{}{}", P::PREFIX, field.to_ascii_uppercase()))
+    }
+
+    fn id<P: EnvPrefix>(field: &str) -> &'static str {
+        intern(format!("{}{field}", P::PREFIX))
+    }
+
+    fn arg<P: EnvPrefix>(field: &str, help: String) -> Arg {
+        let variable = env::<P>(field);
+        Arg::new(id::<P>(field))
+            .long(intern(format!(
+                "{}{}",
+                P::FLAG_PREFIX,
+                field.replace('_', "-")
+            )))
+            .env(variable)
+            .value_name(variable)
+            .help(help)
+    }
+
+    fn http_url(value: &str) -> Result<String, String> {
+        if value.starts_with("http://") || value.starts_with("https://") {
+            Ok(value.to_owned())
+        } else {
+            Err("must be an http:// or https:// URL".to_owned())
+        }
+    }
+
+    fn boolean<P: EnvPrefix>(field: &str, help: String) -> Arg {
+        arg::<P>(field, help)
+            .action(ArgAction::Set)
+            .value_parser(clap::value_parser!(bool))
+            .default_value("false")
+    }
+
+    impl<P: EnvPrefix> clap::Args for ValidatorArgs<P> {
+        fn augment_args(cmd: Command) -> Command {
+            let n = |field: &str| env::<P>(field);
+            cmd.arg(
+                arg::<P>(
+                    "authority",
+                    "Issuer URL; discovery at {authority}/.well-known/openid-configuration."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(
+                arg::<P>(
+                    "metadata_address",
+                    "Full discovery document URL (Cognito: \
+                     https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/openid-configuration)."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(
+                arg::<P>(
+                    "jwks_uri",
+                    format!("JWKS URL, without discovery (needs {}).", n("issuer")),
+                )
+                .value_parser(http_url),
+            )
+            .arg(arg::<P>(
+                "issuer",
+                format!(
+                    "Expected iss: required with {}, and with an {} whose shape does not imply \
+                     the issuer (one not ending in /.well-known/openid-configuration nor under \
+                     /.well-known/oauth-authorization-server).",
+                    n("jwks_uri"),
+                    n("metadata_address")
+                ),
+            ))
+            .group(
+                ArgGroup::new(id::<P>("metadata_source"))
+                    .required(true)
+                    .args([
+                        id::<P>("authority"),
+                        id::<P>("metadata_address"),
+                        id::<P>("jwks_uri"),
+                    ]),
+            )
+            .arg(boolean::<P>(
+                "allow_insecure_http",
+                "Allow plain http to non-loopback issuer hosts (discovery and JWKS, configured \
+                 or discovered). Off: https, or http to localhost, 127.0.0.0/8 or ::1 only. \
+                 Test networks only."
+                    .to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "token_profile",
+                    format!(
+                        "Token profile: cognito (token_use=access, no aud), rfc9068 (typ \
+                         at+jwt, aud required), generic (aud checked only if {} is set).",
+                        n("audience")
+                    ),
+                )
+                .value_parser(["cognito", "rfc9068", "generic"])
+                .default_value("cognito"),
+            )
+            .arg(arg::<P>(
+                "audience",
+                "This API's audience (required for rfc9068).".to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "allowed_client_ids",
+                    "Comma-separated client ids accepted under the cognito profile (default: \
+                     any)."
+                        .to_owned(),
+                )
+                .value_delimiter(',')
+                .action(ArgAction::Append),
+            )
+            .arg(
+                arg::<P>(
+                    "clock_skew_secs",
+                    "Clock skew allowed on exp/nbf/iat, in seconds.".to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64))
+                .default_value("60"),
+            )
+            .arg(boolean::<P>(
+                "lazy_keys",
+                "Start even if the issuer is unreachable: discovery and keys load in the \
+                 background and on first use; until then requests get 503 with Retry-After."
+                    .to_owned(),
+            ))
+        }
+
+        fn augment_args_for_update(cmd: Command) -> Command {
+            Self::augment_args(cmd)
+        }
+    }
+
+    impl<P: EnvPrefix> FromArgMatches for ValidatorArgs<P> {
+        fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+            let text = |field: &str| matches.get_one::<String>(id::<P>(field)).cloned();
+            let flag = |field: &str| {
+                matches
+                    .get_one::<bool>(id::<P>(field))
+                    .copied()
+                    .unwrap_or(false)
+            };
+            let token_profile = match text("token_profile").as_deref() {
+                Some("rfc9068") => ProfileName::Rfc9068,
+                Some("generic") => ProfileName::Generic,
+                _ => ProfileName::Cognito,
+            };
+            Ok(ValidatorArgs {
+                settings: ValidatorSettings {
+                    authority: text("authority"),
+                    metadata_address: text("metadata_address"),
+                    jwks_uri: text("jwks_uri"),
+                    issuer: text("issuer"),
+                    token_profile,
+                    audience: text("audience"),
+                    allowed_client_ids: matches
+                        .get_many::<String>(id::<P>("allowed_client_ids"))
+                        .map(|v| v.cloned().collect())
+                        .unwrap_or_default(),
+                    clock_skew_secs: matches
+                        .get_one::<u64>(id::<P>("clock_skew_secs"))
+                        .copied()
+                        .unwrap_or(60),
+                    lazy_keys: flag("lazy_keys"),
+                    allow_insecure_http: flag("allow_insecure_http"),
+                },
+                prefix: PhantomData,
+            })
+        }
+
+        fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+            *self = Self::from_arg_matches(matches)?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(edit: impl FnOnce(&mut ValidatorSettings)) -> ValidatorSettings {
+        let mut s = ValidatorSettings {
+            authority: Some("https://issuer.example".into()),
+            ..ValidatorSettings::default()
+        };
+        edit(&mut s);
+        s
+    }
+
+    #[test]
+    fn errors_name_the_setting_under_the_services_prefix() {
+        let e = settings(|s| {
+            s.token_profile = ProfileName::Rfc9068;
+        })
+        .into_config_named("ORDERS_AUTH_")
+        .unwrap_err();
+        assert_eq!(e.setting, "ORDERS_AUTH_AUDIENCE");
+        assert!(
+            e.reason.contains("ORDERS_AUTH_TOKEN_PROFILE=rfc9068"),
+            "{e}"
+        );
+        let e = settings(|s| s.authority = Some("http://issuer.example".into()))
+            .into_config_named("AUTH_")
+            .unwrap_err();
+        assert_eq!(e.setting, "AUTH_AUTHORITY");
+        assert!(e.reason.contains("AUTH_ALLOW_INSECURE_HTTP=true"), "{e}");
+        // Without a prefix (a configuration file), the field name.
+        let e = settings(|s| s.audience = Some("api".into()))
+            .into_config_named("")
+            .unwrap_err();
+        assert_eq!(e.setting, "audience");
+        let e = ValidatorSettings::default()
+            .into_config_named("")
+            .unwrap_err();
+        assert_eq!(e.setting, "authority");
+    }
+
+    #[test]
+    fn good_settings_make_the_validator_config() {
+        let config = settings(|s| {
+            s.token_profile = ProfileName::Generic;
+            s.audience = Some("api".into());
+            s.clock_skew_secs = 5;
+            s.lazy_keys = true;
+        })
+        .into_config_named("AUTH_")
+        .unwrap();
+        assert_eq!(
+            config.metadata,
+            MetadataSource::Authority("https://issuer.example".into())
+        );
+        assert_eq!(
+            config.profile,
+            TokenProfile::Generic {
+                audience: Some("api".into())
+            }
+        );
+        assert_eq!(config.leeway, Duration::from_secs(5));
+        assert!(config.lazy);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn settings_deserialize_from_a_configuration_file() {
+        let parsed: ValidatorSettings = serde_json::from_str(
+            r#"{"metadata_address": "https://as.example/meta.json", "issuer": "https://as.example",
+                "token_profile": "rfc9068", "audience": "api"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.token_profile, ProfileName::Rfc9068);
+        assert_eq!(parsed.clock_skew_secs, 60, "defaults fill the rest");
+        assert!(parsed.into_config_named("").is_ok());
+        assert!(serde_json::from_str::<ValidatorSettings>(r#"{"authorty": "x"}"#).is_err());
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn two_groups_with_their_own_prefixes_live_in_one_command() {
+        use clap::Parser;
+        struct Legacy;
+        impl EnvPrefix for Legacy {
+            const PREFIX: &'static str = "LEGACY_AUTH_";
+            const FLAG_PREFIX: &'static str = "legacy-";
+        }
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            auth: ValidatorArgs<AuthEnv>,
+            #[command(flatten)]
+            legacy: ValidatorArgs<Legacy>,
+        }
+        let args = Args::try_parse_from([
+            "svc",
+            "--authority",
+            "https://new.example",
+            "--legacy-jwks-uri",
+            "https://old.example/jwks",
+            "--legacy-issuer",
+            "https://old.example",
+            "--legacy-token-profile",
+            "generic",
+            "--allowed-client-ids",
+            "a,b",
+        ])
+        .unwrap();
+        assert_eq!(args.auth.settings.allowed_client_ids, ["a", "b"]);
+        assert_eq!(args.legacy.settings.token_profile, ProfileName::Generic);
+        assert!(args.auth.into_config().is_ok());
+        assert!(args.legacy.into_config().is_ok());
+        // Neither group's source is optional.
+        let e = Args::try_parse_from(["svc", "--authority", "https://new.example"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("LEGACY_AUTH_AUTHORITY") || e.contains("legacy-authority"),
+            "{e}"
+        );
+    }
+}
