@@ -29,24 +29,24 @@ async fn bff_calls_my_service_with_one_cached_token() {
     // The secret comes from a file with a trailing newline, as mounted secrets do.
     let secret_file = std::env::temp_dir().join(format!("flow-secret-{}", std::process::id()));
     std::fs::write(&secret_file, format!("{BFF_SECRET}\n")).unwrap();
-    let args = my_bff::config::Args {
-        token_endpoint: Some(issuer.token_endpoint()),
-        authority: None,
-        client_id: BFF_ID.into(),
-        client_secret: None,
-        client_secret_file: Some(secret_file.clone()),
-        scope: shared_auth::ScopeSet::parse(READ).unwrap(),
-        resource: None,
-        credential_style: my_bff::config::Style::Basic,
-        my_service_base_url: service.base.clone(),
-        my_service_timeout_secs: 5,
-        token_cache_redis_url: None,
-        token_cache_key: None,
-        token_cache_key_file: None,
-        allow_insecure_http: false,
-        token_cache_key_prefix: "shared-auth:".into(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-    };
+    let endpoint = issuer.token_endpoint();
+    let file = secret_file.to_str().unwrap();
+    let args = <my_bff::config::Args as clap::Parser>::try_parse_from([
+        "my-bff",
+        "--token-endpoint",
+        &endpoint,
+        "--client-id",
+        BFF_ID,
+        "--client-secret-file",
+        file,
+        "--scope",
+        READ,
+        "--my-service-base-url",
+        &service.base,
+        "--my-service-timeout-secs",
+        "5",
+    ])
+    .unwrap();
     let config = args.into_config().unwrap();
     std::fs::remove_file(&secret_file).unwrap();
     let bff = start_bff(&config).await;
@@ -99,8 +99,8 @@ async fn bff_discovers_the_token_endpoint_from_an_authority() {
     )
     .await;
     let mut config = bff_config(&issuer, &service.base);
-    config.token_source = my_bff::config::TokenSource::Authority(issuer.issuer().to_owned());
-    config.credential_style = shared_auth::client::CredentialStyle::PostBody;
+    config.client.token_source = my_bff::config::TokenSource::Authority(issuer.issuer().to_owned());
+    config.client.credential_style = shared_auth::client::CredentialStyle::PostBody;
     let bff = start_bff(&config).await;
     let r = http()
         .get(format!("{}/weatherforecast", bff.base))
@@ -115,7 +115,7 @@ async fn no_token_means_503_quickly_and_no_call_downstream() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_service(&issuer, cognito()).await;
     let mut config = bff_config(&issuer, &service.base);
-    config.client_secret = shared_auth::client::ClientSecret::new("wrong-secret");
+    config.client.client_secret = shared_auth::client::ClientSecret::new("wrong-secret");
     let bff = start_bff(&config).await;
     let started = Instant::now();
     let r = http()

@@ -101,9 +101,9 @@ async fn identityserver_shape_works_end_to_end() {
     let service = start_service(&issuer, audience).await;
     // my-bff against /connect/token with client_secret_post (credentials in the body).
     let mut bff = bff_config(&issuer, &service.base);
-    bff.token_source =
+    bff.client.token_source =
         my_bff::config::TokenSource::Endpoint(format!("http://{}/connect/token", issuer.addr()));
-    bff.credential_style = shared_auth::client::CredentialStyle::PostBody;
+    bff.client.credential_style = shared_auth::client::CredentialStyle::PostBody;
     let bff = start_bff(&bff).await;
     let before = issuer.stats().token_requests;
     let (status, body) = forecasts(&bff).await;

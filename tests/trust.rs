@@ -1005,7 +1005,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let mut config = bff_config(&issuer, "http://127.0.0.1:1");
 
-    config.token_source =
+    config.client.token_source =
         my_bff::config::TokenSource::Endpoint("http://issuer.example/token".into());
     let Err(error) = my_bff::token_manager(&config).await else {
         panic!("a plain-http remote token endpoint must be refused");
@@ -1016,7 +1016,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
             && text.contains("http://issuer.example/token"),
         "{text}"
     );
-    config.allow_insecure_http = true;
+    config.client.allow_insecure_http = true;
     my_bff::token_manager(&config).await.unwrap();
 
     // Discovered: an authority whose document hands over a plain-http remote endpoint.
@@ -1032,8 +1032,8 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
     })
     .await;
     base.set(docs.server.base.clone()).unwrap();
-    config.allow_insecure_http = false;
-    config.token_source = my_bff::config::TokenSource::Authority(docs.server.base.clone());
+    config.client.allow_insecure_http = false;
+    config.client.token_source = my_bff::config::TokenSource::Authority(docs.server.base.clone());
     let Err(error) = my_bff::token_manager(&config).await else {
         panic!("a discovered plain-http remote token endpoint must be refused");
     };
@@ -1042,7 +1042,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
         text.contains("AUTH_SERVER_AUTHORITY") && text.contains("token_endpoint"),
         "{text}"
     );
-    config.allow_insecure_http = true;
+    config.client.allow_insecure_http = true;
     let tokens = my_bff::token_manager(&config).await.unwrap();
     assert_eq!(
         tokens.client_names().collect::<Vec<_>>(),

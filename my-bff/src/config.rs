@@ -5,71 +5,31 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser, ValueEnum};
-use shared_auth::ScopeSet;
+use clap::Parser;
+pub use shared_auth::client::TokenSource;
 use shared_auth::client::{
-    CacheEncryptionKey, ClientId, ClientSecret, CredentialStyle, RedisCacheConfig,
+    CacheEncryptionKey, ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig,
 };
+
+/// The seed articles' names: `AUTH_SERVER_TOKEN_ENDPOINT_URL` / `AUTH_SERVER_AUTHORITY`
+/// for the issuer, `AUTH_SERVER_MYBFF_*` for this client.
+#[derive(Debug, Clone, Copy)]
+pub struct MyBffEnv;
+
+impl ClientEnv for MyBffEnv {
+    const ISSUER_PREFIX: &'static str = "AUTH_SERVER_";
+    const CLIENT_PREFIX: &'static str = "AUTH_SERVER_MYBFF_";
+}
 
 /// A backend-for-frontend (reference): GET /weatherforecast calls my-service with a
 /// client-credentials access token that it gets, caches and renews.
 /// Swagger UI: /swagger-ui/, OpenAPI: /api-docs/openapi.json.
 #[derive(Debug, Parser)]
 #[command(name = "my-bff", version)]
-#[command(group(ArgGroup::new("issuer").required(true).args(["token_endpoint", "authority"])))]
-#[command(group(ArgGroup::new("secret").required(true).args(["client_secret", "client_secret_file"])))]
 pub struct Args {
-    /// The issuer's token endpoint (Cognito: `https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token`).
-    #[arg(long, env = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_name = "AUTH_SERVER_TOKEN_ENDPOINT_URL", value_parser = http_url)]
-    pub token_endpoint: Option<String>,
-
-    /// Or an issuer URL whose discovery document gives the token endpoint.
-    #[arg(long, env = "AUTH_SERVER_AUTHORITY", value_name = "AUTH_SERVER_AUTHORITY", value_parser = http_url)]
-    pub authority: Option<String>,
-
-    /// This BFF's client id.
-    #[arg(long, env = "AUTH_SERVER_MYBFF_CLIENT_ID", value_name = "AUTH_SERVER_MYBFF_CLIENT_ID", value_parser = non_empty)]
-    pub client_id: String,
-
-    /// This BFF's client secret.
-    #[arg(
-        long,
-        env = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
-        value_name = "AUTH_SERVER_MYBFF_CLIENT_SECRET",
-        hide_env_values = true,
-        value_parser = secret
-    )]
-    pub client_secret: Option<Secret>,
-
-    /// Or a file holding the client secret (trailing newline ignored).
-    #[arg(
-        long,
-        env = "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
-        value_name = "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE"
-    )]
-    pub client_secret_file: Option<PathBuf>,
-
-    /// Space-separated scopes to request (default: what the issuer grants the client).
-    #[arg(long, env = "AUTH_SERVER_MYBFF_SCOPE", value_name = "AUTH_SERVER_MYBFF_SCOPE", value_parser = scopes, default_value = "")]
-    pub scope: ScopeSet,
-
-    /// RFC 8707 resource indicator to send, if any.
-    #[arg(
-        long,
-        env = "AUTH_SERVER_MYBFF_RESOURCE",
-        value_name = "AUTH_SERVER_MYBFF_RESOURCE"
-    )]
-    pub resource: Option<String>,
-
-    /// How to send the credentials: basic (HTTP Basic, default) or body (form body).
-    #[arg(
-        long,
-        env = "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
-        value_name = "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
-        value_enum,
-        default_value = "basic"
-    )]
-    pub credential_style: Style,
+    /// This BFF's client (AUTH_SERVER_*): shared-auth's client settings.
+    #[command(flatten)]
+    pub auth: ClientArgs<MyBffEnv>,
 
     /// Base URL of my-service.
     #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL", value_parser = http_url)]
@@ -124,12 +84,6 @@ pub struct Args {
     )]
     pub token_cache_key_prefix: String,
 
-    /// Allow a token endpoint or authority on plain http to a non-loopback host. Off:
-    /// https, or http to localhost, 127.0.0.0/8 or ::1 only, since the client secret travels
-    /// in the request. Test networks only.
-    #[arg(long, env = "AUTH_SERVER_ALLOW_INSECURE_HTTP", value_name = "AUTH_SERVER_ALLOW_INSECURE_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
-    pub allow_insecure_http: bool,
-
     /// Listen address.
     #[arg(
         long = "bind",
@@ -162,15 +116,6 @@ fn secret(value: &str) -> Result<Secret, String> {
     Ok(Secret(value.to_owned()))
 }
 
-/// Credential styles, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Style {
-    /// HTTP Basic (client_secret_basic).
-    Basic,
-    /// Form body (client_secret_post).
-    Body,
-}
-
 fn http_url(value: &str) -> Result<String, String> {
     if value.starts_with("http://") || value.starts_with("https://") {
         Ok(value.trim_end_matches('/').to_owned())
@@ -179,135 +124,48 @@ fn http_url(value: &str) -> Result<String, String> {
     }
 }
 
-fn non_empty(value: &str) -> Result<String, String> {
-    if value.trim().is_empty() {
-        Err("must not be empty".to_owned())
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
-fn scopes(value: &str) -> Result<ScopeSet, String> {
-    ScopeSet::parse(value).map_err(|e| e.to_string())
-}
-
 /// A configuration that parsed but does not hold together.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {reason}")]
 pub struct ConfigError {
     /// The variable to fix.
-    pub variable: &'static str,
+    pub variable: String,
     /// What is wrong.
     pub reason: String,
-}
-
-/// Where the token endpoint comes from.
-#[derive(Debug, Clone)]
-pub enum TokenSource {
-    /// Given directly.
-    Endpoint(String),
-    /// Discovered from this authority at start.
-    Authority(String),
 }
 
 /// The typed BFF configuration.
 #[derive(Debug, Clone)]
 pub struct BffConfig {
-    /// Token endpoint or authority.
-    pub token_source: TokenSource,
-    /// Client id.
-    pub client_id: ClientId,
-    /// Client secret.
-    pub client_secret: ClientSecret,
-    /// Scopes to request.
-    pub scope: ScopeSet,
-    /// Resource indicator.
-    pub resource: Option<String>,
-    /// Credential style.
-    pub credential_style: CredentialStyle,
+    /// The client-credentials client that calls my-service.
+    pub client: ClientDefinition,
     /// my-service base URL (no trailing slash).
     pub my_service_base_url: String,
     /// Timeout per call to my-service.
     pub my_service_timeout: Duration,
     /// The shared token cache, if one is configured.
     pub token_cache: Option<RedisCacheConfig>,
-    /// Plain http to a non-loopback issuer is allowed (AUTH_SERVER_ALLOW_INSECURE_HTTP).
-    pub allow_insecure_http: bool,
 }
 
 impl Args {
     /// Reads the secret file if one is named and builds the typed configuration.
     pub fn into_config(self) -> Result<BffConfig, ConfigError> {
         let token_cache = self.token_cache()?;
-        let insecure = self.allow_insecure_http;
-        let check = |variable: &'static str, url: &str| {
-            shared_auth::check_url(url, insecure).map_err(|e| ConfigError {
-                variable,
-                reason: format!(
-                    "{e}, or set AUTH_SERVER_ALLOW_INSECURE_HTTP=true on a test network"
-                ),
-            })
-        };
-        let token_source = match (self.token_endpoint, self.authority) {
-            (Some(e), None) => {
-                check("AUTH_SERVER_TOKEN_ENDPOINT_URL", &e)?;
-                TokenSource::Endpoint(e)
-            }
-            (None, Some(a)) => {
-                check("AUTH_SERVER_AUTHORITY", &a)?;
-                TokenSource::Authority(a)
-            }
-            _ => {
-                return Err(ConfigError {
-                    variable: "AUTH_SERVER_TOKEN_ENDPOINT_URL",
-                    reason:
-                        "set exactly one of AUTH_SERVER_TOKEN_ENDPOINT_URL or AUTH_SERVER_AUTHORITY"
-                            .into(),
-                });
-            }
-        };
-        let secret = match (self.client_secret, self.client_secret_file) {
-            (Some(s), None) => s.0,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError {
-                    variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE",
-                    reason: format!("cannot read {}: {e}", path.display()),
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-            _ => {
-                return Err(ConfigError {
-                    variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET",
-                    reason: "set exactly one of AUTH_SERVER_MYBFF_CLIENT_SECRET or AUTH_SERVER_MYBFF_CLIENT_SECRET_FILE".into(),
-                });
-            }
-        };
-        if secret.is_empty() {
-            return Err(ConfigError {
-                variable: "AUTH_SERVER_MYBFF_CLIENT_SECRET",
-                reason: "the client secret is empty".into(),
-            });
-        }
+        let client = self.auth.into_definition().map_err(|e| ConfigError {
+            variable: e.setting,
+            reason: e.reason,
+        })?;
         if self.my_service_timeout_secs == 0 {
             return Err(ConfigError {
-                variable: "MY_SERVICE_TIMEOUT_SECS",
+                variable: "MY_SERVICE_TIMEOUT_SECS".into(),
                 reason: "must be at least 1".into(),
             });
         }
         Ok(BffConfig {
             token_cache,
-            token_source,
-            client_id: ClientId::new(self.client_id),
-            client_secret: ClientSecret::new(secret),
-            scope: self.scope,
-            resource: self.resource.filter(|r| !r.is_empty()),
-            credential_style: match self.credential_style {
-                Style::Basic => CredentialStyle::BasicHeader,
-                Style::Body => CredentialStyle::PostBody,
-            },
+            client,
             my_service_base_url: self.my_service_base_url,
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
-            allow_insecure_http: insecure,
         })
     }
 }
@@ -320,13 +178,13 @@ impl Args {
             (None, Some(path)) => Some((
                 "AUTH_TOKEN_CACHE_KEY_FILE",
                 std::fs::read_to_string(path).map_err(|e| ConfigError {
-                    variable: "AUTH_TOKEN_CACHE_KEY_FILE",
+                    variable: "AUTH_TOKEN_CACHE_KEY_FILE".into(),
                     reason: format!("cannot read {}: {e}", path.display()),
                 })?,
             )),
             (Some(_), Some(_)) => {
                 return Err(ConfigError {
-                    variable: "AUTH_TOKEN_CACHE_KEY",
+                    variable: "AUTH_TOKEN_CACHE_KEY".into(),
                     reason: "set at most one of AUTH_TOKEN_CACHE_KEY or AUTH_TOKEN_CACHE_KEY_FILE"
                         .into(),
                 });
@@ -340,21 +198,21 @@ impl Args {
         else {
             if let Some((variable, _)) = key {
                 return Err(ConfigError {
-                    variable,
+                    variable: variable.into(),
                     reason: "a cache key needs AUTH_TOKEN_CACHE_REDIS_URL".into(),
                 });
             }
             return Ok(None);
         };
         RedisCacheConfig::check_url(url).map_err(|e| ConfigError {
-            variable: "AUTH_TOKEN_CACHE_REDIS_URL",
+            variable: "AUTH_TOKEN_CACHE_REDIS_URL".into(),
             reason: e.to_string(),
         })?;
         let mut config =
             RedisCacheConfig::new(url).with_key_prefix(self.token_cache_key_prefix.clone());
         if let Some((variable, key)) = key {
             let key = CacheEncryptionKey::from_base64(&key).map_err(|e| ConfigError {
-                variable,
+                variable: variable.into(),
                 reason: e.to_string(),
             })?;
             config = config.with_encryption_key(key);
@@ -414,7 +272,7 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("AUTH_SERVER_TOKEN_ENDPOINT_URL"), "{e}");
         let c = with(&["--client-secret", "s3cr3t", "--scope", "A/b C/d"]).unwrap();
-        assert_eq!(c.scope.len(), 2);
+        assert_eq!(c.client.scope.len(), 2);
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
@@ -480,7 +338,7 @@ mod tests {
             &["--allow-insecure-http", "true"],
         )
         .unwrap();
-        assert!(ok.allow_insecure_http);
+        assert!(ok.client.allow_insecure_http);
     }
 
     #[test]
@@ -492,7 +350,10 @@ mod tests {
         v.extend_from_slice(&["--client-secret-file", &p]);
         let c = parse(&v).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(format!("{:?}", c.client_secret), "ClientSecret([REDACTED])");
+        assert_eq!(
+            format!("{:?}", c.client.client_secret),
+            "ClientSecret([REDACTED])"
+        );
     }
 
     #[test]

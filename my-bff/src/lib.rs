@@ -18,15 +18,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use shared_auth::client::{
-    ClientCredentialsClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
-};
+use shared_auth::client::{RedisCacheError, RedisTokenCache, TokenError, TokenManager};
 use shared_auth::server::problem;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::{BffConfig, TokenSource};
+use crate::config::BffConfig;
 use crate::my_service_client::{MyServiceClient, MyServiceError, WeatherForecast};
 
 /// The token manager's name for the my-service client.
@@ -73,30 +71,10 @@ pub enum StartError {
 /// shares tokens through Redis if a token cache is configured).
 pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartError> {
     let timeout = std::time::Duration::from_secs(10);
-    let client = match &config.token_source {
-        TokenSource::Endpoint(url) => ClientCredentialsClient::new(
-            url.clone(),
-            config.client_id.clone(),
-            config.client_secret.clone(),
-        ),
-        TokenSource::Authority(authority) => {
-            ClientCredentialsClient::from_authority(
-                authority,
-                config.client_id.clone(),
-                config.client_secret.clone(),
-                timeout,
-                config.allow_insecure_http,
-            )
-            .await?
-        }
-    };
-    let mut client = client
-        .with_scope(config.scope.clone())
-        .with_credential_style(config.credential_style);
-    client.resource = config.resource.clone();
+    let client = config.client.client(timeout).await?;
     let mut builder = TokenManager::builder()
         .client(MY_SERVICE_CLIENT, client)
-        .allow_insecure_http(config.allow_insecure_http);
+        .allow_insecure_http(config.client.allow_insecure_http);
     if let Some(cache) = &config.token_cache {
         builder = builder.cache(Arc::new(RedisTokenCache::new(cache.clone())?));
     }

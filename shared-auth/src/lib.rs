@@ -14,6 +14,7 @@ mod issuer_http;
 pub mod metrics;
 pub mod scope;
 pub mod server;
+mod settings;
 
 pub use issuer_http::{UrlError, check_url};
 pub use scope::{Scope, ScopeSet};

@@ -223,17 +223,17 @@ where
 
 /// my-bff's configuration: the BFF client of `issuer`, calling my-service at `my_service`.
 pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::BffConfig {
+    let mut client = shared_auth::client::ClientDefinition::new(
+        my_bff::config::TokenSource::Endpoint(issuer.token_endpoint()),
+        shared_auth::client::ClientId::new(BFF_ID),
+        shared_auth::client::ClientSecret::new(BFF_SECRET),
+    );
+    client.scope = shared_auth::ScopeSet::parse(READ).unwrap();
     my_bff::config::BffConfig {
-        token_source: my_bff::config::TokenSource::Endpoint(issuer.token_endpoint()),
-        client_id: shared_auth::client::ClientId::new(BFF_ID),
-        client_secret: shared_auth::client::ClientSecret::new(BFF_SECRET),
-        scope: shared_auth::ScopeSet::parse(READ).unwrap(),
-        resource: None,
-        credential_style: shared_auth::client::CredentialStyle::BasicHeader,
+        client,
         my_service_base_url: my_service.to_owned(),
         my_service_timeout: std::time::Duration::from_secs(5),
         token_cache: None,
-        allow_insecure_http: false,
     }
 }
 

@@ -14,10 +14,12 @@ mod error;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
+mod settings;
 mod token_cache;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
+pub use crate::settings::SettingsError;
 pub use credentials::{
     AccessToken, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
 };
@@ -25,6 +27,9 @@ pub use error::TokenError;
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};
 #[cfg(feature = "redis")]
 pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
+#[cfg(feature = "clap")]
+pub use settings::ClientArgs;
+pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
 pub use token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };

@@ -26,6 +26,7 @@
 use std::time::Duration;
 
 use super::validation::{MetadataSource, TokenProfile, ValidatorConfig};
+pub use crate::settings::SettingsError;
 
 /// The token profiles, by their setting names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,30 +95,12 @@ impl Default for ValidatorSettings {
     }
 }
 
-/// A setting that is missing, malformed, or does not fit the others.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{setting}: {reason}")]
-#[non_exhaustive]
-pub struct SettingsError {
-    /// The setting to fix: its environment variable under [`ValidatorArgs`], its field
-    /// name otherwise.
-    pub setting: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
 impl ValidatorSettings {
     /// Checks the settings together and builds the validator's configuration. Errors name
     /// the setting as `prefix` + its upper-case name (`AUTH_` gives `AUTH_AUDIENCE`), or
     /// by field name when `prefix` is empty.
     pub fn into_config_named(self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
-        let name = |field: &str| {
-            if prefix.is_empty() {
-                field.to_owned()
-            } else {
-                format!("{prefix}{}", field.to_ascii_uppercase())
-            }
-        };
+        let name = |field: &str| crate::settings::setting_name(prefix, field);
         let fail = |field: &str, reason: String| SettingsError {
             setting: name(field),
             reason,
@@ -234,9 +217,7 @@ pub use self::cli::ValidatorArgs;
 
 #[cfg(feature = "clap")]
 mod cli {
-    use std::collections::HashMap;
     use std::marker::PhantomData;
-    use std::sync::{Mutex, OnceLock};
 
     use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command, FromArgMatches};
 
@@ -260,21 +241,7 @@ mod cli {
         }
     }
 
-    /// clap wants `'static` names; the ones made from the prefix are interned once each,
-    /// so re-building the command (help, tests) does not leak again.
-    fn intern(text: String) -> &'static str {
-        static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-        let mut names = NAMES
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(name) = names.get(&text) {
-            return name;
-        }
-        let leaked: &'static str = Box::leak(text.clone().into_boxed_str());
-        names.insert(text, leaked);
-        leaked
-    }
+    use crate::settings::intern;
 
     fn env<P: EnvPrefix>(field: &str) -> &'static str {
         intern(format!("{}{}", P::PREFIX, field.to_ascii_uppercase()))
@@ -297,13 +264,7 @@ mod cli {
             .help(help)
     }
 
-    fn http_url(value: &str) -> Result<String, String> {
-        if value.starts_with("http://") || value.starts_with("https://") {
-            Ok(value.to_owned())
-        } else {
-            Err("must be an http:// or https:// URL".to_owned())
-        }
-    }
+    use crate::settings::http_url;
 
     fn boolean<P: EnvPrefix>(field: &str, help: String) -> Arg {
         arg::<P>(field, help)

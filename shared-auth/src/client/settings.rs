@@ -1,0 +1,426 @@
+//! Settings of a client-credentials client as a service configures it: where tokens come
+//! from, who the client is, what it asks for. Checked into a [`ClientDefinition`] with
+//! errors that name the setting; [`ClientDefinition::client`] makes the
+//! [`ClientCredentialsClient`] (discovering the token endpoint if an authority is set).
+//!
+//! - with the `clap` feature, [`ClientArgs`] is a `clap::Args` group to flatten into the
+//!   service's arguments; the service chooses the environment-variable names through
+//!   [`ClientEnv`] (my-bff keeps the seed articles' `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
+//!   `AUTH_SERVER_MYBFF_CLIENT_ID`, ...);
+//! - with the `serde` feature, [`ClientSettings`] deserializes from a configuration file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::credentials::{ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle};
+use super::error::TokenError;
+use crate::scope::ScopeSet;
+use crate::settings::{SettingsError, setting_name};
+
+/// What an operator sets for one client. See the module documentation.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ClientSettings {
+    /// The issuer's token endpoint.
+    pub token_endpoint_url: Option<String>,
+    /// Or an issuer URL whose discovery document gives the token endpoint.
+    pub authority: Option<String>,
+    /// The client id.
+    pub client_id: Option<String>,
+    /// The client secret (never printed).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "secret"))]
+    pub client_secret: Option<ClientSecret>,
+    /// Or a file holding it (a trailing newline is ignored).
+    pub client_secret_file: Option<PathBuf>,
+    /// Space-separated scopes to request (default: what the issuer grants the client).
+    pub scope: Option<String>,
+    /// RFC 8707 resource indicator.
+    pub resource: Option<String>,
+    /// `basic` (HTTP Basic, the default) or `body` (form body).
+    pub credential_style: Option<String>,
+    /// Allow a token endpoint or authority on plain `http` to a non-loopback host.
+    pub allow_insecure_http: bool,
+}
+
+#[cfg(feature = "serde")]
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ClientSecret>, D::Error> {
+    let value: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(value.map(ClientSecret::new))
+}
+
+/// Where the token endpoint comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// Given directly.
+    Endpoint(String),
+    /// Discovered from this authority at start.
+    Authority(String),
+}
+
+/// A checked client definition: everything but the discovery that an authority needs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientDefinition {
+    /// Token endpoint or authority.
+    pub token_source: TokenSource,
+    /// The client id.
+    pub client_id: ClientId,
+    /// The client secret.
+    pub client_secret: ClientSecret,
+    /// Scopes to request.
+    pub scope: ScopeSet,
+    /// Resource indicator.
+    pub resource: Option<String>,
+    /// How the credentials are sent.
+    pub credential_style: CredentialStyle,
+    /// Plain http to a non-loopback issuer is allowed.
+    pub allow_insecure_http: bool,
+}
+
+impl ClientSettings {
+    /// Checks the settings (reading the secret file if one is named). Errors name the
+    /// setting: the issuer's settings as `issuer_prefix` + name (`AUTH_SERVER_AUTHORITY`),
+    /// the client's as `client_prefix` + name (`AUTH_SERVER_MYBFF_CLIENT_ID`); by field
+    /// name when the prefixes are empty. They never repeat the secret.
+    pub fn into_definition_named(
+        self,
+        issuer_prefix: &str,
+        client_prefix: &str,
+    ) -> Result<ClientDefinition, SettingsError> {
+        let issuer = |field: &str| setting_name(issuer_prefix, field);
+        let client = |field: &str| setting_name(client_prefix, field);
+        let fail = |setting: String, reason: String| SettingsError { setting, reason };
+        let insecure = self.allow_insecure_http;
+        let optin = issuer("allow_insecure_http");
+        let check = |setting: String, url: &str| {
+            crate::issuer_http::check_url(url, insecure).map_err(|e| {
+                fail(
+                    setting,
+                    format!("{e}, or set {optin}=true on a test network"),
+                )
+            })
+        };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let token_source = match (
+            non_empty(self.token_endpoint_url),
+            non_empty(self.authority),
+        ) {
+            (Some(e), None) => {
+                check(issuer("token_endpoint_url"), &e)?;
+                TokenSource::Endpoint(e)
+            }
+            (None, Some(a)) => {
+                check(issuer("authority"), &a)?;
+                TokenSource::Authority(a)
+            }
+            _ => {
+                return Err(fail(
+                    issuer("token_endpoint_url"),
+                    format!(
+                        "set exactly one of {} or {}",
+                        issuer("token_endpoint_url"),
+                        issuer("authority")
+                    ),
+                ));
+            }
+        };
+        let client_id = non_empty(self.client_id)
+            .ok_or_else(|| fail(client("client_id"), "required, and not empty".into()))?;
+        let secret = match (self.client_secret, self.client_secret_file) {
+            (Some(s), None) => s,
+            (None, Some(path)) => ClientSecret::new(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| {
+                        fail(
+                            client("client_secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                    .trim_end_matches(['\r', '\n']),
+            ),
+            _ => {
+                return Err(fail(
+                    client("client_secret"),
+                    format!(
+                        "set exactly one of {} or {}",
+                        client("client_secret"),
+                        client("client_secret_file")
+                    ),
+                ));
+            }
+        };
+        if secret.expose().is_empty() {
+            return Err(fail(
+                client("client_secret"),
+                "the client secret is empty".into(),
+            ));
+        }
+        let scope = ScopeSet::parse(self.scope.as_deref().unwrap_or(""))
+            .map_err(|e| fail(client("scope"), e.to_string()))?;
+        let credential_style = match self.credential_style.as_deref().map(str::trim) {
+            None | Some("") | Some("basic") => CredentialStyle::BasicHeader,
+            Some("body") => CredentialStyle::PostBody,
+            Some(other) => {
+                return Err(fail(
+                    client("credential_style"),
+                    format!("{other:?} is neither basic nor body"),
+                ));
+            }
+        };
+        Ok(ClientDefinition {
+            token_source,
+            client_id: ClientId::new(client_id),
+            client_secret: secret,
+            scope,
+            resource: non_empty(self.resource),
+            credential_style,
+            allow_insecure_http: insecure,
+        })
+    }
+}
+
+impl ClientDefinition {
+    /// A definition with no scope or resource, HTTP Basic credentials and the transport
+    /// policy's default (https, or loopback http).
+    pub fn new(
+        token_source: TokenSource,
+        client_id: ClientId,
+        client_secret: ClientSecret,
+    ) -> Self {
+        ClientDefinition {
+            token_source,
+            client_id,
+            client_secret,
+            scope: ScopeSet::new(),
+            resource: None,
+            credential_style: CredentialStyle::default(),
+            allow_insecure_http: false,
+        }
+    }
+
+    /// The client, discovering the token endpoint first when an authority is set
+    /// (`timeout` bounds the discovery request).
+    pub async fn client(&self, timeout: Duration) -> Result<ClientCredentialsClient, TokenError> {
+        let client = match &self.token_source {
+            TokenSource::Endpoint(url) => ClientCredentialsClient::new(
+                url.clone(),
+                self.client_id.clone(),
+                self.client_secret.clone(),
+            ),
+            TokenSource::Authority(authority) => {
+                ClientCredentialsClient::from_authority(
+                    authority,
+                    self.client_id.clone(),
+                    self.client_secret.clone(),
+                    timeout,
+                    self.allow_insecure_http,
+                )
+                .await?
+            }
+        };
+        let mut client = client
+            .with_scope(self.scope.clone())
+            .with_credential_style(self.credential_style);
+        client.resource = self.resource.clone();
+        Ok(client)
+    }
+}
+
+/// The environment-variable names of a [`ClientArgs`] group, chosen by the service.
+pub trait ClientEnv: Send + Sync + 'static {
+    /// Before the issuer's settings: `AUTH_SERVER_` gives `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
+    /// `AUTH_SERVER_AUTHORITY`, `AUTH_SERVER_ALLOW_INSECURE_HTTP`.
+    const ISSUER_PREFIX: &'static str;
+    /// Before the client's own: `AUTH_SERVER_MYBFF_` gives `AUTH_SERVER_MYBFF_CLIENT_ID`,
+    /// `..._CLIENT_SECRET`, `..._CLIENT_SECRET_FILE`, `..._SCOPE`, `..._RESOURCE`,
+    /// `..._CREDENTIAL_STYLE`.
+    const CLIENT_PREFIX: &'static str;
+    /// Before each flag: empty gives `--client-id`.
+    const FLAG_PREFIX: &'static str = "";
+}
+
+#[cfg(feature = "clap")]
+pub use self::cli::ClientArgs;
+
+#[cfg(feature = "clap")]
+mod cli {
+    use std::marker::PhantomData;
+    use std::path::PathBuf;
+
+    use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
+
+    use super::{ClientDefinition, ClientEnv, ClientSettings};
+    use crate::client::ClientSecret;
+    use crate::settings::{SettingsError, http_url, intern};
+
+    /// [`ClientSettings`] as a `clap::Args` group (feature `clap`), with the variable names
+    /// of `E`. Flatten it into the service's arguments; `--help` lists the variables and
+    /// hides the secret's value.
+    #[derive(Debug, Clone)]
+    pub struct ClientArgs<E: ClientEnv> {
+        /// The parsed settings.
+        pub settings: ClientSettings,
+        names: PhantomData<E>,
+    }
+
+    impl<E: ClientEnv> ClientArgs<E> {
+        /// Checks the settings and reads the secret file; errors name the variable.
+        pub fn into_definition(self) -> Result<ClientDefinition, SettingsError> {
+            self.settings
+                .into_definition_named(E::ISSUER_PREFIX, E::CLIENT_PREFIX)
+        }
+    }
+
+    fn var(prefix: &str, field: &str) -> &'static str {
+        intern(format!("{prefix}{}", field.to_ascii_uppercase()))
+    }
+
+    fn arg<E: ClientEnv>(prefix: &str, field: &str, flag: &str, help: String) -> Arg {
+        let variable = var(prefix, field);
+        Arg::new(variable)
+            .long(intern(format!("{}{flag}", E::FLAG_PREFIX)))
+            .env(variable)
+            .value_name(variable)
+            .help(help)
+    }
+
+    impl<E: ClientEnv> clap::Args for ClientArgs<E> {
+        fn augment_args(cmd: Command) -> Command {
+            let (issuer, client) = (E::ISSUER_PREFIX, E::CLIENT_PREFIX);
+            cmd.arg(
+                arg::<E>(
+                    issuer,
+                    "token_endpoint_url",
+                    "token-endpoint",
+                    "The issuer's token endpoint (Cognito: \
+                     https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token)."
+                        .to_owned(),
+                )
+                .value_parser(http_url)
+                .required_unless_present(var(issuer, "authority"))
+                .conflicts_with(var(issuer, "authority")),
+            )
+            .arg(
+                arg::<E>(
+                    issuer,
+                    "authority",
+                    "authority",
+                    "Or an issuer URL whose discovery document gives the token endpoint."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(
+                arg::<E>(
+                    client,
+                    "client_id",
+                    "client-id",
+                    "The client id.".to_owned(),
+                )
+                .required(true),
+            )
+            .arg(
+                arg::<E>(
+                    client,
+                    "client_secret",
+                    "client-secret",
+                    "The client secret.".to_owned(),
+                )
+                .hide_env_values(true)
+                .required_unless_present(var(client, "client_secret_file"))
+                .conflicts_with(var(client, "client_secret_file")),
+            )
+            .arg(
+                arg::<E>(
+                    client,
+                    "client_secret_file",
+                    "client-secret-file",
+                    "Or a file holding the client secret (trailing newline ignored).".to_owned(),
+                )
+                .value_parser(clap::value_parser!(PathBuf)),
+            )
+            .arg(arg::<E>(
+                client,
+                "scope",
+                "scope",
+                "Space-separated scopes to request (default: what the issuer grants the \
+                 client)."
+                    .to_owned(),
+            ))
+            .arg(arg::<E>(
+                client,
+                "resource",
+                "resource",
+                "RFC 8707 resource indicator to send, if any.".to_owned(),
+            ))
+            .arg(
+                arg::<E>(
+                    client,
+                    "credential_style",
+                    "credential-style",
+                    "How to send the credentials: basic (HTTP Basic, default) or body (form \
+                     body)."
+                        .to_owned(),
+                )
+                .value_parser(["basic", "body"])
+                .default_value("basic"),
+            )
+            .arg(
+                arg::<E>(
+                    issuer,
+                    "allow_insecure_http",
+                    "allow-insecure-http",
+                    "Allow a token endpoint or authority on plain http to a non-loopback \
+                     host. Off: https, or http to localhost, 127.0.0.0/8 or ::1 only, since \
+                     the client secret travels in the request. Test networks only."
+                        .to_owned(),
+                )
+                .action(ArgAction::Set)
+                .value_parser(clap::value_parser!(bool))
+                .default_value("false"),
+            )
+        }
+
+        fn augment_args_for_update(cmd: Command) -> Command {
+            Self::augment_args(cmd)
+        }
+    }
+
+    impl<E: ClientEnv> FromArgMatches for ClientArgs<E> {
+        fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+            let (issuer, client) = (E::ISSUER_PREFIX, E::CLIENT_PREFIX);
+            let text =
+                |prefix: &str, field: &str| matches.get_one::<String>(var(prefix, field)).cloned();
+            Ok(ClientArgs {
+                settings: ClientSettings {
+                    token_endpoint_url: text(issuer, "token_endpoint_url"),
+                    authority: text(issuer, "authority"),
+                    client_id: text(client, "client_id"),
+                    client_secret: text(client, "client_secret").map(ClientSecret::new),
+                    client_secret_file: matches
+                        .get_one::<PathBuf>(var(client, "client_secret_file"))
+                        .cloned(),
+                    scope: text(client, "scope"),
+                    resource: text(client, "resource"),
+                    credential_style: text(client, "credential_style"),
+                    allow_insecure_http: matches
+                        .get_one::<bool>(var(issuer, "allow_insecure_http"))
+                        .copied()
+                        .unwrap_or(false),
+                },
+                names: PhantomData,
+            })
+        }
+
+        fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+            *self = Self::from_arg_matches(matches)?;
+            Ok(())
+        }
+    }
+}
