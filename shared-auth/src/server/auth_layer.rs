@@ -170,9 +170,7 @@ where
             self.validator.metrics().accepted.increment();
             self.validator.metrics().cache_hits.increment();
             request.extensions_mut().insert(principal);
-            return AuthFuture::Inner {
-                future: self.inner.call(request),
-            };
+            return AuthFuture::inner(self.inner.call(request));
         }
         let token = match first.map(|v| parse_authorization(v.as_bytes())) {
             None | Some(Credentials::Missing) => {
@@ -201,9 +199,7 @@ where
             Some(Ok(principal)) => {
                 self.validator.metrics().accepted.increment();
                 request.extensions_mut().insert(principal);
-                return AuthFuture::Inner {
-                    future: self.inner.call(request),
-                };
+                return AuthFuture::inner(self.inner.call(request));
             }
             Some(Err(error)) => return AuthFuture::ready(refusal(error)),
             None => {}
@@ -215,18 +211,16 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
-        AuthFuture::Boxed {
-            future: Box::pin(async move {
-                match validator.validate(&token).await {
-                    Ok(principal) => {
-                        validator.metrics().accepted.increment();
-                        request.extensions_mut().insert(principal);
-                        inner.call(request).await
-                    }
-                    Err(error) => Ok(refusal(error)),
+        AuthFuture::boxed(Box::pin(async move {
+            match validator.validate(&token).await {
+                Ok(principal) => {
+                    validator.metrics().accepted.increment();
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
                 }
-            }),
-        }
+                Err(error) => Ok(refusal(error)),
+            }
+        }))
     }
 }
 

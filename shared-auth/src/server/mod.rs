@@ -22,7 +22,7 @@ pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};
 pub use challenge::{PROBLEM_JSON, problem};
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
-pub use response_future::{AuthFuture, Boxed};
+pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;

@@ -14,24 +14,31 @@ use axum::body::Body;
 use axum::http::Response;
 
 /// A boxed response future (the slow path of [`AuthFuture`]).
-pub type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+pub(crate) type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 pin_project_lite::pin_project! {
-    /// Response future of [`JwtAuth`](super::JwtAuth) and [`RequireScope`](super::RequireScope).
-    // pin-project-lite takes no doc comments on variant fields; the variants say it all.
-    #[allow(missing_docs)]
+    /// Response future of [`JwtAuth`](super::JwtAuth) and
+    /// [`RequireScope`](super::RequireScope). Opaque (as tower-http's are): how a request
+    /// is answered is this crate's business, and may change without a breaking release.
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
     #[project = Projection]
-    pub enum AuthFuture<F, E> {
-        /// The inner service's own future (request let through).
+    enum Kind<F, E> {
+        // The inner service's own future (request let through).
         Inner {
             #[pin]
             future: F,
         },
-        /// Validation that may wait, then the inner service.
+        // Validation that may wait, then the inner service.
         Boxed {
             future: Boxed<E>,
         },
-        /// A refusal, ready now.
+        // A refusal, ready now.
         Ready {
             response: Option<Response<Body>>,
         },
@@ -40,8 +47,22 @@ pin_project_lite::pin_project! {
 
 impl<F, E> AuthFuture<F, E> {
     pub(crate) fn ready(response: Response<Body>) -> Self {
-        AuthFuture::Ready {
-            response: Some(response),
+        AuthFuture {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn inner(future: F) -> Self {
+        AuthFuture {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    pub(crate) fn boxed(future: Boxed<E>) -> Self {
+        AuthFuture {
+            kind: Kind::Boxed { future },
         }
     }
 }
@@ -53,7 +74,7 @@ where
     type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().kind.project() {
             Projection::Inner { future } => future.poll(cx),
             Projection::Boxed { future } => future.as_mut().poll(cx),
             // Polled again after completion (a caller bug): an empty response, not a panic.

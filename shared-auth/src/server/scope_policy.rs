@@ -164,9 +164,7 @@ where
             return AuthFuture::ready(MissingAuthLayer.into_response());
         };
         if self.policy.allows(principal) {
-            AuthFuture::Inner {
-                future: self.inner.call(request),
-            }
+            AuthFuture::inner(self.inner.call(request))
         } else {
             tracing::debug!(client_id = principal.client_id(), required = %self.policy.required(), "insufficient scope");
             metrics::counter!(crate::metrics::SCOPE_DENIALS).increment(1);
