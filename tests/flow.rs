@@ -77,14 +77,7 @@ async fn bff_calls_my_service_with_one_cached_token() {
             .status(),
         200
     );
-    let doc: Value = http()
-        .get(format!("{}/api-docs/openapi.json", bff.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(format!("{}/api-docs/openapi.json", bff.base)).await;
     assert!(doc["paths"]["/weatherforecast"]["get"].is_object());
 }
 

@@ -83,14 +83,7 @@ async fn assert_oauth_error(
 #[tokio::test]
 async fn discovery_document_lists_endpoints_methods_and_scopes() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
-    let doc: Value = http()
-        .get(issuer.discovery_url())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(issuer.discovery_url()).await;
     assert_eq!(doc["issuer"], issuer.issuer());
     assert_eq!(
         doc["token_endpoint"],
@@ -590,14 +583,7 @@ async fn publish_alg_false_omits_alg_from_every_jwk_and_tokens_still_verify() {
     );
     issuer.rotate_key().unwrap(); // two keys published: the knob covers each
     let raw_keys = || async {
-        let set: Value = http()
-            .get(issuer.jwks_uri())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let set: Value = get_json(issuer.jwks_uri()).await;
         set["keys"].as_array().unwrap().clone()
     };
     let published = raw_keys().await;
@@ -646,25 +632,11 @@ async fn replaced_key_material_keeps_the_kid_and_only_the_new_material_is_publis
         };
         let old_token = fetch().await;
         let kid = issuer.current_kid();
-        let before: Value = http()
-            .get(issuer.jwks_uri())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let before: Value = get_json(issuer.jwks_uri()).await;
 
         issuer.replace_current_key_material().unwrap();
         assert_eq!(issuer.current_kid(), kid, "kid kept");
-        let after: Value = http()
-            .get(issuer.jwks_uri())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let after: Value = get_json(issuer.jwks_uri()).await;
         let (before, after) = (&before["keys"][0], &after["keys"][0]);
         assert_eq!(after["kid"], kid.as_str());
         assert_eq!(after["alg"], alg.as_str(), "same algorithm");

@@ -47,14 +47,7 @@ async fn cognito_pool_paths_work_end_to_end() {
         .await
         .unwrap();
     assert_eq!(root.status(), StatusCode::NOT_FOUND, "nothing at the root");
-    let discovery: Value = http()
-        .get(&metadata)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery: Value = get_json(&metadata).await;
     assert_eq!(discovery["issuer"], issuer.issuer());
     assert_eq!(
         discovery["jwks_uri"],

@@ -357,14 +357,7 @@ async fn forged_algorithms_and_foreign_keys_never_verify() {
     ];
 
     // HS256 "signed" with the issuer's public key material (JWK JSON and raw modulus).
-    let jwks: Value = http()
-        .get(issuer.jwks_uri())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = get_json(issuer.jwks_uri()).await;
     let jwk = &jwks["keys"][0];
     let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(jwk["n"].as_str().unwrap())
@@ -572,14 +565,7 @@ async fn start_fails_clearly_when_the_issuer_is_unreachable_or_mismatched() {
 async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_service(&issuer, cognito()).await;
-    let doc: Value = http()
-        .get(format!("{}/api-docs/openapi.json", service.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(format!("{}/api-docs/openapi.json", service.base)).await;
     assert_eq!(
         doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"],
         issuer.token_endpoint()

@@ -134,14 +134,7 @@ fn document(issuer: &str, jwks_uri: &str, token_endpoint: Option<&str>) -> Respo
 
 /// The issuer's JWKS as JSON, to serve from elsewhere.
 async fn jwks_json(issuer: &IssuerHandle) -> Value {
-    http()
-        .get(issuer.jwks_uri())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(issuer.jwks_uri()).await
 }
 
 fn kids(jwks: &Value) -> Vec<String> {

@@ -62,6 +62,11 @@ pub fn http() -> reqwest::Client {
     HTTP.with(Clone::clone)
 }
 
+/// GETs `url` and parses the answer as JSON (the suites' most common request).
+pub async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Fetches the issuer's JWKS.
 pub async fn jwks(issuer: &IssuerHandle) -> JwkSet {
     http()
