@@ -245,26 +245,40 @@ struct Downstream {
 }
 
 async fn downstream(reject_first: usize) -> Downstream {
+    answering(reject_first, None).await
+}
+
+/// A downstream that answers every request 401 with `challenge` (if any).
+async fn refusing(challenge: Option<&'static str>) -> Downstream {
+    answering(usize::MAX, challenge).await
+}
+
+/// The downstream of both: 401 (with `challenge`, if any) to the first `reject_first`
+/// requests, then 200, on GET and POST, recording the Authorization headers.
+async fn answering(reject_first: usize, challenge: Option<&'static str>) -> Downstream {
     let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
-    let seen2 = seen.clone();
-    let app = axum::Router::new().route(
-        "/data",
-        get(move |headers: HeaderMap| {
-            let (seen, count) = (seen2.clone(), count.clone());
-            async move {
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                seen.lock().unwrap().push(auth.unwrap_or_default());
-                if count.fetch_add(1, Ordering::SeqCst) < reject_first {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::OK
+    let recorded = seen.clone();
+    let handler = move |headers: HeaderMap| {
+        let (seen, count) = (recorded.clone(), count.clone());
+        async move {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen.lock().unwrap().push(auth.unwrap_or_default());
+            let mut response = axum::response::Response::new(axum::body::Body::empty());
+            if count.fetch_add(1, Ordering::SeqCst) < reject_first {
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                if let Some(challenge) = challenge {
+                    response
+                        .headers_mut()
+                        .insert("www-authenticate", challenge.parse().unwrap());
                 }
             }
-        }),
-    );
+            response
+        }
+    };
+    let app = axum::Router::new().route("/data", get(handler.clone()).post(handler));
     Downstream {
         server: serve(app).await,
         seen,
@@ -308,34 +322,6 @@ async fn middleware_surfaces_a_second_401_after_exactly_two_requests() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(api.seen.lock().unwrap().len(), 2);
     assert_eq!(requests(&issuer), 2);
-}
-
-/// A downstream that answers every request 401 with `challenge` (if any), on GET and POST.
-async fn refusing(challenge: Option<&'static str>) -> Downstream {
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    let handler = move |headers: HeaderMap| {
-        let seen = seen2.clone();
-        async move {
-            let auth = headers
-                .get("authorization")
-                .map(|v| v.to_str().unwrap().to_owned());
-            seen.lock().unwrap().push(auth.unwrap_or_default());
-            let mut response = axum::response::Response::new(axum::body::Body::empty());
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            if let Some(challenge) = challenge {
-                response
-                    .headers_mut()
-                    .insert("www-authenticate", challenge.parse().unwrap());
-            }
-            response
-        }
-    };
-    let app = axum::Router::new().route("/data", get(handler.clone()).post(handler));
-    Downstream {
-        server: serve(app).await,
-        seen,
-    }
 }
 
 #[tokio::test]
