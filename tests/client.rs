@@ -14,7 +14,7 @@ use mock_issuer::{IssuerHandle, TokenProfile};
 use shared_auth::ScopeSet;
 use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, CredentialStyle,
-    ReplayOn401, TokenError, TokenManager, TokenRequestParams, token_error,
+    ManagedClient, ReplayOn401, TokenError, TokenManager, TokenRequestParams, token_error,
 };
 use shared_auth::clock::ManualClock;
 use system_tests::*;
@@ -27,10 +27,11 @@ fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsCli
     )
 }
 
-fn manager(issuer: &IssuerHandle) -> TokenManager {
+fn manager(issuer: &IssuerHandle) -> ManagedClient {
     TokenManager::builder()
-        .client("api", client(issuer, BFF_ID, BFF_SECRET))
         .build()
+        .unwrap()
+        .register("api", client(issuer, BFF_ID, BFF_SECRET))
         .unwrap()
 }
 
@@ -42,10 +43,10 @@ fn requests(issuer: &IssuerHandle) -> u64 {
 async fn first_call_requests_then_one_hundred_calls_hit_the_cache() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = manager(&issuer);
-    let first = tokens.token("api").await.unwrap();
+    let first = tokens.token().await.unwrap();
     assert_eq!(requests(&issuer), 1);
     for _ in 0..100 {
-        assert_eq!(tokens.token("api").await.unwrap(), first);
+        assert_eq!(tokens.token().await.unwrap(), first);
     }
     assert_eq!(requests(&issuer), 1);
     assert_eq!(issuer.stats().tokens_issued[BFF_ID], 1);
@@ -59,7 +60,7 @@ async fn a_thousand_concurrent_callers_on_a_cold_cache_make_one_request() {
     let tokens = manager(&issuer);
     let results = concurrently((0..1000).map(|_| {
         let tokens = tokens.clone();
-        async move { tokens.token("api").await }
+        async move { tokens.token().await }
     }))
     .await;
     let first = results[0].clone().unwrap();
@@ -71,7 +72,7 @@ async fn a_thousand_concurrent_callers_on_a_cold_cache_make_one_request() {
 async fn forced_renewals_during_a_renewal_join_it() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = manager(&issuer);
-    let before = tokens.token("api").await.unwrap();
+    let before = tokens.token().await.unwrap();
     issuer.set_token_delay(Duration::from_millis(300));
     let forced = TokenRequestParams {
         force_renewal: true,
@@ -79,7 +80,7 @@ async fn forced_renewals_during_a_renewal_join_it() {
     };
     let results = concurrently((0..50).map(|_| {
         let (tokens, forced) = (tokens.clone(), forced.clone());
-        async move { tokens.token_with("api", &forced).await.unwrap() }
+        async move { tokens.token_with(&forced).await.unwrap() }
     }))
     .await;
     assert_eq!(
@@ -88,7 +89,7 @@ async fn forced_renewals_during_a_renewal_join_it() {
         "one initial request, one shared renewal"
     );
     assert!(results.iter().all(|t| t == &results[0] && t != &before));
-    assert_eq!(tokens.token("api").await.unwrap(), results[0]);
+    assert_eq!(tokens.token().await.unwrap(), results[0]);
 }
 
 /// Five minutes of a call per second on a manual clock: the token is renewed in the
@@ -100,21 +101,22 @@ async fn short_lived_tokens_are_renewed_ahead_and_no_call_fails() {
     issuer.set_token_lifetime(Duration::from_secs(100));
     let clock = Arc::new(ManualClock::starting_now());
     let tokens = TokenManager::builder()
-        .client("api", client(&issuer, BFF_ID, BFF_SECRET))
         .clock(clock.clone())
         .build()
+        .unwrap()
+        .register("api", client(&issuer, BFF_ID, BFF_SECRET))
         .unwrap();
     // A 100 s token is shorter than twice the 60 s buffer: cached for half its life
     // (50 s), renewed in the background from 90 % of that (45 s after each fetch).
     let mut failures = 0;
     for _second in 0..300 {
-        if tokens.token("api").await.is_err() {
+        if tokens.token().await.is_err() {
             failures += 1;
         }
         // A renewal may have started in the background: let it land (its token cached
         // and stamped with this second, its key freed) before the clock moves on.
         eventually(Duration::from_secs(5), "the renewal lands", || async {
-            tokens.flights_in_progress() == 0
+            tokens.manager().flights_in_progress() == 0
         })
         .await;
         clock.advance(Duration::from_secs(1));
@@ -130,26 +132,24 @@ async fn short_lived_tokens_are_renewed_ahead_and_no_call_fails() {
 async fn per_request_scope_override_gets_its_own_token() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = TokenManager::builder()
-        .client(
+        .build()
+        .unwrap()
+        .register(
             "api",
             client(&issuer, ADMIN_ID, ADMIN_SECRET).with_scope(ScopeSet::parse(READ).unwrap()),
         )
-        .build()
         .unwrap();
-    let read = tokens.token("api").await.unwrap();
+    let read = tokens.token().await.unwrap();
     let write_params = TokenRequestParams {
         scope: Some(ScopeSet::parse(WRITE).unwrap()),
         ..Default::default()
     };
-    let write = tokens.token_with("api", &write_params).await.unwrap();
+    let write = tokens.token_with(&write_params).await.unwrap();
     assert_ne!(read, write);
     assert_eq!(decode_part(write.secret(), 1)["scope"], WRITE);
     assert_eq!(decode_part(read.secret(), 1)["scope"], READ);
-    assert_eq!(
-        tokens.token_with("api", &write_params).await.unwrap(),
-        write
-    );
-    assert_eq!(tokens.token("api").await.unwrap(), read);
+    assert_eq!(tokens.token_with(&write_params).await.unwrap(), write);
+    assert_eq!(tokens.token().await.unwrap(), read);
     assert_eq!(requests(&issuer), 2);
 }
 
@@ -158,7 +158,7 @@ async fn transient_issuer_failures_are_retried_within_the_budget() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     issuer.fail_next_token_requests(2, 503);
     let tokens = manager(&issuer);
-    assert!(tokens.token("api").await.is_ok());
+    assert!(tokens.token().await.is_ok());
     let stats = issuer.stats();
     assert_eq!(stats.token_requests, 3, "two failures, one success");
     assert_eq!(stats.tokens_issued[BFF_ID], 1);
@@ -168,10 +168,11 @@ async fn transient_issuer_failures_are_retried_within_the_budget() {
 async fn refusals_are_typed_not_retried_and_negatively_cached() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = TokenManager::builder()
-        .client("api", client(&issuer, BFF_ID, "wrong-secret"))
         .build()
+        .unwrap()
+        .register("api", client(&issuer, BFF_ID, "wrong-secret"))
         .unwrap();
-    let error = tokens.token("api").await.unwrap_err();
+    let error = tokens.token().await.unwrap_err();
     match &error {
         TokenError::Rejected {
             status,
@@ -186,13 +187,8 @@ async fn refusals_are_typed_not_retried_and_negatively_cached() {
     }
     assert_eq!(requests(&issuer), 1, "4xx is not retried");
     // Within the negative-cache window the error comes back without a request.
-    assert_eq!(tokens.token("api").await.unwrap_err(), error);
+    assert_eq!(tokens.token().await.unwrap_err(), error);
     assert_eq!(requests(&issuer), 1);
-    // Unknown client names are an error, not a panic.
-    assert_eq!(
-        tokens.token("nope").await.unwrap_err(),
-        TokenError::UnknownClient("nope".into())
-    );
 }
 
 #[tokio::test]
@@ -201,7 +197,7 @@ async fn issuer_down_fails_fast_with_a_transport_error() {
     let tokens = manager(&issuer);
     issuer.shutdown().await;
     let started = Instant::now();
-    let error = tokens.token("api").await.unwrap_err();
+    let error = tokens.token().await.unwrap_err();
     assert!(matches!(error, TokenError::Transport(_)), "{error:?}");
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -225,10 +221,11 @@ async fn post_body_credentials_and_discovery_work() {
     assert_eq!(discovered.token_endpoint, issuer.token_endpoint());
     for style in [CredentialStyle::BasicHeader, CredentialStyle::PostBody] {
         let tokens = TokenManager::builder()
-            .client("api", discovered.clone().with_credential_style(style))
             .build()
+            .unwrap()
+            .register("api", discovered.clone().with_credential_style(style))
             .unwrap();
-        let token = tokens.token("api").await.unwrap();
+        let token = tokens.token().await.unwrap();
         assert_eq!(
             decode_part(token.secret(), 1)["client_id"],
             ODD_ID,
@@ -285,9 +282,9 @@ async fn answering(reject_first: usize, challenge: Option<&'static str>) -> Down
     }
 }
 
-fn api_client(tokens: &TokenManager) -> reqwest_middleware::ClientWithMiddleware {
+fn api_client(tokens: &ManagedClient) -> reqwest_middleware::ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientCredentialsMiddleware::new(tokens.clone(), "api"))
+        .with(ClientCredentialsMiddleware::new(tokens.clone()))
         .build()
 }
 
@@ -420,8 +417,9 @@ async fn a_post_is_replayed_after_a_401_only_when_the_caller_says_so() {
 async fn middleware_does_not_send_the_request_without_a_token() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     let tokens = TokenManager::builder()
-        .client("api", client(&issuer, BFF_ID, "wrong-secret"))
         .build()
+        .unwrap()
+        .register("api", client(&issuer, BFF_ID, "wrong-secret"))
         .unwrap();
     let api = downstream(0).await;
     let error = api_client(&tokens)

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use redis::AsyncCommands as _;
 use shared_auth::client::{
-    CacheEncryptionKey, ClientCredentialsClient, ClientId, ClientSecret, RedisCacheConfig,
-    RedisTokenCache, TokenManager, TokenRequestParams,
+    AccessToken, CacheEncryptionKey, ClientCredentialsClient, ClientId, ClientSecret,
+    ManagedClient, RedisCacheConfig, RedisTokenCache, TokenError, TokenManager, TokenRequestParams,
 };
 use system_tests::*;
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
@@ -86,8 +86,21 @@ fn cache(redis: &Redis, prefix: &str) -> RedisTokenCache {
     .unwrap()
 }
 
+/// One replica's two clients: same credentials and scope, two names (so two cache keys).
+#[derive(Clone)]
+struct Replica {
+    api: ManagedClient,
+    api_b: ManagedClient,
+}
+
+impl Replica {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.api.token().await
+    }
+}
+
 /// One replica: a token manager of its own with its own Redis-backed cache.
-fn replica(issuer: &IssuerHandle, cache: RedisTokenCache) -> TokenManager {
+fn replica(issuer: &IssuerHandle, cache: RedisTokenCache) -> Replica {
     let client = |scope: &str| {
         ClientCredentialsClient::new(
             issuer.token_endpoint(),
@@ -96,12 +109,14 @@ fn replica(issuer: &IssuerHandle, cache: RedisTokenCache) -> TokenManager {
         )
         .with_scope(shared_auth::ScopeSet::parse(scope).unwrap())
     };
-    TokenManager::builder()
-        .client("api", client(READ))
-        .client("api-b", client(READ))
+    let manager = TokenManager::builder()
         .cache(Arc::new(cache))
         .build()
-        .unwrap()
+        .unwrap();
+    Replica {
+        api: manager.register("api", client(READ)).unwrap(),
+        api_b: manager.register("api-b", client(READ)).unwrap(),
+    }
 }
 
 fn requests(issuer: &IssuerHandle) -> u64 {
@@ -115,13 +130,13 @@ async fn four_replicas_and_a_thousand_callers_make_one_token_request() {
     // The request is slow, so every caller of every replica arrives while it is in flight.
     issuer.set_token_delay(Duration::from_millis(300));
     let prefix = prefix();
-    let replicas: Vec<TokenManager> = (0..4)
+    let replicas: Vec<Replica> = (0..4)
         .map(|_| replica(&issuer, cache(&redis, &prefix)))
         .collect();
     let calls = replicas.iter().flat_map(|m| {
         (0..250).map(move |_| {
             let m = m.clone();
-            async move { m.token("api").await }
+            async move { m.token().await }
         })
     });
     let tokens = concurrently(calls).await;
@@ -146,11 +161,11 @@ async fn a_replica_started_later_makes_no_request() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let first = replica(&issuer, cache(&redis, &prefix));
-    let token = first.token("api").await.unwrap();
+    let token = first.token().await.unwrap();
     assert_eq!(requests(&issuer), 1);
 
     let second = replica(&issuer, cache(&redis, &prefix));
-    assert_eq!(second.token("api").await.unwrap(), token);
+    assert_eq!(second.token().await.unwrap(), token);
     println!(
         "second replica after the first -> {} more token request(s)",
         requests(&issuer) - 1
@@ -165,7 +180,7 @@ async fn the_redis_entry_lives_as_long_as_the_token_is_cached() {
     issuer.set_token_lifetime(Duration::from_secs(3600));
     let prefix = prefix();
     let manager = replica(&issuer, cache(&redis, &prefix));
-    manager.token("api").await.unwrap();
+    manager.token().await.unwrap();
     let keys = redis.keys(&prefix).await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     let ttl_ms: i64 = redis.conn().await.pttl(&keys[0]).await.unwrap();
@@ -184,8 +199,8 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let manager = replica(&issuer, cache(&redis, &prefix));
-    let token_a = manager.token("api").await.unwrap();
-    manager.token("api-b").await.unwrap();
+    let token_a = manager.token().await.unwrap();
+    manager.api_b.token().await.unwrap();
     assert_eq!(requests(&issuer), 2);
     let mut conn = redis.conn().await;
     let keys = redis.keys(&prefix).await;
@@ -212,7 +227,7 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
     altered[middle] ^= 0x01;
     let _: () = conn.set(&key_a, altered).await.unwrap();
     let fresh = replica(&issuer, cache(&redis, &prefix));
-    let got = fresh.token("api").await.unwrap();
+    let got = fresh.token().await.unwrap();
     assert_ne!(got, token_a);
     assert_eq!(requests(&issuer), 3);
     verify(got.secret(), &jwks(&issuer).await, issuer.issuer()).unwrap();
@@ -221,7 +236,7 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
     let raw_a: Vec<u8> = conn.get(&key_a).await.unwrap();
     let _: () = conn.set(&key_b, raw_a).await.unwrap();
     let fresh = replica(&issuer, cache(&redis, &prefix));
-    let got_b = fresh.token("api-b").await.unwrap();
+    let got_b = fresh.api_b.token().await.unwrap();
     assert_ne!(
         got_b, got,
         "a token moved to another key must not be served"
@@ -236,7 +251,7 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
     )
     .unwrap();
     let outsider = replica(&issuer, other_key);
-    assert_ne!(outsider.token("api").await.unwrap(), got);
+    assert_ne!(outsider.token().await.unwrap(), got);
     assert_eq!(requests(&issuer), 5);
 }
 
@@ -260,9 +275,9 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
-    let replicas: Vec<TokenManager> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
+    let replicas: Vec<Replica> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
     for r in &replicas {
-        r.token("api").await.unwrap();
+        r.token().await.unwrap();
     }
     assert_eq!(requests(&issuer), 1, "shared while Redis is up");
 
@@ -273,11 +288,11 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     for r in &replicas {
         for _ in 0..50 {
             calls += 1;
-            failed += usize::from(r.token("api").await.is_err());
+            failed += usize::from(r.token().await.is_err());
         }
         // A key neither replica has: each asks the issuer itself.
         calls += 1;
-        failed += usize::from(r.token_with("api", &with_scope("")).await.is_err());
+        failed += usize::from(r.api.token_with(&with_scope("")).await.is_err());
     }
     let down_requests = requests(&issuer) - 1;
     println!(
@@ -294,7 +309,7 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     let calls = replicas.iter().flat_map(|r| {
         (0..20).map(move |_| {
             let r = r.clone();
-            async move { r.token("api-b").await }
+            async move { r.api_b.token().await }
         })
     });
     let answers = concurrently(calls).await;
@@ -333,7 +348,7 @@ async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
     let a_thread = {
         let a = a.clone();
         let handle = replica_a.handle().clone();
-        std::thread::spawn(move || handle.block_on(async move { a.token("api").await }))
+        std::thread::spawn(move || handle.block_on(async move { a.token().await }))
     };
     eventually(
         Duration::from_secs(10),
@@ -362,7 +377,7 @@ async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
 
     let b = replica(&issuer, short_lock());
     let started = Instant::now();
-    let token = tokio::time::timeout(Duration::from_secs(8), b.token("api"))
+    let token = tokio::time::timeout(Duration::from_secs(8), b.token())
         .await
         .expect("replica B deadlocked behind a dead lock holder")
         .unwrap();
@@ -408,7 +423,6 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
             ClientSecret::new(BFF_SECRET),
         );
         TokenManager::builder()
-            .client("api", client)
             .cache(Arc::new(RedisTokenCache::new(config).unwrap()))
             .retry_policy(shared_auth::client::RetryPolicy {
                 attempt_timeout: Duration::from_secs(5),
@@ -417,11 +431,13 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
             })
             .build()
             .unwrap()
+            .register("api", client)
+            .unwrap()
     };
     let (a, b) = (make(), make());
     let first = tokio::spawn({
         let a = a.clone();
-        async move { a.token("api").await }
+        async move { a.token().await }
     });
     eventually(
         Duration::from_secs(5),
@@ -429,7 +445,7 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
         || async { requests(&issuer) == 1 },
     )
     .await;
-    let second = b.token("api").await.unwrap();
+    let second = b.token().await.unwrap();
     let first = first.await.unwrap().unwrap();
     println!(
         "issuer answering in {slow:?} with a lock TTL of {lock_ttl:?}: {} token request(s) for 2 replicas",
@@ -455,7 +471,7 @@ async fn dropped_callers_lose_no_fetch_and_leave_no_lock() {
     let callers: Vec<_> = (0..100)
         .map(|i| {
             let manager = replicas[i % 2].clone();
-            tokio::spawn(async move { manager.token("api").await })
+            tokio::spawn(async move { manager.token().await })
         })
         .collect();
     eventually(
@@ -495,7 +511,7 @@ async fn dropped_callers_lose_no_fetch_and_leave_no_lock() {
     .await;
     // Both replicas now answer from the cache.
     for manager in &replicas {
-        assert_eq!(manager.token("api").await.unwrap(), token);
+        assert_eq!(manager.token().await.unwrap(), token);
     }
     assert_eq!(requests(&issuer), 1, "exactly one token request");
 }
@@ -539,7 +555,7 @@ async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let manager = replica(&issuer, cache(&redis, &prefix));
-    manager.token("api").await.unwrap();
+    manager.token().await.unwrap();
     // Redis stops answering for 3 s (a blocked server, as under a slow disk or a big key).
     assert!(
         cache(&redis, &prefix).ping().await,
@@ -554,15 +570,12 @@ async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
         .unwrap();
     assert!(!cache(&redis, &prefix).ping().await, "Redis is stalled");
     let started = Instant::now();
-    let token = manager.token("api-b").await.unwrap();
+    let token = manager.api_b.token().await.unwrap();
     let took = started.elapsed();
     println!("Redis stalled: a call on a new key took {took:?} (token request included)");
     verify(token.secret(), &jwks(&issuer).await, issuer.issuer()).unwrap();
     // A get, a second look under the process lock, the lock attempt and the put: four
     // 50 ms bounds, plus the token request itself; far from the 3 s stall.
     assert!(took < Duration::from_millis(1_000), "{took:?}");
-    assert!(
-        manager.token("api").await.is_ok(),
-        "a warm call is untouched"
-    );
+    assert!(manager.token().await.is_ok(), "a warm call is untouched");
 }

@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::{Value, json};
 use shared_auth::client::{
-    BuildError, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle, RetryPolicy,
-    TokenError, TokenManager,
+    BuildError, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle, ManagedClient,
+    RetryPolicy, TokenError, TokenManager,
 };
 use shared_auth::server::{
     JwtValidator, MetadataSource, StartError, ValidationError, ValidatorConfig,
@@ -177,9 +177,8 @@ fn bff_client(token_endpoint: String) -> ClientCredentialsClient {
     .with_credential_style(CredentialStyle::PostBody)
 }
 
-fn manager(client: ClientCredentialsClient) -> TokenManager {
+fn manager(client: ClientCredentialsClient) -> ManagedClient {
     TokenManager::builder()
-        .client("api", client)
         // Long attempts, so a size refusal cannot be a timeout in disguise.
         .retry_policy(RetryPolicy {
             attempt_timeout: Duration::from_secs(20),
@@ -187,6 +186,8 @@ fn manager(client: ClientCredentialsClient) -> TokenManager {
             ..RetryPolicy::default()
         })
         .build()
+        .unwrap()
+        .register("api", client)
         .unwrap()
 }
 
@@ -208,7 +209,7 @@ async fn a_token_endpoint_redirect_is_an_error_and_the_secret_goes_nowhere_else(
         for status in REDIRECTS {
             let endpoint = redirecting(status, target.url("/token")).await;
             let tokens = manager(bff_client(endpoint.url("/token")).with_credential_style(style));
-            let result = tokens.token("api").await;
+            let result = tokens.token().await;
             let case = format!("{style:?} answered {status}");
             match &result {
                 Err(TokenError::InvalidResponse(message)) => assert!(
@@ -611,7 +612,7 @@ async fn an_endless_token_response_fails_promptly_on_its_size() {
             let endpoint = Endless::start(status, framing, r#"{"access_token":""#).await;
             let tokens = manager(bff_client(format!("{}/token", endpoint.base)));
             let started = Instant::now();
-            let result = tokens.token("api").await;
+            let result = tokens.token().await;
             let elapsed = started.elapsed();
             assert!(
                 matches!(&result, Err(TokenError::InvalidResponse(m)) if m.contains("larger than")),
@@ -662,10 +663,11 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         );
     }
 
-    // The token manager refuses at build, naming the client.
+    // The token manager refuses the client at registration, naming it.
     let built = TokenManager::builder()
-        .client("api", bff_client("http://issuer.example/token".into()))
-        .build();
+        .build()
+        .unwrap()
+        .register("api", bff_client("http://issuer.example/token".into()));
     match built {
         Err(BuildError::TokenEndpoint { client, source }) => {
             assert_eq!(client, "api");
@@ -674,9 +676,10 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         other => panic!("expected a token-endpoint build error, got {other:?}"),
     }
     TokenManager::builder()
-        .client("api", bff_client("http://issuer.example/token".into()))
         .allow_insecure_http(true)
         .build()
+        .unwrap()
+        .register("api", bff_client("http://issuer.example/token".into()))
         .unwrap();
 
     // from_authority refuses the authority itself.
@@ -723,19 +726,21 @@ async fn the_insecure_http_opt_in_works_end_to_end() {
 
     // Token manager: the same.
     let built = TokenManager::builder()
-        .client("api", bff_client(token_endpoint.clone()))
-        .build();
+        .build()
+        .unwrap()
+        .register("api", bff_client(token_endpoint.clone()));
     assert!(
         matches!(built, Err(BuildError::TokenEndpoint { .. })),
         "{built:?}"
     );
     let requests = issuer.stats().token_requests;
     let tokens = TokenManager::builder()
-        .client("api", bff_client(token_endpoint))
         .allow_insecure_http(true)
         .build()
+        .unwrap()
+        .register("api", bff_client(token_endpoint))
         .unwrap();
-    let token = tokens.token("api").await.unwrap();
+    let token = tokens.token().await.unwrap();
     validator.validate(token.secret()).await.unwrap();
     assert_eq!(issuer.stats().token_requests, requests + 1);
 }
@@ -1000,7 +1005,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
 
     config.client.token_source =
         my_bff::config::TokenSource::Endpoint("http://issuer.example/token".into());
-    let Err(error) = my_bff::token_manager(&config).await else {
+    let Err(error) = my_bff::token_client(&config).await else {
         panic!("a plain-http remote token endpoint must be refused");
     };
     let text = error.to_string();
@@ -1010,7 +1015,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
         "{text}"
     );
     config.client.allow_insecure_http = true;
-    my_bff::token_manager(&config).await.unwrap();
+    my_bff::token_client(&config).await.unwrap();
 
     // Discovered: an authority whose document hands over a plain-http remote endpoint.
     let base = Arc::new(OnceLock::<String>::new());
@@ -1027,7 +1032,7 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
     base.set(docs.server.base.clone()).unwrap();
     config.client.allow_insecure_http = false;
     config.client.token_source = my_bff::config::TokenSource::Authority(docs.server.base.clone());
-    let Err(error) = my_bff::token_manager(&config).await else {
+    let Err(error) = my_bff::token_client(&config).await else {
         panic!("a discovered plain-http remote token endpoint must be refused");
     };
     let text = error.to_string();
@@ -1036,11 +1041,8 @@ async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable(
         "{text}"
     );
     config.client.allow_insecure_http = true;
-    let tokens = my_bff::token_manager(&config).await.unwrap();
-    assert_eq!(
-        tokens.client_names().collect::<Vec<_>>(),
-        [my_bff::MY_SERVICE_CLIENT]
-    );
+    let tokens = my_bff::token_client(&config).await.unwrap();
+    assert_eq!(tokens.name(), my_bff::MY_SERVICE_CLIENT);
     // Discovery only, never the (unreachable) token endpoint.
     assert_eq!(docs.hits(), 2);
     assert_eq!(issuer.stats().token_requests, 0);

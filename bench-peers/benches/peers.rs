@@ -280,7 +280,9 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
     let _entered = rt.enter();
 
     let ours = TokenManager::builder()
-        .client(
+        .build()
+        .unwrap()
+        .register(
             "api",
             ClientCredentialsClient::new(
                 s.issuer.token_endpoint(),
@@ -289,9 +291,8 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
             )
             .with_scope(shared_auth::scope::ScopeSet::parse(SCOPE).unwrap()),
         )
-        .build()
         .unwrap();
-    let token = rt.block_on(ours.token("api")).unwrap();
+    let token = rt.block_on(ours.token()).unwrap();
 
     let plain: RwLock<Option<(shared_auth::client::AccessToken, u64)>> =
         RwLock::new(Some((token.clone(), now_ms() + 3_600_000)));
@@ -318,7 +319,7 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
 
     let mut group = c.benchmark_group("client");
     group.bench_function("ours_token_hit", |b| {
-        b.iter(|| black_box(run(rt, ours.token("api")).unwrap()))
+        b.iter(|| black_box(run(rt, ours.token()).unwrap()))
     });
     group.bench_function("rwlock_option", |b| {
         b.iter(|| {

@@ -1,12 +1,9 @@
 //! my-bff: the reference backend-for-frontend.
 //!
-//! [`build`] makes the token manager (one client, `my-service`), the typed
-//! [`MyServiceClient`], and the router. The BFF's own endpoints are open in this template;
-//! a real BFF would authenticate its users. `main.rs` only parses the configuration, starts
-//! tracing and serves.
-
-// The benchmark build leaves the auth imports unused.
-#![cfg_attr(feature = "bench-no-auth", allow(unused_imports))]
+//! [`build`] registers the token client for my-service ([`token_client`]), makes the
+//! typed [`MyServiceClient`] on it, and the router. The BFF's own endpoints are open in
+//! this template; a real BFF would authenticate its users. `main.rs` only parses the
+//! configuration, starts tracing and serves.
 
 pub mod config;
 pub mod my_service_client;
@@ -18,7 +15,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use shared_auth::client::{RedisCacheError, RedisTokenCache, TokenError, TokenManager};
+use shared_auth::client::{
+    ManagedClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
+};
 use shared_auth::server::problem;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -27,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::BffConfig;
 use crate::my_service_client::{MyServiceClient, MyServiceError, WeatherForecast};
 
-/// The token manager's name for the my-service client.
+/// The name the my-service token client is registered under (its metrics label).
 pub const MY_SERVICE_CLIENT: &str = "my-service";
 
 #[derive(OpenApi)]
@@ -46,7 +45,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 struct AppState {
     my_service: MyServiceClient,
-    manager: TokenManager,
+    tokens: ManagedClient,
 }
 
 /// Why my-bff could not start.
@@ -60,25 +59,25 @@ pub enum StartError {
     /// The shared token cache could not be set up.
     #[error("AUTH_TOKEN_CACHE_REDIS_URL: {0}")]
     TokenCache(#[from] RedisCacheError),
-    /// The token manager could not be built.
+    /// The token manager could not be built or the client not registered.
     #[error(
-        "cannot build the token manager (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+        "cannot set up the token client (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
     )]
     TokenManager(#[from] shared_auth::client::BuildError),
 }
 
-/// The token manager for `config` (discovers the token endpoint if an authority is set;
-/// shares tokens through Redis if a token cache is configured).
-pub async fn token_manager(config: &BffConfig) -> Result<TokenManager, StartError> {
+/// The token client for my-service, registered with a new token manager (discovers the
+/// token endpoint if an authority is set; shares tokens through Redis if a token cache is
+/// configured).
+pub async fn token_client(config: &BffConfig) -> Result<ManagedClient, StartError> {
     let timeout = std::time::Duration::from_secs(10);
     let client = config.client.client(timeout).await?;
-    let mut builder = TokenManager::builder()
-        .client(MY_SERVICE_CLIENT, client)
-        .allow_insecure_http(config.client.allow_insecure_http);
+    let mut builder =
+        TokenManager::builder().allow_insecure_http(config.client.allow_insecure_http);
     if let Some(cache) = &config.token_cache {
         builder = builder.cache(Arc::new(RedisTokenCache::new(cache.clone())?));
     }
-    Ok(builder.build()?)
+    Ok(builder.build()?.register(MY_SERVICE_CLIENT, client)?)
 }
 
 /// Builds the app from its configuration.
@@ -86,23 +85,20 @@ pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     // First, so the token manager's counters register with it.
     service_kit::metrics::prometheus();
     shared_auth::metrics::describe();
-    let manager = token_manager(config).await?;
-    Ok(router(manager, config))
-}
-
-/// The app: `GET /weatherforecast`, `/healthz`, `/readyz`, `/metrics` (Prometheus),
-/// `/api-docs/openapi.json`, `/swagger-ui/`.
-pub fn router(manager: TokenManager, config: &BffConfig) -> Router {
+    let tokens = token_client(config).await?;
     let my_service = MyServiceClient::new(
-        manager.clone(),
-        MY_SERVICE_CLIENT,
+        tokens.clone(),
         config.my_service_base_url.clone(),
         config.my_service_timeout,
     );
-    let state = Arc::new(AppState {
-        my_service,
-        manager,
-    });
+    Ok(router(my_service, tokens))
+}
+
+/// The app: `GET /weatherforecast` through `my_service`, `/healthz`, `/readyz` (a token
+/// from `tokens` can be had), `/metrics` (Prometheus), `/api-docs/openapi.json`,
+/// `/swagger-ui/`.
+pub fn router(my_service: MyServiceClient, tokens: ManagedClient) -> Router {
+    let state = Arc::new(AppState { my_service, tokens });
     Router::new()
         .route("/weatherforecast", get(weatherforecast))
         .route("/healthz", get(|| async { "ok" }))
@@ -169,7 +165,7 @@ fn downstream_problem(error: &MyServiceError) -> Response {
 
 /// Ready when a token for my-service can be had (cached, or fetched now).
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match state.manager.token(MY_SERVICE_CLIENT).await {
+    match state.tokens.token().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

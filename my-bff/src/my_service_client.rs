@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
-use shared_auth::client::{ClientCredentialsMiddleware, TokenError, TokenManager, token_error};
+use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient, TokenError, token_error};
 use utoipa::ToSchema;
 
 /// One day's forecast, as my-service returns it.
@@ -70,26 +70,18 @@ pub struct MyServiceClient {
 }
 
 impl MyServiceClient {
-    /// A client for `base_url` whose requests carry tokens of `manager`'s client
-    /// `client_name`, each request bounded by `timeout`.
-    pub fn new(
-        manager: TokenManager,
-        client_name: &str,
-        base_url: impl Into<String>,
-        timeout: Duration,
-    ) -> Self {
-        let inner = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .build()
-            .unwrap_or_default();
-        let builder = reqwest_middleware::ClientBuilder::new(inner);
-        #[cfg(not(feature = "bench-no-auth"))]
-        let builder = builder.with(ClientCredentialsMiddleware::new(manager, client_name));
-        // Benchmark build only (`just load`): no token middleware.
-        #[cfg(feature = "bench-no-auth")]
-        let _ = (manager, client_name);
-        let http = builder.build();
+    /// A client for `base_url` whose requests carry the tokens of `tokens`, each request
+    /// bounded by `timeout`.
+    pub fn new(tokens: ManagedClient, base_url: impl Into<String>, timeout: Duration) -> Self {
+        let http = reqwest_middleware::ClientBuilder::new(http_client(timeout))
+            .with(ClientCredentialsMiddleware::new(tokens))
+            .build();
+        Self::with_http(http, base_url)
+    }
+
+    /// A client for `base_url` that sends its requests through `http` as it is (its own
+    /// middleware stack).
+    pub fn with_http(http: ClientWithMiddleware, base_url: impl Into<String>) -> Self {
         MyServiceClient {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
@@ -119,6 +111,15 @@ impl MyServiceClient {
             .await;
         read(response, StatusCode::CREATED).await
     }
+}
+
+/// The HTTP client under the middleware: every request bounded by `timeout`.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(3)))
+        .build()
+        .unwrap_or_default()
 }
 
 async fn read<T: serde::de::DeserializeOwned>(

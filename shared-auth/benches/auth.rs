@@ -4,7 +4,7 @@
 //!   (aws-lc-rs RS256 verification of the same token, the floor) and
 //!   `validate/jsonwebtoken_decode` (plain jsonwebtoken decode);
 //! - `validate/repeat` (a token already validated: the validated-token cache);
-//! - `client/token_hit` (warm `TokenManager::token`) vs `client/rwlock_option` (the simplest
+//! - `client/token_hit` (warm `ManagedClient::token`) vs `client/rwlock_option` (the simplest
 //!   hand-made cache: a `RwLock<Option<token>>` with an expiry check);
 //! - `middleware/ours` vs `middleware/static_header`: one request through
 //!   reqwest-middleware to a terminal middleware that answers at once (no network), so the
@@ -35,7 +35,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::json;
 use shared_auth::client::{
-    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, TokenManager,
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ManagedClient,
+    TokenManager,
 };
 use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
 
@@ -147,15 +148,16 @@ fn bench_validation(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
-fn manager(issuer: &IssuerHandle) -> TokenManager {
+fn manager(issuer: &IssuerHandle) -> ManagedClient {
     let client = ClientCredentialsClient::new(
         issuer.token_endpoint(),
         ClientId::new("bench"),
         ClientSecret::new("bench-secret-0123"),
     );
     TokenManager::builder()
-        .client("api", client)
         .build()
+        .unwrap()
+        .register("api", client)
         .unwrap()
 }
 
@@ -203,10 +205,10 @@ impl reqwest_middleware::Middleware for StaticHeader {
 
 fn bench_client(c: &mut Criterion, s: &Setup) {
     let tokens = manager(&s.issuer);
-    let token = s.runtime.block_on(tokens.token("api")).unwrap();
+    let token = s.runtime.block_on(tokens.token()).unwrap();
     let mut group = c.benchmark_group("client");
     group.bench_function("token_hit", |b| {
-        b.iter(|| black_box(ready(tokens.token("api")).unwrap()))
+        b.iter(|| black_box(ready(tokens.token()).unwrap()))
     });
     let plain: RwLock<Option<(shared_auth::client::AccessToken, u64)>> =
         RwLock::new(Some((token.clone(), now_ms() + 3_600_000)));
@@ -221,7 +223,7 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
     group.finish();
 
     let ours = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientCredentialsMiddleware::new(tokens.clone(), "api"))
+        .with(ClientCredentialsMiddleware::new(tokens.clone()))
         .with(Answer)
         .build();
     let header =
@@ -254,7 +256,7 @@ fn stampede(s: &Setup) {
         let handles: Vec<_> = (0..1000)
             .map(|_| {
                 let tokens = tokens.clone();
-                tokio::spawn(async move { tokens.token("api").await.unwrap() })
+                tokio::spawn(async move { tokens.token().await.unwrap() })
             })
             .collect();
         for h in handles {

@@ -5,9 +5,6 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// No client with that name is registered with the token manager.
-    #[error("no client named {0:?} is registered")]
-    UnknownClient(String),
     /// The issuer refused the request (RFC 6749 section 5.2). Not retried.
     #[error("the issuer refused the token request: {error}{}", .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Rejected {

@@ -2,10 +2,11 @@
 //! `reqwest-middleware` client.
 //!
 //! ```no_run
-//! use shared_auth::client::{ClientCredentialsMiddleware, TokenManager};
-//! # fn demo(manager: TokenManager) {
+//! use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient};
+//! # fn demo(my_service: ManagedClient) {
+//! // `my_service`: the handle `TokenManager::register` returned.
 //! let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(ClientCredentialsMiddleware::new(manager, "my-service"))
+//!     .with(ClientCredentialsMiddleware::new(my_service))
 //!     .build();
 //! # let _ = http; }
 //! ```
@@ -35,22 +36,18 @@ use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use super::error::TokenError;
-use super::token_manager::TokenManager;
+use super::token_manager::ManagedClient;
 
 /// Attaches a managed client-credentials token to every request.
 #[derive(Clone, Debug)]
 pub struct ClientCredentialsMiddleware {
-    manager: TokenManager,
-    client_name: String,
+    client: ManagedClient,
 }
 
 impl ClientCredentialsMiddleware {
-    /// Uses the client registered as `client_name` in `manager`.
-    pub fn new(manager: TokenManager, client_name: impl Into<String>) -> Self {
-        ClientCredentialsMiddleware {
-            manager,
-            client_name: client_name.into(),
-        }
+    /// Attaches the tokens of `client` (a handle from `TokenManager::register`).
+    pub fn new(client: ManagedClient) -> Self {
+        ClientCredentialsMiddleware { client }
     }
 }
 
@@ -134,8 +131,8 @@ impl Middleware for ClientCredentialsMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let prepared = self
-            .manager
-            .prepared(&self.client_name)
+            .client
+            .prepared()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         request
@@ -149,23 +146,23 @@ impl Middleware for ClientCredentialsMiddleware {
             return Ok(response);
         }
         if !challenge_allows_renewal(response.headers()) {
-            tracing::debug!(client = %self.client_name, "401 from downstream with a challenge a new token cannot answer; not retried");
+            tracing::debug!(client = %self.client.name(), "401 from downstream with a challenge a new token cannot answer; not retried");
             return Ok(response);
         }
         let Some(mut replay) = replay else {
-            tracing::debug!(client = %self.client_name, "401 from downstream; request not replayable, not retried");
+            tracing::debug!(client = %self.client.name(), "401 from downstream; request not replayable, not retried");
             return Ok(response);
         };
         let renewed = self
-            .manager
-            .renew_rejected_prepared(&self.client_name, prepared.token())
+            .client
+            .renew_rejected_prepared(prepared.token())
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let Some(renewed) = renewed else {
             return Ok(response);
         };
-        tracing::debug!(client = %self.client_name, "401 from downstream; retrying once with a renewed token");
-        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client_name.to_string())
+        tracing::debug!(client = %self.client.name(), "401 from downstream; retrying once with a renewed token");
+        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client.name().to_owned())
             .increment(1);
         drop(response);
         replay

@@ -3,7 +3,8 @@
 //! - [`ClientCredentialsClient`] defines a client (token endpoint, id, secret, scope,
 //!   resource, credential style);
 //! - [`TokenManager`] caches tokens per client and scope, with single flight, refresh
-//!   ahead, retries and a negative cache;
+//!   ahead, retries and a negative cache; registering a client returns its
+//!   [`ManagedClient`] handle;
 //! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
 //!   handles a downstream 401 with one renewal and one retry;
 //! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default;
@@ -35,6 +36,6 @@ pub use token_cache::{
 };
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
-    BuildError, DEFAULT_LIFETIME_BUFFER, MAX_IDLE_SLOTS, PreparedToken, REJECTION_RENEWAL_INTERVAL,
+    BuildError, DEFAULT_LIFETIME_BUFFER, MAX_IDLE_SLOTS, ManagedClient, REJECTION_RENEWAL_INTERVAL,
     TokenManager, TokenManagerBuilder, TokenRequestParams,
 };

@@ -1,16 +1,17 @@
-//! [`TokenManager`]: named clients, cached tokens, one request at a time per cache key.
+//! [`TokenManager`]: registered clients, cached tokens, one request at a time per cache
+//! key.
 //!
 //! ```no_run
 //! use shared_auth::client::{ClientCredentialsClient, ClientId, ClientSecret, TokenManager};
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = TokenManager::builder()
-//!     .client("my-service", ClientCredentialsClient::new(
-//!         "http://127.0.0.1:7000/oauth2/token",
-//!         ClientId::new("my-bff"),
-//!         ClientSecret::new("my-bff-dev-secret-change-me"),
-//!     ))
-//!     .build()?;
-//! let token = manager.token("my-service").await?;   // fetched once, then cached
+//! let manager = TokenManager::builder().build()?;
+//! // Registering returns the client's handle: no name to look up (and mistype) later.
+//! let my_service = manager.register("my-service", ClientCredentialsClient::new(
+//!     "http://127.0.0.1:7000/oauth2/token",
+//!     ClientId::new("my-bff"),
+//!     ClientSecret::new("my-bff-dev-secret-change-me"),
+//! ))?;
+//! let token = my_service.token().await?;   // fetched once, then cached
 //! # let _ = token; Ok(()) }
 //! ```
 //!
@@ -40,15 +41,15 @@
 //! cannot grow it without bound.
 //!
 //! The hot path: each client keeps its default-scope token, with a ready-made
-//! `Authorization` header value, behind an `ArcSwap`. A warm `token()` or `prepared()` is a
-//! map lookup, an atomic load and a clock read; the cache backend is consulted only when
+//! `Authorization` header value, behind an `ArcSwap` in the [`ManagedClient`] handle
+//! itself. A warm `token()` is an atomic load and a clock read (no map lookup); the cache backend is consulted only when
 //! that token is missing or stale.
 //!
 //! The flight is hand-made from a tokio task and a `watch` channel. moka's `get_with`
 //! coalesces loads but runs the load in the first caller's future (not cancel-safe) and
 //! cannot express "join the in-flight renewal" or "renew unless already renewed".
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +69,7 @@ use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::ScopeSet;
 
-/// Per-request options for [`TokenManager::token_with`].
+/// Per-request options for [`ManagedClient::token_with`].
 #[derive(Debug, Clone, Default)]
 pub struct TokenRequestParams {
     /// Scopes to request instead of the client's own.
@@ -88,7 +89,7 @@ pub const REJECTION_RENEWAL_INTERVAL: Duration = Duration::from_secs(30);
 /// Idle per-key flight slots kept before the map is swept.
 pub const MAX_IDLE_SLOTS: usize = 1024;
 
-/// Why a [`TokenManager`] could not be built.
+/// Why a [`TokenManager`] could not be built or a client not registered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -101,6 +102,10 @@ pub enum BuildError {
         /// What is wrong with the URL.
         source: issuer_http::UrlError,
     },
+    /// A client with this name is registered already. Names label the metrics and the
+    /// cache keys, so two clients may not share one.
+    #[error("a client named {0:?} is registered already")]
+    DuplicateClient(String),
     /// The HTTP client could not be built (TLS roots, ...).
     #[error("cannot build the HTTP client for token requests: {0}")]
     Http(String),
@@ -108,7 +113,6 @@ pub enum BuildError {
 
 /// Builds a [`TokenManager`].
 pub struct TokenManagerBuilder {
-    clients: HashMap<String, ClientCredentialsClient>,
     cache: Option<Arc<dyn TokenCache>>,
     clock: Arc<dyn Clock>,
     lifetime_buffer: Duration,
@@ -120,12 +124,6 @@ pub struct TokenManagerBuilder {
 }
 
 impl TokenManagerBuilder {
-    /// Registers a client under `name`.
-    pub fn client(mut self, name: impl Into<String>, client: ClientCredentialsClient) -> Self {
-        self.clients.insert(name.into(), client);
-        self
-    }
-
     /// Uses `cache` instead of the in-memory default.
     pub fn cache(mut self, cache: Arc<dyn TokenCache>) -> Self {
         self.cache = Some(cache);
@@ -176,45 +174,18 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Builds the manager. Fails if a token endpoint breaks the transport policy or the
+    /// Builds the manager; [`TokenManager::register`] then adds its clients. Fails if the
     /// HTTP client cannot be built: never a silent fallback to other settings.
     pub fn build(self) -> Result<TokenManager, BuildError> {
-        for (name, client) in &self.clients {
-            issuer_http::check_url(&client.token_endpoint, self.allow_insecure_http).map_err(
-                |source| BuildError::TokenEndpoint {
-                    client: name.clone(),
-                    source,
-                },
-            )?;
-        }
         // No global timeout: each attempt has its own (RetryPolicy). No redirects: a 307
         // would resend a client_secret_post secret elsewhere.
         let http =
             issuer_http::client(None, self.retry.attempt_timeout.min(Duration::from_secs(3)))
                 .map_err(|e| BuildError::Http(e.to_string()))?;
-        let clients = self
-            .clients
-            .into_iter()
-            .map(|(name, definition)| {
-                let default_key = CacheKey::new(
-                    &name,
-                    &definition,
-                    &definition.scope,
-                    definition.resource.as_deref(),
-                );
-                let entry = ClientEntry {
-                    metrics: ClientMetrics::new(&name),
-                    definition,
-                    default_key,
-                    hot: ArcSwapOption::empty(),
-                    last_rejection_renewal_ms: AtomicU64::new(0),
-                };
-                (name, entry)
-            })
-            .collect();
         let clock = self.clock;
         Ok(TokenManager(Arc::new(Inner {
-            clients,
+            clients: Mutex::new(BTreeSet::new()),
+            allow_insecure_http: self.allow_insecure_http,
             cache: self
                 .cache
                 .unwrap_or_else(|| Arc::new(InMemoryTokenCache::with_clock(10_000, clock.clone()))),
@@ -233,7 +204,7 @@ impl TokenManagerBuilder {
 
 /// A token ready to send: the token, its `Authorization` value, its timing.
 #[derive(Debug)]
-pub struct PreparedToken {
+pub(crate) struct PreparedToken {
     token: AccessToken,
     header: HeaderValue,
     cached_until_ms: u64,
@@ -267,18 +238,19 @@ impl PreparedToken {
     }
 
     /// The access token.
-    pub fn token(&self) -> &AccessToken {
+    pub(crate) fn token(&self) -> &AccessToken {
         &self.token
     }
 
     /// `Bearer <token>`, marked sensitive.
-    pub fn header(&self) -> &HeaderValue {
+    pub(crate) fn header(&self) -> &HeaderValue {
         &self.header
     }
 }
 
-/// A registered client: its definition, its default cache key, its hot token.
+/// A registered client: its name, definition, default cache key and hot token.
 struct ClientEntry {
+    name: String,
     definition: ClientCredentialsClient,
     default_key: CacheKey,
     hot: ArcSwapOption<PreparedToken>,
@@ -384,7 +356,9 @@ enum Want {
 }
 
 struct Inner {
-    clients: HashMap<String, ClientEntry>,
+    /// The names registered (each once).
+    clients: Mutex<BTreeSet<String>>,
+    allow_insecure_http: bool,
     cache: Arc<dyn TokenCache>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
@@ -398,24 +372,95 @@ struct Inner {
     flights_started: AtomicUsize,
 }
 
-/// Gets and caches client-credentials tokens for named clients. Cheap to clone.
+/// Gets and caches client-credentials tokens for its registered clients. Cheap to clone.
+///
+/// [`register`](Self::register) a client to get its [`ManagedClient`] handle; the handle
+/// gets the tokens and feeds the middleware.
 #[derive(Clone)]
 pub struct TokenManager(Arc<Inner>);
 
 impl std::fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.0.clients.keys().collect();
-        names.sort();
+        let names = self.0.clients.lock().unwrap_or_else(|e| e.into_inner());
         f.debug_struct("TokenManager")
-            .field("clients", &names)
+            .field("clients", &*names)
             .finish_non_exhaustive()
+    }
+}
+
+/// A client registered with a [`TokenManager`]: gets its tokens, from the cache when it
+/// can. Cheap to clone. Only [`TokenManager::register`] makes one, so a handle always
+/// stands for a client that exists: nothing is looked up by name at run time.
+#[derive(Clone)]
+pub struct ManagedClient {
+    manager: TokenManager,
+    entry: Arc<ClientEntry>,
+}
+
+impl std::fmt::Debug for ManagedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedClient")
+            .field("name", &self.entry.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagedClient {
+    /// The name it was registered under (the `client` label of the metrics).
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// The manager it belongs to.
+    pub fn manager(&self) -> &TokenManager {
+        &self.manager
+    }
+
+    /// A token for the client's own scope and resource, from the cache if possible.
+    pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        Ok(self.prepared().await?.token.clone())
+    }
+
+    /// A token with per-request scope/resource, or a forced renewal.
+    pub async fn token_with(&self, params: &TokenRequestParams) -> Result<AccessToken, TokenError> {
+        let target = TokenManager::target(&self.entry, params);
+        self.manager.get(&target, params.force_renewal, None).await
+    }
+
+    /// After downstream rejected `rejected` with 401: the token to retry with, or `None`
+    /// when there is none worth a retry.
+    /// - If the cached token was renewed since `rejected` was taken, that one (no request).
+    /// - Otherwise a new token, unless this client already renewed after a 401 within
+    ///   [`REJECTION_RENEWAL_INTERVAL`]: then `None`, and the 401 stands. A downstream
+    ///   that refuses every token costs one token request per client per interval.
+    pub async fn renew_rejected(
+        &self,
+        rejected: &AccessToken,
+    ) -> Result<Option<AccessToken>, TokenError> {
+        self.manager.renew_rejected(&self.entry, rejected).await
+    }
+
+    /// The token with its ready-made `Authorization` value (what the middleware sends).
+    /// Warm, this is an atomic load and a clock read.
+    pub(crate) async fn prepared(&self) -> Result<Arc<PreparedToken>, TokenError> {
+        self.manager.prepared(&self.entry).await
+    }
+
+    /// [`Self::renew_rejected`], returning the prepared token.
+    pub(crate) async fn renew_rejected_prepared(
+        &self,
+        rejected: &AccessToken,
+    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
+        match self.renew_rejected(rejected).await? {
+            Some(token) => Ok(Some(self.manager.prepared_for(&self.entry, token)?)),
+            None => Ok(None),
+        }
     }
 }
 
 /// What a request for a token is for.
 struct Target<'a> {
-    name: &'a str,
-    entry: &'a ClientEntry,
+    entry: &'a Arc<ClientEntry>,
     scope: ScopeSet,
     resource: Option<String>,
     key: CacheKey,
@@ -426,7 +471,6 @@ impl TokenManager {
     /// 5 s negative cache, default retry policy, system clock).
     pub fn builder() -> TokenManagerBuilder {
         TokenManagerBuilder {
-            clients: HashMap::new(),
             cache: None,
             clock: Arc::new(SystemClock),
             lifetime_buffer: DEFAULT_LIFETIME_BUFFER,
@@ -442,69 +486,83 @@ impl TokenManager {
         self.0.clock.now_unix_ms()
     }
 
-    /// A token for the client registered as `name`, from the cache if possible.
-    pub async fn token(&self, name: &str) -> Result<AccessToken, TokenError> {
-        Ok(self.prepared(name).await?.token.clone())
-    }
-
-    /// The token for `name` with its ready-made `Authorization` value (what the middleware
-    /// sends). Warm, this is a map lookup, an atomic load and a clock read.
-    pub async fn prepared(&self, name: &str) -> Result<Arc<PreparedToken>, TokenError> {
-        let entry = self
+    /// Registers `client` under `name` and returns its handle. Fails if the name is taken
+    /// or the token endpoint breaks the transport policy (not https and not loopback,
+    /// without [`TokenManagerBuilder::allow_insecure_http`]).
+    pub fn register(
+        &self,
+        name: impl Into<String>,
+        client: ClientCredentialsClient,
+    ) -> Result<ManagedClient, BuildError> {
+        let name = name.into();
+        issuer_http::check_url(&client.token_endpoint, self.0.allow_insecure_http).map_err(
+            |source| BuildError::TokenEndpoint {
+                client: name.clone(),
+                source,
+            },
+        )?;
+        if !self
             .0
             .clients
-            .get(name)
-            .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))?;
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone())
+        {
+            return Err(BuildError::DuplicateClient(name));
+        }
+        let default_key = CacheKey::new(&name, &client, &client.scope, client.resource.as_deref());
+        let entry = ClientEntry {
+            metrics: ClientMetrics::new(&name),
+            name,
+            definition: client,
+            default_key,
+            hot: ArcSwapOption::empty(),
+            last_rejection_renewal_ms: AtomicU64::new(0),
+        };
+        Ok(ManagedClient {
+            manager: self.clone(),
+            entry: Arc::new(entry),
+        })
+    }
+
+    /// See [`ManagedClient::prepared`].
+    async fn prepared(&self, entry: &Arc<ClientEntry>) -> Result<Arc<PreparedToken>, TokenError> {
         if let Some(hot) = entry.hot.load_full() {
             let now = self.now();
             if now < hot.cached_until_ms {
-                tracing::debug!(client = name, "token cache hit");
+                tracing::debug!(client = %entry.name, "token cache hit");
                 entry.metrics.hit.increment();
                 if now >= hot.refresh_at_ms {
-                    let target = self.target(name, &TokenRequestParams::default())?;
+                    let target = Self::target(entry, &TokenRequestParams::default());
                     self.refresh_ahead(&target);
                 }
                 return Ok(hot);
             }
         }
-        let target = self.target(name, &TokenRequestParams::default())?;
+        let target = Self::target(entry, &TokenRequestParams::default());
         let token = self.get(&target, false, None).await?;
-        self.prepared_for(name, token)
+        self.prepared_for(entry, token)
     }
 
     fn prepared_for(
         &self,
-        name: &str,
+        entry: &ClientEntry,
         token: AccessToken,
     ) -> Result<Arc<PreparedToken>, TokenError> {
-        match self.0.clients.get(name).and_then(|e| e.hot.load_full()) {
+        match entry.hot.load_full() {
             Some(hot) if hot.token == token => Ok(hot),
             _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
         }
     }
 
-    /// A token with per-request scope/resource, or a forced renewal.
-    pub async fn token_with(
+    /// See [`ManagedClient::renew_rejected`].
+    async fn renew_rejected(
         &self,
-        name: &str,
-        params: &TokenRequestParams,
-    ) -> Result<AccessToken, TokenError> {
-        let target = self.target(name, params)?;
-        self.get(&target, params.force_renewal, None).await
-    }
-
-    /// After downstream rejected `rejected` with 401: the token to retry with, or `None`
-    /// when there is none worth a retry.
-    /// - If the cached token was renewed since `rejected` was taken, that one (no request).
-    /// - Otherwise a new token, unless this client already renewed after a 401 within
-    ///   [`REJECTION_RENEWAL_INTERVAL`]: then `None`, and the 401 stands. A downstream
-    ///   that refuses every token costs one token request per client per interval.
-    pub async fn renew_rejected(
-        &self,
-        name: &str,
+        entry: &Arc<ClientEntry>,
         rejected: &AccessToken,
     ) -> Result<Option<AccessToken>, TokenError> {
-        let target = self.target(name, &TokenRequestParams::default())?;
+        let target = Self::target(entry, &TokenRequestParams::default());
+        let name = entry.name.as_str();
         let now = self.now();
         if let Some(current) = self.cached(&target.key, now).await
             && current.access_token != *rejected
@@ -563,23 +621,6 @@ impl TokenManager {
             .is_ok()
     }
 
-    /// [`Self::renew_rejected`], returning the prepared token.
-    pub async fn renew_rejected_prepared(
-        &self,
-        name: &str,
-        rejected: &AccessToken,
-    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        match self.renew_rejected(name, rejected).await? {
-            Some(token) => Ok(Some(self.prepared_for(name, token)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Names of the registered clients.
-    pub fn client_names(&self) -> impl Iterator<Item = &str> {
-        self.0.clients.keys().map(String::as_str)
-    }
-
     /// Remembers `entry` as the client's hot token if it is for the default key.
     fn promote(&self, target: &Target<'_>, entry: &CachedToken) {
         if target.key == target.entry.default_key
@@ -589,31 +630,21 @@ impl TokenManager {
         }
     }
 
-    fn target<'a>(
-        &'a self,
-        name: &'a str,
-        params: &TokenRequestParams,
-    ) -> Result<Target<'a>, TokenError> {
-        let entry = self
-            .0
-            .clients
-            .get(name)
-            .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))?;
+    fn target<'a>(entry: &'a Arc<ClientEntry>, params: &TokenRequestParams) -> Target<'a> {
         let client = &entry.definition;
         let scope = params.scope.clone().unwrap_or_else(|| client.scope.clone());
         let resource = params.resource.clone().or_else(|| client.resource.clone());
         let key = if params.scope.is_none() && params.resource.is_none() {
             entry.default_key.clone()
         } else {
-            CacheKey::new(name, client, &scope, resource.as_deref())
+            CacheKey::new(&entry.name, client, &scope, resource.as_deref())
         };
-        Ok(Target {
-            name,
+        Target {
             entry,
             scope,
             resource,
             key,
-        })
+        }
     }
 
     /// The key's slot, created if needed. Sweeps idle slots when the map passes its bound.
@@ -641,7 +672,7 @@ impl TokenManager {
         force: bool,
         rejected: Option<&AccessToken>,
     ) -> Result<AccessToken, TokenError> {
-        let name = target.name;
+        let name = target.entry.name.as_str();
         if !force {
             let now = self.now();
             if let Some(entry) = self.cached(&target.key, now).await {
@@ -704,7 +735,7 @@ impl TokenManager {
         self.0.flights_started.fetch_add(1, Ordering::Relaxed);
         let manager = self.clone();
         let slot = slot.clone();
-        let name = target.name.to_owned();
+        let entry = target.entry.clone();
         let params = TokenRequestParams {
             scope: Some(target.scope.clone()),
             resource: target.resource.clone(),
@@ -713,10 +744,8 @@ impl TokenManager {
         // The flight runs on its own: no caller's cancellation can cut it short. It takes
         // the slot's lock only after this caller has released it.
         tokio::spawn(async move {
-            let outcome = match manager.target(&name, &params) {
-                Ok(target) => manager.fly(&target, &slot, want).await,
-                Err(e) => Err(e),
-            };
+            let target = Self::target(&entry, &params);
+            let outcome = manager.fly(&target, &slot, want).await;
             // Cache and failure are recorded before the slot is freed, so a caller that
             // arrives next finds them instead of starting another flight.
             *slot.flight() = None;
@@ -762,7 +791,7 @@ impl TokenManager {
             }
             FetchTurn::Fetch(lease) => lease,
         };
-        tracing::debug!(client = target.name, "requesting token");
+        tracing::debug!(client = %target.entry.name, "requesting token");
         let client = &target.entry.definition;
         // What waiting for another replica used is taken from this request's budget; with
         // none left, no request is sent.
@@ -777,7 +806,7 @@ impl TokenManager {
                 &target.scope,
                 target.resource.as_deref(),
                 &policy,
-                target.name,
+                &target.entry.name,
             )
             .await
         };
@@ -787,7 +816,7 @@ impl TokenManager {
             Err(_) => "error",
         };
         let elapsed = started.elapsed();
-        let name = target.name.to_owned();
+        let name = target.entry.name.to_owned();
         metrics::counter!(crate::metrics::TOKEN_REQUESTS, "client" => name.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!(crate::metrics::TOKEN_REQUEST_DURATION, "client" => name, "outcome" => label)
@@ -804,7 +833,7 @@ impl TokenManager {
                     inner.refresh_ahead,
                 );
                 tracing::debug!(
-                    client = target.name,
+                    client = %target.entry.name,
                     expires_in_secs = lifetime.as_secs(),
                     cached_for_secs = entry.ttl(now).as_secs(),
                     "token cached"
@@ -815,7 +844,7 @@ impl TokenManager {
                 Ok(entry)
             }
             Err(error) => {
-                tracing::warn!(client = target.name, %error, "token request failed");
+                tracing::warn!(client = %target.entry.name, %error, "token request failed");
                 let ttl = u64::try_from(inner.negative_ttl.as_millis()).unwrap_or(u64::MAX);
                 slot.set_failure(Some((self.now().saturating_add(ttl), error.clone())));
                 Err(error)
@@ -835,7 +864,7 @@ impl TokenManager {
         }
         let (_, started) = self.join_or_start(target, &slot, Want::Renewed);
         if started {
-            tracing::debug!(client = target.name, "refresh ahead started");
+            tracing::debug!(client = %target.entry.name, "refresh ahead started");
             target.entry.metrics.refresh_ahead.increment(1);
         }
     }
@@ -922,13 +951,14 @@ mod tests {
         let issuer = issuer().await;
         issuer.set_token_delay(Duration::from_millis(300));
         let manager = TokenManager::builder()
-            .client("api", client(issuer.token_endpoint()))
             .build()
+            .unwrap()
+            .register("api", client(issuer.token_endpoint()))
             .unwrap();
         let callers: Vec<_> = (0..100)
             .map(|_| {
                 let manager = manager.clone();
-                tokio::spawn(async move { manager.token("api").await })
+                tokio::spawn(async move { manager.token().await })
             })
             .collect();
         until("the request is in flight", || {
@@ -943,9 +973,9 @@ mod tests {
             }
         }
         let survivor = callers.next().unwrap().await.unwrap().unwrap();
-        assert_eq!(manager.token("api").await.unwrap(), survivor);
+        assert_eq!(manager.token().await.unwrap(), survivor);
         assert_eq!(issuer.stats().token_requests, 1);
-        assert_eq!(manager.flights_started(), 1);
+        assert_eq!(manager.manager().flights_started(), 1);
     }
 
     /// An issuer that says `expires_in: 0` still gets one request from concurrent callers:
@@ -974,13 +1004,14 @@ mod tests {
         let endpoint = format!("http://{}/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let manager = TokenManager::builder()
-            .client("api", client(endpoint))
             .build()
+            .unwrap()
+            .register("api", client(endpoint))
             .unwrap();
         let callers: Vec<_> = (0..50)
             .map(|_| {
                 let manager = manager.clone();
-                tokio::spawn(async move { manager.token("api").await })
+                tokio::spawn(async move { manager.token().await })
             })
             .collect();
         for caller in callers {
@@ -997,31 +1028,32 @@ mod tests {
         issuer.set_token_lifetime(Duration::from_secs(100));
         let clock = Arc::new(ManualClock::starting_now());
         let manager = TokenManager::builder()
-            .client("api", client(issuer.token_endpoint()))
             .clock(clock.clone())
             .lifetime_buffer(Duration::from_secs(10))
             .negative_cache(Duration::from_secs(5))
             .retry_policy(no_retries())
             .build()
+            .unwrap()
+            .register("api", client(issuer.token_endpoint()))
             .unwrap();
-        let token = manager.token("api").await.unwrap();
+        let token = manager.token().await.unwrap();
         // Cached for 90 s; refresh ahead from 81 s.
         clock.advance(Duration::from_secs(82));
         issuer.fail_next_token_requests(1_000, 503);
         for _ in 0..20 {
-            assert_eq!(manager.token("api").await.unwrap(), token, "still served");
+            assert_eq!(manager.token().await.unwrap(), token, "still served");
         }
         // The issuer counts the failure before the flight has recorded it: wait for both,
         // so the failure's window is stamped before the clock moves.
         until("the background attempt failed", || {
-            issuer.stats().token_errors == 1 && manager.idle()
+            issuer.stats().token_errors == 1 && manager.manager().idle()
         })
         .await;
         for _ in 0..50 {
-            assert_eq!(manager.token("api").await.unwrap(), token);
+            assert_eq!(manager.token().await.unwrap(), token);
             tokio::task::yield_now().await;
         }
-        let flights = manager.flights_started();
+        let flights = manager.manager().flights_started();
         assert_eq!(
             issuer.stats().token_requests,
             2,
@@ -1030,13 +1062,13 @@ mod tests {
         // The window lapses: one more attempt, no more.
         clock.advance(Duration::from_secs(5));
         for _ in 0..20 {
-            assert_eq!(manager.token("api").await.unwrap(), token);
+            assert_eq!(manager.token().await.unwrap(), token);
         }
         until("the second attempt failed", || {
-            issuer.stats().token_errors == 2 && manager.idle()
+            issuer.stats().token_errors == 2 && manager.manager().idle()
         })
         .await;
-        assert_eq!(manager.flights_started(), flights + 1);
+        assert_eq!(manager.manager().flights_started(), flights + 1);
         assert_eq!(issuer.stats().token_requests, 3);
     }
 
@@ -1050,10 +1082,11 @@ mod tests {
         drop(closed);
         let clock = Arc::new(ManualClock::starting_now());
         let manager = TokenManager::builder()
-            .client("api", client(endpoint))
             .clock(clock.clone())
             .retry_policy(no_retries())
             .build()
+            .unwrap()
+            .register("api", client(endpoint))
             .unwrap();
         for round in 0..2 {
             for i in 0..2_000 {
@@ -1061,12 +1094,12 @@ mod tests {
                     scope: Some(ScopeSet::parse(&format!("s{round}-{i}")).unwrap()),
                     ..Default::default()
                 };
-                assert!(manager.token_with("api", &params).await.is_err());
+                assert!(manager.token_with(&params).await.is_err());
             }
             // The remembered failures lapse: their slots become idle.
             clock.advance(Duration::from_secs(6));
         }
-        let slots = manager.slot_count();
+        let slots = manager.manager().slot_count();
         assert!(slots <= 2 * MAX_IDLE_SLOTS, "{slots} slots for 4,000 keys");
     }
 
@@ -1076,15 +1109,16 @@ mod tests {
     async fn concurrent_rejections_share_one_renewal() {
         let issuer = issuer().await;
         let manager = TokenManager::builder()
-            .client("api", client(issuer.token_endpoint()))
             .build()
+            .unwrap()
+            .register("api", client(issuer.token_endpoint()))
             .unwrap();
-        let rejected = manager.token("api").await.unwrap();
+        let rejected = manager.token().await.unwrap();
         issuer.set_token_delay(Duration::from_millis(100));
         let callers: Vec<_> = (0..20)
             .map(|_| {
                 let (manager, rejected) = (manager.clone(), rejected.clone());
-                tokio::spawn(async move { manager.renew_rejected("api", &rejected).await })
+                tokio::spawn(async move { manager.renew_rejected(&rejected).await })
             })
             .collect();
         let mut renewed = Vec::new();
@@ -1104,27 +1138,47 @@ mod tests {
             "the first token, one renewal"
         );
         // Rejected again within the interval: no new request, the 401 stands.
-        assert_eq!(
-            manager.renew_rejected("api", &renewed[0]).await.unwrap(),
-            None
-        );
+        assert_eq!(manager.renew_rejected(&renewed[0]).await.unwrap(), None);
         assert_eq!(issuer.stats().token_requests, 2);
     }
 
-    /// A build error instead of a silent fallback: plain http to a remote host.
+    /// A registration error instead of a silent fallback: plain http to a remote host.
     #[test]
-    fn an_insecure_token_endpoint_is_a_build_error() {
+    fn an_insecure_token_endpoint_is_a_registration_error() {
         let error = TokenManager::builder()
-            .client("api", client("http://issuer.example/token".into()))
             .build()
+            .unwrap()
+            .register("api", client("http://issuer.example/token".into()))
             .unwrap_err();
         assert!(error.to_string().contains("issuer.example"), "{error}");
         assert!(
             TokenManager::builder()
-                .client("api", client("http://issuer.example/token".into()))
                 .allow_insecure_http(true)
                 .build()
+                .unwrap()
+                .register("api", client("http://issuer.example/token".into()))
                 .is_ok()
         );
+    }
+
+    /// One name, one client: a second registration under a name is refused (names label
+    /// the metrics and the cache keys), and the first handle keeps working.
+    #[tokio::test]
+    async fn a_name_is_registered_once() {
+        let issuer = issuer().await;
+        let manager = TokenManager::builder().build().unwrap();
+        let api = manager
+            .register("api", client(issuer.token_endpoint()))
+            .unwrap();
+        let error = manager
+            .register("api", client(issuer.token_endpoint()))
+            .unwrap_err();
+        assert!(
+            matches!(&error, BuildError::DuplicateClient(name) if name == "api"),
+            "{error}"
+        );
+        assert!(api.token().await.is_ok());
+        assert_eq!(api.name(), "api");
+        assert!(format!("{manager:?}").contains("\"api\""));
     }
 }
