@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `just load`: end-to-end throughput with auth on and off, measured side by side.
 #
-# Builds two release variants: the normal one, and one built with the `bench-no-auth`
-# feature, which removes my-service's auth layers and my-bff's token middleware. Starts
+# Builds the release binaries and their auth-off twins (package `load-no-auth`: the same
+# routers from the services' libraries, without my-service's auth layers and my-bff's token
+# middleware; the services themselves carry no benchmark-only code). Starts
 # mock-issuer plus both variants of my-service and my-bff on loopback ports, then runs wrk
 # against each target in interleaved rounds (A, B, A, B, ...) so both see the same machine
 # noise, and prints requests/s, the ratios and peak resident memory. Bounded: ROUNDS x 4
@@ -21,11 +22,10 @@ OUT=target/bench-results/load.md
 command -v wrk >/dev/null || { echo "load: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 echo "load: building release binaries (auth on, auth off)..." >&2
-cargo build --quiet --release --bins
-cargo build --quiet --release --bins --features my-service/bench-no-auth,my-bff/bench-no-auth --target-dir target/no-auth
+cargo build --quiet --release --bins -p mock-issuer -p my-service -p my-bff -p load-no-auth
 
 ON=target/release
-OFF=target/no-auth/release
+OFF=$ON
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -50,9 +50,9 @@ set -a; source infra/local/dev.env; set +a
 ISSUER=http://127.0.0.1:17000
 start 17000 "$ON/mock-issuer" --config infra/local/issuer.toml
 start 17062 env AUTH_AUTHORITY=$ISSUER "$ON/my-service"
-start 17063 env AUTH_AUTHORITY=$ISSUER "$OFF/my-service"
+start 17063 env AUTH_AUTHORITY=$ISSUER "$OFF/my-service-no-auth"
 start 17248 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 "$ON/my-bff"
-start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff"
+start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff-no-auth"
 SVC_ON_PID=${PIDS[1]} SVC_OFF_PID=${PIDS[2]} BFF_ON_PID=${PIDS[3]}
 TOKEN=$("$ON/mock-issuer" token --issuer $ISSUER)
 

@@ -1,16 +1,12 @@
 //! my-service: the reference resource server.
 //!
-//! [`router`] builds the whole app from a validator: the weather API behind
-//! [`JwtAuthLayer`] (as the method router's `route_layer`, so unknown paths stay 404 and
-//! wrong methods 405) with a scope per operation, the health probes, and the OpenAPI
-//! document with Swagger UI.
+//! [`router`] builds the whole app from a validator: the weather [`api`] behind
+//! [`JwtAuthLayer`] with a scope per operation, and around it ([`around`]) the health
+//! probes, the metrics, and the OpenAPI document with Swagger UI.
 //! `main.rs` only parses the configuration, starts tracing and serves.
 //!
 //! To start a new service from this template, change the routes in `weather.rs`, the
 //! scope constants, and the OpenAPI `info`.
-
-// The benchmark build leaves the auth imports unused.
-#![cfg_attr(feature = "bench-no-auth", allow(unused_imports))]
 
 pub mod config;
 pub mod weather;
@@ -90,27 +86,29 @@ pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
     Ok(router(validator, &token_url))
 }
 
-/// The app: protected weather API, `/healthz`, `/readyz`, `/metrics` (Prometheus),
-/// `/api-docs/openapi.json`, `/swagger-ui/`.
+/// The app: the protected weather [`api`] and everything [`around`] it.
 pub fn router(validator: JwtValidator, token_url: &str) -> Router {
+    around(api(&validator), validator, token_url)
+}
+
+/// The weather API: `GET` and `POST /weatherforecast`, each authenticated by `validator`
+/// and requiring its scope.
+pub fn api(validator: &JwtValidator) -> Router {
     // Authentication, then the method's scope, on each handler: they run only for methods
     // that exist, so a wrong method stays 405 (a Router-level route_layer would answer
     // 401), and each request clones one boxed service, not two.
-    #[cfg(not(feature = "bench-no-auth"))]
-    let api = {
-        let auth = JwtAuthLayer::new(validator.clone());
-        Router::new().route(
-            "/weatherforecast",
-            get(weather::list.layer((auth.clone(), RequireScopeLayer::one(READ_SCOPE))))
-                .post(weather::create.layer((auth, RequireScopeLayer::one(WRITE_SCOPE)))),
-        )
-    };
-    // Benchmark build only (`just load`): the same route without the auth layers.
-    #[cfg(feature = "bench-no-auth")]
-    let api = Router::new().route(
+    let auth = JwtAuthLayer::new(validator.clone());
+    Router::new().route(
         "/weatherforecast",
-        get(|| async { axum::Json(weather::five_days()) }),
-    );
+        get(weather::list.layer((auth.clone(), RequireScopeLayer::one(READ_SCOPE))))
+            .post(weather::create.layer((auth, RequireScopeLayer::one(WRITE_SCOPE)))),
+    )
+}
+
+/// `api` with the service's plumbing: `/healthz`, `/readyz` (the validator's keys are
+/// loaded), `/metrics` (Prometheus), `/api-docs/openapi.json`, `/swagger-ui/`, request
+/// tracing.
+pub fn around(api: Router, validator: JwtValidator, token_url: &str) -> Router {
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

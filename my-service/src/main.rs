@@ -14,16 +14,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    // A benchmark build has no authentication. It must never run by accident (say, left
-    // in target/ and picked up by a script), so it starts only when told it is one.
-    #[cfg(feature = "bench-no-auth")]
-    if std::env::var("BENCH_NO_AUTH_ACK").as_deref() != Ok("yes") {
-        return Err(
-            "this binary was built with the bench-no-auth feature: it has NO authentication. \
-             It is for `just load` only; set BENCH_NO_AUTH_ACK=yes if that is what you want"
-                .to_owned(),
-        );
-    }
     let args = Args::parse();
     let bind = args.bind;
     let config = args
