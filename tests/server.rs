@@ -35,57 +35,6 @@ async fn get_with(base: &str, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// Asserts a refusal: status, the `error` of the challenge (None: bare `Bearer`), a
-/// problem+json body, and that neither body nor headers contain the token.
-async fn assert_refused(
-    response: reqwest::Response,
-    status: u16,
-    error: Option<&str>,
-    token: &str,
-) -> String {
-    assert_eq!(response.status().as_u16(), status);
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    match error {
-        None => assert_eq!(challenge, "Bearer"),
-        Some(code) => assert!(
-            challenge.starts_with(&format!("Bearer error=\"{code}\"")),
-            "{challenge}"
-        ),
-    }
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    for (_, value) in response.headers() {
-        assert!(token.is_empty() || !value.to_str().unwrap_or("").contains(token));
-    }
-    let body = response.text().await.unwrap();
-    let problem: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(problem["status"], status);
-    assert!(problem["detail"].is_string());
-    if token.len() > 8 {
-        // No part of the token (header, payload or signature) is echoed.
-        for part in token.split('.').filter(|p| p.len() > 8) {
-            assert!(!body.contains(part), "body echoes the token: {body}");
-        }
-    }
-    challenge
-}
-
-/// Signs `claims` (a function of the issuer's template) with the issuer's key.
-fn forge(
-    issuer: &mock_issuer::IssuerHandle,
-    scopes: &[&str],
-    edit: impl FnOnce(&mut Value, &mut Value),
-) -> String {
-    let (mut header, mut claims) = issuer.token_template(BFF_ID, scopes);
-    edit(&mut header, &mut claims);
-    issuer.sign(&header, &claims).unwrap()
-}
-
 #[tokio::test]
 async fn valid_token_reads_five_forecasts() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
