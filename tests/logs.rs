@@ -1,6 +1,6 @@
 //! Logs hold no secret and no token: the whole flow, and the client half's own events, at
 //! TRACE. Its own test binary, because capturing means installing the process's global
-//! subscriber (see `support::capture_logs`).
+//! subscriber (see `test_support::capture_logs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;

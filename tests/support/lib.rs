@@ -1,146 +1,13 @@
-//! Helpers shared by the system test suites: the standard issuer setup, an HTTP client,
-//! and independent token verification with `jsonwebtoken`.
+//! Helpers shared by the system test suites. The generic ones (the standard issuer setup,
+//! an HTTP client, servers on ephemeral ports, independent token verification) come from
+//! `test-support` and are re-exported; the ones here start my-service and my-bff.
 //!
 //! Test code: `unwrap`/`expect` are the assertions here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
-use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile};
-use serde_json::Value;
+pub use test_support::*;
 
-/// The BFF's client id in every suite.
-pub const BFF_ID: &str = "my-bff";
-/// The BFF's secret in every suite.
-pub const BFF_SECRET: &str = "bff-test-secret-0123456789";
-/// A client allowed to read and write.
-pub const ADMIN_ID: &str = "weather-admin";
-/// Its secret.
-pub const ADMIN_SECRET: &str = "admin-test-secret-0123456789";
-/// A client whose id and secret need form-urlencoding in HTTP Basic.
-pub const ODD_ID: &str = "odd:client id+1";
-/// Its secret: ':' '+' '%' space and non-ASCII.
-pub const ODD_SECRET: &str = "p@ss:w+rd %20 é-0123";
-/// A client that is not allowed the client credentials grant.
-pub const NO_CC_ID: &str = "interactive-app";
-/// Its secret.
-pub const NO_CC_SECRET: &str = "interactive-secret-0123";
-/// The read scope.
-pub const READ: &str = "MyService/weather_read";
-/// The write scope.
-pub const WRITE: &str = "MyService/weather_write";
-
-/// The issuer setup every suite uses: resource server `MyService` and the clients above.
-pub fn issuer_config(profile: TokenProfile) -> IssuerConfig {
-    let mut no_cc = ClientConfig::new(NO_CC_ID, NO_CC_SECRET, [READ]);
-    no_cc.allowed_grant_types = vec!["authorization_code".into()];
-    IssuerConfig::new(profile)
-        .with_resource_server("MyService", ["weather_read", "weather_write"])
-        .with_client(ClientConfig::new(BFF_ID, BFF_SECRET, [READ]))
-        .with_client(ClientConfig::new(ADMIN_ID, ADMIN_SECRET, [READ, WRITE]))
-        .with_client(ClientConfig::new(ODD_ID, ODD_SECRET, [READ]))
-        .with_client(no_cc)
-}
-
-/// Starts an issuer with [`issuer_config`] on an ephemeral port.
-pub async fn start_issuer(profile: TokenProfile) -> IssuerHandle {
-    mock_issuer::start(issuer_config(profile)).await.unwrap()
-}
-
-thread_local! {
-    // Building a client costs ~15 ms (TLS roots); libtest runs each test on its own
-    // thread, so a thread-local client is one per test and never shares pooled
-    // connections across test runtimes.
-    static HTTP: reqwest::Client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap();
-}
-
-/// An HTTP client with a timeout, so no test can hang on a socket.
-pub fn http() -> reqwest::Client {
-    HTTP.with(Clone::clone)
-}
-
-/// GETs `url` and parses the answer as JSON (the suites' most common request).
-pub async fn get_json(url: impl reqwest::IntoUrl) -> Value {
-    http().get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// Fetches the issuer's JWKS.
-pub async fn jwks(issuer: &IssuerHandle) -> JwkSet {
-    http()
-        .get(issuer.jwks_uri())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Verifies `token` against the issuer's published keys with `jsonwebtoken` (an
-/// implementation independent of the issuer's signer) and returns the claims.
-pub fn verify(
-    token: &str,
-    keys: &JwkSet,
-    issuer: &str,
-) -> Result<Value, jsonwebtoken::errors::Error> {
-    let header = jsonwebtoken::decode_header(token)?;
-    let kid = header.kid.as_deref().expect("token has a kid");
-    let jwk = keys
-        .find(kid)
-        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-    let key = DecodingKey::from_jwk(jwk)?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[issuer]);
-    validation.validate_aud = false;
-    Ok(jsonwebtoken::decode::<Value>(token, &key, &validation)?.claims)
-}
-
-/// Decodes a JWT part without verification.
-pub fn decode_part(token: &str, index: usize) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(index).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-/// A server started on an ephemeral port for a test; stopped when dropped.
-pub struct TestServer {
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
-    /// The bound address.
-    pub addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves `router` on `127.0.0.1:0` (the `spawn_app` of the suites).
-pub async fn serve(router: axum::Router) -> TestServer {
-    serve_on(router, "127.0.0.1:0".parse().unwrap()).await
-}
-
-/// Serves `router` on `addr` (to restart a server on the same port).
-pub async fn serve_on(router: axum::Router, addr: std::net::SocketAddr) -> TestServer {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    TestServer {
-        base: format!("http://{addr}"),
-        addr,
-        task,
-    }
-}
+use mock_issuer::IssuerHandle;
 
 /// my-service's configuration for `issuer` under `profile` (authority discovery).
 pub fn service_config(
@@ -155,13 +22,8 @@ pub fn service_config_for(
     authority: &str,
     profile: shared_auth::server::TokenProfile,
 ) -> my_service::config::ServiceConfig {
-    let mut validator = shared_auth::server::ValidatorConfig::new(
-        shared_auth::server::MetadataSource::Authority(authority.to_owned()),
-        profile,
-    );
-    validator.http_timeout = std::time::Duration::from_secs(2);
     my_service::config::ServiceConfig {
-        validator,
+        validator: validator_config_for(authority, profile),
         openapi_token_url: None,
     }
 }
@@ -175,55 +37,6 @@ pub async fn start_service(
         .await
         .unwrap();
     serve(router).await
-}
-
-/// The cognito server profile accepting any client.
-pub fn cognito() -> shared_auth::server::TokenProfile {
-    shared_auth::server::TokenProfile::Cognito {
-        allowed_client_ids: vec![],
-    }
-}
-
-/// Gets a token from `issuer` with client_secret_basic.
-pub async fn fetch_token(
-    issuer: &IssuerHandle,
-    id: &str,
-    secret: &str,
-    scope: Option<&str>,
-) -> String {
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scope) = scope {
-        form.push(("scope", scope));
-    }
-    let response = http()
-        .post(issuer.token_endpoint())
-        .basic_auth(id, Some(secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "token request failed: {}",
-        response.status()
-    );
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Runs the futures concurrently on the runtime (each spawned) and returns their outputs
-/// in order.
-pub async fn concurrently<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
 }
 
 /// my-bff's configuration: the BFF client of `issuer`, calling my-service at `my_service`.
@@ -245,98 +58,4 @@ pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::Bf
 /// Starts my-bff with `config`.
 pub async fn start_bff(config: &my_bff::config::BffConfig) -> TestServer {
     serve(my_bff::build(config).await.unwrap()).await
-}
-
-/// Everything `tracing` has written in this process since [`capture_logs`] was first
-/// called.
-#[derive(Clone, Default)]
-pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// The text captured so far.
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Captures every event at TRACE, from every thread, for the rest of the process: a
-/// global subscriber, installed on the first call. Use it in a test binary of its own
-/// (`tests/logs.rs`), first thing in each test. A thread-local default subscriber is not
-/// enough: tracing caches each call site's interest process-wide, and a call site first
-/// hit by another test's thread could stay disabled for ours.
-pub fn capture_logs() -> Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let captured = Captured::default();
-            let writer = captured.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("capture_logs installs the only global subscriber of its test binary");
-            captured
-        })
-        .clone()
-}
-
-/// Polls `condition` until it holds (backing off from 5 ms to 200 ms between looks), and
-/// panics naming `what` if it does not within `within`. The one way the suites wait for
-/// something to happen: on a condition, never for a fixed time.
-pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + within;
-    let mut pause = std::time::Duration::from_millis(5);
-    while !condition().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {within:?}"
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-    }
-}
-
-/// Helpers for the suites that start containers (testcontainers).
-pub mod containers {
-    use testcontainers::bollard::models::{HostConfig, PortBinding};
-
-    /// A TCP port free on 127.0.0.1 now, to publish a container port on (a fixed port
-    /// survives a container restart; an engine-chosen one may not).
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// A host-config modifier that publishes every mapped port on 127.0.0.1 only. podman
-    /// needs the explicit address (see infra/containers/README.md), and a test container has
-    /// no business listening on the network.
-    pub fn publish_on_loopback(config: &mut HostConfig) {
-        for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()) {
-            for binding in bindings.iter_mut().flatten() {
-                *binding = PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: binding.host_port.clone(),
-                };
-            }
-        }
-    }
 }

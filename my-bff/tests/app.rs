@@ -1,14 +1,67 @@
-//! The whole system on ephemeral ports: mock issuer, my-service and my-bff, talked to over
-//! HTTP, plus how the BFF answers when a part fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
+//! my-bff's spawn-app tests: the BFF on an ephemeral port against a real mock issuer
+//! (test-support's `start_issuer`, which registers the BFF's client `BFF_ID`) and the real
+//! my-service downstream: one cached token for many calls, token endpoint discovery, and
+//! how each failure (no token, token refused, downstream down or slow) is answered.
+//!
+//! In a service started from this template, change the app below (crate, config, route) and
+//! the downstream it calls.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use mock_issuer::TokenProfile as IssuerProfile;
+use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use my_bff::config::{BffConfig, TokenSource};
+use my_service::weather::READ_SCOPE;
 use serde_json::Value;
-use system_tests::*;
+use shared_auth::client::{ClientDefinition, ClientId, ClientSecret, CredentialStyle};
+use shared_auth::server::TokenProfile;
+use test_support::*;
 
+/// The BFF's route under test.
+const PATH: &str = "/weatherforecast";
+
+/// my-bff's configuration: the BFF's client at `issuer`'s token endpoint, asking for the
+/// scope my-service reads with, and calling my-service at `my_service`.
+fn bff_config(issuer: &IssuerHandle, my_service: &str) -> BffConfig {
+    let mut client = ClientDefinition::new(
+        TokenSource::Endpoint(issuer.token_endpoint()),
+        ClientId::new(BFF_ID),
+        ClientSecret::new(BFF_SECRET),
+    );
+    client.scope = shared_auth::ScopeSet::parse(READ_SCOPE).unwrap();
+    BffConfig {
+        client,
+        my_service_base_url: my_service.to_owned(),
+        my_service_timeout: Duration::from_secs(5),
+        token_cache: None,
+    }
+}
+
+/// Starts my-bff with `config`.
+async fn start_bff(config: &BffConfig) -> TestServer {
+    serve(my_bff::build(config).await.unwrap()).await
+}
+
+/// Starts the real my-service downstream, validating `issuer`'s tokens under `profile`.
+async fn start_my_service(issuer: &IssuerHandle, profile: TokenProfile) -> TestServer {
+    let config = my_service::config::ServiceConfig {
+        validator: validator_config_for(issuer.issuer(), profile),
+        openapi_token_url: None,
+    };
+    serve(my_service::build(&config).await.unwrap()).await
+}
+
+/// GETs the BFF's route.
+async fn get(bff: &TestServer) -> reqwest::Response {
+    http()
+        .get(format!("{}{PATH}", bff.base))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Asserts the BFF's problem+json answer with `status`, free of the BFF's secret.
 async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(
@@ -25,9 +78,9 @@ async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
 #[tokio::test]
 async fn bff_calls_my_service_with_one_cached_token() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
-    let service = start_service(&issuer, cognito()).await;
+    let service = start_my_service(&issuer, cognito()).await;
     // The secret comes from a file with a trailing newline, as mounted secrets do.
-    let secret_file = std::env::temp_dir().join(format!("flow-secret-{}", std::process::id()));
+    let secret_file = std::env::temp_dir().join(format!("bff-secret-{}", std::process::id()));
     std::fs::write(&secret_file, format!("{BFF_SECRET}\n")).unwrap();
     let endpoint = issuer.token_endpoint();
     let file = secret_file.to_str().unwrap();
@@ -40,7 +93,7 @@ async fn bff_calls_my_service_with_one_cached_token() {
         "--client-secret-file",
         file,
         "--scope",
-        READ,
+        READ_SCOPE,
         "--my-service-base-url",
         &service.base,
         "--my-service-timeout-secs",
@@ -51,21 +104,12 @@ async fn bff_calls_my_service_with_one_cached_token() {
     std::fs::remove_file(&secret_file).unwrap();
     let bff = start_bff(&config).await;
 
-    let response = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
+    let response = get(&bff).await;
     assert_eq!(response.status(), StatusCode::OK);
     let forecasts: Vec<Value> = response.json().await.unwrap();
     assert_eq!(forecasts.len(), 5);
     for _ in 0..20 {
-        let r = http()
-            .get(format!("{}/weatherforecast", bff.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(get(&bff).await.status(), StatusCode::OK);
     }
     assert_eq!(issuer.stats().token_requests, 1, "21 BFF calls, one token");
     assert_eq!(
@@ -78,44 +122,35 @@ async fn bff_calls_my_service_with_one_cached_token() {
         200
     );
     let doc: Value = get_json(format!("{}/api-docs/openapi.json", bff.base)).await;
-    assert!(doc["paths"]["/weatherforecast"]["get"].is_object());
+    assert!(doc["paths"][PATH]["get"].is_object());
 }
 
 #[tokio::test]
 async fn bff_discovers_the_token_endpoint_from_an_authority() {
     let issuer = start_issuer(IssuerProfile::Rfc9068).await;
-    let service = start_service(
+    let service = start_my_service(
         &issuer,
-        shared_auth::server::TokenProfile::Rfc9068 {
+        TokenProfile::Rfc9068 {
             audience: "MyService".into(),
         },
     )
     .await;
     let mut config = bff_config(&issuer, &service.base);
-    config.client.token_source = my_bff::config::TokenSource::Authority(issuer.issuer().to_owned());
-    config.client.credential_style = shared_auth::client::CredentialStyle::PostBody;
+    config.client.token_source = TokenSource::Authority(issuer.issuer().to_owned());
+    config.client.credential_style = CredentialStyle::PostBody;
     let bff = start_bff(&config).await;
-    let r = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(get(&bff).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn no_token_means_503_quickly_and_no_call_downstream() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
-    let service = start_service(&issuer, cognito()).await;
+    let service = start_my_service(&issuer, cognito()).await;
     let mut config = bff_config(&issuer, &service.base);
-    config.client.client_secret = shared_auth::client::ClientSecret::new("wrong-secret");
+    config.client.client_secret = ClientSecret::new("wrong-secret");
     let bff = start_bff(&config).await;
     let started = Instant::now();
-    let r = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&bff).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(r.headers()["retry-after"], "5");
     assert_problem(r, 503).await;
@@ -134,18 +169,15 @@ async fn no_token_means_503_quickly_and_no_call_downstream() {
 async fn my_service_refusing_our_token_is_502_after_one_renewal() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     // my-service accepts only another client: our token is refused with 401 each time.
-    let mut service_config = service_config(&issuer, cognito());
-    service_config.validator.profile = shared_auth::server::TokenProfile::Cognito {
-        allowed_client_ids: vec!["someone-else".into()],
-    };
-    let service = serve(my_service::build(&service_config).await.unwrap()).await;
+    let service = start_my_service(
+        &issuer,
+        TokenProfile::Cognito {
+            allowed_client_ids: vec!["someone-else".into()],
+        },
+    )
+    .await;
     let bff = start_bff(&bff_config(&issuer, &service.base)).await;
-    let r = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(r, 502).await;
+    let body = assert_problem(get(&bff).await, 502).await;
     assert!(body["detail"].as_str().unwrap().contains("refused"));
     assert_eq!(
         issuer.stats().token_requests,
@@ -163,14 +195,10 @@ async fn my_service_down_is_502_and_slow_is_504() {
         .local_addr()
         .unwrap();
     let bff = start_bff(&bff_config(&issuer, &format!("http://{closed}"))).await;
-    let r = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(r, 502).await;
+    assert_problem(get(&bff).await, 502).await;
 
-    // A downstream that never answers within the BFF's 1 s timeout.
+    // A downstream that never answers within the BFF's 1 s timeout, on the route of
+    // my-service's that the BFF calls.
     let stalled = serve(axum::Router::new().route(
         "/weatherforecast",
         axum::routing::get(std::future::pending::<&'static str>),
@@ -179,10 +207,5 @@ async fn my_service_down_is_502_and_slow_is_504() {
     let mut config = bff_config(&issuer, &stalled.base);
     config.my_service_timeout = Duration::from_secs(1);
     let bff = start_bff(&config).await;
-    let r = http()
-        .get(format!("{}/weatherforecast", bff.base))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(r, 504).await;
+    assert_problem(get(&bff).await, 504).await;
 }
