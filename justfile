@@ -20,6 +20,14 @@ test:
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
 
+# A new workspace member from the reference services: KIND resource-server (my-service) or caller (my-bff).
+new-service NAME KIND="resource-server":
+    bash infra/new-service/new-service.sh {{NAME}} {{KIND}}
+
+# Generates one service of each kind in a scratch copy, tests them and runs them under `up`.
+test-new-service:
+    bash infra/new-service/check.sh
+
 # (as root) No Docker? Rootful podman serving the Docker API + local redis/busybox images.
 containers *ARGS:
     bash infra/containers/setup-container-engine.sh {{ARGS}}

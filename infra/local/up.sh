@@ -36,6 +36,21 @@ SERVICES=(
   "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT $BIN/my-service"
   "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT $BIN/my-bff"
 )
+# Services added by `just new-service` (infra/local/services: NAME|PORT|KIND), configured as
+# the reference service of their kind is.
+EXTRA=()
+if [[ -f infra/local/services ]]; then
+  while IFS='|' read -r name port kind; do
+    [[ -z $name || $name == \#* ]] && continue
+    case $kind in
+      resource-server) wiring="AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT" ;;
+      caller) wiring="AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT" ;;
+      *) echo "[up] ERROR: infra/local/services: $name has unknown kind '$kind'" >&2; exit 1 ;;
+    esac
+    SERVICES+=("$name|$port|env $(env_file "infra/local/$name.env") $wiring $BIN/$name")
+    EXTRA+=("$name|$port")
+  done < infra/local/services
+fi
 
 say() { printf '[up] %s\n' "$*"; }
 
@@ -98,6 +113,10 @@ done
 say "issuer      http://127.0.0.1:$ISSUER_PORT/.well-known/openid-configuration"
 say "my-service  http://127.0.0.1:$SERVICE_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$SERVICE_PORT/swagger-ui/"
 say "my-bff      http://127.0.0.1:$BFF_PORT/weatherforecast   Swagger UI: http://127.0.0.1:$BFF_PORT/swagger-ui/"
+for entry in "${EXTRA[@]}"; do
+  IFS='|' read -r name port <<<"$entry"
+  say "$(printf '%-11s' "$name") http://127.0.0.1:$port/   Swagger UI: http://127.0.0.1:$port/swagger-ui/"
+done
 say "try:        curl -s http://127.0.0.1:$BFF_PORT/weatherforecast"
 say "admin:      curl -s -H 'Authorization: Bearer $MOCK_ISSUER_ADMIN_TOKEN' http://127.0.0.1:$ISSUER_PORT/admin/stats"
 say "ready (Ctrl-C stops everything)"

@@ -1,13 +1,13 @@
 //! my-service's spawn-app tests: the service's HTTP API as a caller sees it, the real app on
-//! an ephemeral port against a real mock issuer (test-support's `start_issuer`, with its
-//! read-only client `BFF_ID` and read-write client `ADMIN_ID`). The validation library
+//! an ephemeral port against a real mock issuer that knows the service's own scopes, with a
+//! read-only client (`BFF_ID`) and a read-write one (`ADMIN_ID`). The validation library
 //! itself is tested in `tests/` at the workspace root.
 //!
 //! In a service started from this template, change the app below (crate, config, route and
 //! scopes) and the requests and bodies of the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as IssuerProfile};
 use my_service::config::ServiceConfig;
 use my_service::weather::{READ_SCOPE, WRITE_SCOPE};
 use reqwest::StatusCode;
@@ -16,6 +16,23 @@ use test_support::*;
 
 /// The protected resource under test.
 const PATH: &str = "/weatherforecast";
+
+/// Starts a mock issuer (Cognito-shaped tokens) for the resource server that
+/// [`READ_SCOPE`] and [`WRITE_SCOPE`] belong to: `BFF_ID` may read, `ADMIN_ID` may read
+/// and write.
+async fn start_issuer() -> IssuerHandle {
+    let (resource, read) = READ_SCOPE.split_once('/').unwrap();
+    let (_, write) = WRITE_SCOPE.split_once('/').unwrap();
+    let config = IssuerConfig::new(IssuerProfile::Cognito)
+        .with_resource_server(resource, [read, write])
+        .with_client(ClientConfig::new(BFF_ID, BFF_SECRET, [READ_SCOPE]))
+        .with_client(ClientConfig::new(
+            ADMIN_ID,
+            ADMIN_SECRET,
+            [READ_SCOPE, WRITE_SCOPE],
+        ));
+    mock_issuer::start(config).await.unwrap()
+}
 
 /// Starts my-service against `issuer` (discovery from its authority, Cognito-shaped tokens
 /// from any client), as `main.rs` would with `AUTH_AUTHORITY` set.
@@ -39,7 +56,7 @@ async fn get_with(base: &str, token: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn valid_token_reads_five_forecasts() {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let issuer = start_issuer().await;
     let service = start_service(&issuer).await;
     let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
     let response = get_with(&service.base, &token).await;
@@ -63,7 +80,7 @@ async fn valid_token_reads_five_forecasts() {
 
 #[tokio::test]
 async fn missing_or_non_bearer_credentials_get_a_bare_challenge() {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let issuer = start_issuer().await;
     let service = start_service(&issuer).await;
     let url = format!("{}{PATH}", service.base);
     let r = http().get(&url).send().await.unwrap();
@@ -107,7 +124,7 @@ async fn missing_or_non_bearer_credentials_get_a_bare_challenge() {
 
 #[tokio::test]
 async fn wrong_scope_gets_403_insufficient_scope_naming_the_scope() {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let issuer = start_issuer().await;
     let service = start_service(&issuer).await;
     let read_only = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
     let r = http()
@@ -139,7 +156,7 @@ async fn wrong_scope_gets_403_insufficient_scope_naming_the_scope() {
 
 #[tokio::test]
 async fn write_scope_creates_and_bad_bodies_get_422_problem_json() {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let issuer = start_issuer().await;
     let service = start_service(&issuer).await;
     let token = fetch_token(&issuer, ADMIN_ID, ADMIN_SECRET, None).await;
     let post = |body: Value| {
@@ -170,7 +187,7 @@ async fn write_scope_creates_and_bad_bodies_get_422_problem_json() {
 
 #[tokio::test]
 async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let issuer = start_issuer().await;
     let service = start_service(&issuer).await;
     let doc: Value = get_json(format!("{}/api-docs/openapi.json", service.base)).await;
     assert_eq!(
