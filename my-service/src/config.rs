@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use shared_auth::server::{AuthEnv, SettingsError, ValidatorArgs, ValidatorConfig};
+use shared_auth::SettingsError;
+use shared_auth::server::{AuthEnv, ValidatorArgs, ValidatorConfig};
 
 /// A scope-protected weather API (reference resource server).
 ///

@@ -53,7 +53,7 @@ pub enum UrlError {
 
 /// Whether `url` may be used for a trust channel: `https`, or `http` to a loopback host,
 /// or `http` anywhere when `allow_insecure_http` is set.
-pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), UrlError> {
+pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), UrlError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| UrlError::NotHttp { url: url.into() })?;
     match parsed.scheme() {
         "https" if parsed.host().is_some() => Ok(()),

@@ -16,5 +16,6 @@ pub mod scope;
 pub mod server;
 mod settings;
 
-pub use issuer_http::{UrlError, check_url};
+pub use issuer_http::UrlError;
 pub use scope::{Scope, ScopeSet};
+pub use settings::SettingsError;

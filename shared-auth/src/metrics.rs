@@ -29,23 +29,23 @@
 //! export schedule.
 
 /// Token lookups by result.
-pub const TOKEN_CACHE_LOOKUPS: &str = "shared_auth_token_cache_lookups_total";
+pub(crate) const TOKEN_CACHE_LOOKUPS: &str = "shared_auth_token_cache_lookups_total";
 /// Background renewals started.
-pub const TOKEN_REFRESH_AHEAD: &str = "shared_auth_token_refresh_ahead_total";
+pub(crate) const TOKEN_REFRESH_AHEAD: &str = "shared_auth_token_refresh_ahead_total";
 /// Token requests by outcome.
-pub const TOKEN_REQUESTS: &str = "shared_auth_token_requests_total";
+pub(crate) const TOKEN_REQUESTS: &str = "shared_auth_token_requests_total";
 /// Token request latency.
-pub const TOKEN_REQUEST_DURATION: &str = "shared_auth_token_request_duration_seconds";
+pub(crate) const TOKEN_REQUEST_DURATION: &str = "shared_auth_token_request_duration_seconds";
 /// Downstream 401s retried after a renewal.
-pub const UNAUTHORIZED_RETRIES: &str = "shared_auth_unauthorized_retries_total";
+pub(crate) const UNAUTHORIZED_RETRIES: &str = "shared_auth_unauthorized_retries_total";
 /// Auth-layer decisions by outcome and reason.
-pub const VALIDATIONS: &str = "shared_auth_validations_total";
+pub(crate) const VALIDATIONS: &str = "shared_auth_validations_total";
 /// Validated-token cache hits.
-pub const VALIDATED_CACHE_HITS: &str = "shared_auth_validated_cache_hits_total";
+pub(crate) const VALIDATED_CACHE_HITS: &str = "shared_auth_validated_cache_hits_total";
 /// JWKS refreshes by reason and outcome.
-pub const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
+pub(crate) const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
 /// 403s from a scope policy.
-pub const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
+pub(crate) const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -40,7 +40,7 @@ use super::response_future::AuthFuture;
 use super::validation::JwtValidator;
 
 /// Largest Authorization header accepted (bytes). Real access tokens are 1-2 KiB.
-pub const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
+pub(crate) const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 
 /// Layer that authenticates requests with a [`JwtValidator`].
 #[derive(Clone, Debug)]

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::ValidationError;
 
 /// `application/problem+json`.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Builds an RFC 9457 problem response (`type` is `about:blank`, `title` the status text).
 pub fn problem(status: StatusCode, detail: &str) -> Response<Body> {

@@ -18,13 +18,13 @@ mod settings;
 mod validated_cache;
 mod validation;
 
-pub use auth_layer::{JwtAuth, JwtAuthLayer, MAX_AUTHORIZATION_LEN};
-pub use challenge::{PROBLEM_JSON, problem};
+pub use auth_layer::{JwtAuth, JwtAuthLayer};
+pub use challenge::problem;
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
 pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;
-pub use settings::{AuthEnv, EnvPrefix, ProfileName, SettingsError, ValidatorSettings};
+pub use settings::{AuthEnv, EnvPrefix, ProfileName, ValidatorSettings};
 pub use validation::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};

@@ -26,7 +26,7 @@
 use std::time::Duration;
 
 use super::validation::{MetadataSource, TokenProfile, ValidatorConfig};
-pub use crate::settings::SettingsError;
+use crate::settings::SettingsError;
 
 /// The token profiles, by their setting names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
