@@ -13,8 +13,9 @@ use axum::routing::get;
 use mock_issuer::{IssuerHandle, TokenProfile};
 use shared_auth::ScopeSet;
 use shared_auth::client::{
-    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, CredentialStyle,
-    ManagedClient, ReplayOn401, TokenError, TokenManager, TokenRequestParams, token_error,
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ClientSettings,
+    CredentialStyle, ManagedClient, ReplayOn401, TokenError, TokenManager, TokenRequestParams,
+    token_error,
 };
 use shared_auth::clock::ManualClock;
 use system_tests::*;
@@ -203,6 +204,52 @@ async fn issuer_down_fails_fast_with_a_transport_error() {
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+/// The retry settings reach the token requests: zero retries is one request against a
+/// failing issuer; two retries ride out two failures.
+#[tokio::test]
+async fn the_clients_retry_settings_are_the_ones_used() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let manager = TokenManager::builder().build().unwrap();
+    let client = |name: &str, retries: usize| {
+        let mut settings = ClientSettings::default();
+        settings.token_endpoint_url = Some(issuer.token_endpoint());
+        settings.client_id = Some(BFF_ID.into());
+        settings.client_secret = Some(ClientSecret::new(BFF_SECRET));
+        settings.token_request_retries = Some(retries);
+        settings.token_request_timeout_secs = Some(2);
+        let definition = settings.into_definition_named("", "").unwrap();
+        assert_eq!(definition.retry.max_retries, retries);
+        (name.to_owned(), definition)
+    };
+    let (name, none) = client("no-retries", 0);
+    let none = manager
+        .register(name, none.client(Duration::from_secs(2)).await.unwrap())
+        .unwrap();
+    issuer.fail_next_token_requests(1, 503);
+    assert!(none.token().await.is_err());
+    assert_eq!(requests(&issuer), 1, "no retry");
+
+    let (name, two) = client("two-retries", 2);
+    let two = manager
+        .register(name, two.client(Duration::from_secs(2)).await.unwrap())
+        .unwrap();
+    issuer.fail_next_token_requests(2, 503);
+    assert!(two.token().await.is_ok());
+    assert_eq!(requests(&issuer), 4, "two failures and the success");
+
+    // Out of range: named, not clamped.
+    let mut settings = ClientSettings::default();
+    settings.token_request_retries = Some(11);
+    settings.token_endpoint_url = Some(issuer.token_endpoint());
+    settings.client_id = Some(BFF_ID.into());
+    settings.client_secret = Some(ClientSecret::new(BFF_SECRET));
+    let error = settings.into_definition_named("", "").unwrap_err();
+    assert!(
+        error.to_string().contains("token_request_retries"),
+        "{error}"
     );
 }
 

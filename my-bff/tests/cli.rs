@@ -99,6 +99,26 @@ fn each_bad_variable_is_named_and_the_secret_never_printed() {
             with("AUTH_SERVER_MYBFF_CREDENTIAL_STYLE", "digest"),
             "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
         ),
+        (
+            with("AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES", "11"),
+            "AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES", "-1"),
+            "AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS", "0"),
+            "AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS",
+        ),
+        (
+            {
+                let mut v = with("AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS", "20");
+                v.push(("AUTH_SERVER_MYBFF_TOKEN_REQUEST_BUDGET_SECS", "10"));
+                v
+            },
+            "AUTH_SERVER_MYBFF_TOKEN_REQUEST_BUDGET_SECS",
+        ),
         (without("MY_SERVICE_BASE_URL"), "MY_SERVICE_BASE_URL"),
         (
             with("MY_SERVICE_BASE_URL", "my-service"),
@@ -148,6 +168,9 @@ fn help_lists_every_variable_and_hides_the_secret() {
         "AUTH_SERVER_MYBFF_SCOPE",
         "AUTH_SERVER_MYBFF_RESOURCE",
         "AUTH_SERVER_MYBFF_CREDENTIAL_STYLE",
+        "AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES",
+        "AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS",
+        "AUTH_SERVER_MYBFF_TOKEN_REQUEST_BUDGET_SECS",
         "MY_SERVICE_BASE_URL",
         "MY_SERVICE_TIMEOUT_SECS",
         "BIND_ADDR",

@@ -112,6 +112,9 @@ pub struct ClientCredentialsClient {
     pub credential_style: CredentialStyle,
     /// Extra form parameters sent with every token request (e.g. `audience` for Auth0).
     pub extra_params: BTreeMap<String, String>,
+    /// Retries and timeouts of this client's token requests (`None`: the token manager's
+    /// [`RetryPolicy`](super::RetryPolicy)).
+    pub retry: Option<super::RetryPolicy>,
 }
 
 impl ClientCredentialsClient {
@@ -129,6 +132,7 @@ impl ClientCredentialsClient {
             resource: None,
             credential_style: CredentialStyle::default(),
             extra_params: BTreeMap::new(),
+            retry: None,
         }
     }
 
@@ -147,6 +151,12 @@ impl ClientCredentialsClient {
     /// Sets how credentials are sent.
     pub fn with_credential_style(mut self, style: CredentialStyle) -> Self {
         self.credential_style = style;
+        self
+    }
+
+    /// Sets this client's retries and timeouts instead of the token manager's.
+    pub fn with_retry_policy(mut self, retry: super::RetryPolicy) -> Self {
+        self.retry = Some(retry);
         self
     }
 

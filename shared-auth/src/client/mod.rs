@@ -20,7 +20,6 @@ mod token_cache;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
-pub use crate::settings::SettingsError;
 pub use credentials::{
     AccessToken, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
 };
@@ -36,6 +35,6 @@ pub use token_cache::{
 };
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
-    BuildError, DEFAULT_LIFETIME_BUFFER, MAX_IDLE_SLOTS, ManagedClient, REJECTION_RENEWAL_INTERVAL,
-    TokenManager, TokenManagerBuilder, TokenRequestParams,
+    BuildError, ManagedClient, REJECTION_RENEWAL_INTERVAL, TokenManager, TokenManagerBuilder,
+    TokenRequestParams,
 };

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::credentials::{ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle};
 use super::error::TokenError;
+use super::token_endpoint::RetryPolicy;
 use crate::scope::ScopeSet;
 use crate::settings::{SettingsError, setting_name};
 
@@ -43,6 +44,14 @@ pub struct ClientSettings {
     pub resource: Option<String>,
     /// `basic` (HTTP Basic, the default) or `body` (form body).
     pub credential_style: Option<String>,
+    /// Retries of a failed token request (5xx, 429, transport errors; never a 4xx
+    /// refusal). Default 3, at most 10.
+    pub token_request_retries: Option<usize>,
+    /// Timeout of one token request attempt, in seconds (default 5; 1 to 300).
+    pub token_request_timeout_secs: Option<u64>,
+    /// Bound on a whole token request, retries included, in seconds (default 10; at least
+    /// the attempt timeout, at most 600).
+    pub token_request_budget_secs: Option<u64>,
     /// Allow a token endpoint or authority on plain `http` to a non-loopback host.
     pub allow_insecure_http: bool,
 }
@@ -81,6 +90,8 @@ pub struct ClientDefinition {
     pub credential_style: CredentialStyle,
     /// Plain http to a non-loopback issuer is allowed.
     pub allow_insecure_http: bool,
+    /// Retries and timeouts of the token requests.
+    pub retry: RetryPolicy,
 }
 
 impl ClientSettings {
@@ -173,6 +184,39 @@ impl ClientSettings {
                 ));
             }
         };
+        let mut retry = RetryPolicy::default();
+        if let Some(retries) = self.token_request_retries {
+            if retries > 10 {
+                return Err(fail(
+                    client("token_request_retries"),
+                    format!("{retries} is more than 10"),
+                ));
+            }
+            retry.max_retries = retries;
+        }
+        if let Some(secs) = self.token_request_timeout_secs {
+            if !(1..=300).contains(&secs) {
+                return Err(fail(
+                    client("token_request_timeout_secs"),
+                    format!("{secs} is not between 1 and 300"),
+                ));
+            }
+            retry.attempt_timeout = Duration::from_secs(secs);
+            // A longer attempt than the default budget gets a budget that fits it.
+            retry.total_budget = retry.total_budget.max(retry.attempt_timeout);
+        }
+        if let Some(secs) = self.token_request_budget_secs {
+            if !(1..=600).contains(&secs) || Duration::from_secs(secs) < retry.attempt_timeout {
+                return Err(fail(
+                    client("token_request_budget_secs"),
+                    format!(
+                        "{secs} is not between the attempt timeout ({} s) and 600",
+                        retry.attempt_timeout.as_secs()
+                    ),
+                ));
+            }
+            retry.total_budget = Duration::from_secs(secs);
+        }
         Ok(ClientDefinition {
             token_source,
             client_id: ClientId::new(client_id),
@@ -181,6 +225,7 @@ impl ClientSettings {
             resource: non_empty(self.resource),
             credential_style,
             allow_insecure_http: insecure,
+            retry,
         })
     }
 }
@@ -201,6 +246,7 @@ impl ClientDefinition {
             resource: None,
             credential_style: CredentialStyle::default(),
             allow_insecure_http: false,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -226,7 +272,8 @@ impl ClientDefinition {
         };
         let mut client = client
             .with_scope(self.scope.clone())
-            .with_credential_style(self.credential_style);
+            .with_credential_style(self.credential_style)
+            .with_retry_policy(self.retry);
         client.resource = self.resource.clone();
         Ok(client)
     }
@@ -239,7 +286,8 @@ pub trait ClientEnv: Send + Sync + 'static {
     const ISSUER_PREFIX: &'static str;
     /// Before the client's own: `AUTH_SERVER_MYBFF_` gives `AUTH_SERVER_MYBFF_CLIENT_ID`,
     /// `..._CLIENT_SECRET`, `..._CLIENT_SECRET_FILE`, `..._SCOPE`, `..._RESOURCE`,
-    /// `..._CREDENTIAL_STYLE`.
+    /// `..._CREDENTIAL_STYLE`, `..._TOKEN_REQUEST_RETRIES`, `..._TOKEN_REQUEST_TIMEOUT_SECS`,
+    /// `..._TOKEN_REQUEST_BUDGET_SECS`.
     const CLIENT_PREFIX: &'static str;
     /// Before each flag: empty gives `--client-id`.
     const FLAG_PREFIX: &'static str = "";
@@ -373,6 +421,37 @@ mod cli {
             )
             .arg(
                 arg::<E>(
+                    client,
+                    "token_request_retries",
+                    "token-request-retries",
+                    "Retries of a failed token request (5xx, 429, network; never a 4xx \
+                     refusal), with exponential backoff. Default 3, at most 10."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(usize)),
+            )
+            .arg(
+                arg::<E>(
+                    client,
+                    "token_request_timeout_secs",
+                    "token-request-timeout-secs",
+                    "Timeout of one token request attempt, in seconds (default 5).".to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64)),
+            )
+            .arg(
+                arg::<E>(
+                    client,
+                    "token_request_budget_secs",
+                    "token-request-budget-secs",
+                    "Bound on a whole token request, retries included, in seconds (default \
+                     10): a caller waits no longer for a token."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64)),
+            )
+            .arg(
+                arg::<E>(
                     issuer,
                     "allow_insecure_http",
                     "allow-insecure-http",
@@ -409,6 +488,15 @@ mod cli {
                     scope: text(client, "scope"),
                     resource: text(client, "resource"),
                     credential_style: text(client, "credential_style"),
+                    token_request_retries: matches
+                        .get_one::<usize>(var(client, "token_request_retries"))
+                        .copied(),
+                    token_request_timeout_secs: matches
+                        .get_one::<u64>(var(client, "token_request_timeout_secs"))
+                        .copied(),
+                    token_request_budget_secs: matches
+                        .get_one::<u64>(var(client, "token_request_budget_secs"))
+                        .copied(),
                     allow_insecure_http: matches
                         .get_one::<bool>(var(issuer, "allow_insecure_http"))
                         .copied()

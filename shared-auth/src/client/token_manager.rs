@@ -81,13 +81,13 @@ pub struct TokenRequestParams {
 }
 
 /// Default lifetime buffer: tokens are used until 60 s before they expire.
-pub const DEFAULT_LIFETIME_BUFFER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LIFETIME_BUFFER: Duration = Duration::from_secs(60);
 
 /// After a downstream 401, a client's token is renewed at most once per this interval.
 pub const REJECTION_RENEWAL_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Idle per-key flight slots kept before the map is swept.
-pub const MAX_IDLE_SLOTS: usize = 1024;
+pub(crate) const MAX_IDLE_SLOTS: usize = 1024;
 
 /// Why a [`TokenManager`] could not be built or a client not registered.
 #[derive(Debug, thiserror::Error)]
@@ -779,8 +779,10 @@ impl TokenManager {
             self.promote(target, &entry);
             return Ok(entry);
         }
+        // The client's own policy if it has one, else the manager's.
+        let retry = target.entry.definition.retry.unwrap_or(inner.retry);
         let budget = FetchBudget {
-            max_wait: inner.retry.total_budget,
+            max_wait: retry.total_budget,
         };
         let started = tokio::time::Instant::now();
         let lease = match inner.cache.begin_fetch(&target.key, &accept, budget).await {
@@ -795,10 +797,10 @@ impl TokenManager {
         let client = &target.entry.definition;
         // What waiting for another replica used is taken from this request's budget; with
         // none left, no request is sent.
-        let mut policy = inner.retry;
+        let mut policy = retry;
         policy.total_budget = policy.total_budget.saturating_sub(started.elapsed());
         let result = if policy.total_budget.is_zero() {
-            Err(TokenError::Timeout(inner.retry.total_budget))
+            Err(TokenError::Timeout(retry.total_budget))
         } else {
             request_token(
                 &inner.http,
