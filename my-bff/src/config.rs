@@ -2,13 +2,12 @@
 //! names the variable to fix. The names are the seed articles'.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 pub use shared_auth::client::TokenSource;
 use shared_auth::client::{
-    CacheEncryptionKey, ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig,
+    ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig, TokenCacheArgs,
 };
 
 /// The seed articles' names: `AUTH_SERVER_TOKEN_ENDPOINT_URL` / `AUTH_SERVER_AUTHORITY`
@@ -44,45 +43,9 @@ pub struct Args {
     )]
     pub my_service_timeout_secs: u64,
 
-    /// Share tokens between replicas through this Redis: `redis://[user:password@]host[:port][/db]`,
-    /// or rediss:// for TLS. Unset: each process caches its own tokens.
-    #[arg(
-        long,
-        env = "AUTH_TOKEN_CACHE_REDIS_URL",
-        value_name = "AUTH_TOKEN_CACHE_REDIS_URL",
-        hide_env_values = true,
-        value_parser = secret
-    )]
-    pub token_cache_redis_url: Option<Secret>,
-
-    /// Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, base64
-    /// (`openssl rand -base64 32`). Same value on every replica. Unset: entries are stored
-    /// in clear, with a warning.
-    #[arg(
-        long,
-        env = "AUTH_TOKEN_CACHE_KEY",
-        value_name = "AUTH_TOKEN_CACHE_KEY",
-        hide_env_values = true,
-        value_parser = secret
-    )]
-    pub token_cache_key: Option<Secret>,
-
-    /// Or a file holding that key.
-    #[arg(
-        long,
-        env = "AUTH_TOKEN_CACHE_KEY_FILE",
-        value_name = "AUTH_TOKEN_CACHE_KEY_FILE"
-    )]
-    pub token_cache_key_file: Option<PathBuf>,
-
-    /// Prefix of the Redis keys (one Redis can serve several deployments).
-    #[arg(
-        long,
-        env = "AUTH_TOKEN_CACHE_KEY_PREFIX",
-        value_name = "AUTH_TOKEN_CACHE_KEY_PREFIX",
-        default_value = "shared-auth:"
-    )]
-    pub token_cache_key_prefix: String,
+    /// The shared token cache (AUTH_TOKEN_CACHE_*): shared-auth's settings.
+    #[command(flatten)]
+    pub token_cache: TokenCacheArgs<MyBffEnv>,
 
     /// Listen address.
     #[arg(
@@ -92,28 +55,6 @@ pub struct Args {
         default_value = "127.0.0.1:7248"
     )]
     pub bind: SocketAddr,
-}
-
-/// A setting that must never be printed (a secret, or a URL that may hold a password):
-/// `Debug` shows `[REDACTED]`, and there is no `Display`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
-
-fn secret(value: &str) -> Result<Secret, String> {
-    Ok(Secret(value.to_owned()))
 }
 
 fn http_url(value: &str) -> Result<String, String> {
@@ -150,11 +91,12 @@ pub struct BffConfig {
 impl Args {
     /// Reads the secret file if one is named and builds the typed configuration.
     pub fn into_config(self) -> Result<BffConfig, ConfigError> {
-        let token_cache = self.token_cache()?;
-        let client = self.auth.into_definition().map_err(|e| ConfigError {
+        let named = |e: shared_auth::SettingsError| ConfigError {
             variable: e.setting,
             reason: e.reason,
-        })?;
+        };
+        let token_cache = self.token_cache.into_config().map_err(named)?;
+        let client = self.auth.into_definition().map_err(named)?;
         if self.my_service_timeout_secs == 0 {
             return Err(ConfigError {
                 variable: "MY_SERVICE_TIMEOUT_SECS".into(),
@@ -167,57 +109,6 @@ impl Args {
             my_service_base_url: self.my_service_base_url,
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
         })
-    }
-}
-
-impl Args {
-    fn token_cache(&self) -> Result<Option<RedisCacheConfig>, ConfigError> {
-        let key = match (&self.token_cache_key, &self.token_cache_key_file) {
-            (None, None) => None,
-            (Some(key), None) => Some(("AUTH_TOKEN_CACHE_KEY", key.expose().to_owned())),
-            (None, Some(path)) => Some((
-                "AUTH_TOKEN_CACHE_KEY_FILE",
-                std::fs::read_to_string(path).map_err(|e| ConfigError {
-                    variable: "AUTH_TOKEN_CACHE_KEY_FILE".into(),
-                    reason: format!("cannot read {}: {e}", path.display()),
-                })?,
-            )),
-            (Some(_), Some(_)) => {
-                return Err(ConfigError {
-                    variable: "AUTH_TOKEN_CACHE_KEY".into(),
-                    reason: "set at most one of AUTH_TOKEN_CACHE_KEY or AUTH_TOKEN_CACHE_KEY_FILE"
-                        .into(),
-                });
-            }
-        };
-        let Some(url) = self
-            .token_cache_redis_url
-            .as_ref()
-            .map(Secret::expose)
-            .filter(|u| !u.is_empty())
-        else {
-            if let Some((variable, _)) = key {
-                return Err(ConfigError {
-                    variable: variable.into(),
-                    reason: "a cache key needs AUTH_TOKEN_CACHE_REDIS_URL".into(),
-                });
-            }
-            return Ok(None);
-        };
-        RedisCacheConfig::check_url(url).map_err(|e| ConfigError {
-            variable: "AUTH_TOKEN_CACHE_REDIS_URL".into(),
-            reason: e.to_string(),
-        })?;
-        let mut config =
-            RedisCacheConfig::new(url).with_key_prefix(self.token_cache_key_prefix.clone());
-        if let Some((variable, key)) = key {
-            let key = CacheEncryptionKey::from_base64(&key).map_err(|e| ConfigError {
-                variable: variable.into(),
-                reason: e.to_string(),
-            })?;
-            config = config.with_encryption_key(key);
-        }
-        Ok(Some(config))
     }
 }
 

@@ -156,6 +156,11 @@ fn help_lists_every_variable_and_hides_the_secret() {
     let out = Command::new(BIN)
         .arg("--help")
         .env("AUTH_SERVER_MYBFF_CLIENT_SECRET", SECRET)
+        .env(
+            "AUTH_TOKEN_CACHE_REDIS_URL",
+            format!("redis://:{SECRET}@cache"),
+        )
+        .env("AUTH_TOKEN_CACHE_KEY", SECRET)
         .output()
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
@@ -171,6 +176,10 @@ fn help_lists_every_variable_and_hides_the_secret() {
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES",
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS",
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_BUDGET_SECS",
+        "AUTH_TOKEN_CACHE_REDIS_URL",
+        "AUTH_TOKEN_CACHE_KEY",
+        "AUTH_TOKEN_CACHE_KEY_FILE",
+        "AUTH_TOKEN_CACHE_KEY_PREFIX",
         "MY_SERVICE_BASE_URL",
         "MY_SERVICE_TIMEOUT_SECS",
         "BIND_ADDR",

@@ -9,6 +9,25 @@
 //!   handles a downstream 401 with one renewal and one retry;
 //! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default;
 //!   `RedisTokenCache` with the `redis` feature shares tokens across replicas).
+//!
+//! ```no_run
+//! use shared_auth::client::{
+//!     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, TokenManager,
+//! };
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = TokenManager::builder().build()?;
+//! // Registering returns the client's handle: nothing is looked up by name later.
+//! let my_service = manager.register("my-service", ClientCredentialsClient::new(
+//!     "https://issuer.example/oauth2/token",
+//!     ClientId::new("my-bff"),
+//!     ClientSecret::new("from-a-secret-store"),
+//! ))?;
+//! let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(ClientCredentialsMiddleware::new(my_service))
+//!     .build();
+//! let forecasts = http.get("https://my-service.example/weatherforecast").send().await?;
+//! # let _ = forecasts; Ok(()) }
+//! ```
 
 mod credentials;
 mod error;
@@ -17,6 +36,8 @@ mod middleware;
 mod redis_cache;
 mod settings;
 mod token_cache;
+#[cfg(feature = "redis")]
+mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
@@ -29,10 +50,14 @@ pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};
 pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
 #[cfg(feature = "clap")]
 pub use settings::ClientArgs;
+#[cfg(all(feature = "clap", feature = "redis"))]
+pub use settings::TokenCacheArgs;
 pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
 pub use token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };
+#[cfg(feature = "redis")]
+pub use token_cache_settings::TokenCacheSettings;
 pub use token_endpoint::RetryPolicy;
 pub use token_manager::{
     BuildError, ManagedClient, REJECTION_RENEWAL_INTERVAL, TokenManager, TokenManagerBuilder,

@@ -120,7 +120,7 @@ pub struct RedisCacheConfig {
 }
 
 /// The URL without its credentials, for logs and `Debug`.
-fn redacted_url(url: &str) -> String {
+pub(crate) fn redacted_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {

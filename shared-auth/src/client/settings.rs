@@ -291,10 +291,16 @@ pub trait ClientEnv: Send + Sync + 'static {
     const CLIENT_PREFIX: &'static str;
     /// Before each flag: empty gives `--client-id`.
     const FLAG_PREFIX: &'static str = "";
+    /// Before the shared token cache's settings ([`TokenCacheArgs`], feature `redis`):
+    /// `AUTH_TOKEN_CACHE_` (the default) gives `AUTH_TOKEN_CACHE_REDIS_URL`, `..._KEY`,
+    /// `..._KEY_FILE`, `..._KEY_PREFIX`.
+    const TOKEN_CACHE_PREFIX: &'static str = "AUTH_TOKEN_CACHE_";
 }
 
 #[cfg(feature = "clap")]
 pub use self::cli::ClientArgs;
+#[cfg(all(feature = "clap", feature = "redis"))]
+pub use self::cli::TokenCacheArgs;
 
 #[cfg(feature = "clap")]
 mod cli {
@@ -502,6 +508,104 @@ mod cli {
                         .copied()
                         .unwrap_or(false),
                 },
+                names: PhantomData,
+            })
+        }
+
+        fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+            *self = Self::from_arg_matches(matches)?;
+            Ok(())
+        }
+    }
+
+    /// [`TokenCacheSettings`](crate::client::TokenCacheSettings) as a `clap::Args` group
+    /// (features `clap` and `redis`), named after `E::TOKEN_CACHE_PREFIX`. `--help` hides
+    /// the URL's and the key's values.
+    #[cfg(feature = "redis")]
+    #[derive(Debug, Clone)]
+    pub struct TokenCacheArgs<E: ClientEnv> {
+        /// The parsed settings.
+        pub settings: crate::client::TokenCacheSettings,
+        names: PhantomData<E>,
+    }
+
+    #[cfg(feature = "redis")]
+    impl<E: ClientEnv> TokenCacheArgs<E> {
+        /// Checks the settings and reads the key file: `None` without a Redis URL; errors
+        /// name the variable.
+        pub fn into_config(self) -> Result<Option<crate::client::RedisCacheConfig>, SettingsError> {
+            self.settings.into_config_named(E::TOKEN_CACHE_PREFIX)
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    impl<E: ClientEnv> clap::Args for TokenCacheArgs<E> {
+        fn augment_args(cmd: Command) -> Command {
+            let prefix = E::TOKEN_CACHE_PREFIX;
+            cmd.arg(
+                arg::<E>(
+                    prefix,
+                    "redis_url",
+                    "token-cache-redis-url",
+                    "Share tokens between replicas through this Redis: \
+                     redis://[user:password@]host[:port][/db], or rediss:// for TLS. Unset: \
+                     each process caches its own tokens."
+                        .to_owned(),
+                )
+                .hide_env_values(true),
+            )
+            .arg(
+                arg::<E>(
+                    prefix,
+                    "key",
+                    "token-cache-key",
+                    "Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, \
+                     base64 (`openssl rand -base64 32`). Same value on every replica. Unset: \
+                     entries are stored in clear, with a warning."
+                        .to_owned(),
+                )
+                .hide_env_values(true)
+                .conflicts_with(var(prefix, "key_file")),
+            )
+            .arg(
+                arg::<E>(
+                    prefix,
+                    "key_file",
+                    "token-cache-key-file",
+                    "Or a file holding that key.".to_owned(),
+                )
+                .value_parser(clap::value_parser!(PathBuf)),
+            )
+            .arg(
+                arg::<E>(
+                    prefix,
+                    "key_prefix",
+                    "token-cache-key-prefix",
+                    "Prefix of the Redis keys (one Redis can serve several deployments)."
+                        .to_owned(),
+                )
+                .default_value("shared-auth:"),
+            )
+        }
+
+        fn augment_args_for_update(cmd: Command) -> Command {
+            Self::augment_args(cmd)
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    impl<E: ClientEnv> FromArgMatches for TokenCacheArgs<E> {
+        fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+            let prefix = E::TOKEN_CACHE_PREFIX;
+            let text = |field: &str| matches.get_one::<String>(var(prefix, field)).cloned();
+            let settings = crate::client::TokenCacheSettings {
+                redis_url: text("redis_url"),
+                key: text("key"),
+                key_file: matches.get_one::<PathBuf>(var(prefix, "key_file")).cloned(),
+                key_prefix: text("key_prefix"),
+            };
+            Ok(TokenCacheArgs {
+                settings,
                 names: PhantomData,
             })
         }
