@@ -1,16 +1,6 @@
 //! [`ClientCredentialsMiddleware`]: `Authorization: Bearer` for every request of a
 //! `reqwest-middleware` client.
 //!
-//! ```no_run
-//! use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient};
-//! # fn demo(my_service: ManagedClient) {
-//! // `my_service`: the handle `TokenManager::register` returned.
-//! let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(ClientCredentialsMiddleware::new(my_service))
-//!     .build();
-//! # let _ = http; }
-//! ```
-//!
 //! - If no token can be had, the request is **not sent**: the caller gets an error that
 //!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
 //! - On a 401 from downstream it renews the token and retries **once**, but only when all

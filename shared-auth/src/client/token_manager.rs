@@ -1,19 +1,7 @@
 //! [`TokenManager`]: registered clients, cached tokens, one request at a time per cache
 //! key.
 //!
-//! ```no_run
-//! use shared_auth::client::{ClientCredentialsClient, ClientId, ClientSecret, TokenManager};
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = TokenManager::builder().build()?;
-//! // Registering returns the client's handle: no name to look up (and mistype) later.
-//! let my_service = manager.register("my-service", ClientCredentialsClient::new(
-//!     "http://127.0.0.1:7000/oauth2/token",
-//!     ClientId::new("my-bff"),
-//!     ClientSecret::new("my-bff-dev-secret-change-me"),
-//! ))?;
-//! let token = my_service.token().await?;   // fetched once, then cached
-//! # let _ = token; Ok(()) }
-//! ```
+//! (The module documentation of [`crate::client`] shows it in use.)
 //!
 //! How a call is served:
 //! 1. cache hit: the token is returned at once. In its last 10 % of cached life one

@@ -1,24 +1,5 @@
 //! [`JwtAuthLayer`]: authenticate every request with a bearer access token.
 //!
-//! ```no_run
-//! use axum::{Router, routing::get};
-//! use shared_auth::server::{JwtAuthLayer, JwtValidator, MetadataSource, Principal, TokenProfile, ValidatorConfig};
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let validator = JwtValidator::new(ValidatorConfig::new(
-//!     MetadataSource::Authority("http://127.0.0.1:7000".into()),
-//!     TokenProfile::Cognito { allowed_client_ids: vec![] },
-//! )).await?;
-//! let app: Router = Router::new().route(
-//!     "/whoami",
-//!     get(|p: Principal| async move { p.client_id().to_owned() })
-//!         // The method router's route_layer: unknown paths stay 404 and wrong methods
-//!         // 405 instead of turning into 401.
-//!         .route_layer(JwtAuthLayer::new(validator)),
-//! );
-//! # Ok(()) }
-//! ```
-//!
 //! The Authorization header is parsed per RFC 6750 section 2.1: the scheme is
 //! case-insensitive, exactly one token in the b64token alphabet, and a header over 16 KiB is
 //! refused before any parsing. A request without bearer credentials gets a bare

@@ -6,6 +6,25 @@
 //! - [`RequireScopeLayer`] requires scopes or a predicate per route (403 with
 //!   `insufficient_scope`);
 //! - [`Principal`] is the caller, as a handler argument.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use shared_auth::server::{JwtAuthLayer, JwtValidator, MetadataSource, Principal, TokenProfile, ValidatorConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = JwtValidator::new(ValidatorConfig::new(
+//!     MetadataSource::Authority("http://127.0.0.1:7000".into()),
+//!     TokenProfile::Cognito { allowed_client_ids: vec![] },
+//! )).await?;
+//! let app: Router = Router::new().route(
+//!     "/whoami",
+//!     get(|p: Principal| async move { p.client_id().to_owned() })
+//!         // The method router's route_layer: unknown paths stay 404 and wrong methods
+//!         // 405 instead of turning into 401.
+//!         .route_layer(JwtAuthLayer::new(validator)),
+//! );
+//! # Ok(()) }
+//! ```
 
 pub(crate) mod auth_layer;
 mod challenge;
