@@ -112,15 +112,7 @@ async fn bff_calls_my_service_with_one_cached_token() {
         assert_eq!(get(&bff).await.status(), StatusCode::OK);
     }
     assert_eq!(issuer.stats().token_requests, 1, "21 BFF calls, one token");
-    assert_eq!(
-        http()
-            .get(format!("{}/readyz", bff.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(format!("{}/readyz", bff.base)).await, 200);
     let doc: Value = get_json(format!("{}/api-docs/openapi.json", bff.base)).await;
     assert!(doc["paths"][PATH]["get"].is_object());
 }
@@ -154,15 +146,7 @@ async fn no_token_means_503_quickly_and_no_call_downstream() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(r.headers()["retry-after"], "5");
     assert_problem(r, 503).await;
-    assert_eq!(
-        http()
-            .get(format!("{}/readyz", bff.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(get_status(format!("{}/readyz", bff.base)).await, 503);
 }
 
 #[tokio::test]

@@ -110,15 +110,7 @@ async fn missing_or_non_bearer_credentials_get_a_bare_challenge() {
         .unwrap();
     assert_refused(r, 400, Some("invalid_request"), &token).await;
     // Unknown paths and wrong methods are not turned into 401 (route_layer).
-    assert_eq!(
-        http()
-            .get(format!("{}/nope", service.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(format!("{}/nope", service.base)).await, 404);
     assert_eq!(http().delete(&url).send().await.unwrap().status(), 405);
 }
 

@@ -79,6 +79,11 @@ pub async fn get_json(url: impl reqwest::IntoUrl) -> Value {
     http().get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// GETs `url` (no credentials) and returns the status code.
+pub async fn get_status(url: impl reqwest::IntoUrl) -> u16 {
+    http().get(url).send().await.unwrap().status().as_u16()
+}
+
 /// Fetches the issuer's JWKS.
 pub async fn jwks(issuer: &IssuerHandle) -> JwkSet {
     http()
