@@ -127,7 +127,7 @@ async fn trace_logs_of_the_whole_flow_hold_no_secret_and_no_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let mut wrong = bff_config(&issuer, &service.base);
-    wrong.client.client_secret = shared_auth::client::ClientSecret::new("wrong-secret-value");
+    wrong.client.credential = shared_auth::client::ClientSecret::new("wrong-secret-value").into();
     let bff2 = start_bff(&wrong).await;
     assert_eq!(
         http()

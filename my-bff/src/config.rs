@@ -242,8 +242,8 @@ mod tests {
         let c = parse(&v).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
-            format!("{:?}", c.client.client_secret),
-            "ClientSecret([REDACTED])"
+            format!("{:?}", c.client.credential),
+            "Secret(ClientSecret([REDACTED]))"
         );
     }
 

@@ -139,7 +139,7 @@ async fn no_token_means_503_quickly_and_no_call_downstream() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_my_service(&issuer, cognito()).await;
     let mut config = bff_config(&issuer, &service.base);
-    config.client.client_secret = ClientSecret::new("wrong-secret");
+    config.client.credential = ClientSecret::new("wrong-secret").into();
     let bff = start_bff(&config).await;
     let started = Instant::now();
     let r = get(&bff).await;

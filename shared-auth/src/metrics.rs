@@ -13,6 +13,8 @@
 //! | `shared_auth_token_requests_total` | `client`, `outcome` = `success` / `rejected` / `error` | token requests (after retries); `rejected`: the issuer refused (4xx) |
 //! | `shared_auth_token_request_duration_seconds` | `client`, `outcome` | histogram of the same, retries included |
 //! | `shared_auth_unauthorized_retries_total` | `client` | downstream 401s answered by one renewal and one retry |
+//! | `shared_auth_client_assertions_total` | `client`, `kind` = `private_key_jwt` / `assertion_file`, `outcome` = `made` / `failed` | client assertions for token requests (`failed`: a key that did not sign, an unreadable assertion file) |
+//! | `shared_auth_dpop_nonce_retries_total` | `client`, `at` = `token_endpoint` / `resource` | requests sent again with a new DPoP nonce after `use_dpop_nonce` |
 //! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason` | requests through the auth layer; `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, ...) |
 //! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
 //! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure` | JWKS fetches |
@@ -38,6 +40,10 @@ pub(crate) const TOKEN_REQUESTS: &str = "shared_auth_token_requests_total";
 pub(crate) const TOKEN_REQUEST_DURATION: &str = "shared_auth_token_request_duration_seconds";
 /// Downstream 401s retried after a renewal.
 pub(crate) const UNAUTHORIZED_RETRIES: &str = "shared_auth_unauthorized_retries_total";
+/// Client assertions made, by kind and outcome.
+pub(crate) const CLIENT_ASSERTIONS: &str = "shared_auth_client_assertions_total";
+/// Requests retried with a new DPoP nonce.
+pub(crate) const DPOP_NONCE_RETRIES: &str = "shared_auth_dpop_nonce_retries_total";
 /// Auth-layer decisions by outcome and reason.
 pub(crate) const VALIDATIONS: &str = "shared_auth_validations_total";
 /// Validated-token cache hits.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -94,6 +95,76 @@ pub enum CredentialStyle {
     PostBody,
 }
 
+/// The assertion type of RFC 7523 section 2.2 (`client_assertion_type`).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the client proves who it is at the token endpoint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientCredential {
+    /// A shared secret (`client_secret_basic` or `client_secret_post`, per the client's
+    /// [`CredentialStyle`]).
+    Secret(ClientSecret),
+    /// `private_key_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): a fresh
+    /// assertion signed with `key` for every token request, so only on a cache miss. Claims:
+    /// `iss` = `sub` = the client id, `aud`, a random `jti`, `iat`, and `exp` 60 s later.
+    PrivateKeyJwt {
+        /// The signing key (its `kid`, if any, goes into the header).
+        key: super::SigningKey,
+        /// The `aud` claim. `None`: the issuer identifier when the client knows it
+        /// (built [from an authority](ClientCredentialsClient::from_authority), as
+        /// draft-ietf-oauth-rfc7523bis asks), else the token endpoint URL (which every
+        /// issuer accepts under RFC 7523).
+        audience: Option<String>,
+        /// Adds the header `typ: client-authentication+jwt` (rfc7523bis) for issuers that
+        /// check it.
+        explicit_typ: bool,
+    },
+    /// A JWT that the platform writes and rotates (a Kubernetes projected service-account
+    /// token, a SPIFFE JWT-SVID), read again for every token request and sent as it is.
+    AssertionFile {
+        /// The file.
+        path: PathBuf,
+        /// `client_assertion_type` ([`JWT_BEARER_ASSERTION`] unless the issuer wants
+        /// another, e.g. Keycloak's `urn:ietf:params:oauth:client-assertion-type:jwt-spiffe`).
+        assertion_type: String,
+    },
+}
+
+impl ClientCredential {
+    /// `private_key_jwt` with the default audience and no `typ` header.
+    pub fn private_key_jwt(key: super::SigningKey) -> Self {
+        ClientCredential::PrivateKeyJwt {
+            key,
+            audience: None,
+            explicit_typ: false,
+        }
+    }
+
+    /// An assertion read from `path` for each request, of type [`JWT_BEARER_ASSERTION`].
+    pub fn assertion_file(path: impl Into<PathBuf>) -> Self {
+        ClientCredential::AssertionFile {
+            path: path.into(),
+            assertion_type: JWT_BEARER_ASSERTION.to_owned(),
+        }
+    }
+
+    /// The kind, for logs and metrics: `secret`, `private_key_jwt` or `assertion_file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientCredential::Secret(_) => "secret",
+            ClientCredential::PrivateKeyJwt { .. } => "private_key_jwt",
+            ClientCredential::AssertionFile { .. } => "assertion_file",
+        }
+    }
+}
+
+impl From<ClientSecret> for ClientCredential {
+    fn from(secret: ClientSecret) -> Self {
+        ClientCredential::Secret(secret)
+    }
+}
+
 /// The definition of one client: token endpoint, credentials, scope, resource.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -102,13 +173,19 @@ pub struct ClientCredentialsClient {
     pub token_endpoint: String,
     /// The client id.
     pub client_id: ClientId,
-    /// The client secret.
-    pub client_secret: ClientSecret,
+    /// How the client authenticates.
+    pub credential: ClientCredential,
+    /// The issuer identifier, when known (from discovery): the default `aud` of a
+    /// `private_key_jwt` assertion.
+    pub issuer: Option<String>,
+    /// Binds the tokens to this key (DPoP, RFC 9449): proofs at the token endpoint and on
+    /// every request.
+    pub dpop: Option<super::DpopKey>,
     /// Scopes to request (empty: the issuer's default for the client).
     pub scope: ScopeSet,
     /// RFC 8707 resource indicator, if any.
     pub resource: Option<String>,
-    /// How credentials are sent.
+    /// How a secret is sent.
     pub credential_style: CredentialStyle,
     /// Extra form parameters sent with every token request (e.g. `audience` for Auth0).
     pub extra_params: BTreeMap<String, String>,
@@ -118,16 +195,18 @@ pub struct ClientCredentialsClient {
 }
 
 impl ClientCredentialsClient {
-    /// A client with HTTP Basic credentials and no scope, resource or extra parameters.
+    /// A client with no scope, resource or extra parameters; a secret goes in HTTP Basic.
     pub fn new(
         token_endpoint: impl Into<String>,
         client_id: ClientId,
-        client_secret: ClientSecret,
+        credential: impl Into<ClientCredential>,
     ) -> Self {
         ClientCredentialsClient {
             token_endpoint: token_endpoint.into(),
             client_id,
-            client_secret,
+            credential: credential.into(),
+            issuer: None,
+            dpop: None,
             scope: ScopeSet::new(),
             resource: None,
             credential_style: CredentialStyle::default(),
@@ -148,7 +227,13 @@ impl ClientCredentialsClient {
         self
     }
 
-    /// Sets how credentials are sent.
+    /// Binds the client's tokens to a DPoP key.
+    pub fn with_dpop(mut self, key: super::DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// Sets how a secret is sent.
     pub fn with_credential_style(mut self, style: CredentialStyle) -> Self {
         self.credential_style = style;
         self
@@ -166,6 +251,18 @@ impl ClientCredentialsClient {
         self
     }
 
+    /// The `aud` of this client's `private_key_jwt` assertions (see
+    /// [`ClientCredential::PrivateKeyJwt`]).
+    pub fn assertion_audience(&self) -> &str {
+        match &self.credential {
+            ClientCredential::PrivateKeyJwt {
+                audience: Some(aud),
+                ..
+            } => aud,
+            _ => self.issuer.as_deref().unwrap_or(&self.token_endpoint),
+        }
+    }
+
     /// Builds a client whose token endpoint comes from the authority's discovery document
     /// (`{authority}/.well-known/openid-configuration`). The document's `issuer` must
     /// equal the authority (RFC 8414 section 3.3), and the authority and the token endpoint
@@ -173,7 +270,7 @@ impl ClientCredentialsClient {
     pub async fn from_authority(
         authority: &str,
         client_id: ClientId,
-        client_secret: ClientSecret,
+        credential: impl Into<ClientCredential>,
         timeout: Duration,
         allow_insecure_http: bool,
     ) -> Result<Self, TokenError> {
@@ -198,7 +295,9 @@ impl ClientCredentialsClient {
                 "the discovery document at {url} has no token_endpoint"
             ))
         })?;
-        Ok(Self::new(token_endpoint, client_id, client_secret))
+        let mut client = Self::new(token_endpoint, client_id, credential);
+        client.issuer = Some(expected.to_owned());
+        Ok(client)
     }
 }
 

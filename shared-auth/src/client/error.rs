@@ -30,6 +30,10 @@ pub enum TokenError {
     /// The authority's discovery document could not be read.
     #[error("discovery failed: {0}")]
     Discovery(String),
+    /// The client's own credential could not be used: an assertion file that cannot be
+    /// read or is empty, a key that failed to sign. Not retried.
+    #[error("the client credential cannot be used: {0}")]
+    Credential(String),
     /// Retries ran out of time.
     #[error("no token within the retry budget of {0:?}")]
     Timeout(std::time::Duration),

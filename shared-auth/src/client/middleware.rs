@@ -1,11 +1,16 @@
-//! [`ClientCredentialsMiddleware`]: `Authorization: Bearer` for every request of a
-//! `reqwest-middleware` client.
+//! [`ClientCredentialsMiddleware`]: `Authorization: Bearer` (or `DPoP` with a proof) for
+//! every request of a `reqwest-middleware` client.
 //!
+//! - A DPoP-bound token (the client has a [`DpopKey`](super::DpopKey) and the issuer bound
+//!   the token) goes as `Authorization: DPoP <token>` with a fresh `DPoP` proof for the
+//!   request's method and URL. A `DPoP-Nonce` in any answer is remembered for the origin;
+//!   a 401 `DPoP error="use_dpop_nonce"` is answered by sending the request once more with
+//!   a proof that carries the new nonce (same replay rules as below).
 //! - If no token can be had, the request is **not sent**: the caller gets an error that
 //!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
 //! - On a 401 from downstream it renews the token and retries **once**, but only when all
 //!   of these hold:
-//!   - the challenge asks for it: `WWW-Authenticate: Bearer` with `error="invalid_token"`
+//!   - the challenge asks for it: `WWW-Authenticate: Bearer` (or `DPoP`) with `error="invalid_token"`
 //!     or with no `error` (a 401 without a challenge counts as that); an
 //!     `invalid_request` or any other error is the caller's to fix, and a new token
 //!     would not change it;
@@ -26,7 +31,7 @@ use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use super::error::TokenError;
-use super::token_manager::ManagedClient;
+use super::token_manager::{ManagedClient, PreparedToken};
 
 /// Attaches a managed client-credentials token to every request.
 #[derive(Clone, Debug)]
@@ -54,8 +59,8 @@ pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayOn401;
 
-/// Whether a 401's challenges allow a renewal: a `Bearer` challenge whose `error` is
-/// `invalid_token` or absent, or no challenge at all.
+/// Whether a 401's challenges allow a renewal: a `Bearer` or `DPoP` challenge whose
+/// `error` is `invalid_token` or absent, or no challenge at all.
 fn challenge_allows_renewal(headers: &http::HeaderMap) -> bool {
     let mut challenges = headers
         .get_all(http::header::WWW_AUTHENTICATE)
@@ -69,7 +74,7 @@ fn challenge_allows_renewal(headers: &http::HeaderMap) -> bool {
             return false;
         };
         let (scheme, params) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("dpop") {
             return false;
         }
         match auth_param(params, "error") {
@@ -77,6 +82,19 @@ fn challenge_allows_renewal(headers: &http::HeaderMap) -> bool {
             Some(error) => error == "invalid_token",
         }
     })
+}
+
+/// Whether a 401 asks for a DPoP nonce (RFC 9449 section 9).
+fn asks_for_dpop_nonce(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            let (scheme, params) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            scheme.eq_ignore_ascii_case("dpop")
+                && auth_param(params, "error") == Some("use_dpop_nonce")
+        })
 }
 
 /// The value of `name` in a challenge's comma-separated `auth-param`s (quoted or token).
@@ -112,6 +130,70 @@ fn replayable(request: &Request, extensions: &Extensions) -> bool {
     ) || extensions.get::<ReplayOn401>().is_some()
 }
 
+impl ClientCredentialsMiddleware {
+    /// Puts the token (and, for a DPoP token, a proof for this request) on `request`.
+    fn authorize(
+        &self,
+        request: &mut Request,
+        prepared: &PreparedToken,
+    ) -> reqwest_middleware::Result<()> {
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, prepared.header().clone());
+        if let (Some(ath), Some(key)) = (prepared.dpop_ath(), self.client.dpop()) {
+            let proof = key
+                .proof(request.method().as_str(), request.url(), Some(ath))
+                .map_err(|e| {
+                    reqwest_middleware::Error::middleware(TokenError::Credential(format!(
+                        "the DPoP proof could not be signed: {e}"
+                    )))
+                })?;
+            request.headers_mut().insert(super::dpop::DPOP, proof);
+        }
+        Ok(())
+    }
+
+    /// Sends `request`; for a DPoP token, remembers a new nonce and answers a
+    /// `use_dpop_nonce` refusal by sending a copy once more with it.
+    async fn send(
+        &self,
+        request: Request,
+        prepared: &PreparedToken,
+        extensions: &mut Extensions,
+        next: &Next<'_>,
+        replayable: bool,
+    ) -> reqwest_middleware::Result<(Response, Option<Request>)> {
+        let copy = || replayable.then(|| request.try_clone()).flatten();
+        let Some(key) = self.client.dpop().filter(|_| prepared.dpop_ath().is_some()) else {
+            let replay = copy();
+            return Ok((next.clone().run(request, extensions).await?, replay));
+        };
+        let url = request.url().clone();
+        let nonce_replay = copy();
+        let replay = copy();
+        let response = next.clone().run(request, extensions).await?;
+        let new_nonce = key.remember_nonce(&url, response.headers());
+        if response.status() != StatusCode::UNAUTHORIZED
+            || !new_nonce
+            || !asks_for_dpop_nonce(response.headers())
+        {
+            return Ok((response, replay));
+        }
+        let Some(mut again) = nonce_replay else {
+            tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; request not replayable, not retried");
+            return Ok((response, None));
+        };
+        tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; retrying once with the new nonce");
+        metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => self.client.name().to_owned(), "at" => "resource")
+            .increment(1);
+        drop(response);
+        self.authorize(&mut again, prepared)?;
+        let response = next.clone().run(again, extensions).await?;
+        key.remember_nonce(&url, response.headers());
+        Ok((response, replay))
+    }
+}
+
 #[async_trait::async_trait]
 impl Middleware for ClientCredentialsMiddleware {
     async fn handle(
@@ -125,13 +207,11 @@ impl Middleware for ClientCredentialsMiddleware {
             .prepared()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, prepared.header().clone());
-        let replay = replayable(&request, extensions)
-            .then(|| request.try_clone())
-            .flatten();
-        let response = next.clone().run(request, extensions).await?;
+        self.authorize(&mut request, &prepared)?;
+        let replayable = replayable(&request, extensions);
+        let (response, replay) = self
+            .send(request, &prepared, extensions, &next, replayable)
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -155,9 +235,7 @@ impl Middleware for ClientCredentialsMiddleware {
         metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => self.client.name().to_owned())
             .increment(1);
         drop(response);
-        replay
-            .headers_mut()
-            .insert(AUTHORIZATION, renewed.header().clone());
+        self.authorize(&mut replay, &renewed)?;
         next.run(replay, extensions).await
     }
 }
@@ -194,6 +272,22 @@ mod tests {
         assert!(challenge_allows_renewal(&headers(&[
             "Basic realm=\"x\"",
             r#"Bearer error="invalid_token""#
+        ])));
+    }
+
+    #[test]
+    fn a_dpop_challenge_counts_like_a_bearer_one() {
+        assert!(challenge_allows_renewal(&headers(&[
+            r#"DPoP algs="ES256", error="invalid_token""#
+        ])));
+        assert!(!challenge_allows_renewal(&headers(&[
+            r#"DPoP algs="ES256", error="invalid_dpop_proof""#
+        ])));
+        assert!(asks_for_dpop_nonce(&headers(&[
+            r#"DPoP error="use_dpop_nonce", error_description="fresh nonce""#
+        ])));
+        assert!(!asks_for_dpop_nonce(&headers(&[
+            r#"Bearer error="use_dpop_nonce""#
         ])));
     }
 

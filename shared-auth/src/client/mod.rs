@@ -29,12 +29,15 @@
 //! # let _ = forecasts; Ok(()) }
 //! ```
 
+mod assertion;
 mod credentials;
+mod dpop;
 mod error;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
 mod settings;
+mod signing_key;
 mod token_cache;
 #[cfg(feature = "redis")]
 mod token_cache_settings;
@@ -42,8 +45,10 @@ pub(crate) mod token_endpoint;
 mod token_manager;
 
 pub use credentials::{
-    AccessToken, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
+    AccessToken, ClientCredential, ClientCredentialsClient, ClientId, ClientSecret,
+    CredentialStyle, JWT_BEARER_ASSERTION,
 };
+pub use dpop::DpopKey;
 pub use error::TokenError;
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};
 #[cfg(feature = "redis")]
@@ -58,7 +63,8 @@ pub use token_cache::{
 };
 #[cfg(feature = "redis")]
 pub use token_cache_settings::TokenCacheSettings;
-pub use token_endpoint::RetryPolicy;
+pub use signing_key::{KeyError, SigningKey};
+pub use token_endpoint::{RetryPolicy, TokenType};
 pub use token_manager::{
     BuildError, ManagedClient, REJECTION_RENEWAL_INTERVAL, TokenManager, TokenManagerBuilder,
     TokenRequestParams,

@@ -12,7 +12,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::credentials::{ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle};
+use super::credentials::{
+    ClientCredential, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
+};
+use super::dpop::DpopKey;
+use super::signing_key::SigningKey;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
 use crate::scope::ScopeSet;
@@ -38,6 +42,25 @@ pub struct ClientSettings {
     pub client_secret: Option<ClientSecret>,
     /// Or a file holding it (a trailing newline is ignored).
     pub client_secret_file: Option<PathBuf>,
+    /// Or `private_key_jwt` with the private key in this file (PEM or JWK), read at start.
+    pub client_assertion_key_file: Option<PathBuf>,
+    /// The `kid` of that key (default: the JWK's own `kid`, if any).
+    pub client_assertion_key_id: Option<String>,
+    /// The assertions' `aud` (default: the issuer when an authority is set, else the token
+    /// endpoint).
+    pub client_assertion_audience: Option<String>,
+    /// The algorithm of an RSA key: `RS256` (default) or `PS256`, `RS384`, ... (EC and
+    /// Ed25519 keys imply theirs).
+    pub client_assertion_alg: Option<String>,
+    /// Or an assertion that the platform writes into this file (a Kubernetes
+    /// service-account token, a SPIFFE JWT-SVID), read again for every token request.
+    pub client_assertion_file: Option<PathBuf>,
+    /// The `client_assertion_type` of that file's assertion (default
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`).
+    pub client_assertion_type: Option<String>,
+    /// DPoP (RFC 9449): a file with the private key (PEM or JWK) the tokens are bound to,
+    /// or the word `generate` for a key made at start.
+    pub dpop_key_file: Option<String>,
     /// Space-separated scopes to request (default: what the issuer grants the client).
     pub scope: Option<String>,
     /// RFC 8707 resource indicator.
@@ -80,13 +103,15 @@ pub struct ClientDefinition {
     pub token_source: TokenSource,
     /// The client id.
     pub client_id: ClientId,
-    /// The client secret.
-    pub client_secret: ClientSecret,
+    /// How the client authenticates.
+    pub credential: ClientCredential,
+    /// The DPoP key its tokens are bound to, if any.
+    pub dpop: Option<DpopKey>,
     /// Scopes to request.
     pub scope: ScopeSet,
     /// Resource indicator.
     pub resource: Option<String>,
-    /// How the credentials are sent.
+    /// How a secret is sent.
     pub credential_style: CredentialStyle,
     /// Plain http to a non-loopback issuer is allowed.
     pub allow_insecure_http: bool,
@@ -143,35 +168,29 @@ impl ClientSettings {
         };
         let client_id = non_empty(self.client_id)
             .ok_or_else(|| fail(client("client_id"), "required, and not empty".into()))?;
-        let secret = match (self.client_secret, self.client_secret_file) {
-            (Some(s), None) => s,
-            (None, Some(path)) => ClientSecret::new(
-                std::fs::read_to_string(&path)
-                    .map_err(|e| {
-                        fail(
-                            client("client_secret_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?
-                    .trim_end_matches(['\r', '\n']),
-            ),
-            _ => {
-                return Err(fail(
-                    client("client_secret"),
-                    format!(
-                        "set exactly one of {} or {}",
-                        client("client_secret"),
-                        client("client_secret_file")
-                    ),
-                ));
-            }
+        let credential = credential(
+            &client,
+            self.client_secret,
+            self.client_secret_file,
+            KeySettings {
+                file: self.client_assertion_key_file,
+                id: non_empty(self.client_assertion_key_id),
+                audience: non_empty(self.client_assertion_audience),
+                alg: non_empty(self.client_assertion_alg),
+            },
+            self.client_assertion_file,
+            non_empty(self.client_assertion_type),
+        )?;
+        let dpop = match non_empty(self.dpop_key_file) {
+            None => None,
+            Some(word) if word.trim() == "generate" => Some(DpopKey::generate().map_err(|e| {
+                fail(client("dpop_key_file"), format!("no key could be made: {e}"))
+            })?),
+            Some(path) => Some(DpopKey::new(
+                SigningKey::from_file(std::path::Path::new(path.trim()), None)
+                    .map_err(|e| fail(client("dpop_key_file"), e.to_string()))?,
+            )),
         };
-        if secret.expose().is_empty() {
-            return Err(fail(
-                client("client_secret"),
-                "the client secret is empty".into(),
-            ));
-        }
         let scope = ScopeSet::parse(self.scope.as_deref().unwrap_or(""))
             .map_err(|e| fail(client("scope"), e.to_string()))?;
         let credential_style = match self.credential_style.as_deref().map(str::trim) {
@@ -220,7 +239,8 @@ impl ClientSettings {
         Ok(ClientDefinition {
             token_source,
             client_id: ClientId::new(client_id),
-            client_secret: secret,
+            credential,
+            dpop,
             scope,
             resource: non_empty(self.resource),
             credential_style,
@@ -230,18 +250,144 @@ impl ClientSettings {
     }
 }
 
+/// The `private_key_jwt` settings.
+struct KeySettings {
+    file: Option<PathBuf>,
+    id: Option<String>,
+    audience: Option<String>,
+    alg: Option<String>,
+}
+
+/// Exactly one credential: a secret (or its file), an assertion key, or an assertion file.
+/// The key settings belong to the key, the assertion type to the file.
+fn credential(
+    client: &dyn Fn(&str) -> String,
+    secret: Option<ClientSecret>,
+    secret_file: Option<PathBuf>,
+    key: KeySettings,
+    assertion_file: Option<PathBuf>,
+    assertion_type: Option<String>,
+) -> Result<ClientCredential, SettingsError> {
+    let fail = |field: &str, reason: String| SettingsError {
+        setting: client(field),
+        reason,
+    };
+    let given = [
+        (secret.is_some(), "client_secret"),
+        (secret_file.is_some(), "client_secret_file"),
+        (key.file.is_some(), "client_assertion_key_file"),
+        (assertion_file.is_some(), "client_assertion_file"),
+    ];
+    let set: Vec<&str> = given.iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
+    let one_of = || {
+        format!(
+            "set exactly one of {}, {}, {} or {}",
+            client("client_secret"),
+            client("client_secret_file"),
+            client("client_assertion_key_file"),
+            client("client_assertion_file")
+        )
+    };
+    match set.as_slice() {
+        [] => return Err(fail("client_secret", one_of())),
+        [_] => {}
+        [_, second, ..] => return Err(fail(second, format!("{}; more than one is set", one_of()))),
+    }
+    if key.file.is_none() {
+        for (value, field) in [
+            (&key.id, "client_assertion_key_id"),
+            (&key.audience, "client_assertion_audience"),
+            (&key.alg, "client_assertion_alg"),
+        ] {
+            if value.is_some() {
+                return Err(fail(
+                    field,
+                    format!("only used with {}", client("client_assertion_key_file")),
+                ));
+            }
+        }
+    }
+    if assertion_type.is_some() && assertion_file.is_none() {
+        return Err(fail(
+            "client_assertion_type",
+            format!("only used with {}", client("client_assertion_file")),
+        ));
+    }
+    if let Some(path) = key.file {
+        let alg = match key.alg {
+            None => None,
+            Some(name) => Some(
+                super::signing_key::parse_alg(name.trim())
+                    .map_err(|e| fail("client_assertion_alg", e.to_string()))?,
+            ),
+        };
+        let mut signing = SigningKey::from_file(&path, alg)
+            .map_err(|e| fail("client_assertion_key_file", e.to_string()))?;
+        if let Some(alg) = alg
+            && signing.algorithm() != alg
+        {
+            return Err(fail(
+                "client_assertion_alg",
+                format!("{alg:?} does not fit the key, which is {:?}", signing.algorithm()),
+            ));
+        }
+        if let Some(id) = key.id {
+            signing = signing.with_key_id(id);
+        }
+        return Ok(ClientCredential::PrivateKeyJwt {
+            key: signing,
+            audience: key.audience,
+            explicit_typ: false,
+        });
+    }
+    if let Some(path) = assertion_file {
+        // Read once now so that a wrong path stops the start; read again for every token
+        // request, since the platform rotates it.
+        std::fs::metadata(&path).map_err(|e| {
+            fail(
+                "client_assertion_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        return Ok(ClientCredential::AssertionFile {
+            path,
+            assertion_type: assertion_type
+                .unwrap_or_else(|| super::credentials::JWT_BEARER_ASSERTION.to_owned()),
+        });
+    }
+    let secret = match (secret, secret_file) {
+        (Some(s), _) => s,
+        (None, Some(path)) => ClientSecret::new(
+            std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    fail(
+                        "client_secret_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+                .trim_end_matches(['\r', '\n']),
+        ),
+        (None, None) => return Err(fail("client_secret", one_of())),
+    };
+    if secret.expose().is_empty() {
+        return Err(fail("client_secret", "the client secret is empty".into()));
+    }
+    Ok(ClientCredential::Secret(secret))
+}
+
 impl ClientDefinition {
-    /// A definition with no scope or resource, HTTP Basic credentials and the transport
-    /// policy's default (https, or loopback http).
+    /// A definition with no scope, resource or DPoP, a secret in HTTP Basic and the
+    /// transport policy's default (https, or loopback http).
     pub fn new(
         token_source: TokenSource,
         client_id: ClientId,
-        client_secret: ClientSecret,
+        credential: impl Into<ClientCredential>,
     ) -> Self {
         ClientDefinition {
             token_source,
             client_id,
-            client_secret,
+            credential: credential.into(),
+            dpop: None,
             scope: ScopeSet::new(),
             resource: None,
             credential_style: CredentialStyle::default(),
@@ -257,13 +403,13 @@ impl ClientDefinition {
             TokenSource::Endpoint(url) => ClientCredentialsClient::new(
                 url.clone(),
                 self.client_id.clone(),
-                self.client_secret.clone(),
+                self.credential.clone(),
             ),
             TokenSource::Authority(authority) => {
                 ClientCredentialsClient::from_authority(
                     authority,
                     self.client_id.clone(),
-                    self.client_secret.clone(),
+                    self.credential.clone(),
                     timeout,
                     self.allow_insecure_http,
                 )
@@ -275,6 +421,7 @@ impl ClientDefinition {
             .with_credential_style(self.credential_style)
             .with_retry_policy(self.retry);
         client.resource = self.resource.clone();
+        client.dpop = self.dpop.clone();
         Ok(client)
     }
 }
@@ -287,7 +434,9 @@ pub trait ClientEnv: Send + Sync + 'static {
     /// Before the client's own: `AUTH_SERVER_MYBFF_` gives `AUTH_SERVER_MYBFF_CLIENT_ID`,
     /// `..._CLIENT_SECRET`, `..._CLIENT_SECRET_FILE`, `..._SCOPE`, `..._RESOURCE`,
     /// `..._CREDENTIAL_STYLE`, `..._TOKEN_REQUEST_RETRIES`, `..._TOKEN_REQUEST_TIMEOUT_SECS`,
-    /// `..._TOKEN_REQUEST_BUDGET_SECS`.
+    /// `..._TOKEN_REQUEST_BUDGET_SECS`, `..._CLIENT_ASSERTION_KEY_FILE`, `..._KEY_ID`,
+    /// `..._AUDIENCE`, `..._ALG`, `..._CLIENT_ASSERTION_FILE`, `..._TYPE` and
+    /// `..._DPOP_KEY_FILE`.
     const CLIENT_PREFIX: &'static str;
     /// Before each flag: empty gives `--client-id`.
     const FLAG_PREFIX: &'static str = "";
@@ -387,7 +536,6 @@ mod cli {
                     "The client secret.".to_owned(),
                 )
                 .hide_env_values(true)
-                .required_unless_present(var(client, "client_secret_file"))
                 .conflicts_with(var(client, "client_secret_file")),
             )
             .arg(
@@ -399,6 +547,71 @@ mod cli {
                 )
                 .value_parser(clap::value_parser!(PathBuf)),
             )
+            .arg(
+                arg::<E>(
+                    client,
+                    "client_assertion_key_file",
+                    "client-assertion-key-file",
+                    "Or authenticate with private_key_jwt: a file with the private key (PEM: \
+                     PKCS#8, PKCS#1 RSA or SEC1 EC; or a private JWK). RS256/PS256, ES256, \
+                     EdDSA. Exactly one of the secret, this, or the assertion file."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(PathBuf)),
+            )
+            .arg(arg::<E>(
+                client,
+                "client_assertion_key_id",
+                "client-assertion-key-id",
+                "The kid of the assertion key, as registered at the issuer (default: the \
+                 JWK's kid, else none)."
+                    .to_owned(),
+            ))
+            .arg(arg::<E>(
+                client,
+                "client_assertion_audience",
+                "client-assertion-audience",
+                "The aud of the assertions (default: the issuer when the authority is set, \
+                 else the token endpoint URL)."
+                    .to_owned(),
+            ))
+            .arg(arg::<E>(
+                client,
+                "client_assertion_alg",
+                "client-assertion-alg",
+                "Signature algorithm of an RSA assertion key: RS256 (default), PS256, ... \
+                 EC and Ed25519 keys imply theirs."
+                    .to_owned(),
+            ))
+            .arg(
+                arg::<E>(
+                    client,
+                    "client_assertion_file",
+                    "client-assertion-file",
+                    "Or a JWT that the platform writes and rotates (Kubernetes projected \
+                     service-account token, SPIFFE JWT-SVID), read again for every token \
+                     request."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(PathBuf)),
+            )
+            .arg(arg::<E>(
+                client,
+                "client_assertion_type",
+                "client-assertion-type",
+                "The client_assertion_type of that file's JWT (default \
+                 urn:ietf:params:oauth:client-assertion-type:jwt-bearer)."
+                    .to_owned(),
+            ))
+            .arg(arg::<E>(
+                client,
+                "dpop_key_file",
+                "dpop-key-file",
+                "Bind the tokens to a key with DPoP (RFC 9449): a file with the private key \
+                 (PEM or JWK), or `generate` for a key made at start (then every replica has \
+                 its own key and its own tokens). Unset: bearer tokens."
+                    .to_owned(),
+            ))
             .arg(arg::<E>(
                 client,
                 "scope",
@@ -491,6 +704,17 @@ mod cli {
                     client_secret_file: matches
                         .get_one::<PathBuf>(var(client, "client_secret_file"))
                         .cloned(),
+                    client_assertion_key_file: matches
+                        .get_one::<PathBuf>(var(client, "client_assertion_key_file"))
+                        .cloned(),
+                    client_assertion_key_id: text(client, "client_assertion_key_id"),
+                    client_assertion_audience: text(client, "client_assertion_audience"),
+                    client_assertion_alg: text(client, "client_assertion_alg"),
+                    client_assertion_file: matches
+                        .get_one::<PathBuf>(var(client, "client_assertion_file"))
+                        .cloned(),
+                    client_assertion_type: text(client, "client_assertion_type"),
+                    dpop_key_file: text(client, "dpop_key_file"),
                     scope: text(client, "scope"),
                     resource: text(client, "resource"),
                     credential_style: text(client, "credential_style"),

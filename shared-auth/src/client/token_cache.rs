@@ -20,6 +20,7 @@ use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
+use super::token_endpoint::TokenType;
 use crate::clock::{Clock, SystemClock};
 use crate::scope::ScopeSet;
 
@@ -66,6 +67,9 @@ impl CacheKey {
             scope.to_string(),
             resource,
             &client.extra_params,
+            // A DPoP-bound token is only of use with its key (RFC 9449): the key's
+            // thumbprint keeps two keys' tokens apart, in memory and in a shared cache.
+            client.dpop.as_ref().map(|k| k.thumbprint()),
         );
         // Serializing strings, an option and a string map cannot fail.
         let encoded = serde_json::to_string(&fields).unwrap_or_default();
@@ -110,6 +114,8 @@ pub struct CachedToken {
     pub cached_until_ms: u64,
     /// From when a background renewal should start (Unix ms).
     pub refresh_at_ms: u64,
+    /// How the token is presented.
+    pub token_type: TokenType,
 }
 
 impl fmt::Debug for CachedToken {
@@ -119,6 +125,7 @@ impl fmt::Debug for CachedToken {
             .field("expires_at_ms", &self.expires_at_ms)
             .field("cached_until_ms", &self.cached_until_ms)
             .field("refresh_at_ms", &self.refresh_at_ms)
+            .field("token_type", &self.token_type)
             .finish()
     }
 }
@@ -129,6 +136,9 @@ struct Wire<'a> {
     e: u64,
     c: u64,
     r: u64,
+    /// Absent in entries written before DPoP: Bearer.
+    #[serde(default)]
+    k: TokenType,
 }
 
 impl CachedToken {
@@ -155,7 +165,14 @@ impl CachedToken {
             expires_at_ms: now_ms.saturating_add(life),
             cached_until_ms: now_ms.saturating_add(cached_for),
             refresh_at_ms: now_ms.saturating_add(refresh_after),
+            token_type: TokenType::Bearer,
         }
+    }
+
+    /// The same entry, presented as `token_type`.
+    pub fn with_token_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
+        self
     }
 
     /// Whether it may still be served.
@@ -181,6 +198,7 @@ impl CachedToken {
             e: self.expires_at_ms,
             c: self.cached_until_ms,
             r: self.refresh_at_ms,
+            k: self.token_type,
         })
         .unwrap_or_default()
     }
@@ -193,6 +211,7 @@ impl CachedToken {
             expires_at_ms: w.e,
             cached_until_ms: w.c,
             refresh_at_ms: w.r,
+            token_type: w.k,
         })
     }
 }

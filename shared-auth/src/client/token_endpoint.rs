@@ -16,7 +16,7 @@ use backon::{ExponentialBuilder, Retryable as _};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::credentials::{AccessToken, ClientCredentialsClient, CredentialStyle};
+use super::credentials::{AccessToken, ClientCredential, ClientCredentialsClient, CredentialStyle};
 use super::error::TokenError;
 use crate::scope::ScopeSet;
 
@@ -63,6 +63,19 @@ impl Default for RetryPolicy {
 pub(crate) struct TokenResponse {
     pub(crate) access_token: AccessToken,
     pub(crate) expires_in: Option<Duration>,
+    pub(crate) token_type: TokenType,
+}
+
+/// How a token is presented (RFC 6750 `Bearer`, or RFC 9449 `DPoP` with a proof).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP <token>` and a `DPoP` proof header on every request.
+    #[serde(rename = "DPoP")]
+    DPoP,
 }
 
 #[derive(Deserialize)]
@@ -103,7 +116,16 @@ pub(crate) async fn request_token(
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    let attempt = || request_once(http, client, scope, resource, policy.attempt_timeout);
+    let attempt = || {
+        request_once(
+            http,
+            client,
+            scope,
+            resource,
+            policy.attempt_timeout,
+            client_name,
+        )
+    };
     let retrying = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -122,7 +144,62 @@ async fn request_once(
     scope: &ScopeSet,
     resource: Option<&str>,
     timeout: Duration,
+    client_name: &str,
 ) -> Result<TokenResponse, TokenError> {
+    // RFC 9449 section 8: a token endpoint that wants a nonce refuses with
+    // `use_dpop_nonce` and sends one; the request is made again, once, with it.
+    let first = send_once(http, client, scope, resource, timeout, client_name).await;
+    match first {
+        Err(Attempt::NewNonce) => {
+            tracing::debug!(client = client_name, "the token endpoint asked for a DPoP nonce; asking again with it");
+            metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => client_name.to_owned(), "at" => "token_endpoint").increment(1);
+            match send_once(http, client, scope, resource, timeout, client_name).await {
+                Err(Attempt::NewNonce) => Err(TokenError::Rejected {
+                    status: 400,
+                    error: "use_dpop_nonce".into(),
+                    description: Some("the token endpoint asked for a new DPoP nonce twice in a row".into()),
+                }),
+                other => other.map_err(Attempt::into_error),
+            }
+        }
+        other => other.map_err(Attempt::into_error),
+    }
+}
+
+/// One exchange's outcome short of a token.
+enum Attempt {
+    Failed(TokenError),
+    /// `use_dpop_nonce` with a nonce that is now remembered.
+    NewNonce,
+}
+
+impl Attempt {
+    fn into_error(self) -> TokenError {
+        match self {
+            Attempt::Failed(e) => e,
+            Attempt::NewNonce => TokenError::Rejected {
+                status: 400,
+                error: "use_dpop_nonce".into(),
+                description: None,
+            },
+        }
+    }
+}
+
+impl From<TokenError> for Attempt {
+    fn from(e: TokenError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+async fn send_once(
+    http: &reqwest::Client,
+    client: &ClientCredentialsClient,
+    scope: &ScopeSet,
+    resource: Option<&str>,
+    timeout: Duration,
+    client_name: &str,
+) -> Result<TokenResponse, Attempt> {
     let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
     if !scope.is_empty() {
         form.push(("scope", scope.to_string()));
@@ -137,37 +214,60 @@ async fn request_once(
         .post(&client.token_endpoint)
         .timeout(timeout)
         .header(reqwest::header::ACCEPT, "application/json");
-    match client.credential_style {
-        CredentialStyle::BasicHeader => {
-            // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
-            let pair = format!(
-                "{}:{}",
-                form_encode(client.client_id.as_str()),
-                form_encode(client.client_secret.expose())
-            );
-            let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
-            .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
-            value.set_sensitive(true);
-            request = request.header(reqwest::header::AUTHORIZATION, value);
-        }
-        CredentialStyle::PostBody => {
+    match &client.credential {
+        ClientCredential::Secret(secret) => match client.credential_style {
+            CredentialStyle::BasicHeader => {
+                // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
+                let pair = format!(
+                    "{}:{}",
+                    form_encode(client.client_id.as_str()),
+                    form_encode(secret.expose())
+                );
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+                .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            CredentialStyle::PostBody => {
+                form.push(("client_id", client.client_id.as_str().to_owned()));
+                form.push(("client_secret", secret.expose().to_owned()));
+            }
+        },
+        credential => {
+            let (assertion_type, assertion) =
+                super::assertion::client_assertion(client, credential, client_name).await?;
             form.push(("client_id", client.client_id.as_str().to_owned()));
-            form.push(("client_secret", client.client_secret.expose().to_owned()));
+            form.push(("client_assertion_type", assertion_type));
+            form.push(("client_assertion", assertion));
         }
     }
+    let endpoint = match &client.dpop {
+        None => None,
+        Some(key) => {
+            let url = url::Url::parse(&client.token_endpoint).map_err(|e| {
+                TokenError::Credential(format!("the token endpoint is not a URL: {e}"))
+            })?;
+            let proof = key.proof("POST", &url, None).map_err(|e| {
+                TokenError::Credential(format!("the DPoP proof could not be signed: {e}"))
+            })?;
+            request = request.header(super::dpop::DPOP, proof);
+            Some((key, url))
+        }
+    };
     let response = request
         .form(&form)
         .send()
         .await
         .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
     let status = response.status();
+    let new_nonce = endpoint
+        .as_ref()
+        .is_some_and(|(key, url)| key.remember_nonce(url, response.headers()));
     if status.is_redirection() {
-        return Err(TokenError::InvalidResponse(
-            crate::issuer_http::redirect_refused(status),
-        ));
+        return Err(TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into());
     }
     let body = crate::issuer_http::read_capped(response, MAX_RESPONSE_BYTES)
         .await
@@ -181,17 +281,18 @@ async fn request_once(
         })?;
     if !status.is_success() {
         return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => TokenError::Rejected {
+            Ok(e) if e.error == "use_dpop_nonce" && new_nonce => Attempt::NewNonce,
+            Ok(e) => Attempt::Failed(TokenError::Rejected {
                 status: status.as_u16(),
                 error: e.error,
                 description: e.error_description,
-            },
-            Err(_) => TokenError::Http {
+            }),
+            Err(_) => Attempt::Failed(TokenError::Http {
                 status: status.as_u16(),
-            },
+            }),
         });
     }
-    parse_success(&body)
+    Ok(parse_success(&body, client.dpop.is_some())?)
 }
 
 fn transport_reason(e: &reqwest::Error) -> String {
@@ -205,16 +306,24 @@ fn transport_reason(e: &reqwest::Error) -> String {
     }
 }
 
-pub(crate) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
+/// Parses a successful token response. `token_type` must be `Bearer` (or absent), or
+/// `DPoP` when the client sent a proof (`dpop`): a DPoP-bound token is useless to a client
+/// without the key, and an issuer may still answer a DPoP request with a bearer token
+/// (RFC 9449 section 5).
+pub(crate) fn parse_success(body: &[u8], dpop: bool) -> Result<TokenResponse, TokenError> {
     let parsed: SuccessBody = serde_json::from_slice(body)
         .map_err(|e| TokenError::InvalidResponse(format!("not a token response: {e}")))?;
-    if let Some(kind) = &parsed.token_type
-        && !kind.eq_ignore_ascii_case("bearer")
-    {
-        return Err(TokenError::InvalidResponse(format!(
-            "token_type {kind:?} is not Bearer"
-        )));
-    }
+    let token_type = match parsed.token_type.as_deref() {
+        None => TokenType::Bearer,
+        Some(kind) if kind.eq_ignore_ascii_case("bearer") => TokenType::Bearer,
+        Some(kind) if dpop && kind.eq_ignore_ascii_case("dpop") => TokenType::DPoP,
+        Some(kind) => {
+            return Err(TokenError::InvalidResponse(format!(
+                "token_type {kind:?} is not {}",
+                if dpop { "Bearer or DPoP" } else { "Bearer" }
+            )));
+        }
+    };
     let token = parsed.access_token;
     // It goes into an Authorization header: visible ASCII only.
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -239,6 +348,7 @@ pub(crate) fn parse_success(body: &[u8]) -> Result<TokenResponse, TokenError> {
     Ok(TokenResponse {
         access_token: AccessToken::new(token),
         expires_in,
+        token_type,
     })
 }
 
@@ -278,7 +388,7 @@ mod tests {
 
     #[test]
     fn expires_in_is_clamped_into_a_sane_window() {
-        let life = |body: &str| parse_success(body.as_bytes()).unwrap().expires_in;
+        let life = |body: &str| parse_success(body.as_bytes(), false).unwrap().expires_in;
         assert_eq!(
             life(r#"{"access_token":"a","expires_in":0}"#),
             Some(MIN_LIFETIME)
@@ -308,25 +418,38 @@ mod tests {
             Some(MAX_LIFETIME)
         );
         assert_eq!(life(r#"{"access_token":"a"}"#), None);
-        assert!(parse_success(br#"{"access_token":"a","expires_in":"soon"}"#).is_err());
+        assert!(parse_success_bearer(br#"{"access_token":"a","expires_in":"soon"}"#).is_err());
+    }
+
+    fn parse_success_bearer(body: &[u8]) -> Result<TokenResponse, TokenError> {
+        parse_success(body, false)
+    }
+
+    #[test]
+    fn a_dpop_token_is_taken_only_by_a_client_that_sent_a_proof() {
+        let body = br#"{"access_token":"abc","token_type":"DPoP","expires_in":60}"#;
+        assert!(parse_success(body, false).is_err());
+        assert_eq!(parse_success(body, true).unwrap().token_type, TokenType::DPoP);
+        let bearer = br#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
+        assert_eq!(parse_success(bearer, true).unwrap().token_type, TokenType::Bearer);
     }
 
     #[test]
     fn parses_success_bodies_leniently_and_safely() {
         let ok =
-            parse_success(br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600"}"#)
+            parse_success_bearer(br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600"}"#)
                 .unwrap();
         assert_eq!(ok.expires_in, Some(Duration::from_secs(3600)));
         assert!(
-            parse_success(br#"{"access_token":"abc"}"#)
+            parse_success_bearer(br#"{"access_token":"abc"}"#)
                 .unwrap()
                 .expires_in
                 .is_none()
         );
-        assert!(parse_success(br#"{"access_token":"abc","token_type":"mac"}"#).is_err());
-        assert!(parse_success(br#"{"access_token":"a b"}"#).is_err());
-        assert!(parse_success(br#"{"access_token":""}"#).is_err());
-        assert!(parse_success(b"<html>").is_err());
+        assert!(parse_success_bearer(br#"{"access_token":"abc","token_type":"mac"}"#).is_err());
+        assert!(parse_success_bearer(br#"{"access_token":"a b"}"#).is_err());
+        assert!(parse_success_bearer(br#"{"access_token":""}"#).is_err());
+        assert!(parse_success_bearer(b"<html>").is_err());
     }
 
     #[test]

@@ -51,7 +51,7 @@ use super::error::TokenError;
 use super::token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchTurn, InMemoryTokenCache, TokenCache,
 };
-use super::token_endpoint::{RetryPolicy, request_token};
+use super::token_endpoint::{RetryPolicy, TokenType, request_token};
 use crate::clock::{Clock, SystemClock};
 use crate::issuer_http;
 use crate::metrics::HotCounter;
@@ -190,21 +190,28 @@ impl TokenManagerBuilder {
     }
 }
 
-/// A token ready to send: the token, its `Authorization` value, its timing.
+/// A token ready to send: the token, its `Authorization` value, its timing, and for a
+/// DPoP-bound token the `ath` its proofs carry.
 #[derive(Debug)]
 pub(crate) struct PreparedToken {
     token: AccessToken,
     header: HeaderValue,
     cached_until_ms: u64,
     refresh_at_ms: u64,
+    /// `Some` for a DPoP token: the hash of the token, computed once per token.
+    ath: Option<Box<str>>,
 }
 
 impl PreparedToken {
     fn new(entry: &CachedToken) -> Result<Self, TokenError> {
-        let mut header = HeaderValue::try_from(format!("Bearer {}", entry.access_token.secret()))
-            .map_err(|_| {
-            TokenError::InvalidResponse("access token is not header-safe".into())
-        })?;
+        let (scheme, ath) = match entry.token_type {
+            TokenType::DPoP => ("DPoP", Some(super::dpop::ath(entry.access_token.secret()))),
+            _ => ("Bearer", None),
+        };
+        let mut header =
+            HeaderValue::try_from(format!("{scheme} {}", entry.access_token.secret())).map_err(
+                |_| TokenError::InvalidResponse("access token is not header-safe".into()),
+            )?;
         // Sensitive: hyper keeps it out of HPACK tables and Debug output.
         header.set_sensitive(true);
         Ok(PreparedToken {
@@ -212,16 +219,7 @@ impl PreparedToken {
             header,
             cached_until_ms: entry.cached_until_ms,
             refresh_at_ms: entry.refresh_at_ms,
-        })
-    }
-
-    /// A prepared token with no cache timing (never served from the hot slot).
-    fn for_token(token: AccessToken) -> Result<Self, TokenError> {
-        Self::new(&CachedToken {
-            access_token: token,
-            expires_at_ms: 0,
-            cached_until_ms: 0,
-            refresh_at_ms: 0,
+            ath,
         })
     }
 
@@ -230,9 +228,14 @@ impl PreparedToken {
         &self.token
     }
 
-    /// `Bearer <token>`, marked sensitive.
+    /// `Bearer <token>` or `DPoP <token>`, marked sensitive.
     pub(crate) fn header(&self) -> &HeaderValue {
         &self.header
+    }
+
+    /// For a DPoP-bound token, the `ath` of its proofs.
+    pub(crate) fn dpop_ath(&self) -> Option<&str> {
+        self.ath.as_deref()
     }
 }
 
@@ -412,7 +415,11 @@ impl ManagedClient {
     /// A token with per-request scope/resource, or a forced renewal.
     pub async fn token_with(&self, params: &TokenRequestParams) -> Result<AccessToken, TokenError> {
         let target = TokenManager::target(&self.entry, params);
-        self.manager.get(&target, params.force_renewal, None).await
+        Ok(self
+            .manager
+            .get(&target, params.force_renewal, None)
+            .await?
+            .access_token)
     }
 
     /// After downstream rejected `rejected` with 401: the token to retry with, or `None`
@@ -425,7 +432,11 @@ impl ManagedClient {
         &self,
         rejected: &AccessToken,
     ) -> Result<Option<AccessToken>, TokenError> {
-        self.manager.renew_rejected(&self.entry, rejected).await
+        Ok(self
+            .manager
+            .renew_rejected(&self.entry, rejected)
+            .await?
+            .map(|prepared| prepared.token.clone()))
     }
 
     /// The token with its ready-made `Authorization` value (what the middleware sends).
@@ -439,10 +450,12 @@ impl ManagedClient {
         &self,
         rejected: &AccessToken,
     ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        match self.renew_rejected(rejected).await? {
-            Some(token) => Ok(Some(self.manager.prepared_for(&self.entry, token)?)),
-            None => Ok(None),
-        }
+        self.manager.renew_rejected(&self.entry, rejected).await
+    }
+
+    /// The client's DPoP key, if its tokens are bound to one.
+    pub(crate) fn dpop(&self) -> Option<&super::DpopKey> {
+        self.entry.definition.dpop.as_ref()
     }
 }
 
@@ -529,17 +542,9 @@ impl TokenManager {
         }
         let target = Self::target(entry, &TokenRequestParams::default());
         let token = self.get(&target, false, None).await?;
-        self.prepared_for(entry, token)
-    }
-
-    fn prepared_for(
-        &self,
-        entry: &ClientEntry,
-        token: AccessToken,
-    ) -> Result<Arc<PreparedToken>, TokenError> {
         match entry.hot.load_full() {
-            Some(hot) if hot.token == token => Ok(hot),
-            _ => Ok(Arc::new(PreparedToken::for_token(token)?)),
+            Some(hot) if hot.token == token.access_token => Ok(hot),
+            _ => Ok(Arc::new(PreparedToken::new(&token)?)),
         }
     }
 
@@ -548,14 +553,14 @@ impl TokenManager {
         &self,
         entry: &Arc<ClientEntry>,
         rejected: &AccessToken,
-    ) -> Result<Option<AccessToken>, TokenError> {
+    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
         let target = Self::target(entry, &TokenRequestParams::default());
         let name = entry.name.as_str();
         let now = self.now();
         if let Some(current) = self.cached(&target.key, now).await
             && current.access_token != *rejected
         {
-            return Ok(Some(current.access_token));
+            return Ok(Some(Arc::new(PreparedToken::new(&current)?)));
         }
         let slot = self.slot(&target.key);
         if let Some(error) = slot.recent_failure(now) {
@@ -575,7 +580,7 @@ impl TokenManager {
                         && hot.token != *rejected
                         && now < hot.cached_until_ms
                     {
-                        return Ok(Some(hot.token.clone()));
+                        return Ok(Some(hot));
                     }
                     if !self.take_rejection_renewal(target.entry, now) {
                         tracing::debug!(
@@ -594,8 +599,11 @@ impl TokenManager {
                 }
             }
         };
-        let token = flight.wait().await?.access_token;
-        Ok((token != *rejected).then_some(token))
+        let renewed = flight.wait().await?;
+        if renewed.access_token == *rejected {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(PreparedToken::new(&renewed)?)))
     }
 
     /// Claims this client's once-per-interval renewal after a 401.
@@ -659,7 +667,7 @@ impl TokenManager {
         target: &Target<'_>,
         force: bool,
         rejected: Option<&AccessToken>,
-    ) -> Result<AccessToken, TokenError> {
+    ) -> Result<CachedToken, TokenError> {
         let name = target.entry.name.as_str();
         if !force {
             let now = self.now();
@@ -670,7 +678,7 @@ impl TokenManager {
                 if entry.wants_refresh(now) {
                     self.refresh_ahead(target);
                 }
-                return Ok(entry.access_token);
+                return Ok(entry);
             }
             tracing::debug!(client = name, "token cache miss");
             target.entry.metrics.miss.increment(1);
@@ -688,14 +696,14 @@ impl TokenManager {
             Want::Fresh
         };
         let (flight, _) = self.join_or_start(target, &slot, want.clone());
-        let token = flight.wait().await?.access_token;
+        let token = flight.wait().await?;
         // A renewal that joined a flight which came back with the very token being
         // replaced (it was a plain cache fill) starts its own, once.
         if let Some(rejected) = rejected
-            && token == *rejected
+            && token.access_token == *rejected
         {
             let (flight, _) = self.join_or_start(target, &slot, want);
-            return Ok(flight.wait().await?.access_token);
+            return flight.wait().await;
         }
         Ok(token)
     }
@@ -821,7 +829,8 @@ impl TokenManager {
                     lifetime,
                     inner.lifetime_buffer,
                     inner.refresh_ahead,
-                );
+                )
+                .with_token_type(response.token_type);
                 tracing::debug!(
                     client = %target.entry.name,
                     expires_in_secs = lifetime.as_secs(),
