@@ -134,6 +134,44 @@ fn each_bad_variable_is_named_and_the_secret_never_printed() {
         ),
         (with("BIND_ADDR", "anywhere"), "BIND_ADDR"),
         (
+            without("AUTH_SERVER_MYBFF_CLIENT_SECRET"),
+            "AUTH_SERVER_MYBFF_CLIENT_SECRET",
+        ),
+        (
+            with(
+                "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE",
+                "/nonexistent/key.pem",
+            ),
+            "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE",
+        ),
+        (
+            {
+                let mut v = without("AUTH_SERVER_MYBFF_CLIENT_SECRET");
+                v.push((
+                    "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE",
+                    "/nonexistent/key.pem",
+                ));
+                v
+            },
+            "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE",
+        ),
+        (
+            {
+                let mut v = without("AUTH_SERVER_MYBFF_CLIENT_SECRET");
+                v.push(("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE", "/nonexistent/jwt"));
+                v
+            },
+            "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_TYPE", "urn:x"),
+            "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_TYPE",
+        ),
+        (
+            with("AUTH_SERVER_MYBFF_DPOP_KEY_FILE", "/nonexistent/dpop.jwk"),
+            "AUTH_SERVER_MYBFF_DPOP_KEY_FILE",
+        ),
+        (
             {
                 let mut v = without("AUTH_SERVER_TOKEN_ENDPOINT_URL");
                 v.push(("AUTH_SERVER_AUTHORITY", "http://127.0.0.1:9"));
@@ -176,6 +214,13 @@ fn help_lists_every_variable_and_hides_the_secret() {
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_RETRIES",
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_TIMEOUT_SECS",
         "AUTH_SERVER_MYBFF_TOKEN_REQUEST_BUDGET_SECS",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_ID",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_AUDIENCE",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_ALG",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE",
+        "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_TYPE",
+        "AUTH_SERVER_MYBFF_DPOP_KEY_FILE",
         "AUTH_TOKEN_CACHE_REDIS_URL",
         "AUTH_TOKEN_CACHE_KEY",
         "AUTH_TOKEN_CACHE_KEY_FILE",

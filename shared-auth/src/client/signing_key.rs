@@ -490,9 +490,6 @@ mod tests {
         assert!(SigningKey::from_jwk(two.to_string().as_bytes()).is_err());
         assert!(parse_alg("HS256").is_err());
         assert!(parse_alg("none").is_err());
-        let ec = SigningKey::generate_es256().unwrap();
-        let pkcs8 = ec.public_jwk().clone();
-        let _ = pkcs8;
         let err = SigningKey::from_file(Path::new("/nonexistent/key.pem"), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/key.pem"), "{err}");
     }
