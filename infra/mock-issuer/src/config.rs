@@ -11,6 +11,7 @@
 //! algorithm = "RS256"            # or "ES256"
 //! token_lifetime_secs = 3600
 //! cors_allowed_origins = ["http://127.0.0.1:7062"]
+//! dpop_nonce = false             # true: DPoP proofs must carry the issuer's nonce
 //!
 //! [[resource_servers]]
 //! identifier = "MyService"
@@ -800,5 +801,108 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("profile"), "{err}");
+    }
+
+    const EC_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    fn client_toml(extra: &str) -> String {
+        format!(
+            "[[resource_servers]]\nidentifier = \"MyService\"\nscopes = [\"weather_read\"]\n\
+             [[clients]]\nclient_id = \"c\"\nallowed_scopes = [\"MyService/weather_read\"]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn keys_federation_and_dpop_settings_parse() {
+        let text = client_toml(&format!(
+            "jwks = '{{\"keys\":[{EC_JWK}]}}'\ndpop_bound_access_tokens = true\n\
+             federated = {{ issuer = \"https://platform.example\", jwks_uri = \
+             \"http://127.0.0.1:1/jwks\", subject = \"spiffe://example/bff\", assertion_type = \
+             \"{ASSERTION_TYPE_JWT_SPIFFE}\" }}"
+        ));
+        let c =
+            IssuerConfig::from_toml(&format!("dpop_nonce = true\n{text}"), "t", no_env).unwrap();
+        assert!(c.dpop_nonce);
+        let client = &c.clients[0];
+        assert_eq!(client.client_secret, None);
+        assert_eq!(
+            client.jwks.as_ref().unwrap().keys[0]
+                .common
+                .key_id
+                .as_deref(),
+            Some("k1")
+        );
+        assert!(client.dpop_bound_access_tokens);
+        let trust = client.federated.as_ref().unwrap();
+        assert_eq!(trust.subject, "spiffe://example/bff");
+        assert_eq!(trust.assertion_type, ASSERTION_TYPE_JWT_SPIFFE);
+        assert!(
+            !trust.single_use,
+            "federated assertions are reusable by default"
+        );
+    }
+
+    #[test]
+    fn a_relative_jwks_file_is_read_next_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("mock-issuer-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keys.json"), format!("{{\"keys\":[{EC_JWK}]}}")).unwrap();
+        let path = dir.join("issuer.toml");
+        std::fs::write(&path, client_toml("jwks_file = \"keys.json\"")).unwrap();
+        let c = IssuerConfig::load(&path).unwrap();
+        assert_eq!(c.clients[0].jwks.as_ref().unwrap().keys.len(), 1);
+        std::fs::write(&path, client_toml("jwks_file = \"missing.json\"")).unwrap();
+        let err = IssuerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("clients[0].jwks_file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn key_and_federation_errors_name_the_key() {
+        let private = EC_JWK.replace("\"kid\"", "\"d\":\"AAAA\",\"kid\"");
+        let cases = [
+            (String::new(), "clients[0].client_secret"),
+            (
+                format!("jwks = '{{\"keys\":[{private}]}}'"),
+                "clients[0].jwks.keys[0]",
+            ),
+            ("jwks = 'not json'".to_owned(), "clients[0].jwks"),
+            (
+                "jwks = '{\"keys\":[{\"kty\":\"oct\",\"x\":\"\"}]}'".to_owned(),
+                "clients[0].jwks.keys[0]",
+            ),
+            ("jwks = '{\"keys\":[]}'".to_owned(), "clients[0].jwks"),
+            (
+                "jwks = '{\"keys\":[]}'\njwks_file = \"x.json\"".to_owned(),
+                "clients[0]",
+            ),
+            (
+                "federated = { issuer = \"platform\", jwks_uri = \"http://p/jwks\", subject = \"s\" }"
+                    .to_owned(),
+                "clients[0].federated.issuer",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"file:///jwks\", subject = \"s\" }"
+                    .to_owned(),
+                "clients[0].federated.jwks_uri",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"http://p/jwks\", subject = \"\" }"
+                    .to_owned(),
+                "clients[0].federated.subject",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"http://p/jwks\", subject = \"s\", \
+                 assertion_type = \"saml\" }"
+                    .to_owned(),
+                "clients[0].federated.assertion_type",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = IssuerConfig::from_toml(&client_toml(&extra), "t", no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err:?} should name {key}");
+        }
     }
 }
