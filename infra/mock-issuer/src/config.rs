@@ -11,6 +11,7 @@
 //! algorithm = "RS256"            # or "ES256"
 //! token_lifetime_secs = 3600
 //! cors_allowed_origins = ["http://127.0.0.1:7062"]
+//! dpop_nonce = false             # true: DPoP proofs must carry the issuer's nonce
 //!
 //! [[resource_servers]]
 //! identifier = "MyService"
@@ -20,15 +21,52 @@
 //! client_id = "my-bff"
 //! client_secret_env = "AUTH_SERVER_MYBFF_CLIENT_SECRET"   # or client_secret = "..."
 //! allowed_scopes = ["MyService/weather_read"]
+//!
+//! # private_key_jwt (RFC 7523 section 2.2): the client's public keys, as a JWKS in a JSON
+//! # string (`jwks`) or a JWKS JSON file read at start (`jwks_file`, relative to this file).
+//! [[clients]]
+//! client_id = "signing-client"
+//! jwks_file = "signing-client.jwks.json"
+//! allowed_scopes = ["MyService/weather_read"]
+//! dpop_bound_access_tokens = true   # refuse token requests without a DPoP proof
+//!
+//! # Federated client authentication: the client presents a JWT another issuer minted for
+//! # it (a Kubernetes service-account token, a SPIFFE JWT-SVID), with `client_id`.
+//! [[clients]]
+//! client_id = "platform-client"
+//! allowed_scopes = ["MyService/weather_read"]
+//! federated = { issuer = "https://platform.example", jwks_uri = "https://platform.example/jwks", subject = "system:serviceaccount:ns:my-bff" }
+//! # optional in `federated`: assertion_type (default
+//! # "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", or
+//! # "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"), single_use (default false)
 //! ```
+//!
+//! A client needs at least one way to authenticate: a secret, keys, a federated trust, or
+//! several. `dpop_nonce = true` at the top level makes every DPoP proof carry a nonce the
+//! issuer handed out (RFC 9449 section 8).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::keys::Algorithm;
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
+pub const ASSERTION_TYPE_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// `client_assertion_type` of a SPIFFE JWT-SVID, as Keycloak's federated client
+/// authentication names it.
+pub const ASSERTION_TYPE_JWT_SPIFFE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe";
+
+/// JWK members that only a private (or symmetric) key has (RFC 7518 section 6). A public
+/// key set that contains one is refused: the key was pasted from the wrong place.
+pub(crate) const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The shape of the access tokens the issuer mints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,6 +143,8 @@ struct RawConfig {
     #[serde(default)]
     cors_allowed_origins: Vec<String>,
     #[serde(default)]
+    dpop_nonce: bool,
+    #[serde(default)]
     resource_servers: Vec<RawResourceServer>,
     #[serde(default)]
     clients: Vec<RawClient>,
@@ -128,10 +168,52 @@ struct RawClient {
     client_id: String,
     client_secret: Option<String>,
     client_secret_env: Option<String>,
+    /// A JWKS as a JSON string.
+    jwks: Option<String>,
+    jwks_file: Option<PathBuf>,
+    federated: Option<RawFederated>,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
     #[serde(default)]
     allowed_scopes: Vec<String>,
     #[serde(default = "default_grant_types")]
     allowed_grant_types: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederated {
+    issuer: String,
+    jwks_uri: String,
+    subject: String,
+    #[serde(default = "default_assertion_type")]
+    assertion_type: String,
+    #[serde(default)]
+    single_use: bool,
+}
+
+fn default_assertion_type() -> String {
+    ASSERTION_TYPE_JWT_BEARER.to_owned()
+}
+
+/// Parses a JWKS given as JSON text, refusing private key members. `key` names the TOML key
+/// in errors.
+fn parse_jwks(text: &str, key: &str) -> Result<JwkSet, ConfigError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| invalid(key, format!("not a JSON Web Key Set: {e}")))?;
+    let keys = value
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid(key, "not a JSON Web Key Set: no \"keys\" array"))?;
+    for (j, k) in keys.iter().enumerate() {
+        if let Some(member) = PRIVATE_JWK_MEMBERS.iter().find(|m| k.get(**m).is_some()) {
+            return Err(invalid(
+                format!("{key}.keys[{j}]"),
+                format!("has the private member {member:?}: register public keys only"),
+            ));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| invalid(key, format!("not a JSON Web Key Set: {e}")))
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -169,12 +251,57 @@ impl ResourceServer {
 pub struct ClientConfig {
     /// The client id.
     pub client_id: String,
-    /// The client secret (never printed by `Debug`).
-    pub client_secret: String,
+    /// The client secret (never printed by `Debug`), for `client_secret_basic` and
+    /// `client_secret_post`. `None`: the client authenticates otherwise.
+    pub client_secret: Option<String>,
+    /// The client's public keys for `private_key_jwt` (RFC 7523 section 2.2).
+    pub jwks: Option<JwkSet>,
+    /// Another issuer whose JWTs authenticate this client (federated client assertions).
+    pub federated: Option<FederatedTrust>,
+    /// RFC 9449 section 5.2: refuse token requests from this client without a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     /// Full scope values the client may request.
     pub allowed_scopes: Vec<String>,
     /// Grant types the client may use; only `client_credentials` is served.
     pub allowed_grant_types: Vec<String>,
+}
+
+/// Trust in JWTs minted by another issuer (a platform) for a client: a Kubernetes
+/// service-account token, a SPIFFE JWT-SVID, a workload identity token. The client sends
+/// the JWT as `client_assertion` together with its `client_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedTrust {
+    /// The platform's issuer: the assertion's `iss` must equal it.
+    pub issuer: String,
+    /// Where the platform publishes its keys (fetched over HTTP, cached).
+    pub jwks_uri: String,
+    /// The assertion's `sub` must equal it (e.g. `system:serviceaccount:ns:my-bff`).
+    pub subject: String,
+    /// The `client_assertion_type` the client must send ([`ASSERTION_TYPE_JWT_BEARER`] by
+    /// default, or [`ASSERTION_TYPE_JWT_SPIFFE`]).
+    pub assertion_type: String,
+    /// Refuse an assertion whose `jti` was already used (and require `jti`). Off by
+    /// default: a platform token is re-read from its file and sent many times until the
+    /// platform rotates it, so single use would break every client after its first token.
+    pub single_use: bool,
+}
+
+impl FederatedTrust {
+    /// Trust JWTs from `issuer` (keys at `jwks_uri`) whose `sub` is `subject`, sent as
+    /// `jwt-bearer` assertions, reusable until they expire.
+    pub fn new(
+        issuer: impl Into<String>,
+        jwks_uri: impl Into<String>,
+        subject: impl Into<String>,
+    ) -> Self {
+        FederatedTrust {
+            issuer: issuer.into(),
+            jwks_uri: jwks_uri.into(),
+            subject: subject.into(),
+            assertion_type: ASSERTION_TYPE_JWT_BEARER.to_owned(),
+            single_use: false,
+        }
+    }
 }
 
 impl ClientConfig {
@@ -185,11 +312,44 @@ impl ClientConfig {
         allowed_scopes: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         ClientConfig {
+            client_secret: Some(client_secret.into()),
+            ..Self::without_secret(client_id, allowed_scopes)
+        }
+    }
+
+    /// A client without a secret: give it keys ([`Self::with_jwks`]) or a federated trust
+    /// ([`Self::with_federated`]) before use.
+    pub fn without_secret(
+        client_id: impl Into<String>,
+        allowed_scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        ClientConfig {
             client_id: client_id.into(),
-            client_secret: client_secret.into(),
+            client_secret: None,
+            jwks: None,
+            federated: None,
+            dpop_bound_access_tokens: false,
             allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
             allowed_grant_types: default_grant_types(),
         }
+    }
+
+    /// Registers public keys for `private_key_jwt`.
+    pub fn with_jwks(mut self, jwks: JwkSet) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// Trusts another issuer's JWTs for this client.
+    pub fn with_federated(mut self, trust: FederatedTrust) -> Self {
+        self.federated = Some(trust);
+        self
+    }
+
+    /// Requires (or not) a DPoP proof on every token request of this client.
+    pub fn with_dpop_bound_access_tokens(mut self, required: bool) -> Self {
+        self.dpop_bound_access_tokens = required;
+        self
     }
 }
 
@@ -197,7 +357,13 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("jwks", &self.jwks)
+            .field("federated", &self.federated)
+            .field("dpop_bound_access_tokens", &self.dpop_bound_access_tokens)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("allowed_grant_types", &self.allowed_grant_types)
             .finish()
@@ -226,6 +392,9 @@ pub struct IssuerConfig {
     pub key_file: Option<PathBuf>,
     /// Browser origins allowed to call the endpoints (Swagger UI's "Authorize").
     pub cors_allowed_origins: Vec<String>,
+    /// Require a server-provided nonce in every DPoP proof (RFC 9449 section 8) from the
+    /// start; tests can switch it at run time with `IssuerHandle::require_dpop_nonce`.
+    pub dpop_nonce: bool,
     /// APIs and their scopes.
     pub resource_servers: Vec<ResourceServer>,
     /// Clients.
@@ -244,6 +413,7 @@ impl IssuerConfig {
             token_lifetime: Duration::from_secs(default_lifetime_secs()),
             key_file: None,
             cors_allowed_origins: Vec::new(),
+            dpop_nonce: false,
             resource_servers: Vec::new(),
             clients: Vec::new(),
         }
@@ -275,6 +445,12 @@ impl IssuerConfig {
         self
     }
 
+    /// Requires a DPoP nonce from the start (see [`IssuerConfig::dpop_nonce`]).
+    pub fn with_dpop_nonce(mut self, required: bool) -> Self {
+        self.dpop_nonce = required;
+        self
+    }
+
     /// Adds a client.
     pub fn with_client(mut self, client: ClientConfig) -> Self {
         self.clients.push(client);
@@ -282,13 +458,13 @@ impl IssuerConfig {
     }
 
     /// Reads and validates a TOML file; `client_secret_env` is looked up in the process
-    /// environment.
+    /// environment. Relative `key_file` and `jwks_file` paths are relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_toml(&text, &path.display().to_string(), |name| {
+        let mut config = Self::parse(&text, &path.display().to_string(), path.parent(), |name| {
             std::env::var(name).ok()
         })?;
         // A relative key file is relative to the config file, not to the working directory.
@@ -300,10 +476,20 @@ impl IssuerConfig {
         Ok(config)
     }
 
-    /// Parses and validates TOML text. `env` resolves `client_secret_env` names.
+    /// Parses and validates TOML text. `env` resolves `client_secret_env` names; a relative
+    /// `jwks_file` is relative to the working directory.
     pub fn from_toml(
         text: &str,
         origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::parse(text, origin, None, env)
+    }
+
+    fn parse(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
@@ -313,29 +499,56 @@ impl IssuerConfig {
         let mut clients = Vec::with_capacity(raw.clients.len());
         for (i, c) in raw.clients.into_iter().enumerate() {
             let secret = match (c.client_secret, c.client_secret_env) {
-                (Some(s), None) => s,
-                (None, Some(var)) => env(&var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    invalid(
-                        format!("clients[{i}].client_secret_env"),
-                        format!("environment variable {var} is not set or empty"),
-                    )
-                })?,
+                (Some(s), None) => Some(s),
+                (None, Some(var)) => {
+                    Some(env(&var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                        invalid(
+                            format!("clients[{i}].client_secret_env"),
+                            format!("environment variable {var} is not set or empty"),
+                        )
+                    })?)
+                }
                 (Some(_), Some(_)) => {
                     return Err(invalid(
                         format!("clients[{i}]"),
                         "set either client_secret or client_secret_env, not both",
                     ));
                 }
-                (None, None) => {
+                (None, None) => None,
+            };
+            let jwks = match (c.jwks, c.jwks_file) {
+                (Some(text), None) => Some(parse_jwks(&text, &format!("clients[{i}].jwks"))?),
+                (None, Some(file)) => {
+                    let key = format!("clients[{i}].jwks_file");
+                    let file = match base_dir {
+                        Some(dir) if file.is_relative() => dir.join(file),
+                        _ => file,
+                    };
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        invalid(&key, format!("cannot read {}: {e}", file.display()))
+                    })?;
+                    Some(parse_jwks(&text, &key)?)
+                }
+                (Some(_), Some(_)) => {
                     return Err(invalid(
-                        format!("clients[{i}].client_secret"),
-                        "missing: set client_secret or client_secret_env",
+                        format!("clients[{i}]"),
+                        "set either jwks or jwks_file, not both",
                     ));
                 }
+                (None, None) => None,
             };
             clients.push(ClientConfig {
                 client_id: c.client_id,
                 client_secret: secret,
+                jwks,
+                federated: c.federated.map(|f| FederatedTrust {
+                    issuer: f.issuer,
+                    jwks_uri: f.jwks_uri,
+                    subject: f.subject,
+                    assertion_type: f.assertion_type,
+                    single_use: f.single_use,
+                }),
+                dpop_bound_access_tokens: c.dpop_bound_access_tokens,
                 allowed_scopes: c.allowed_scopes,
                 allowed_grant_types: c.allowed_grant_types,
             });
@@ -349,6 +562,7 @@ impl IssuerConfig {
             token_lifetime: Duration::from_secs(raw.token_lifetime_secs),
             key_file: raw.key_file,
             cors_allowed_origins: raw.cors_allowed_origins,
+            dpop_nonce: raw.dpop_nonce,
             resource_servers: raw
                 .resource_servers
                 .into_iter()
@@ -442,11 +656,59 @@ impl IssuerConfig {
                     format!("duplicate client id {:?}", c.client_id),
                 ));
             }
-            if c.client_secret.len() < 8 {
+            if c.client_secret.is_none() && c.jwks.is_none() && c.federated.is_none() {
+                return Err(invalid(
+                    format!("clients[{i}].client_secret"),
+                    "missing: set client_secret or client_secret_env, jwks or jwks_file, or \
+                     federated (at least one way to authenticate)",
+                ));
+            }
+            if c.client_secret.as_ref().is_some_and(|s| s.len() < 8) {
                 return Err(invalid(
                     format!("clients[{i}].client_secret"),
                     "must be at least 8 characters",
                 ));
+            }
+            if let Some(jwks) = &c.jwks {
+                if jwks.keys.is_empty() {
+                    return Err(invalid(format!("clients[{i}].jwks"), "has no keys"));
+                }
+                for (j, k) in jwks.keys.iter().enumerate() {
+                    let asymmetric = matches!(
+                        k.algorithm,
+                        AlgorithmParameters::RSA(_)
+                            | AlgorithmParameters::EllipticCurve(_)
+                            | AlgorithmParameters::OctetKeyPair(_)
+                    );
+                    if !asymmetric {
+                        return Err(invalid(
+                            format!("clients[{i}].jwks.keys[{j}]"),
+                            "must be an RSA, EC or OKP (Ed25519) public key",
+                        ));
+                    }
+                }
+            }
+            if let Some(f) = &c.federated {
+                let key = |k: &str| format!("clients[{i}].federated.{k}");
+                if !is_http_url(&f.issuer) {
+                    return Err(invalid(key("issuer"), "must be an http(s) URL"));
+                }
+                if !is_http_url(&f.jwks_uri) {
+                    return Err(invalid(key("jwks_uri"), "must be an http(s) URL"));
+                }
+                if f.subject.is_empty() {
+                    return Err(invalid(key("subject"), "must be non-empty"));
+                }
+                if f.assertion_type != ASSERTION_TYPE_JWT_BEARER
+                    && f.assertion_type != ASSERTION_TYPE_JWT_SPIFFE
+                {
+                    return Err(invalid(
+                        key("assertion_type"),
+                        format!(
+                            "must be {ASSERTION_TYPE_JWT_BEARER} or {ASSERTION_TYPE_JWT_SPIFFE}"
+                        ),
+                    ));
+                }
             }
             for (j, s) in c.allowed_scopes.iter().enumerate() {
                 if !defined.contains(s) {
@@ -460,6 +722,11 @@ impl IssuerConfig {
         Ok(())
     }
 
+    /// The client with this id.
+    pub(crate) fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+
     /// Every scope the resource servers define, in configuration order.
     pub fn all_scopes(&self) -> Vec<String> {
         self.resource_servers
@@ -467,6 +734,10 @@ impl IssuerConfig {
             .flat_map(ResourceServer::full_scopes)
             .collect()
     }
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 #[cfg(test)]
@@ -494,7 +765,7 @@ mod tests {
             (n == "SECRET_A").then(|| "s3cret-value".to_owned())
         })
         .unwrap();
-        assert_eq!(c.clients[0].client_secret, "s3cret-value");
+        assert_eq!(c.clients[0].client_secret.as_deref(), Some("s3cret-value"));
         assert_eq!(c.profile, TokenProfile::Rfc9068);
         assert!(!format!("{c:?}").contains("s3cret-value"));
     }
@@ -530,5 +801,108 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("profile"), "{err}");
+    }
+
+    const EC_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    fn client_toml(extra: &str) -> String {
+        format!(
+            "[[resource_servers]]\nidentifier = \"MyService\"\nscopes = [\"weather_read\"]\n\
+             [[clients]]\nclient_id = \"c\"\nallowed_scopes = [\"MyService/weather_read\"]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn keys_federation_and_dpop_settings_parse() {
+        let text = client_toml(&format!(
+            "jwks = '{{\"keys\":[{EC_JWK}]}}'\ndpop_bound_access_tokens = true\n\
+             federated = {{ issuer = \"https://platform.example\", jwks_uri = \
+             \"http://127.0.0.1:1/jwks\", subject = \"spiffe://example/bff\", assertion_type = \
+             \"{ASSERTION_TYPE_JWT_SPIFFE}\" }}"
+        ));
+        let c =
+            IssuerConfig::from_toml(&format!("dpop_nonce = true\n{text}"), "t", no_env).unwrap();
+        assert!(c.dpop_nonce);
+        let client = &c.clients[0];
+        assert_eq!(client.client_secret, None);
+        assert_eq!(
+            client.jwks.as_ref().unwrap().keys[0]
+                .common
+                .key_id
+                .as_deref(),
+            Some("k1")
+        );
+        assert!(client.dpop_bound_access_tokens);
+        let trust = client.federated.as_ref().unwrap();
+        assert_eq!(trust.subject, "spiffe://example/bff");
+        assert_eq!(trust.assertion_type, ASSERTION_TYPE_JWT_SPIFFE);
+        assert!(
+            !trust.single_use,
+            "federated assertions are reusable by default"
+        );
+    }
+
+    #[test]
+    fn a_relative_jwks_file_is_read_next_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("mock-issuer-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keys.json"), format!("{{\"keys\":[{EC_JWK}]}}")).unwrap();
+        let path = dir.join("issuer.toml");
+        std::fs::write(&path, client_toml("jwks_file = \"keys.json\"")).unwrap();
+        let c = IssuerConfig::load(&path).unwrap();
+        assert_eq!(c.clients[0].jwks.as_ref().unwrap().keys.len(), 1);
+        std::fs::write(&path, client_toml("jwks_file = \"missing.json\"")).unwrap();
+        let err = IssuerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("clients[0].jwks_file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn key_and_federation_errors_name_the_key() {
+        let private = EC_JWK.replace("\"kid\"", "\"d\":\"AAAA\",\"kid\"");
+        let cases = [
+            (String::new(), "clients[0].client_secret"),
+            (
+                format!("jwks = '{{\"keys\":[{private}]}}'"),
+                "clients[0].jwks.keys[0]",
+            ),
+            ("jwks = 'not json'".to_owned(), "clients[0].jwks"),
+            (
+                "jwks = '{\"keys\":[{\"kty\":\"oct\",\"x\":\"\"}]}'".to_owned(),
+                "clients[0].jwks.keys[0]",
+            ),
+            ("jwks = '{\"keys\":[]}'".to_owned(), "clients[0].jwks"),
+            (
+                "jwks = '{\"keys\":[]}'\njwks_file = \"x.json\"".to_owned(),
+                "clients[0]",
+            ),
+            (
+                "federated = { issuer = \"platform\", jwks_uri = \"http://p/jwks\", subject = \"s\" }"
+                    .to_owned(),
+                "clients[0].federated.issuer",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"file:///jwks\", subject = \"s\" }"
+                    .to_owned(),
+                "clients[0].federated.jwks_uri",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"http://p/jwks\", subject = \"\" }"
+                    .to_owned(),
+                "clients[0].federated.subject",
+            ),
+            (
+                "federated = { issuer = \"http://p\", jwks_uri = \"http://p/jwks\", subject = \"s\", \
+                 assertion_type = \"saml\" }"
+                    .to_owned(),
+                "clients[0].federated.assertion_type",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = IssuerConfig::from_toml(&client_toml(&extra), "t", no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err:?} should name {key}");
+        }
     }
 }

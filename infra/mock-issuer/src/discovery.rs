@@ -15,6 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::client_auth::ASSERTION_ALGS;
+use crate::dpop::DPOP_ALGS;
 use crate::state::IssuerState;
 
 pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) -> Response {
@@ -30,12 +32,18 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
             .into_response();
     }
     let alg = state.config.algorithm.as_str();
+    let names = |algs: &[jsonwebtoken::Algorithm]| -> Vec<String> {
+        algs.iter().map(|a| format!("{a:?}")).collect()
+    };
     Json(json!({
         "issuer": state.issuer,
         "token_endpoint": state.token_endpoint(),
         "jwks_uri": state.jwks_uri(),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": names(&ASSERTION_ALGS),
+        "dpop_signing_alg_values_supported": names(&DPOP_ALGS),
         "scopes_supported": state.config.all_scopes(),
         "response_types_supported": ["token"],
         "id_token_signing_alg_values_supported": [alg],

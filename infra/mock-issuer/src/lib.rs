@@ -2,9 +2,13 @@
 //!
 //! It serves the client credentials grant the way AWS Cognito and IdentityServer do:
 //! discovery, a JWKS, and a token endpoint that authenticates clients with
-//! `client_secret_basic` or `client_secret_post` and mints RS256 (or ES256) JWT access
-//! tokens in the `cognito` or `rfc9068` shape. It is **not** for production: clients and
-//! secrets come from a file, keys live in memory.
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523) or a JWT from
+//! a trusted platform issuer (federated client authentication, as Keycloak's for
+//! Kubernetes service-account tokens and SPIFFE JWT-SVIDs), and mints RS256 (or ES256) JWT
+//! access tokens in the `cognito` or `rfc9068` shape. With a DPoP proof (RFC 9449) the
+//! token is bound to the proof's key (`cnf.jkt`, `token_type: DPoP`), optionally behind a
+//! server nonce. It is **not** for production: clients and secrets come from a file, keys
+//! live in memory.
 //!
 //! As a library it starts on an ephemeral port and hands back an [`IssuerHandle`] with
 //! counters and fault knobs, so tests can assert how many token requests a client made, or
@@ -24,8 +28,11 @@
 //! ```
 
 pub mod admin;
+mod client_auth;
 pub mod config;
 mod discovery;
+mod dpop;
+mod jose;
 pub mod keys;
 mod state;
 mod token_endpoint;
@@ -47,7 +54,8 @@ use tower_http::trace::TraceLayer;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use config::{
-    ClientConfig, ConfigError, IssuerConfig, ResourceServer, ScopeFormat, TokenProfile,
+    ASSERTION_TYPE_JWT_BEARER, ASSERTION_TYPE_JWT_SPIFFE, ClientConfig, ConfigError,
+    FederatedTrust, IssuerConfig, ResourceServer, ScopeFormat, TokenProfile,
 };
 pub use keys::{Algorithm, KeyError};
 pub use state::IssuerStats;
@@ -63,6 +71,9 @@ pub enum StartError {
     /// The signing key could not be made or loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The HTTP client for federated key sets could not be built.
+    #[error("cannot build the HTTP client for federated JWKS: {0}")]
+    HttpClient(reqwest::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
     Bind {
@@ -145,7 +156,10 @@ impl MockIssuer {
                         header::CONTENT_TYPE,
                         header::ACCEPT,
                         header::HeaderName::from_static("x-requested-with"),
+                        header::HeaderName::from_static("dpop"),
                     ])
+                    // A browser client must be able to read the nonce (RFC 9449 section 8).
+                    .expose_headers([header::HeaderName::from_static("dpop-nonce")])
                     .max_age(Duration::from_secs(600)),
             );
         }
@@ -374,6 +388,33 @@ impl IssuerHandle {
     /// Signs a header and claims with the current key (the header is used as given).
     pub fn sign(&self, header: &Value, claims: &Value) -> Result<String, KeyError> {
         self.state().current_key().sign_json(header, claims)
+    }
+
+    /// Signs `claims` with the current key under the header `{alg, kid, typ: "JWT"}`. With
+    /// this issuer as a "platform" (Kubernetes, SPIFFE), it mints the JWTs a federated
+    /// client presents to another issuer; its [`Self::jwks_uri`] serves the keys.
+    pub fn sign_claims(&self, claims: &Value) -> Result<String, KeyError> {
+        let key = self.state().current_key();
+        let header = serde_json::json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "JWT"});
+        key.sign_json(&header, claims)
+    }
+
+    /// Whether every DPoP proof must carry the current server nonce (RFC 9449 section 8).
+    /// While on, a proof without it is answered `400 use_dpop_nonce`, and every token
+    /// endpoint answer carries the nonce in a `DPoP-Nonce` header.
+    pub fn require_dpop_nonce(&self, required: bool) {
+        self.state().dpop_nonce.set_required(required);
+    }
+
+    /// The current DPoP nonce (whether or not nonces are required).
+    pub fn dpop_nonce(&self) -> String {
+        self.state().dpop_nonce.current()
+    }
+
+    /// Replaces the DPoP nonce and returns the new one. Only the current nonce is accepted,
+    /// so proofs made with the previous one are answered `use_dpop_nonce` from now on.
+    pub fn rotate_dpop_nonce(&self) -> String {
+        self.state().dpop_nonce.rotate()
     }
 
     /// Signs raw header and payload bytes with the current key (for malformed tokens).

@@ -11,8 +11,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use crate::StartError;
+use crate::client_auth::{RemoteJwks, remote_key_sets};
 use crate::config::IssuerConfig;
+use crate::dpop::DpopNonce;
+use crate::jose::ReplayCache;
 use crate::keys::{KeyError, SigningKey};
+
+/// How many unexpired `jti` values each replay store holds at most (assertions and DPoP
+/// proofs each); when full, new ones are refused until old ones expire.
+const REPLAY_CAPACITY: usize = 100_000;
+
+/// Timeout of a whole federated JWKS request, and of its connection.
+const FEDERATION_TIMEOUT: Duration = Duration::from_secs(5);
+const FEDERATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Seconds a retired key stays published after the last token it signed expired: validators
 /// accept tokens up to their clock leeway (commonly 60 s) past `exp`.
@@ -61,6 +73,20 @@ pub struct IssuerStats {
     pub jwks_fetches: u64,
     /// Requests to the discovery document (including ones refused while it is down).
     pub discovery_fetches: u64,
+    /// Tokens issued to clients that authenticated with a client assertion
+    /// (`private_key_jwt` or federated).
+    pub tokens_issued_assertion: u64,
+    /// Of [`Self::tokens_issued_assertion`], those whose assertion came from a federated
+    /// issuer.
+    pub tokens_issued_federated: u64,
+    /// Token requests whose client assertion was refused (`invalid_client`).
+    pub client_assertions_refused: u64,
+    /// DPoP-bound tokens issued (`token_type: DPoP`, with `cnf.jkt`).
+    pub dpop_tokens_issued: u64,
+    /// Token requests answered `invalid_dpop_proof` (a bad, replayed or missing proof).
+    pub dpop_proofs_refused: u64,
+    /// Token requests answered `use_dpop_nonce` (nonce missing or not current).
+    pub dpop_nonce_challenges: u64,
 }
 
 impl IssuerStats {
@@ -78,6 +104,12 @@ pub(crate) struct Counters {
     pub(crate) discovery_fetches: AtomicU64,
     pub(crate) tokens_issued: Mutex<BTreeMap<String, u64>>,
     pub(crate) tokens_issued_post: AtomicU64,
+    pub(crate) tokens_issued_assertion: AtomicU64,
+    pub(crate) tokens_issued_federated: AtomicU64,
+    pub(crate) client_assertions_refused: AtomicU64,
+    pub(crate) dpop_tokens_issued: AtomicU64,
+    pub(crate) dpop_proofs_refused: AtomicU64,
+    pub(crate) dpop_nonce_challenges: AtomicU64,
 }
 
 /// Fault injection knobs, read by the handlers on every request.
@@ -131,15 +163,34 @@ pub(crate) struct IssuerState {
     pub(crate) keyring: RwLock<Keyring>,
     pub(crate) counters: Counters,
     pub(crate) faults: Faults,
+    /// `jti`s of single-use client assertions, until their `exp`.
+    pub(crate) assertion_jtis: ReplayCache,
+    /// `jti`s of DPoP proofs, until their `iat` window has passed.
+    pub(crate) dpop_jtis: ReplayCache,
+    pub(crate) dpop_nonce: DpopNonce,
+    /// Platform key sets of the clients with a federated trust, by client id.
+    pub(crate) federation: BTreeMap<String, RemoteJwks>,
+    /// For platform JWKS requests; carries the timeouts.
+    pub(crate) http: reqwest::Client,
 }
 
 impl IssuerState {
-    pub(crate) fn new(config: IssuerConfig, issuer: String) -> Result<Self, KeyError> {
+    pub(crate) fn new(config: IssuerConfig, issuer: String) -> Result<Self, StartError> {
         let key = match &config.key_file {
             Some(path) => SigningKey::from_pem_file(config.algorithm, path)?,
             None => SigningKey::generate(config.algorithm)?,
         };
+        let http = reqwest::Client::builder()
+            .timeout(FEDERATION_TIMEOUT)
+            .connect_timeout(FEDERATION_CONNECT_TIMEOUT)
+            .build()
+            .map_err(StartError::HttpClient)?;
         Ok(IssuerState {
+            assertion_jtis: ReplayCache::new(REPLAY_CAPACITY),
+            dpop_jtis: ReplayCache::new(REPLAY_CAPACITY),
+            dpop_nonce: DpopNonce::new(config.dpop_nonce),
+            federation: remote_key_sets(&config.clients),
+            http,
             token_lifetime_secs: AtomicU64::new(config.token_lifetime.as_secs()),
             config,
             issuer,
@@ -155,9 +206,15 @@ impl IssuerState {
     /// At the root of the issuer's origin: under a path prefix (Cognito's pool id) the
     /// token endpoint is not prefixed, as Cognito's lives on the pool's own domain.
     pub(crate) fn token_endpoint(&self) -> String {
+        self.root_url("/oauth2/token")
+    }
+
+    /// `path` on the issuer's origin, outside the path prefix (where the token endpoint
+    /// and its alias live).
+    pub(crate) fn root_url(&self, path: &str) -> String {
         let prefix = self.config.path_prefix.as_deref().unwrap_or("");
         let base = self.issuer.strip_suffix(prefix).unwrap_or(&self.issuer);
-        format!("{base}/oauth2/token")
+        format!("{base}{path}")
     }
 
     pub(crate) fn jwks_uri(&self) -> String {
@@ -230,6 +287,12 @@ impl IssuerState {
             tokens_issued_post: c.tokens_issued_post.load(Ordering::SeqCst),
             jwks_fetches: c.jwks_fetches.load(Ordering::SeqCst),
             discovery_fetches: c.discovery_fetches.load(Ordering::SeqCst),
+            tokens_issued_assertion: c.tokens_issued_assertion.load(Ordering::SeqCst),
+            tokens_issued_federated: c.tokens_issued_federated.load(Ordering::SeqCst),
+            client_assertions_refused: c.client_assertions_refused.load(Ordering::SeqCst),
+            dpop_tokens_issued: c.dpop_tokens_issued.load(Ordering::SeqCst),
+            dpop_proofs_refused: c.dpop_proofs_refused.load(Ordering::SeqCst),
+            dpop_nonce_challenges: c.dpop_nonce_challenges.load(Ordering::SeqCst),
         }
     }
 

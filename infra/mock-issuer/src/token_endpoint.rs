@@ -1,10 +1,15 @@
 //! The token endpoint (RFC 6749 section 4.4, client credentials grant).
 //!
-//! The request is checked in the order a strict server would: body shape, grant type,
-//! client authentication (exactly one of `client_secret_basic` or `client_secret_post`),
-//! the client's permission to use the grant, then the requested scopes. Every answer,
-//! success or error, carries `Cache-Control: no-store` (section 5.1); errors have the JSON
-//! body of section 5.2.
+//! The request is checked in the order a strict server would: body shape, grant type, the
+//! DPoP proof if there is one (RFC 9449, see [`crate::dpop`]), client authentication
+//! (exactly one of `client_secret_basic`, `client_secret_post` or a client assertion:
+//! `private_key_jwt` or federated, see [`crate::client_auth`]), the client's permission to
+//! use the grant and whether it must use DPoP, then the requested scopes. Only then are the
+//! one-time values consumed (a single-use assertion's `jti`, the proof's `jti`), so a
+//! request refused for another reason, such as a `use_dpop_nonce` challenge, can be sent
+//! again with the same assertion. Every answer, success or error, carries
+//! `Cache-Control: no-store` (section 5.1); errors have the JSON body of section 5.2, and
+//! while DPoP nonces are required every answer carries the current `DPoP-Nonce`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,14 +18,16 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
+use crate::client_auth;
 use crate::config::{ClientConfig, ScopeFormat, TokenProfile};
+use crate::dpop::{self, ProofError};
 use crate::state::{IssuerState, unix_now};
 
 /// An RFC 6749 section 5.2 error.
@@ -51,6 +58,15 @@ impl OAuthError {
         OAuthError {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        }
+    }
+}
+
+impl From<ProofError> for OAuthError {
+    fn from(error: ProofError) -> Self {
+        match error {
+            ProofError::Invalid(d) => Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d),
+            ProofError::UseNonce(d) => Self::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", d),
         }
     }
 }
@@ -116,6 +132,45 @@ struct Credentials {
     basic: bool,
 }
 
+/// How the client authenticates: with a secret, or with a JWT.
+enum ClientAuthentication<'p> {
+    Secret(Credentials),
+    Assertion {
+        client_id: Option<&'p str>,
+        assertion_type: &'p str,
+        assertion: &'p str,
+    },
+}
+
+fn authentication_method<'p>(
+    headers: &HeaderMap,
+    params: &'p Params,
+) -> Result<ClientAuthentication<'p>, OAuthError> {
+    let assertion = params.get("client_assertion");
+    let assertion_type = params.get("client_assertion_type");
+    if assertion.is_none() && assertion_type.is_none() {
+        return authenticate_request(headers, params).map(ClientAuthentication::Secret);
+    }
+    if headers.contains_key(header::AUTHORIZATION) || params.get("client_secret").is_some() {
+        return Err(OAuthError::invalid_request(
+            "more than one client authentication method (a client secret and client_assertion)",
+        ));
+    }
+    match (assertion, assertion_type) {
+        (Some(assertion), Some(assertion_type)) => Ok(ClientAuthentication::Assertion {
+            client_id: params.get("client_id"),
+            assertion_type,
+            assertion,
+        }),
+        (Some(_), None) => Err(OAuthError::invalid_request(
+            "client_assertion given without client_assertion_type",
+        )),
+        _ => Err(OAuthError::invalid_request(
+            "client_assertion_type given without client_assertion",
+        )),
+    }
+}
+
 fn authenticate_request(headers: &HeaderMap, params: &Params) -> Result<Credentials, OAuthError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -163,7 +218,8 @@ fn authenticate_request(headers: &HeaderMap, params: &Params) -> Result<Credenti
             })
         }
         (None, None) => Err(OAuthError::invalid_client(
-            "client authentication required (HTTP Basic or client_secret_post)",
+            "client authentication required (HTTP Basic, client_secret_post or a client \
+             assertion)",
             false,
         )),
     }
@@ -186,7 +242,11 @@ fn find_client<'a>(
         .iter()
         .find(|c| c.client_id == creds.client_id);
     // Compare against a fixed dummy for unknown ids so both paths cost the same.
-    let expected = client.map_or("unknown-client-dummy-secret", |c| c.client_secret.as_str());
+    // A client without a secret cannot use one: it is compared with the dummy and fails.
+    let expected = client
+        .and_then(|c| c.client_secret.as_deref())
+        .unwrap_or("unknown-client-dummy-secret");
+    let client = client.filter(|c| c.client_secret.is_some());
     let secret_ok = secrets_match(&creds.secret, expected);
     match client {
         Some(c) if secret_ok => Ok(c),
@@ -297,6 +357,7 @@ pub(crate) fn token_contents(
 /// `POST /oauth2/token` (and `/connect/token`).
 pub(crate) async fn token(
     State(state): State<Arc<IssuerState>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -314,19 +375,45 @@ pub(crate) async fn token(
             };
             Err(OAuthError::new(status, code, "injected failure"))
         }
-        None => issue(&state, &headers, &body),
+        None => issue(&state, &headers, uri.path(), &body).await,
     };
-    match result {
+    let mut response = match result {
         Ok(response) => response,
         Err(error) => {
             state.counters.token_errors.fetch_add(1, Ordering::SeqCst);
+            let counter = match error.code {
+                "invalid_dpop_proof" => Some(&state.counters.dpop_proofs_refused),
+                "use_dpop_nonce" => Some(&state.counters.dpop_nonce_challenges),
+                _ => None,
+            };
+            if let Some(counter) = counter {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
             tracing::info!(error = error.code, description = %error.description, "token request refused");
             error.into_response()
         }
+    };
+    if let Some(nonce) = state.dpop_nonce.required_nonce()
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", value);
     }
+    response
 }
 
-fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+/// How the issued token's client authenticated, for the counters.
+enum AuthenticatedBy {
+    Basic,
+    Post,
+    Assertion { federated: bool },
+}
+
+async fn issue(
+    state: &IssuerState,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -352,8 +439,38 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             ));
         }
     }
-    let creds = authenticate_request(headers, &params)?;
-    let client = find_client(state, &creds)?;
+    let now = unix_now();
+    // The proof is checked before the client, so a nonce challenge does not use up a
+    // single-use client assertion; its jti is consumed last, with the assertion's.
+    let proof = dpop::check(state, headers, &state.root_url(path), now)?;
+    let (client, single_use_jti, authenticated_by) =
+        match authentication_method(headers, &params)? {
+            ClientAuthentication::Secret(creds) => (
+                find_client(state, &creds)?,
+                None,
+                if creds.basic {
+                    AuthenticatedBy::Basic
+                } else {
+                    AuthenticatedBy::Post
+                },
+            ),
+            ClientAuthentication::Assertion {
+                client_id,
+                assertion_type,
+                assertion,
+            } => match client_auth::authenticate(state, client_id, assertion_type, assertion, now)
+                .await
+            {
+                Ok(auth) => (
+                    auth.client,
+                    auth.single_use_jti,
+                    AuthenticatedBy::Assertion {
+                        federated: auth.federated,
+                    },
+                ),
+                Err(description) => return Err(assertion_refused(state, description)),
+            },
+        };
     if !client
         .allowed_grant_types
         .iter()
@@ -365,19 +482,36 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
             "this client may not use the client_credentials grant",
         ));
     }
+    if client.dpop_bound_access_tokens && proof.is_none() {
+        return Err(ProofError::Invalid(format!(
+            "DPoP proof missing: client {:?} requires DPoP-bound access tokens",
+            client.client_id
+        ))
+        .into());
+    }
     let scopes = granted_scopes(client, params.get("scope"))?;
+    if let Some(jti) = single_use_jti {
+        client_auth::consume_jti(state, jti, now)
+            .map_err(|description| assertion_refused(state, description))?;
+    }
+    if let Some(proof) = &proof {
+        dpop::consume(state, proof, now)?;
+    }
 
     let key = state.current_key();
     let lifetime = state.token_lifetime();
-    let (header_json, claims) = token_contents(
+    let (header_json, mut claims) = token_contents(
         state,
         key.kid(),
         key.alg().as_str(),
         &client.client_id,
         &scopes,
-        unix_now(),
+        now,
         lifetime,
     );
+    if let Some(proof) = &proof {
+        claims["cnf"] = json!({ "jkt": proof.jkt });
+    }
     let access_token = key.sign_json(&header_json, &claims).map_err(|e| {
         OAuthError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -392,16 +526,30 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         .unwrap_or_else(|e| e.into_inner())
         .entry(client.client_id.clone())
         .or_default() += 1;
-    if !creds.basic {
-        state
-            .counters
-            .tokens_issued_post
-            .fetch_add(1, Ordering::SeqCst);
+    let counters = &state.counters;
+    match authenticated_by {
+        AuthenticatedBy::Basic => {}
+        AuthenticatedBy::Post => {
+            counters.tokens_issued_post.fetch_add(1, Ordering::SeqCst);
+        }
+        AuthenticatedBy::Assertion { federated } => {
+            counters
+                .tokens_issued_assertion
+                .fetch_add(1, Ordering::SeqCst);
+            if federated {
+                counters
+                    .tokens_issued_federated
+                    .fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
-    tracing::info!(client_id = %client.client_id, scope = %scopes.join(" "), expires_in = lifetime.as_secs(), "token issued");
+    if proof.is_some() {
+        counters.dpop_tokens_issued.fetch_add(1, Ordering::SeqCst);
+    }
+    tracing::info!(client_id = %client.client_id, scope = %scopes.join(" "), expires_in = lifetime.as_secs(), dpop = proof.is_some(), "token issued");
     let mut body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if proof.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": lifetime.as_secs(),
     });
     if !scopes.is_empty() {
@@ -410,6 +558,15 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     let mut response = axum::Json(body).into_response();
     no_store(response.headers_mut());
     Ok(response)
+}
+
+/// Counts a refused client assertion and makes its `invalid_client` answer.
+fn assertion_refused(state: &IssuerState, description: String) -> OAuthError {
+    state
+        .counters
+        .client_assertions_refused
+        .fetch_add(1, Ordering::SeqCst);
+    OAuthError::invalid_client(description, false)
 }
 
 #[cfg(test)]
