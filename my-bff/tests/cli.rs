@@ -158,7 +158,10 @@ fn each_bad_variable_is_named_and_the_secret_never_printed() {
         (
             {
                 let mut v = without("AUTH_SERVER_MYBFF_CLIENT_SECRET");
-                v.push(("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE", "/nonexistent/jwt"));
+                v.push((
+                    "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE",
+                    "/nonexistent/jwt",
+                ));
                 v
             },
             "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE",

@@ -84,10 +84,7 @@ async fn make(
             assertion_type,
         } => {
             let unreadable = |reason: String| {
-                TokenError::Credential(format!(
-                    "the assertion file {} {reason}",
-                    path.display()
-                ))
+                TokenError::Credential(format!("the assertion file {} {reason}", path.display()))
             };
             // What tokio::fs does, without its feature: a blocking read off the runtime.
             let file = path.clone();

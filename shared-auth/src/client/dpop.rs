@@ -229,7 +229,10 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(DPOP_NONCE, "n-1".parse().unwrap());
         assert!(key.remember_nonce(&a, &headers));
-        assert!(!key.remember_nonce(&a, &headers), "the same nonce is not new");
+        assert!(
+            !key.remember_nonce(&a, &headers),
+            "the same nonce is not new"
+        );
         let nonce_of = |url: &Url| {
             let proof = key.proof("GET", url, None).unwrap();
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())

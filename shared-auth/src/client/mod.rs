@@ -58,12 +58,12 @@ pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]
 pub use settings::TokenCacheArgs;
 pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
+pub use signing_key::{KeyError, SigningKey};
 pub use token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };
 #[cfg(feature = "redis")]
 pub use token_cache_settings::TokenCacheSettings;
-pub use signing_key::{KeyError, SigningKey};
 pub use token_endpoint::{RetryPolicy, TokenType};
 pub use token_manager::{
     BuildError, ManagedClient, REJECTION_RENEWAL_INTERVAL, TokenManager, TokenManagerBuilder,

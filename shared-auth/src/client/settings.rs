@@ -16,8 +16,8 @@ use super::credentials::{
     ClientCredential, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
 };
 use super::dpop::DpopKey;
-use super::signing_key::SigningKey;
 use super::error::TokenError;
+use super::signing_key::SigningKey;
 use super::token_endpoint::RetryPolicy;
 use crate::scope::ScopeSet;
 use crate::settings::{SettingsError, setting_name};
@@ -184,7 +184,10 @@ impl ClientSettings {
         let dpop = match non_empty(self.dpop_key_file) {
             None => None,
             Some(word) if word.trim() == "generate" => Some(DpopKey::generate().map_err(|e| {
-                fail(client("dpop_key_file"), format!("no key could be made: {e}"))
+                fail(
+                    client("dpop_key_file"),
+                    format!("no key could be made: {e}"),
+                )
             })?),
             Some(path) => Some(DpopKey::new(
                 SigningKey::from_file(std::path::Path::new(path.trim()), None)
@@ -278,7 +281,11 @@ fn credential(
         (key.file.is_some(), "client_assertion_key_file"),
         (assertion_file.is_some(), "client_assertion_file"),
     ];
-    let set: Vec<&str> = given.iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
+    let set: Vec<&str> = given
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
     let one_of = || {
         format!(
             "set exactly one of {}, {}, {} or {}",
@@ -328,7 +335,10 @@ fn credential(
         {
             return Err(fail(
                 "client_assertion_alg",
-                format!("{alg:?} does not fit the key, which is {:?}", signing.algorithm()),
+                format!(
+                    "{alg:?} does not fit the key, which is {:?}",
+                    signing.algorithm()
+                ),
             ));
         }
         if let Some(id) = key.id {
@@ -879,7 +889,8 @@ mod tests {
         let e = definition(base()).unwrap_err();
         assert_eq!(e.setting, "AUTH_SERVER_MYBFF_CLIENT_SECRET");
         assert!(
-            e.reason.contains("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE")
+            e.reason
+                .contains("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_KEY_FILE")
                 && e.reason.contains("AUTH_SERVER_MYBFF_CLIENT_ASSERTION_FILE"),
             "{e}"
         );

@@ -105,7 +105,9 @@ impl SigningKey {
                 Pair::Rsa(RsaKeyPair::from_der(k.secret_pkcs1_der()).map_err(rejected)?),
                 rsa_alg,
             ),
-            PrivateKeyDer::Sec1(k) => ec_pair(|a| EcdsaKeyPair::from_private_key_der(a, k.secret_sec1_der()))?,
+            PrivateKeyDer::Sec1(k) => {
+                ec_pair(|a| EcdsaKeyPair::from_private_key_der(a, k.secret_sec1_der()))?
+            }
             PrivateKeyDer::Pkcs8(k) => {
                 let der = k.secret_pkcs8_der();
                 if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
@@ -128,7 +130,11 @@ impl SigningKey {
             .map_err(|e| KeyError::Format(format!("not JSON ({e})")))?;
         let jwk = match value.get("keys") {
             Some(Value::Array(keys)) if keys.len() == 1 => keys[0].clone(),
-            Some(_) => return Err(KeyError::Format("a JWK set must hold exactly one key".into())),
+            Some(_) => {
+                return Err(KeyError::Format(
+                    "a JWK set must hold exactly one key".into(),
+                ));
+            }
             None => value,
         };
         let member = |name: &str| -> Result<Vec<u8>, KeyError> {
@@ -149,9 +155,18 @@ impl SigningKey {
         let (pair, alg) = match text("kty") {
             Some("RSA") => {
                 let (n, e, d) = (member("n")?, member("e")?, member("d")?);
-                let (p, q, dp, dq, qi) = (member("p")?, member("q")?, member("dp")?, member("dq")?, member("qi")?);
+                let (p, q, dp, dq, qi) = (
+                    member("p")?,
+                    member("q")?,
+                    member("dp")?,
+                    member("dq")?,
+                    member("qi")?,
+                );
                 let components = KeyPairComponents {
-                    public_key: PublicKeyComponents { n: &n[..], e: &e[..] },
+                    public_key: PublicKeyComponents {
+                        n: &n[..],
+                        e: &e[..],
+                    },
                     d: &d[..],
                     p: &p[..],
                     q: &q[..],
@@ -160,7 +175,10 @@ impl SigningKey {
                     qInv: &qi[..],
                 };
                 let alg = named_alg.unwrap_or(SignatureAlgorithm::RS256);
-                (Pair::Rsa(RsaKeyPair::from_components(&components).map_err(rejected)?), alg)
+                (
+                    Pair::Rsa(RsaKeyPair::from_components(&components).map_err(rejected)?),
+                    alg,
+                )
             }
             Some("EC") => {
                 let signing = match text("crv") {
@@ -173,8 +191,9 @@ impl SigningKey {
                 let mut point = vec![4u8];
                 point.extend(member("x")?);
                 point.extend(member("y")?);
-                let pair = EcdsaKeyPair::from_private_key_and_public_key(signing, &member("d")?, &point)
-                    .map_err(rejected)?;
+                let pair =
+                    EcdsaKeyPair::from_private_key_and_public_key(signing, &member("d")?, &point)
+                        .map_err(rejected)?;
                 let alg = if text("crv") == Some("P-256") {
                     SignatureAlgorithm::ES256
                 } else {
@@ -243,7 +262,9 @@ impl SigningKey {
                     | SignatureAlgorithm::PS384
                     | SignatureAlgorithm::PS512
             ),
-            (Pair::Ecdsa(_), a) => matches!(a, SignatureAlgorithm::ES256 | SignatureAlgorithm::ES384),
+            (Pair::Ecdsa(_), a) => {
+                matches!(a, SignatureAlgorithm::ES256 | SignatureAlgorithm::ES384)
+            }
             (Pair::Ed25519(_), a) => a == SignatureAlgorithm::EdDSA,
         };
         if !fits {
@@ -258,7 +279,11 @@ impl SigningKey {
                 // Uncompressed SEC1 point: 0x04 || x || y, coordinates of equal length.
                 let point = &k.public_key().as_ref()[1..];
                 let (x, y) = point.split_at(point.len() / 2);
-                let crv = if alg == SignatureAlgorithm::ES256 { "P-256" } else { "P-384" };
+                let crv = if alg == SignatureAlgorithm::ES256 {
+                    "P-256"
+                } else {
+                    "P-384"
+                };
                 json!({"crv": crv, "kty": "EC", "x": B64URL.encode(x), "y": B64URL.encode(y)})
             }
             Pair::Ed25519(k) => {
@@ -295,7 +320,11 @@ impl SigningKey {
     }
 
     /// A compact JWS of `claims` under a header made by [`Self::encoded_header`].
-    pub(crate) fn sign_compact(&self, encoded_header: &str, claims: &[u8]) -> Result<String, KeyError> {
+    pub(crate) fn sign_compact(
+        &self,
+        encoded_header: &str,
+        claims: &[u8],
+    ) -> Result<String, KeyError> {
         let mut jws = String::with_capacity(encoded_header.len() + claims.len() * 4 / 3 + 400);
         jws.push_str(encoded_header);
         jws.push('.');
@@ -333,14 +362,20 @@ impl SigningKey {
 }
 
 fn ec_pair(
-    load: impl Fn(&'static signature::EcdsaSigningAlgorithm) -> Result<EcdsaKeyPair, aws_lc_rs::error::KeyRejected>,
+    load: impl Fn(
+        &'static signature::EcdsaSigningAlgorithm,
+    ) -> Result<EcdsaKeyPair, aws_lc_rs::error::KeyRejected>,
 ) -> Result<(Pair, SignatureAlgorithm), KeyError> {
     if let Ok(pair) = load(&signature::ECDSA_P256_SHA256_FIXED_SIGNING) {
         return Ok((Pair::Ecdsa(pair), SignatureAlgorithm::ES256));
     }
     load(&signature::ECDSA_P384_SHA384_FIXED_SIGNING)
         .map(|pair| (Pair::Ecdsa(pair), SignatureAlgorithm::ES384))
-        .map_err(|e| KeyError::Format(format!("not an RSA, EC (P-256, P-384) or Ed25519 key ({e})")))
+        .map_err(|e| {
+            KeyError::Format(format!(
+                "not an RSA, EC (P-256, P-384) or Ed25519 key ({e})"
+            ))
+        })
 }
 
 /// A JOSE algorithm name as a signing algorithm (no HMAC, no `none`).
@@ -395,8 +430,7 @@ mod tests {
     fn round_trip(key: &SigningKey) {
         let header = key.encoded_header(&[]);
         let jws = key.sign_compact(&header, br#"{"sub":"x"}"#).unwrap();
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_value(key.public_jwk().clone()).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk().clone()).unwrap();
         let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
         let mut validation = jsonwebtoken::Validation::new(key.algorithm().jose());
         validation.required_spec_claims.clear();
@@ -437,8 +471,7 @@ mod tests {
         round_trip(&from_pkcs8);
         let sec1: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'_> =
             pair.private_key().as_der().unwrap();
-        let from_sec1 =
-            SigningKey::from_pem(&pem("EC PRIVATE KEY", sec1.as_ref()), None).unwrap();
+        let from_sec1 = SigningKey::from_pem(&pem("EC PRIVATE KEY", sec1.as_ref()), None).unwrap();
         assert_eq!(from_sec1.thumbprint(), from_pkcs8.thumbprint());
 
         let d: aws_lc_rs::encoding::EcPrivateKeyBin<'_> = pair.private_key().as_be_bytes().unwrap();
@@ -453,9 +486,11 @@ mod tests {
         assert!(SigningKey::from_jwk(set.as_bytes()).is_ok());
 
         let p384 = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
-        let key =
-            SigningKey::from_pem(&pem("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref()), None)
-                .unwrap();
+        let key = SigningKey::from_pem(
+            &pem("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref()),
+            None,
+        )
+        .unwrap();
         assert_eq!(key.algorithm(), SignatureAlgorithm::ES384);
         round_trip(&key);
     }
@@ -498,7 +533,10 @@ mod tests {
     fn debug_shows_no_key_material() {
         let key = SigningKey::generate_es256().unwrap().with_key_id("k1");
         let printed = format!("{key:?}");
-        assert!(printed.contains("ES256") && printed.contains("k1"), "{printed}");
+        assert!(
+            printed.contains("ES256") && printed.contains("k1"),
+            "{printed}"
+        );
         assert!(!printed.contains("\"d\""));
     }
 }

@@ -390,6 +390,35 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     #[test]
+    fn a_dpop_key_is_part_of_the_key_and_the_token_type_survives_the_wire() {
+        use crate::client::{ClientId, ClientSecret, DpopKey};
+        let client = ClientCredentialsClient::new(
+            "https://issuer/token",
+            ClientId::new("bff"),
+            ClientSecret::new("s"),
+        );
+        let scope = ScopeSet::new();
+        let bearer = CacheKey::new("api", &client, &scope, None);
+        let one = client.clone().with_dpop(DpopKey::generate().unwrap());
+        let other = client.clone().with_dpop(DpopKey::generate().unwrap());
+        let key_one = CacheKey::new("api", &one, &scope, None);
+        assert_ne!(bearer, key_one);
+        assert_ne!(key_one, CacheKey::new("api", &other, &scope, None));
+        assert_eq!(key_one, CacheKey::new("api", &one, &scope, None));
+
+        let entry = CachedToken::new(AccessToken::new("t"), 0, Duration::from_secs(600), MIN, 0.1)
+            .with_token_type(TokenType::DPoP);
+        let back = CachedToken::from_bytes(&entry.to_bytes()).unwrap();
+        assert_eq!(back.token_type, TokenType::DPoP);
+        // An entry written before DPoP existed reads as Bearer.
+        let old = br#"{"t":"tok","e":3,"c":2,"r":1}"#;
+        assert_eq!(
+            CachedToken::from_bytes(old).unwrap().token_type,
+            TokenType::Bearer
+        );
+    }
+
+    #[test]
     fn lifetime_rules() {
         let t = AccessToken::new("t");
         // 1 h token: cached 59 min, refresh ahead in the last 10 % of that.

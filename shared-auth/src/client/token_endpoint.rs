@@ -151,13 +151,18 @@ async fn request_once(
     let first = send_once(http, client, scope, resource, timeout, client_name).await;
     match first {
         Err(Attempt::NewNonce) => {
-            tracing::debug!(client = client_name, "the token endpoint asked for a DPoP nonce; asking again with it");
+            tracing::debug!(
+                client = client_name,
+                "the token endpoint asked for a DPoP nonce; asking again with it"
+            );
             metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => client_name.to_owned(), "at" => "token_endpoint").increment(1);
             match send_once(http, client, scope, resource, timeout, client_name).await {
                 Err(Attempt::NewNonce) => Err(TokenError::Rejected {
                     status: 400,
                     error: "use_dpop_nonce".into(),
-                    description: Some("the token endpoint asked for a new DPoP nonce twice in a row".into()),
+                    description: Some(
+                        "the token endpoint asked for a new DPoP nonce twice in a row".into(),
+                    ),
                 }),
                 other => other.map_err(Attempt::into_error),
             }
@@ -267,7 +272,9 @@ async fn send_once(
         .as_ref()
         .is_some_and(|(key, url)| key.remember_nonce(url, response.headers()));
     if status.is_redirection() {
-        return Err(TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into());
+        return Err(
+            TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into(),
+        );
     }
     let body = crate::issuer_http::read_capped(response, MAX_RESPONSE_BYTES)
         .await
@@ -429,16 +436,23 @@ mod tests {
     fn a_dpop_token_is_taken_only_by_a_client_that_sent_a_proof() {
         let body = br#"{"access_token":"abc","token_type":"DPoP","expires_in":60}"#;
         assert!(parse_success(body, false).is_err());
-        assert_eq!(parse_success(body, true).unwrap().token_type, TokenType::DPoP);
+        assert_eq!(
+            parse_success(body, true).unwrap().token_type,
+            TokenType::DPoP
+        );
         let bearer = br#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
-        assert_eq!(parse_success(bearer, true).unwrap().token_type, TokenType::Bearer);
+        assert_eq!(
+            parse_success(bearer, true).unwrap().token_type,
+            TokenType::Bearer
+        );
     }
 
     #[test]
     fn parses_success_bodies_leniently_and_safely() {
-        let ok =
-            parse_success_bearer(br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600"}"#)
-                .unwrap();
+        let ok = parse_success_bearer(
+            br#"{"access_token":"abc","token_type":"bearer","expires_in":"3600"}"#,
+        )
+        .unwrap();
         assert_eq!(ok.expires_in, Some(Duration::from_secs(3600)));
         assert!(
             parse_success_bearer(br#"{"access_token":"abc"}"#)

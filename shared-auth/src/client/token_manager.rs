@@ -208,10 +208,8 @@ impl PreparedToken {
             TokenType::DPoP => ("DPoP", Some(super::dpop::ath(entry.access_token.secret()))),
             _ => ("Bearer", None),
         };
-        let mut header =
-            HeaderValue::try_from(format!("{scheme} {}", entry.access_token.secret())).map_err(
-                |_| TokenError::InvalidResponse("access token is not header-safe".into()),
-            )?;
+        let mut header = HeaderValue::try_from(format!("{scheme} {}", entry.access_token.secret()))
+            .map_err(|_| TokenError::InvalidResponse("access token is not header-safe".into()))?;
         // Sensitive: hyper keeps it out of HPACK tables and Debug output.
         header.set_sensitive(true);
         Ok(PreparedToken {
