@@ -9,6 +9,8 @@
 //! - `middleware/ours` vs `middleware/static_header`: one request through
 //!   reqwest-middleware to a terminal middleware that answers at once (no network), so the
 //!   difference is what our middleware adds;
+//! - `middleware/dpop` (a DPoP-bound token: a fresh proof per request) vs `middleware/ours`
+//!   and `dpop/es256_sign` (one raw aws-lc-rs ES256 signature, the floor of a proof);
 //! - `stampede`: 1,000 concurrent callers on a cold cache; prints the token requests made;
 //! - `tiered/memory_hit` vs `tiered/redis_hit` (feature `redis`, with `BENCH_REDIS_URL` set, as
 //!   `just bench` does when `redis-server` is installed): a `RedisTokenCache` read that
@@ -35,8 +37,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::json;
 use shared_auth::client::{
-    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ManagedClient,
-    TokenManager,
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, DpopKey,
+    ManagedClient, TokenManager,
 };
 use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
 
@@ -244,6 +246,51 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
     });
     group.bench_function("ours", |b| {
         b.iter(|| black_box(ready(ours.execute(request())).unwrap()))
+    });
+    // The same client with a DPoP key: the issuer binds its token, and every request
+    // carries a fresh ES256 proof (with `ath`).
+    let dpop_tokens = TokenManager::builder()
+        .build()
+        .unwrap()
+        .register(
+            "dpop",
+            ClientCredentialsClient::new(
+                s.issuer.token_endpoint(),
+                ClientId::new("bench"),
+                ClientSecret::new("bench-secret-0123"),
+            )
+            .with_dpop(DpopKey::generate().unwrap()),
+        )
+        .unwrap();
+    let bound = s.runtime.block_on(dpop_tokens.token()).unwrap();
+    assert!(
+        bound.secret().split('.').nth(1).is_some_and(|p| {
+            let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&claims).unwrap()["cnf"]["jkt"].is_string()
+        }),
+        "the issuer bound the token"
+    );
+    let dpop = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientCredentialsMiddleware::new(dpop_tokens))
+        .with(Answer)
+        .build();
+    group.bench_function("dpop", |b| {
+        b.iter(|| black_box(ready(dpop.execute(request())).unwrap()))
+    });
+    group.finish();
+
+    // The floor of a proof: one ES256 signature over a proof-sized message.
+    let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    )
+    .unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let message = vec![b'a'; 420];
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("es256_sign", |b| {
+        b.iter(|| black_box(pair.sign(&rng, black_box(&message)).unwrap()))
     });
     group.finish();
 }
