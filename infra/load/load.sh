@@ -6,7 +6,8 @@
 # middleware; the services themselves carry no benchmark-only code). Starts
 # mock-issuer plus both variants of my-service and my-bff on loopback ports, then runs wrk
 # against each target in interleaved rounds (A, B, A, B, ...) so both see the same machine
-# noise, and prints requests/s, the ratios and peak resident memory. Bounded: ROUNDS x 4
+# noise, and prints requests/s, the ratios and peak resident memory. A third my-bff with a
+# DPoP key gives the DPoP-vs-bearer row, end to end. Bounded: ROUNDS x 5
 # runs of DURATION seconds, CONNECTIONS connections, loopback only.
 #
 # Needs wrk (Debian: apt-get install wrk). Writes its table to stdout and to
@@ -53,6 +54,9 @@ start 17062 env AUTH_AUTHORITY=$ISSUER "$ON/my-service"
 start 17063 env AUTH_AUTHORITY=$ISSUER "$OFF/my-service-no-auth"
 start 17248 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 "$ON/my-bff"
 start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff-no-auth"
+# The same BFF with DPoP: its tokens bound to a key made at start, a proof per request, and
+# my-service (DPoP allowed, its default) checking each proof and its jti.
+start 17250 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 AUTH_SERVER_MYBFF_DPOP_KEY_FILE=generate "$ON/my-bff"
 SVC_ON_PID=${PIDS[1]} SVC_OFF_PID=${PIDS[2]} BFF_ON_PID=${PIDS[3]}
 TOKEN=$("$ON/mock-issuer" token --issuer $ISSUER)
 
@@ -77,7 +81,7 @@ rps() { # url, pid (or -), extra wrk args...
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -a SVC_ON SVC_OFF BFF_ON BFF_OFF
+declare -a SVC_ON SVC_OFF BFF_ON BFF_OFF BFF_DPOP
 for round in $(seq "$ROUNDS"); do
   echo "load: round $round/$ROUNDS" >&2
   SVC_ON+=("$(rps http://127.0.0.1:17062/weatherforecast "$SVC_ON_PID" -H "Authorization: Bearer $TOKEN")")
@@ -85,9 +89,10 @@ for round in $(seq "$ROUNDS"); do
   SVC_OFF+=("$(rps http://127.0.0.1:17063/weatherforecast "$SVC_OFF_PID" -H "Authorization: Bearer $TOKEN")")
   BFF_ON+=("$(rps http://127.0.0.1:17248/weatherforecast -)")
   BFF_OFF+=("$(rps http://127.0.0.1:17249/weatherforecast -)")
+  BFF_DPOP+=("$(rps http://127.0.0.1:17250/weatherforecast -)")
 done
 svc_on=$(median "${SVC_ON[@]}") svc_off=$(median "${SVC_OFF[@]}")
-bff_on=$(median "${BFF_ON[@]}") bff_off=$(median "${BFF_OFF[@]}")
+bff_on=$(median "${BFF_ON[@]}") bff_off=$(median "${BFF_OFF[@]}") bff_dpop=$(median "${BFF_DPOP[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f %%", 100 * a / b}'; }
 PEAK_SVC=$(rss "$SVC_ON_PID" VmHWM) PEAK_BFF=$(rss "$BFF_ON_PID" VmHWM)
 mapfile -t CPU_ON <"$CPU_FILE.$SVC_ON_PID"
@@ -105,6 +110,10 @@ mkdir -p "$(dirname "$OUT")"
   echo "| my-service, same valid token on every request | $svc_on | $svc_off | $(ratio "$svc_on" "$svc_off") |"
   echo "| my-bff -> my-service (end to end) | $bff_on | $bff_off | $(ratio "$bff_on" "$bff_off") |"
   echo
+  echo "| end to end | DPoP (req/s) | bearer (req/s) | DPoP / bearer |"
+  echo "| --- | ---: | ---: | ---: |"
+  echo "| my-bff -> my-service, a proof signed by my-bff and checked by my-service per request | $bff_dpop | $bff_on | $(ratio "$bff_dpop" "$bff_on") |"
+  echo
   echo "my-service CPU time per request (median): auth on $cpu_on µs, auth off $cpu_off µs; $(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN {printf "+%.2f µs, off / on = %.1f %%", a - b, 100 * b / a}')."
   echo
   echo "| process (auth on) | idle RSS | peak RSS under load (VmHWM) |"
@@ -112,5 +121,5 @@ mkdir -p "$(dirname "$OUT")"
   echo "| my-service | $((IDLE_SVC / 1024)) MiB | $((PEAK_SVC / 1024)) MiB |"
   echo "| my-bff | $((IDLE_BFF / 1024)) MiB | $((PEAK_BFF / 1024)) MiB |"
   echo
-  echo "Rounds (req/s): my-service on ${SVC_ON[*]} / off ${SVC_OFF[*]}; my-bff on ${BFF_ON[*]} / off ${BFF_OFF[*]}. CPU µs per request: my-service on ${CPU_ON[*]} / off ${CPU_OFF[*]}."
+  echo "Rounds (req/s): my-service on ${SVC_ON[*]} / off ${SVC_OFF[*]}; my-bff on ${BFF_ON[*]} / off ${BFF_OFF[*]} / DPoP ${BFF_DPOP[*]}. CPU µs per request: my-service on ${CPU_ON[*]} / off ${CPU_OFF[*]}."
 } | tee "$OUT"
