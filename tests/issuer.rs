@@ -99,7 +99,21 @@ async fn discovery_document_lists_endpoints_methods_and_scopes() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "PS256", "ES256", "EdDSA"])
+    );
+    assert!(
+        doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"ES256".into())
     );
     assert_eq!(doc["scopes_supported"], serde_json::json!([READ, WRITE]));
     assert_eq!(issuer.stats().discovery_fetches, 1);

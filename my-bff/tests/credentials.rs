@@ -14,7 +14,9 @@ use mock_issuer::{ClientConfig, FederatedTrust, IssuerHandle, TokenProfile as Is
 use my_bff::config::BffConfig;
 use my_service::weather::READ_SCOPE;
 use serde_json::json;
-use shared_auth::client::{ClientDefinition, ClientId, ClientSecret, DpopKey, SigningKey, TokenSource};
+use shared_auth::client::{
+    ClientDefinition, ClientId, ClientSecret, DpopKey, SigningKey, TokenSource,
+};
 use shared_auth::server::DpopMode;
 use test_support::*;
 
@@ -139,7 +141,10 @@ async fn private_key_jwt_from_the_variables_end_to_end() {
         assert_eq!(call(&bff).await, StatusCode::OK);
     }
     let stats = issuer.stats();
-    assert_eq!(stats.tokens_issued_assertion, 1, "five calls, one assertion");
+    assert_eq!(
+        stats.tokens_issued_assertion, 1,
+        "five calls, one assertion"
+    );
     assert_eq!(stats.client_assertions_refused, 0);
 }
 
@@ -171,10 +176,9 @@ async fn an_assertion_file_that_rotates_between_calls() {
     // refuse it, so a second token proves the file was read again.
     let mut trust = FederatedTrust::new(platform.issuer(), platform.jwks_uri(), SUBJECT);
     trust.single_use = true;
-    let issuer = mock_issuer::start(
-        issuer_config(IssuerProfile::Cognito)
-            .with_client(ClientConfig::without_secret(PLATFORM_CLIENT, [READ_SCOPE]).with_federated(trust)),
-    )
+    let issuer = mock_issuer::start(issuer_config(IssuerProfile::Cognito).with_client(
+        ClientConfig::without_secret(PLATFORM_CLIENT, [READ_SCOPE]).with_federated(trust),
+    ))
     .await
     .unwrap();
     // One-second tokens (cached for half of that): the next token request comes quickly.
@@ -193,10 +197,14 @@ async fn an_assertion_file_that_rotates_between_calls() {
     assert_eq!(issuer.stats().tokens_issued_federated, 1);
 
     file.write(&platform_token(&platform, issuer.issuer(), 2));
-    eventually(Duration::from_secs(10), "a token from the rotated file", || async {
-        assert_eq!(call(&bff).await, StatusCode::OK);
-        issuer.stats().tokens_issued_federated >= 2
-    })
+    eventually(
+        Duration::from_secs(10),
+        "a token from the rotated file",
+        || async {
+            assert_eq!(call(&bff).await, StatusCode::OK);
+            issuer.stats().tokens_issued_federated >= 2
+        },
+    )
     .await;
     assert_eq!(
         issuer.stats().client_assertions_refused,
@@ -272,5 +280,8 @@ async fn private_key_jwt_and_dpop_together() {
         assert_eq!(call(&bff).await, StatusCode::OK);
     }
     let stats = issuer.stats();
-    assert_eq!((stats.tokens_issued_assertion, stats.dpop_tokens_issued), (1, 1));
+    assert_eq!(
+        (stats.tokens_issued_assertion, stats.dpop_tokens_issued),
+        (1, 1)
+    );
 }
