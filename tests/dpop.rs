@@ -6,96 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::{Value, json};
 use shared_auth::clock::{Clock, ManualClock};
-use shared_auth::server::{DpopConfig, DpopMode, JwtValidator};
+use shared_auth::server::{DpopConfig, DpopMode, JwtValidator, ReplayStoreConfig, SecretValue};
 use system_tests::*;
 
+#[path = "dpop_prover.rs"]
+mod dpop_prover;
+use dpop_prover::{Prover, b64, now};
+
 const ALGS: &str = "DPoP algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA\"";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A client's DPoP key: makes proofs.
-struct Prover {
-    key: EcdsaKeyPair,
-    jwk: Value,
-    jkt: String,
-}
-
-impl Prover {
-    fn new() -> Self {
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        // The uncompressed point: 0x04 || x || y.
-        let point = key.public_key().as_ref().to_vec();
-        let jwk =
-            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-        let jkt = serde_json::from_value::<Jwk>(jwk.clone())
-            .unwrap()
-            .thumbprint(ThumbprintHash::SHA256)
-            .unwrap();
-        Prover { key, jwk, jkt }
-    }
-
-    /// Signs `header` and `claims` as they are (ES256).
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let signature = self
-            .key
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .unwrap();
-        format!("{input}.{}", b64(signature.as_ref()))
-    }
-
-    /// A proof for `method` `htu` and `token`, after `edit` changed header and claims.
-    fn proof_with(
-        &self,
-        method: &str,
-        htu: &str,
-        token: &str,
-        iat: u64,
-        edit: impl FnOnce(&mut Value, &mut Value),
-    ) -> String {
-        static JTI: AtomicU64 = AtomicU64::new(0);
-        let mut header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        let ath =
-            b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
-        let mut claims = json!({
-            "jti": format!("jti-{}-{}", std::process::id(), JTI.fetch_add(1, Ordering::SeqCst)),
-            "htm": method,
-            "htu": htu,
-            "iat": iat,
-            "ath": ath,
-        });
-        edit(&mut header, &mut claims);
-        self.sign(&header, &claims)
-    }
-
-    fn proof(&self, method: &str, htu: &str, token: &str) -> String {
-        self.proof_with(method, htu, token, now(), |_, _| {})
-    }
-}
 
 /// A token for the BFF with the read scope, bound to `jkt`.
 fn bound_token(issuer: &IssuerHandle, jkt: &str) -> String {
@@ -473,4 +396,44 @@ async fn the_public_base_url_is_the_htu_behind_a_proxy_and_nesting_keeps_the_ful
         "short path",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // A closed port: the Redis replay store cannot connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start(&issuer, |d| {
+        d.replay_store = ReplayStoreConfig::Redis {
+            url: SecretValue::new(format!("redis://{closed}")),
+            key_prefix: "dpop-test:".into(),
+            timeout: Duration::from_millis(200),
+        };
+    })
+    .await;
+    let url = url(&server);
+    let prover = Prover::new();
+    let token = bound_token(&issuer, &prover.jkt);
+    let started = std::time::Instant::now();
+    let r = get(
+        &url,
+        &format!("DPoP {token}"),
+        &[&prover.proof("GET", &url, &token)],
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded, never hangs"
+    );
+    // Bearer requests do not need the replay store.
+    let bearer = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(
+        get(&url, &format!("Bearer {bearer}"), &[]).await.status(),
+        200
+    );
 }
