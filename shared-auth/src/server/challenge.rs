@@ -177,3 +177,57 @@ pub(crate) fn keys_unavailable(retry_after_secs: u64) -> Response<Body> {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALGS: &str = "algs=\"ES256 EdDSA\"";
+
+    fn challenges(response: &Response<Body>) -> Vec<&str> {
+        response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn dpop_challenges_follow_rfc9449_section_7_1() {
+        // Allowed: one challenge per header value, Bearer first (RFC 9110 section 11.6.1).
+        let r = missing_token_dpop(ALGS, true);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenges(&r), ["Bearer", "DPoP algs=\"ES256 EdDSA\""]);
+        // Required: DPoP only.
+        let r = missing_token_dpop(ALGS, false);
+        assert_eq!(challenges(&r), ["DPoP algs=\"ES256 EdDSA\""]);
+        let r = dpop_error(
+            StatusCode::UNAUTHORIZED,
+            ALGS,
+            "invalid_dpop_proof",
+            "the DPoP proof is not fresh",
+        );
+        assert_eq!(
+            challenges(&r),
+            [
+                "DPoP algs=\"ES256 EdDSA\", error=\"invalid_dpop_proof\", error_description=\"the DPoP proof is not fresh\""
+            ]
+        );
+        assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let r = use_dpop_nonce(ALGS, "n0nce");
+        assert!(
+            challenges(&r)[0].starts_with("DPoP algs=\"ES256 EdDSA\", error=\"use_dpop_nonce\"")
+        );
+        assert_eq!(r.headers()[DPOP_NONCE], "n0nce");
+        // A bound token sent as Bearer: invalid_token saying why, then the DPoP offer.
+        let r = bound_token_as_bearer(Some(ALGS));
+        let found = challenges(&r);
+        assert!(
+            found[0].starts_with("Bearer error=\"invalid_token\"")
+                && found[0].contains("DPoP-bound")
+        );
+        assert_eq!(found[1], "DPoP algs=\"ES256 EdDSA\"");
+        assert_eq!(challenges(&bound_token_as_bearer(None)).len(), 1);
+    }
+}
