@@ -22,6 +22,9 @@ use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 
+#[path = "dpop_prover.rs"]
+mod dpop_prover;
+
 /// A Redis container published on a fixed loopback port, so a restart keeps the address.
 struct Redis {
     container: ContainerAsync<GenericImage>,
@@ -578,4 +581,58 @@ async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
     // 50 ms bounds, plus the token request itself; far from the 3 s stall.
     assert!(took < Duration::from_millis(1_000), "{took:?}");
     assert!(manager.token().await.is_ok(), "a warm call is untouched");
+}
+
+/// Two replicas of a DPoP resource server behind one public URL, sharing a Redis replay
+/// store: a proof accepted by one is a replay at the other.
+#[tokio::test]
+async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
+    use shared_auth::server::{JwtValidator, ReplayStoreConfig, SecretValue};
+    let redis = start_redis().await;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mut config = validator_config_for(issuer.issuer(), cognito());
+        config.dpop.public_base_url = Some("https://api.example.com".into());
+        config.dpop.replay_store = ReplayStoreConfig::Redis {
+            url: SecretValue::new(redis.url.clone()),
+            key_prefix: prefix.clone(),
+            timeout: Duration::from_secs(1),
+        };
+        let validator = JwtValidator::new(config).await.unwrap();
+        replicas.push(serve(my_service::router(validator, "http://127.0.0.1:1/token")).await);
+    }
+    let prover = dpop_prover::Prover::new();
+    let token = forge(&issuer, &[READ], |_, c| {
+        c["cnf"] = serde_json::json!({"jkt": prover.jkt})
+    });
+    let send = |replica: &TestServer, proof: &str| {
+        http()
+            .get(format!("{}/weatherforecast", replica.base))
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+    };
+    let proof = prover.proof("GET", "https://api.example.com/weatherforecast", &token);
+    assert_eq!(send(&replicas[0], &proof).await.unwrap().status(), 200);
+    let replay = send(&replicas[1], &proof).await.unwrap();
+    assert_eq!(replay.status(), 401);
+    let challenge = replay.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    // And at the first replica again.
+    assert_eq!(send(&replicas[0], &proof).await.unwrap().status(), 401);
+    // A fresh proof passes at either; one key per jti, kept no longer than the window.
+    let fresh = prover.proof("GET", "https://api.example.com/weatherforecast", &token);
+    assert_eq!(send(&replicas[1], &fresh).await.unwrap().status(), 200);
+    let keys = redis.keys(&format!("{prefix}dpop:")).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let ttl: i64 = redis.conn().await.pttl(&keys[0]).await.unwrap();
+    assert!(ttl > 0 && ttl <= 65_000, "{ttl}");
 }

@@ -148,6 +148,30 @@ mod tests {
     }
 
     #[test]
+    fn dpop_settings_parse_and_errors_name_the_variable() {
+        use shared_auth::server::DpopMode;
+        let c = parse(&["--authority", "https://x"]).unwrap();
+        assert_eq!(c.validator.dpop.mode, DpopMode::Allowed);
+        let c = parse(&[
+            "--authority",
+            "https://x",
+            "--dpop",
+            "required",
+            "--dpop-nonce",
+            "on",
+            "--public-base-url",
+            "https://api.example.com",
+        ])
+        .unwrap();
+        assert_eq!(c.validator.dpop.mode, DpopMode::Required);
+        assert!(c.validator.dpop.nonces);
+        let e = parse(&["--authority", "https://x", "--dpop", "sometimes"]).unwrap_err();
+        assert!(e.contains("AUTH_DPOP"), "{e}");
+        let e = parse(&["--authority", "https://x", "--dpop-algs", "HS256"]).unwrap_err();
+        assert!(e.contains("AUTH_DPOP_ALGS"), "{e}");
+    }
+
+    #[test]
     fn rfc9068_with_audience_parses() {
         let c = parse(&[
             "--authority",

@@ -45,7 +45,11 @@ pub fn openapi(token_url: &str) -> utoipa::openapi::OpenApi {
         [Flow::ClientCredentials(ClientCredentials::new(
             token_url, scopes,
         ))],
-        "OAuth 2.0 client credentials: enter a client id and secret of the issuer.",
+        "OAuth 2.0 client credentials: enter a client id and secret of the issuer. Swagger UI \
+         sends the token as a Bearer token, which the API accepts while AUTH_DPOP is `allowed` \
+         (the default) or `off`. With AUTH_DPOP=`required` only DPoP-bound tokens with a \
+         fresh DPoP proof per request are accepted, and Swagger UI cannot make proofs: \
+         every operation tried here then answers 401. Use `allowed` locally.",
     ));
     doc.components
         .get_or_insert_with(Default::default)
@@ -147,5 +151,13 @@ mod tests {
         let op = &doc["paths"]["/weatherforecast"];
         assert_eq!(op["get"]["security"][0]["oauth2"][0], READ_SCOPE);
         assert_eq!(op["post"]["security"][0]["oauth2"][0], WRITE_SCOPE);
+        // What DPoP `required` means for a Swagger UI user is said where they look.
+        let description = doc["components"]["securitySchemes"]["oauth2"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            description.contains("AUTH_DPOP") && description.contains("required"),
+            "{description}"
+        );
     }
 }

@@ -56,6 +56,16 @@ fn each_bad_variable_is_named() {
             "AUTH_CLOCK_SKEW_SECS",
         ),
         (vec![ok, ("AUTH_LAZY_KEYS", "maybe")], "AUTH_LAZY_KEYS"),
+        (vec![ok, ("AUTH_DPOP", "sometimes")], "AUTH_DPOP"),
+        (
+            vec![ok, ("AUTH_DPOP_ALGS", "ES256 HS256")],
+            "AUTH_DPOP_ALGS",
+        ),
+        (vec![ok, ("AUTH_DPOP_NONCE", "maybe")], "AUTH_DPOP_NONCE"),
+        (
+            vec![ok, ("AUTH_PUBLIC_BASE_URL", "api.example.com")],
+            "AUTH_PUBLIC_BASE_URL",
+        ),
         (
             vec![ok, ("OPENAPI_TOKEN_URL", "token")],
             "OPENAPI_TOKEN_URL",
@@ -95,9 +105,32 @@ fn help_lists_every_variable() {
         "AUTH_ALLOWED_CLIENT_IDS",
         "AUTH_CLOCK_SKEW_SECS",
         "AUTH_LAZY_KEYS",
+        "AUTH_DPOP",
+        "AUTH_DPOP_ALGS",
+        "AUTH_DPOP_PROOF_MAX_AGE_SECS",
+        "AUTH_DPOP_NONCE",
+        "AUTH_DPOP_NONCE_SECRET",
+        "AUTH_DPOP_NONCE_SECRET_FILE",
+        "AUTH_PUBLIC_BASE_URL",
         "OPENAPI_TOKEN_URL",
         "BIND_ADDR",
     ] {
-        assert!(help.contains(var), "--help lacks {var}");
+        // Each setting's value name is its variable: `--dpop <AUTH_DPOP>`.
+        assert!(help.contains(&format!("<{var}>")), "--help lacks {var}");
     }
+}
+
+#[test]
+fn help_never_shows_the_dpop_nonce_secret() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env(
+            "AUTH_DPOP_NONCE_SECRET",
+            "do-not-print-this-secret-0123456789",
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("AUTH_DPOP_NONCE_SECRET"));
+    assert!(!help.contains("do-not-print-this-secret"), "{help}");
 }

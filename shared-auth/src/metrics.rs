@@ -19,6 +19,7 @@
 //! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
 //! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure` | JWKS fetches |
 //! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |
+//! | `shared_auth_dpop_proofs_total` | `outcome` = `accepted` / `rejected`, `reason` | DPoP proofs checked by the auth layer; `reason` is `ok` or the refusal code (`replay`, `htm_htu`, `iat`, `ath_jkt`, `nonce`, `signature`, `jwk`, `missing_proof`, `replay_store_unavailable`, ...) |
 //!
 //! Handles for the hot paths are registered when the token manager and the auth layer
 //! are built, so install the recorder first.
@@ -52,6 +53,8 @@ pub(crate) const VALIDATED_CACHE_HITS: &str = "shared_auth_validated_cache_hits_
 pub(crate) const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
 /// 403s from a scope policy.
 pub(crate) const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
+/// DPoP proofs by outcome and reason.
+pub(crate) const DPOP_PROOFS: &str = "shared_auth_dpop_proofs_total";
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -164,4 +167,8 @@ pub fn describe() {
     );
     describe_counter!(JWKS_REFRESHES, "JWKS fetches by reason and outcome");
     describe_counter!(SCOPE_DENIALS, "Requests refused for insufficient scope");
+    describe_counter!(
+        DPOP_PROOFS,
+        "DPoP proofs accepted or rejected by the auth layer, by reason"
+    );
 }

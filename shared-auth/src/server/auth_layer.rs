@@ -7,15 +7,24 @@
 //! malformed header gets `error="invalid_request"` (400). On success the [`Principal`] is
 //! put into the request extensions.
 //!
+//! DPoP (RFC 9449, see the `dpop` module): `Authorization: DPoP <token>` (scheme
+//! case-insensitive, same token syntax) with exactly one `DPoP` proof header, when the
+//! validator's DPoP mode is allowed or required. Such requests take their own (boxed)
+//! path: the token is validated as a bearer one is, then the proof is checked and its
+//! `jti` recorded. The bearer paths are unchanged but for two reads: the mode, and the
+//! principal's binding (a DPoP-bound token sent as `Bearer` is refused).
+//!
 //! [`Principal`]: super::Principal
 
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{Request, Response, header};
+use axum::extract::OriginalUri;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
 use super::challenge;
+use super::dpop::{DpopMode, DpopVerifier, MAX_PROOF_LEN, ProofError, ProofInput};
 use super::error::ValidationError;
 use super::response_future::AuthFuture;
 use super::validation::JwtValidator;
@@ -66,6 +75,10 @@ pub(crate) enum Credentials<'a> {
     Missing,
     /// A syntactically valid bearer token.
     Bearer(&'a str),
+    /// A syntactically valid token under the `DPoP` scheme.
+    Dpop(&'a str),
+    /// `DPoP` followed by something that is not one token.
+    MalformedDpop,
     /// Too large to look at.
     TooLarge,
     /// Header present but not `Bearer <one b64token>`.
@@ -107,14 +120,57 @@ pub(crate) fn parse_authorization(value: &[u8]) -> Credentials<'_> {
         return Credentials::Malformed;
     };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Credentials::Missing;
     }
     let token = rest.trim_matches(' ');
-    if token.contains(' ') || !is_b64token(token) {
-        return Credentials::Malformed;
+    match (token.contains(' ') || !is_b64token(token), dpop) {
+        (true, false) => Credentials::Malformed,
+        (true, true) => Credentials::MalformedDpop,
+        (false, false) => Credentials::Bearer(token),
+        (false, true) => Credentials::Dpop(token),
     }
-    Credentials::Bearer(token)
+}
+
+/// The 401 for a request without (usable) credentials, by mode.
+fn missing(dpop: &DpopVerifier) -> Response<Body> {
+    rejected("missing_token");
+    match dpop.mode() {
+        DpopMode::Off => challenge::missing_token(),
+        DpopMode::Required => challenge::missing_token_dpop(&dpop.algs_param, false),
+        _ => challenge::missing_token_dpop(&dpop.algs_param, true),
+    }
+}
+
+/// The 401 for a DPoP-bound token sent as `Bearer`.
+fn bound_as_bearer(dpop: &DpopVerifier) -> Response<Body> {
+    tracing::debug!(reason = "dpop_bound_bearer", "token refused");
+    rejected("dpop_bound_bearer");
+    let algs = (dpop.mode() != DpopMode::Off).then_some(dpop.algs_param.as_str());
+    challenge::bound_token_as_bearer(algs)
+}
+
+/// Counts a DPoP proof outcome.
+fn proof_outcome(outcome: &'static str, reason: &'static str) {
+    metrics::counter!(crate::metrics::DPOP_PROOFS, "outcome" => outcome, "reason" => reason)
+        .increment(1);
+}
+
+/// The 401 (or 400) for a refused proof; the reason goes to the log.
+fn proof_refusal(dpop: &DpopVerifier, error: ProofError) -> Response<Body> {
+    tracing::debug!(reason = error.reason(), "DPoP proof refused");
+    rejected("dpop_proof");
+    proof_outcome("rejected", error.reason());
+    match (error, dpop.nonce()) {
+        (ProofError::Nonce, Some(nonce)) => challenge::use_dpop_nonce(&dpop.algs_param, &nonce),
+        _ => challenge::dpop_error(
+            StatusCode::UNAUTHORIZED,
+            &dpop.algs_param,
+            "invalid_dpop_proof",
+            &error.to_string(),
+        ),
+    }
 }
 
 impl<S> Service<Request<Body>> for JwtAuth<S>
@@ -140,23 +196,55 @@ where
                 "Send exactly one Authorization header.",
             ));
         }
+        let dpop = self.validator.dpop();
+        let bearer_allowed = dpop.mode() != DpopMode::Required;
         // Fast path: a token validated before is looked up by its raw bytes. A hit means
         // these exact bytes passed every check below when they were first seen. The ready
         // inner service is called directly: no clone, no allocation.
         if let Some(principal) = first
-            .filter(|v| v.len() <= MAX_AUTHORIZATION_LEN)
+            .filter(|v| bearer_allowed && v.len() <= MAX_AUTHORIZATION_LEN)
             .and_then(|v| bearer_bytes(v.as_bytes()))
             .and_then(|token| self.validator.validated(token))
         {
+            if principal.dpop_jkt().is_some() {
+                return AuthFuture::ready(bound_as_bearer(dpop));
+            }
             self.validator.metrics().accepted.increment();
             self.validator.metrics().cache_hits.increment();
             request.extensions_mut().insert(principal);
             return AuthFuture::inner(self.inner.call(request));
         }
         let token = match first.map(|v| parse_authorization(v.as_bytes())) {
-            None | Some(Credentials::Missing) => {
-                rejected("missing_token");
-                return AuthFuture::ready(challenge::missing_token());
+            None | Some(Credentials::Missing) => return AuthFuture::ready(missing(dpop)),
+            // With DPoP off, the scheme is as unknown as any other.
+            Some(Credentials::Dpop(_) | Credentials::MalformedDpop)
+                if dpop.mode() == DpopMode::Off =>
+            {
+                return AuthFuture::ready(missing(dpop));
+            }
+            Some(Credentials::MalformedDpop) => {
+                tracing::debug!(reason = "malformed_header", "request refused");
+                rejected("malformed_header");
+                return AuthFuture::ready(challenge::dpop_error(
+                    StatusCode::BAD_REQUEST,
+                    &dpop.algs_param,
+                    "invalid_request",
+                    "The Authorization header must be 'DPoP' followed by one token.",
+                ));
+            }
+            Some(Credentials::Dpop(token)) => {
+                let token = token.to_owned();
+                return self.call_dpop(request, token);
+            }
+            Some(Credentials::Bearer(_)) if !bearer_allowed => {
+                tracing::debug!(reason = "dpop_required", "token refused");
+                rejected("dpop_required");
+                return AuthFuture::ready(challenge::dpop_error(
+                    StatusCode::UNAUTHORIZED,
+                    &dpop.algs_param,
+                    "invalid_token",
+                    "DPoP is required: send a DPoP-bound access token with the DPoP scheme and a DPoP proof",
+                ));
             }
             Some(Credentials::TooLarge) => {
                 tracing::debug!(reason = "too_large", "token refused");
@@ -177,6 +265,9 @@ where
         // First sight of a token whose key is loaded: validated here and now, so again no
         // box and no copy of the token.
         match self.validator.verify_now(token) {
+            Some(Ok(principal)) if principal.dpop_jkt().is_some() => {
+                return AuthFuture::ready(bound_as_bearer(dpop));
+            }
             Some(Ok(principal)) => {
                 self.validator.metrics().accepted.increment();
                 request.extensions_mut().insert(principal);
@@ -194,6 +285,9 @@ where
         let validator = self.validator.clone();
         AuthFuture::boxed(Box::pin(async move {
             match validator.validate(&token).await {
+                Ok(principal) if principal.dpop_jkt().is_some() => {
+                    Ok(bound_as_bearer(validator.dpop()))
+                }
                 Ok(principal) => {
                     validator.metrics().accepted.increment();
                     request.extensions_mut().insert(principal);
@@ -204,6 +298,126 @@ where
         }))
     }
 }
+
+impl<S> JwtAuth<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// `Authorization: DPoP <token>`: the token, then the proof, then its `jti`.
+    fn call_dpop(
+        &mut self,
+        mut request: Request<Body>,
+        token: String,
+    ) -> AuthFuture<S::Future, S::Error> {
+        let dpop = self.validator.dpop();
+        let mut proofs = request.headers().get_all(DPOP).iter();
+        let proof = proofs.next();
+        if proofs.next().is_some() {
+            tracing::debug!(reason = "repeated_dpop_header", "request refused");
+            rejected("repeated_header");
+            proof_outcome("rejected", "repeated_header");
+            return AuthFuture::ready(challenge::dpop_error(
+                StatusCode::BAD_REQUEST,
+                &dpop.algs_param,
+                "invalid_request",
+                "Send exactly one DPoP header.",
+            ));
+        }
+        let proof = match proof.map(|p| (p.len() <= MAX_PROOF_LEN, p.to_str())) {
+            None => return AuthFuture::ready(proof_refusal(dpop, ProofError::Missing)),
+            Some((true, Ok(proof))) => proof.to_owned(),
+            Some(_) => return AuthFuture::ready(proof_refusal(dpop, ProofError::Malformed)),
+        };
+        let method = request.method().as_str().to_owned();
+        // The path before any nesting: what the client addressed.
+        let path = request
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| request.uri().path(), |u| u.0.path())
+            .to_owned();
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let validator = self.validator.clone();
+        AuthFuture::boxed(Box::pin(async move {
+            let dpop = validator.dpop();
+            let principal = match validator.validate(&token).await {
+                Ok(principal) => principal,
+                Err(ValidationError::KeysUnavailable { retry_after }) => {
+                    return Ok(refusal(ValidationError::KeysUnavailable { retry_after }));
+                }
+                Err(error) => {
+                    tracing::debug!(reason = error.reason(), "token refused");
+                    rejected(error.reason());
+                    return Ok(challenge::dpop_error(
+                        StatusCode::UNAUTHORIZED,
+                        &dpop.algs_param,
+                        "invalid_token",
+                        &error.to_string(),
+                    ));
+                }
+            };
+            let Some(jkt) = principal.dpop_jkt() else {
+                tracing::debug!(reason = "not_dpop_bound", "token refused");
+                rejected("not_dpop_bound");
+                return Ok(challenge::dpop_error(
+                    StatusCode::UNAUTHORIZED,
+                    &dpop.algs_param,
+                    "invalid_token",
+                    "the access token is not DPoP-bound (no cnf.jkt)",
+                ));
+            };
+            let input = ProofInput {
+                proof: &proof,
+                method: &method,
+                path: &path,
+                host: host.as_deref(),
+                token: &token,
+                jkt,
+            };
+            let checked = match dpop.check(&input) {
+                Ok(checked) => checked,
+                Err(error) => return Ok(proof_refusal(dpop, error)),
+            };
+            match dpop.first_use(&checked).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(proof_refusal(dpop, ProofError::Replay)),
+                Err(error) => {
+                    // Fail closed: a proof whose replay check cannot run is not accepted.
+                    tracing::warn!(%error, "request refused: the DPoP replay check could not run");
+                    rejected("replay_store_unavailable");
+                    proof_outcome("rejected", "replay_store_unavailable");
+                    return Ok(challenge::keys_unavailable(1));
+                }
+            }
+            validator.metrics().accepted.increment();
+            proof_outcome("accepted", "ok");
+            request.extensions_mut().insert(principal);
+            let mut response = inner.call(request).await?;
+            if let Some(nonce) = checked
+                .fresh_nonce
+                .and_then(|n| HeaderValue::from_str(&n).ok())
+            {
+                response.headers_mut().insert(challenge::DPOP_NONCE, nonce);
+            }
+            Ok(response)
+        }))
+    }
+}
+
+/// The `DPoP` request header.
+const DPOP: header::HeaderName = header::HeaderName::from_static("dpop");
 
 /// The response for a refused token; the reason goes to the log, never the token.
 fn refusal(error: ValidationError) -> Response<Body> {
@@ -246,6 +460,15 @@ mod tests {
         assert_eq!(parse_authorization(b"Bearer a b"), Credentials::Malformed);
         assert_eq!(parse_authorization(b"Bearer a,b"), Credentials::Malformed);
         assert_eq!(parse_authorization(b"Bearer =abc"), Credentials::Malformed);
+        assert_eq!(
+            parse_authorization(b"DPoP abc.d"),
+            Credentials::Dpop("abc.d")
+        );
+        assert_eq!(parse_authorization(b"dpop abc"), Credentials::Dpop("abc"));
+        assert_eq!(parse_authorization(b"DPOP  abc "), Credentials::Dpop("abc"));
+        assert_eq!(parse_authorization(b"DPoP a b"), Credentials::MalformedDpop);
+        assert_eq!(parse_authorization(b"DPoP"), Credentials::MalformedDpop);
+        assert_eq!(parse_authorization(b"DPoPx abc"), Credentials::Missing);
         let big = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_LEN));
         assert_eq!(parse_authorization(big.as_bytes()), Credentials::TooLarge);
     }

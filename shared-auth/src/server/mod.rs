@@ -5,7 +5,10 @@
 //! - [`JwtAuthLayer`] authenticates every request on the routes it wraps (RFC 6750);
 //! - [`RequireScopeLayer`] requires scopes or a predicate per route (403 with
 //!   `insufficient_scope`);
-//! - [`Principal`] is the caller, as a handler argument.
+//! - [`Principal`] is the caller, as a handler argument;
+//! - [`DpopConfig`] turns on DPoP (RFC 9449) proof-of-possession checks: allowed beside
+//!   bearer tokens by default, or required, with a replay store ([`ReplayStore`]) and
+//!   optional server nonces.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -28,6 +31,9 @@
 
 pub(crate) mod auth_layer;
 mod challenge;
+mod dpop;
+mod dpop_nonce;
+mod dpop_replay;
 mod error;
 pub(crate) mod jwks;
 mod principal;
@@ -39,6 +45,12 @@ mod validation;
 
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
 pub use challenge::problem;
+#[cfg(feature = "redis")]
+pub use dpop::RedisReplayStore;
+pub use dpop::{
+    DpopConfig, DpopMode, InMemoryReplayStore, ReplayStore, ReplayStoreConfig, ReplayStoreError,
+    SecretValue,
+};
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
 pub use response_future::AuthFuture;

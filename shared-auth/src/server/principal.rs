@@ -27,6 +27,8 @@ struct PrincipalData {
     scopes: ScopeSet,
     expires_at: u64,
     issuer: String,
+    /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
+    dpop_jkt: Option<String>,
     claims: Map<String, Value>,
 }
 
@@ -39,12 +41,18 @@ impl Principal {
         issuer: String,
         claims: Map<String, Value>,
     ) -> Self {
+        let dpop_jkt = claims
+            .get("cnf")
+            .and_then(|cnf| cnf.get("jkt"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Principal(Arc::new(PrincipalData {
             client_id,
             subject,
             scopes,
             expires_at,
             issuer,
+            dpop_jkt,
             claims,
         }))
     }
@@ -72,6 +80,12 @@ impl Principal {
     /// `iss`.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
+    }
+    /// The JWK SHA-256 thumbprint the token is bound to (`cnf.jkt`, RFC 9449): `Some` only
+    /// for a DPoP-bound token, which the auth layer accepts only with a valid proof of
+    /// possession of that key.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.0.dpop_jkt.as_deref()
     }
     /// Every claim, for custom policies.
     pub fn claims(&self) -> &Map<String, Value> {

@@ -25,6 +25,8 @@
 
 use std::time::Duration;
 
+use super::dpop::{DpopConfig, DpopMode, SecretValue};
+use super::error::SignatureAlgorithm;
 use super::validation::{MetadataSource, TokenProfile, ValidatorConfig};
 use crate::settings::SettingsError;
 
@@ -76,6 +78,25 @@ pub struct ValidatorSettings {
     pub lazy_keys: bool,
     /// Allow plain `http` to non-loopback issuer hosts.
     pub allow_insecure_http: bool,
+    /// DPoP: `off`, `allowed` (default) or `required`.
+    pub dpop: DpopMode,
+    /// DPoP proof algorithms (names such as `ES256`; empty: the default list).
+    pub dpop_algs: Vec<String>,
+    /// How old a DPoP proof's `iat` may be, in seconds (default 60).
+    pub dpop_proof_max_age_secs: u64,
+    /// Require server-issued DPoP nonces.
+    pub dpop_nonce: bool,
+    /// The DPoP nonce key shared by replicas (at least 32 bytes); unset: random per process.
+    pub dpop_nonce_secret: Option<SecretValue>,
+    /// A file holding the DPoP nonce key (instead of `dpop_nonce_secret`).
+    pub dpop_nonce_secret_file: Option<String>,
+    /// This service's public base URL (behind a proxy): DPoP proofs' `htu` is checked
+    /// against it plus the request path.
+    pub public_base_url: Option<String>,
+    /// Redis URL of a DPoP replay store shared by replicas (feature `redis`; unset: in
+    /// memory, per process).
+    #[cfg(feature = "redis")]
+    pub dpop_replay_redis_url: Option<SecretValue>,
 }
 
 impl Default for ValidatorSettings {
@@ -91,7 +112,147 @@ impl Default for ValidatorSettings {
             clock_skew_secs: 60,
             lazy_keys: false,
             allow_insecure_http: false,
+            dpop: DpopMode::Allowed,
+            dpop_algs: Vec::new(),
+            dpop_proof_max_age_secs: 60,
+            dpop_nonce: false,
+            dpop_nonce_secret: None,
+            dpop_nonce_secret_file: None,
+            public_base_url: None,
+            #[cfg(feature = "redis")]
+            dpop_replay_redis_url: None,
         }
+    }
+}
+
+/// A DPoP proof algorithm by its JOSE name; HMAC and `none` are refused by name.
+fn proof_algorithm(name: &str) -> Result<SignatureAlgorithm, String> {
+    use SignatureAlgorithm as A;
+    Ok(match name {
+        "ES256" => A::ES256,
+        "ES384" => A::ES384,
+        "RS256" => A::RS256,
+        "RS384" => A::RS384,
+        "RS512" => A::RS512,
+        "PS256" => A::PS256,
+        "PS384" => A::PS384,
+        "PS512" => A::PS512,
+        "EdDSA" => A::EdDSA,
+        "HS256" | "HS384" | "HS512" | "none" => {
+            return Err(format!(
+                "{name} is not allowed: DPoP proofs are signed with an asymmetric key"
+            ));
+        }
+        "ES512" => return Err("ES512 is not supported (no P-521 verification)".to_owned()),
+        other => return Err(format!("unknown algorithm {other:?}")),
+    })
+}
+
+impl ValidatorSettings {
+    /// The DPoP part of the configuration.
+    fn dpop_config(&mut self, prefix: &str) -> Result<DpopConfig, SettingsError> {
+        let name = |field: &str| crate::settings::setting_name(prefix, field);
+        let fail = |field: &str, reason: String| SettingsError {
+            setting: name(field),
+            reason,
+        };
+        let mut dpop = DpopConfig {
+            mode: self.dpop,
+            ..DpopConfig::default()
+        };
+        let algs: Vec<&str> = self
+            .dpop_algs
+            .iter()
+            .flat_map(|a| a.split([' ', ',']))
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !algs.is_empty() {
+            dpop.algorithms = algs
+                .into_iter()
+                .map(proof_algorithm)
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail("dpop_algs", e))?;
+        }
+        if self.dpop_proof_max_age_secs == 0 || self.dpop_proof_max_age_secs > 3600 {
+            return Err(fail(
+                "dpop_proof_max_age_secs",
+                "must be 1 to 3600 seconds".to_owned(),
+            ));
+        }
+        dpop.max_age = Duration::from_secs(self.dpop_proof_max_age_secs);
+        if let Some(base) = self.public_base_url.take().filter(|b| !b.trim().is_empty()) {
+            let ok = url::Url::parse(&base).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+            });
+            if !ok {
+                return Err(fail(
+                    "public_base_url",
+                    "must be an http(s)://host[:port][/path] URL without query, fragment or user"
+                        .to_owned(),
+                ));
+            }
+            dpop.public_base_url = Some(base);
+        }
+        let secret = match (
+            self.dpop_nonce_secret.take(),
+            self.dpop_nonce_secret_file.take().filter(|f| !f.is_empty()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    "dpop_nonce_secret",
+                    format!("set it or {}, not both", name("dpop_nonce_secret_file")),
+                ));
+            }
+            (Some(secret), None) => Some((secret, "dpop_nonce_secret")),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    fail("dpop_nonce_secret_file", format!("cannot read {file}: {e}"))
+                })?;
+                Some((
+                    SecretValue::new(text.trim_end_matches(['\n', '\r'])),
+                    "dpop_nonce_secret_file",
+                ))
+            }
+            (None, None) => None,
+        };
+        if let Some((secret, field)) = &secret
+            && secret.expose().len() < super::dpop_nonce::MIN_SECRET_LEN
+        {
+            // Never the value itself.
+            return Err(fail(
+                field,
+                format!(
+                    "must be at least {} bytes",
+                    super::dpop_nonce::MIN_SECRET_LEN
+                ),
+            ));
+        }
+        dpop.nonces = self.dpop_nonce;
+        dpop.nonce_secret = secret.map(|(s, _)| s);
+        #[cfg(feature = "redis")]
+        if let Some(url) = self
+            .dpop_replay_redis_url
+            .take()
+            .filter(|u| !u.expose().is_empty())
+        {
+            // The error never repeats the URL: it may hold a password.
+            redis::Client::open(url.expose()).map_err(|_| {
+                fail(
+                    "dpop_replay_redis_url",
+                    "not a Redis URL (redis://, rediss:// or unix://)".to_owned(),
+                )
+            })?;
+            dpop.replay_store = super::dpop::ReplayStoreConfig::Redis {
+                url,
+                key_prefix: "shared-auth:".to_owned(),
+                timeout: Duration::from_millis(200),
+            };
+        }
+        Ok(dpop)
     }
 }
 
@@ -99,7 +260,8 @@ impl ValidatorSettings {
     /// Checks the settings together and builds the validator's configuration. Errors name
     /// the setting as `prefix` + its upper-case name (`AUTH_` gives `AUTH_AUDIENCE`), or
     /// by field name when `prefix` is empty.
-    pub fn into_config_named(self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
+    pub fn into_config_named(mut self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
+        let dpop = self.dpop_config(prefix)?;
         let name = |field: &str| crate::settings::setting_name(prefix, field);
         let fail = |field: &str, reason: String| SettingsError {
             setting: name(field),
@@ -192,6 +354,7 @@ impl ValidatorSettings {
         config.lazy = self.lazy_keys;
         config.issuer = issuer;
         config.allow_insecure_http = insecure;
+        config.dpop = dpop;
         Ok(config)
     }
 }
@@ -221,7 +384,7 @@ mod cli {
 
     use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command, FromArgMatches};
 
-    use super::{EnvPrefix, ProfileName, SettingsError, ValidatorSettings};
+    use super::{DpopMode, EnvPrefix, ProfileName, SecretValue, SettingsError, ValidatorSettings};
     use crate::server::ValidatorConfig;
 
     /// [`ValidatorSettings`] as a `clap::Args` group (feature `clap`): each setting a flag
@@ -265,6 +428,23 @@ mod cli {
     }
 
     use crate::settings::http_url;
+
+    /// The Redis replay store's URL (feature `redis`); without it, a hidden placeholder so
+    /// the command has the same shape.
+    fn redis_arg<P: EnvPrefix>() -> Arg {
+        let arg = arg::<P>(
+            "dpop_replay_redis_url",
+            "Redis URL of a DPoP replay store shared by the replicas (default: in memory, \
+             per process). Redis failures refuse DPoP requests with 503."
+                .to_owned(),
+        )
+        .hide_env_values(true);
+        if cfg!(feature = "redis") {
+            arg
+        } else {
+            arg.hide(true)
+        }
+    }
 
     fn boolean<P: EnvPrefix>(field: &str, help: String) -> Arg {
         arg::<P>(field, help)
@@ -360,6 +540,71 @@ mod cli {
                 .value_parser(clap::value_parser!(u64))
                 .default_value("60"),
             )
+            .arg(
+                arg::<P>(
+                    "dpop",
+                    "DPoP-bound tokens (RFC 9449): off (Bearer only), allowed (Bearer or DPoP), \
+                     required (DPoP only; Swagger UI cannot make proofs). A DPoP-bound token \
+                     sent as Bearer is refused in every mode."
+                        .to_owned(),
+                )
+                .value_parser(["off", "allowed", "required"])
+                .default_value("allowed"),
+            )
+            .arg(arg::<P>(
+                "dpop_algs",
+                "Space-separated DPoP proof algorithms (default: ES256 ES384 PS256 PS384 \
+                 PS512 RS256 RS384 RS512 EdDSA; never HS* or none)."
+                    .to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "dpop_proof_max_age_secs",
+                    "How old a DPoP proof's iat may be, in seconds (5 s of future skew are \
+                     allowed)."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64))
+                .default_value("60"),
+            )
+            .arg(
+                arg::<P>(
+                    "dpop_nonce",
+                    format!(
+                        "Server-issued DPoP nonces: off, on. Several replicas need the same {}.",
+                        n("dpop_nonce_secret")
+                    ),
+                )
+                .value_parser(["off", "on"])
+                .default_value("off"),
+            )
+            .arg(
+                arg::<P>(
+                    "dpop_nonce_secret",
+                    "The DPoP nonce key, at least 32 bytes, shared by the replicas (default: \
+                     random per process)."
+                        .to_owned(),
+                )
+                .hide_env_values(true),
+            )
+            .arg(
+                arg::<P>(
+                    "dpop_nonce_secret_file",
+                    "A file holding the DPoP nonce key.".to_owned(),
+                )
+                .conflicts_with(id::<P>("dpop_nonce_secret")),
+            )
+            .arg(
+                arg::<P>(
+                    "public_base_url",
+                    "This service's public base URL behind a proxy (https://api.example.com/orders): \
+                     the htu of DPoP proofs is checked against it plus the request path. \
+                     Default: the request's Host, http or https."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(redis_arg::<P>())
             .arg(boolean::<P>(
                 "lazy_keys",
                 "Start even if the issuer is unreachable: discovery and keys load in the \
@@ -405,6 +650,22 @@ mod cli {
                         .unwrap_or(60),
                     lazy_keys: flag("lazy_keys"),
                     allow_insecure_http: flag("allow_insecure_http"),
+                    dpop: match text("dpop").as_deref() {
+                        Some("off") => DpopMode::Off,
+                        Some("required") => DpopMode::Required,
+                        _ => DpopMode::Allowed,
+                    },
+                    dpop_algs: text("dpop_algs").into_iter().collect(),
+                    dpop_proof_max_age_secs: matches
+                        .get_one::<u64>(id::<P>("dpop_proof_max_age_secs"))
+                        .copied()
+                        .unwrap_or(60),
+                    dpop_nonce: text("dpop_nonce").as_deref() == Some("on"),
+                    dpop_nonce_secret: text("dpop_nonce_secret").map(SecretValue::new),
+                    dpop_nonce_secret_file: text("dpop_nonce_secret_file"),
+                    public_base_url: text("public_base_url"),
+                    #[cfg(feature = "redis")]
+                    dpop_replay_redis_url: text("dpop_replay_redis_url").map(SecretValue::new),
                 },
                 prefix: PhantomData,
             })
@@ -480,6 +741,63 @@ mod tests {
         );
         assert_eq!(config.leeway, Duration::from_secs(5));
         assert!(config.lazy);
+    }
+
+    #[test]
+    fn dpop_settings_are_checked_and_errors_name_the_variable() {
+        let config = settings(|_| {}).into_config_named("AUTH_").unwrap();
+        assert_eq!(config.dpop.mode, DpopMode::Allowed, "allowed by default");
+        assert!(!config.dpop.nonces);
+        let config = settings(|s| {
+            s.dpop = DpopMode::Required;
+            s.dpop_algs = vec!["ES256 EdDSA".into()];
+            s.dpop_proof_max_age_secs = 30;
+            s.dpop_nonce = true;
+            s.dpop_nonce_secret = Some(SecretValue::new("x".repeat(32)));
+            s.public_base_url = Some("https://api.example.com/orders".into());
+        })
+        .into_config_named("AUTH_")
+        .unwrap();
+        assert_eq!(config.dpop.mode, DpopMode::Required);
+        assert_eq!(
+            config.dpop.algorithms,
+            [SignatureAlgorithm::ES256, SignatureAlgorithm::EdDSA]
+        );
+        assert_eq!(config.dpop.max_age, Duration::from_secs(30));
+        assert!(config.dpop.nonces && config.dpop.nonce_secret.is_some());
+        for (edit, variable) in [
+            (
+                Box::new(|s: &mut ValidatorSettings| s.dpop_algs = vec!["ES256 HS256".into()])
+                    as Box<dyn Fn(&mut ValidatorSettings)>,
+                "AUTH_DPOP_ALGS",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| s.dpop_algs = vec!["none".into()]),
+                "AUTH_DPOP_ALGS",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| s.dpop_proof_max_age_secs = 0),
+                "AUTH_DPOP_PROOF_MAX_AGE_SECS",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| {
+                    s.public_base_url = Some("https://x.example/?q=1".into())
+                }),
+                "AUTH_PUBLIC_BASE_URL",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| {
+                    s.dpop_nonce_secret = Some(SecretValue::new("short-secret-value"))
+                }),
+                "AUTH_DPOP_NONCE_SECRET",
+            ),
+        ] {
+            let mut s = settings(|_| {});
+            edit(&mut s);
+            let e = s.into_config_named("AUTH_").unwrap_err();
+            assert_eq!(e.setting, variable, "{e}");
+            assert!(!e.to_string().contains("short-secret-value"), "{e}");
+        }
     }
 
     #[cfg(feature = "serde")]

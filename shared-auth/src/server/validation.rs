@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::Principal;
@@ -140,6 +141,8 @@ pub struct ValidatorConfig {
     /// verified again (default 10,000; 0 disables). See the `validated_cache` module for
     /// why this is safe.
     pub validated_cache_capacity: usize,
+    /// DPoP (RFC 9449): off, allowed (the default) or required, and how proofs are checked.
+    pub dpop: DpopConfig,
 }
 
 impl ValidatorConfig {
@@ -166,6 +169,7 @@ impl ValidatorConfig {
             allow_issuer_mismatch: false,
             allow_insecure_http: false,
             validated_cache_capacity: 10_000,
+            dpop: DpopConfig::default(),
         }
     }
 }
@@ -217,6 +221,8 @@ struct Inner {
     /// because axum clones the layered service on every request: each `Arc` in it is a
     /// refcount both cores bump.
     metrics: LayerMetrics,
+    /// Checks DPoP proofs.
+    dpop: DpopVerifier,
 }
 
 /// Counters the accepting paths of the auth layer bump on every request.
@@ -335,6 +341,7 @@ impl JwtValidator {
                 (source, None)
             }
         };
+        let dpop = DpopVerifier::new(config.dpop.clone())?;
         let validations = algorithms
             .iter()
             .map(|&alg| (alg, base_validation(alg, &config)))
@@ -372,11 +379,16 @@ impl JwtValidator {
             validated,
             validations,
             metrics: LayerMetrics::new(),
+            dpop,
         })))
     }
 
     pub(crate) fn metrics(&self) -> &LayerMetrics {
         &self.0.metrics
+    }
+
+    pub(crate) fn dpop(&self) -> &DpopVerifier {
+        &self.0.dpop
     }
 
     /// The expected `iss`; `None` only while a lazily started validator that takes the
@@ -583,6 +595,13 @@ impl JwtValidator {
             (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
             (None, None) => ScopeSet::new(),
         };
+        // `cnf.jkt` (RFC 9449 section 6.1), when present, is the key thumbprint: a string.
+        if let Some(cnf) = claims.get("cnf") {
+            let cnf = cnf.as_object().ok_or(ValidationError::Claims)?;
+            if cnf.get("jkt").is_some_and(|j| !j.is_string()) {
+                return Err(ValidationError::Claims);
+            }
+        }
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_u64)

@@ -1,0 +1,606 @@
+//! DPoP (RFC 9449): sender-constrained access tokens. The caller proves, on every request,
+//! possession of the private key whose thumbprint the token carries (`cnf.jkt`), with a
+//! fresh signed proof JWT in the `DPoP` header.
+//!
+//! [`DpopConfig`] says whether DPoP is off, allowed beside bearer tokens, or required.
+//! The auth layer takes `Authorization: DPoP <token>` plus exactly one `DPoP: <proof>`
+//! header, validates the token as usual (the validated-token cache serves the token's own
+//! checks), then checks the proof **every time** (section 4.3):
+//!
+//! 1. at most 8 KiB, a compact JWS; header `typ` = `dpop+jwt`, `alg` in the allow-list
+//!    (asymmetric only: HMAC and `none` cannot be named), no `crit`;
+//! 2. header `jwk`: a public key only (any private member, `d` `p` `q` `dp` `dq` `qi` `oth`
+//!    `k`, refuses the proof), of the type `alg` needs (EC P-256 for ES256, P-384 for
+//!    ES384, RSA of at least 2048 bits for RS*/PS*, Ed25519 for EdDSA); the signature
+//!    verifies with it;
+//! 3. claims: `jti` a string of at most 256 bytes; `htm` = the request method; `htu` = the
+//!    request URL (see below); `iat` within [now - max age, now + future leeway] by the
+//!    injectable clock; `ath` = base64url(SHA-256(access token)), required; with nonces
+//!    on, `nonce` a current server nonce (`dpop_nonce`);
+//! 4. the token's `cnf.jkt` = the RFC 7638 SHA-256 thumbprint of the proof's `jwk`;
+//! 5. the `jti` was not seen within the window (`dpop_replay`).
+//!
+//! **htu.** Both URLs are normalised per RFC 3986 section 6 (scheme and host lower case,
+//! default port elided, dot segments removed) without query or fragment, then compared.
+//! With [`DpopConfig::public_base_url`] set (a service behind a proxy), the expected URL
+//! is that base plus the request's original path (axum's `OriginalUri`, so nested routers
+//! see the full path). Without it, it is the request's `Host` (or the absolute URI's
+//! authority) and path, under the proof's own scheme when that is `http` or `https`: a
+//! service behind a TLS-terminating proxy cannot know which one the client used. The
+//! host is still checked, so a proof made for another service does not pass.
+//!
+//! **Bearer tokens.** A token with `cnf.jkt` is DPoP-bound: presented as `Bearer` it is
+//! refused in every mode (a stolen bound token is useless without the key). Under
+//! [`DpopMode::Required`], every `Bearer` request is refused. Under [`DpopMode::Off`],
+//! the `DPoP` scheme is not recognised: such a request is treated as one without
+//! credentials (401 with the bare `Bearer` challenge), as any other unknown scheme is.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+pub use super::dpop_nonce::SecretValue;
+use super::dpop_nonce::{NonceCheck, Nonces};
+#[cfg(feature = "redis")]
+pub use super::dpop_replay::RedisReplayStore;
+use super::dpop_replay::replay_key;
+pub use super::dpop_replay::{InMemoryReplayStore, ReplayStore, ReplayStoreError};
+use super::error::{SignatureAlgorithm, StartError};
+use crate::clock::{Clock, SystemClock};
+
+/// Largest DPoP proof accepted (bytes), checked before any parsing.
+pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
+/// Longest `jti` accepted (bytes).
+const MAX_JTI_LEN: usize = 256;
+/// Private JWK members: a proof key carrying any of them is refused.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Whether DPoP-bound tokens are accepted, and whether they are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
+#[non_exhaustive]
+pub enum DpopMode {
+    /// Bearer tokens only. The `DPoP` scheme is not recognised (treated as no
+    /// credentials); a DPoP-bound token sent as `Bearer` is still refused.
+    Off,
+    /// Bearer tokens and DPoP (the default): a 401 for a missing token offers both.
+    #[default]
+    Allowed,
+    /// DPoP only: `Bearer` requests are refused.
+    Required,
+}
+
+/// Where proof `jti`s are remembered (see [`ReplayStore`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum ReplayStoreConfig {
+    /// Per process, bounded (the default, 100,000 entries).
+    InMemory {
+        /// Most entries kept.
+        capacity: u64,
+    },
+    /// In Redis, shared by every replica (feature `redis`).
+    #[cfg(feature = "redis")]
+    Redis {
+        /// `redis://`, `rediss://` or `unix://` URL (may hold a password: never logged).
+        url: SecretValue,
+        /// Key prefix (default `shared-auth:`).
+        key_prefix: String,
+        /// Bound on each operation (default 200 ms); beyond it the request gets 503.
+        timeout: Duration,
+    },
+    /// A store of your own.
+    Custom(Arc<dyn ReplayStore>),
+}
+
+impl fmt::Debug for ReplayStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayStoreConfig::InMemory { capacity } => f
+                .debug_struct("InMemory")
+                .field("capacity", capacity)
+                .finish(),
+            #[cfg(feature = "redis")]
+            ReplayStoreConfig::Redis {
+                key_prefix,
+                timeout,
+                ..
+            } => f
+                .debug_struct("Redis")
+                .field("key_prefix", key_prefix)
+                .field("timeout", timeout)
+                .finish_non_exhaustive(),
+            ReplayStoreConfig::Custom(store) => f.debug_tuple("Custom").field(store).finish(),
+        }
+    }
+}
+
+/// DPoP settings of a validator ([`ValidatorConfig::dpop`](super::ValidatorConfig::dpop)).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DpopConfig {
+    /// Off, allowed (default) or required.
+    pub mode: DpopMode,
+    /// Proof signature algorithms accepted (default: every asymmetric one,
+    /// RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA). Also advertised in the
+    /// `algs` of the `DPoP` challenge.
+    pub algorithms: Vec<SignatureAlgorithm>,
+    /// How old a proof's `iat` may be (default 60 s).
+    pub max_age: Duration,
+    /// How far in the future a proof's `iat` may be (default 5 s, clock skew).
+    pub future_leeway: Duration,
+    /// This service's public base URL (`https://api.example.com/orders`), when a proxy
+    /// stands in front: the proofs' `htu` is checked against it plus the request's path.
+    pub public_base_url: Option<String>,
+    /// Require server-issued nonces (RFC 9449 section 8; default false).
+    pub nonces: bool,
+    /// The nonce key (at least 32 bytes), shared by replicas; `None`: random per process
+    /// (see the `dpop_nonce` module for the trade-off).
+    pub nonce_secret: Option<SecretValue>,
+    /// How long a nonce bucket lasts (default 5 min; a nonce is accepted for one to two).
+    pub nonce_lifetime: Duration,
+    /// Where proof `jti`s are remembered (default in memory).
+    pub replay_store: ReplayStoreConfig,
+    /// The clock for `iat` windows, nonces and replay expiry (tests move it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        DpopConfig {
+            mode: DpopMode::Allowed,
+            algorithms: vec![
+                SignatureAlgorithm::ES256,
+                SignatureAlgorithm::ES384,
+                SignatureAlgorithm::PS256,
+                SignatureAlgorithm::PS384,
+                SignatureAlgorithm::PS512,
+                SignatureAlgorithm::RS256,
+                SignatureAlgorithm::RS384,
+                SignatureAlgorithm::RS512,
+                SignatureAlgorithm::EdDSA,
+            ],
+            max_age: Duration::from_secs(60),
+            future_leeway: Duration::from_secs(5),
+            public_base_url: None,
+            nonces: false,
+            nonce_secret: None,
+            nonce_lifetime: Duration::from_secs(300),
+            replay_store: ReplayStoreConfig::InMemory { capacity: 100_000 },
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Why a proof was refused. The `Display` text is sent to the caller: short, fixed, never
+/// taken from the request; the precise reason goes to the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProofError {
+    #[error("a DPoP proof is required with the DPoP scheme")]
+    Missing,
+    #[error("the DPoP proof is malformed")]
+    Malformed,
+    #[error("the DPoP proof's type (typ) must be dpop+jwt")]
+    Type,
+    #[error("the DPoP proof's signing algorithm is not accepted")]
+    Algorithm,
+    #[error("the DPoP proof's key is missing or not an acceptable public key")]
+    Key,
+    #[error("the DPoP proof's signature is invalid")]
+    Signature,
+    #[error("the DPoP proof lacks a required claim or a claim has the wrong type")]
+    Claims,
+    #[error("the DPoP proof does not match the request")]
+    Request,
+    #[error("the DPoP proof is not fresh")]
+    Stale,
+    #[error("the DPoP proof does not match the access token")]
+    Token,
+    #[error("the DPoP proof was already used")]
+    Replay,
+    #[error("a current DPoP nonce is required")]
+    Nonce,
+}
+
+impl ProofError {
+    /// A stable reason code (logs and metrics).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            ProofError::Missing => "missing_proof",
+            ProofError::Malformed => "malformed",
+            ProofError::Type => "typ",
+            ProofError::Algorithm => "algorithm",
+            ProofError::Key => "jwk",
+            ProofError::Signature => "signature",
+            ProofError::Claims => "claims",
+            ProofError::Request => "htm_htu",
+            ProofError::Stale => "iat",
+            ProofError::Token => "ath_jkt",
+            ProofError::Replay => "replay",
+            ProofError::Nonce => "nonce",
+        }
+    }
+}
+
+/// What the proof is checked against: the request and the token.
+pub(crate) struct ProofInput<'a> {
+    pub(crate) proof: &'a str,
+    pub(crate) method: &'a str,
+    /// The request's path (original, before nesting).
+    pub(crate) path: &'a str,
+    /// The request's host (`Host` header or absolute URI authority).
+    pub(crate) host: Option<&'a str>,
+    pub(crate) token: &'a str,
+    /// The token's `cnf.jkt`.
+    pub(crate) jkt: &'a str,
+}
+
+/// A proof that passed every check but the replay check.
+pub(crate) struct CheckedProof {
+    replay_key: [u8; 32],
+    /// A fresh nonce to send back (nonces on and the proof's is from the previous bucket).
+    pub(crate) fresh_nonce: Option<String>,
+}
+
+/// Checks proofs for one validator (built from a [`DpopConfig`] at start).
+pub(crate) struct DpopVerifier {
+    mode: DpopMode,
+    algorithms: Vec<Algorithm>,
+    /// `algs="ES256 ..."`, for the challenges.
+    pub(crate) algs_param: String,
+    max_age_ms: u64,
+    future_ms: u64,
+    /// The normalised public base URL, without a trailing slash.
+    public_base: Option<String>,
+    nonces: Option<Nonces>,
+    store: Arc<dyn ReplayStore>,
+    clock: Arc<dyn Clock>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl DpopVerifier {
+    /// Checks the configuration and builds the verifier (and the replay store). Inside a
+    /// tokio runtime (the Redis store needs one).
+    pub(crate) fn new(config: DpopConfig) -> Result<Self, StartError> {
+        let fail = |reason: &str| StartError::Config(format!("DPoP: {reason}"));
+        let algorithms: Vec<Algorithm> = config.algorithms.iter().map(|a| a.jose()).collect();
+        if algorithms.is_empty() && config.mode != DpopMode::Off {
+            return Err(fail("no proof signature algorithm allowed"));
+        }
+        let names: Vec<String> = algorithms.iter().map(|a| format!("{a:?}")).collect();
+        let public_base = config
+            .public_base_url
+            .as_deref()
+            .map(|base| {
+                let url = url::Url::parse(base)
+                    .map_err(|_| fail("the public base URL is not an absolute URL"))?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                    || !url.username().is_empty()
+                    || url.host().is_none()
+                {
+                    return Err(fail(
+                        "the public base URL must be http(s)://host[:port][/path], without query, fragment or user",
+                    ));
+                }
+                Ok(String::from(url).trim_end_matches('/').to_owned())
+            })
+            .transpose()?;
+        let nonces = config
+            .nonces
+            .then(|| {
+                Nonces::new(
+                    config.nonce_secret.as_ref().map(|s| s.expose().as_bytes()),
+                    config.nonce_lifetime,
+                    config.clock.clone(),
+                )
+                .map_err(|e| fail(&e))
+            })
+            .transpose()?;
+        let window = config.max_age + config.future_leeway;
+        let store: Arc<dyn ReplayStore> = match config.replay_store {
+            ReplayStoreConfig::InMemory { capacity } => Arc::new(InMemoryReplayStore::new(
+                capacity,
+                window,
+                config.clock.clone(),
+            )),
+            #[cfg(feature = "redis")]
+            ReplayStoreConfig::Redis {
+                url,
+                key_prefix,
+                timeout,
+            } => Arc::new(
+                RedisReplayStore::new(url.expose(), &key_prefix, timeout)
+                    .map_err(|e| fail(&e.to_string()))?,
+            ),
+            ReplayStoreConfig::Custom(store) => store,
+        };
+        Ok(DpopVerifier {
+            mode: config.mode,
+            algorithms,
+            algs_param: format!("algs=\"{}\"", names.join(" ")),
+            max_age_ms: millis(config.max_age),
+            future_ms: millis(config.future_leeway),
+            public_base,
+            nonces,
+            store,
+            clock: config.clock,
+        })
+    }
+
+    pub(crate) fn mode(&self) -> DpopMode {
+        self.mode
+    }
+
+    /// How long a `jti` is remembered: the whole `iat` window.
+    fn window(&self) -> Duration {
+        Duration::from_millis(self.max_age_ms.saturating_add(self.future_ms))
+    }
+
+    /// A nonce to hand out, with nonces on.
+    pub(crate) fn nonce(&self) -> Option<String> {
+        self.nonces.as_ref().map(Nonces::current)
+    }
+
+    /// Every check but the replay check, which is [`first_use`](Self::first_use).
+    pub(crate) fn check(&self, input: &ProofInput<'_>) -> Result<CheckedProof, ProofError> {
+        let proof = input.proof;
+        if proof.len() > MAX_PROOF_LEN {
+            return Err(ProofError::Malformed);
+        }
+        let mut parts = proof.split('.');
+        let (Some(header_b64), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ProofError::Malformed);
+        };
+        // The raw header, for what the typed one hides (private JWK members, crit).
+        let raw: Map<String, Value> = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(ProofError::Malformed)?;
+        if raw.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+            return Err(ProofError::Type);
+        }
+        if raw.contains_key("crit") {
+            return Err(ProofError::Malformed);
+        }
+        let raw_jwk = raw
+            .get("jwk")
+            .and_then(Value::as_object)
+            .ok_or(ProofError::Key)?;
+        if PRIVATE_MEMBERS.iter().any(|m| raw_jwk.contains_key(*m)) {
+            return Err(ProofError::Key);
+        }
+        let header = jsonwebtoken::decode_header(proof).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ProofError::Algorithm,
+            _ => ProofError::Malformed,
+        })?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(ProofError::Algorithm);
+        }
+        let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
+        if !key_fits(header.alg, jwk) {
+            return Err(ProofError::Key);
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| ProofError::Key)?;
+        let mut validation = Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(proof, &key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => ProofError::Signature,
+                jsonwebtoken::errors::ErrorKind::Json(_) => ProofError::Claims,
+                _ => ProofError::Malformed,
+            })?
+            .claims;
+        let string = |name: &str| claims.get(name).and_then(Value::as_str);
+        let jti = string("jti")
+            .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+            .ok_or(ProofError::Claims)?;
+        let htm = string("htm").ok_or(ProofError::Claims)?;
+        let htu = string("htu").ok_or(ProofError::Claims)?;
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .ok_or(ProofError::Claims)?;
+        let ath = string("ath").ok_or(ProofError::Claims)?;
+        if htm != input.method || !self.htu_matches(htu, input.host, input.path) {
+            return Err(ProofError::Request);
+        }
+        let now = self.clock.now_unix_ms();
+        let iat_ms = iat.saturating_mul(1000);
+        if iat_ms.saturating_add(self.max_age_ms) < now
+            || iat_ms > now.saturating_add(self.future_ms)
+        {
+            return Err(ProofError::Stale);
+        }
+        if ath != access_token_hash(input.token) {
+            return Err(ProofError::Token);
+        }
+        let thumbprint = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| ProofError::Key)?;
+        if thumbprint != input.jkt {
+            return Err(ProofError::Token);
+        }
+        let fresh_nonce = match &self.nonces {
+            None => None,
+            Some(nonces) => match nonces.check(string("nonce")) {
+                NonceCheck::Current => None,
+                NonceCheck::Previous => Some(nonces.current()),
+                NonceCheck::Invalid => return Err(ProofError::Nonce),
+            },
+        };
+        Ok(CheckedProof {
+            replay_key: replay_key(&thumbprint, jti),
+            fresh_nonce,
+        })
+    }
+
+    /// The replay check: `Ok(false)` for a replay.
+    pub(crate) async fn first_use(&self, proof: &CheckedProof) -> Result<bool, ReplayStoreError> {
+        self.store.first_use(&proof.replay_key, self.window()).await
+    }
+
+    fn htu_matches(&self, htu: &str, host: Option<&str>, path: &str) -> bool {
+        let Some(proof) = normalise_url(htu) else {
+            return false;
+        };
+        let expected = match &self.public_base {
+            Some(base) => normalise_url(&format!("{base}{path}")),
+            None => {
+                let Some(host) = host else {
+                    return false;
+                };
+                // The proof's scheme: http or https (normalise_url allows no other).
+                let scheme = if proof.starts_with("https:") {
+                    "https"
+                } else {
+                    "http"
+                };
+                normalise_url(&format!("{scheme}://{host}{path}"))
+            }
+        };
+        expected.is_some_and(|e| e == proof)
+    }
+}
+
+/// RFC 3986 section 6 normalisation of an `http(s)` URL, without query and fragment:
+/// scheme and host lower case, default port elided, dot segments removed, an empty path
+/// as `/`. `None` for anything else (another scheme, user info, no host).
+pub(crate) fn normalise_url(url: &str) -> Option<String> {
+    let mut url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.host().is_none()
+    {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.into())
+}
+
+/// `ath`: base64url(SHA-256(the access token's ASCII)).
+pub(crate) fn access_token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        token.as_bytes(),
+    ))
+}
+
+/// Whether the proof key's type fits its algorithm (RSA keys of 2048 bits at least).
+fn key_fits(alg: Algorithm, jwk: &Jwk) -> bool {
+    use Algorithm as A;
+    match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::EllipticCurve(p), A::ES256) => p.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(p), A::ES384) => p.curve == EllipticCurve::P384,
+        (
+            AlgorithmParameters::RSA(p),
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512,
+        ) => URL_SAFE_NO_PAD
+            .decode(p.n.trim_start_matches('A'))
+            .is_ok_and(|n| n.len() >= 256),
+        (AlgorithmParameters::OctetKeyPair(p), A::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_normalisation_follows_rfc3986_section_6() {
+        let n = |u: &str| normalise_url(u);
+        assert_eq!(
+            n("HTTPS://API.Example.COM:443/a/./b/../c?q=1#f").as_deref(),
+            Some("https://api.example.com/a/c")
+        );
+        assert_eq!(
+            n("http://example.com:80").as_deref(),
+            Some("http://example.com/")
+        );
+        assert_eq!(
+            n("http://example.com:8080/x").as_deref(),
+            Some("http://example.com:8080/x")
+        );
+        assert_ne!(n("http://example.com/x"), n("https://example.com/x"));
+        assert_ne!(n("http://example.com/x"), n("http://example.com/x/"));
+        assert_eq!(n("ftp://example.com/x"), None);
+        assert_eq!(n("http://user@example.com/x"), None);
+        assert_eq!(n("/relative"), None);
+    }
+
+    fn verifier(public_base_url: Option<&str>) -> DpopVerifier {
+        DpopVerifier::new(DpopConfig {
+            public_base_url: public_base_url.map(str::to_owned),
+            ..DpopConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn htu_is_matched_against_the_host_or_the_public_base_url() {
+        let v = verifier(None);
+        let host = Some("Example.com:80");
+        assert!(v.htu_matches("http://example.com/w", host, "/w"));
+        assert!(v.htu_matches("HTTP://EXAMPLE.com:80/w?x=1", host, "/w"));
+        assert!(!v.htu_matches("http://example.com/other", host, "/w"));
+        assert!(!v.htu_matches("http://evil.example/w", host, "/w"));
+        assert!(!v.htu_matches("http://example.com/w", None, "/w"));
+        // Behind a TLS-terminating proxy the scheme is the proof's (http or https).
+        assert!(v.htu_matches("https://example.com/w", Some("example.com"), "/w"));
+        let v = verifier(Some("https://API.example.com/orders/"));
+        assert!(v.htu_matches(
+            "https://api.example.com/orders/w",
+            Some("127.0.0.1:1"),
+            "/w"
+        ));
+        assert!(!v.htu_matches("http://127.0.0.1:1/w", Some("127.0.0.1:1"), "/w"));
+        assert!(
+            DpopVerifier::new(DpopConfig {
+                public_base_url: Some("https://x.example/?q".into()),
+                ..DpopConfig::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ath_is_the_base64url_sha256_of_the_token() {
+        // RFC 9449 section 7.1's example.
+        assert_eq!(
+            access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+        );
+    }
+
+    #[test]
+    fn the_challenge_advertises_the_allowed_algorithms() {
+        let v = verifier(None);
+        assert_eq!(
+            v.algs_param,
+            "algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA\""
+        );
+    }
+}
