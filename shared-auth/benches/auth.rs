@@ -11,6 +11,9 @@
 //!   difference is what our middleware adds;
 //! - `middleware/dpop` (a DPoP-bound token: a fresh proof per request) vs `middleware/ours`
 //!   and `dpop/es256_sign` (one raw aws-lc-rs ES256 signature, the floor of a proof);
+//! - `layer/dpop_repeat` (the auth layer on a DPoP request: the token from the
+//!   validated-token cache, the proof checked in full) vs `layer/bearer_repeat` (the same
+//!   layer, a repeated bearer token) and `dpop/es256_verify` (one raw ES256 verification);
 //! - `stampede`: 1,000 concurrent callers on a cold cache; prints the token requests made;
 //! - `tiered/memory_hit` vs `tiered/redis_hit` (feature `redis`, with `BENCH_REDIS_URL` set, as
 //!   `just bench` does when `redis-server` is installed): a `RedisTokenCache` read that
@@ -366,11 +369,152 @@ fn bench_tiers(c: &mut Criterion, s: &Setup) {
     group.finish();
 }
 
+/// The inner service of the auth layer: 200 at once.
+#[derive(Clone)]
+struct Ok200;
+
+impl tower::Service<http::Request<axum::body::Body>> for Ok200 {
+    type Response = http::Response<axum::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: http::Request<axum::body::Body>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(axum::body::Body::empty())))
+    }
+}
+
+/// A DPoP client key for the server-side pair: proofs signed over fixed claims but a fresh
+/// `jti` (made outside the measured time).
+struct Prover {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    header: String,
+    jkt: String,
+}
+
+impl Prover {
+    fn new() -> Self {
+        use aws_lc_rs::signature::KeyPair as _;
+        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = key.public_key().as_ref();
+        let jwk = json!({"crv": "P-256", "kty": "EC", "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])});
+        let jkt = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
+            .unwrap()
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap();
+        let header = b64.encode(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string());
+        Prover { key, header, jkt }
+    }
+
+    fn proof(&self, htu: &str, token: &str, jti: u64) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let ath = b64.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            token.as_bytes(),
+        ));
+        let iat = now_ms() / 1000;
+        let claims = json!({"jti": format!("bench-{jti}"), "htm": "GET", "htu": htu, "iat": iat, "ath": ath});
+        let input = format!("{}.{}", self.header, b64.encode(claims.to_string()));
+        let signature = self
+            .key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64.encode(signature))
+    }
+}
+
+/// The auth layer per request: a repeated bearer token, and the same with DPoP (the token
+/// from the validated-token cache, the proof checked in full: signature, claims, replay
+/// store), beside one raw ES256 verification (the floor of a proof check).
+fn bench_dpop_layer(c: &mut Criterion, s: &Setup) {
+    use tower::{Layer as _, Service as _};
+    let _entered = s.runtime.enter();
+    let layer = shared_auth::server::JwtAuthLayer::new(s.validator.clone());
+    let mut service = layer.layer(Ok200);
+    let prover = Prover::new();
+    let bearer = mint(&s.issuer, 100_000);
+    let (header, mut claims) = s
+        .issuer
+        .token_template("bench", &["MyService/weather_read"]);
+    claims["cnf"] = json!({"jkt": prover.jkt});
+    let bound = s.issuer.sign(&header, &claims).unwrap();
+    let htu = "http://bench.local/weatherforecast";
+    let request = |scheme: &str, token: &str, proof: Option<String>| {
+        let mut builder = http::Request::get("/weatherforecast")
+            .header(http::header::HOST, "bench.local")
+            .header(http::header::AUTHORIZATION, format!("{scheme} {token}"));
+        if let Some(proof) = proof {
+            builder = builder.header("dpop", proof);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    };
+    let mut call = |req| {
+        assert!(matches!(
+            service.poll_ready(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(()))
+        ));
+        ready(service.call(req)).unwrap().status()
+    };
+    // Warm the validated-token cache for both tokens, and check both pass.
+    assert_eq!(call(request("Bearer", &bearer, None)), 200);
+    assert_eq!(
+        call(request("DPoP", &bound, Some(prover.proof(htu, &bound, 0)))),
+        200
+    );
+    let mut group = c.benchmark_group("layer");
+    group.bench_function("bearer_repeat", |b| {
+        b.iter_batched(
+            || request("Bearer", &bearer, None),
+            |req| assert_eq!(call(req), 200),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let mut jti = 1;
+    group.bench_function("dpop_repeat", |b| {
+        b.iter_batched(
+            || {
+                jti += 1;
+                request("DPoP", &bound, Some(prover.proof(htu, &bound, jti)))
+            },
+            |req| assert_eq!(call(req), 200),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    let proof = prover.proof(htu, &bound, u64::MAX);
+    let (message, signature) = proof.rsplit_once('.').unwrap();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signature = b64.decode(signature).unwrap();
+    let public = {
+        use aws_lc_rs::signature::KeyPair as _;
+        prover.key.public_key().as_ref().to_vec()
+    };
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("es256_verify", |b| {
+        b.iter(|| {
+            aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                &public,
+            )
+            .verify(message.as_bytes(), &signature)
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
     stampede(&s);
     bench_validation(c, &s);
     bench_client(c, &s);
+    bench_dpop_layer(c, &s);
     #[cfg(feature = "redis")]
     bench_tiers(c, &s);
 }

@@ -269,7 +269,7 @@ fn check_times(jws: &UnverifiedJws<'_>, now: u64) -> Result<u64, String> {
         .claim_time("exp")
         .map_err(|e| format!("client assertion {e}"))?
         .ok_or_else(|| "client assertion exp is required".to_owned())?;
-    if exp + LEEWAY_SECS <= now {
+    if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(format!(
             "client assertion expired {} s ago",
             now.saturating_sub(exp)
@@ -293,7 +293,10 @@ fn check_times(jws: &UnverifiedJws<'_>, now: u64) -> Result<u64, String> {
 /// Records a single-use assertion's `jti`; the error is the `invalid_client` description.
 pub(crate) fn consume_jti(state: &IssuerState, jti: (String, u64), now: u64) -> Result<(), String> {
     let (key, exp) = jti;
-    match state.assertion_jtis.insert(key, exp + LEEWAY_SECS, now) {
+    match state
+        .assertion_jtis
+        .insert(key, exp.saturating_add(LEEWAY_SECS), now)
+    {
         Ok(()) => Ok(()),
         Err(ReplayError::Replayed) => {
             Err("client assertion jti was already used (replayed assertion)".to_owned())

@@ -168,10 +168,10 @@ pub(crate) fn check(
         .claim_time("iat")
         .map_err(|e| invalid(format!("DPoP proof {e}")))?
         .ok_or_else(|| invalid("DPoP proof iat is required".to_owned()))?;
-    if iat + IAT_PAST_SECS < now {
+    if iat.saturating_add(IAT_PAST_SECS) < now {
         return Err(invalid(format!(
             "DPoP proof iat is {} s old (at most {IAT_PAST_SECS} s accepted)",
-            now - iat
+            now.saturating_sub(iat)
         )));
     }
     if iat > now + IAT_FUTURE_SECS {
@@ -216,7 +216,7 @@ pub(crate) fn consume(
     proof: &VerifiedProof,
     now: u64,
 ) -> Result<(), ProofError> {
-    let until = proof.iat + IAT_PAST_SECS + IAT_FUTURE_SECS;
+    let until = proof.iat.saturating_add(IAT_PAST_SECS + IAT_FUTURE_SECS);
     match state.dpop_jtis.insert(proof.jti.clone(), until, now) {
         Ok(()) => Ok(()),
         Err(ReplayError::Replayed) => Err(ProofError::Invalid(

@@ -180,6 +180,12 @@ async fn bad_proofs_are_refused_with_the_reason() {
     let token = key.sign_json(&proof_header(&key), &future).unwrap();
     refused(post(&issuer, &[&token]).await, "in the future");
 
+    // A time past u64 (capped at u64::MAX when read) is refused, not an overflow panic.
+    let mut huge = proof_claims(&issuer);
+    huge["iat"] = json!(1e300);
+    let token = key.sign_json(&proof_header(&key), &huge).unwrap();
+    refused(post(&issuer, &[&token]).await, "in the future");
+
     let mut no_jti = proof_claims(&issuer);
     no_jti.as_object_mut().unwrap().remove("jti");
     let token = key.sign_json(&proof_header(&key), &no_jti).unwrap();
@@ -220,7 +226,7 @@ async fn bad_proofs_are_refused_with_the_reason() {
     refused(post(&issuer, &["not-a-jws"]).await, "compact JWS");
 
     let stats = issuer.stats();
-    assert_eq!(stats.dpop_proofs_refused, 12);
+    assert_eq!(stats.dpop_proofs_refused, 13);
     assert_eq!(stats.dpop_tokens_issued, 1);
 }
 

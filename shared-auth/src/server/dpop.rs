@@ -41,8 +41,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 pub use super::dpop_nonce::SecretValue;
@@ -357,100 +356,96 @@ impl DpopVerifier {
     }
 
     /// Every check but the replay check, which is [`first_use`](Self::first_use).
+    ///
+    /// Hand-rolled on aws-lc-rs rather than `jsonwebtoken::decode`: this runs on every
+    /// request, and jsonwebtoken decodes and parses the header twice more and the claims
+    /// into a map, which measured 13 µs beyond the ES256 verification itself (`cargo
+    /// bench`'s `layer/dpop_repeat`). Here the header and the claims are each decoded and
+    /// parsed once, into typed structs (a repeated member is a parse error), and the
+    /// signature is checked by aws-lc-rs with the public key taken from the `jwk`.
     pub(crate) fn check(&self, input: &ProofInput<'_>) -> Result<CheckedProof, ProofError> {
         let proof = input.proof;
         if proof.len() > MAX_PROOF_LEN {
             return Err(ProofError::Malformed);
         }
-        let mut parts = proof.split('.');
-        let (Some(header_b64), Some(_), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (message, signature_b64) = proof.rsplit_once('.').ok_or(ProofError::Malformed)?;
+        let (header_b64, claims_b64) = message.split_once('.').ok_or(ProofError::Malformed)?;
+        if claims_b64.contains('.') {
             return Err(ProofError::Malformed);
-        };
-        // The raw header, for what the typed one hides (private JWK members, crit).
-        let raw: Map<String, Value> = URL_SAFE_NO_PAD
+        }
+        let header_bytes = URL_SAFE_NO_PAD
             .decode(header_b64)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(ProofError::Malformed)?;
-        if raw.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+            .map_err(|_| ProofError::Malformed)?;
+        let header: ProofHeader<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| ProofError::Malformed)?;
+        if header.typ.as_deref() != Some("dpop+jwt") {
             return Err(ProofError::Type);
         }
-        if raw.contains_key("crit") {
+        if header.crit.is_some() {
             return Err(ProofError::Malformed);
         }
-        let raw_jwk = raw
-            .get("jwk")
-            .and_then(Value::as_object)
-            .ok_or(ProofError::Key)?;
-        if PRIVATE_MEMBERS.iter().any(|m| raw_jwk.contains_key(*m)) {
-            return Err(ProofError::Key);
-        }
-        let header = jsonwebtoken::decode_header(proof).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ProofError::Algorithm,
-            _ => ProofError::Malformed,
-        })?;
-        if !self.algorithms.contains(&header.alg) {
-            return Err(ProofError::Algorithm);
-        }
+        let alg = header
+            .alg
+            .as_deref()
+            .and_then(algorithm)
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(ProofError::Algorithm)?;
         let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
-        if !key_fits(header.alg, jwk) {
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err(ProofError::Key);
         }
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| ProofError::Key)?;
-        let mut validation = Validation::new(header.alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(proof, &key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => ProofError::Signature,
-                jsonwebtoken::errors::ErrorKind::Json(_) => ProofError::Claims,
-                _ => ProofError::Malformed,
-            })?
-            .claims;
-        let string = |name: &str| claims.get(name).and_then(Value::as_str);
-        let jti = string("jti")
+        let key = ProofKey::from_jwk(alg, jwk)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| ProofError::Malformed)?;
+        key.verify(alg, message.as_bytes(), &signature)?;
+
+        let claims_bytes = URL_SAFE_NO_PAD
+            .decode(claims_b64)
+            .map_err(|_| ProofError::Malformed)?;
+        let claims: ProofClaims<'_> =
+            serde_json::from_slice(&claims_bytes).map_err(|_| ProofError::Claims)?;
+        let jti = claims
+            .jti
+            .as_deref()
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
             .ok_or(ProofError::Claims)?;
-        let htm = string("htm").ok_or(ProofError::Claims)?;
-        let htu = string("htu").ok_or(ProofError::Claims)?;
+        let htm = claims.htm.as_deref().ok_or(ProofError::Claims)?;
+        let htu = claims.htu.as_deref().ok_or(ProofError::Claims)?;
+        // RFC 7519 NumericDate: seconds, possibly with a fraction.
         let iat = claims
-            .get("iat")
-            .and_then(Value::as_u64)
+            .iat
+            .as_ref()
+            .and_then(serde_json::Number::as_f64)
+            .filter(|t| t.is_finite() && *t >= 0.0)
             .ok_or(ProofError::Claims)?;
-        let ath = string("ath").ok_or(ProofError::Claims)?;
+        let ath = claims.ath.as_deref().ok_or(ProofError::Claims)?;
         if htm != input.method || !self.htu_matches(htu, input.host, input.path) {
             return Err(ProofError::Request);
         }
         let now = self.clock.now_unix_ms();
-        let iat_ms = iat.saturating_mul(1000);
+        let iat_ms = (iat * 1000.0) as u64;
         if iat_ms.saturating_add(self.max_age_ms) < now
             || iat_ms > now.saturating_add(self.future_ms)
         {
             return Err(ProofError::Stale);
         }
-        if ath != access_token_hash(input.token) {
+        if !ath_matches(ath, input.token) {
             return Err(ProofError::Token);
         }
-        let thumbprint = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|_| ProofError::Key)?;
-        if thumbprint != input.jkt {
+        if key.thumbprint() != input.jkt {
             return Err(ProofError::Token);
         }
         let fresh_nonce = match &self.nonces {
             None => None,
-            Some(nonces) => match nonces.check(string("nonce")) {
+            Some(nonces) => match nonces.check(claims.nonce.as_deref()) {
                 NonceCheck::Current => None,
                 NonceCheck::Previous => Some(nonces.current()),
                 NonceCheck::Invalid => return Err(ProofError::Nonce),
             },
         };
         Ok(CheckedProof {
-            replay_key: replay_key(&thumbprint, jti),
+            replay_key: replay_key(input.jkt, jti),
             fresh_nonce,
         })
     }
@@ -461,6 +456,19 @@ impl DpopVerifier {
     }
 
     fn htu_matches(&self, htu: &str, host: Option<&str>, path: &str) -> bool {
+        // The common case first: the client wrote the URL exactly as the request has it.
+        let exact = match (&self.public_base, host) {
+            (Some(base), _) => htu.strip_prefix(base.as_str()) == Some(path),
+            (None, Some(host)) => ["http://", "https://"].iter().any(|scheme| {
+                htu.strip_prefix(scheme)
+                    .and_then(|rest| rest.strip_prefix(host))
+                    == Some(path)
+            }),
+            (None, None) => false,
+        };
+        if exact && path.starts_with('/') && !path.contains("/.") {
+            return true;
+        }
         let Some(proof) = normalise_url(htu) else {
             return false;
         };
@@ -500,28 +508,180 @@ pub(crate) fn normalise_url(url: &str) -> Option<String> {
     Some(url.into())
 }
 
-/// `ath`: base64url(SHA-256(the access token's ASCII)).
-pub(crate) fn access_token_hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        token.as_bytes(),
-    ))
+/// `ath` = base64url(SHA-256(token)), compared without allocating.
+fn ath_matches(ath: &str, token: &str) -> bool {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut encoded = [0u8; 43];
+    URL_SAFE_NO_PAD
+        .encode_slice(digest.as_ref(), &mut encoded)
+        .is_ok_and(|n| n == 43 && ath.as_bytes() == encoded)
 }
 
-/// Whether the proof key's type fits its algorithm (RSA keys of 2048 bits at least).
-fn key_fits(alg: Algorithm, jwk: &Jwk) -> bool {
-    use Algorithm as A;
-    match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::EllipticCurve(p), A::ES256) => p.curve == EllipticCurve::P256,
-        (AlgorithmParameters::EllipticCurve(p), A::ES384) => p.curve == EllipticCurve::P384,
-        (
-            AlgorithmParameters::RSA(p),
-            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512,
-        ) => URL_SAFE_NO_PAD
-            .decode(p.n.trim_start_matches('A'))
-            .is_ok_and(|n| n.len() >= 256),
-        (AlgorithmParameters::OctetKeyPair(p), A::EdDSA) => p.curve == EllipticCurve::Ed25519,
-        _ => false,
+/// A JOSE algorithm name, when it is one a proof may use.
+fn algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// The protected header of a proof, parsed once.
+#[derive(serde::Deserialize)]
+struct ProofHeader<'a> {
+    #[serde(borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<std::borrow::Cow<'a, str>>,
+    jwk: Option<Map<String, Value>>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The claims of a proof that are checked.
+#[derive(serde::Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow)]
+    jti: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    htm: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    htu: Option<std::borrow::Cow<'a, str>>,
+    iat: Option<serde_json::Number>,
+    #[serde(borrow)]
+    ath: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    nonce: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A proof's public key, of the type its `alg` needs: EC P-256 for ES256, P-384 for ES384,
+/// RSA of at least 2048 bits for RS*/PS*, Ed25519 for EdDSA.
+struct ProofKey {
+    kind: KeyKind,
+    /// The RFC 7638 input: the required members, in lexical order, as the JWK wrote them.
+    canonical: String,
+}
+
+enum KeyKind {
+    /// An uncompressed point, 0x04 || x || y.
+    Ec(Vec<u8>),
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ed25519(Vec<u8>),
+}
+
+impl ProofKey {
+    fn from_jwk(alg: Algorithm, jwk: &Map<String, Value>) -> Result<Self, ProofError> {
+        let text = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or(ProofError::Key);
+        // base64url without padding (strict: trailing bits must be zero). Strings that
+        // decode hold only [A-Za-z0-9_-], so they go into the canonical JSON as they are.
+        let bytes = |name: &str| {
+            text(name).and_then(|t| URL_SAFE_NO_PAD.decode(t).map_err(|_| ProofError::Key))
+        };
+        use Algorithm as A;
+        match (text("kty")?, alg) {
+            ("EC", A::ES256 | A::ES384) => {
+                let (crv, size) = if alg == A::ES256 {
+                    ("P-256", 32)
+                } else {
+                    ("P-384", 48)
+                };
+                if text("crv")? != crv {
+                    return Err(ProofError::Key);
+                }
+                let (x, y) = (bytes("x")?, bytes("y")?);
+                if x.len() != size || y.len() != size {
+                    return Err(ProofError::Key);
+                }
+                let mut point = Vec::with_capacity(1 + 2 * size);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Ok(ProofKey {
+                    kind: KeyKind::Ec(point),
+                    canonical: format!(
+                        r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                        text("x")?,
+                        text("y")?
+                    ),
+                })
+            }
+            ("RSA", A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512) => {
+                let (n, e) = (bytes("n")?, bytes("e")?);
+                let significant = n.iter().skip_while(|b| **b == 0).count();
+                if significant < 256 {
+                    return Err(ProofError::Key);
+                }
+                Ok(ProofKey {
+                    canonical: format!(
+                        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                        text("e")?,
+                        text("n")?
+                    ),
+                    kind: KeyKind::Rsa { n, e },
+                })
+            }
+            ("OKP", A::EdDSA) => {
+                if text("crv")? != "Ed25519" {
+                    return Err(ProofError::Key);
+                }
+                let x = bytes("x")?;
+                if x.len() != 32 {
+                    return Err(ProofError::Key);
+                }
+                Ok(ProofKey {
+                    kind: KeyKind::Ed25519(x),
+                    canonical: format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, text("x")?),
+                })
+            }
+            _ => Err(ProofError::Key),
+        }
+    }
+
+    fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), ProofError> {
+        use Algorithm as A;
+        use aws_lc_rs::signature as sig;
+        let verified = match &self.kind {
+            KeyKind::Ec(point) => {
+                let scheme = if alg == A::ES256 {
+                    &sig::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &sig::ECDSA_P384_SHA384_FIXED
+                };
+                sig::UnparsedPublicKey::new(scheme, point).verify(message, signature)
+            }
+            KeyKind::Rsa { n, e } => {
+                let scheme: &sig::RsaParameters = match alg {
+                    A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                    A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                    A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                    A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+                    A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+                    _ => &sig::RSA_PSS_2048_8192_SHA512,
+                };
+                sig::RsaPublicKeyComponents { n, e }.verify(scheme, message, signature)
+            }
+            KeyKind::Ed25519(x) => {
+                sig::UnparsedPublicKey::new(&sig::ED25519, x).verify(message, signature)
+            }
+        };
+        verified.map_err(|_| ProofError::Signature)
+    }
+
+    /// The RFC 7638 SHA-256 thumbprint, base64url.
+    fn thumbprint(&self) -> String {
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            self.canonical.as_bytes(),
+        ))
     }
 }
 
@@ -589,10 +749,52 @@ mod tests {
     #[test]
     fn ath_is_the_base64url_sha256_of_the_token() {
         // RFC 9449 section 7.1's example.
+        let token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+        assert!(ath_matches(
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo",
+            token
+        ));
+        assert!(!ath_matches(
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEp",
+            token
+        ));
+        assert!(!ath_matches("", token));
+    }
+
+    #[test]
+    fn the_thumbprint_is_jsonwebtokens_for_every_key_type() {
+        use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+        let ec = crate::client::SigningKey::generate_es256().unwrap();
+        let ed = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        // RFC 7638 section 3.1's example key.
+        let rsa = serde_json::json!({"kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        for (jwk, alg) in [
+            (ec.public_jwk().clone(), Algorithm::ES256),
+            (ed, Algorithm::EdDSA),
+            (rsa.clone(), Algorithm::RS256),
+        ] {
+            let ours = ProofKey::from_jwk(alg, jwk.as_object().unwrap())
+                .unwrap()
+                .thumbprint();
+            let theirs = serde_json::from_value::<Jwk>(jwk)
+                .unwrap()
+                .thumbprint(ThumbprintHash::SHA256)
+                .unwrap();
+            assert_eq!(ours, theirs, "{alg:?}");
+        }
+        let rfc = ProofKey::from_jwk(Algorithm::RS256, rsa.as_object().unwrap()).unwrap();
         assert_eq!(
-            access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
-            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+            rfc.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+        // A key of the wrong type for the algorithm, or a short RSA key, is refused.
+        assert!(
+            ProofKey::from_jwk(Algorithm::ES384, ec.public_jwk().as_object().unwrap()).is_err()
+        );
+        let mut short = rsa.clone();
+        short["n"] = serde_json::json!("AQAB");
+        assert!(ProofKey::from_jwk(Algorithm::RS256, short.as_object().unwrap()).is_err());
     }
 
     #[test]

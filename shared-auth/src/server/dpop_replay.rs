@@ -9,8 +9,12 @@
 //!
 //! - [`InMemoryReplayStore`] (the default): bounded (moka), per process. With several
 //!   replicas behind a load balancer, a proof replayed to *another* replica is not seen:
-//!   use a shared store then. At its bound, the oldest entries are evicted early; size it
-//!   for the proofs a window holds (default 100,000: about 1,600 proofs a second for 60 s).
+//!   use a shared store then. At its bound, the least recently used (the oldest) entries
+//!   are evicted early, so a proof older than what the store holds could be replayed
+//!   within its window: size it for the proofs a window holds (default 100,000: about
+//!   1,500 proofs a second for 65 s). LRU on purpose: moka's default admission policy
+//!   (TinyLFU) would refuse to store new `jti`s, each seen once, at the bound, and leave
+//!   the newest proofs unprotected.
 //! - `RedisReplayStore` (feature `redis`): shared by every replica, `SET key 1 NX PX ttl`.
 //!   When Redis fails or does not answer in time, the proof is refused with 503 and
 //!   `Retry-After`: a replay check that cannot run never lets a proof through.
@@ -72,6 +76,7 @@ impl InMemoryReplayStore {
         InMemoryReplayStore {
             seen: moka::sync::Cache::builder()
                 .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(max_ttl.max(Duration::from_secs(1)))
                 .build(),
             clock,
@@ -86,7 +91,7 @@ impl InMemoryReplayStore {
         let mut first = false;
         // Atomic per key: concurrent calls with one key run one after the other.
         self.seen.entry(*key).and_compute_with(|entry| match entry {
-            Some(entry) if *entry.value() > now => Op::Nop,
+            Some(entry) if *entry.value() >= now => Op::Nop,
             _ => {
                 first = true;
                 Op::Put(until)

@@ -93,9 +93,8 @@ pub struct ValidatorSettings {
     /// This service's public base URL (behind a proxy): DPoP proofs' `htu` is checked
     /// against it plus the request path.
     pub public_base_url: Option<String>,
-    /// Redis URL of a DPoP replay store shared by replicas (feature `redis`; unset: in
-    /// memory, per process).
-    #[cfg(feature = "redis")]
+    /// Redis URL of a DPoP replay store shared by replicas (feature `redis`; a build
+    /// without it refuses the setting; unset: in memory, per process).
     pub dpop_replay_redis_url: Option<SecretValue>,
 }
 
@@ -119,7 +118,6 @@ impl Default for ValidatorSettings {
             dpop_nonce_secret: None,
             dpop_nonce_secret_file: None,
             public_base_url: None,
-            #[cfg(feature = "redis")]
             dpop_replay_redis_url: None,
         }
     }
@@ -251,6 +249,19 @@ impl ValidatorSettings {
                 key_prefix: "shared-auth:".to_owned(),
                 timeout: Duration::from_millis(200),
             };
+        }
+        // Without the feature the setting cannot work: refusing it beats a per-process
+        // store the operator believes is shared (replays to another replica would pass).
+        #[cfg(not(feature = "redis"))]
+        if self
+            .dpop_replay_redis_url
+            .as_ref()
+            .is_some_and(|u| !u.expose().is_empty())
+        {
+            return Err(fail(
+                "dpop_replay_redis_url",
+                "this build has no Redis support (shared-auth feature `redis`)".to_owned(),
+            ));
         }
         Ok(dpop)
     }
@@ -664,7 +675,6 @@ mod cli {
                     dpop_nonce_secret: text("dpop_nonce_secret").map(SecretValue::new),
                     dpop_nonce_secret_file: text("dpop_nonce_secret_file"),
                     public_base_url: text("public_base_url"),
-                    #[cfg(feature = "redis")]
                     dpop_replay_redis_url: text("dpop_replay_redis_url").map(SecretValue::new),
                 },
                 prefix: PhantomData,
