@@ -281,3 +281,77 @@ async fn private_key_jwt_and_dpop_together() {
         (1, 1)
     );
 }
+
+/// A resource server that wants DPoP nonces, behind a barrier: the first `hold` requests
+/// reach the auth layer only once all of them have arrived, so they are all refused with
+/// the same fresh nonce before any client sees an answer.
+async fn nonce_server(issuer: &IssuerHandle, hold: usize) -> TestServer {
+    use axum::routing::get;
+    use shared_auth::server::{JwtAuthLayer, JwtValidator};
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.nonces = true;
+    let validator = JwtValidator::new(config).await.unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(hold));
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route("/data", get(|| async { "ok" }).post(|| async { "posted" }))
+        .route_layer(JwtAuthLayer::new(validator))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let (barrier, arrived) = (barrier.clone(), arrived.clone());
+                async move {
+                    if arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < hold {
+                        barrier.wait().await;
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
+    serve(app).await
+}
+
+fn dpop_api(issuer: &IssuerHandle) -> reqwest_middleware::ClientWithMiddleware {
+    let tokens = register(
+        ClientCredentialsClient::new(
+            issuer.token_endpoint(),
+            ClientId::new(BFF_ID),
+            shared_auth::client::ClientSecret::new(BFF_SECRET),
+        )
+        .with_dpop(DpopKey::generate().unwrap()),
+    );
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(shared_auth::client::ClientCredentialsMiddleware::new(
+            tokens,
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn concurrent_requests_refused_with_one_nonce_all_retry_with_it() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let api = dpop_api(&issuer);
+    let server = nonce_server(&issuer, 2).await;
+    let url = format!("{}/data", server.base);
+    // Both go out without a nonce and are both refused with the same one. The first answer
+    // read stores it; the second must retry all the same (its proof had no nonce).
+    let (a, b) = tokio::join!(api.get(&url).send(), api.get(&url).send());
+    assert_eq!(a.unwrap().status(), 200);
+    assert_eq!(b.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_post_is_sent_again_with_the_nonce_it_was_refused_for() {
+    // A use_dpop_nonce refusal comes before the handler runs: a POST (not replayable after
+    // a 401 in general) is sent again with the nonce.
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let api = dpop_api(&issuer);
+    let server = nonce_server(&issuer, 1).await;
+    let response = api
+        .post(format!("{}/data", server.base))
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "posted");
+}

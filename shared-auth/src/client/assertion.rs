@@ -112,7 +112,8 @@ async fn make(
     }
 }
 
-fn read_capped(path: &std::path::Path) -> Result<String, String> {
+/// The file's text, at most [`MAX_ASSERTION_BYTES`]; the error says why not (no path).
+pub(crate) fn read_capped(path: &std::path::Path) -> Result<String, String> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
     let mut text = String::new();

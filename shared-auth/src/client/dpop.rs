@@ -97,23 +97,36 @@ impl DpopKey {
     }
 
     /// A proof for `method` on `url` (query and fragment are not part of `htu`), with
-    /// `ath` for a resource request, and the origin's nonce if one is known.
+    /// `ath` for a resource request and the origin's nonce if one is known; and that nonce:
+    /// a `use_dpop_nonce` answer with another one deserves one more try, whatever other
+    /// requests remembered meanwhile.
     pub(crate) fn proof(
         &self,
         method: &str,
         url: &Url,
         ath: Option<&str>,
-    ) -> Result<HeaderValue, KeyError> {
+    ) -> Result<(HeaderValue, Option<Arc<str>>), KeyError> {
         let nonce = self.nonce(url);
         let mut id = [0u8; 16];
         SystemRandom::new()
             .fill(&mut id)
             .map_err(|_| KeyError::Sign)?;
         let jti = B64URL.encode(id);
+        // RFC 9449 section 4.2: htu without query and fragment (and never user info).
+        let without_user;
+        let htu = if url.username().is_empty() && url.password().is_none() {
+            &url[..Position::AfterPath]
+        } else {
+            let mut clean = url.clone();
+            let _ = clean.set_username("");
+            let _ = clean.set_password(None);
+            without_user = clean;
+            &without_user[..Position::AfterPath]
+        };
         let claims = ProofClaims {
             jti: &jti,
             htm: method,
-            htu: &url[..Position::AfterPath],
+            htu,
             iat: crate::clock::system_now_ms() / 1000,
             ath,
             nonce: nonce.as_deref(),
@@ -122,7 +135,8 @@ impl DpopKey {
         let claims = serde_json::to_vec(&claims).unwrap_or_default();
         let proof = self.0.key.sign_compact(&self.0.header, &claims)?;
         // base64url and dots only: always a valid header value.
-        HeaderValue::try_from(proof).map_err(|_| KeyError::Sign)
+        let proof = HeaderValue::try_from(proof).map_err(|_| KeyError::Sign)?;
+        Ok((proof, nonce))
     }
 
     fn nonce(&self, url: &Url) -> Option<Arc<str>> {
@@ -130,12 +144,18 @@ impl DpopKey {
         if nonces.is_empty() {
             return None;
         }
-        nonces.get(&url[..Position::BeforePath]).cloned()
+        nonces.get(origin(url)).cloned()
     }
 
-    /// Remembers the `DPoP-Nonce` of a response from `url`'s origin; true if it holds one
-    /// that differs from the one known.
-    pub(crate) fn remember_nonce(&self, url: &Url, headers: &http::HeaderMap) -> bool {
+    /// Remembers the `DPoP-Nonce` of a response from `url`'s origin. Returns true when the
+    /// response holds a valid nonce other than `sent` (the one the request's proof
+    /// carried): then a `use_dpop_nonce` refusal is worth one more try with it.
+    pub(crate) fn remember_nonce(
+        &self,
+        url: &Url,
+        headers: &http::HeaderMap,
+        sent: Option<&str>,
+    ) -> bool {
         let Some(nonce) = headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
             return false;
         };
@@ -148,17 +168,22 @@ impl DpopKey {
         {
             return false;
         }
-        let origin = &url[..Position::BeforePath];
+        let origin = origin(url);
         let mut nonces = self.0.nonces.write().unwrap_or_else(|e| e.into_inner());
-        if nonces.get(origin).is_some_and(|known| &**known == nonce) {
-            return false;
+        if nonces.get(origin).is_none_or(|known| &**known != nonce) {
+            if nonces.len() >= MAX_NONCE_ORIGINS {
+                nonces.clear();
+            }
+            nonces.insert(origin.into(), nonce.into());
         }
-        if nonces.len() >= MAX_NONCE_ORIGINS {
-            nonces.clear();
-        }
-        nonces.insert(origin.into(), nonce.into());
-        true
+        sent != Some(nonce)
     }
+}
+
+/// The origin a nonce belongs to: scheme, host and port (user info is not part of it, but
+/// `url`'s serialization puts it before the host, so a URL with it is keyed as written).
+fn origin(url: &Url) -> &str {
+    &url[..Position::BeforePath]
 }
 
 /// `ath`: base64url of the SHA-256 of the access token (RFC 9449 section 4.2).
@@ -180,7 +205,7 @@ mod tests {
     fn a_proof_carries_what_rfc_9449_asks_and_no_query() {
         let key = DpopKey::generate().unwrap();
         let url = Url::parse("https://API.example:443/a/b?q=1#frag").unwrap();
-        let proof = key.proof("GET", &url, Some("hash")).unwrap();
+        let proof = key.proof("GET", &url, Some("hash")).unwrap().0;
         let parts: Vec<&str> = proof.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
         let header = decode(parts[0]);
@@ -192,7 +217,7 @@ mod tests {
         assert_eq!(claims["htu"], "https://api.example/a/b");
         assert_eq!(claims["ath"], "hash");
         assert!(claims.get("nonce").is_none());
-        let other = key.proof("GET", &url, None).unwrap();
+        let other = key.proof("GET", &url, None).unwrap().0;
         assert_ne!(
             decode(other.to_str().unwrap().split('.').nth(1).unwrap())["jti"],
             claims["jti"],
@@ -204,7 +229,7 @@ mod tests {
     fn the_signature_verifies_with_the_published_jwk() {
         let key = DpopKey::generate().unwrap();
         let url = Url::parse("http://127.0.0.1:1/x").unwrap();
-        let proof = key.proof("POST", &url, None).unwrap();
+        let proof = key.proof("POST", &url, None).unwrap().0;
         let proof = proof.to_str().unwrap();
         let jwk: jsonwebtoken::jwk::Jwk =
             serde_json::from_value(key.0.key.public_jwk().clone()).unwrap();
@@ -228,13 +253,16 @@ mod tests {
         let b = Url::parse("https://b.example/api").unwrap();
         let mut headers = http::HeaderMap::new();
         headers.insert(DPOP_NONCE, "n-1".parse().unwrap());
-        assert!(key.remember_nonce(&a, &headers));
+        assert!(key.remember_nonce(&a, &headers, None));
+        // Another request that sent no nonce gets the same answer: it too retries, even
+        // though the nonce is remembered already.
+        assert!(key.remember_nonce(&a, &headers, None));
         assert!(
-            !key.remember_nonce(&a, &headers),
-            "the same nonce is not new"
+            !key.remember_nonce(&a, &headers, Some("n-1")),
+            "the nonce it sent"
         );
         let nonce_of = |url: &Url| {
-            let proof = key.proof("GET", url, None).unwrap();
+            let proof = key.proof("GET", url, None).unwrap().0;
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())
                 .get("nonce")
                 .cloned()
@@ -242,7 +270,19 @@ mod tests {
         assert_eq!(nonce_of(&a_other_path), Some(Value::from("n-1")));
         assert_eq!(nonce_of(&b), None);
         headers.insert(DPOP_NONCE, "bad\"nonce".parse().unwrap());
-        assert!(!key.remember_nonce(&b, &headers), "not an NQCHAR string");
+        assert!(
+            !key.remember_nonce(&b, &headers, None),
+            "not an NQCHAR string"
+        );
+    }
+
+    #[test]
+    fn htu_never_carries_user_info() {
+        let key = DpopKey::generate().unwrap();
+        let url = Url::parse("https://user:pw@api.example/x?q").unwrap();
+        let (proof, _) = key.proof("GET", &url, None).unwrap();
+        let claims = decode(proof.to_str().unwrap().split('.').nth(1).unwrap());
+        assert_eq!(claims["htu"], "https://api.example/x");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   the token) goes as `Authorization: DPoP <token>` with a fresh `DPoP` proof for the
 //!   request's method and URL. A `DPoP-Nonce` in any answer is remembered for the origin;
 //!   a 401 `DPoP error="use_dpop_nonce"` is answered by sending the request once more with
-//!   a proof that carries the new nonce (same replay rules as below).
+//!   a proof that carries the new nonce, whatever its method (the server refused it before
+//!   it ran), when its body can be copied.
 //! - If no token can be had, the request is **not sent**: the caller gets an error that
 //!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
 //! - On a 401 from downstream it renews the token and retries **once**, but only when all
@@ -24,6 +25,8 @@
 //!     not one per call.
 //!
 //!   Otherwise the 401 is returned to the caller as it is, as is a second 401.
+
+use std::sync::Arc;
 
 use http::Extensions;
 use reqwest::header::AUTHORIZATION;
@@ -131,66 +134,30 @@ fn replayable(request: &Request, extensions: &Extensions) -> bool {
 }
 
 impl ClientCredentialsMiddleware {
-    /// Puts the token (and, for a DPoP token, a proof for this request) on `request`.
+    /// Puts the token on `request`: for a DPoP token with a proof for this request
+    /// (returning the nonce the proof carries), for a bearer token without any stale
+    /// `DPoP` header from an earlier try.
     fn authorize(
         &self,
         request: &mut Request,
         prepared: &PreparedToken,
-    ) -> reqwest_middleware::Result<()> {
+    ) -> reqwest_middleware::Result<Option<Arc<str>>> {
         request
             .headers_mut()
             .insert(AUTHORIZATION, prepared.header().clone());
-        if let (Some(ath), Some(key)) = (prepared.dpop_ath(), self.client.dpop()) {
-            let proof = key
-                .proof(request.method().as_str(), request.url(), Some(ath))
-                .map_err(|e| {
-                    reqwest_middleware::Error::middleware(TokenError::Credential(format!(
-                        "the DPoP proof could not be signed: {e}"
-                    )))
-                })?;
-            request.headers_mut().insert(super::dpop::DPOP, proof);
-        }
-        Ok(())
-    }
-
-    /// Sends `request`; for a DPoP token, remembers a new nonce and answers a
-    /// `use_dpop_nonce` refusal by sending a copy once more with it.
-    async fn send(
-        &self,
-        request: Request,
-        prepared: &PreparedToken,
-        extensions: &mut Extensions,
-        next: &Next<'_>,
-        replayable: bool,
-    ) -> reqwest_middleware::Result<(Response, Option<Request>)> {
-        let copy = || replayable.then(|| request.try_clone()).flatten();
-        let Some(key) = self.client.dpop().filter(|_| prepared.dpop_ath().is_some()) else {
-            let replay = copy();
-            return Ok((next.clone().run(request, extensions).await?, replay));
+        let (Some(ath), Some(key)) = (prepared.dpop_ath(), self.client.dpop()) else {
+            request.headers_mut().remove(super::dpop::DPOP);
+            return Ok(None);
         };
-        let url = request.url().clone();
-        let nonce_replay = copy();
-        let replay = copy();
-        let response = next.clone().run(request, extensions).await?;
-        let new_nonce = key.remember_nonce(&url, response.headers());
-        if response.status() != StatusCode::UNAUTHORIZED
-            || !new_nonce
-            || !asks_for_dpop_nonce(response.headers())
-        {
-            return Ok((response, replay));
-        }
-        let Some(mut again) = nonce_replay else {
-            tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; request not replayable, not retried");
-            return Ok((response, None));
-        };
-        tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; retrying once with the new nonce");
-        metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => self.client.name().to_owned(), "at" => "resource")
-            .increment(1);
-        drop(response);
-        self.authorize(&mut again, prepared)?;
-        let response = next.clone().run(again, extensions).await?;
-        key.remember_nonce(&url, response.headers());
-        Ok((response, replay))
+        let (proof, nonce) = key
+            .proof(request.method().as_str(), request.url(), Some(ath))
+            .map_err(|e| {
+                reqwest_middleware::Error::middleware(TokenError::Credential(format!(
+                    "the DPoP proof could not be signed: {e}"
+                )))
+            })?;
+        request.headers_mut().insert(super::dpop::DPOP, proof);
+        Ok(nonce)
     }
 }
 
@@ -207,11 +174,37 @@ impl Middleware for ClientCredentialsMiddleware {
             .prepared()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        self.authorize(&mut request, &prepared)?;
+        let sent_nonce = self.authorize(&mut request, &prepared)?;
+        let dpop = self.client.dpop().filter(|_| prepared.dpop_ath().is_some());
         let replayable = replayable(&request, extensions);
-        let (response, replay) = self
-            .send(request, &prepared, extensions, &next, replayable)
-            .await?;
+        // One copy serves whichever retry comes. A `use_dpop_nonce` refusal comes from the
+        // auth layer before the request ran (RFC 9449 section 9), so any method may be sent
+        // again with the nonce; a renewal retry needs a replayable request.
+        let mut copy = (dpop.is_some() || replayable)
+            .then(|| request.try_clone())
+            .flatten();
+        let url = dpop.map(|_| request.url().clone());
+        let mut response = next.clone().run(request, extensions).await?;
+        if let (Some(key), Some(url)) = (dpop, &url) {
+            let new_nonce = key.remember_nonce(url, response.headers(), sent_nonce.as_deref());
+            if response.status() == StatusCode::UNAUTHORIZED
+                && new_nonce
+                && asks_for_dpop_nonce(response.headers())
+            {
+                if let Some(mut again) = copy.take() {
+                    copy = replayable.then(|| again.try_clone()).flatten();
+                    tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; retrying once with the new nonce");
+                    metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => self.client.name().to_owned(), "at" => "resource")
+                        .increment(1);
+                    drop(response);
+                    let sent = self.authorize(&mut again, &prepared)?;
+                    response = next.clone().run(again, extensions).await?;
+                    key.remember_nonce(url, response.headers(), sent.as_deref());
+                } else {
+                    tracing::debug!(client = %self.client.name(), "401 use_dpop_nonce from downstream; the body cannot be copied, not retried");
+                }
+            }
+        }
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -219,7 +212,7 @@ impl Middleware for ClientCredentialsMiddleware {
             tracing::debug!(client = %self.client.name(), "401 from downstream with a challenge a new token cannot answer; not retried");
             return Ok(response);
         }
-        let Some(mut replay) = replay else {
+        let Some(mut replay) = copy.filter(|_| replayable) else {
             tracing::debug!(client = %self.client.name(), "401 from downstream; request not replayable, not retried");
             return Ok(response);
         };

@@ -351,12 +351,12 @@ fn credential(
         });
     }
     if let Some(path) = assertion_file {
-        // Read once now so that a wrong path stops the start; read again for every token
-        // request, since the platform rotates it.
-        std::fs::metadata(&path).map_err(|e| {
+        // Read once now so that a wrong path or an unreadable file stops the start; read
+        // again for every token request, since the platform rotates it.
+        super::assertion::read_capped(&path).map_err(|reason| {
             fail(
                 "client_assertion_file",
-                format!("cannot read {}: {e}", path.display()),
+                format!("{} {reason}", path.display()),
             )
         })?;
         return Ok(ClientCredential::AssertionFile {

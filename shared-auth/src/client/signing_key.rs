@@ -88,7 +88,7 @@ impl SigningKey {
             source,
         })?;
         if bytes.trim_ascii_start().starts_with(b"{") {
-            Self::from_jwk(&bytes)
+            Self::from_jwk_with(&bytes, rsa_alg)
         } else {
             Self::from_pem(&bytes, rsa_alg)
         }
@@ -126,6 +126,11 @@ impl SigningKey {
     /// A key from a private JWK (RFC 7517), or a JWK set holding exactly one key. Its
     /// `kid` and `alg` are used when present.
     pub fn from_jwk(json: &[u8]) -> Result<Self, KeyError> {
+        Self::from_jwk_with(json, None)
+    }
+
+    /// [`Self::from_jwk`], with `rsa_alg` for an RSA JWK that names no `alg`.
+    fn from_jwk_with(json: &[u8], rsa_alg: Option<SignatureAlgorithm>) -> Result<Self, KeyError> {
         let value: Value = serde_json::from_slice(json)
             .map_err(|e| KeyError::Format(format!("not JSON ({e})")))?;
         let jwk = match value.get("keys") {
@@ -174,7 +179,7 @@ impl SigningKey {
                     dQ: &dq[..],
                     qInv: &qi[..],
                 };
-                let alg = named_alg.unwrap_or(SignatureAlgorithm::RS256);
+                let alg = named_alg.or(rsa_alg).unwrap_or(SignatureAlgorithm::RS256);
                 (
                     Pair::Rsa(RsaKeyPair::from_components(&components).map_err(rejected)?),
                     alg,
@@ -420,6 +425,21 @@ mod tests {
 
     use super::*;
 
+    /// RFC 7517 appendix A.2: an RSA private key as a JWK.
+    static RFC7517_RSA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "d": "X4cTteJY_gn4FYPsXB8rdXix5vwsg1FLN5E3EaG6RJoVH-HLLKD9M7dx5oo7GURknchnrRweUkC7hT5fJLM0WbFAKNLWY2vv7B6NqXSzUvxT0_YSfqijwp3RTzlBaCxWp4doFk5N2o8Gy_nHNKroADIkJ46pRUohsXywbReAdYaMwFs9tv8d_cPVY3i07a3t8MN6TNwm0dSawm9v47UiCl3Sk5ZiG7xojPLu4sbg1U2jx4IBTNBznbJSzFHK66jT8bgkuqsk0GjskDJk19Z4qwjwbsnn4j2WBii3RL-Us2lGVkY8fkFzme1z0HbIkfz0Y6mqnOYtqc0X4jfcKoAC8Q",
+            "p": "83i-7IvMGXoMXCskv73TKr8637FiO7Z27zv8oj6pbWUQyLPQBQxtPVnwD20R-60eTDmD2ujnMt5PoqMrm8RfmNhVWDtjjMmCMjOpSXicFHj7XOuVIYQyqVWlWEh6dN36GVZYk93N8Bc9vY41xy8B9RzzOGVQzXvNEvn7O0nVbfs",
+            "q": "3dfOR9cuYq-0S-mkFLzgItgMEfFzB2q3hWehMuG0oCuqnb3vobLyumqjVZQO1dIrdwgTnCdpYzBcOfW5r370AFXjiWft_NGEiovonizhKpo9VVS78TzFgxkIdrecRezsZ-1kYd_s1qDbxtkDEgfAITAG9LUnADun4vIcb6yelxk",
+            "dp": "G4sPXkc6Ya9y8oJW9_ILj4xuppu0lzi_H7VTkS8xj5SdX3coE0oimYwxIi2emTAue0UOa5dpgFGyBJ4c8tQ2VF402XRugKDTP8akYhFo5tAA77Qe_NmtuYZc3C3m3I24G2GvR5sSDxUyAN2zq8Lfn9EUms6rY3Ob8YeiKkTiBj0",
+            "dq": "s9lAH9fggBsoFR8Oac2R_E2gw282rT2kGOAhvIllETE1efrA6huUUvMfBcMpn8lqeW6vzznYY5SSQF7pMdC_agI3nG8Ibp1BUb0JUiraRNqUfLhcQb_d9GF4Dh7e74WbRsobRonujTYN1xCaP6TO61jvWrX-L18txXw494Q_cgk",
+            "qi": "GyM_p6JrXySiz1toFgKbWV-JdI3jQ4ypu9rbMWx3rQJBfmt0FoYzgUIZEVFEcOqwemRN81zoDAaa-Bk0KWNGDjJHZDdDmFhW3AN7lI-puxk_mHZGJ11rxyR8O55XLSe3SPmRfKwZI6yU24ZxvQKFYItdldUKGzO6Ia6zTKhAVRU"
+        })
+    });
+
     fn pem(label: &str, der: &[u8]) -> Vec<u8> {
         let body = base64::engine::general_purpose::STANDARD.encode(der);
         format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()
@@ -460,6 +480,20 @@ mod tests {
         assert_eq!(ps.algorithm(), SignatureAlgorithm::PS256);
         round_trip(&ps);
         assert_eq!(rs.thumbprint(), ps.thumbprint());
+        // RFC 7517 appendix A.2's private RSA key as a JWK file without `alg`: the
+        // algorithm asked for applies, as for PEM.
+        let path = std::env::temp_dir().join(format!("rsa-jwk-{}.json", std::process::id()));
+        std::fs::write(&path, RFC7517_RSA.to_string()).unwrap();
+        let from_file = SigningKey::from_file(&path, Some(SignatureAlgorithm::PS256));
+        std::fs::remove_file(&path).unwrap();
+        let from_file = from_file.unwrap();
+        assert_eq!(from_file.algorithm(), SignatureAlgorithm::PS256);
+        round_trip(&from_file);
+        // RFC 7638 section 3.1 computes this thumbprint for the same public key.
+        assert_eq!(
+            from_file.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

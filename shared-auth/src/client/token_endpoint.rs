@@ -255,11 +255,11 @@ async fn send_once(
             let url = url::Url::parse(&client.token_endpoint).map_err(|e| {
                 TokenError::Credential(format!("the token endpoint is not a URL: {e}"))
             })?;
-            let proof = key.proof("POST", &url, None).map_err(|e| {
+            let (proof, nonce) = key.proof("POST", &url, None).map_err(|e| {
                 TokenError::Credential(format!("the DPoP proof could not be signed: {e}"))
             })?;
             request = request.header(super::dpop::DPOP, proof);
-            Some((key, url))
+            Some((key, url, nonce))
         }
     };
     let response = request
@@ -268,9 +268,9 @@ async fn send_once(
         .await
         .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
     let status = response.status();
-    let new_nonce = endpoint
-        .as_ref()
-        .is_some_and(|(key, url)| key.remember_nonce(url, response.headers()));
+    let new_nonce = endpoint.as_ref().is_some_and(|(key, url, sent)| {
+        key.remember_nonce(url, response.headers(), sent.as_deref())
+    });
     if status.is_redirection() {
         return Err(
             TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into(),

@@ -406,6 +406,10 @@ impl ManagedClient {
     }
 
     /// A token for the client's own scope and resource, from the cache if possible.
+    ///
+    /// For a client with a DPoP key the token is usually DPoP-bound: useless without a
+    /// proof per request, which only [`ClientCredentialsMiddleware`](super::ClientCredentialsMiddleware)
+    /// makes. Send such a client's requests through the middleware.
     pub async fn token(&self) -> Result<AccessToken, TokenError> {
         Ok(self.prepared().await?.token.clone())
     }
