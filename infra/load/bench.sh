@@ -49,6 +49,8 @@ stampede=$(grep -o 'stampede: .*' "$RAW" || echo "stampede: not run")
     echo "| token cache read: Redis (L2, sealed, loopback) | $(fmt "$(ns tiered/redis_hit)") | in-process (L1) $(fmt "$(ns tiered/memory_hit)") | $(sub "$(ns tiered/redis_hit)" "$(ns tiered/memory_hit)") | |"
   fi
   echo "| middleware per request | $(fmt "$(ns middleware/ours)") | static header $(fmt "$(ns middleware/static_header)") | $(sub "$(ns middleware/ours)" "$(ns middleware/static_header)") | <= +500 ns |"
+  echo "| DPoP client: middleware with a proof per request, beyond bearer | $(sub "$(ns middleware/dpop)" "$(ns middleware/ours)") | one ES256 signature $(fmt "$(ns dpop/es256_sign)") | $(sub "$(awk -v a="$(ns middleware/dpop)" -v b="$(ns middleware/ours)" 'BEGIN {print a - b}')" "$(ns dpop/es256_sign)") beyond it | <= signature + 5 µs |"
+  echo "| DPoP server: auth layer with a proof check, beyond bearer | $(sub "$(ns layer/dpop_repeat)" "$(ns layer/bearer_repeat)") | one ES256 verification $(fmt "$(ns dpop/es256_verify)") | $(sub "$(awk -v a="$(ns layer/dpop_repeat)" -v b="$(ns layer/bearer_repeat)" 'BEGIN {print a - b}')" "$(ns dpop/es256_verify)") beyond it | <= verification + 5 µs |"
   echo
   echo "${stampede} (target: 1)."
 } | tee "$OUT"

@@ -42,7 +42,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
 
 pub use super::dpop_nonce::SecretValue;
 use super::dpop_nonce::{NonceCheck, Nonces};
@@ -57,8 +56,6 @@ use crate::clock::{Clock, SystemClock};
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 /// Longest `jti` accepted (bytes).
 const MAX_JTI_LEN: usize = 256;
-/// Private JWK members: a proof key carrying any of them is refused.
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Whether DPoP-bound tokens are accepted, and whether they are required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -391,7 +388,7 @@ impl DpopVerifier {
             .filter(|a| self.algorithms.contains(a))
             .ok_or(ProofError::Algorithm)?;
         let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
-        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        if jwk.has_private_member() {
             return Err(ProofError::Key);
         }
         let key = ProofKey::from_jwk(alg, jwk)?;
@@ -540,8 +537,46 @@ struct ProofHeader<'a> {
     typ: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     alg: Option<std::borrow::Cow<'a, str>>,
-    jwk: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    jwk: Option<ProofJwk<'a>>,
     crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The members of a proof's `jwk` that matter: the public ones of each key type, and the
+/// private ones only to refuse the key if any is present.
+#[derive(serde::Deserialize)]
+struct ProofJwk<'a> {
+    #[serde(borrow)]
+    kty: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    crv: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    x: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    y: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    n: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    e: Option<std::borrow::Cow<'a, str>>,
+    d: Option<serde::de::IgnoredAny>,
+    p: Option<serde::de::IgnoredAny>,
+    q: Option<serde::de::IgnoredAny>,
+    dp: Option<serde::de::IgnoredAny>,
+    dq: Option<serde::de::IgnoredAny>,
+    qi: Option<serde::de::IgnoredAny>,
+    oth: Option<serde::de::IgnoredAny>,
+    k: Option<serde::de::IgnoredAny>,
+}
+
+impl ProofJwk<'_> {
+    /// Whether it holds any private member (RFC 7518 section 6; `k` of a symmetric key).
+    fn has_private_member(&self) -> bool {
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k,
+        ]
+        .iter()
+        .any(|m| m.is_some())
+    }
 }
 
 /// The claims of a proof that are checked.
@@ -579,8 +614,19 @@ enum KeyKind {
 }
 
 impl ProofKey {
-    fn from_jwk(alg: Algorithm, jwk: &Map<String, Value>) -> Result<Self, ProofError> {
-        let text = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or(ProofError::Key);
+    fn from_jwk(alg: Algorithm, jwk: &ProofJwk<'_>) -> Result<Self, ProofError> {
+        let text = |name: &str| {
+            match name {
+                "kty" => &jwk.kty,
+                "crv" => &jwk.crv,
+                "x" => &jwk.x,
+                "y" => &jwk.y,
+                "n" => &jwk.n,
+                _ => &jwk.e,
+            }
+            .as_deref()
+            .ok_or(ProofError::Key)
+        };
         // base64url without padding (strict: trailing bits must be zero). Strings that
         // decode hold only [A-Za-z0-9_-], so they go into the canonical JSON as they are.
         let bytes = |name: &str| {
@@ -774,27 +820,38 @@ mod tests {
             (ed, Algorithm::EdDSA),
             (rsa.clone(), Algorithm::RS256),
         ] {
-            let ours = ProofKey::from_jwk(alg, jwk.as_object().unwrap())
-                .unwrap()
-                .thumbprint();
+            let text = jwk.to_string();
+            let members: ProofJwk<'_> = serde_json::from_str(&text).unwrap();
+            let ours = ProofKey::from_jwk(alg, &members).unwrap().thumbprint();
             let theirs = serde_json::from_value::<Jwk>(jwk)
                 .unwrap()
                 .thumbprint(ThumbprintHash::SHA256)
                 .unwrap();
             assert_eq!(ours, theirs, "{alg:?}");
         }
-        let rfc = ProofKey::from_jwk(Algorithm::RS256, rsa.as_object().unwrap()).unwrap();
+        let parse = |v: &serde_json::Value| v.to_string();
+        let rsa_text = parse(&rsa);
+        let rfc = ProofKey::from_jwk(Algorithm::RS256, &serde_json::from_str(&rsa_text).unwrap())
+            .unwrap();
         assert_eq!(
             rfc.thumbprint(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
         // A key of the wrong type for the algorithm, or a short RSA key, is refused.
+        let ec_text = parse(ec.public_jwk());
         assert!(
-            ProofKey::from_jwk(Algorithm::ES384, ec.public_jwk().as_object().unwrap()).is_err()
+            ProofKey::from_jwk(Algorithm::ES384, &serde_json::from_str(&ec_text).unwrap()).is_err()
         );
         let mut short = rsa.clone();
         short["n"] = serde_json::json!("AQAB");
-        assert!(ProofKey::from_jwk(Algorithm::RS256, short.as_object().unwrap()).is_err());
+        let short_text = parse(&short);
+        assert!(
+            ProofKey::from_jwk(
+                Algorithm::RS256,
+                &serde_json::from_str(&short_text).unwrap()
+            )
+            .is_err()
+        );
     }
 
     #[test]
