@@ -4,7 +4,6 @@
 //! issued, from the token itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
@@ -143,31 +142,6 @@ fn platform_token(platform: &IssuerHandle, subject: &str, audience: &str) -> Str
 
 fn rand_suffix() -> String {
     SigningKey::generate_es256().unwrap().thumbprint()[..8].to_owned()
-}
-
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> Self {
-        TempFile(std::env::temp_dir().join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        )))
-    }
-    fn write(&self, text: &str) {
-        // Write then rename: a reader never sees half a token, as with a kubelet's
-        // atomic writer.
-        let tmp = self.0.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &self.0).unwrap();
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[tokio::test]

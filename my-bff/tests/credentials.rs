@@ -4,7 +4,6 @@
 //! proof in each of its modes, with server nonces at both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
@@ -24,31 +23,6 @@ const PATH: &str = "/weatherforecast";
 const KEY_CLIENT: &str = "my-bff-by-key";
 const PLATFORM_CLIENT: &str = "my-bff-by-platform";
 const SUBJECT: &str = "system:serviceaccount:shop:my-bff";
-
-/// A file removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> Self {
-        let unique = SigningKey::generate_es256().unwrap().thumbprint()[..10].to_owned();
-        TempFile(std::env::temp_dir().join(format!("{name}-{}-{unique}", std::process::id())))
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-    /// Writes then renames, as a kubelet's atomic writer does.
-    fn write(&self, text: &str) {
-        let tmp = self.0.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &self.0).unwrap();
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// A new P-256 key written to `file` as PKCS#8 PEM; returns its public JWK set (kid `k1`).
 fn write_key(file: &TempFile) -> jsonwebtoken::jwk::JwkSet {
@@ -119,8 +93,28 @@ async fn private_key_jwt_from_the_variables_end_to_end() {
     .await
     .unwrap();
     let service = start_my_service(&issuer, DpopMode::Allowed, false).await;
+    let bff = start_bff(&key_client_config(&issuer, &key_file, &service, &[])).await;
+    for _ in 0..5 {
+        assert_eq!(call(&bff).await, StatusCode::OK);
+    }
+    let stats = issuer.stats();
+    assert_eq!(
+        stats.tokens_issued_assertion, 1,
+        "five calls, one assertion"
+    );
+    assert_eq!(stats.client_assertions_refused, 0);
+}
+
+/// my-bff's configuration from its command line, as an operator sets it: `KEY_CLIENT` with
+/// `private_key_jwt` from `key_file` (kid `k1`), plus `extra` arguments.
+fn key_client_config(
+    issuer: &IssuerHandle,
+    key_file: &TempFile,
+    service: &TestServer,
+    extra: &[&str],
+) -> BffConfig {
     let endpoint = issuer.token_endpoint();
-    let args = <my_bff::config::Args as clap::Parser>::try_parse_from([
+    let mut argv = vec![
         "my-bff",
         "--token-endpoint",
         &endpoint,
@@ -134,18 +128,12 @@ async fn private_key_jwt_from_the_variables_end_to_end() {
         READ_SCOPE,
         "--my-service-base-url",
         &service.base,
-    ])
-    .unwrap();
-    let bff = start_bff(&args.into_config().unwrap()).await;
-    for _ in 0..5 {
-        assert_eq!(call(&bff).await, StatusCode::OK);
-    }
-    let stats = issuer.stats();
-    assert_eq!(
-        stats.tokens_issued_assertion, 1,
-        "five calls, one assertion"
-    );
-    assert_eq!(stats.client_assertions_refused, 0);
+    ];
+    argv.extend_from_slice(extra);
+    <my_bff::config::Args as clap::Parser>::try_parse_from(argv)
+        .unwrap()
+        .into_config()
+        .unwrap()
 }
 
 fn now() -> u64 {
@@ -256,26 +244,13 @@ async fn private_key_jwt_and_dpop_together() {
     .await
     .unwrap();
     let service = start_my_service(&issuer, DpopMode::Required, true).await;
-    let endpoint = issuer.token_endpoint();
-    let args = <my_bff::config::Args as clap::Parser>::try_parse_from([
-        "my-bff",
-        "--token-endpoint",
-        &endpoint,
-        "--client-id",
-        KEY_CLIENT,
-        "--client-assertion-key-file",
-        key_file.path(),
-        "--client-assertion-key-id",
-        "k1",
-        "--dpop-key-file",
-        "generate",
-        "--scope",
-        READ_SCOPE,
-        "--my-service-base-url",
-        &service.base,
-    ])
-    .unwrap();
-    let bff = start_bff(&args.into_config().unwrap()).await;
+    let config = key_client_config(
+        &issuer,
+        &key_file,
+        &service,
+        &["--dpop-key-file", "generate"],
+    );
+    let bff = start_bff(&config).await;
     for _ in 0..3 {
         assert_eq!(call(&bff).await, StatusCode::OK);
     }

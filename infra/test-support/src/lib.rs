@@ -369,3 +369,35 @@ pub mod containers {
         }
     }
 }
+
+/// A file in the temporary directory, unique to this process and call, removed when
+/// dropped: key files, secret files and platform-written tokens in the suites.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    /// A new name (the file is not created until [`write`](Self::write)).
+    pub fn new(name: &str) -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        TempFile(std::env::temp_dir().join(format!("{name}-{}-{n}", std::process::id())))
+    }
+
+    /// The path as text (for command-line arguments).
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// Writes `text` to a sibling and renames it into place, as a kubelet's atomic writer
+    /// does: a reader never sees half a file.
+    pub fn write(&self, text: &str) {
+        let tmp = self.0.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.0).unwrap();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -116,16 +116,15 @@ pub(crate) async fn request_token(
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    let attempt = || {
-        request_once(
-            http,
-            client,
-            scope,
-            resource,
-            policy.attempt_timeout,
-            client_name,
-        )
+    let exchange = Exchange {
+        http,
+        client,
+        scope,
+        resource,
+        timeout: policy.attempt_timeout,
+        client_name,
     };
+    let attempt = || exchange.attempt();
     let retrying = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -138,37 +137,15 @@ pub(crate) async fn request_token(
         .unwrap_or(Err(TokenError::Timeout(policy.total_budget)))
 }
 
-async fn request_once(
-    http: &reqwest::Client,
-    client: &ClientCredentialsClient,
-    scope: &ScopeSet,
-    resource: Option<&str>,
+/// What one token request is made of.
+struct Exchange<'a> {
+    http: &'a reqwest::Client,
+    client: &'a ClientCredentialsClient,
+    scope: &'a ScopeSet,
+    resource: Option<&'a str>,
+    /// Of one attempt.
     timeout: Duration,
-    client_name: &str,
-) -> Result<TokenResponse, TokenError> {
-    // RFC 9449 section 8: a token endpoint that wants a nonce refuses with
-    // `use_dpop_nonce` and sends one; the request is made again, once, with it.
-    let first = send_once(http, client, scope, resource, timeout, client_name).await;
-    match first {
-        Err(Attempt::NewNonce) => {
-            tracing::debug!(
-                client = client_name,
-                "the token endpoint asked for a DPoP nonce; asking again with it"
-            );
-            metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => client_name.to_owned(), "at" => "token_endpoint").increment(1);
-            match send_once(http, client, scope, resource, timeout, client_name).await {
-                Err(Attempt::NewNonce) => Err(TokenError::Rejected {
-                    status: 400,
-                    error: "use_dpop_nonce".into(),
-                    description: Some(
-                        "the token endpoint asked for a new DPoP nonce twice in a row".into(),
-                    ),
-                }),
-                other => other.map_err(Attempt::into_error),
-            }
-        }
-        other => other.map_err(Attempt::into_error),
-    }
+    client_name: &'a str,
 }
 
 /// One exchange's outcome short of a token.
@@ -197,109 +174,139 @@ impl From<TokenError> for Attempt {
     }
 }
 
-async fn send_once(
-    http: &reqwest::Client,
-    client: &ClientCredentialsClient,
-    scope: &ScopeSet,
-    resource: Option<&str>,
-    timeout: Duration,
-    client_name: &str,
-) -> Result<TokenResponse, Attempt> {
-    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
-    if !scope.is_empty() {
-        form.push(("scope", scope.to_string()));
-    }
-    if let Some(resource) = resource {
-        form.push(("resource", resource.to_owned()));
-    }
-    for (k, v) in &client.extra_params {
-        form.push((k.as_str(), v.clone()));
-    }
-    let mut request = http
-        .post(&client.token_endpoint)
-        .timeout(timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    match &client.credential {
-        ClientCredential::Secret(secret) => match client.credential_style {
-            CredentialStyle::BasicHeader => {
-                // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
-                let pair = format!(
-                    "{}:{}",
-                    form_encode(client.client_id.as_str()),
-                    form_encode(secret.expose())
+impl Exchange<'_> {
+    /// One attempt of the retry loop. RFC 9449 section 8: a token endpoint that wants a nonce
+    /// refuses with `use_dpop_nonce` and sends one; the request is made again, once, with it.
+    async fn attempt(&self) -> Result<TokenResponse, TokenError> {
+        let client_name = self.client_name;
+        match self.send().await {
+            Err(Attempt::NewNonce) => {
+                tracing::debug!(
+                    client = client_name,
+                    "the token endpoint asked for a DPoP nonce; asking again with it"
                 );
-                let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ))
-                .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
-                value.set_sensitive(true);
-                request = request.header(reqwest::header::AUTHORIZATION, value);
+                metrics::counter!(crate::metrics::DPOP_NONCE_RETRIES, "client" => client_name.to_owned(), "at" => "token_endpoint").increment(1);
+                match self.send().await {
+                    Err(Attempt::NewNonce) => Err(TokenError::Rejected {
+                        status: 400,
+                        error: "use_dpop_nonce".into(),
+                        description: Some(
+                            "the token endpoint asked for a new DPoP nonce twice in a row".into(),
+                        ),
+                    }),
+                    other => other.map_err(Attempt::into_error),
+                }
             }
-            CredentialStyle::PostBody => {
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    /// Sends the request once.
+    async fn send(&self) -> Result<TokenResponse, Attempt> {
+        let Exchange {
+            http,
+            client,
+            scope,
+            resource,
+            timeout,
+            client_name,
+        } = *self;
+        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
+        if !scope.is_empty() {
+            form.push(("scope", scope.to_string()));
+        }
+        if let Some(resource) = resource {
+            form.push(("resource", resource.to_owned()));
+        }
+        for (k, v) in &client.extra_params {
+            form.push((k.as_str(), v.clone()));
+        }
+        let mut request = http
+            .post(&client.token_endpoint)
+            .timeout(timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match &client.credential {
+            ClientCredential::Secret(secret) => match client.credential_style {
+                CredentialStyle::BasicHeader => {
+                    // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
+                    let pair = format!(
+                        "{}:{}",
+                        form_encode(client.client_id.as_str()),
+                        form_encode(secret.expose())
+                    );
+                    let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    ))
+                    .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
+                    value.set_sensitive(true);
+                    request = request.header(reqwest::header::AUTHORIZATION, value);
+                }
+                CredentialStyle::PostBody => {
+                    form.push(("client_id", client.client_id.as_str().to_owned()));
+                    form.push(("client_secret", secret.expose().to_owned()));
+                }
+            },
+            credential => {
+                let (assertion_type, assertion) =
+                    super::assertion::client_assertion(client, credential, client_name).await?;
                 form.push(("client_id", client.client_id.as_str().to_owned()));
-                form.push(("client_secret", secret.expose().to_owned()));
+                form.push(("client_assertion_type", assertion_type));
+                form.push(("client_assertion", assertion));
             }
-        },
-        credential => {
-            let (assertion_type, assertion) =
-                super::assertion::client_assertion(client, credential, client_name).await?;
-            form.push(("client_id", client.client_id.as_str().to_owned()));
-            form.push(("client_assertion_type", assertion_type));
-            form.push(("client_assertion", assertion));
         }
-    }
-    let endpoint = match &client.dpop {
-        None => None,
-        Some(key) => {
-            let url = url::Url::parse(&client.token_endpoint).map_err(|e| {
-                TokenError::Credential(format!("the token endpoint is not a URL: {e}"))
-            })?;
-            let (proof, nonce) = key.proof("POST", &url, None).map_err(|e| {
-                TokenError::Credential(format!("the DPoP proof could not be signed: {e}"))
-            })?;
-            request = request.header(super::dpop::DPOP, proof);
-            Some((key, url, nonce))
-        }
-    };
-    let response = request
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
-    let status = response.status();
-    let new_nonce = endpoint.as_ref().is_some_and(|(key, url, sent)| {
-        key.remember_nonce(url, response.headers(), sent.as_deref())
-    });
-    if status.is_redirection() {
-        return Err(
-            TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into(),
-        );
-    }
-    let body = crate::issuer_http::read_capped(response, MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|e| match e {
-            crate::issuer_http::ReadError::TooLarge(cap) => {
-                TokenError::InvalidResponse(format!("response larger than {cap} bytes"))
+        let endpoint = match &client.dpop {
+            None => None,
+            Some(key) => {
+                let url = url::Url::parse(&client.token_endpoint).map_err(|e| {
+                    TokenError::Credential(format!("the token endpoint is not a URL: {e}"))
+                })?;
+                let (proof, nonce) = key.proof("POST", &url, None).map_err(|e| {
+                    TokenError::Credential(format!("the DPoP proof could not be signed: {e}"))
+                })?;
+                request = request.header(super::dpop::DPOP, proof);
+                Some((key, url, nonce))
             }
-            crate::issuer_http::ReadError::Transport(e) => {
-                TokenError::Transport(transport_reason(&e))
-            }
-        })?;
-    if !status.is_success() {
-        return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) if e.error == "use_dpop_nonce" && new_nonce => Attempt::NewNonce,
-            Ok(e) => Attempt::Failed(TokenError::Rejected {
-                status: status.as_u16(),
-                error: e.error,
-                description: e.error_description,
-            }),
-            Err(_) => Attempt::Failed(TokenError::Http {
-                status: status.as_u16(),
-            }),
+        };
+        let response = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
+        let status = response.status();
+        let new_nonce = endpoint.as_ref().is_some_and(|(key, url, sent)| {
+            key.remember_nonce(url, response.headers(), sent.as_deref())
         });
+        if status.is_redirection() {
+            return Err(
+                TokenError::InvalidResponse(crate::issuer_http::redirect_refused(status)).into(),
+            );
+        }
+        let body = crate::issuer_http::read_capped(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::issuer_http::ReadError::TooLarge(cap) => {
+                    TokenError::InvalidResponse(format!("response larger than {cap} bytes"))
+                }
+                crate::issuer_http::ReadError::Transport(e) => {
+                    TokenError::Transport(transport_reason(&e))
+                }
+            })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) if e.error == "use_dpop_nonce" && new_nonce => Attempt::NewNonce,
+                Ok(e) => Attempt::Failed(TokenError::Rejected {
+                    status: status.as_u16(),
+                    error: e.error,
+                    description: e.error_description,
+                }),
+                Err(_) => Attempt::Failed(TokenError::Http {
+                    status: status.as_u16(),
+                }),
+            });
+        }
+        Ok(parse_success(&body, client.dpop.is_some())?)
     }
-    Ok(parse_success(&body, client.dpop.is_some())?)
 }
 
 fn transport_reason(e: &reqwest::Error) -> String {
