@@ -205,7 +205,11 @@ async fn federated<'a>(
         return Err("no federated key set for this client".to_owned());
     };
     let kid = jws.header.get("kid").and_then(|k| k.as_str());
-    let keys = remote.keys(&state.http, kid).await?;
+    // Built at start whenever a client has a federated trust, as this one does.
+    let Some(http) = &state.http else {
+        return Err("no HTTP client for federated key sets".to_owned());
+    };
+    let keys = remote.keys(http, kid).await?;
     let verified = keys
         .keys
         .iter()

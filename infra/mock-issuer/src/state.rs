@@ -170,8 +170,10 @@ pub(crate) struct IssuerState {
     pub(crate) dpop_nonce: DpopNonce,
     /// Platform key sets of the clients with a federated trust, by client id.
     pub(crate) federation: BTreeMap<String, RemoteJwks>,
-    /// For platform JWKS requests; carries the timeouts.
-    pub(crate) http: reqwest::Client,
+    /// For platform JWKS requests; carries the timeouts. Only built when a client has a
+    /// federated trust: building it loads the TLS roots, which an issuer without
+    /// federation (the scratch image) has no need of.
+    pub(crate) http: Option<reqwest::Client>,
 }
 
 impl IssuerState {
@@ -180,16 +182,23 @@ impl IssuerState {
             Some(path) => SigningKey::from_pem_file(config.algorithm, path)?,
             None => SigningKey::generate(config.algorithm)?,
         };
-        let http = reqwest::Client::builder()
-            .timeout(FEDERATION_TIMEOUT)
-            .connect_timeout(FEDERATION_CONNECT_TIMEOUT)
-            .build()
-            .map_err(StartError::HttpClient)?;
+        let federation = remote_key_sets(&config.clients);
+        let http = if federation.is_empty() {
+            None
+        } else {
+            Some(
+                reqwest::Client::builder()
+                    .timeout(FEDERATION_TIMEOUT)
+                    .connect_timeout(FEDERATION_CONNECT_TIMEOUT)
+                    .build()
+                    .map_err(StartError::HttpClient)?,
+            )
+        };
         Ok(IssuerState {
             assertion_jtis: ReplayCache::new(REPLAY_CAPACITY),
             dpop_jtis: ReplayCache::new(REPLAY_CAPACITY),
             dpop_nonce: DpopNonce::new(config.dpop_nonce),
-            federation: remote_key_sets(&config.clients),
+            federation,
             http,
             token_lifetime_secs: AtomicU64::new(config.token_lifetime.as_secs()),
             config,

@@ -54,6 +54,38 @@ fn run_failing(args: &[&str], envs: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The container image is `FROM scratch`: no TLS roots. An issuer without federated
+/// clients needs none, so it must start without them (it once built its platform-JWKS
+/// HTTP client at start and exited with "cannot build the HTTP client").
+#[test]
+fn starts_without_tls_roots_when_no_client_is_federated() {
+    let dir = scratch("no-roots");
+    let config = write_config(&dir, CONFIG);
+    let child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap()])
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("CLI_TEST_SECRET", "cli-secret-123")
+        .env("RUST_LOG", "info")
+        // Where rustls looks for roots: nowhere, as in the image.
+        .env("SSL_CERT_FILE", dir.join("no-such-bundle.pem"))
+        .env("SSL_CERT_DIR", dir.join("no-such-dir"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let ready = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("ready on "));
+    let mut stderr = String::new();
+    if !ready {
+        use std::io::Read as _;
+        let _ = child.0.stderr.take().unwrap().read_to_string(&mut stderr);
+    }
+    assert!(ready, "the issuer exited before it was ready: {stderr}");
+}
+
 #[test]
 fn configuration_errors_name_the_variable_or_key() {
     let dir = scratch("errors");
