@@ -57,7 +57,9 @@ async fn make(
             key, explicit_typ, ..
         } => {
             let now = crate::clock::system_now_ms() / 1000;
-            let jti = random_id()?;
+            let jti = super::signing_key::random_jti().map_err(|_| {
+                TokenError::Credential("no randomness for the assertion's jti".into())
+            })?;
             let id = client.client_id.as_str();
             let claims = AssertionClaims {
                 iss: id,
@@ -124,14 +126,4 @@ pub(crate) fn read_capped(path: &std::path::Path) -> Result<String, String> {
         return Err(format!("is larger than {MAX_ASSERTION_BYTES} bytes"));
     }
     Ok(text)
-}
-
-fn random_id() -> Result<String, TokenError> {
-    use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
-    use base64::Engine as _;
-    let mut id = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut id)
-        .map_err(|_| TokenError::Credential("no randomness for the assertion's jti".into()))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id))
 }

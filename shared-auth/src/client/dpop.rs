@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use http::HeaderValue;
@@ -107,11 +106,7 @@ impl DpopKey {
         ath: Option<&str>,
     ) -> Result<(HeaderValue, Option<Arc<str>>), KeyError> {
         let nonce = self.nonce(url);
-        let mut id = [0u8; 16];
-        SystemRandom::new()
-            .fill(&mut id)
-            .map_err(|_| KeyError::Sign)?;
-        let jti = B64URL.encode(id);
+        let jti = super::signing_key::random_jti()?;
         // RFC 9449 section 4.2: htu without query and fragment (and never user info).
         let without_user;
         let htu = if url.username().is_empty() && url.password().is_none() {

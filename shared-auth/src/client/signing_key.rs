@@ -314,7 +314,7 @@ impl SigningKey {
     /// members (`typ`, `jwk`, ...).
     pub(crate) fn encoded_header(&self, extra: &[(&str, Value)]) -> String {
         let mut header = serde_json::Map::new();
-        header.insert("alg".into(), Value::String(alg_name(self.inner.alg).into()));
+        header.insert("alg".into(), Value::String(self.inner.alg.name().into()));
         if let Some(kid) = &self.kid {
             header.insert("kid".into(), Value::String(kid.to_string()));
         }
@@ -385,37 +385,21 @@ fn ec_pair(
 
 /// A JOSE algorithm name as a signing algorithm (no HMAC, no `none`).
 pub(crate) fn parse_alg(name: &str) -> Result<SignatureAlgorithm, KeyError> {
-    Ok(match name {
-        "RS256" => SignatureAlgorithm::RS256,
-        "RS384" => SignatureAlgorithm::RS384,
-        "RS512" => SignatureAlgorithm::RS512,
-        "PS256" => SignatureAlgorithm::PS256,
-        "PS384" => SignatureAlgorithm::PS384,
-        "PS512" => SignatureAlgorithm::PS512,
-        "ES256" => SignatureAlgorithm::ES256,
-        "ES384" => SignatureAlgorithm::ES384,
-        "EdDSA" => SignatureAlgorithm::EdDSA,
-        other => {
-            return Err(KeyError::Format(format!(
-                "{other:?} is not an asymmetric signature algorithm (RS256, PS256, ES256, EdDSA, ...)"
-            )));
-        }
+    SignatureAlgorithm::from_name(name).ok_or_else(|| {
+        KeyError::Format(format!(
+            "{name:?} is not an asymmetric signature algorithm (RS256, PS256, ES256, EdDSA, ...)"
+        ))
     })
 }
 
-/// The JOSE name of an algorithm.
-pub(crate) fn alg_name(alg: SignatureAlgorithm) -> &'static str {
-    match alg {
-        SignatureAlgorithm::RS256 => "RS256",
-        SignatureAlgorithm::RS384 => "RS384",
-        SignatureAlgorithm::RS512 => "RS512",
-        SignatureAlgorithm::PS256 => "PS256",
-        SignatureAlgorithm::PS384 => "PS384",
-        SignatureAlgorithm::PS512 => "PS512",
-        SignatureAlgorithm::ES256 => "ES256",
-        SignatureAlgorithm::ES384 => "ES384",
-        SignatureAlgorithm::EdDSA => "EdDSA",
-    }
+/// 16 random bytes, base64url: a `jti` for an assertion or a proof.
+pub(crate) fn random_jti() -> Result<String, KeyError> {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut id = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| KeyError::Sign)?;
+    Ok(B64URL.encode(id))
 }
 
 #[cfg(test)]

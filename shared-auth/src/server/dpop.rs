@@ -384,7 +384,8 @@ impl DpopVerifier {
         let alg = header
             .alg
             .as_deref()
-            .and_then(algorithm)
+            .and_then(SignatureAlgorithm::from_name)
+            .map(SignatureAlgorithm::jose)
             .filter(|a| self.algorithms.contains(a))
             .ok_or(ProofError::Algorithm)?;
         let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
@@ -514,22 +515,6 @@ fn ath_matches(ath: &str, token: &str) -> bool {
         .is_ok_and(|n| n == 43 && ath.as_bytes() == encoded)
 }
 
-/// A JOSE algorithm name, when it is one a proof may use.
-fn algorithm(name: &str) -> Option<Algorithm> {
-    Some(match name {
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return None,
-    })
-}
-
 /// The protected header of a proof, parsed once.
 #[derive(serde::Deserialize)]
 struct ProofHeader<'a> {
@@ -615,35 +600,28 @@ enum KeyKind {
 
 impl ProofKey {
     fn from_jwk(alg: Algorithm, jwk: &ProofJwk<'_>) -> Result<Self, ProofError> {
-        let text = |name: &str| {
-            match name {
-                "kty" => &jwk.kty,
-                "crv" => &jwk.crv,
-                "x" => &jwk.x,
-                "y" => &jwk.y,
-                "n" => &jwk.n,
-                _ => &jwk.e,
-            }
-            .as_deref()
-            .ok_or(ProofError::Key)
-        };
+        fn text<'a>(member: &'a Option<std::borrow::Cow<'_, str>>) -> Result<&'a str, ProofError> {
+            member.as_deref().ok_or(ProofError::Key)
+        }
         // base64url without padding (strict: trailing bits must be zero). Strings that
         // decode hold only [A-Za-z0-9_-], so they go into the canonical JSON as they are.
-        let bytes = |name: &str| {
-            text(name).and_then(|t| URL_SAFE_NO_PAD.decode(t).map_err(|_| ProofError::Key))
-        };
+        fn bytes(member: &Option<std::borrow::Cow<'_, str>>) -> Result<Vec<u8>, ProofError> {
+            URL_SAFE_NO_PAD
+                .decode(text(member)?)
+                .map_err(|_| ProofError::Key)
+        }
         use Algorithm as A;
-        match (text("kty")?, alg) {
+        match (text(&jwk.kty)?, alg) {
             ("EC", A::ES256 | A::ES384) => {
                 let (crv, size) = if alg == A::ES256 {
                     ("P-256", 32)
                 } else {
                     ("P-384", 48)
                 };
-                if text("crv")? != crv {
+                if text(&jwk.crv)? != crv {
                     return Err(ProofError::Key);
                 }
-                let (x, y) = (bytes("x")?, bytes("y")?);
+                let (x, y) = (bytes(&jwk.x)?, bytes(&jwk.y)?);
                 if x.len() != size || y.len() != size {
                     return Err(ProofError::Key);
                 }
@@ -655,13 +633,13 @@ impl ProofKey {
                     kind: KeyKind::Ec(point),
                     canonical: format!(
                         r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
-                        text("x")?,
-                        text("y")?
+                        text(&jwk.x)?,
+                        text(&jwk.y)?
                     ),
                 })
             }
             ("RSA", A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512) => {
-                let (n, e) = (bytes("n")?, bytes("e")?);
+                let (n, e) = (bytes(&jwk.n)?, bytes(&jwk.e)?);
                 let significant = n.iter().skip_while(|b| **b == 0).count();
                 if significant < 256 {
                     return Err(ProofError::Key);
@@ -669,23 +647,26 @@ impl ProofKey {
                 Ok(ProofKey {
                     canonical: format!(
                         r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-                        text("e")?,
-                        text("n")?
+                        text(&jwk.e)?,
+                        text(&jwk.n)?
                     ),
                     kind: KeyKind::Rsa { n, e },
                 })
             }
             ("OKP", A::EdDSA) => {
-                if text("crv")? != "Ed25519" {
+                if text(&jwk.crv)? != "Ed25519" {
                     return Err(ProofError::Key);
                 }
-                let x = bytes("x")?;
+                let x = bytes(&jwk.x)?;
                 if x.len() != 32 {
                     return Err(ProofError::Key);
                 }
                 Ok(ProofKey {
                     kind: KeyKind::Ed25519(x),
-                    canonical: format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, text("x")?),
+                    canonical: format!(
+                        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                        text(&jwk.x)?
+                    ),
                 })
             }
             _ => Err(ProofError::Key),

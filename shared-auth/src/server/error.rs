@@ -31,6 +31,37 @@ pub enum SignatureAlgorithm {
 }
 
 impl SignatureAlgorithm {
+    /// Every algorithm, with its JOSE name: the one table the names are read from and
+    /// written with (key files, JWS headers, DPoP settings and proofs).
+    const NAMES: [(SignatureAlgorithm, &'static str); 9] = [
+        (SignatureAlgorithm::RS256, "RS256"),
+        (SignatureAlgorithm::RS384, "RS384"),
+        (SignatureAlgorithm::RS512, "RS512"),
+        (SignatureAlgorithm::PS256, "PS256"),
+        (SignatureAlgorithm::PS384, "PS384"),
+        (SignatureAlgorithm::PS512, "PS512"),
+        (SignatureAlgorithm::ES256, "ES256"),
+        (SignatureAlgorithm::ES384, "ES384"),
+        (SignatureAlgorithm::EdDSA, "EdDSA"),
+    ];
+
+    /// The JOSE name (`RS256`, `EdDSA`, ...).
+    pub(crate) fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(alg, _)| *alg == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The algorithm a JOSE name stands for; `None` for anything else (HMAC and `none`
+    /// included: they cannot be named).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(alg, _)| *alg)
+    }
+
     pub(crate) fn jose(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as A;
         match self {

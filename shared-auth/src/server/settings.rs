@@ -125,24 +125,15 @@ impl Default for ValidatorSettings {
 
 /// A DPoP proof algorithm by its JOSE name; HMAC and `none` are refused by name.
 fn proof_algorithm(name: &str) -> Result<SignatureAlgorithm, String> {
-    use SignatureAlgorithm as A;
-    Ok(match name {
-        "ES256" => A::ES256,
-        "ES384" => A::ES384,
-        "RS256" => A::RS256,
-        "RS384" => A::RS384,
-        "RS512" => A::RS512,
-        "PS256" => A::PS256,
-        "PS384" => A::PS384,
-        "PS512" => A::PS512,
-        "EdDSA" => A::EdDSA,
+    if let Some(alg) = SignatureAlgorithm::from_name(name) {
+        return Ok(alg);
+    }
+    Err(match name {
         "HS256" | "HS384" | "HS512" | "none" => {
-            return Err(format!(
-                "{name} is not allowed: DPoP proofs are signed with an asymmetric key"
-            ));
+            format!("{name} is not allowed: DPoP proofs are signed with an asymmetric key")
         }
-        "ES512" => return Err("ES512 is not supported (no P-521 verification)".to_owned()),
-        other => return Err(format!("unknown algorithm {other:?}")),
+        "ES512" => "ES512 is not supported (no P-521 verification)".to_owned(),
+        other => format!("unknown algorithm {other:?}"),
     })
 }
 
