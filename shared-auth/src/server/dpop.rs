@@ -356,8 +356,8 @@ impl DpopVerifier {
     ///
     /// Hand-rolled on aws-lc-rs rather than `jsonwebtoken::decode`: this runs on every
     /// request, and jsonwebtoken decodes and parses the header twice more and the claims
-    /// into a map, which measured 13 µs beyond the ES256 verification itself (`cargo
-    /// bench`'s `layer/dpop_repeat`). Here the header and the claims are each decoded and
+    /// into a map, which measured 13 µs beyond the ES256 verification itself (a release
+    /// loop over 3,000 proofs, beside raw verification of the same proofs). Here the header and the claims are each decoded and
     /// parsed once, into typed structs (a repeated member is a parse error), and the
     /// signature is checked by aws-lc-rs with the public key taken from the `jwk`.
     pub(crate) fn check(&self, input: &ProofInput<'_>) -> Result<CheckedProof, ProofError> {
