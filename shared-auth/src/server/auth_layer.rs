@@ -354,9 +354,10 @@ where
             let dpop = validator.dpop();
             let principal = match validator.validate(&token).await {
                 Ok(principal) => principal,
-                Err(ValidationError::KeysUnavailable { retry_after }) => {
-                    return Ok(refusal(ValidationError::KeysUnavailable { retry_after }));
-                }
+                Err(
+                    error @ (ValidationError::KeysUnavailable { .. }
+                    | ValidationError::Overloaded { .. }),
+                ) => return Ok(refusal(error)),
                 Err(error) => {
                     tracing::debug!(reason = error.reason(), "token refused");
                     rejected(error.reason());
@@ -398,7 +399,7 @@ where
                     tracing::warn!(%error, "request refused: the DPoP replay check could not run");
                     rejected("replay_store_unavailable");
                     proof_outcome("rejected", "replay_store_unavailable");
-                    return Ok(challenge::keys_unavailable(1));
+                    return Ok(challenge::unavailable(1));
                 }
             }
             validator.metrics().accepted.increment();
@@ -427,7 +428,15 @@ fn refusal(error: ValidationError) -> Response<Body> {
             retry_after,
             "request refused: the issuer's keys are not loaded"
         );
-        challenge::keys_unavailable(retry_after)
+        challenge::unavailable(retry_after)
+    } else if let ValidationError::Overloaded { retry_after } = error {
+        // A flood of first-seen (often forged) tokens: not the caller's fault, and not
+        // worth a log line each.
+        tracing::debug!(
+            retry_after,
+            "request refused: signature verifications at their bound"
+        );
+        challenge::unavailable(retry_after)
     } else {
         tracing::debug!(reason = error.reason(), "token refused");
         challenge::rejected(error)

@@ -164,9 +164,11 @@ pub(crate) fn insufficient_scope(required: &str, detail: &str) -> Response<Body>
     with_challenge(problem(StatusCode::FORBIDDEN, detail), challenge)
 }
 
-/// 503 when the issuer's keys are not loaded yet (lazy start with the issuer down), with
-/// `Retry-After`: when the key cache may try the issuer again.
-pub(crate) fn keys_unavailable(retry_after_secs: u64) -> Response<Body> {
+/// 503 with `Retry-After` when a token cannot be checked now through no fault of the
+/// caller: the issuer's keys are not loaded yet (lazy start with the issuer down; then
+/// `Retry-After` is when the key cache may try again), the DPoP replay store does not
+/// answer, or signature verifications are at their bound.
+pub(crate) fn unavailable(retry_after_secs: u64) -> Response<Body> {
     let mut r = problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "Token validation is temporarily unavailable.",

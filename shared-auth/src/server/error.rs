@@ -161,6 +161,15 @@ pub enum ValidationError {
         /// Seconds until the key cache may try again (for `Retry-After`).
         retry_after: u64,
     },
+    /// As many signature verifications as the validator allows at once
+    /// ([`max_concurrent_verifications`](super::ValidatorConfig::max_concurrent_verifications))
+    /// were running for the whole wait: the token was not checked. Try again in
+    /// `retry_after` seconds.
+    #[error("token validation is busy")]
+    Overloaded {
+        /// Seconds to wait before trying again (for `Retry-After`).
+        retry_after: u64,
+    },
     /// The signature does not verify.
     #[error("the token signature is invalid")]
     Signature,
@@ -200,6 +209,7 @@ impl ValidationError {
             ValidationError::TokenType => "typ",
             ValidationError::UnknownKey => "unknown_kid",
             ValidationError::KeysUnavailable { .. } => "keys_unavailable",
+            ValidationError::Overloaded { .. } => "overloaded",
             ValidationError::Signature => "signature",
             ValidationError::Expired => "expired",
             ValidationError::NotYetValid => "not_yet_valid",

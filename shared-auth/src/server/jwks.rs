@@ -34,22 +34,26 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
 };
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::discovery::{self, DiscoveryError};
 use crate::issuer_http::{self, MAX_METADATA_BYTES};
 
-/// A usable verification key.
+/// A usable verification key: parsed once, when the key set is loaded, for each
+/// algorithm it may verify. aws-lc-rs then verifies without decoding the JWK's base64 or
+/// building the key again on every token (jsonwebtoken's `DecodingKey` does both).
 pub(crate) struct VerifyKey {
-    /// The algorithms a token signed with this key may name: the key's `alg`, or, when it
-    /// has none, the allowed algorithms of its family.
-    algs: Vec<Algorithm>,
-    pub(crate) key: DecodingKey,
+    /// The algorithms a token signed with this key may name (the key's `alg`, or, when it
+    /// has none, the allowed algorithms of its family), each with the key parsed for it.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
     /// RFC 7638 thumbprint plus the algorithms: equal material, equal string.
     material: String,
 }
@@ -57,7 +61,58 @@ pub(crate) struct VerifyKey {
 impl VerifyKey {
     /// Whether a token whose header names `alg` may be verified with this key.
     pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
-        self.algs.contains(&alg)
+        self.parsed.iter().any(|(a, _)| *a == alg)
+    }
+
+    /// Whether `signature` is `alg`'s signature of `message` under this key; false for an
+    /// algorithm the key does not admit.
+    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+    }
+}
+
+/// The public key of `jwk` parsed for `alg`; `None` if the members do not form one.
+fn parse_key(jwk: &Jwk, alg: Algorithm) -> Option<ParsedPublicKey> {
+    let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok();
+    use Algorithm as A;
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let params: &'static sig::RsaParameters = match alg {
+                A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+                A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+                A::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+                _ => return None,
+            };
+            let components = sig::RsaPublicKeyComponents {
+                n: bytes(&rsa.n)?,
+                e: bytes(&rsa.e)?,
+            };
+            components.to_parsed_public_key(params).ok()
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let (scheme, size): (&'static sig::EcdsaVerificationAlgorithm, usize) = match alg {
+                A::ES256 => (&sig::ECDSA_P256_SHA256_FIXED, 32),
+                A::ES384 => (&sig::ECDSA_P384_SHA384_FIXED, 48),
+                _ => return None,
+            };
+            let (x, y) = (bytes(&ec.x)?, bytes(&ec.y)?);
+            if x.len() != size || y.len() != size {
+                return None;
+            }
+            // An uncompressed point: 0x04 || x || y.
+            let point = [&[4u8][..], &x, &y].concat();
+            ParsedPublicKey::new(scheme, point).ok()
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if alg == A::EdDSA => {
+            ParsedPublicKey::new(&sig::ED25519, bytes(&okp.x)?).ok()
+        }
+        _ => None,
     }
 }
 
@@ -194,19 +249,17 @@ pub(crate) fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, 
             skipped += 1;
             continue;
         }
-        let (Ok(key), Ok(thumbprint)) = (
-            DecodingKey::from_jwk(&jwk),
-            jwk.thumbprint(ThumbprintHash::SHA256),
-        ) else {
+        let parsed: Option<Vec<_>> = algs
+            .iter()
+            .map(|&alg| parse_key(&jwk, alg).map(|key| (alg, key)))
+            .collect();
+        let (Some(parsed), Ok(thumbprint)) = (parsed, jwk.thumbprint(ThumbprintHash::SHA256))
+        else {
             skipped += 1;
             continue;
         };
         let material = format!("{thumbprint}:{algs:?}");
-        let key = Arc::new(VerifyKey {
-            algs,
-            key,
-            material,
-        });
+        let key = Arc::new(VerifyKey { parsed, material });
         match &jwk.common.key_id {
             Some(kid) => {
                 set.by_kid.insert(kid.clone(), key);

@@ -5,7 +5,7 @@
 //! wiring bug: it gets a 500 and a log line that says so, never an anonymous pass.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -17,7 +17,7 @@ use super::challenge::problem;
 use crate::scope::ScopeSet;
 
 /// The authenticated caller, put into request extensions by the auth layer. Cheap to
-/// clone.
+/// clone: one reference count, shared with the validated-token cache.
 #[derive(Clone)]
 pub struct Principal(Arc<PrincipalData>);
 
@@ -26,13 +26,49 @@ struct PrincipalData {
     subject: Option<String>,
     scopes: ScopeSet,
     expires_at: u64,
+    not_before: Option<u64>,
     issuer: String,
     /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
     dpop_jkt: Option<String>,
-    claims: Map<String, Value>,
+    /// The token's claims as the JSON the validator verified (a checked object with no
+    /// repeated names), parsed into `claims` only if something asks for them: most
+    /// handlers read the fields above, and building the map costs more than the rest of
+    /// the validation beyond the signature.
+    payload: Box<[u8]>,
+    claims: OnceLock<Map<String, Value>>,
+}
+
+/// What validation read from a token, for [`Principal::from_token`].
+pub(crate) struct PrincipalParts<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) expires_at: u64,
+    pub(crate) not_before: Option<u64>,
+    pub(crate) issuer: &'a str,
+    pub(crate) dpop_jkt: Option<&'a str>,
+    /// The decoded JSON payload.
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Principal {
+    /// A principal from a validated token.
+    pub(crate) fn from_token(parts: PrincipalParts<'_>) -> Self {
+        Principal(Arc::new(PrincipalData {
+            client_id: parts.client_id.to_owned(),
+            subject: parts.subject.map(str::to_owned),
+            scopes: parts.scopes,
+            expires_at: parts.expires_at,
+            not_before: parts.not_before,
+            issuer: parts.issuer.to_owned(),
+            dpop_jkt: parts.dpop_jkt.map(str::to_owned),
+            payload: parts.payload.into_boxed_slice(),
+            claims: OnceLock::new(),
+        }))
+    }
+
+    /// A principal from claims already parsed (tests, and sources other than a JWS).
+    #[cfg(test)]
     pub(crate) fn new(
         client_id: String,
         subject: Option<String>,
@@ -46,14 +82,17 @@ impl Principal {
             .and_then(|cnf| cnf.get("jkt"))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let not_before = claims.get("nbf").and_then(Value::as_u64);
         Principal(Arc::new(PrincipalData {
             client_id,
             subject,
             scopes,
             expires_at,
+            not_before,
             issuer,
             dpop_jkt,
-            claims,
+            payload: Box::default(),
+            claims: OnceLock::from(claims),
         }))
     }
 
@@ -87,13 +126,22 @@ impl Principal {
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.0.dpop_jkt.as_deref()
     }
-    /// Every claim, for custom policies.
+    /// `nbf`, in seconds since the Unix epoch, if the token has one.
+    pub(crate) fn not_before(&self) -> Option<u64> {
+        self.0.not_before
+    }
+    /// Every claim, for custom policies. Parsed from the token on the first call (for
+    /// this token, by any handler), then kept.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.get_or_init(|| {
+            // The validator checked this payload is a JSON object without repeated
+            // names, so this parse succeeds; an empty map is the fail-safe otherwise.
+            serde_json::from_slice(&self.0.payload).unwrap_or_default()
+        })
     }
     /// One claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
+        self.claims().get(name)
     }
 }
 

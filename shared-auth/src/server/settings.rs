@@ -96,6 +96,12 @@ pub struct ValidatorSettings {
     /// Redis URL of a DPoP replay store shared by replicas (feature `redis`; a build
     /// without it refuses the setting; unset: in memory, per process).
     pub dpop_replay_redis_url: Option<SecretValue>,
+    /// Validated tokens remembered, so a repeated token is not verified again (default
+    /// 10,000; 0 disables the cache).
+    pub validated_cache_capacity: usize,
+    /// Signature verifications run at once; over it a first-seen token waits briefly, then
+    /// gets 503 (unset: one less than the cores, at least 1; 0: no bound).
+    pub max_concurrent_verifications: Option<usize>,
 }
 
 impl Default for ValidatorSettings {
@@ -119,6 +125,8 @@ impl Default for ValidatorSettings {
             dpop_nonce_secret_file: None,
             public_base_url: None,
             dpop_replay_redis_url: None,
+            validated_cache_capacity: 10_000,
+            max_concurrent_verifications: None,
         }
     }
 }
@@ -357,6 +365,10 @@ impl ValidatorSettings {
         config.issuer = issuer;
         config.allow_insecure_http = insecure;
         config.dpop = dpop;
+        config.validated_cache_capacity = self.validated_cache_capacity;
+        if let Some(bound) = self.max_concurrent_verifications {
+            config.max_concurrent_verifications = bound;
+        }
         Ok(config)
     }
 }
@@ -607,6 +619,26 @@ mod cli {
                 .value_parser(http_url),
             )
             .arg(redis_arg::<P>())
+            .arg(
+                arg::<P>(
+                    "validated_cache_capacity",
+                    "Validated tokens remembered, so a repeated token is not verified again \
+                     (0 disables)."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(usize))
+                .default_value("10000"),
+            )
+            .arg(
+                arg::<P>(
+                    "max_concurrent_verifications",
+                    "Token signatures verified at once; over it a first-seen token waits up to \
+                     50 ms, then gets 503 with Retry-After, while cached tokens never wait \
+                     (default: one less than the cores, at least 1; 0: no bound)."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(usize)),
+            )
             .arg(boolean::<P>(
                 "lazy_keys",
                 "Start even if the issuer is unreachable: discovery and keys load in the \
@@ -667,6 +699,13 @@ mod cli {
                     dpop_nonce_secret_file: text("dpop_nonce_secret_file"),
                     public_base_url: text("public_base_url"),
                     dpop_replay_redis_url: text("dpop_replay_redis_url").map(SecretValue::new),
+                    validated_cache_capacity: matches
+                        .get_one::<usize>(id::<P>("validated_cache_capacity"))
+                        .copied()
+                        .unwrap_or(10_000),
+                    max_concurrent_verifications: matches
+                        .get_one::<usize>(id::<P>("max_concurrent_verifications"))
+                        .copied(),
                 },
                 prefix: PhantomData,
             })

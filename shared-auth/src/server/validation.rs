@@ -20,22 +20,25 @@
 //!    allow-list; `rfc9068` needs every claim RFC 9068 section 2.2 makes required (`iss`,
 //!    `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`); `generic` only what is configured.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, Validation};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use tokio::sync::Semaphore;
 
 use super::error::SignatureAlgorithm;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 
 use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
-use super::principal::Principal;
+use super::principal::{Principal, PrincipalParts};
 use super::validated_cache::{Entry, ValidatedCache};
 use crate::discovery;
 use crate::issuer_http;
@@ -143,6 +146,25 @@ pub struct ValidatorConfig {
     pub validated_cache_capacity: usize,
     /// DPoP (RFC 9449): off, allowed (the default) or required, and how proofs are checked.
     pub dpop: DpopConfig,
+    /// At most this many token signatures are verified at once (0: no bound). The
+    /// default is one less than the available cores (at least 1), so that a flood of
+    /// first-seen tokens, forged ones included, which each cost a full signature
+    /// verification, always leaves a core to the requests whose tokens are cached. A
+    /// token that finds the bound reached waits up to
+    /// [`verification_wait`](Self::verification_wait) for a slot, then is refused with
+    /// 503 and `Retry-After` ([`ValidationError::Overloaded`]), never 401. Cached tokens
+    /// never wait.
+    pub max_concurrent_verifications: usize,
+    /// How long a token waits for a verification slot (default 50 ms).
+    pub verification_wait: Duration,
+}
+
+/// One less than the available cores, at least 1: see
+/// [`ValidatorConfig::max_concurrent_verifications`].
+pub(crate) fn default_verification_bound() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
 }
 
 impl ValidatorConfig {
@@ -170,37 +192,127 @@ impl ValidatorConfig {
             allow_insecure_http: false,
             validated_cache_capacity: 10_000,
             dpop: DpopConfig::default(),
+            max_concurrent_verifications: default_verification_bound(),
+            verification_wait: Duration::from_millis(50),
         }
     }
 }
 
-/// A claims object whose top-level names are unique. serde_json keeps the last of
-/// duplicate keys; another parser may keep the first, so a token with duplicates is refused.
-struct StrictClaims(Map<String, Value>);
+/// The JOSE header members this validator reads. Other members are ignored; a repeated
+/// member among these is a parse error (serde's derive refuses duplicate fields).
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    crit: Option<IgnoredAny>,
+}
 
-impl<'de> Deserialize<'de> for StrictClaims {
+/// A token's JOSE header, checked: an algorithm this crate can name, no `crit`, an
+/// acceptable `typ`.
+pub(crate) struct Header {
+    alg: Algorithm,
+    kid: Option<Box<str>>,
+}
+
+impl Header {
+    pub(crate) fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+/// The claims validation reads, each kept as its JSON value; every other claim is only
+/// checked to be well-formed JSON and not repeated. A name that appears twice refuses the
+/// token: serde_json would keep the last, another parser may keep the first.
+#[derive(Default)]
+struct Claims {
+    iss: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    aud: Option<Value>,
+    sub: Option<Value>,
+    client_id: Option<Value>,
+    azp: Option<Value>,
+    token_use: Option<Value>,
+    jti: Option<Value>,
+    scope: Option<Value>,
+    scp: Option<Value>,
+    cnf: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for Claims {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = StrictClaims;
+            type Value = Claims;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object of claims")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictClaims, A::Error> {
-                let mut out = Map::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if out.contains_key(&k) {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+                let mut claims = Claims::default();
+                // A linear scan: tokens carry a dozen claims, and the signature was
+                // verified before this parse, so only the issuer chooses how many.
+                let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(16);
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    if seen.contains(&name) {
                         return Err(serde::de::Error::custom(format_args!(
-                            "duplicate claim {k:?}"
+                            "duplicate claim {name:?}"
                         )));
                     }
-                    out.insert(k, v);
+                    let slot = match &*name {
+                        "iss" => &mut claims.iss,
+                        "exp" => &mut claims.exp,
+                        "nbf" => &mut claims.nbf,
+                        "iat" => &mut claims.iat,
+                        "aud" => &mut claims.aud,
+                        "sub" => &mut claims.sub,
+                        "client_id" => &mut claims.client_id,
+                        "azp" => &mut claims.azp,
+                        "token_use" => &mut claims.token_use,
+                        "jti" => &mut claims.jti,
+                        "scope" => &mut claims.scope,
+                        "scp" => &mut claims.scp,
+                        "cnf" => &mut claims.cnf,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            seen.push(name);
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<Value>()?);
+                    seen.push(name);
                 }
-                Ok(StrictClaims(out))
+                Ok(claims)
             }
         }
         deserializer.deserialize_map(V)
     }
+}
+
+/// A NumericDate claim as whole seconds; `None` when absent, `Err` when not a
+/// non-negative integer.
+fn seconds(value: Option<&Value>) -> Result<Option<u64>, ValidationError> {
+    value
+        .map(|v| v.as_u64().ok_or(ValidationError::Claims))
+        .transpose()
+}
+
+/// A string claim; `Err` when present but not a string.
+fn string(value: &Option<Value>) -> Result<Option<&str>, ValidationError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ValidationError::Claims),
+    }
+}
+
+/// A string claim that names someone: an empty string is no name.
+fn non_empty(value: &Option<Value>) -> Result<Option<&str>, ValidationError> {
+    string(value).map(|v| v.filter(|s| !s.is_empty()))
 }
 
 fn now_secs() -> u64 {
@@ -215,14 +327,19 @@ struct Inner {
     leeway: Duration,
     keys: Arc<KeyCache>,
     validated: Arc<ValidatedCache>,
-    /// One prepared `Validation` per allowed algorithm.
-    validations: HashMap<Algorithm, Validation>,
+    /// The algorithms a token may name.
+    algorithms: Vec<Algorithm>,
+    /// The audience a token must name, when one is configured (then `aud` is required).
+    audience: Option<String>,
     /// The auth layer's per-request counters. Here, behind the validator's one `Arc`,
     /// because axum clones the layered service on every request: each `Arc` in it is a
     /// refcount both cores bump.
     metrics: LayerMetrics,
     /// Checks DPoP proofs.
     dpop: DpopVerifier,
+    /// Bounds the signature verifications running at once; `None`: unbounded.
+    verifications: Option<Semaphore>,
+    verification_wait: Duration,
 }
 
 /// Counters the accepting paths of the auth layer bump on every request.
@@ -342,17 +459,18 @@ impl JwtValidator {
             }
         };
         let dpop = DpopVerifier::new(config.dpop.clone())?;
-        let validations = algorithms
-            .iter()
-            .map(|&alg| (alg, base_validation(alg, &config)))
-            .collect();
+        let audience = match &config.profile {
+            TokenProfile::Rfc9068 { audience } => Some(audience.clone()),
+            TokenProfile::Generic { audience } => audience.clone(),
+            TokenProfile::Cognito { .. } => None,
+        };
         let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
         let observer = validated.clone();
         let keys = Arc::new(KeyCache::new(
             http,
             source,
             issuer,
-            algorithms,
+            algorithms.clone(),
             config.allow_insecure_http,
             KeyCacheTiming {
                 refresh_interval: config.refresh_interval,
@@ -377,9 +495,13 @@ impl JwtValidator {
             leeway: config.leeway,
             keys,
             validated,
-            validations,
+            algorithms,
+            audience,
             metrics: LayerMetrics::new(),
             dpop,
+            verifications: (config.max_concurrent_verifications > 0)
+                .then(|| Semaphore::new(config.max_concurrent_verifications)),
+            verification_wait: config.verification_wait,
         })))
     }
 
@@ -437,8 +559,14 @@ impl JwtValidator {
             Ok(header) => header,
             Err(e) => return Some(Err(e)),
         };
-        let key = self.0.keys.loaded(header.kid.as_deref())?;
+        let key = self.0.keys.loaded(header.kid())?;
+        // At the verification bound, the slow path waits for a slot.
+        let permit = match &self.0.verifications {
+            None => None,
+            Some(bound) => Some(bound.try_acquire().ok()?),
+        };
         let result = self.verify(token, &header, &key);
+        drop(permit);
         // A bad signature under a known kid may be new material under that kid: worth one
         // (gated) refresh on the slow path. With the gate closed, answer now.
         if matches!(result, Err(ValidationError::Signature)) && self.0.keys.gate_open() {
@@ -464,7 +592,7 @@ impl JwtValidator {
         let key = self
             .0
             .keys
-            .key_for(header.kid.as_deref())
+            .key_for(header.kid())
             .await
             .map_err(|e| match e {
                 KeyLookupError::UnknownKey => ValidationError::UnknownKey,
@@ -472,15 +600,41 @@ impl JwtValidator {
                     retry_after: retry_after.as_secs(),
                 },
             })?;
-        match self.verify(token, &header, &key) {
+        match self.verify_gated(token, &header, &key).await {
             Err(ValidationError::Signature) => {
-                match self.0.keys.changed_key(header.kid.as_deref(), &key).await {
-                    Some(new) => self.verify(token, &header, &new),
+                match self.0.keys.changed_key(header.kid(), &key).await {
+                    Some(new) => self.verify_gated(token, &header, &new).await,
                     None => Err(ValidationError::Signature),
                 }
             }
             result => result,
         }
+    }
+
+    /// [`verify`](Self::verify) within the verification bound: waits up to
+    /// `verification_wait` for a slot (the permit is held for the verification only,
+    /// never across a key fetch).
+    async fn verify_gated(
+        &self,
+        token: &str,
+        header: &Header,
+        key: &VerifyKey,
+    ) -> Result<Principal, ValidationError> {
+        let _permit = match &self.0.verifications {
+            None => None,
+            Some(bound) => match bound.try_acquire() {
+                Ok(permit) => Some(permit),
+                // Only a wait needs a timer (and so a runtime).
+                Err(_) => {
+                    match tokio::time::timeout(self.0.verification_wait, bound.acquire()).await {
+                        Ok(Ok(permit)) => Some(permit),
+                        // Timed out (or, impossibly, closed): busy, not the caller's fault.
+                        _ => return Err(ValidationError::Overloaded { retry_after: 1 }),
+                    }
+                }
+            },
+        };
+        self.verify(token, header, key)
     }
 
     /// Caches a success of a validation that began in `epoch` (see `ValidatedCache`).
@@ -489,7 +643,7 @@ impl JwtValidator {
             token.as_bytes(),
             Entry {
                 exp: principal.expires_at(),
-                nbf: principal.claims().get("nbf").and_then(Value::as_u64),
+                nbf: principal.not_before(),
                 principal: principal.clone(),
                 epoch,
             },
@@ -497,15 +651,23 @@ impl JwtValidator {
     }
 
     /// The JOSE header, with the checks that need nothing else.
-    fn header(&self, token: &str) -> Result<jsonwebtoken::Header, ValidationError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => ValidationError::Algorithm,
-            _ => ValidationError::Malformed,
-        })?;
-        if header.crit.is_some() {
+    fn header(&self, token: &str) -> Result<Header, ValidationError> {
+        let (header_b64, _) = token.split_once('.').ok_or(ValidationError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| ValidationError::Malformed)?;
+        let raw: RawHeader<'_> =
+            serde_json::from_slice(&bytes).map_err(|_| ValidationError::Malformed)?;
+        // A name this crate cannot name (HMAC, `none`, anything unknown) is no algorithm
+        // it accepts.
+        let alg = raw.alg.as_deref().ok_or(ValidationError::Malformed)?;
+        let alg = SignatureAlgorithm::from_name(alg)
+            .map(SignatureAlgorithm::jose)
+            .ok_or(ValidationError::Algorithm)?;
+        if raw.crit.is_some() {
             return Err(ValidationError::CriticalHeader);
         }
-        let typ = header.typ.as_deref();
+        let typ = raw.typ.as_deref();
         let ok = match self.0.profile {
             TokenProfile::Rfc9068 { .. } => typ.is_some_and(|t| media_type(t) == "at+jwt"),
             _ => !typ.is_some_and(is_foreign_type),
@@ -513,103 +675,159 @@ impl JwtValidator {
         if !ok {
             return Err(ValidationError::TokenType);
         }
-        Ok(header)
+        Ok(Header {
+            alg,
+            kid: raw.kid.map(|k| k.into()),
+        })
     }
 
-    /// Signature, time window, issuer, audience, then the profile's claims.
+    /// Signature, then the claims: `exp` (required), `nbf`, `aud` when an audience is
+    /// configured, `iss`, `iat`, then the profile's claims.
+    ///
+    /// Hand-rolled on aws-lc-rs rather than `jsonwebtoken::decode`, which decodes and
+    /// parses the header again, verifies with a key rebuilt from its base64 components
+    /// on every call, and parses the claims twice (once for its own checks, once into the
+    /// caller's type). This is the first-seen path of every token, so each step is done
+    /// once: the header was parsed by [`header`](Self::header), the key was parsed when
+    /// the key set loaded, and the claims are parsed once into the few values read here;
+    /// the full claims map is built only if a handler asks for it.
     fn verify(
         &self,
         token: &str,
-        header: &jsonwebtoken::Header,
+        header: &Header,
         key: &VerifyKey,
     ) -> Result<Principal, ValidationError> {
         let inner = &*self.0;
-        if !key.accepts(header.alg) {
+        if !inner.algorithms.contains(&header.alg) || !key.accepts(header.alg) {
             return Err(ValidationError::Algorithm);
         }
-        let validation = inner
-            .validations
-            .get(&header.alg)
-            .ok_or(ValidationError::Algorithm)?;
-        let data = jsonwebtoken::decode::<StrictClaims>(token, &key.key, validation)
-            .map_err(|e| map_jwt_error(&e))?;
-        let claims = data.claims.0;
-        // `iss` is one string, exactly the expected issuer. Checked here rather than by
-        // jsonwebtoken, which accepts an array of issuers.
-        match (claims.get("iss"), inner.keys.issuer()) {
+        let (message, signature_b64) = token.rsplit_once('.').ok_or(ValidationError::Malformed)?;
+        let (_, payload_b64) = message.split_once('.').ok_or(ValidationError::Malformed)?;
+        if payload_b64.contains('.') {
+            return Err(ValidationError::Malformed);
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| ValidationError::Malformed)?;
+        if !key.verifies(header.alg, message.as_bytes(), &signature) {
+            return Err(ValidationError::Signature);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| ValidationError::Malformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&payload).map_err(|_| ValidationError::Claims)?;
+        let now = now_secs();
+        let leeway = inner.leeway.as_secs();
+        // `exp` is required, `aud` too when an audience is configured.
+        let exp = seconds(claims.exp.as_ref())?.ok_or(ValidationError::Claims)?;
+        if inner.audience.is_some() && claims.aud.is_none() {
+            return Err(ValidationError::Audience);
+        }
+        if exp.saturating_add(leeway) < now {
+            return Err(ValidationError::Expired);
+        }
+        let nbf = seconds(claims.nbf.as_ref())?;
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(ValidationError::NotYetValid);
+        }
+        if let (Some(expected), Some(aud)) = (&inner.audience, &claims.aud) {
+            let named = match aud {
+                Value::String(one) => one == expected,
+                Value::Array(many) => {
+                    let mut named = false;
+                    for a in many {
+                        named |= a.as_str().ok_or(ValidationError::Claims)? == expected;
+                    }
+                    named
+                }
+                _ => return Err(ValidationError::Claims),
+            };
+            if !named {
+                return Err(ValidationError::Audience);
+            }
+        }
+        // `iss` is one string, exactly the expected issuer (an array is refused, whatever
+        // it holds).
+        match (&claims.iss, inner.keys.issuer()) {
             (Some(Value::String(iss)), Some(expected)) if iss == expected => {}
             (None, _) => return Err(ValidationError::Claims),
             _ => return Err(ValidationError::Issuer),
         }
-        let now = now_secs();
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat.as_u64().ok_or(ValidationError::Claims)?;
-            if iat > now + inner.leeway.as_secs() {
-                return Err(ValidationError::IssuedInFuture);
-            }
+        if let Some(iat) = seconds(claims.iat.as_ref())?
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(ValidationError::IssuedInFuture);
         }
-        self.principal(claims)
+        self.principal(&claims, exp, nbf, payload)
     }
 
-    fn principal(&self, claims: Map<String, Value>) -> Result<Principal, ValidationError> {
+    fn principal(
+        &self,
+        claims: &Claims,
+        exp: u64,
+        nbf: Option<u64>,
+        payload: Vec<u8>,
+    ) -> Result<Principal, ValidationError> {
         let inner = &*self.0;
-        let string = |name: &str| -> Result<Option<String>, ValidationError> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(ValidationError::Claims),
-            }
-        };
         if let TokenProfile::Cognito { .. } = inner.profile
-            && string("token_use")?.as_deref() != Some("access")
+            && string(&claims.token_use)? != Some("access")
         {
             return Err(ValidationError::TokenUse);
         }
         if let TokenProfile::Rfc9068 { .. } = inner.profile {
             // RFC 9068 section 2.2: required claims (iss, exp and aud are checked above).
-            let strings = ["sub", "client_id", "jti"];
-            let present = strings
+            let present = [&claims.sub, &claims.client_id, &claims.jti]
                 .iter()
-                .all(|name| matches!(claims.get(*name), Some(Value::String(s)) if !s.is_empty()))
-                && claims.get("iat").is_some_and(Value::is_u64);
+                .all(|v| matches!(v, Some(Value::String(s)) if !s.is_empty()))
+                && claims.iat.as_ref().is_some_and(Value::is_u64);
             if !present {
                 return Err(ValidationError::Claims);
             }
         }
         // An empty identifier is no identifier: fall through to the next claim, and refuse
         // the token if none names the caller.
-        let non_empty = |name: &str| string(name).map(|v| v.filter(|s| !s.is_empty()));
-        let subject = non_empty("sub")?;
-        let client_id = match (non_empty("client_id")?, non_empty("azp")?, &subject) {
-            (Some(c), _, _) | (None, Some(c), _) => c,
-            (None, None, Some(s)) => s.clone(),
+        let subject = non_empty(&claims.sub)?;
+        let client_id = match (
+            non_empty(&claims.client_id)?,
+            non_empty(&claims.azp)?,
+            subject,
+        ) {
+            (Some(c), _, _) | (None, Some(c), _) | (None, None, Some(c)) => c,
             (None, None, None) => return Err(ValidationError::Claims),
         };
         if let TokenProfile::Cognito { allowed_client_ids } = &inner.profile
             && !allowed_client_ids.is_empty()
-            && !allowed_client_ids.contains(&client_id)
+            && !allowed_client_ids.iter().any(|c| c == client_id)
         {
             return Err(ValidationError::ClientNotAllowed);
         }
-        let scopes = match (claims.get("scope"), claims.get("scp")) {
+        let scopes = match (&claims.scope, &claims.scp) {
             (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
             (None, None) => ScopeSet::new(),
         };
         // `cnf.jkt` (RFC 9449 section 6.1), when present, is the key thumbprint: a string.
-        if let Some(cnf) = claims.get("cnf") {
-            let cnf = cnf.as_object().ok_or(ValidationError::Claims)?;
-            if cnf.get("jkt").is_some_and(|j| !j.is_string()) {
-                return Err(ValidationError::Claims);
+        let dpop_jkt = match &claims.cnf {
+            None => None,
+            Some(cnf) => {
+                let cnf = cnf.as_object().ok_or(ValidationError::Claims)?;
+                match cnf.get("jkt") {
+                    None => None,
+                    Some(Value::String(jkt)) => Some(jkt.as_str()),
+                    Some(_) => return Err(ValidationError::Claims),
+                }
             }
-        }
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(ValidationError::Claims)?;
-        let issuer = inner.keys.issuer().unwrap_or_default().to_owned();
-        Ok(Principal::new(
-            client_id, subject, scopes, expires_at, issuer, claims,
-        ))
+        };
+        Ok(Principal::from_token(PrincipalParts {
+            client_id,
+            subject,
+            scopes,
+            expires_at: exp,
+            not_before: nbf,
+            issuer: inner.keys.issuer().unwrap_or_default(),
+            dpop_jkt,
+            payload,
+        }))
     }
 }
 
@@ -629,58 +847,24 @@ fn parse_scope_claim(value: &Value) -> Result<ScopeSet, ValidationError> {
     }
 }
 
-fn base_validation(alg: Algorithm, config: &ValidatorConfig) -> Validation {
-    let mut v = Validation::new(alg);
-    v.leeway = config.leeway.as_secs();
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    // `iss` is checked after decoding (see `verify`): one string, exactly the issuer.
-    let audience = match &config.profile {
-        TokenProfile::Rfc9068 { audience } => Some(audience.as_str()),
-        TokenProfile::Generic { audience } => audience.as_deref(),
-        TokenProfile::Cognito { .. } => None,
-    };
-    match audience {
-        Some(aud) => {
-            v.set_audience(&[aud]);
-            // A configured audience is required: without this, no `aud` would pass.
-            v.set_required_spec_claims(&["exp", "aud"]);
-        }
-        None => {
-            v.validate_aud = false;
-            v.set_required_spec_claims(&["exp"]);
-        }
-    }
-    v
-}
-
-fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> ValidationError {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::InvalidSignature => ValidationError::Signature,
-        K::ExpiredSignature => ValidationError::Expired,
-        K::ImmatureSignature => ValidationError::NotYetValid,
-        K::InvalidIssuer => ValidationError::Issuer,
-        K::InvalidAudience => ValidationError::Audience,
-        K::MissingRequiredClaim(c) if c == "aud" => ValidationError::Audience,
-        K::MissingRequiredClaim(_) | K::InvalidClaimFormat(_) => ValidationError::Claims,
-        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
-            ValidationError::Algorithm
-        }
-        K::Json(_) => ValidationError::Claims,
-        _ => ValidationError::Malformed,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn duplicate_claims_are_refused() {
-        assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","scope":"b"}"#).is_err());
-        assert!(serde_json::from_str::<StrictClaims>(r#"{"scope":"a","x":1}"#).is_ok());
-        assert!(serde_json::from_str::<StrictClaims>("[1]").is_err());
+        let parse = |json: &str| serde_json::from_str::<Claims>(json);
+        assert!(parse(r#"{"scope":"a","scope":"b"}"#).is_err());
+        assert!(
+            parse(r#"{"x":1,"y":2,"x":3}"#).is_err(),
+            "unread claims too"
+        );
+        assert!(parse(r#"{"x":1,"\u0078":3}"#).is_err(), "escaped names too");
+        let claims = parse(r#"{"scope":"a","x":{"y":[1,2]},"exp":5}"#).unwrap();
+        assert_eq!(claims.scope, Some(Value::from("a")));
+        assert_eq!(claims.exp, Some(Value::from(5)));
+        assert!(parse("[1]").is_err());
+        assert!(parse(r#"{"x":1"#).is_err(), "malformed unread claims too");
     }
 
     #[test]
@@ -704,6 +888,112 @@ mod tests {
             "dc+sd-jwt",
         ] {
             assert!(is_foreign_type(foreign), "{foreign}");
+        }
+    }
+
+    /// The verification bound, with its one slot held by the test as a verification in
+    /// progress would hold it: the interleaving is the test's, not the scheduler's.
+    mod bound {
+        use super::*;
+        use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as Profile};
+
+        async fn setup(bound: usize) -> (IssuerHandle, JwtValidator) {
+            let issuer = mock_issuer::start(
+                IssuerConfig::new(Profile::Cognito)
+                    .with_resource_server("Api", ["read"])
+                    .with_client(ClientConfig::new(
+                        "svc",
+                        "svc-secret-0123456789",
+                        ["Api/read"],
+                    )),
+            )
+            .await
+            .unwrap();
+            let mut config = ValidatorConfig::new(
+                MetadataSource::Authority(issuer.issuer().to_owned()),
+                TokenProfile::Cognito {
+                    allowed_client_ids: Vec::new(),
+                },
+            );
+            config.max_concurrent_verifications = bound;
+            config.verification_wait = Duration::from_millis(20);
+            let validator = JwtValidator::new(config).await.unwrap();
+            (issuer, validator)
+        }
+
+        fn mint(issuer: &IssuerHandle, jti: &str) -> String {
+            let (header, mut claims) = issuer.token_template("svc", &["Api/read"]);
+            claims["jti"] = Value::from(jti);
+            issuer.sign(&header, &claims).unwrap()
+        }
+
+        /// A token of a known key with another token's signature: a full verification
+        /// to find it bad.
+        fn forged(issuer: &IssuerHandle) -> String {
+            let (good, other) = (mint(issuer, "a"), mint(issuer, "b"));
+            let (message, _) = good.rsplit_once('.').unwrap();
+            let (_, signature) = other.rsplit_once('.').unwrap();
+            format!("{message}.{signature}")
+        }
+
+        #[tokio::test]
+        async fn over_the_bound_first_seen_tokens_get_overloaded_and_cached_ones_pass() {
+            let (issuer, validator) = setup(1).await;
+            let cached = mint(&issuer, "cached");
+            validator.validate(&cached).await.unwrap();
+            let bound = validator.0.verifications.as_ref().unwrap();
+            let slot = bound.try_acquire().unwrap(); // a verification in progress
+
+            assert!(validator.validate_now(&cached).unwrap().is_ok(), "cached");
+            let fresh = mint(&issuer, "fresh");
+            assert!(validator.validate_now(&fresh).is_none(), "no slot: wait");
+            assert_eq!(
+                validator.validate(&fresh).await.unwrap_err(),
+                ValidationError::Overloaded { retry_after: 1 }
+            );
+            // A forged token is not verified either: busy, not "bad signature".
+            assert_eq!(
+                validator.validate(&forged(&issuer)).await.unwrap_err(),
+                ValidationError::Overloaded { retry_after: 1 }
+            );
+            assert!(validator.validated(fresh.as_bytes()).is_none());
+
+            drop(slot);
+            assert!(validator.validate(&fresh).await.is_ok(), "the slot is free");
+            assert_eq!(
+                validator.validate(&forged(&issuer)).await.unwrap_err(),
+                ValidationError::Signature
+            );
+            assert_eq!(bound.available_permits(), 1, "every permit came back");
+        }
+
+        #[tokio::test]
+        async fn a_token_waiting_for_a_slot_gets_it_when_one_frees() {
+            let (issuer, validator) = setup(1).await;
+            let bound = validator.0.verifications.as_ref().unwrap();
+            let slot = bound.try_acquire().unwrap();
+            let fresh = mint(&issuer, "fresh");
+            let mut waiting = std::pin::pin!(validator.validate(&fresh));
+            // Polled until it waits on the semaphore (the key is loaded, so nothing else
+            // can keep it pending), then the slot frees.
+            assert!(futures_poll_once(&mut waiting).is_none());
+            drop(slot);
+            assert!(waiting.await.is_ok());
+        }
+
+        fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::pin::Pin::new(f).poll(&mut cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            }
+        }
+
+        #[tokio::test]
+        async fn zero_means_no_bound() {
+            let (issuer, validator) = setup(0).await;
+            assert!(validator.0.verifications.is_none());
+            assert!(validator.validate_now(&mint(&issuer, "x")).unwrap().is_ok());
         }
     }
 
