@@ -15,7 +15,7 @@
 //! | `shared_auth_unauthorized_retries_total` | `client` | downstream 401s answered by one renewal and one retry |
 //! | `shared_auth_client_assertions_total` | `client`, `kind` = `private_key_jwt` / `assertion_file`, `outcome` = `made` / `failed` | client assertions for token requests (`failed`: a key that did not sign, an unreadable assertion file) |
 //! | `shared_auth_dpop_nonce_retries_total` | `client`, `at` = `token_endpoint` / `resource` | requests sent again with a new DPoP nonce after `use_dpop_nonce` |
-//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason` | requests through the auth layer; `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, ...) |
+//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason` | requests through the auth layer; `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, `overloaded`, ...) |
 //! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
 //! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure` | JWKS fetches |
 //! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |

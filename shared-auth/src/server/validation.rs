@@ -957,6 +957,13 @@ mod tests {
                 ValidationError::Overloaded { retry_after: 1 }
             );
             assert!(validator.validated(fresh.as_bytes()).is_none());
+            // Through the auth layer: 503 with Retry-After and a problem body for the
+            // first-seen token, 200 for the cached one.
+            let (status, retry, content_type) = through_layer(&validator, &fresh).await;
+            assert_eq!(status, 503);
+            assert_eq!(retry.as_deref(), Some("1"));
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+            assert_eq!(through_layer(&validator, &cached).await.0, 200);
 
             drop(slot);
             assert!(validator.validate(&fresh).await.is_ok(), "the slot is free");
@@ -965,6 +972,39 @@ mod tests {
                 ValidationError::Signature
             );
             assert_eq!(bound.available_permits(), 1, "every permit came back");
+        }
+
+        async fn through_layer(
+            validator: &JwtValidator,
+            token: &str,
+        ) -> (u16, Option<String>, Option<String>) {
+            use tower::{Layer, ServiceExt};
+            let inner = tower::service_fn(|_: axum::http::Request<axum::body::Body>| async {
+                Ok::<_, std::convert::Infallible>(axum::response::Response::new(
+                    axum::body::Body::empty(),
+                ))
+            });
+            let request = axum::http::Request::get("/x")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = crate::server::JwtAuthLayer::new(validator.clone())
+                .layer(inner)
+                .oneshot(request)
+                .await
+                .unwrap();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            (
+                response.status().as_u16(),
+                header("retry-after"),
+                header("content-type"),
+            )
         }
 
         #[tokio::test]
