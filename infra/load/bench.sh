@@ -35,13 +35,16 @@ fmt() { awk -v x="$1" 'BEGIN { if (x >= 1000) printf "%.1f µs", x / 1000; else 
 div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "+%.0f ns", a - b}'; }
 stampede=$(grep -o 'stampede: .*' "$RAW" || echo "stampede: not run")
+paired=$(grep -o 'paired: .*' "$RAW" || echo "paired: not run")
+paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
 
 {
   echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -sr); command: \`just bench\` (criterion medians, bench profile)."
   echo
   echo "| what | ours | reference, same run | ratio | target |"
   echo "| --- | ---: | ---: | ---: | --- |"
-  echo "| validate a first-seen RS256 token | $(fmt "$(ns validate/first_seen)") | raw aws-lc-rs verify $(fmt "$(ns validate/raw_aws_lc)") | $(div "$(ns validate/first_seen)" "$(ns validate/raw_aws_lc)") | <= 1.3x |"
+  echo "| validate a first-seen RS256 token | $(fmt "$(ns validate/first_seen)") | raw aws-lc-rs verify (key parsed beforehand) $(fmt "$(ns validate/raw_aws_lc)") | $(div "$(ns validate/first_seen)" "$(ns validate/raw_aws_lc)") | |"
+  echo "| the same, interleaved batches (median ratio; see below) | | | ${paired_ratio:-n/a} | <= 1.10x |"
   echo "| validate a repeated token (validated-token cache) | $(fmt "$(ns validate/repeat)") | first-seen $(fmt "$(ns validate/first_seen)") | $(div "$(ns validate/first_seen)" "$(ns validate/repeat)") faster | |"
   echo "| plain jsonwebtoken decode (peer) | | $(fmt "$(ns validate/jsonwebtoken_decode)") | | |"
   echo "| \`TokenManager::token()\` warm | $(fmt "$(ns client/token_hit)") | \`RwLock<Option<token>>\` $(fmt "$(ns client/rwlock_option)") | $(div "$(ns client/token_hit)" "$(ns client/rwlock_option)") | <= 250 ns |"
@@ -53,4 +56,6 @@ stampede=$(grep -o 'stampede: .*' "$RAW" || echo "stampede: not run")
   echo "| DPoP server: auth layer with a proof check, beyond bearer | $(sub "$(ns layer/dpop_repeat)" "$(ns layer/bearer_repeat)") | one ES256 verification $(fmt "$(ns dpop/es256_verify)") | $(sub "$(awk -v a="$(ns layer/dpop_repeat)" -v b="$(ns layer/bearer_repeat)" 'BEGIN {print a - b}')" "$(ns dpop/es256_verify)") beyond it | <= verification + 5 µs |"
   echo
   echo "${stampede} (target: 1)."
+  echo
+  echo "${paired}. Criterion measures the two one after the other, seconds apart; the interleaved batches see the same machine noise, so their ratio is the one the target is read from."
 } | tee "$OUT"
