@@ -34,35 +34,35 @@ struct PrincipalData {
     /// repeated names), parsed into `claims` only if something asks for them: most
     /// handlers read the fields above, and building the map costs more than the rest of
     /// the validation beyond the signature.
-    payload: Box<[u8]>,
+    /// (A `Vec`, not a boxed slice: shrinking it to fit would cost a reallocation per
+    /// new token.)
+    payload: Vec<u8>,
     claims: OnceLock<Map<String, Value>>,
 }
 
 /// What validation read from a token, for [`Principal::from_token`].
-pub(crate) struct PrincipalParts<'a> {
-    pub(crate) client_id: &'a str,
-    pub(crate) subject: Option<&'a str>,
+pub(crate) struct PrincipalParts {
+    pub(crate) client_id: String,
+    pub(crate) subject: Option<String>,
     pub(crate) scopes: ScopeSet,
     pub(crate) expires_at: u64,
     pub(crate) not_before: Option<u64>,
-    pub(crate) issuer: &'a str,
-    pub(crate) dpop_jkt: Option<&'a str>,
-    /// The decoded JSON payload.
-    pub(crate) payload: Vec<u8>,
+    pub(crate) issuer: String,
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl Principal {
-    /// A principal from a validated token.
-    pub(crate) fn from_token(parts: PrincipalParts<'_>) -> Self {
+    /// A principal from a validated token and its decoded JSON payload.
+    pub(crate) fn from_token(parts: PrincipalParts, payload: Vec<u8>) -> Self {
         Principal(Arc::new(PrincipalData {
-            client_id: parts.client_id.to_owned(),
-            subject: parts.subject.map(str::to_owned),
+            client_id: parts.client_id,
+            subject: parts.subject,
             scopes: parts.scopes,
             expires_at: parts.expires_at,
             not_before: parts.not_before,
-            issuer: parts.issuer.to_owned(),
-            dpop_jkt: parts.dpop_jkt.map(str::to_owned),
-            payload: parts.payload.into_boxed_slice(),
+            issuer: parts.issuer,
+            dpop_jkt: parts.dpop_jkt,
+            payload,
             claims: OnceLock::new(),
         }))
     }
@@ -91,7 +91,7 @@ impl Principal {
             not_before,
             issuer,
             dpop_jkt,
-            payload: Box::default(),
+            payload: Vec::new(),
             claims: OnceLock::from(claims),
         }))
     }

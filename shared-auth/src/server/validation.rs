@@ -224,39 +224,106 @@ impl Header {
     }
 }
 
-/// The claims validation reads, each kept as its JSON value; every other claim is only
-/// checked to be well-formed JSON and not repeated. A name that appears twice refuses the
-/// token: serde_json would keep the last, another parser may keep the first.
+/// The claims validation reads; every other claim is only checked to be well-formed JSON
+/// and not repeated. A name that appears twice refuses the token: serde_json would keep
+/// the last, another parser may keep the first.
 #[derive(Default)]
-struct Claims {
-    iss: Option<Value>,
-    exp: Option<Value>,
-    nbf: Option<Value>,
-    iat: Option<Value>,
-    aud: Option<Value>,
-    sub: Option<Value>,
-    client_id: Option<Value>,
-    azp: Option<Value>,
-    token_use: Option<Value>,
-    jti: Option<Value>,
-    scope: Option<Value>,
-    scp: Option<Value>,
-    cnf: Option<Value>,
+struct Claims<'a> {
+    iss: Option<Claim<'a>>,
+    exp: Option<Claim<'a>>,
+    nbf: Option<Claim<'a>>,
+    iat: Option<Claim<'a>>,
+    aud: Option<Claim<'a>>,
+    sub: Option<Claim<'a>>,
+    client_id: Option<Claim<'a>>,
+    azp: Option<Claim<'a>>,
+    token_use: Option<Claim<'a>>,
+    jti: Option<Claim<'a>>,
+    scope: Option<Claim<'a>>,
+    scp: Option<Claim<'a>>,
+    cnf: Option<Claim<'a>>,
 }
 
-impl<'de> Deserialize<'de> for Claims {
+/// One claim's value: a string borrowed from the payload when it has no escapes (most
+/// claims are strings, and this path runs for every new token), anything else as JSON.
+enum Claim<'a> {
+    Str(Cow<'a, str>),
+    Other(Value),
+}
+
+impl Claim<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Claim::Str(s) => Some(s),
+            Claim::Other(_) => None,
+        }
+    }
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Claim::Other(v) => v.as_u64(),
+            Claim::Str(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Claim<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{Error, SeqAccess};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Claim<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Claim<'de>, E> {
+                Ok(Claim::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Claim<'de>, E> {
+                Ok(Claim::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: Error>(self, v: String) -> Result<Claim<'de>, E> {
+                Ok(Claim::Str(Cow::Owned(v)))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other(v.into()))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other(v.into()))
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other(v.into()))
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other(v.into()))
+            }
+            fn visit_unit<E: Error>(self) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Claim<'de>, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Claim::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Claim<'de>, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Claim::Other)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Claims;
+            type Value = Claims<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object of claims")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims<'de>, A::Error> {
                 let mut claims = Claims::default();
                 // A linear scan: tokens carry a dozen claims, and the signature was
                 // verified before this parse, so only the issuer chooses how many.
-                let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(16);
+                let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(24);
                 while let Some(name) = map.next_key::<Cow<'de, str>>()? {
                     if seen.contains(&name) {
                         return Err(serde::de::Error::custom(format_args!(
@@ -283,7 +350,7 @@ impl<'de> Deserialize<'de> for Claims {
                             continue;
                         }
                     };
-                    *slot = Some(map.next_value::<Value>()?);
+                    *slot = Some(map.next_value::<Claim<'de>>()?);
                     seen.push(name);
                 }
                 Ok(claims)
@@ -293,25 +360,46 @@ impl<'de> Deserialize<'de> for Claims {
     }
 }
 
+/// Header and signature bytes are decoded into a buffer of this size on the stack (an
+/// RSA-8192 signature is 1,024 bytes); a larger part goes to the heap.
+const MAX_DECODED_ON_STACK: usize = 1024;
+
+/// One base64url part of a compact JWS, decoded into `buffer` when it fits.
+fn decode_part<'b>(
+    part: &str,
+    buffer: &'b mut [u8; MAX_DECODED_ON_STACK],
+) -> Result<Cow<'b, [u8]>, ValidationError> {
+    if base64::decoded_len_estimate(part.len()) <= buffer.len() {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(part, buffer)
+            .map_err(|_| ValidationError::Malformed)?;
+        Ok(Cow::Borrowed(&buffer[..len]))
+    } else {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map(Cow::Owned)
+            .map_err(|_| ValidationError::Malformed)
+    }
+}
+
 /// A NumericDate claim as whole seconds; `None` when absent, `Err` when not a
 /// non-negative integer.
-fn seconds(value: Option<&Value>) -> Result<Option<u64>, ValidationError> {
+fn seconds(value: Option<&Claim<'_>>) -> Result<Option<u64>, ValidationError> {
     value
         .map(|v| v.as_u64().ok_or(ValidationError::Claims))
         .transpose()
 }
 
 /// A string claim; `Err` when present but not a string.
-fn string(value: &Option<Value>) -> Result<Option<&str>, ValidationError> {
+fn string<'a>(value: &'a Option<Claim<'_>>) -> Result<Option<&'a str>, ValidationError> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ValidationError::Claims),
+        Some(claim) => claim.as_str().map(Some).ok_or(ValidationError::Claims),
     }
 }
 
 /// A string claim that names someone: an empty string is no name.
-fn non_empty(value: &Option<Value>) -> Result<Option<&str>, ValidationError> {
+fn non_empty<'a>(value: &'a Option<Claim<'_>>) -> Result<Option<&'a str>, ValidationError> {
     string(value).map(|v| v.filter(|s| !s.is_empty()))
 }
 
@@ -653,9 +741,8 @@ impl JwtValidator {
     /// The JOSE header, with the checks that need nothing else.
     fn header(&self, token: &str) -> Result<Header, ValidationError> {
         let (header_b64, _) = token.split_once('.').ok_or(ValidationError::Malformed)?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| ValidationError::Malformed)?;
+        let mut buffer = [0u8; MAX_DECODED_ON_STACK];
+        let bytes = decode_part(header_b64, &mut buffer)?;
         let raw: RawHeader<'_> =
             serde_json::from_slice(&bytes).map_err(|_| ValidationError::Malformed)?;
         // A name this crate cannot name (HMAC, `none`, anything unknown) is no algorithm
@@ -706,16 +793,15 @@ impl JwtValidator {
         if payload_b64.contains('.') {
             return Err(ValidationError::Malformed);
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature_b64)
-            .map_err(|_| ValidationError::Malformed)?;
+        let mut buffer = [0u8; MAX_DECODED_ON_STACK];
+        let signature = decode_part(signature_b64, &mut buffer)?;
         if !key.verifies(header.alg, message.as_bytes(), &signature) {
             return Err(ValidationError::Signature);
         }
         let payload = URL_SAFE_NO_PAD
             .decode(payload_b64)
             .map_err(|_| ValidationError::Malformed)?;
-        let claims: Claims =
+        let claims: Claims<'_> =
             serde_json::from_slice(&payload).map_err(|_| ValidationError::Claims)?;
         let now = now_secs();
         let leeway = inner.leeway.as_secs();
@@ -733,8 +819,8 @@ impl JwtValidator {
         }
         if let (Some(expected), Some(aud)) = (&inner.audience, &claims.aud) {
             let named = match aud {
-                Value::String(one) => one == expected,
-                Value::Array(many) => {
+                Claim::Str(one) => one == expected,
+                Claim::Other(Value::Array(many)) => {
                     let mut named = false;
                     for a in many {
                         named |= a.as_str().ok_or(ValidationError::Claims)? == expected;
@@ -750,7 +836,7 @@ impl JwtValidator {
         // `iss` is one string, exactly the expected issuer (an array is refused, whatever
         // it holds).
         match (&claims.iss, inner.keys.issuer()) {
-            (Some(Value::String(iss)), Some(expected)) if iss == expected => {}
+            (Some(Claim::Str(iss)), Some(expected)) if iss == expected => {}
             (None, _) => return Err(ValidationError::Claims),
             _ => return Err(ValidationError::Issuer),
         }
@@ -759,16 +845,19 @@ impl JwtValidator {
         {
             return Err(ValidationError::IssuedInFuture);
         }
-        self.principal(&claims, exp, nbf, payload)
+        let parts = self.principal(&claims, exp, nbf)?;
+        // The claims borrow from the payload; the principal keeps it.
+        drop(claims);
+        Ok(Principal::from_token(parts, payload))
     }
 
+    /// The profile's checks, and what the principal holds.
     fn principal(
         &self,
-        claims: &Claims,
+        claims: &Claims<'_>,
         exp: u64,
         nbf: Option<u64>,
-        payload: Vec<u8>,
-    ) -> Result<Principal, ValidationError> {
+    ) -> Result<PrincipalParts, ValidationError> {
         let inner = &*self.0;
         if let TokenProfile::Cognito { .. } = inner.profile
             && string(&claims.token_use)? != Some("access")
@@ -779,8 +868,8 @@ impl JwtValidator {
             // RFC 9068 section 2.2: required claims (iss, exp and aud are checked above).
             let present = [&claims.sub, &claims.client_id, &claims.jti]
                 .iter()
-                .all(|v| matches!(v, Some(Value::String(s)) if !s.is_empty()))
-                && claims.iat.as_ref().is_some_and(Value::is_u64);
+                .all(|v| matches!(v, Some(Claim::Str(s)) if !s.is_empty()))
+                && claims.iat.as_ref().and_then(Claim::as_u64).is_some();
             if !present {
                 return Err(ValidationError::Claims);
             }
@@ -810,7 +899,9 @@ impl JwtValidator {
         let dpop_jkt = match &claims.cnf {
             None => None,
             Some(cnf) => {
-                let cnf = cnf.as_object().ok_or(ValidationError::Claims)?;
+                let Claim::Other(Value::Object(cnf)) = cnf else {
+                    return Err(ValidationError::Claims);
+                };
                 match cnf.get("jkt") {
                     None => None,
                     Some(Value::String(jkt)) => Some(jkt.as_str()),
@@ -818,24 +909,23 @@ impl JwtValidator {
                 }
             }
         };
-        Ok(Principal::from_token(PrincipalParts {
-            client_id,
-            subject,
+        Ok(PrincipalParts {
+            client_id: client_id.to_owned(),
+            subject: subject.map(str::to_owned),
             scopes,
             expires_at: exp,
             not_before: nbf,
-            issuer: inner.keys.issuer().unwrap_or_default(),
-            dpop_jkt,
-            payload,
-        }))
+            issuer: inner.keys.issuer().unwrap_or_default().to_owned(),
+            dpop_jkt: dpop_jkt.map(str::to_owned),
+        })
     }
 }
 
 /// `scope` / `scp`: a space-separated string, or an array of strings (IdentityServer).
-fn parse_scope_claim(value: &Value) -> Result<ScopeSet, ValidationError> {
+fn parse_scope_claim(value: &Claim<'_>) -> Result<ScopeSet, ValidationError> {
     match value {
-        Value::String(s) => ScopeSet::parse(s).map_err(|_| ValidationError::Claims),
-        Value::Array(items) => items
+        Claim::Str(s) => ScopeSet::parse(s).map_err(|_| ValidationError::Claims),
+        Claim::Other(Value::Array(items)) => items
             .iter()
             .map(|v| {
                 v.as_str()
@@ -853,16 +943,21 @@ mod tests {
 
     #[test]
     fn duplicate_claims_are_refused() {
-        let parse = |json: &str| serde_json::from_str::<Claims>(json);
+        fn parse(json: &str) -> Result<Claims<'_>, serde_json::Error> {
+            serde_json::from_str(json)
+        }
         assert!(parse(r#"{"scope":"a","scope":"b"}"#).is_err());
         assert!(
             parse(r#"{"x":1,"y":2,"x":3}"#).is_err(),
             "unread claims too"
         );
         assert!(parse(r#"{"x":1,"\u0078":3}"#).is_err(), "escaped names too");
-        let claims = parse(r#"{"scope":"a","x":{"y":[1,2]},"exp":5}"#).unwrap();
-        assert_eq!(claims.scope, Some(Value::from("a")));
-        assert_eq!(claims.exp, Some(Value::from(5)));
+        let claims = parse(r#"{"scope":"a","x":{"y":[1,2]},"exp":5,"aud":["b"]}"#).unwrap();
+        assert_eq!(claims.scope.as_ref().and_then(Claim::as_str), Some("a"));
+        assert_eq!(claims.exp.as_ref().and_then(Claim::as_u64), Some(5));
+        assert!(matches!(claims.aud, Some(Claim::Other(Value::Array(_)))));
+        let escaped = parse(r#"{"sub":"a\"b"}"#).unwrap();
+        assert_eq!(escaped.sub.as_ref().and_then(Claim::as_str), Some("a\"b"));
         assert!(parse("[1]").is_err());
         assert!(parse(r#"{"x":1"#).is_err(), "malformed unread claims too");
     }
@@ -1039,10 +1134,10 @@ mod tests {
 
     #[test]
     fn scope_claim_string_or_array() {
-        let s = parse_scope_claim(&serde_json::json!("a b")).unwrap();
-        let a = parse_scope_claim(&serde_json::json!(["b", "a"])).unwrap();
+        let s = parse_scope_claim(&Claim::Str("a b".into())).unwrap();
+        let a = parse_scope_claim(&Claim::Other(serde_json::json!(["b", "a"]))).unwrap();
         assert_eq!(s, a);
-        assert!(parse_scope_claim(&serde_json::json!([1])).is_err());
-        assert!(parse_scope_claim(&serde_json::json!(5)).is_err());
+        assert!(parse_scope_claim(&Claim::Other(serde_json::json!([1]))).is_err());
+        assert!(parse_scope_claim(&Claim::Other(serde_json::json!(5))).is_err());
     }
 }
