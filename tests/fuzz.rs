@@ -3,8 +3,9 @@
 //! - arbitrary strings never validate and never panic;
 //! - any single-character change to a valid token is rejected (base64url is decoded
 //!   canonically, so no two spellings carry the same signature);
-//! - arbitrary claims signed with the issuer's real key never panic, and whatever is
-//!   accepted has the issuer, an expiry and the principal's fields.
+//! - arbitrary claims signed with the issuer's real key never panic, are accepted exactly
+//!   when the rules written out in `accepts` say so, and an accepted token's principal
+//!   hands out exactly the token's claims.
 //!
 //! `just test` runs proptest's default 256 cases per property; `just fuzz` many more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -103,12 +104,60 @@ proptest! {
             claims[*name] = value;
         }
         let token = w.issuer.sign(&header, &claims).unwrap();
-        if let Ok(principal) = validate(&token) {
+        let expected = accepts(&claims, w.issuer.issuer(), now());
+        let verdict = validate(&token);
+        prop_assert_eq!(verdict.is_ok(), expected, "{:?} for {}", verdict, claims);
+        if let Ok(principal) = verdict {
             prop_assert_eq!(principal.issuer(), w.issuer.issuer());
-            prop_assert_eq!(claims["iss"].as_str(), Some(w.issuer.issuer()));
-            prop_assert_eq!(claims["token_use"].as_str(), Some("access"));
-            prop_assert!(claims["exp"].is_u64());
             prop_assert!(!principal.client_id().is_empty());
+            // The claims a handler reads are the token's (parsed on demand; as read back
+            // by serde_json, whose float parsing is not exact without float_roundtrip).
+            let read_back: Value = serde_json::from_str(&claims.to_string()).unwrap();
+            prop_assert_eq!(&Value::Object(principal.claims().clone()), &read_back);
         }
     }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The validator's rules for a cognito token, written out over the JSON independently of
+/// the validator's own parsing: the oracle the property compares with.
+fn accepts(c: &Value, issuer: &str, now: u64) -> bool {
+    const LEEWAY: u64 = 60;
+    let seconds = |name: &str| c.get(name).map(Value::as_u64);
+    let not_after_now = |name: &str| match seconds(name) {
+        None => true,
+        Some(Some(t)) => t <= now + LEEWAY,
+        Some(None) => false,
+    };
+    let exp = matches!(seconds("exp"), Some(Some(e)) if e.saturating_add(LEEWAY) >= now);
+    let text = |name: &str| c.get(name).and_then(Value::as_str);
+    let named = |name: &str| text(name).filter(|s| !s.is_empty());
+    let strings = ["sub", "client_id", "azp"]
+        .iter()
+        .all(|n| c.get(*n).is_none_or(Value::is_string));
+    // RFC 6749 section 3.3: %x21 / %x23-5B / %x5D-7E.
+    let scope_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    };
+    let scopes = match c.get("scope").or_else(|| c.get("scp")) {
+        None => true,
+        Some(Value::String(s)) => s.split(' ').filter(|t| !t.is_empty()).all(scope_token),
+        Some(Value::Array(items)) => items.iter().all(|v| v.as_str().is_some_and(scope_token)),
+        Some(_) => false,
+    };
+    exp && not_after_now("nbf")
+        && not_after_now("iat")
+        && text("iss") == Some(issuer)
+        && text("token_use") == Some("access")
+        && strings
+        && (named("client_id").or(named("azp")).or(named("sub"))).is_some()
+        && scopes
 }
