@@ -55,7 +55,7 @@ bench *ARGS:
     bash infra/load/bench.sh {{ARGS}}
     bash infra/load/report.sh
 
-# shared-auth beside tower-oauth2-resource-server, jwt-authorizer, huskarl; refreshes BENCHMARKS.md.
+# shared-auth beside tower-oauth2-resource-server, jwt-authorizer, huskarl and axum-jwt-auth; refreshes BENCHMARKS.md.
 bench-peers *ARGS:
     bash infra/load/peers.sh {{ARGS}}
     bash infra/load/report.sh

@@ -10,8 +10,15 @@
 //! - `server/tower_oauth2_resource_server`: tower-oauth2-resource-server 0.12.5 (jsonwebtoken
 //!   11, aws-lc-rs backend);
 //! - `server/jwt_authorizer`: jwt-authorizer 0.15.0 (axum 0.7, jsonwebtoken 9);
+//! - `server/huskarl`: huskarl-axum 0.1.0's `ValidatorLayer::authenticated` around
+//!   huskarl-resource-server 0.11.12's `Rfc9068Validator` (RustCrypto `rsa`);
+//! - `server/axum_jwt_auth`: axum-jwt-auth 0.7.0's `Claims<T>` extractor run as a layer
+//!   (jsonwebtoken 10, RustCrypto);
 //! - `server/jsonwebtoken_decode`: a bare `jsonwebtoken::decode` with the same key, no layer;
 //! - `server/raw_aws_lc`: the RS256 signature check alone, the floor.
+//!
+//! No peer keeps validated tokens, so each one's single line is its cost on a repeated and
+//! on a first-seen token alike; `peers.sh` sets it beside both of ours.
 //!
 //! Client side, a warm cache asked for its token:
 //! - `client/ours_token_hit`: `TokenManager::token`;
@@ -186,6 +193,48 @@ fn bench_server(c: &mut Criterion, s: &Setup) {
         },
     ));
 
+    let huskarl = rt.block_on(async {
+        use huskarl_axum::layers::ValidatorLayer;
+        use huskarl_resource_server::validator::rfc9068::Rfc9068Validator;
+        let validator = Rfc9068Validator::<()>::builder()
+            .issuer(s.issuer.issuer())
+            .audience(AUDIENCE)
+            .allowed_signing_algorithms(vec!["RS256".to_owned()])
+            .jwks_uri(s.issuer.jwks_uri().parse().unwrap())
+            .jwks_source(huskarl_reqwest::ReqwestClient::from(reqwest::Client::new()))
+            .build()
+            .await
+            .unwrap();
+        ValidatorLayer::builder().validator(validator).build()
+    });
+    // `authenticated` is huskarl's order-safe composite: validation, then a 401 for a
+    // request without a token (our layer and the other peers refuse those too).
+    let mut huskarl = huskarl.authenticated().layer(answer());
+
+    // axum-jwt-auth has no layer of its own: its integration is the `Claims<T>` extractor
+    // over a decoder in the router's state. axum's `from_extractor_with_state` runs that
+    // extractor in front of a service, which is how a route protects itself without a
+    // handler argument; the work per request is the crate's own.
+    let axum_jwt_auth = rt.block_on(async {
+        let mut validation = jsonwebtoken10::Validation::new(jsonwebtoken10::Algorithm::RS256);
+        validation.set_issuer(&[s.issuer.issuer()]);
+        validation.set_audience(&[AUDIENCE]);
+        let decoder = axum_jwt_auth::RemoteJwksDecoder::builder()
+            .jwks_url(s.issuer.jwks_uri())
+            .validation(validation)
+            .build()
+            .unwrap();
+        // Fetches the key set now and refreshes it hourly in the background.
+        decoder.initialize().await.unwrap();
+        let decoder: axum_jwt_auth::Decoder<serde_json::Value> = std::sync::Arc::new(decoder);
+        decoder
+    });
+    let mut axum_jwt_auth = axum::middleware::from_extractor_with_state::<
+        axum_jwt_auth::Claims<serde_json::Value>,
+        _,
+    >(axum_jwt_auth)
+    .layer(answer());
+
     let jwk = s.issuer.current_key().public_jwk().clone();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let n = b64.decode(jwk["n"].as_str().unwrap()).unwrap();
@@ -223,6 +272,14 @@ fn bench_server(c: &mut Criterion, s: &Setup) {
         "jwt_authorizer",
         through(rt, &mut jwt_authorizer, token, axum07::body::Body::empty()).status(),
     );
+    ok(
+        "huskarl",
+        through(rt, &mut huskarl, token, Body::empty()).status(),
+    );
+    ok(
+        "axum_jwt_auth",
+        through(rt, &mut axum_jwt_auth, token, Body::empty()).status(),
+    );
 
     let mut group = c.benchmark_group("server");
     group.bench_function("ours_repeat", |b| {
@@ -243,6 +300,12 @@ fn bench_server(c: &mut Criterion, s: &Setup) {
                 axum07::body::Body::empty(),
             ))
         })
+    });
+    group.bench_function("huskarl", |b| {
+        b.iter(|| black_box(through(rt, &mut huskarl, token, Body::empty())))
+    });
+    group.bench_function("axum_jwt_auth", |b| {
+        b.iter(|| black_box(through(rt, &mut axum_jwt_auth, token, Body::empty())))
     });
     group.bench_function("jsonwebtoken_decode", |b| {
         b.iter(|| {
