@@ -3,7 +3,9 @@
 //! A command-line program prints its results, hence the allowed print lints.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,7 +68,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Get an access token from a running issuer with client credentials and print it.
+    /// Get an access token from a running issuer with client credentials and print it
+    /// (with --count, that many distinct tokens, one per line).
     Token {
         /// The issuer (its discovery document gives the token endpoint).
         #[arg(long, env = "MOCK_ISSUER_URL", default_value = "http://127.0.0.1:7000")]
@@ -80,6 +83,11 @@ enum Command {
         /// Space-separated scopes (default: all the client may have).
         #[arg(long, env = "AUTH_SERVER_MYBFF_SCOPE")]
         scope: Option<String>,
+        /// How many tokens to get, one request each over one connection, printed one per
+        /// line as they arrive. Each is distinct (its own `jti`; a repeat is an error), for
+        /// load tests that need many valid tokens. Progress goes to stderr.
+        #[arg(long, default_value_t = NonZeroU32::MIN, value_name = "N")]
+        count: NonZeroU32,
     },
     /// Print a JWT's header and claims. Does NOT verify the signature.
     Decode {
@@ -97,7 +105,15 @@ async fn main() -> ExitCode {
             client_id,
             client_secret,
             scope,
-        }) => fetch_token(&issuer, &client_id, &client_secret, scope.as_deref()).await,
+            count,
+        }) => {
+            let client = TokenClient {
+                client_id: &client_id,
+                secret: &client_secret,
+                scope: scope.as_deref(),
+            };
+            fetch_tokens(&issuer, &client, count).await
+        }
         Some(Command::Decode { token }) => decode(&token),
         None => match cli
             .admin
@@ -224,16 +240,50 @@ async fn serve(
     Ok(())
 }
 
-async fn fetch_token(
+/// Who asks for tokens, as the `token` subcommand was told.
+struct TokenClient<'a> {
+    client_id: &'a str,
+    secret: &'a str,
+    scope: Option<&'a str>,
+}
+
+/// How often `token --count` reports progress on stderr.
+const PROGRESS_EVERY: u32 = 1000;
+
+/// Finds the token endpoint once, then asks it for `count` tokens one after the other with
+/// one HTTP client (one kept-alive connection), printing each as it arrives.
+async fn fetch_tokens(
     issuer: &str,
-    client_id: &str,
-    secret: &str,
-    scope: Option<&str>,
+    client: &TokenClient<'_>,
+    count: NonZeroU32,
 ) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
+    let endpoint = token_endpoint(&http, issuer).await?;
+    let count = count.get();
+    // Only the many-token case reports progress and keeps tokens to check: a single token
+    // prints exactly as before.
+    let mut seen = HashSet::new();
+    for n in 1..=count {
+        let token = request_token(&http, &endpoint, client).await?;
+        if count > 1 {
+            if !seen.insert(token.clone()) {
+                return Err(format!(
+                    "token {n} of {count} repeats an earlier one: the issuer does not make distinct tokens"
+                ));
+            }
+            if n % PROGRESS_EVERY == 0 || n == count {
+                eprintln!("mock-issuer: {n}/{count} tokens");
+            }
+        }
+        println!("{token}");
+    }
+    Ok(())
+}
+
+async fn token_endpoint(http: &reqwest::Client, issuer: &str) -> Result<String, String> {
     let discovery_url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -249,18 +299,26 @@ async fn fetch_token(
         .json()
         .await
         .map_err(|e| format!("{discovery_url}: {e}"))?;
-    let endpoint = discovery["token_endpoint"]
+    discovery["token_endpoint"]
         .as_str()
-        .ok_or("discovery document has no token_endpoint")?;
+        .map(str::to_owned)
+        .ok_or_else(|| "discovery document has no token_endpoint".to_owned())
+}
+
+async fn request_token(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &TokenClient<'_>,
+) -> Result<String, String> {
     let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scope) = scope {
+    if let Some(scope) = client.scope {
         form.push(("scope", scope));
     }
     let response = http
         .post(endpoint)
         .basic_auth(
-            form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>(),
-            Some(form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()),
+            form_urlencoded::byte_serialize(client.client_id.as_bytes()).collect::<String>(),
+            Some(form_urlencoded::byte_serialize(client.secret.as_bytes()).collect::<String>()),
         )
         .form(&form)
         .send()
@@ -272,10 +330,7 @@ async fn fetch_token(
         .await
         .map_err(|e| format!("token response is not JSON: {e}"))?;
     match body["access_token"].as_str() {
-        Some(token) if status.is_success() => {
-            println!("{token}");
-            Ok(())
-        }
+        Some(token) if status.is_success() => Ok(token.to_owned()),
         _ => Err(format!(
             "token request refused ({status}): {} {}",
             body["error"].as_str().unwrap_or("?"),

@@ -132,16 +132,13 @@ fn configuration_errors_name_the_variable_or_key() {
     assert!(err.contains("3 dot-separated parts"), "{err}");
 }
 
-#[tokio::test]
-async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
-    let dir = scratch("serve");
-    let config = write_config(&dir, CONFIG);
-    let token_file = dir.join("admin-token");
-    let _ = std::fs::remove_file(&token_file);
+/// Starts the issuer on a free loopback port with `config` and `args`, and returns it with
+/// its base URL (from the ready line). Its stderr is left piped for the caller to read.
+fn serve(config: &std::path::Path, args: &[&std::ffi::OsStr]) -> (KillOnDrop, String) {
     let child = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--admin"])
-        .arg("--admin-token-file")
-        .arg(&token_file)
+        .arg("--config")
+        .arg(config)
+        .args(args)
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("CLI_TEST_SECRET", "cli-secret-123")
         .env("RUST_LOG", "info")
@@ -151,6 +148,33 @@ async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("issuer exited before it was ready")
+            .unwrap();
+        if let Some(rest) = line.split("ready on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, base)
+}
+
+#[tokio::test]
+async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
+    let dir = scratch("serve");
+    let config = write_config(&dir, CONFIG);
+    let token_file = dir.join("admin-token");
+    let _ = std::fs::remove_file(&token_file);
+    let (mut child, base) = serve(
+        &config,
+        &[
+            "--admin".as_ref(),
+            "--admin-token-file".as_ref(),
+            token_file.as_ref(),
+        ],
+    );
     // The generated admin token is printed to stderr; the rest of stderr is drained so the
     // server never blocks on a full pipe.
     let (printed_tx, printed_token) = std::sync::mpsc::channel();
@@ -162,17 +186,6 @@ async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
             }
         }
     });
-    // The ready line names the bound address.
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("issuer exited before it was ready")
-            .unwrap();
-        if let Some(rest) = line.split("ready on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -287,4 +300,39 @@ async fn serves_admin_endpoints_token_and_decode_then_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+/// `token --count N` (for load tests) prints N distinct valid tokens, one per line, and its
+/// progress on stderr; `--count 0` is refused.
+#[tokio::test]
+async fn token_count_prints_that_many_distinct_tokens() {
+    let dir = scratch("count");
+    let config = write_config(&dir, CONFIG);
+    let (_child, base) = serve(&config, &[]);
+    let token = |count: &str| {
+        tokio::process::Command::new(BIN)
+            .args(["token", "--issuer", &base, "--count", count])
+            .args([
+                "--client-id",
+                "cli-client",
+                "--client-secret",
+                "cli-secret-123",
+            ])
+            .output()
+    };
+
+    let out = token("5").await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("5/5 tokens"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let tokens: Vec<&str> = stdout.lines().collect();
+    assert_eq!(tokens.len(), 5, "{stdout}");
+    assert!(tokens.iter().all(|t| t.split('.').count() == 3), "{stdout}");
+    let distinct: std::collections::HashSet<_> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 5, "every token is distinct");
+
+    let out = token("0").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--count"));
 }
