@@ -50,7 +50,7 @@ fuzz CASES="50000":
     PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth fuzz_
     PROPTEST_CASES={{CASES}} cargo test --quiet -p system-tests --test fuzz
 
-# Criterion benchmarks of the auth hot paths; refreshes BENCHMARKS.md.
+# Criterion benchmarks of the auth hot paths, then how their cost grows (table and SVG chart); refreshes BENCHMARKS.md.
 bench *ARGS:
     bash infra/load/bench.sh {{ARGS}}
     bash infra/load/report.sh

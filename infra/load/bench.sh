@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `just bench`: the criterion benchmarks of shared-auth, then a table of the pairs that
 # matter, each measured side by side in the same run. Writes target/bench-results/bench.md.
+# Then the cost-growth sweep (shared-auth/benches/growth.rs), which writes
+# target/bench-results/growth.{csv,md,svg} itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=target/bench-results/bench.md
@@ -59,3 +61,7 @@ paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
   echo
   echo "${paired}. Criterion measures the two one after the other, seconds apart; the interleaved batches see the same machine noise, so their ratio is the one the target is read from."
 } | tee "$OUT"
+
+# Same features as the auth bench, so shared-auth is not rebuilt in between. Arguments are
+# criterion's, for the auth bench only: the sweep is a plain timed loop.
+cargo bench --quiet -p shared-auth --features redis --bench growth 2>&1 | tee target/bench-results/growth.txt
