@@ -623,7 +623,7 @@ mod cli {
                 arg::<P>(
                     "validated_cache_capacity",
                     "Validated tokens remembered, so a repeated token is not verified again \
-                     (0 disables)."
+                     (each about 2.3 times the token's size in memory; 0 disables)."
                         .to_owned(),
                 )
                 .value_parser(clap::value_parser!(usize))
