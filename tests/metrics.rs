@@ -171,7 +171,11 @@ async fn metrics_count_a_known_sequence_of_calls() {
     // Server side.
     let accepted = m(
         "shared_auth_validations_total",
-        &[("outcome", "accepted"), ("reason", "ok")],
+        &[
+            ("outcome", "accepted"),
+            ("reason", "ok"),
+            ("issuer", issuer.issuer()),
+        ],
     );
     assert_eq!(accepted, 4.0, "3 BFF calls + the read-only POST");
     assert_eq!(m("shared_auth_validated_cache_hits_total", &[]), 2.0);
@@ -186,7 +190,11 @@ async fn metrics_count_a_known_sequence_of_calls() {
     for (reason, n) in [("start", 1.0), ("unknown_kid", 1.0), ("interval", 0.0)] {
         let got = m(
             "shared_auth_jwks_refreshes_total",
-            &[("reason", reason), ("outcome", "success")],
+            &[
+                ("reason", reason),
+                ("outcome", "success"),
+                ("issuer", issuer.issuer()),
+            ],
         );
         assert_eq!(got, n, "JWKS refreshes for {reason}");
     }

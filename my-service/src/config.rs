@@ -2,7 +2,8 @@
 //!
 //! The auth settings are shared-auth's own (`ValidatorArgs` under the `AUTH_` prefix):
 //! exactly one metadata source is required, `AUTH_AUTHORITY`, `AUTH_METADATA_ADDRESS`, or
-//! `AUTH_JWKS_URI` with `AUTH_ISSUER`. Any error names the variable to fix.
+//! `AUTH_JWKS_URI` with `AUTH_ISSUER`; more issuers come from `AUTH_ISSUERS_FILE` (which
+//! may also stand alone). Any error names the variable to fix.
 
 use std::net::SocketAddr;
 

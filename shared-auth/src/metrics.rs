@@ -3,8 +3,8 @@
 //! their `GET /metrics` with `service_kit::metrics` (outside this crate: exporting is
 //! service plumbing, not auth).
 //!
-//! Labels never carry token contents: a client's configured name, an outcome, a reason
-//! code.
+//! Labels never carry token contents: a client's configured name, a configured issuer, an
+//! outcome, a reason code.
 //!
 //! | name | labels | counts |
 //! | --- | --- | --- |
@@ -15,9 +15,9 @@
 //! | `shared_auth_unauthorized_retries_total` | `client` | downstream 401s answered by one renewal and one retry |
 //! | `shared_auth_client_assertions_total` | `client`, `kind` = `private_key_jwt` / `assertion_file`, `outcome` = `made` / `failed` | client assertions for token requests (`failed`: a key that did not sign, an unreadable assertion file) |
 //! | `shared_auth_dpop_nonce_retries_total` | `client`, `at` = `token_endpoint` / `resource` | requests sent again with a new DPoP nonce after `use_dpop_nonce` |
-//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason` | requests through the auth layer; `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, `overloaded`, ...) |
+//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason`; `issuer` on accepted | requests through the auth layer (a refused token's `iss` is unverified: refusals carry no issuer); `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, `overloaded`, ...) |
 //! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
-//! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure` | JWKS fetches |
+//! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure`, `issuer` | JWKS fetches, per trusted issuer |
 //! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |
 //! | `shared_auth_dpop_proofs_total` | `outcome` = `accepted` / `rejected`, `reason` | DPoP proofs checked by the auth layer; `reason` is `ok` or the refusal code (`replay`, `htm_htu`, `iat`, `ath_jkt`, `nonce`, `signature`, `jwk`, `missing_proof`, `replay_store_unavailable`, ...) |
 //!

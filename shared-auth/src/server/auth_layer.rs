@@ -209,7 +209,7 @@ where
             if principal.dpop_jkt().is_some() {
                 return AuthFuture::ready(bound_as_bearer(dpop));
             }
-            self.validator.metrics().accepted.increment();
+            self.validator.metrics().accepted(&principal).increment();
             self.validator.metrics().cache_hits.increment();
             request.extensions_mut().insert(principal);
             return AuthFuture::inner(self.inner.call(request));
@@ -269,7 +269,7 @@ where
                 return AuthFuture::ready(bound_as_bearer(dpop));
             }
             Some(Ok(principal)) => {
-                self.validator.metrics().accepted.increment();
+                self.validator.metrics().accepted(&principal).increment();
                 request.extensions_mut().insert(principal);
                 return AuthFuture::inner(self.inner.call(request));
             }
@@ -289,7 +289,7 @@ where
                     Ok(bound_as_bearer(validator.dpop()))
                 }
                 Ok(principal) => {
-                    validator.metrics().accepted.increment();
+                    validator.metrics().accepted(&principal).increment();
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
@@ -402,7 +402,7 @@ where
                     return Ok(challenge::unavailable(1));
                 }
             }
-            validator.metrics().accepted.increment();
+            validator.metrics().accepted(&principal).increment();
             proof_outcome("accepted", "ok");
             request.extensions_mut().insert(principal);
             let mut response = inner.call(request).await?;

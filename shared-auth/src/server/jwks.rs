@@ -344,6 +344,8 @@ pub(crate) struct KeyCache {
     refresh_lock: tokio::sync::Mutex<()>,
     gate: Mutex<Gate>,
     timing: KeyCacheTiming,
+    /// The issuer's name in metrics and logs (see `validation::issuer_label`).
+    label: String,
     /// Called after a refresh withdrew or replaced key material.
     on_invalidate: Box<dyn Fn() + Send + Sync>,
 }
@@ -374,8 +376,15 @@ impl KeyCache {
             refresh_lock: tokio::sync::Mutex::new(()),
             gate: Mutex::new(Gate::default()),
             timing,
+            label: String::new(),
             on_invalidate,
         }
+    }
+
+    /// Names the issuer in this cache's metrics and logs.
+    pub(crate) fn labelled(mut self, label: String) -> Self {
+        self.label = label;
+        self
     }
 
     /// The expected `iss`, once known (at once, unless it comes from discovery).
@@ -440,7 +449,7 @@ impl KeyCache {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         self.record(result.is_ok());
         let outcome = if result.is_ok() { "success" } else { "failure" };
-        metrics::counter!(crate::metrics::JWKS_REFRESHES, "reason" => reason, "outcome" => outcome)
+        metrics::counter!(crate::metrics::JWKS_REFRESHES, "reason" => reason, "outcome" => outcome, "issuer" => self.label.clone())
             .increment(1);
         match result {
             Ok((set, skipped)) => {
@@ -457,7 +466,7 @@ impl KeyCache {
                 Ok(count)
             }
             Err(error) => {
-                tracing::warn!(reason, %error, keys_kept = self.key_count(), "JWKS refresh failed; keeping the last good keys");
+                tracing::warn!(reason, issuer = %self.label, %error, keys_kept = self.key_count(), "JWKS refresh failed; keeping the last good keys");
                 Err(error)
             }
         }

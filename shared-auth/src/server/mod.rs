@@ -1,7 +1,8 @@
 //! The resource-server half: validate JWT access tokens and enforce scopes in axum.
 //!
 //! - [`JwtValidator`] turns a compact JWT into a [`Principal`] (metadata discovery, a
-//!   self-refreshing key cache, algorithm, signature, claims, token profile);
+//!   self-refreshing key cache, algorithm, signature, claims, token profile), for one
+//!   issuer or several ([`IssuerConfig`]: each token is routed to its issuer by `iss`);
 //! - [`JwtAuthLayer`] authenticates every request on the routes it wraps (RFC 6750);
 //! - [`RequireScopeLayer`] requires scopes or a predicate per route (403 with
 //!   `insufficient_scope`);
@@ -57,5 +58,5 @@ pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;
-pub use settings::{AuthEnv, EnvPrefix, ProfileName, ValidatorSettings};
-pub use validation::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
+pub use settings::{AuthEnv, EnvPrefix, IssuerSettings, ProfileName, ValidatorSettings};
+pub use validation::{IssuerConfig, JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};

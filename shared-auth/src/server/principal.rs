@@ -28,6 +28,8 @@ struct PrincipalData {
     expires_at: u64,
     not_before: Option<u64>,
     issuer: String,
+    /// Which of the validator's issuers (for its per-issuer counters).
+    issuer_index: usize,
     /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
     dpop_jkt: Option<String>,
     /// The token's claims as the JSON the validator verified (a checked object with no
@@ -48,6 +50,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) expires_at: u64,
     pub(crate) not_before: Option<u64>,
     pub(crate) issuer: String,
+    pub(crate) issuer_index: usize,
     pub(crate) dpop_jkt: Option<String>,
 }
 
@@ -61,6 +64,7 @@ impl Principal {
             expires_at: parts.expires_at,
             not_before: parts.not_before,
             issuer: parts.issuer,
+            issuer_index: parts.issuer_index,
             dpop_jkt: parts.dpop_jkt,
             payload,
             claims: OnceLock::new(),
@@ -90,6 +94,7 @@ impl Principal {
             expires_at,
             not_before,
             issuer,
+            issuer_index: 0,
             dpop_jkt,
             payload: Vec::new(),
             claims: OnceLock::from(claims),
@@ -125,6 +130,10 @@ impl Principal {
     /// possession of that key.
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.0.dpop_jkt.as_deref()
+    }
+    /// Which of the validator's issuers accepted the token (configuration order).
+    pub(crate) fn issuer_index(&self) -> usize {
+        self.0.issuer_index
     }
     /// `nbf`, in seconds since the Unix epoch, if the token has one.
     pub(crate) fn not_before(&self) -> Option<u64> {

@@ -27,16 +27,12 @@ use std::time::Duration;
 
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
 use super::error::SignatureAlgorithm;
-use super::validation::{MetadataSource, TokenProfile, ValidatorConfig};
+use super::validation::{IssuerConfig, MetadataSource, TokenProfile, ValidatorConfig};
 use crate::settings::SettingsError;
 
 /// The token profiles, by their setting names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Deserialize),
-    serde(rename_all = "lowercase")
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ProfileName {
     /// AWS Cognito access tokens (`token_use: access`, no `aud`).
@@ -102,6 +98,163 @@ pub struct ValidatorSettings {
     /// Signature verifications run at once; over it a first-seen token waits briefly, then
     /// gets 503 (unset: one less than the cores, at least 1; 0: no bound).
     pub max_concurrent_verifications: Option<usize>,
+    /// A TOML file of more trusted issuers, one `[[issuer]]` table each with the fields of
+    /// [`IssuerSettings`]. Without the single-issuer settings above, the file's first
+    /// issuer is the first one.
+    pub issuers_file: Option<String>,
+    /// More trusted issuers, inline (in a configuration file: `[[issuers]]` tables).
+    pub issuers: Vec<IssuerSettings>,
+}
+
+/// One trusted issuer, as an operator writes it in an issuers file (see
+/// [`ValidatorSettings::issuers_file`]). The fields mean what the fields of the same names
+/// in [`ValidatorSettings`] mean, for this issuer.
+///
+/// ```toml
+/// # A migration: tokens from both issuers are accepted while callers move over.
+/// [[issuer]]
+/// authority = "https://identity.example.com"
+/// token_profile = "rfc9068"
+/// audience = "MyService"
+///
+/// [[issuer]]
+/// metadata_address = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool/.well-known/openid-configuration"
+/// token_profile = "cognito"
+/// allowed_client_ids = ["my-bff"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IssuerSettings {
+    /// Issuer URL; discovery at `{authority}/.well-known/openid-configuration`.
+    pub authority: Option<String>,
+    /// Full discovery document URL.
+    pub metadata_address: Option<String>,
+    /// JWKS URL, without discovery (needs `issuer`).
+    pub jwks_uri: Option<String>,
+    /// Expected `iss`.
+    pub issuer: Option<String>,
+    /// Token profile.
+    pub token_profile: ProfileName,
+    /// This API's audience in this issuer's tokens.
+    pub audience: Option<String>,
+    /// Client ids accepted under `cognito` (empty: any).
+    pub allowed_client_ids: Vec<String>,
+    /// Start without this issuer; its keys load in the background and on first use.
+    pub lazy_keys: bool,
+}
+
+/// The `[[issuer]]` tables of an issuers file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuersFile {
+    #[serde(default)]
+    issuer: Vec<IssuerSettings>,
+}
+
+/// What one issuer's settings check out to.
+struct IssuerParts {
+    metadata: MetadataSource,
+    issuer: Option<String>,
+    profile: TokenProfile,
+}
+
+impl IssuerSettings {
+    /// Checks one issuer's settings. `name` turns a field into the name an operator knows
+    /// it by, `fail` makes the error for a field.
+    fn into_parts(
+        self,
+        insecure: bool,
+        optin: &str,
+        name: &dyn Fn(&str) -> String,
+        fail: &dyn Fn(&str, String) -> SettingsError,
+    ) -> Result<IssuerParts, SettingsError> {
+        let check = |field: &str, url: &str| {
+            crate::issuer_http::check_url(url, insecure)
+                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+        };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let mut issuer = non_empty(self.issuer);
+        let metadata = match (
+            non_empty(self.authority),
+            non_empty(self.metadata_address),
+            non_empty(self.jwks_uri),
+        ) {
+            (Some(a), None, None) => {
+                check("authority", &a)?;
+                MetadataSource::Authority(a)
+            }
+            (None, Some(m), None) => {
+                check("metadata_address", &m)?;
+                MetadataSource::MetadataAddress(m)
+            }
+            (None, None, Some(jwks_uri)) => {
+                let issuer = issuer
+                    .take()
+                    .ok_or_else(|| fail("issuer", format!("required with {}", name("jwks_uri"))))?;
+                check("jwks_uri", &jwks_uri)?;
+                MetadataSource::Jwks { jwks_uri, issuer }
+            }
+            _ => {
+                return Err(fail(
+                    "authority",
+                    format!(
+                        "set exactly one of {}, {}, or {} with {}",
+                        name("authority"),
+                        name("metadata_address"),
+                        name("jwks_uri"),
+                        name("issuer")
+                    ),
+                ));
+            }
+        };
+        if issuer.is_none() && metadata.implied_issuer().is_none() {
+            return Err(fail(
+                "issuer",
+                format!(
+                    "required with an {} that does not end in /.well-known/openid-configuration: \
+                     the discovered issuer must be checked against it (RFC 8414 section 3.3)",
+                    name("metadata_address")
+                ),
+            ));
+        }
+        let audience = non_empty(self.audience);
+        let profile = match self.token_profile {
+            ProfileName::Cognito => {
+                if audience.is_some() {
+                    return Err(fail(
+                        "audience",
+                        format!(
+                            "Cognito access tokens have no aud claim; unset it, or use {}=rfc9068 or generic",
+                            name("token_profile")
+                        ),
+                    ));
+                }
+                TokenProfile::Cognito {
+                    allowed_client_ids: self
+                        .allowed_client_ids
+                        .into_iter()
+                        .map(|c| c.trim().to_owned())
+                        .filter(|c| !c.is_empty())
+                        .collect(),
+                }
+            }
+            ProfileName::Rfc9068 => TokenProfile::Rfc9068 {
+                audience: audience.ok_or_else(|| {
+                    fail(
+                        "audience",
+                        format!("required when {}=rfc9068", name("token_profile")),
+                    )
+                })?,
+            },
+            ProfileName::Generic => TokenProfile::Generic { audience },
+        };
+        Ok(IssuerParts {
+            metadata,
+            issuer,
+            profile,
+        })
+    }
 }
 
 impl Default for ValidatorSettings {
@@ -127,6 +280,8 @@ impl Default for ValidatorSettings {
             dpop_replay_redis_url: None,
             validated_cache_capacity: 10_000,
             max_concurrent_verifications: None,
+            issuers_file: None,
+            issuers: Vec::new(),
         }
     }
 }
@@ -279,89 +434,65 @@ impl ValidatorSettings {
         };
         let insecure = self.allow_insecure_http;
         let optin = name("allow_insecure_http");
-        let check = |field: &str, url: &str| {
-            crate::issuer_http::check_url(url, insecure)
-                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
-        };
-        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let mut issuer = non_empty(self.issuer);
-        let metadata = match (
-            non_empty(self.authority),
-            non_empty(self.metadata_address),
-            non_empty(self.jwks_uri),
-        ) {
-            (Some(a), None, None) => {
-                check("authority", &a)?;
-                MetadataSource::Authority(a)
-            }
-            (None, Some(m), None) => {
-                check("metadata_address", &m)?;
-                MetadataSource::MetadataAddress(m)
-            }
-            (None, None, Some(jwks_uri)) => {
-                let issuer = issuer
-                    .take()
-                    .ok_or_else(|| fail("issuer", format!("required with {}", name("jwks_uri"))))?;
-                check("jwks_uri", &jwks_uri)?;
-                MetadataSource::Jwks { jwks_uri, issuer }
-            }
-            _ => {
-                return Err(fail(
-                    "authority",
-                    format!(
-                        "set exactly one of {}, {}, or {} with {}",
-                        name("authority"),
-                        name("metadata_address"),
-                        name("jwks_uri"),
-                        name("issuer")
-                    ),
-                ));
-            }
-        };
-        if issuer.is_none() && metadata.implied_issuer().is_none() {
-            return Err(fail(
-                "issuer",
-                format!(
-                    "required with an {} that does not end in /.well-known/openid-configuration: \
-                     the discovered issuer must be checked against it (RFC 8414 section 3.3)",
-                    name("metadata_address")
-                ),
-            ));
+        let mut more = std::mem::take(&mut self.issuers);
+        if let Some(file) = self.issuers_file.take().filter(|f| !f.trim().is_empty()) {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| fail("issuers_file", format!("cannot read {file}: {e}")))?;
+            let parsed: IssuersFile = toml::from_str(&text)
+                .map_err(|e| fail("issuers_file", format!("{file}: {}", e.message())))?;
+            more.extend(parsed.issuer);
         }
-        let audience = non_empty(self.audience);
-        let profile = match self.token_profile {
-            ProfileName::Cognito => {
-                if audience.is_some() {
-                    return Err(fail(
-                        "audience",
-                        format!(
-                            "Cognito access tokens have no aud claim; unset it, or use {}=rfc9068 or generic",
-                            name("token_profile")
-                        ),
-                    ));
-                }
-                TokenProfile::Cognito {
-                    allowed_client_ids: self
-                        .allowed_client_ids
-                        .into_iter()
-                        .map(|c| c.trim().to_owned())
-                        .filter(|c| !c.is_empty())
-                        .collect(),
-                }
+        let primary_set = [&self.authority, &self.metadata_address, &self.jwks_uri]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|s| !s.trim().is_empty()));
+        // Without the single-issuer settings, the first listed issuer stands in for them.
+        let from_list = !primary_set && !more.is_empty();
+        let primary = if from_list {
+            more.remove(0)
+        } else {
+            IssuerSettings {
+                authority: self.authority,
+                metadata_address: self.metadata_address,
+                jwks_uri: self.jwks_uri,
+                issuer: self.issuer,
+                token_profile: self.token_profile,
+                audience: self.audience,
+                allowed_client_ids: self.allowed_client_ids,
+                lazy_keys: self.lazy_keys,
             }
-            ProfileName::Rfc9068 => TokenProfile::Rfc9068 {
-                audience: audience.ok_or_else(|| {
-                    fail(
-                        "audience",
-                        format!("required when {}=rfc9068", name("token_profile")),
-                    )
-                })?,
-            },
-            ProfileName::Generic => TokenProfile::Generic { audience },
         };
+        let listed = |n: usize| {
+            let file = name("issuers_file");
+            move |field: &str, reason: String| SettingsError {
+                setting: file.clone(),
+                reason: format!("issuer {n}, {field}: {reason}"),
+            }
+        };
+        let plain = |field: &str| field.to_owned();
+        let lazy = primary.lazy_keys;
+        let IssuerParts {
+            metadata,
+            issuer,
+            profile,
+        } = if from_list {
+            primary.into_parts(insecure, &optin, &plain, &listed(1))?
+        } else {
+            primary.into_parts(insecure, &optin, &name, &fail)?
+        };
+        let first_listed = if from_list { 2 } else { 1 };
+        let mut additional = Vec::with_capacity(more.len());
+        for (i, settings) in more.into_iter().enumerate() {
+            let lazy = settings.lazy_keys;
+            let parts = settings.into_parts(insecure, &optin, &plain, &listed(first_listed + i))?;
+            let mut config = IssuerConfig::new(parts.metadata, parts.profile);
+            config.issuer = parts.issuer;
+            config.lazy = lazy;
+            additional.push(config);
+        }
         let mut config = ValidatorConfig::new(metadata, profile);
+        config.additional_issuers = additional;
         config.leeway = Duration::from_secs(self.clock_skew_secs);
-        config.lazy = self.lazy_keys;
+        config.lazy = lazy;
         config.issuer = issuer;
         config.allow_insecure_http = insecure;
         config.dpop = dpop;
@@ -504,6 +635,19 @@ mod cli {
                     n("metadata_address")
                 ),
             ))
+            .arg(arg::<P>(
+                "issuers_file",
+                format!(
+                    "A TOML file of more trusted issuers: one [[issuer]] table each, with the \
+                     fields authority, metadata_address, jwks_uri, issuer, token_profile, \
+                     audience, allowed_client_ids, lazy_keys (as the variables of those names). \
+                     Tokens are routed to their issuer by iss; without {} (or {} or {}), the \
+                     file's first issuer is the main one.",
+                    n("authority"),
+                    n("metadata_address"),
+                    n("jwks_uri")
+                ),
+            ))
             .group(
                 ArgGroup::new(id::<P>("metadata_source"))
                     .required(true)
@@ -511,7 +655,9 @@ mod cli {
                         id::<P>("authority"),
                         id::<P>("metadata_address"),
                         id::<P>("jwks_uri"),
-                    ]),
+                        id::<P>("issuers_file"),
+                    ])
+                    .multiple(true),
             )
             .arg(boolean::<P>(
                 "allow_insecure_http",
@@ -706,6 +852,8 @@ mod cli {
                     max_concurrent_verifications: matches
                         .get_one::<usize>(id::<P>("max_concurrent_verifications"))
                         .copied(),
+                    issuers_file: text("issuers_file"),
+                    issuers: Vec::new(),
                 },
                 prefix: PhantomData,
             })
@@ -852,6 +1000,74 @@ mod tests {
         assert_eq!(parsed.clock_skew_secs, 60, "defaults fill the rest");
         assert!(parsed.into_config_named("").is_ok());
         assert!(serde_json::from_str::<ValidatorSettings>(r#"{"authorty": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn an_issuers_file_adds_issuers_with_their_own_profiles() {
+        let path = std::env::temp_dir().join(format!("issuers-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[[issuer]]\nauthority = \"https://b.example\"\ntoken_profile = \"rfc9068\"\n\
+             audience = \"api\"\n\n[[issuer]]\njwks_uri = \"https://c.example/jwks\"\n\
+             issuer = \"https://c.example\"\nallowed_client_ids = [\"bff\"]\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let config = settings(|s| s.issuers_file = Some(file.clone()))
+            .into_config_named("AUTH_")
+            .unwrap();
+        assert_eq!(
+            config.metadata,
+            MetadataSource::Authority("https://issuer.example".into())
+        );
+        let more = &config.additional_issuers;
+        assert_eq!(more.len(), 2);
+        assert_eq!(
+            more[0].profile,
+            TokenProfile::Rfc9068 {
+                audience: "api".into()
+            }
+        );
+        assert_eq!(
+            more[1].profile,
+            TokenProfile::Cognito {
+                allowed_client_ids: vec!["bff".into()]
+            }
+        );
+        // Alone, the file's first issuer is the main one.
+        let config = ValidatorSettings {
+            issuers_file: Some(file.clone()),
+            ..ValidatorSettings::default()
+        }
+        .into_config_named("AUTH_")
+        .unwrap();
+        assert_eq!(
+            config.metadata,
+            MetadataSource::Authority("https://b.example".into())
+        );
+        assert_eq!(config.additional_issuers.len(), 1);
+        // Errors name the variable and the entry; an unknown field is one.
+        std::fs::write(&path, "[[issuer]]\nauthorty = \"https://b.example\"\n").unwrap();
+        let e = settings(|s| s.issuers_file = Some(file.clone()))
+            .into_config_named("AUTH_")
+            .unwrap_err();
+        assert_eq!(e.setting, "AUTH_ISSUERS_FILE");
+        assert!(e.reason.contains("authorty"), "{e}");
+        std::fs::write(&path, "[[issuer]]\nauthority = \"http://b.example\"\n").unwrap();
+        let e = settings(|s| s.issuers_file = Some(file.clone()))
+            .into_config_named("AUTH_")
+            .unwrap_err();
+        assert_eq!(e.setting, "AUTH_ISSUERS_FILE");
+        assert!(
+            e.reason.starts_with("issuer 1, authority:")
+                && e.reason.contains("AUTH_ALLOW_INSECURE_HTTP"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
+        let e = settings(|s| s.issuers_file = Some(file))
+            .into_config_named("AUTH_")
+            .unwrap_err();
+        assert!(e.reason.contains("cannot read"), "{e}");
     }
 
     #[cfg(feature = "clap")]

@@ -1,6 +1,9 @@
 //! Access-token validation: from a compact JWT to a [`Principal`], or a reason to refuse.
 //!
 //! Order of checks, each failing closed:
+//! 0. issuer (only with more than one configured): the payload's unverified `iss`, a
+//!    string, chooses whose keys, profile and audience apply; a token that names no
+//!    trusted issuer is refused here, before any key lookup (so without a fetch);
 //! 1. header: JSON with a known `alg` (`none` does not parse); no `crit` (this validator
 //!    understands no extension, RFC 7515 section 4.1.11); a `typ`, if any, that names an
 //!    access token or a plain JWT: `at+jwt` under `rfc9068`, and under the other profiles
@@ -157,6 +160,60 @@ pub struct ValidatorConfig {
     pub max_concurrent_verifications: usize,
     /// How long a token waits for a verification slot (default 50 ms).
     pub verification_wait: Duration,
+    /// Issuers trusted beside the one above, each with its own metadata source, profile
+    /// (so its own audience and allowed clients) and algorithms (default none). A token's
+    /// issuer is chosen by its unverified `iss` before any key lookup: a token that names
+    /// no configured issuer is refused without a fetch, and a token that names issuer A
+    /// is verified with A's keys only. Each issuer's keys are loaded, refreshed and
+    /// rate-limited on their own, with the timing settings above.
+    pub additional_issuers: Vec<IssuerConfig>,
+}
+
+/// An issuer a validator trusts beside the one of its [`ValidatorConfig`]
+/// ([`ValidatorConfig::additional_issuers`]). The fields mean what the fields of the same
+/// names in [`ValidatorConfig`] mean, for this issuer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IssuerConfig {
+    /// Metadata and keys.
+    pub metadata: MetadataSource,
+    /// Token profile: the shape of this issuer's tokens, its audience and allowed clients.
+    pub profile: TokenProfile,
+    /// Accepted signature algorithms (default: as [`ValidatorConfig::new`]).
+    pub algorithms: Vec<SignatureAlgorithm>,
+    /// The expected `iss`, when the metadata source does not imply it.
+    pub issuer: Option<String>,
+    /// Skip the check that the discovered issuer equals the expected one (default false).
+    pub allow_issuer_mismatch: bool,
+    /// Start without this issuer's metadata or keys (default false). Until they load, its
+    /// tokens get 503; the other issuers' tokens are unaffected.
+    pub lazy: bool,
+}
+
+impl IssuerConfig {
+    /// Defaults for everything but the metadata source and the profile.
+    pub fn new(metadata: MetadataSource, profile: TokenProfile) -> Self {
+        IssuerConfig {
+            metadata,
+            profile,
+            algorithms: default_algorithms(),
+            issuer: None,
+            allow_issuer_mismatch: false,
+            lazy: false,
+        }
+    }
+}
+
+fn default_algorithms() -> Vec<SignatureAlgorithm> {
+    vec![
+        SignatureAlgorithm::RS256,
+        SignatureAlgorithm::RS384,
+        SignatureAlgorithm::RS512,
+        SignatureAlgorithm::PS256,
+        SignatureAlgorithm::ES256,
+        SignatureAlgorithm::ES384,
+        SignatureAlgorithm::EdDSA,
+    ]
 }
 
 /// One less than the available cores, at least 1: see
@@ -173,15 +230,7 @@ impl ValidatorConfig {
         ValidatorConfig {
             metadata,
             profile,
-            algorithms: vec![
-                SignatureAlgorithm::RS256,
-                SignatureAlgorithm::RS384,
-                SignatureAlgorithm::RS512,
-                SignatureAlgorithm::PS256,
-                SignatureAlgorithm::ES256,
-                SignatureAlgorithm::ES384,
-                SignatureAlgorithm::EdDSA,
-            ],
+            algorithms: default_algorithms(),
             leeway: Duration::from_secs(60),
             refresh_interval: Duration::from_secs(3600),
             unknown_kid_min_interval: Duration::from_secs(10),
@@ -194,6 +243,19 @@ impl ValidatorConfig {
             dpop: DpopConfig::default(),
             max_concurrent_verifications: default_verification_bound(),
             verification_wait: Duration::from_millis(50),
+            additional_issuers: Vec::new(),
+        }
+    }
+
+    /// The issuer of this configuration's own fields, as an [`IssuerConfig`].
+    fn primary_issuer(&self) -> IssuerConfig {
+        IssuerConfig {
+            metadata: self.metadata.clone(),
+            profile: self.profile.clone(),
+            algorithms: self.algorithms.clone(),
+            issuer: self.issuer.clone(),
+            allow_issuer_mismatch: self.allow_issuer_mismatch,
+            lazy: self.lazy,
         }
     }
 }
@@ -216,6 +278,21 @@ struct RawHeader<'a> {
 pub(crate) struct Header {
     alg: Algorithm,
     kid: Option<Box<str>>,
+    typ: Typ,
+}
+
+/// What a header's `typ` says, for the profile's check (which needs the issuer, so comes
+/// after the issuer is chosen).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typ {
+    /// No `typ`.
+    Absent,
+    /// `at+jwt` or `application/at+jwt` (RFC 9068).
+    AccessToken,
+    /// A type of some other kind of JWT (see `is_foreign_type`).
+    Foreign,
+    /// Any other type (`JWT`, ...).
+    Other,
 }
 
 impl Header {
@@ -411,14 +488,10 @@ fn now_secs() -> u64 {
 }
 
 struct Inner {
-    profile: TokenProfile,
+    /// The trusted issuers, the configuration's own first. Never empty.
+    issuers: Box<[IssuerState]>,
     leeway: Duration,
-    keys: Arc<KeyCache>,
     validated: Arc<ValidatedCache>,
-    /// The algorithms a token may name.
-    algorithms: Vec<Algorithm>,
-    /// The audience a token must name, when one is configured (then `aud` is required).
-    audience: Option<String>,
     /// The auth layer's per-request counters. Here, behind the validator's one `Arc`,
     /// because axum clones the layered service on every request: each `Arc` in it is a
     /// refcount both cores bump.
@@ -430,19 +503,66 @@ struct Inner {
     verification_wait: Duration,
 }
 
+/// One trusted issuer: its keys, and what its tokens must look like.
+struct IssuerState {
+    profile: TokenProfile,
+    keys: Arc<KeyCache>,
+    /// The algorithms a token may name.
+    algorithms: Vec<Algorithm>,
+    /// The audience a token must name, when one is configured (then `aud` is required).
+    audience: Option<String>,
+    /// The issuer a token's `iss` is matched against (trailing slash aside) until
+    /// discovery gave the exact one: configured or implied by the metadata source.
+    hint: Option<String>,
+}
+
+impl IssuerState {
+    /// Whether a token whose unverified `iss` is `iss` belongs to this issuer. The exact
+    /// comparison is the claims check's, after the signature.
+    fn claims(&self, iss: &str) -> bool {
+        match (self.keys.issuer(), &self.hint) {
+            (Some(exact), _) => exact == iss,
+            (None, Some(hint)) => discovery::trim_slash(hint) == discovery::trim_slash(iss),
+            (None, None) => false,
+        }
+    }
+}
+
 /// Counters the accepting paths of the auth layer bump on every request.
 pub(crate) struct LayerMetrics {
-    pub(crate) accepted: HotCounter,
+    /// Accepted tokens, one counter per issuer (labelled with it), in issuer order.
+    accepted: Box<[HotCounter]>,
     pub(crate) cache_hits: HotCounter,
 }
 
 impl LayerMetrics {
-    fn new() -> Self {
+    fn new(issuers: &[String]) -> Self {
         use crate::metrics::{VALIDATED_CACHE_HITS, VALIDATIONS};
         LayerMetrics {
-            accepted: HotCounter::new(VALIDATIONS, &[("outcome", "accepted"), ("reason", "ok")]),
+            accepted: issuers
+                .iter()
+                .map(|issuer| {
+                    HotCounter::new(
+                        VALIDATIONS,
+                        &[
+                            ("outcome", "accepted"),
+                            ("reason", "ok"),
+                            ("issuer", issuer),
+                        ],
+                    )
+                })
+                .collect(),
             cache_hits: HotCounter::new(VALIDATED_CACHE_HITS, &[]),
         }
+    }
+
+    /// The accepted-tokens counter of `principal`'s issuer.
+    #[inline]
+    pub(crate) fn accepted(&self, principal: &Principal) -> &HotCounter {
+        let i = principal.issuer_index();
+        // Never out of range: the index was this validator's. A principal from elsewhere
+        // counts under the first issuer rather than panicking.
+        self.accepted.get(i).unwrap_or(&self.accepted[0])
     }
 }
 
@@ -452,11 +572,13 @@ pub struct JwtValidator(Arc<Inner>);
 
 impl fmt::Debug for JwtValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtValidator")
-            .field("issuer", &self.0.keys.issuer())
-            .field("profile", &self.0.profile)
-            .field("jwks_uri", &self.0.keys.jwks_uri())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("JwtValidator");
+        for issuer in &self.0.issuers {
+            d.field("issuer", &issuer.keys.issuer())
+                .field("profile", &issuer.profile)
+                .field("jwks_uri", &issuer.keys.jwks_uri());
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -497,95 +619,168 @@ fn is_foreign_type(typ: &str) -> bool {
         || FOREIGN_TYPES.contains(&typ.as_str())
 }
 
-impl JwtValidator {
-    /// Reads the metadata, loads the keys (unless lazy) and starts the background refresh.
-    /// Must be called inside a Tokio runtime.
-    pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
-        let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
-            .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
-        let algorithms: Vec<Algorithm> = config.algorithms.iter().map(|a| a.jose()).collect();
-        if algorithms.is_empty() {
-            return Err(StartError::Config(
-                "no asymmetric signature algorithm allowed".into(),
-            ));
+/// The name an issuer goes by in metrics and errors: its expected `iss` when the
+/// configuration says it, else the metadata URL it is discovered from.
+fn issuer_label(config: &IssuerConfig) -> String {
+    let expected = match &config.metadata {
+        MetadataSource::MetadataAddress(_) => config
+            .issuer
+            .clone()
+            .or_else(|| config.metadata.implied_issuer()),
+        _ => config.metadata.implied_issuer(),
+    };
+    expected
+        .map(|i| discovery::trim_slash(&i).to_owned())
+        .unwrap_or_else(|| match &config.metadata {
+            MetadataSource::Authority(url) | MetadataSource::MetadataAddress(url) => url.clone(),
+            MetadataSource::Jwks { issuer, .. } => issuer.clone(),
+        })
+}
+
+/// Checks one issuer's configuration, builds its key cache, and loads its keys (unless
+/// lazy).
+async fn start_issuer(
+    config: &IssuerConfig,
+    http: &reqwest::Client,
+    validated: &Arc<ValidatedCache>,
+    timing: KeyCacheTiming,
+    allow_insecure_http: bool,
+    label: &str,
+) -> Result<IssuerState, StartError> {
+    let algorithms: Vec<Algorithm> = config.algorithms.iter().map(|a| a.jose()).collect();
+    if algorithms.is_empty() {
+        return Err(StartError::Config(
+            "no asymmetric signature algorithm allowed".into(),
+        ));
+    }
+    let check = |url: &str| {
+        issuer_http::check_url(url, allow_insecure_http)
+            .map_err(|e| StartError::Config(e.to_string()))
+    };
+    let (source, issuer, hint) = match &config.metadata {
+        MetadataSource::Jwks { jwks_uri, issuer } => {
+            check(jwks_uri)?;
+            (
+                KeySource::Jwks(jwks_uri.clone()),
+                Some(issuer.clone()),
+                Some(issuer.clone()),
+            )
         }
-        let check = |url: &str| {
-            issuer_http::check_url(url, config.allow_insecure_http)
-                .map_err(|e| StartError::Config(e.to_string()))
-        };
-        let (source, issuer) = match &config.metadata {
-            MetadataSource::Jwks { jwks_uri, issuer } => {
-                check(jwks_uri)?;
-                (KeySource::Jwks(jwks_uri.clone()), Some(issuer.clone()))
-            }
-            MetadataSource::Authority(authority) => {
-                check(authority)?;
-                let expected = discovery::trim_slash(authority).to_owned();
-                let source = KeySource::Discovery {
-                    url: discovery::authority_url(authority),
-                    expected_issuer: (!config.allow_issuer_mismatch).then_some(expected),
-                };
-                // The exact `iss` is the discovered one (checked against the expected one,
-                // trailing slash aside), known once discovery ran.
-                (source, None)
-            }
-            MetadataSource::MetadataAddress(url) => {
-                check(url)?;
-                let expected = match (&config.issuer, config.metadata.implied_issuer()) {
-                    (Some(configured), _) => Some(configured.clone()),
-                    (None, Some(derived)) => Some(derived),
-                    (None, None) if config.allow_issuer_mismatch => None,
-                    (None, None) => {
-                        return Err(StartError::IssuerRequired { url: url.clone() });
-                    }
-                };
-                let source = KeySource::Discovery {
-                    url: url.clone(),
-                    expected_issuer: expected.filter(|_| !config.allow_issuer_mismatch),
-                };
-                (source, None)
-            }
-        };
-        let dpop = DpopVerifier::new(config.dpop.clone())?;
-        let audience = match &config.profile {
-            TokenProfile::Rfc9068 { audience } => Some(audience.clone()),
-            TokenProfile::Generic { audience } => audience.clone(),
-            TokenProfile::Cognito { .. } => None,
-        };
-        let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
-        let observer = validated.clone();
-        let keys = Arc::new(KeyCache::new(
-            http,
+        MetadataSource::Authority(authority) => {
+            check(authority)?;
+            let expected = discovery::trim_slash(authority).to_owned();
+            let source = KeySource::Discovery {
+                url: discovery::authority_url(authority),
+                expected_issuer: (!config.allow_issuer_mismatch).then(|| expected.clone()),
+            };
+            // The exact `iss` is the discovered one (checked against the expected one,
+            // trailing slash aside), known once discovery ran.
+            let hint = (!config.allow_issuer_mismatch).then_some(expected);
+            (source, None, hint)
+        }
+        MetadataSource::MetadataAddress(url) => {
+            check(url)?;
+            let expected = match (&config.issuer, config.metadata.implied_issuer()) {
+                (Some(configured), _) => Some(configured.clone()),
+                (None, Some(derived)) => Some(derived),
+                (None, None) if config.allow_issuer_mismatch => None,
+                (None, None) => {
+                    return Err(StartError::IssuerRequired { url: url.clone() });
+                }
+            };
+            let expected = expected.filter(|_| !config.allow_issuer_mismatch);
+            let source = KeySource::Discovery {
+                url: url.clone(),
+                expected_issuer: expected.clone(),
+            };
+            (source, None, expected)
+        }
+    };
+    let audience = match &config.profile {
+        TokenProfile::Rfc9068 { audience } => Some(audience.clone()),
+        TokenProfile::Generic { audience } => audience.clone(),
+        TokenProfile::Cognito { .. } => None,
+    };
+    let observer = validated.clone();
+    let keys = Arc::new(
+        KeyCache::new(
+            http.clone(),
             source,
             issuer,
             algorithms.clone(),
-            config.allow_insecure_http,
-            KeyCacheTiming {
-                refresh_interval: config.refresh_interval,
-                unknown_kid_min_interval: config.unknown_kid_min_interval,
-                http_timeout: config.http_timeout,
-            },
+            allow_insecure_http,
+            timing,
             Box::new(move || observer.clear()),
-        ));
-        if config.lazy {
-            // Discovery and the first key load happen in the background (and on demand):
-            // the service starts whatever state the issuer is in.
-            keys.spawn_background_refresh(true);
-        } else {
-            keys.refresh_now("start").await.map_err(|e| match e {
-                RefreshError::Discovery(d) => StartError::from(d),
-                RefreshError::Keys(k) => StartError::Keys(k),
-            })?;
-            keys.spawn_background_refresh(false);
+        )
+        .labelled(label.to_owned()),
+    );
+    if config.lazy {
+        // Discovery and the first key load happen in the background (and on demand):
+        // the service starts whatever state the issuer is in.
+        keys.spawn_background_refresh(true);
+    } else {
+        keys.refresh_now("start").await.map_err(|e| match e {
+            RefreshError::Discovery(d) => StartError::from(d),
+            RefreshError::Keys(k) => StartError::Keys(k),
+        })?;
+        keys.spawn_background_refresh(false);
+    }
+    Ok(IssuerState {
+        profile: config.profile.clone(),
+        keys,
+        algorithms,
+        audience,
+        hint,
+    })
+}
+
+impl JwtValidator {
+    /// Reads the metadata, loads the keys (unless lazy) and starts the background refresh,
+    /// for each issuer. Must be called inside a Tokio runtime.
+    pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
+        let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
+            .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
+        let dpop = DpopVerifier::new(config.dpop.clone())?;
+        let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
+        let timing = KeyCacheTiming {
+            refresh_interval: config.refresh_interval,
+            unknown_kid_min_interval: config.unknown_kid_min_interval,
+            http_timeout: config.http_timeout,
+        };
+        let configs: Vec<IssuerConfig> = std::iter::once(config.primary_issuer())
+            .chain(config.additional_issuers.iter().cloned())
+            .collect();
+        let mut issuers: Vec<IssuerState> = Vec::with_capacity(configs.len());
+        let mut labels = Vec::with_capacity(configs.len());
+        for issuer in &configs {
+            let label = issuer_label(issuer);
+            if configs.len() > 1 {
+                // Tokens are routed by `iss`: two entries for one issuer would make the
+                // route ambiguous, and an issuer known only after discovery can be
+                // routed to only once discovered.
+                if labels.contains(&label) {
+                    return Err(StartError::Config(format!(
+                        "the issuer {label} is configured twice"
+                    )));
+                }
+            }
+            let state = start_issuer(
+                issuer,
+                &http,
+                &validated,
+                timing,
+                config.allow_insecure_http,
+                &label,
+            )
+            .await?;
+            issuers.push(state);
+            labels.push(label);
         }
         Ok(JwtValidator(Arc::new(Inner {
-            profile: config.profile,
+            issuers: issuers.into_boxed_slice(),
             leeway: config.leeway,
-            keys,
             validated,
-            algorithms,
-            audience,
-            metrics: LayerMetrics::new(),
+            metrics: LayerMetrics::new(&labels),
             dpop,
             verifications: (config.max_concurrent_verifications > 0)
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
@@ -601,20 +796,39 @@ impl JwtValidator {
         &self.0.dpop
     }
 
-    /// The expected `iss`; `None` only while a lazily started validator that takes the
-    /// issuer from discovery has not discovered it yet.
+    /// The expected `iss` (of the first issuer, when there are several); `None` only while
+    /// a lazily started validator that takes the issuer from discovery has not discovered
+    /// it yet.
     pub fn issuer(&self) -> Option<&str> {
-        self.0.keys.issuer()
+        self.0.issuers[0].keys.issuer()
     }
 
-    /// The issuer's token endpoint, once discovery gave one (for OpenAPI documents).
+    /// Every trusted issuer's expected `iss`, in configuration order; an issuer whose
+    /// `iss` only discovery will tell, and which has not been discovered yet, is left out.
+    pub fn issuers(&self) -> Vec<String> {
+        self.0
+            .issuers
+            .iter()
+            .filter_map(|i| {
+                i.keys
+                    .issuer()
+                    .map(str::to_owned)
+                    .or_else(|| i.hint.clone())
+            })
+            .collect()
+    }
+
+    /// The (first) issuer's token endpoint, once discovery gave one (for OpenAPI
+    /// documents).
     pub fn token_endpoint(&self) -> Option<&str> {
-        self.0.keys.token_endpoint()
+        self.0.issuers[0].keys.token_endpoint()
     }
 
-    /// Whether signing keys are loaded (readiness).
+    /// Whether signing keys are loaded (readiness): with several issuers, those of at
+    /// least one, so one issuer's outage does not take the service out of rotation for the
+    /// callers of the others.
     pub fn is_ready(&self) -> bool {
-        self.0.keys.key_count() > 0
+        self.0.issuers.iter().any(|i| i.keys.key_count() > 0)
     }
 
     /// Validates a compact JWT and returns the caller.
@@ -643,21 +857,22 @@ impl JwtValidator {
     /// that has just made it (the auth layer's fast path). A success is remembered.
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
         let epoch = self.0.validated.epoch();
-        let header = match self.header(token) {
-            Ok(header) => header,
+        let (index, header) = match self.route(token) {
+            Ok(routed) => routed,
             Err(e) => return Some(Err(e)),
         };
-        let key = self.0.keys.loaded(header.kid())?;
+        let issuer = &self.0.issuers[index];
+        let key = issuer.keys.loaded(header.kid())?;
         // At the verification bound, the slow path waits for a slot.
         let permit = match &self.0.verifications {
             None => None,
             Some(bound) => Some(bound.try_acquire().ok()?),
         };
-        let result = self.verify(token, &header, &key);
+        let result = self.verify(index, token, &header, &key);
         drop(permit);
         // A bad signature under a known kid may be new material under that kid: worth one
         // (gated) refresh on the slow path. With the gate closed, answer now.
-        if matches!(result, Err(ValidationError::Signature)) && self.0.keys.gate_open() {
+        if matches!(result, Err(ValidationError::Signature)) && issuer.keys.gate_open() {
             return None;
         }
         if let Ok(principal) = &result {
@@ -676,9 +891,9 @@ impl JwtValidator {
 
     /// Full validation, bypassing the validated-token cache (benchmarks compare the two).
     pub async fn validate_uncached(&self, token: &str) -> Result<Principal, ValidationError> {
-        let header = self.header(token)?;
-        let key = self
-            .0
+        let (index, header) = self.route(token)?;
+        let issuer = &self.0.issuers[index];
+        let key = issuer
             .keys
             .key_for(header.kid())
             .await
@@ -688,10 +903,10 @@ impl JwtValidator {
                     retry_after: retry_after.as_secs(),
                 },
             })?;
-        match self.verify_gated(token, &header, &key).await {
+        match self.verify_gated(index, token, &header, &key).await {
             Err(ValidationError::Signature) => {
-                match self.0.keys.changed_key(header.kid(), &key).await {
-                    Some(new) => self.verify_gated(token, &header, &new).await,
+                match issuer.keys.changed_key(header.kid(), &key).await {
+                    Some(new) => self.verify_gated(index, token, &header, &new).await,
                     None => Err(ValidationError::Signature),
                 }
             }
@@ -704,6 +919,7 @@ impl JwtValidator {
     /// never across a key fetch).
     async fn verify_gated(
         &self,
+        index: usize,
         token: &str,
         header: &Header,
         key: &VerifyKey,
@@ -722,7 +938,7 @@ impl JwtValidator {
                 }
             },
         };
-        self.verify(token, header, key)
+        self.verify(index, token, header, key)
     }
 
     /// Caches a success of a validation that began in `epoch` (see `ValidatedCache`).
@@ -736,6 +952,60 @@ impl JwtValidator {
                 epoch,
             },
         );
+    }
+
+    /// The header, the issuer the token claims to be from (by index), and that issuer's
+    /// `typ` check. With one issuer, the payload is not looked at here; with several, its
+    /// `iss` is read, unverified, to choose whose keys and rules apply, before any key
+    /// lookup: a token that names no trusted issuer is refused without a fetch.
+    fn route(&self, token: &str) -> Result<(usize, Header), ValidationError> {
+        let header = self.header(token)?;
+        let index = if self.0.issuers.len() == 1 {
+            0
+        } else {
+            self.choose_issuer(token)?
+        };
+        let typ_ok = match self.0.issuers[index].profile {
+            TokenProfile::Rfc9068 { .. } => header.typ == Typ::AccessToken,
+            _ => header.typ != Typ::Foreign,
+        };
+        if !typ_ok {
+            return Err(ValidationError::TokenType);
+        }
+        Ok((index, header))
+    }
+
+    /// The issuer a token's unverified `iss` names, among several.
+    fn choose_issuer(&self, token: &str) -> Result<usize, ValidationError> {
+        /// Only `iss`, a string (any other type fails the parse); a repeated `iss` fails
+        /// the parse too (serde's derive refuses duplicate fields), as it fails the full
+        /// claims parse after the signature.
+        #[derive(Deserialize)]
+        struct Iss<'a> {
+            #[serde(borrow)]
+            iss: Option<Cow<'a, str>>,
+        }
+        let payload_b64 = token.split('.').nth(1).ok_or(ValidationError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| ValidationError::Malformed)?;
+        let claims: Iss<'_> =
+            serde_json::from_slice(&payload).map_err(|_| ValidationError::Claims)?;
+        let iss = claims.iss.as_deref().ok_or(ValidationError::Claims)?;
+        if let Some(index) = self.0.issuers.iter().position(|i| i.claims(iss)) {
+            return Ok(index);
+        }
+        // An issuer whose `iss` only its (lazy, not yet run) discovery will tell may be
+        // the one: busy, not wrong.
+        if self
+            .0
+            .issuers
+            .iter()
+            .any(|i| i.keys.issuer().is_none() && i.hint.is_none())
+        {
+            return Err(ValidationError::KeysUnavailable { retry_after: 1 });
+        }
+        Err(ValidationError::Issuer)
     }
 
     /// The JOSE header, with the checks that need nothing else.
@@ -754,17 +1024,16 @@ impl JwtValidator {
         if raw.crit.is_some() {
             return Err(ValidationError::CriticalHeader);
         }
-        let typ = raw.typ.as_deref();
-        let ok = match self.0.profile {
-            TokenProfile::Rfc9068 { .. } => typ.is_some_and(|t| media_type(t) == "at+jwt"),
-            _ => !typ.is_some_and(is_foreign_type),
+        let typ = match raw.typ.as_deref() {
+            None => Typ::Absent,
+            Some(t) if media_type(t) == "at+jwt" => Typ::AccessToken,
+            Some(t) if is_foreign_type(t) => Typ::Foreign,
+            Some(_) => Typ::Other,
         };
-        if !ok {
-            return Err(ValidationError::TokenType);
-        }
         Ok(Header {
             alg,
             kid: raw.kid.map(|k| k.into()),
+            typ,
         })
     }
 
@@ -780,11 +1049,13 @@ impl JwtValidator {
     /// the full claims map is built only if a handler asks for it.
     fn verify(
         &self,
+        index: usize,
         token: &str,
         header: &Header,
         key: &VerifyKey,
     ) -> Result<Principal, ValidationError> {
-        let inner = &*self.0;
+        let inner = &self.0.issuers[index];
+        let leeway = self.0.leeway.as_secs();
         if !inner.algorithms.contains(&header.alg) || !key.accepts(header.alg) {
             return Err(ValidationError::Algorithm);
         }
@@ -804,7 +1075,6 @@ impl JwtValidator {
         let claims: Claims<'_> =
             serde_json::from_slice(&payload).map_err(|_| ValidationError::Claims)?;
         let now = now_secs();
-        let leeway = inner.leeway.as_secs();
         // `exp` is required, `aud` too when an audience is configured.
         let exp = seconds(claims.exp.as_ref())?.ok_or(ValidationError::Claims)?;
         if inner.audience.is_some() && claims.aud.is_none() {
@@ -845,80 +1115,81 @@ impl JwtValidator {
         {
             return Err(ValidationError::IssuedInFuture);
         }
-        let parts = self.principal(&claims, exp, nbf)?;
+        let parts = principal_parts(inner, index, &claims, exp, nbf)?;
         // The claims borrow from the payload; the principal keeps it.
         drop(claims);
         Ok(Principal::from_token(parts, payload))
     }
+}
 
-    /// The profile's checks, and what the principal holds.
-    fn principal(
-        &self,
-        claims: &Claims<'_>,
-        exp: u64,
-        nbf: Option<u64>,
-    ) -> Result<PrincipalParts, ValidationError> {
-        let inner = &*self.0;
-        if let TokenProfile::Cognito { .. } = inner.profile
-            && string(&claims.token_use)? != Some("access")
-        {
-            return Err(ValidationError::TokenUse);
-        }
-        if let TokenProfile::Rfc9068 { .. } = inner.profile {
-            // RFC 9068 section 2.2: required claims (iss, exp and aud are checked above).
-            let present = [&claims.sub, &claims.client_id, &claims.jti]
-                .iter()
-                .all(|v| matches!(v, Some(Claim::Str(s)) if !s.is_empty()))
-                && claims.iat.as_ref().and_then(Claim::as_u64).is_some();
-            if !present {
-                return Err(ValidationError::Claims);
-            }
-        }
-        // An empty identifier is no identifier: fall through to the next claim, and refuse
-        // the token if none names the caller.
-        let subject = non_empty(&claims.sub)?;
-        let client_id = match (
-            non_empty(&claims.client_id)?,
-            non_empty(&claims.azp)?,
-            subject,
-        ) {
-            (Some(c), _, _) | (None, Some(c), _) | (None, None, Some(c)) => c,
-            (None, None, None) => return Err(ValidationError::Claims),
-        };
-        if let TokenProfile::Cognito { allowed_client_ids } = &inner.profile
-            && !allowed_client_ids.is_empty()
-            && !allowed_client_ids.iter().any(|c| c == client_id)
-        {
-            return Err(ValidationError::ClientNotAllowed);
-        }
-        let scopes = match (&claims.scope, &claims.scp) {
-            (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
-            (None, None) => ScopeSet::new(),
-        };
-        // `cnf.jkt` (RFC 9449 section 6.1), when present, is the key thumbprint: a string.
-        let dpop_jkt = match &claims.cnf {
-            None => None,
-            Some(cnf) => {
-                let Claim::Other(Value::Object(cnf)) = cnf else {
-                    return Err(ValidationError::Claims);
-                };
-                match cnf.get("jkt") {
-                    None => None,
-                    Some(Value::String(jkt)) => Some(jkt.as_str()),
-                    Some(_) => return Err(ValidationError::Claims),
-                }
-            }
-        };
-        Ok(PrincipalParts {
-            client_id: client_id.to_owned(),
-            subject: subject.map(str::to_owned),
-            scopes,
-            expires_at: exp,
-            not_before: nbf,
-            issuer: inner.keys.issuer().unwrap_or_default().to_owned(),
-            dpop_jkt: dpop_jkt.map(str::to_owned),
-        })
+/// The profile's checks, and what the principal holds.
+fn principal_parts(
+    inner: &IssuerState,
+    index: usize,
+    claims: &Claims<'_>,
+    exp: u64,
+    nbf: Option<u64>,
+) -> Result<PrincipalParts, ValidationError> {
+    if let TokenProfile::Cognito { .. } = inner.profile
+        && string(&claims.token_use)? != Some("access")
+    {
+        return Err(ValidationError::TokenUse);
     }
+    if let TokenProfile::Rfc9068 { .. } = inner.profile {
+        // RFC 9068 section 2.2: required claims (iss, exp and aud are checked above).
+        let present = [&claims.sub, &claims.client_id, &claims.jti]
+            .iter()
+            .all(|v| matches!(v, Some(Claim::Str(s)) if !s.is_empty()))
+            && claims.iat.as_ref().and_then(Claim::as_u64).is_some();
+        if !present {
+            return Err(ValidationError::Claims);
+        }
+    }
+    // An empty identifier is no identifier: fall through to the next claim, and refuse
+    // the token if none names the caller.
+    let subject = non_empty(&claims.sub)?;
+    let client_id = match (
+        non_empty(&claims.client_id)?,
+        non_empty(&claims.azp)?,
+        subject,
+    ) {
+        (Some(c), _, _) | (None, Some(c), _) | (None, None, Some(c)) => c,
+        (None, None, None) => return Err(ValidationError::Claims),
+    };
+    if let TokenProfile::Cognito { allowed_client_ids } = &inner.profile
+        && !allowed_client_ids.is_empty()
+        && !allowed_client_ids.iter().any(|c| c == client_id)
+    {
+        return Err(ValidationError::ClientNotAllowed);
+    }
+    let scopes = match (&claims.scope, &claims.scp) {
+        (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
+        (None, None) => ScopeSet::new(),
+    };
+    // `cnf.jkt` (RFC 9449 section 6.1), when present, is the key thumbprint: a string.
+    let dpop_jkt = match &claims.cnf {
+        None => None,
+        Some(cnf) => {
+            let Claim::Other(Value::Object(cnf)) = cnf else {
+                return Err(ValidationError::Claims);
+            };
+            match cnf.get("jkt") {
+                None => None,
+                Some(Value::String(jkt)) => Some(jkt.as_str()),
+                Some(_) => return Err(ValidationError::Claims),
+            }
+        }
+    };
+    Ok(PrincipalParts {
+        client_id: client_id.to_owned(),
+        subject: subject.map(str::to_owned),
+        scopes,
+        expires_at: exp,
+        not_before: nbf,
+        issuer: inner.keys.issuer().unwrap_or_default().to_owned(),
+        issuer_index: index,
+        dpop_jkt: dpop_jkt.map(str::to_owned),
+    })
 }
 
 /// `scope` / `scp`: a space-separated string, or an array of strings (IdentityServer).
