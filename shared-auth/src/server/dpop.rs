@@ -50,6 +50,7 @@ pub use super::dpop_replay::RedisReplayStore;
 use super::dpop_replay::replay_key;
 pub use super::dpop_replay::{InMemoryReplayStore, ReplayStore, ReplayStoreError};
 use super::error::{SignatureAlgorithm, StartError};
+use super::jwks;
 use crate::clock::{Clock, SystemClock};
 
 /// Largest DPoP proof accepted (bytes), checked before any parsing.
@@ -613,22 +614,13 @@ impl ProofKey {
         use Algorithm as A;
         match (text(&jwk.kty)?, alg) {
             ("EC", A::ES256 | A::ES384) => {
-                let (crv, size) = if alg == A::ES256 {
-                    ("P-256", 32)
-                } else {
-                    ("P-384", 48)
-                };
+                let crv = if alg == A::ES256 { "P-256" } else { "P-384" };
                 if text(&jwk.crv)? != crv {
                     return Err(ProofError::Key);
                 }
-                let (x, y) = (bytes(&jwk.x)?, bytes(&jwk.y)?);
-                if x.len() != size || y.len() != size {
-                    return Err(ProofError::Key);
-                }
-                let mut point = Vec::with_capacity(1 + 2 * size);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
+                let (_, size) = jwks::ecdsa_parameters(alg).ok_or(ProofError::Key)?;
+                let point = jwks::ec_point(&bytes(&jwk.x)?, &bytes(&jwk.y)?, size)
+                    .ok_or(ProofError::Key)?;
                 Ok(ProofKey {
                     kind: KeyKind::Ec(point),
                     canonical: format!(
@@ -674,26 +666,14 @@ impl ProofKey {
     }
 
     fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), ProofError> {
-        use Algorithm as A;
         use aws_lc_rs::signature as sig;
         let verified = match &self.kind {
             KeyKind::Ec(point) => {
-                let scheme = if alg == A::ES256 {
-                    &sig::ECDSA_P256_SHA256_FIXED
-                } else {
-                    &sig::ECDSA_P384_SHA384_FIXED
-                };
+                let (scheme, _) = jwks::ecdsa_parameters(alg).ok_or(ProofError::Signature)?;
                 sig::UnparsedPublicKey::new(scheme, point).verify(message, signature)
             }
             KeyKind::Rsa { n, e } => {
-                let scheme: &sig::RsaParameters = match alg {
-                    A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-                    A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-                    A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-                    A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-                    A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-                    _ => &sig::RSA_PSS_2048_8192_SHA512,
-                };
+                let scheme = jwks::rsa_parameters(alg).ok_or(ProofError::Signature)?;
                 sig::RsaPublicKeyComponents { n, e }.verify(scheme, message, signature)
             }
             KeyKind::Ed25519(x) => {

@@ -74,21 +74,46 @@ impl VerifyKey {
     }
 }
 
+/// The aws-lc-rs RSA verification parameters of a JOSE RSA algorithm; `None` for any
+/// other. One table for token keys and DPoP proof keys.
+pub(crate) fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    use Algorithm as A;
+    Some(match alg {
+        A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        A::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// The aws-lc-rs ECDSA verification algorithm of a JOSE ECDSA algorithm (fixed-size
+/// `r || s` signatures, RFC 7518 section 3.4) and its coordinate size in bytes; `None` for
+/// any other.
+pub(crate) fn ecdsa_parameters(
+    alg: Algorithm,
+) -> Option<(&'static sig::EcdsaVerificationAlgorithm, usize)> {
+    match alg {
+        Algorithm::ES256 => Some((&sig::ECDSA_P256_SHA256_FIXED, 32)),
+        Algorithm::ES384 => Some((&sig::ECDSA_P384_SHA384_FIXED, 48)),
+        _ => None,
+    }
+}
+
+/// An uncompressed EC point, `0x04 || x || y`, from coordinates of `size` bytes each;
+/// `None` if either has another length.
+pub(crate) fn ec_point(x: &[u8], y: &[u8], size: usize) -> Option<Vec<u8>> {
+    (x.len() == size && y.len() == size).then(|| [&[4u8][..], x, y].concat())
+}
+
 /// The public key of `jwk` parsed for `alg`; `None` if the members do not form one.
 fn parse_key(jwk: &Jwk, alg: Algorithm) -> Option<ParsedPublicKey> {
     let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok();
-    use Algorithm as A;
     match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let params: &'static sig::RsaParameters = match alg {
-                A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-                A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-                A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-                A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-                A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-                A::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-                _ => return None,
-            };
+            let params = rsa_parameters(alg)?;
             let components = sig::RsaPublicKeyComponents {
                 n: bytes(&rsa.n)?,
                 e: bytes(&rsa.e)?,
@@ -96,20 +121,11 @@ fn parse_key(jwk: &Jwk, alg: Algorithm) -> Option<ParsedPublicKey> {
             components.to_parsed_public_key(params).ok()
         }
         AlgorithmParameters::EllipticCurve(ec) => {
-            let (scheme, size): (&'static sig::EcdsaVerificationAlgorithm, usize) = match alg {
-                A::ES256 => (&sig::ECDSA_P256_SHA256_FIXED, 32),
-                A::ES384 => (&sig::ECDSA_P384_SHA384_FIXED, 48),
-                _ => return None,
-            };
-            let (x, y) = (bytes(&ec.x)?, bytes(&ec.y)?);
-            if x.len() != size || y.len() != size {
-                return None;
-            }
-            // An uncompressed point: 0x04 || x || y.
-            let point = [&[4u8][..], &x, &y].concat();
+            let (scheme, size) = ecdsa_parameters(alg)?;
+            let point = ec_point(&bytes(&ec.x)?, &bytes(&ec.y)?, size)?;
             ParsedPublicKey::new(scheme, point).ok()
         }
-        AlgorithmParameters::OctetKeyPair(okp) if alg == A::EdDSA => {
+        AlgorithmParameters::OctetKeyPair(okp) if alg == Algorithm::EdDSA => {
             ParsedPublicKey::new(&sig::ED25519, bytes(&okp.x)?).ok()
         }
         _ => None,
