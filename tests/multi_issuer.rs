@@ -45,7 +45,8 @@ async fn two_issuers_each_under_its_own_profile_and_keys() {
     // The operator's way in: the RFC 9068 issuer in AUTH_* flags, Cognito in the file.
     let file = TempFile::new("issuers.toml");
     file.write(&format!(
-        "[[issuer]]\nauthority = \"{}\"\ntoken_profile = \"cognito\"\nallowed_client_ids = [\"{BFF_ID}\"]\n",
+        "[[issuer]]\nauthority = \"{}\"\ntoken_profile = \"cognito\"\nallowed_client_ids = [\"{BFF_ID}\"]\n\
+         scope_aliases = {{ \"legacy.read\" = \"{READ}\" }}\n",
         cognito.issuer()
     ));
     let args = my_service::config::Args::try_parse_from([
@@ -92,6 +93,20 @@ async fn two_issuers_each_under_its_own_profile_and_keys() {
     let response = call(&service, &shaped_wrong).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&response).contains("invalid_token"));
+
+    //    ... and so are its scope names: `legacy.read` stands for the read scope in the
+    //    Cognito issuer's tokens only.
+    let (header, mut claims) = cognito.token_template(BFF_ID, &[READ]);
+    claims["scope"] = json!("legacy.read");
+    let aliased = cognito.sign(&header, &claims).unwrap();
+    assert_eq!(call(&service, &aliased).await.status(), StatusCode::OK);
+    let (header, mut claims) = rfc9068.token_template(BFF_ID, &[READ]);
+    claims["scope"] = json!("legacy.read");
+    let not_aliased = rfc9068.sign(&header, &claims).unwrap();
+    assert_eq!(
+        call(&service, &not_aliased).await.status(),
+        StatusCode::FORBIDDEN
+    );
 
     // 3. Issuer A's name, issuer B's key (B's kid, B's signature): A's keys do not have
     //    it, so it is refused; B's keys are never consulted for a token that names A.

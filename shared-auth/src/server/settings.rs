@@ -121,6 +121,7 @@ pub struct ValidatorSettings {
 /// metadata_address = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool/.well-known/openid-configuration"
 /// token_profile = "cognito"
 /// allowed_client_ids = ["my-bff"]
+/// scope_aliases = { "weather.read" = "MyService/weather_read" }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,6 +143,10 @@ pub struct IssuerSettings {
     pub allowed_client_ids: Vec<String>,
     /// Start without this issuer; its keys load in the background and on first use.
     pub lazy_keys: bool,
+    /// This issuer's scope names mapped to the names the routes require (a TOML table,
+    /// `{ "weather.read" = "MyService/weather_read" }`): a token granting the key also
+    /// grants the value.
+    pub scope_aliases: std::collections::BTreeMap<String, String>,
 }
 
 /// The `[[issuer]]` tables of an issuers file.
@@ -173,6 +178,10 @@ impl IssuerSettings {
             crate::issuer_http::check_url(url, insecure)
                 .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
         };
+        for (from, to) in &self.scope_aliases {
+            crate::scope::Scope::new(to.clone())
+                .map_err(|e| fail("scope_aliases", format!("{from} = {to:?}: {e}")))?;
+        }
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let mut issuer = non_empty(self.issuer);
         let metadata = match (
@@ -459,6 +468,7 @@ impl ValidatorSettings {
                 audience: self.audience,
                 allowed_client_ids: self.allowed_client_ids,
                 lazy_keys: self.lazy_keys,
+                scope_aliases: Default::default(),
             }
         };
         let listed = |n: usize| {
@@ -470,6 +480,7 @@ impl ValidatorSettings {
         };
         let plain = |field: &str| field.to_owned();
         let lazy = primary.lazy_keys;
+        let aliases: Vec<(String, String)> = primary.scope_aliases.clone().into_iter().collect();
         let IssuerParts {
             metadata,
             issuer,
@@ -483,14 +494,17 @@ impl ValidatorSettings {
         let mut additional = Vec::with_capacity(more.len());
         for (i, settings) in more.into_iter().enumerate() {
             let lazy = settings.lazy_keys;
+            let aliases = settings.scope_aliases.clone().into_iter().collect();
             let parts = settings.into_parts(insecure, &optin, &plain, &listed(first_listed + i))?;
             let mut config = IssuerConfig::new(parts.metadata, parts.profile);
             config.issuer = parts.issuer;
             config.lazy = lazy;
+            config.scope_aliases = aliases;
             additional.push(config);
         }
         let mut config = ValidatorConfig::new(metadata, profile);
         config.additional_issuers = additional;
+        config.scope_aliases = aliases;
         config.leeway = Duration::from_secs(self.clock_skew_secs);
         config.lazy = lazy;
         config.issuer = issuer;
@@ -640,7 +654,8 @@ mod cli {
                 format!(
                     "A TOML file of more trusted issuers: one [[issuer]] table each, with the \
                      fields authority, metadata_address, jwks_uri, issuer, token_profile, \
-                     audience, allowed_client_ids, lazy_keys (as the variables of those names). \
+                     audience, allowed_client_ids, lazy_keys (as the variables of those names), \
+                     and scope_aliases (a table mapping the issuer's scope names to the routes'). \
                      Tokens are routed to their issuer by iss; without {} (or {} or {}), the \
                      file's first issuer is the main one.",
                     n("authority"),

@@ -167,6 +167,11 @@ pub struct ValidatorConfig {
     /// is verified with A's keys only. Each issuer's keys are loaded, refreshed and
     /// rate-limited on their own, with the timing settings above.
     pub additional_issuers: Vec<IssuerConfig>,
+    /// Scope names of this issuer's format mapped to the names the routes require: a
+    /// token that grants `from` also grants `to` (default none). For an issuer whose scopes
+    /// are spelled otherwise, e.g. `weather.read` for `MyService/weather_read` during a
+    /// migration. The token's own scopes stay.
+    pub scope_aliases: Vec<(String, String)>,
 }
 
 /// An issuer a validator trusts beside the one of its [`ValidatorConfig`]
@@ -188,6 +193,9 @@ pub struct IssuerConfig {
     /// Start without this issuer's metadata or keys (default false). Until they load, its
     /// tokens get 503; the other issuers' tokens are unaffected.
     pub lazy: bool,
+    /// This issuer's scope names mapped to the routes' (see
+    /// [`ValidatorConfig::scope_aliases`]).
+    pub scope_aliases: Vec<(String, String)>,
 }
 
 impl IssuerConfig {
@@ -200,6 +208,7 @@ impl IssuerConfig {
             issuer: None,
             allow_issuer_mismatch: false,
             lazy: false,
+            scope_aliases: Vec::new(),
         }
     }
 }
@@ -244,6 +253,7 @@ impl ValidatorConfig {
             max_concurrent_verifications: default_verification_bound(),
             verification_wait: Duration::from_millis(50),
             additional_issuers: Vec::new(),
+            scope_aliases: Vec::new(),
         }
     }
 
@@ -256,6 +266,7 @@ impl ValidatorConfig {
             issuer: self.issuer.clone(),
             allow_issuer_mismatch: self.allow_issuer_mismatch,
             lazy: self.lazy,
+            scope_aliases: self.scope_aliases.clone(),
         }
     }
 }
@@ -514,6 +525,8 @@ struct IssuerState {
     /// The issuer a token's `iss` is matched against (trailing slash aside) until
     /// discovery gave the exact one: configured or implied by the metadata source.
     hint: Option<String>,
+    /// This issuer's scope names mapped to the routes' (empty: none).
+    scope_aliases: Vec<(String, Scope)>,
 }
 
 impl IssuerState {
@@ -696,6 +709,15 @@ async fn start_issuer(
             (source, None, expected)
         }
     };
+    let scope_aliases = config
+        .scope_aliases
+        .iter()
+        .map(|(from, to)| {
+            Scope::new(to.clone())
+                .map(|to| (from.clone(), to))
+                .map_err(|e| StartError::Config(format!("scope alias {from:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let audience = match &config.profile {
         TokenProfile::Rfc9068 { audience } => Some(audience.clone()),
         TokenProfile::Generic { audience } => audience.clone(),
@@ -731,6 +753,7 @@ async fn start_issuer(
         algorithms,
         audience,
         hint,
+        scope_aliases,
     })
 }
 
@@ -1162,10 +1185,15 @@ fn principal_parts(
     {
         return Err(ValidationError::ClientNotAllowed);
     }
-    let scopes = match (&claims.scope, &claims.scp) {
+    let mut scopes = match (&claims.scope, &claims.scp) {
         (Some(v), _) | (None, Some(v)) => parse_scope_claim(v)?,
         (None, None) => ScopeSet::new(),
     };
+    for (from, to) in &inner.scope_aliases {
+        if scopes.contains(from) {
+            scopes.insert(to.clone());
+        }
+    }
     // `cnf.jkt` (RFC 9449 section 6.1), when present, is the key thumbprint: a string.
     let dpop_jkt = match &claims.cnf {
         None => None,
