@@ -19,6 +19,11 @@ test:
     bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
+    just test-conformance-foreign
+
+# The conformance kit against a small Node (jose) resource server: prints its report, never fails on its results.
+test-conformance-foreign:
+    bash infra/conformance/foreign.sh
 
 # A new workspace member from the reference services: KIND resource-server (my-service) or caller (my-bff).
 new-service NAME KIND="resource-server":
