@@ -357,22 +357,24 @@ impl Kit {
     /// Whether the target speaks DPoP: its challenges to a request without credentials
     /// offer the `DPoP` scheme, or its metadata lists DPoP algorithms.
     pub async fn detect_dpop(&self, target: &Target) -> bool {
-        if let Ok(r) = self.http.get(&target.url).send().await {
-            let values = r.headers().get_all("www-authenticate");
-            if let Ok(challenges) = challenge::parse_all(values.iter().map(|v| v.as_bytes())) {
-                if challenges.iter().any(|c| c.is("DPoP")) {
-                    return true;
-                }
-            }
+        if let Ok(r) = self.http.get(&target.url).send().await
+            && let Ok(challenges) = challenge::parse_all(
+                r.headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+            && challenges.iter().any(|c| c.is("DPoP"))
+        {
+            return true;
         }
-        if let Ok(url) = target.metadata_url() {
-            if let Ok(r) = self.http.get(url).send().await {
-                if let Ok(v) = r.json::<Value>().await {
-                    return v["dpop_signing_alg_values_supported"]
-                        .as_array()
-                        .is_some_and(|a| !a.is_empty());
-                }
-            }
+        if let Ok(url) = target.metadata_url()
+            && let Ok(r) = self.http.get(url).send().await
+            && let Ok(v) = r.json::<Value>().await
+        {
+            return v["dpop_signing_alg_values_supported"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
         }
         false
     }
