@@ -14,7 +14,7 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Every test suite (unit, system, Redis containers; sets up podman if no engine answers) and cfn-lint.
+# Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on a Node server.
 test:
     bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
