@@ -249,7 +249,7 @@ pub struct Kit {
     removed_key_token: String,
     sink_url: String,
     sink_hits: Arc<AtomicUsize>,
-    _sink: tokio::task::JoinHandle<()>,
+    sink_task: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
 }
 
@@ -291,7 +291,7 @@ impl Kit {
             other_prover: dpop::Prover::new()?,
             sink_url: String::new(),
             sink_hits: Arc::new(AtomicUsize::new(0)),
-            _sink: tokio::spawn(async {}),
+            sink_task: tokio::spawn(async {}),
             issuer,
             settings,
             client_secret,
@@ -324,7 +324,7 @@ impl Kit {
                 "{}"
             }
         });
-        self._sink = tokio::spawn(async move {
+        self.sink_task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         self.sink_url = format!("http://{addr}");
@@ -419,6 +419,13 @@ impl Kit {
             outcomes.push(ctx.run_case(case).await);
         }
         Report { outcomes, dpop }
+    }
+}
+
+impl Drop for Kit {
+    fn drop(&mut self) {
+        // The listener stops with the kit (the issuer stops with its handle).
+        self.sink_task.abort();
     }
 }
 
