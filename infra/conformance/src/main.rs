@@ -124,7 +124,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let mut child = match cli.command.split_first() {
         None => None,
         Some((program, args)) => {
-            let child = tokio::process::Command::new(program)
+            let mut command = tokio::process::Command::new(program);
+            command
                 .args(args)
                 .env("CONFORMANCE_ISSUER", issuer.issuer())
                 .env("CONFORMANCE_JWKS_URI", issuer.jwks_uri())
@@ -133,7 +134,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .env("CONFORMANCE_CLIENT_SECRET", client_secret)
                 .env("CONFORMANCE_AUDIENCE", &kit.settings().audience)
                 .env("CONFORMANCE_SCOPE", &kit.settings().scope)
-                .kill_on_drop(true)
+                .kill_on_drop(true);
+            // Its own process group, so stopping it also stops what it started (a shell
+            // wrapper's server).
+            #[cfg(unix)]
+            command.process_group(0);
+            let child = command
                 .spawn()
                 .map_err(|e| format!("cannot start {program}: {e}"))?;
             Some(child)
@@ -141,9 +147,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     let outcome = test(&kit, &target, &cli, child.as_mut()).await;
     if let Some(mut child) = child {
-        let _ = child.kill().await;
+        stop(&mut child).await;
     }
     outcome
+}
+
+/// Stops the command and its process group.
+async fn stop(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        // No signal API without `unsafe` in std: the `kill` utility signals the group.
+        let _ = tokio::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .status()
+            .await;
+    }
+    let _ = child.kill().await;
 }
 
 async fn test(
