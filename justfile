@@ -14,11 +14,16 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Every test suite (unit, system, Redis containers; sets up podman if no engine answers) and cfn-lint.
+# Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on a Node server.
 test:
     bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
+    just test-conformance-foreign
+
+# The conformance kit against a small Node (jose) resource server: prints its report, never fails on its results.
+test-conformance-foreign:
+    bash infra/conformance/foreign.sh
 
 # A new workspace member from the reference services: KIND resource-server (my-service) or caller (my-bff).
 new-service NAME KIND="resource-server":

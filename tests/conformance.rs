@@ -1,0 +1,127 @@
+//! The conformance kit (`infra/conformance`) against my-service: the kit starts its own
+//! issuer (keys it holds, a throwaway client), my-service is configured to trust it (RFC
+//! 9068 profile, discovery from the kit's issuer), and the whole catalogue runs over HTTP,
+//! DPoP detected from my-service's challenges. Every case passes except, for now, the RFC
+//! 9728 metadata group; the JUnit XML parses and its counts match the run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::net::SocketAddr;
+
+use conformance::{CASES, Group, Kit, Profile, Settings, Target, Verdict, report};
+use shared_auth::server::TokenProfile;
+use system_tests::*;
+
+/// my-service does not serve RFC 9728 metadata yet (another branch adds it): while this is
+/// `true`, the metadata group may fail here and only that group. Flip it to `false` once
+/// the metadata endpoint is merged.
+const METADATA_GROUP_PENDING: bool = true;
+
+/// Counts of a JUnit element: (tests, failures, errors) attributes.
+fn counts(node: roxmltree::Node<'_, '_>) -> (usize, usize, usize) {
+    let attr = |name| node.attribute(name).unwrap().parse::<usize>().unwrap();
+    (attr("tests"), attr("failures"), attr("errors"))
+}
+
+#[tokio::test]
+async fn the_kit_passes_my_service_and_writes_valid_junit() {
+    let settings = Settings::new(Profile::Rfc9068, READ, Some("MyService")).unwrap();
+    let kit = Kit::start(settings, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let service = start_service(
+        kit.issuer(),
+        TokenProfile::Rfc9068 {
+            audience: "MyService".into(),
+        },
+    )
+    .await;
+    let target = Target::new(&format!("{}/weatherforecast", service.base)).unwrap();
+    let report = kit.run(&target, CASES).await;
+    println!("{}", report::table(&report));
+
+    assert!(report.dpop, "DPoP detected from my-service's challenges");
+    let groups: Vec<Group> = report.outcomes.iter().map(|o| o.group).collect();
+    for group in [
+        Group::Header,
+        Group::Claims,
+        Group::Encoding,
+        Group::Signature,
+        Group::Dpop,
+        Group::Challenge,
+        Group::Metadata,
+    ] {
+        assert!(groups.contains(&group), "{group:?} ran");
+    }
+    let unexpected: Vec<String> = report
+        .failures()
+        .filter(|o| !(METADATA_GROUP_PENDING && o.group == Group::Metadata))
+        .map(|o| {
+            format!(
+                "{} ({}): got {}, expected {}",
+                o.id, o.name, o.got, o.expected
+            )
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "failed:\n{}", unexpected.join("\n"));
+
+    // The JUnit XML: well-formed, one testsuite per group, counts that add up.
+    let xml = report::junit(&report);
+    let file = TempFile::new("conformance-junit.xml");
+    file.write(&xml);
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let failed = report.failures().count();
+    assert_eq!(counts(root), (report.outcomes.len(), failed, 0));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    let mut names: Vec<&str> = suites
+        .iter()
+        .map(|s| s.attribute("name").unwrap())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), suites.len(), "one testsuite per group");
+    assert_eq!(suites.len(), 7);
+    let mut total = 0;
+    for suite in &suites {
+        let cases: Vec<_> = suite
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        let failures = cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+            .count();
+        let group = suite.attribute("name").unwrap();
+        let in_report = report.outcomes.iter().filter(|o| o.group.as_str() == group);
+        assert_eq!(
+            counts(*suite),
+            (
+                in_report.clone().count(),
+                in_report.filter(|o| o.verdict != Verdict::Pass).count(),
+                0
+            ),
+            "{group}"
+        );
+        assert_eq!(counts(*suite).0, cases.len(), "{group}");
+        assert_eq!(counts(*suite).1, failures, "{group}");
+        total += cases.len();
+    }
+    assert_eq!(total, report.outcomes.len());
+
+    // A target's answer may carry anything: markup and control characters stay valid XML.
+    let mut hostile = report.clone();
+    hostile.outcomes[0].got = "]]><x a=\"&\u{1}\u{1b}'\">".into();
+    hostile.outcomes[0].verdict = Verdict::Fail(conformance::Severity::Should);
+    let xml = report::junit(&hostile);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(failure.text().unwrap().contains("]]><x a=\"&"));
+}
