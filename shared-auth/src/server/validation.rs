@@ -39,6 +39,7 @@ use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::{Principal, PrincipalParts};
+use super::resource_metadata::{ProtectedResource, Published};
 use super::validated_cache::{Entry, ValidatedCache};
 use crate::discovery;
 use crate::issuer_http;
@@ -157,6 +158,11 @@ pub struct ValidatorConfig {
     pub max_concurrent_verifications: usize,
     /// How long a token waits for a verification slot (default 50 ms).
     pub verification_wait: Duration,
+    /// This API as an OAuth 2.0 protected resource (RFC 9728; default none): when set, the
+    /// validator publishes its metadata
+    /// ([`JwtValidator::resource_metadata_router`]) and every 401 challenge of the auth
+    /// layer points at it (`resource_metadata="..."`).
+    pub resource: Option<ProtectedResource>,
 }
 
 /// One less than the available cores, at least 1: see
@@ -194,6 +200,7 @@ impl ValidatorConfig {
             dpop: DpopConfig::default(),
             max_concurrent_verifications: default_verification_bound(),
             verification_wait: Duration::from_millis(50),
+            resource: None,
         }
     }
 }
@@ -428,6 +435,11 @@ struct Inner {
     /// Bounds the signature verifications running at once; `None`: unbounded.
     verifications: Option<Semaphore>,
     verification_wait: Duration,
+    /// The RFC 9728 metadata, when a protected resource is configured.
+    resource: Option<Published>,
+    /// The issuer the configuration names or implies, for `authorization_servers` before
+    /// (lazy) discovery has run.
+    configured_issuer: Option<String>,
 }
 
 /// Counters the accepting paths of the auth layer bump on every request.
@@ -547,6 +559,19 @@ impl JwtValidator {
             }
         };
         let dpop = DpopVerifier::new(config.dpop.clone())?;
+        let resource = config
+            .resource
+            .as_ref()
+            .map(|r| Published::new(r, &config.dpop, config.allow_insecure_http))
+            .transpose()?;
+        // `config.issuer` counts only for a metadata address (ignored for the others).
+        let configured_issuer = match &config.metadata {
+            MetadataSource::MetadataAddress(_) => config
+                .issuer
+                .clone()
+                .or_else(|| config.metadata.implied_issuer()),
+            _ => config.metadata.implied_issuer(),
+        };
         let audience = match &config.profile {
             TokenProfile::Rfc9068 { audience } => Some(audience.clone()),
             TokenProfile::Generic { audience } => audience.clone(),
@@ -590,6 +615,8 @@ impl JwtValidator {
             verifications: (config.max_concurrent_verifications > 0)
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
             verification_wait: config.verification_wait,
+            resource,
+            configured_issuer,
         })))
     }
 
@@ -605,6 +632,22 @@ impl JwtValidator {
     /// issuer from discovery has not discovered it yet.
     pub fn issuer(&self) -> Option<&str> {
         self.0.keys.issuer()
+    }
+
+    /// The authorization servers whose tokens this validator accepts, as RFC 9728's
+    /// `authorization_servers` lists them: the expected issuer, or while a lazily started
+    /// validator has not run discovery yet, the issuer its configuration names or implies.
+    pub fn authorization_servers(&self) -> Vec<String> {
+        self.issuer()
+            .map(str::to_owned)
+            .or_else(|| self.0.configured_issuer.clone())
+            .into_iter()
+            .collect()
+    }
+
+    /// The published RFC 9728 metadata, when a protected resource is configured.
+    pub(crate) fn resource_metadata(&self) -> Option<&Published> {
+        self.0.resource.as_ref()
     }
 
     /// The issuer's token endpoint, once discovery gave one (for OpenAPI documents).
