@@ -194,7 +194,13 @@ mod tests {
                 .resource
                 .is_none()
         );
-        let c = parse(&["--authority", "https://x", "--resource", "https://api.example"]).unwrap();
+        let c = parse(&[
+            "--authority",
+            "https://x",
+            "--resource",
+            "https://api.example",
+        ])
+        .unwrap();
         let resource = c.validator.resource.unwrap();
         assert_eq!(resource.resource, "https://api.example");
         assert_eq!(resource.scopes_supported, [READ_SCOPE, WRITE_SCOPE]);
@@ -208,7 +214,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.validator.resource.unwrap().scopes_supported, ["a", "b"]);
-        let e = parse(&["--authority", "https://x", "--resource", "http://api.example"]).unwrap_err();
+        let e = parse(&[
+            "--authority",
+            "https://x",
+            "--resource",
+            "http://api.example",
+        ])
+        .unwrap_err();
         assert!(e.contains("AUTH_RESOURCE"), "{e}");
     }
 
