@@ -119,7 +119,10 @@ async fn a_resource_with_a_path_is_served_under_the_well_known_prefix() {
     let doc = get_json(format!("{}{WELL_KNOWN}/weather", service.base)).await;
     assert_eq!(doc["resource"], json!(format!("{}/weather", service.base)));
     // Not at the bare prefix: that would be another resource's (the origin's) document.
-    assert_eq!(get_status(format!("{}{WELL_KNOWN}", service.base)).await, 404);
+    assert_eq!(
+        get_status(format!("{}{WELL_KNOWN}", service.base)).await,
+        404
+    );
 }
 
 #[tokio::test]
@@ -135,7 +138,12 @@ async fn every_401_points_at_the_metadata_and_the_pointer_serves_it() {
     let found = challenges(&response);
     assert_eq!(
         found,
-        [format!("Bearer {pointer}"), format!("DPoP algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA\", {pointer}")]
+        [
+            format!("Bearer {pointer}"),
+            format!(
+                "DPoP algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA\", {pointer}"
+            )
+        ]
     );
     // A bad token: the error first, the pointer after it.
     let response = http()
@@ -178,11 +186,8 @@ async fn every_401_points_at_the_metadata_and_the_pointer_serves_it() {
 
 /// The BFF's client, with its token source as given.
 fn bff(source: TokenSource) -> ClientDefinition {
-    let mut definition = ClientDefinition::new(
-        source,
-        ClientId::new(BFF_ID),
-        ClientSecret::new(BFF_SECRET),
-    );
+    let mut definition =
+        ClientDefinition::new(source, ClientId::new(BFF_ID), ClientSecret::new(BFF_SECRET));
     definition.scope = shared_auth::ScopeSet::parse(READ).unwrap();
     definition
 }
@@ -247,9 +252,10 @@ async fn a_document_for_another_resource_or_issuer_is_refused() {
 
     // The document names another resource (RFC 9728 section 3.3).
     let elsewhere = issuer.issuer().to_owned();
-    let impostor = serve_document(WELL_KNOWN, |_| {
-        json!({"resource": "http://127.0.0.1:1", "authorization_servers": [elsewhere]})
-    })
+    let impostor = serve_document(
+        WELL_KNOWN,
+        |_| json!({"resource": "http://127.0.0.1:1", "authorization_servers": [elsewhere]}),
+    )
     .await;
     let e = bff(by_resource(&impostor.base, None))
         .client(Duration::from_secs(5))
@@ -274,9 +280,10 @@ async fn a_document_for_another_resource_or_issuer_is_refused() {
     })
     .await;
     let listed = fake_as.base.clone();
-    let resource = serve_document(WELL_KNOWN, move |base| {
-        json!({"resource": base, "authorization_servers": [listed]})
-    })
+    let resource = serve_document(
+        WELL_KNOWN,
+        move |base| json!({"resource": base, "authorization_servers": [listed]}),
+    )
     .await;
     // Its document asked about with a trailing slash: not identical, so refused (before
     // any authorization server is asked).
