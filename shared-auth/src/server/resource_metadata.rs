@@ -241,6 +241,33 @@ mod tests {
         assert_eq!(doc["dpop_bound_access_tokens_required"], json!(true));
     }
 
+    #[tokio::test]
+    async fn before_lazy_discovery_the_configured_issuer_is_listed() {
+        use crate::server::{MetadataSource, TokenProfile, ValidatorConfig};
+        // Nothing listens on the discard port: discovery cannot have run.
+        let mut config = ValidatorConfig::new(
+            MetadataSource::Authority("http://127.0.0.1:9/".into()),
+            TokenProfile::Generic { audience: None },
+        );
+        config.lazy = true;
+        config.resource = Some(ProtectedResource::new("http://127.0.0.1:7062"));
+        let validator = JwtValidator::new(config).await.unwrap();
+        assert_eq!(validator.issuer(), None);
+        assert_eq!(validator.authorization_servers(), ["http://127.0.0.1:9"]);
+        let response = validator.resource_metadata_response();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "public, max-age=3600"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["authorization_servers"], json!(["http://127.0.0.1:9"]));
+        assert_eq!(doc["resource"], "http://127.0.0.1:7062");
+    }
+
     #[test]
     fn a_bad_resource_identifier_is_a_start_error_naming_the_setting() {
         for bad in [
