@@ -33,7 +33,7 @@ env_file() { grep -v '^#' "$1" | xargs; }
 # name | port | command (run with the environment above plus BIND_ADDR)
 SERVICES=(
   "issuer|$ISSUER_PORT|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
-  "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT $BIN/my-service"
+  "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT AUTH_RESOURCE=http://127.0.0.1:$SERVICE_PORT $BIN/my-service"
   "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT $BIN/my-bff"
 )
 # Services added by `just new-service` (infra/local/services: NAME|PORT|KIND), configured as
@@ -43,7 +43,7 @@ if [[ -f infra/local/services ]]; then
   while IFS='|' read -r name port kind; do
     [[ -z $name || $name == \#* ]] && continue
     case $kind in
-      resource-server) wiring="AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT" ;;
+      resource-server) wiring="AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT AUTH_RESOURCE=http://127.0.0.1:$port" ;;
       caller) wiring="AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT" ;;
       *) echo "[up] ERROR: infra/local/services: $name has unknown kind '$kind'" >&2; exit 1 ;;
     esac

@@ -4,12 +4,18 @@
 //! exactly one metadata source is required, `AUTH_AUTHORITY`, `AUTH_METADATA_ADDRESS`, or
 //! `AUTH_JWKS_URI` with `AUTH_ISSUER`; more issuers come from `AUTH_ISSUERS_FILE` (which
 //! may also stand alone). Any error names the variable to fix.
+//!
+//! `AUTH_RESOURCE` (this API's URL) turns on the protected resource metadata (RFC 9728);
+//! its `scopes_supported` are the service's own scopes unless `AUTH_SCOPES_SUPPORTED`
+//! lists others.
 
 use std::net::SocketAddr;
 
 use clap::Parser;
 use shared_auth::SettingsError;
 use shared_auth::server::{AuthEnv, ValidatorArgs, ValidatorConfig};
+
+use crate::weather::{READ_SCOPE, WRITE_SCOPE};
 
 /// A scope-protected weather API (reference resource server).
 ///
@@ -62,8 +68,16 @@ pub struct ServiceConfig {
 impl Args {
     /// Checks the combinations clap cannot and builds the typed configuration.
     pub fn into_config(self) -> Result<ServiceConfig, ConfigError> {
+        let mut validator = self.auth.into_config()?;
+        // The metadata lists the scopes the routes require, from the same constants, unless
+        // the operator listed others.
+        if let Some(resource) = &mut validator.resource
+            && resource.scopes_supported.is_empty()
+        {
+            resource.scopes_supported = vec![READ_SCOPE.to_owned(), WRITE_SCOPE.to_owned()];
+        }
         Ok(ServiceConfig {
-            validator: self.auth.into_config()?,
+            validator,
             openapi_token_url: self.openapi_token_url,
         })
     }
@@ -170,6 +184,45 @@ mod tests {
         assert!(e.contains("AUTH_DPOP"), "{e}");
         let e = parse(&["--authority", "https://x", "--dpop-algs", "HS256"]).unwrap_err();
         assert!(e.contains("AUTH_DPOP_ALGS"), "{e}");
+    }
+
+    #[test]
+    fn the_resource_lists_the_services_scopes_unless_set() {
+        assert!(
+            parse(&["--authority", "https://x"])
+                .unwrap()
+                .validator
+                .resource
+                .is_none()
+        );
+        let c = parse(&[
+            "--authority",
+            "https://x",
+            "--resource",
+            "https://api.example",
+        ])
+        .unwrap();
+        let resource = c.validator.resource.unwrap();
+        assert_eq!(resource.resource, "https://api.example");
+        assert_eq!(resource.scopes_supported, [READ_SCOPE, WRITE_SCOPE]);
+        let c = parse(&[
+            "--authority",
+            "https://x",
+            "--resource",
+            "https://api.example",
+            "--scopes-supported",
+            "a,b",
+        ])
+        .unwrap();
+        assert_eq!(c.validator.resource.unwrap().scopes_supported, ["a", "b"]);
+        let e = parse(&[
+            "--authority",
+            "https://x",
+            "--resource",
+            "http://api.example",
+        ])
+        .unwrap_err();
+        assert!(e.contains("AUTH_RESOURCE"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! [`router`] builds the whole app from a validator: the weather [`api`] behind
 //! [`JwtAuthLayer`] with a scope per operation, and around it ([`around`]) the health
-//! probes, the metrics, and the OpenAPI document with Swagger UI.
+//! probes, the metrics, the OpenAPI document with Swagger UI, and with `AUTH_RESOURCE`
+//! set, the OAuth 2.0 protected resource metadata (RFC 9728).
 //! `main.rs` only parses the configuration, starts tracing and serves.
 //!
 //! To start a new service from this template, change the routes in `weather.rs`, the
@@ -110,9 +111,11 @@ pub fn api(validator: &JwtValidator) -> Router {
 }
 
 /// `api` with the service's plumbing: `/healthz`, `/readyz` (the validator's keys are
-/// loaded), `/metrics` (Prometheus), `/api-docs/openapi.json`, `/swagger-ui/`, request
-/// tracing.
+/// loaded), `/metrics` (Prometheus), `/api-docs/openapi.json`, `/swagger-ui/`, the
+/// protected resource metadata (`/.well-known/oauth-protected-resource`, when
+/// `AUTH_RESOURCE` is set; no route otherwise), request tracing.
 pub fn around(api: Router, validator: JwtValidator, token_url: &str) -> Router {
+    let resource_metadata = validator.resource_metadata_router();
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -124,6 +127,7 @@ pub fn around(api: Router, validator: JwtValidator, token_url: &str) -> Router {
     Router::new()
         .merge(api)
         .merge(probes)
+        .merge(resource_metadata)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi(token_url)))
         .layer(TraceLayer::new_for_http())
 }

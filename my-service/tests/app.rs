@@ -194,3 +194,44 @@ async fn openapi_and_swagger_ui_are_served_with_the_discovered_token_url() {
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
 }
+
+#[tokio::test]
+async fn with_auth_resource_the_protected_resource_metadata_lists_the_scopes() {
+    use clap::Parser as _;
+    let issuer = start_issuer().await;
+    // The identifier is the URL clients are given; the document is served whatever the
+    // listening port.
+    let resource = "http://localhost:7062";
+    let args = my_service::config::Args::try_parse_from([
+        "my-service",
+        "--authority",
+        issuer.issuer(),
+        "--resource",
+        resource,
+    ])
+    .unwrap();
+    let service = serve(
+        my_service::build(&args.into_config().unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let doc = get_json(format!(
+        "{}/.well-known/oauth-protected-resource",
+        service.base
+    ))
+    .await;
+    assert_eq!(doc["resource"], resource);
+    assert_eq!(doc["authorization_servers"], json!([issuer.issuer()]));
+    assert_eq!(doc["scopes_supported"], json!([READ_SCOPE, WRITE_SCOPE]));
+    let response = http()
+        .get(format!("{}{PATH}", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer resource_metadata=\"http://localhost:7062/.well-known/oauth-protected-resource\""
+    );
+}

@@ -67,6 +67,18 @@ fn each_bad_variable_is_named() {
             "AUTH_PUBLIC_BASE_URL",
         ),
         (
+            vec![ok, ("AUTH_RESOURCE", "http://api.example")],
+            "AUTH_RESOURCE",
+        ),
+        (
+            vec![ok, ("AUTH_RESOURCE", "https://api.example/?tenant=1")],
+            "AUTH_RESOURCE",
+        ),
+        (
+            vec![ok, ("AUTH_SCOPES_SUPPORTED", "MyService/weather_read")],
+            "AUTH_SCOPES_SUPPORTED",
+        ),
+        (
             vec![ok, ("OPENAPI_TOKEN_URL", "token")],
             "OPENAPI_TOKEN_URL",
         ),

@@ -6,6 +6,11 @@
 //! pass the same transport policy as configured URLs (see `issuer_http`). The expected
 //! issuer is derived from the metadata URL where the URL's shape says it
 //! ([`expected_issuer`]); elsewhere the caller must configure it.
+//!
+//! Protected resource metadata (RFC 9728) lives here too, for the same two halves: the
+//! well-known URL a resource identifier implies ([`resource_metadata_url`]: the resource
+//! server serves its document there, a client reads it), and the client's read of a
+//! resource's document ([`fetch_resource`]), checked as RFC 9728 section 3.3 asks.
 
 use std::time::Duration;
 
@@ -17,6 +22,145 @@ use crate::issuer_http::{self, MAX_METADATA_BYTES};
 pub(crate) const OIDC_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// The RFC 8414 path prefix.
 const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
+
+/// The RFC 9728 section 3.1 well-known path prefix.
+pub(crate) const RESOURCE_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+/// Where a resource's metadata lives (RFC 9728 section 3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResourceMetadataUrl {
+    /// The absolute URL: `{origin}/.well-known/oauth-protected-resource{path}`.
+    pub(crate) url: String,
+    /// Its path alone (the route the resource server serves).
+    pub(crate) path: String,
+}
+
+/// The well-known metadata URL of the resource identifier `resource` (RFC 9728 section
+/// 3.1): the well-known prefix goes between the host and the path; a path of just `/`
+/// is no path (the slash after the host is removed), any other path is kept as it is,
+/// a trailing slash included. The identifier must be an absolute `http(s)` URL with a
+/// host and no query, fragment or user information (section 1.2 forbids the fragment and
+/// discourages the query; refusing it keeps one document per resource and the derived
+/// URL unambiguous). The transport policy (https, or loopback http) is the caller's
+/// check (`issuer_http::check_url`), so that its error can name the opt-in.
+pub(crate) fn resource_metadata_url(resource: &str) -> Result<ResourceMetadataUrl, String> {
+    let url = reqwest::Url::parse(resource)
+        .map_err(|e| format!("{resource:?} is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "{resource:?} is not an http:// or https:// URL with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{resource:?}: a resource identifier has no query or fragment (RFC 9728 section 1.2)"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{resource:?}: a resource identifier has no user information"
+        ));
+    }
+    let path = match url.path() {
+        "/" => "",
+        path => path,
+    };
+    let path = format!("{RESOURCE_WELL_KNOWN}{path}");
+    Ok(ResourceMetadataUrl {
+        url: format!("{}{path}", url.origin().ascii_serialization()),
+        path,
+    })
+}
+
+/// What a protected resource's metadata says, checked (RFC 9728 section 3.3).
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceMetadata {
+    /// The document's `authorization_servers` (issuer identifiers), in its order.
+    pub(crate) authorization_servers: Vec<String>,
+}
+
+/// Why a protected resource's metadata was not used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ResourceMetadataError {
+    /// The resource identifier cannot be used.
+    #[error("the protected resource {resource:?} cannot be used: {reason}")]
+    Resource { resource: String, reason: String },
+    /// Fetching or parsing failed.
+    #[error("cannot read the protected resource metadata at {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    /// The document is about another resource (RFC 9728 section 3.3: it must not be used).
+    #[error(
+        "the protected resource metadata at {url} is for resource {found:?}, not {expected:?} (RFC 9728 section 3.3)"
+    )]
+    ResourceMismatch {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    /// The document names no usable authorization server.
+    #[error(
+        "the protected resource metadata at {url} names no usable authorization server: {reason}"
+    )]
+    NoAuthorizationServer { url: String, reason: String },
+}
+
+/// Fetches the metadata of the protected resource `resource` and checks that its
+/// `resource` is identical to `resource` (RFC 9728 section 3.3: no normalisation, not even
+/// of a trailing slash), and that each of its authorization servers is a URL the transport
+/// policy allows (the caller still runs discovery on the one it picks).
+pub(crate) async fn fetch_resource(
+    http: &reqwest::Client,
+    resource: &str,
+    allow_insecure_http: bool,
+    timeout: Duration,
+) -> Result<ResourceMetadata, ResourceMetadataError> {
+    #[derive(Deserialize)]
+    struct Document {
+        resource: String,
+        #[serde(default)]
+        authorization_servers: Vec<String>,
+    }
+    let bad_resource = |reason: String| ResourceMetadataError::Resource {
+        resource: resource.to_owned(),
+        reason,
+    };
+    issuer_http::check_url(resource, allow_insecure_http)
+        .map_err(|e| bad_resource(e.to_string()))?;
+    let url = resource_metadata_url(resource).map_err(bad_resource)?.url;
+    let fail = |reason: String| ResourceMetadataError::Fetch {
+        url: url.clone(),
+        reason,
+    };
+    let body = issuer_http::get_capped(http, &url, timeout, MAX_METADATA_BYTES)
+        .await
+        .map_err(fail)?;
+    let doc: Document = serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))?;
+    if doc.resource != resource {
+        return Err(ResourceMetadataError::ResourceMismatch {
+            url,
+            expected: resource.to_owned(),
+            found: doc.resource,
+        });
+    }
+    if doc.authorization_servers.is_empty() {
+        return Err(ResourceMetadataError::NoAuthorizationServer {
+            url,
+            reason: "authorization_servers is missing or empty".into(),
+        });
+    }
+    for server in &doc.authorization_servers {
+        if let Err(e) = issuer_http::check_url(server, allow_insecure_http) {
+            return Err(ResourceMetadataError::NoAuthorizationServer {
+                url,
+                reason: e.to_string(),
+            });
+        }
+    }
+    tracing::debug!(%resource, authorization_servers = ?doc.authorization_servers, "protected resource metadata read");
+    Ok(ResourceMetadata {
+        authorization_servers: doc.authorization_servers,
+    })
+}
 
 /// What the discovery document says.
 #[derive(Debug, Clone)]
@@ -171,6 +315,47 @@ mod tests {
         assert_eq!(
             expected_issuer("https://as.example/.well-known/oauth-authorization-serverX"),
             None
+        );
+    }
+
+    #[test]
+    fn the_resource_metadata_url_follows_rfc9728_section_3_1() {
+        let derive = |r: &str| resource_metadata_url(r).map(|m| (m.url, m.path));
+        let wk = RESOURCE_WELL_KNOWN;
+        // No path, with and without the slash after the host.
+        for r in ["https://api.example", "https://api.example/"] {
+            assert_eq!(
+                derive(r).unwrap(),
+                (format!("https://api.example{wk}"), wk.to_owned())
+            );
+        }
+        // A path goes after the well-known prefix; the port stays with the origin.
+        assert_eq!(
+            derive("http://127.0.0.1:7062/orders/v1").unwrap(),
+            (
+                format!("http://127.0.0.1:7062{wk}/orders/v1"),
+                format!("{wk}/orders/v1")
+            )
+        );
+        // A trailing slash on a path is part of the identifier, so part of the URL.
+        assert_eq!(
+            derive("https://api.example/orders/").unwrap().0,
+            format!("https://api.example{wk}/orders/")
+        );
+        for bad in [
+            "https://api.example/?tenant=1",
+            "https://api.example/x#frag",
+            "https://user:pw@api.example/",
+            "ftp://api.example/",
+            "api.example",
+            "",
+        ] {
+            assert!(derive(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(
+            derive("https://api.example/?x")
+                .unwrap_err()
+                .contains("query")
         );
     }
 }

@@ -299,6 +299,58 @@ impl ClientCredentialsClient {
         client.issuer = Some(expected.to_owned());
         Ok(client)
     }
+
+    /// Builds a client for the protected resource `resource` (an API's URL) from its
+    /// OAuth 2.0 protected resource metadata (RFC 9728): the document at
+    /// `{origin}/.well-known/oauth-protected-resource{path}` must name `resource` exactly
+    /// (section 3.3); of its `authorization_servers`, `authority` if given (it must be
+    /// listed), else the first, is then discovered as in
+    /// [`from_authority`](Self::from_authority) (its document's `issuer` must equal that
+    /// entry), and its token endpoint is used. `timeout` bounds each of the two requests.
+    pub async fn from_protected_resource(
+        resource: &str,
+        authority: Option<&str>,
+        client_id: ClientId,
+        credential: impl Into<ClientCredential>,
+        timeout: Duration,
+        allow_insecure_http: bool,
+    ) -> Result<Self, TokenError> {
+        let http = crate::issuer_http::client(Some(timeout), timeout)
+            .map_err(|e| TokenError::Transport(e.to_string()))?;
+        let metadata =
+            crate::discovery::fetch_resource(&http, resource, allow_insecure_http, timeout)
+                .await
+                .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let servers = &metadata.authorization_servers;
+        let server = match authority {
+            // Compared as discovery compares issuers: a trailing slash aside.
+            Some(authority) => servers
+                .iter()
+                .find(|s| {
+                    crate::discovery::trim_slash(s) == crate::discovery::trim_slash(authority)
+                })
+                .ok_or_else(|| {
+                    TokenError::Discovery(format!(
+                        "the protected resource {resource} does not name the configured \
+                         authority {authority} among its authorization servers {servers:?}"
+                    ))
+                })?,
+            None => servers.first().ok_or_else(|| {
+                TokenError::Discovery(format!(
+                    "the protected resource {resource} names no authorization server"
+                ))
+            })?,
+        };
+        tracing::debug!(%resource, authorization_server = %server, "authorization server found through the protected resource metadata");
+        Self::from_authority(server, client_id, credential, timeout, allow_insecure_http)
+            .await
+            .map_err(|e| match e {
+                TokenError::Discovery(reason) => TokenError::Discovery(format!(
+                    "authorization server {server} of the protected resource {resource}: {reason}"
+                )),
+                other => other,
+            })
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub struct ClientSettings {
     pub token_endpoint_url: Option<String>,
     /// Or an issuer URL whose discovery document gives the token endpoint.
     pub authority: Option<String>,
+    /// Or the URL of the protected resource (the API) to call: its RFC 9728 metadata names
+    /// the authorization server (with `authority` also set, that one must be listed), whose
+    /// discovery document gives the token endpoint.
+    pub protected_resource: Option<String>,
     /// The client id.
     pub client_id: Option<String>,
     /// The client secret (never printed).
@@ -93,6 +97,15 @@ pub enum TokenSource {
     Endpoint(String),
     /// Discovered from this authority at start.
     Authority(String),
+    /// Found at start through the protected resource metadata (RFC 9728) of `resource`:
+    /// its authorization server (`authority` if set, which must be listed; else the first)
+    /// is discovered as [`Authority`](Self::Authority) is.
+    ProtectedResource {
+        /// The resource identifier (the API's URL), exactly as its metadata names it.
+        resource: String,
+        /// The authorization server to pick among the listed ones.
+        authority: Option<String>,
+    },
 }
 
 /// A checked client definition: everything but the discovery that an authority needs.
@@ -146,22 +159,38 @@ impl ClientSettings {
         let token_source = match (
             non_empty(self.token_endpoint_url),
             non_empty(self.authority),
+            non_empty(self.protected_resource),
         ) {
-            (Some(e), None) => {
+            (Some(e), None, None) => {
                 check(issuer("token_endpoint_url"), &e)?;
                 TokenSource::Endpoint(e)
             }
-            (None, Some(a)) => {
+            (None, Some(a), None) => {
                 check(issuer("authority"), &a)?;
                 TokenSource::Authority(a)
+            }
+            (None, authority, Some(resource)) => {
+                check(issuer("protected_resource"), &resource)?;
+                crate::discovery::resource_metadata_url(&resource)
+                    .map_err(|reason| fail(issuer("protected_resource"), reason))?;
+                if let Some(a) = &authority {
+                    check(issuer("authority"), a)?;
+                }
+                TokenSource::ProtectedResource {
+                    resource,
+                    authority,
+                }
             }
             _ => {
                 return Err(fail(
                     issuer("token_endpoint_url"),
                     format!(
-                        "set exactly one of {} or {}",
+                        "set exactly one of {}, {} or {} (or {} with {})",
                         issuer("token_endpoint_url"),
-                        issuer("authority")
+                        issuer("authority"),
+                        issuer("protected_resource"),
+                        issuer("protected_resource"),
+                        issuer("authority"),
                     ),
                 ));
             }
@@ -425,6 +454,20 @@ impl ClientDefinition {
                 )
                 .await?
             }
+            TokenSource::ProtectedResource {
+                resource,
+                authority,
+            } => {
+                ClientCredentialsClient::from_protected_resource(
+                    resource,
+                    authority.as_deref(),
+                    self.client_id.clone(),
+                    self.credential.clone(),
+                    timeout,
+                    self.allow_insecure_http,
+                )
+                .await?
+            }
         };
         let mut client = client
             .with_scope(self.scope.clone())
@@ -439,7 +482,8 @@ impl ClientDefinition {
 /// The environment-variable names of a [`ClientArgs`] group, chosen by the service.
 pub trait ClientEnv: Send + Sync + 'static {
     /// Before the issuer's settings: `AUTH_SERVER_` gives `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
-    /// `AUTH_SERVER_AUTHORITY`, `AUTH_SERVER_ALLOW_INSECURE_HTTP`.
+    /// `AUTH_SERVER_AUTHORITY`, `AUTH_SERVER_PROTECTED_RESOURCE`,
+    /// `AUTH_SERVER_ALLOW_INSECURE_HTTP`.
     const ISSUER_PREFIX: &'static str;
     /// Before the client's own: `AUTH_SERVER_MYBFF_` gives `AUTH_SERVER_MYBFF_CLIENT_ID`,
     /// `..._CLIENT_SECRET`, `..._CLIENT_SECRET_FILE`, `..._SCOPE`, `..._RESOURCE`,
@@ -516,8 +560,11 @@ mod cli {
                         .to_owned(),
                 )
                 .value_parser(http_url)
-                .required_unless_present(var(issuer, "authority"))
-                .conflicts_with(var(issuer, "authority")),
+                .required_unless_present_any([
+                    var(issuer, "authority"),
+                    var(issuer, "protected_resource"),
+                ])
+                .conflicts_with_all([var(issuer, "authority"), var(issuer, "protected_resource")]),
             )
             .arg(
                 arg::<E>(
@@ -526,6 +573,22 @@ mod cli {
                     "authority",
                     "Or an issuer URL whose discovery document gives the token endpoint."
                         .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(
+                arg::<E>(
+                    issuer,
+                    "protected_resource",
+                    "protected-resource",
+                    format!(
+                        "Or the URL of the API to call: its OAuth 2.0 protected resource \
+                         metadata (RFC 9728, /.well-known/oauth-protected-resource) names the \
+                         issuer, whose discovery document gives the token endpoint. The \
+                         document must name this exact URL. With {} too, that issuer must \
+                         be listed and is the one used.",
+                        var(issuer, "authority")
+                    ),
                 )
                 .value_parser(http_url),
             )
@@ -709,6 +772,7 @@ mod cli {
                 settings: ClientSettings {
                     token_endpoint_url: text(issuer, "token_endpoint_url"),
                     authority: text(issuer, "authority"),
+                    protected_resource: text(issuer, "protected_resource"),
                     client_id: text(client, "client_id"),
                     client_secret: text(client, "client_secret").map(ClientSecret::new),
                     client_secret_file: matches
@@ -922,6 +986,50 @@ mod tests {
             "AUTH_SERVER_MYBFF_CLIENT_ASSERTION_ALG"
         );
         std::fs::remove_file(&key).unwrap();
+    }
+
+    #[test]
+    fn a_protected_resource_is_a_token_source_alone_or_with_its_authority() {
+        let with = |endpoint: Option<&str>, authority: Option<&str>, resource: Option<&str>| {
+            let mut s = base();
+            s.client_secret = Some(ClientSecret::new("s"));
+            s.token_endpoint_url = endpoint.map(str::to_owned);
+            s.authority = authority.map(str::to_owned);
+            s.protected_resource = resource.map(str::to_owned);
+            definition(s)
+        };
+        let d = with(None, None, Some("https://api.example/orders")).unwrap();
+        assert_eq!(
+            d.token_source,
+            TokenSource::ProtectedResource {
+                resource: "https://api.example/orders".into(),
+                authority: None
+            }
+        );
+        let d = with(
+            None,
+            Some("https://issuer.example"),
+            Some("https://api.example"),
+        )
+        .unwrap();
+        assert!(matches!(
+            d.token_source,
+            TokenSource::ProtectedResource {
+                authority: Some(_),
+                ..
+            }
+        ));
+        let e = with(
+            Some("https://issuer.example/token"),
+            None,
+            Some("https://api.example"),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("AUTH_SERVER_PROTECTED_RESOURCE"), "{e}");
+        for bad in ["http://api.example", "https://api.example/?q"] {
+            let e = with(None, None, Some(bad)).unwrap_err();
+            assert_eq!(e.setting, "AUTH_SERVER_PROTECTED_RESOURCE", "{e}");
+        }
     }
 
     #[test]

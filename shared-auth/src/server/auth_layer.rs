@@ -151,6 +151,16 @@ fn bound_as_bearer(dpop: &DpopVerifier) -> Response<Body> {
     challenge::bound_token_as_bearer(algs)
 }
 
+/// A refusal with the RFC 9728 pointer to the resource's metadata in its challenges,
+/// when the validator has a protected resource configured (section 5.1). Every refusal of
+/// this layer goes through here; the inner service's own answers do not.
+fn pointed(validator: &JwtValidator, response: Response<Body>) -> Response<Body> {
+    match validator.resource_metadata() {
+        Some(published) => challenge::with_resource_metadata(response, published.challenge_param()),
+        None => response,
+    }
+}
+
 /// Counts a DPoP proof outcome.
 fn proof_outcome(outcome: &'static str, reason: &'static str) {
     metrics::counter!(crate::metrics::DPOP_PROOFS, "outcome" => outcome, "reason" => reason)
@@ -192,8 +202,9 @@ where
         if values.next().is_some() {
             tracing::debug!(reason = "repeated_header", "request refused");
             rejected("repeated_header");
-            return AuthFuture::ready(challenge::invalid_request(
-                "Send exactly one Authorization header.",
+            return AuthFuture::ready(pointed(
+                &self.validator,
+                challenge::invalid_request("Send exactly one Authorization header."),
             ));
         }
         let dpop = self.validator.dpop();
@@ -207,7 +218,7 @@ where
             .and_then(|token| self.validator.validated(token))
         {
             if principal.dpop_jkt().is_some() {
-                return AuthFuture::ready(bound_as_bearer(dpop));
+                return AuthFuture::ready(pointed(&self.validator, bound_as_bearer(dpop)));
             }
             self.validator.metrics().accepted(&principal).increment();
             self.validator.metrics().cache_hits.increment();
@@ -215,21 +226,26 @@ where
             return AuthFuture::inner(self.inner.call(request));
         }
         let token = match first.map(|v| parse_authorization(v.as_bytes())) {
-            None | Some(Credentials::Missing) => return AuthFuture::ready(missing(dpop)),
+            None | Some(Credentials::Missing) => {
+                return AuthFuture::ready(pointed(&self.validator, missing(dpop)));
+            }
             // With DPoP off, the scheme is as unknown as any other.
             Some(Credentials::Dpop(_) | Credentials::MalformedDpop)
                 if dpop.mode() == DpopMode::Off =>
             {
-                return AuthFuture::ready(missing(dpop));
+                return AuthFuture::ready(pointed(&self.validator, missing(dpop)));
             }
             Some(Credentials::MalformedDpop) => {
                 tracing::debug!(reason = "malformed_header", "request refused");
                 rejected("malformed_header");
-                return AuthFuture::ready(challenge::dpop_error(
-                    StatusCode::BAD_REQUEST,
-                    &dpop.algs_param,
-                    "invalid_request",
-                    "The Authorization header must be 'DPoP' followed by one token.",
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    challenge::dpop_error(
+                        StatusCode::BAD_REQUEST,
+                        &dpop.algs_param,
+                        "invalid_request",
+                        "The Authorization header must be 'DPoP' followed by one token.",
+                    ),
                 ));
             }
             Some(Credentials::Dpop(token)) => {
@@ -239,25 +255,32 @@ where
             Some(Credentials::Bearer(_)) if !bearer_allowed => {
                 tracing::debug!(reason = "dpop_required", "token refused");
                 rejected("dpop_required");
-                return AuthFuture::ready(challenge::dpop_error(
-                    StatusCode::UNAUTHORIZED,
-                    &dpop.algs_param,
-                    "invalid_token",
-                    "DPoP is required: send a DPoP-bound access token with the DPoP scheme and a DPoP proof",
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    challenge::dpop_error(
+                        StatusCode::UNAUTHORIZED,
+                        &dpop.algs_param,
+                        "invalid_token",
+                        "DPoP is required: send a DPoP-bound access token with the DPoP scheme and a DPoP proof",
+                    ),
                 ));
             }
             Some(Credentials::TooLarge) => {
                 tracing::debug!(reason = "too_large", "token refused");
                 rejected("too_large");
-                return AuthFuture::ready(challenge::invalid_token(
-                    "the access token is too large",
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    challenge::invalid_token("the access token is too large"),
                 ));
             }
             Some(Credentials::Malformed) => {
                 tracing::debug!(reason = "malformed_header", "request refused");
                 rejected("malformed_header");
-                return AuthFuture::ready(challenge::invalid_request(
-                    "The Authorization header must be 'Bearer' followed by one token.",
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    challenge::invalid_request(
+                        "The Authorization header must be 'Bearer' followed by one token.",
+                    ),
                 ));
             }
             Some(Credentials::Bearer(token)) => token,
@@ -266,14 +289,14 @@ where
         // box and no copy of the token.
         match self.validator.verify_now(token) {
             Some(Ok(principal)) if principal.dpop_jkt().is_some() => {
-                return AuthFuture::ready(bound_as_bearer(dpop));
+                return AuthFuture::ready(pointed(&self.validator, bound_as_bearer(dpop)));
             }
             Some(Ok(principal)) => {
                 self.validator.metrics().accepted(&principal).increment();
                 request.extensions_mut().insert(principal);
                 return AuthFuture::inner(self.inner.call(request));
             }
-            Some(Err(error)) => return AuthFuture::ready(refusal(error)),
+            Some(Err(error)) => return AuthFuture::ready(pointed(&self.validator, refusal(error))),
             None => {}
         }
         // Slow path: the token names a key that is not loaded, so validation waits for a
@@ -286,14 +309,14 @@ where
         AuthFuture::boxed(Box::pin(async move {
             match validator.validate(&token).await {
                 Ok(principal) if principal.dpop_jkt().is_some() => {
-                    Ok(bound_as_bearer(validator.dpop()))
+                    Ok(pointed(&validator, bound_as_bearer(validator.dpop())))
                 }
                 Ok(principal) => {
                     validator.metrics().accepted(&principal).increment();
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
-                Err(error) => Ok(refusal(error)),
+                Err(error) => Ok(pointed(&validator, refusal(error))),
             }
         }))
     }
@@ -317,17 +340,30 @@ where
             tracing::debug!(reason = "repeated_dpop_header", "request refused");
             rejected("repeated_header");
             proof_outcome("rejected", "repeated_header");
-            return AuthFuture::ready(challenge::dpop_error(
-                StatusCode::BAD_REQUEST,
-                &dpop.algs_param,
-                "invalid_request",
-                "Send exactly one DPoP header.",
+            return AuthFuture::ready(pointed(
+                &self.validator,
+                challenge::dpop_error(
+                    StatusCode::BAD_REQUEST,
+                    &dpop.algs_param,
+                    "invalid_request",
+                    "Send exactly one DPoP header.",
+                ),
             ));
         }
         let proof = match proof.map(|p| (p.len() <= MAX_PROOF_LEN, p.to_str())) {
-            None => return AuthFuture::ready(proof_refusal(dpop, ProofError::Missing)),
+            None => {
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    proof_refusal(dpop, ProofError::Missing),
+                ));
+            }
             Some((true, Ok(proof))) => proof.to_owned(),
-            Some(_) => return AuthFuture::ready(proof_refusal(dpop, ProofError::Malformed)),
+            Some(_) => {
+                return AuthFuture::ready(pointed(
+                    &self.validator,
+                    proof_refusal(dpop, ProofError::Malformed),
+                ));
+            }
         };
         let method = request.method().as_str().to_owned();
         // The path before any nesting: what the client addressed.
@@ -357,26 +393,32 @@ where
                 Err(
                     error @ (ValidationError::KeysUnavailable { .. }
                     | ValidationError::Overloaded { .. }),
-                ) => return Ok(refusal(error)),
+                ) => return Ok(pointed(&validator, refusal(error))),
                 Err(error) => {
                     tracing::debug!(reason = error.reason(), "token refused");
                     rejected(error.reason());
-                    return Ok(challenge::dpop_error(
-                        StatusCode::UNAUTHORIZED,
-                        &dpop.algs_param,
-                        "invalid_token",
-                        &error.to_string(),
+                    return Ok(pointed(
+                        &validator,
+                        challenge::dpop_error(
+                            StatusCode::UNAUTHORIZED,
+                            &dpop.algs_param,
+                            "invalid_token",
+                            &error.to_string(),
+                        ),
                     ));
                 }
             };
             let Some(jkt) = principal.dpop_jkt() else {
                 tracing::debug!(reason = "not_dpop_bound", "token refused");
                 rejected("not_dpop_bound");
-                return Ok(challenge::dpop_error(
-                    StatusCode::UNAUTHORIZED,
-                    &dpop.algs_param,
-                    "invalid_token",
-                    "the access token is not DPoP-bound (no cnf.jkt)",
+                return Ok(pointed(
+                    &validator,
+                    challenge::dpop_error(
+                        StatusCode::UNAUTHORIZED,
+                        &dpop.algs_param,
+                        "invalid_token",
+                        "the access token is not DPoP-bound (no cnf.jkt)",
+                    ),
                 ));
             };
             let input = ProofInput {
@@ -389,11 +431,13 @@ where
             };
             let checked = match dpop.check(&input) {
                 Ok(checked) => checked,
-                Err(error) => return Ok(proof_refusal(dpop, error)),
+                Err(error) => return Ok(pointed(&validator, proof_refusal(dpop, error))),
             };
             match dpop.first_use(&checked).await {
                 Ok(true) => {}
-                Ok(false) => return Ok(proof_refusal(dpop, ProofError::Replay)),
+                Ok(false) => {
+                    return Ok(pointed(&validator, proof_refusal(dpop, ProofError::Replay)));
+                }
                 Err(error) => {
                     // Fail closed: a proof whose replay check cannot run is not accepted.
                     tracing::warn!(%error, "request refused: the DPoP replay check could not run");

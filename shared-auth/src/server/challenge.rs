@@ -53,6 +53,37 @@ fn append_challenge(mut response: Response<Body>, challenge: &str) -> Response<B
     response
 }
 
+/// Adds `param` (RFC 9728 section 5.1's `resource_metadata="..."`) to every challenge of
+/// `response`: after the scheme of a bare one (`Bearer resource_metadata="..."`), after the
+/// last parameter of the others (`Bearer error="invalid_token", ..., resource_metadata=
+/// "..."`), so that the error stays first for parsers and tests that look there. A response
+/// without challenges (503) is left as it is.
+pub(crate) fn with_resource_metadata(mut response: Response<Body>, param: &str) -> Response<Body> {
+    let headers = response.headers_mut();
+    let values: Vec<HeaderValue> = headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| {
+            let challenge = value.to_str().ok()?;
+            let joined = if challenge.contains(' ') {
+                format!("{challenge}, {param}")
+            } else {
+                format!("{challenge} {param}")
+            };
+            // Both parts are valid header text, so is their join; keep the old value if not.
+            Some(HeaderValue::from_str(&joined).unwrap_or_else(|_| value.clone()))
+        })
+        .collect();
+    if values.is_empty() {
+        return response;
+    }
+    headers.remove(header::WWW_AUTHENTICATE);
+    for value in values {
+        headers.append(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
 /// 401 with a bare `Bearer` challenge: no credentials were sent (RFC 6750 section 3.1).
 pub(crate) fn missing_token() -> Response<Body> {
     with_challenge(
@@ -231,5 +262,28 @@ mod tests {
         );
         assert_eq!(found[1], "DPoP algs=\"ES256 EdDSA\"");
         assert_eq!(challenges(&bound_token_as_bearer(None)).len(), 1);
+    }
+
+    #[test]
+    fn the_resource_metadata_parameter_joins_every_challenge() {
+        const META: &str =
+            "resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\"";
+        let r = with_resource_metadata(missing_token_dpop(ALGS, true), META);
+        assert_eq!(
+            challenges(&r),
+            [
+                format!("Bearer {META}"),
+                format!("DPoP algs=\"ES256 EdDSA\", {META}")
+            ]
+        );
+        let r = with_resource_metadata(invalid_token("the access token expired"), META);
+        assert_eq!(
+            challenges(&r),
+            [format!(
+                "Bearer error=\"invalid_token\", error_description=\"the access token expired\", {META}"
+            )]
+        );
+        let r = with_resource_metadata(unavailable(3), META);
+        assert!(challenges(&r).is_empty());
     }
 }

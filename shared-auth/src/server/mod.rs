@@ -9,7 +9,9 @@
 //! - [`Principal`] is the caller, as a handler argument;
 //! - [`DpopConfig`] turns on DPoP (RFC 9449) proof-of-possession checks: allowed beside
 //!   bearer tokens by default, or required, with a replay store ([`ReplayStore`]) and
-//!   optional server nonces.
+//!   optional server nonces;
+//! - [`ProtectedResource`] publishes the API's OAuth 2.0 protected resource metadata
+//!   (RFC 9728) and points the 401 challenges at it.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,6 +40,7 @@ mod dpop_replay;
 mod error;
 pub(crate) mod jwks;
 mod principal;
+mod resource_metadata;
 mod response_future;
 mod scope_policy;
 mod settings;
@@ -54,6 +57,7 @@ pub use dpop::{
 };
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
 pub use principal::{MissingAuthLayer, Principal};
+pub use resource_metadata::ProtectedResource;
 pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]

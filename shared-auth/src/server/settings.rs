@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
 use super::error::SignatureAlgorithm;
+use super::resource_metadata::ProtectedResource;
 use super::validation::{IssuerConfig, MetadataSource, TokenProfile, ValidatorConfig};
 use crate::settings::SettingsError;
 
@@ -98,6 +99,12 @@ pub struct ValidatorSettings {
     /// Signature verifications run at once; over it a first-seen token waits briefly, then
     /// gets 503 (unset: one less than the cores, at least 1; 0: no bound).
     pub max_concurrent_verifications: Option<usize>,
+    /// This API's resource identifier (RFC 9728): set, the service publishes its protected
+    /// resource metadata and its 401 challenges point at it (unset: neither).
+    pub resource: Option<String>,
+    /// The metadata's `scopes_supported` (with `resource` only; a service may also set
+    /// them in code on [`ValidatorConfig::resource`]).
+    pub scopes_supported: Vec<String>,
     /// A TOML file of more trusted issuers, one `[[issuer]]` table each with the fields of
     /// [`IssuerSettings`]. Without the single-issuer settings above, the file's first
     /// issuer is the first one.
@@ -291,6 +298,8 @@ impl Default for ValidatorSettings {
             max_concurrent_verifications: None,
             issuers_file: None,
             issuers: Vec::new(),
+            resource: None,
+            scopes_supported: Vec::new(),
         }
     }
 }
@@ -471,6 +480,37 @@ impl ValidatorSettings {
                 scope_aliases: Default::default(),
             }
         };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let check = |field: &str, url: &str| {
+            crate::issuer_http::check_url(url, insecure)
+                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+        };
+        let scopes: Vec<String> = self
+            .scopes_supported
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                crate::scope::Scope::new(s)
+                    .map(|s| s.as_str().to_owned())
+                    .map_err(|e| fail("scopes_supported", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let resource = match non_empty(self.resource) {
+            Some(resource) => {
+                check("resource", &resource)?;
+                crate::discovery::resource_metadata_url(&resource)
+                    .map_err(|reason| fail("resource", reason))?;
+                Some(ProtectedResource::new(resource).with_scopes(scopes))
+            }
+            None if !scopes.is_empty() => {
+                return Err(fail(
+                    "scopes_supported",
+                    format!("only used with {}", name("resource")),
+                ));
+            }
+            None => None,
+        };
         let listed = |n: usize| {
             let file = name("issuers_file");
             move |field: &str, reason: String| SettingsError {
@@ -505,6 +545,7 @@ impl ValidatorSettings {
         let mut config = ValidatorConfig::new(metadata, profile);
         config.additional_issuers = additional;
         config.scope_aliases = aliases;
+        config.resource = resource;
         config.leeway = Duration::from_secs(self.clock_skew_secs);
         config.lazy = lazy;
         config.issuer = issuer;
@@ -800,6 +841,30 @@ mod cli {
                 )
                 .value_parser(clap::value_parser!(usize)),
             )
+            .arg(
+                arg::<P>(
+                    "resource",
+                    "This API's resource identifier, as clients address it \
+                     (https://api.example.com/orders; http only to loopback): publishes the \
+                     OAuth 2.0 protected resource metadata (RFC 9728) at \
+                     /.well-known/oauth-protected-resource plus the URL's path, and adds \
+                     resource_metadata=\"...\" to the 401 challenges. Unset: neither."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(
+                arg::<P>(
+                    "scopes_supported",
+                    format!(
+                        "Comma-separated scopes listed in the protected resource metadata \
+                         (with {}).",
+                        n("resource")
+                    ),
+                )
+                .value_delimiter(',')
+                .action(ArgAction::Append),
+            )
             .arg(boolean::<P>(
                 "lazy_keys",
                 "Start even if the issuer is unreachable: discovery and keys load in the \
@@ -869,6 +934,11 @@ mod cli {
                         .copied(),
                     issuers_file: text("issuers_file"),
                     issuers: Vec::new(),
+                    resource: text("resource"),
+                    scopes_supported: matches
+                        .get_many::<String>(id::<P>("scopes_supported"))
+                        .map(|v| v.cloned().collect())
+                        .unwrap_or_default(),
                 },
                 prefix: PhantomData,
             })
@@ -944,6 +1014,59 @@ mod tests {
         );
         assert_eq!(config.leeway, Duration::from_secs(5));
         assert!(config.lazy);
+    }
+
+    #[test]
+    fn the_protected_resource_settings_are_checked_and_name_the_variable() {
+        assert!(
+            settings(|_| {})
+                .into_config_named("AUTH_")
+                .unwrap()
+                .resource
+                .is_none()
+        );
+        let config = settings(|s| {
+            s.resource = Some("https://api.example/orders".into());
+            s.scopes_supported = vec!["orders/read".into(), " orders/write ".into()];
+        })
+        .into_config_named("AUTH_")
+        .unwrap();
+        assert_eq!(
+            config.resource,
+            Some(
+                ProtectedResource::new("https://api.example/orders")
+                    .with_scopes(["orders/read", "orders/write"])
+            )
+        );
+        for (edit, variable) in [
+            (
+                Box::new(|s: &mut ValidatorSettings| s.resource = Some("http://api.example".into()))
+                    as Box<dyn Fn(&mut ValidatorSettings)>,
+                "AUTH_RESOURCE",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| {
+                    s.resource = Some("https://api.example/?x=1".into())
+                }),
+                "AUTH_RESOURCE",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| s.scopes_supported = vec!["a".into()]),
+                "AUTH_SCOPES_SUPPORTED",
+            ),
+            (
+                Box::new(|s: &mut ValidatorSettings| {
+                    s.resource = Some("https://api.example".into());
+                    s.scopes_supported = vec!["a\"b".into()];
+                }),
+                "AUTH_SCOPES_SUPPORTED",
+            ),
+        ] {
+            let e = settings(|s| edit(s))
+                .into_config_named("AUTH_")
+                .unwrap_err();
+            assert_eq!(e.setting, variable, "{e}");
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::{Principal, PrincipalParts};
+use super::resource_metadata::{ProtectedResource, Published};
 use super::validated_cache::{Entry, ValidatedCache};
 use crate::discovery;
 use crate::issuer_http;
@@ -172,6 +173,11 @@ pub struct ValidatorConfig {
     /// are spelled otherwise, e.g. `weather.read` for `MyService/weather_read` during a
     /// migration. The token's own scopes stay.
     pub scope_aliases: Vec<(String, String)>,
+    /// This API as an OAuth 2.0 protected resource (RFC 9728; default none): when set, the
+    /// validator publishes its metadata
+    /// ([`JwtValidator::resource_metadata_router`]) and every 401 challenge of the auth
+    /// layer points at it (`resource_metadata="..."`).
+    pub resource: Option<ProtectedResource>,
 }
 
 /// An issuer a validator trusts beside the one of its [`ValidatorConfig`]
@@ -254,6 +260,7 @@ impl ValidatorConfig {
             verification_wait: Duration::from_millis(50),
             additional_issuers: Vec::new(),
             scope_aliases: Vec::new(),
+            resource: None,
         }
     }
 
@@ -512,6 +519,8 @@ struct Inner {
     /// Bounds the signature verifications running at once; `None`: unbounded.
     verifications: Option<Semaphore>,
     verification_wait: Duration,
+    /// The RFC 9728 metadata, when a protected resource is configured.
+    resource: Option<Published>,
 }
 
 /// One trusted issuer: its keys, and what its tokens must look like.
@@ -764,6 +773,11 @@ impl JwtValidator {
         let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
             .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
         let dpop = DpopVerifier::new(config.dpop.clone())?;
+        let resource = config
+            .resource
+            .as_ref()
+            .map(|r| Published::new(r, &config.dpop, config.allow_insecure_http))
+            .transpose()?;
         let validated = Arc::new(ValidatedCache::new(config.validated_cache_capacity));
         let timing = KeyCacheTiming {
             refresh_interval: config.refresh_interval,
@@ -808,6 +822,7 @@ impl JwtValidator {
             verifications: (config.max_concurrent_verifications > 0)
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
             verification_wait: config.verification_wait,
+            resource,
         })))
     }
 
@@ -839,6 +854,19 @@ impl JwtValidator {
                     .or_else(|| i.hint.clone())
             })
             .collect()
+    }
+
+    /// The authorization servers whose tokens this validator accepts, as RFC 9728's
+    /// `authorization_servers` lists them: every trusted issuer (see
+    /// [`issuers`](Self::issuers): an issuer a lazily started validator has not discovered
+    /// yet is listed as its configuration names or implies it).
+    pub fn authorization_servers(&self) -> Vec<String> {
+        self.issuers()
+    }
+
+    /// The published RFC 9728 metadata, when a protected resource is configured.
+    pub(crate) fn resource_metadata(&self) -> Option<&Published> {
+        self.0.resource.as_ref()
     }
 
     /// The (first) issuer's token endpoint, once discovery gave one (for OpenAPI
