@@ -1,20 +1,15 @@
 //! The conformance kit (`infra/conformance`) against my-service: the kit starts its own
 //! issuer (keys it holds, a throwaway client), my-service is configured to trust it (RFC
 //! 9068 profile, discovery from the kit's issuer), and the whole catalogue runs over HTTP,
-//! DPoP detected from my-service's challenges. Every case passes except, for now, the RFC
-//! 9728 metadata group; the JUnit XML parses and its counts match the run.
+//! DPoP detected from my-service's challenges, its RFC 9728 resource identifier its own
+//! URL. Every case passes; the JUnit XML parses and its counts match the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::net::SocketAddr;
 
 use conformance::{CASES, Group, Kit, Profile, Settings, Target, Verdict, report};
-use shared_auth::server::TokenProfile;
+use shared_auth::server::{JwtValidator, ProtectedResource, TokenProfile};
 use system_tests::*;
-
-/// my-service does not serve RFC 9728 metadata yet (another branch adds it): while this is
-/// `true`, the metadata group may fail here and only that group. Flip it to `false` once
-/// the metadata endpoint is merged.
-const METADATA_GROUP_PENDING: bool = true;
 
 /// Counts of a JUnit element: (tests, failures, errors) attributes.
 fn counts(node: roxmltree::Node<'_, '_>) -> (usize, usize, usize) {
@@ -28,14 +23,21 @@ async fn the_kit_passes_my_service_and_writes_valid_junit() {
     let kit = Kit::start(settings, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
-    let service = start_service(
-        kit.issuer(),
+    // my-service with its own URL as its resource identifier, so its metadata and its
+    // challenges' `resource_metadata` are what the kit checks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = validator_config_for(
+        kit.issuer().issuer(),
         TokenProfile::Rfc9068 {
             audience: "MyService".into(),
         },
-    )
-    .await;
-    let target = Target::new(&format!("{}/weatherforecast", service.base)).unwrap();
+    );
+    config.resource = Some(ProtectedResource::new(base.clone()).with_scopes([READ, WRITE]));
+    let validator = JwtValidator::new(config).await.unwrap();
+    let router = my_service::router(validator, "http://127.0.0.1:1/token");
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let target = Target::new(&format!("{base}/weatherforecast")).unwrap();
     let report = kit.run(&target, CASES).await;
     println!("{}", report::table(&report));
 
@@ -54,7 +56,6 @@ async fn the_kit_passes_my_service_and_writes_valid_junit() {
     }
     let unexpected: Vec<String> = report
         .failures()
-        .filter(|o| !(METADATA_GROUP_PENDING && o.group == Group::Metadata))
         .map(|o| {
             format!(
                 "{} ({}): got {}, expected {}",
@@ -124,4 +125,5 @@ async fn the_kit_passes_my_service_and_writes_valid_junit() {
         .find(|n| n.has_tag_name("failure"))
         .unwrap();
     assert!(failure.text().unwrap().contains("]]><x a=\"&"));
+    server.abort();
 }
