@@ -9,6 +9,8 @@
 //! - [`DpopConfig`] turns on DPoP (RFC 9449) proof-of-possession checks: allowed beside
 //!   bearer tokens by default, or required, with a replay store ([`ReplayStore`]) and
 //!   optional server nonces.
+//! - [`IntrospectionConfig`] turns on opaque access tokens: a token that is not a JWS is
+//!   checked at the issuer's introspection endpoint (RFC 7662, RFC 9701), with a cache.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -35,6 +37,7 @@ mod dpop;
 mod dpop_nonce;
 mod dpop_replay;
 mod error;
+mod introspection;
 pub(crate) mod jwks;
 mod principal;
 mod response_future;
@@ -52,6 +55,7 @@ pub use dpop::{
     SecretValue,
 };
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
+pub use introspection::IntrospectionConfig;
 pub use principal::{MissingAuthLayer, Principal};
 pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};

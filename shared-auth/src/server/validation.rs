@@ -37,6 +37,7 @@ use serde_json::Value;
 
 use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
+use super::introspection::{self, IntrospectionConfig, Introspector};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::{Principal, PrincipalParts};
 use super::validated_cache::{Entry, ValidatedCache};
@@ -157,6 +158,10 @@ pub struct ValidatorConfig {
     pub max_concurrent_verifications: usize,
     /// How long a token waits for a verification slot (default 50 ms).
     pub verification_wait: Duration,
+    /// Opaque access tokens: a token that is not a compact JWS is checked at the issuer's
+    /// introspection endpoint (RFC 7662; see the `introspection` module). `None` (the
+    /// default): such a token is refused as malformed. JWTs are never introspected.
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 /// One less than the available cores, at least 1: see
@@ -194,6 +199,7 @@ impl ValidatorConfig {
             dpop: DpopConfig::default(),
             max_concurrent_verifications: default_verification_bound(),
             verification_wait: Duration::from_millis(50),
+            introspection: None,
         }
     }
 }
@@ -428,6 +434,8 @@ struct Inner {
     /// Bounds the signature verifications running at once; `None`: unbounded.
     verifications: Option<Semaphore>,
     verification_wait: Duration,
+    /// Checks opaque tokens, when configured.
+    introspector: Option<Introspector>,
 }
 
 /// Counters the accepting paths of the auth layer bump on every request.
@@ -578,6 +586,32 @@ impl JwtValidator {
             })?;
             keys.spawn_background_refresh(false);
         }
+        let introspector = match config.introspection {
+            None => None,
+            Some(introspection) => {
+                let checks = introspection::Checks {
+                    audience: audience.clone(),
+                    allowed_client_ids: match &config.profile {
+                        TokenProfile::Cognito { allowed_client_ids } => allowed_client_ids.clone(),
+                        _ => Vec::new(),
+                    },
+                    leeway: config.leeway,
+                    algorithms: algorithms.clone(),
+                    discovery_url: match &config.metadata {
+                        MetadataSource::Authority(authority) => {
+                            Some(discovery::authority_url(authority))
+                        }
+                        MetadataSource::MetadataAddress(url) => Some(url.clone()),
+                        MetadataSource::Jwks { .. } => None,
+                    },
+                    allow_insecure_http: config.allow_insecure_http,
+                };
+                Some(
+                    Introspector::new(introspection, checks, keys.clone())
+                        .map_err(StartError::Config)?,
+                )
+            }
+        };
         Ok(JwtValidator(Arc::new(Inner {
             profile: config.profile,
             leeway: config.leeway,
@@ -590,6 +624,7 @@ impl JwtValidator {
             verifications: (config.max_concurrent_verifications > 0)
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
             verification_wait: config.verification_wait,
+            introspector,
         })))
     }
 
@@ -619,6 +654,9 @@ impl JwtValidator {
 
     /// Validates a compact JWT and returns the caller.
     pub async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
+        if let Some(introspector) = self.introspector_for(token) {
+            return introspector.validate(token).await;
+        }
         if let Some(result) = self.validate_now(token) {
             return result;
         }
@@ -632,7 +670,11 @@ impl JwtValidator {
 
     /// Validates without waiting, which is every case but one: `None` means the token
     /// names a key that is not loaded, and only [`validate`](Self::validate) can fetch it.
+    /// An opaque token, with introspection configured, is also `None`: it needs a call.
     pub fn validate_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        if self.introspector_for(token).is_some() {
+            return None;
+        }
         if let Some(principal) = self.validated(token.as_bytes()) {
             return Some(Ok(principal));
         }
@@ -642,6 +684,9 @@ impl JwtValidator {
     /// [`validate_now`](Self::validate_now) minus the validated-token lookup, for a caller
     /// that has just made it (the auth layer's fast path). A success is remembered.
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        if self.introspector_for(token).is_some() {
+            return None;
+        }
         let epoch = self.0.validated.epoch();
         let header = match self.header(token) {
             Ok(header) => header,
@@ -664,6 +709,14 @@ impl JwtValidator {
             self.remember(token, principal, epoch);
         }
         Some(result)
+    }
+
+    /// The introspector, when one is configured and `token` is not a compact JWS.
+    fn introspector_for(&self, token: &str) -> Option<&Introspector> {
+        self.0
+            .introspector
+            .as_ref()
+            .filter(|_| !introspection::is_compact_jws(token))
     }
 
     /// The principal of a token validated before and still within its time window, looked
