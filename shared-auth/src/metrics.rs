@@ -177,7 +177,10 @@ pub fn describe() {
         DPOP_PROOFS,
         "DPoP proofs accepted or rejected by the auth layer, by reason"
     );
-    describe_counter!(INTROSPECTIONS, "Introspection calls for opaque tokens, by outcome");
+    describe_counter!(
+        INTROSPECTIONS,
+        "Introspection calls for opaque tokens, by outcome"
+    );
     describe_counter!(
         INTROSPECTION_CACHE_HITS,
         "Opaque tokens answered by the introspection cache"

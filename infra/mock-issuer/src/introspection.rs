@@ -227,15 +227,10 @@ async fn authenticate<'s>(
             assertion,
         } => {
             let now = unix_now();
-            let auth = crate::client_auth::authenticate(
-                state,
-                client_id,
-                assertion_type,
-                assertion,
-                now,
-            )
-            .await
-            .map_err(|d| OAuthError::invalid_client(d, false))?;
+            let auth =
+                crate::client_auth::authenticate(state, client_id, assertion_type, assertion, now)
+                    .await
+                    .map_err(|d| OAuthError::invalid_client(d, false))?;
             if let Some(jti) = auth.single_use_jti {
                 crate::client_auth::consume_jti(state, jti, now)
                     .map_err(|d| OAuthError::invalid_client(d, false))?;

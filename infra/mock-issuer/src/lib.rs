@@ -282,7 +282,12 @@ impl IssuerHandle {
     /// Issues an opaque access token for `client_id` with `scopes`, valid for the current
     /// token lifetime (see [`Self::set_token_lifetime`]), whatever the client's
     /// configuration says. `jkt`: the DPoP key thumbprint it is bound to (`cnf.jkt`).
-    pub fn issue_opaque_token(&self, client_id: &str, scopes: &[&str], jkt: Option<&str>) -> String {
+    pub fn issue_opaque_token(
+        &self,
+        client_id: &str,
+        scopes: &[&str],
+        jkt: Option<&str>,
+    ) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         introspection::issue_opaque(
             self.state(),

@@ -102,9 +102,15 @@ async fn unknown_and_expired_tokens_are_inactive() {
     let forged = format!(
         "{}.{}.AAAA",
         B64URL.encode(r#"{"alg":"RS256","kid":"x"}"#),
-        B64URL.encode(format!(r#"{{"iss":"{}","exp":9999999999}}"#, issuer.issuer()))
+        B64URL.encode(format!(
+            r#"{{"iss":"{}","exp":9999999999}}"#,
+            issuer.issuer()
+        ))
     );
-    assert_eq!(introspect(&issuer, &forged).await.1, json!({"active": false}));
+    assert_eq!(
+        introspect(&issuer, &forged).await.1,
+        json!({"active": false})
+    );
     issuer.set_token_lifetime(Duration::from_secs(1));
     let token = issuer.issue_opaque_token(OPAQUE, &[SCOPE], None);
     // Poll until the token's exp has passed (whole seconds), with a deadline.
@@ -274,7 +280,10 @@ async fn discovery_advertises_the_endpoints() {
         .json()
         .await
         .unwrap();
-    assert_eq!(doc["introspection_endpoint"], issuer.introspection_endpoint());
+    assert_eq!(
+        doc["introspection_endpoint"],
+        issuer.introspection_endpoint()
+    );
     assert_eq!(doc["revocation_endpoint"], issuer.revocation_endpoint());
 }
 
@@ -291,7 +300,10 @@ async fn the_revocation_endpoint_revokes() {
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    assert_eq!(introspect(&issuer, &token).await.1, json!({"active": false}));
+    assert_eq!(
+        introspect(&issuer, &token).await.1,
+        json!({"active": false})
+    );
 }
 
 #[tokio::test]

@@ -383,10 +383,13 @@ impl Introspector {
                     credential.clone(),
                 );
                 client.issuer = self.keys.issuer().map(str::to_owned);
-                let (assertion_type, assertion) =
-                    crate::client::assertion::client_assertion(&client, credential, "introspection")
-                        .await
-                        .map_err(|e| format!("client assertion: {e}"))?;
+                let (assertion_type, assertion) = crate::client::assertion::client_assertion(
+                    &client,
+                    credential,
+                    "introspection",
+                )
+                .await
+                .map_err(|e| format!("client assertion: {e}"))?;
                 form.push(("client_id", config.client_id.as_str().to_owned()));
                 form.push(("client_assertion_type", assertion_type));
                 form.push(("client_assertion", assertion));
@@ -421,10 +424,12 @@ impl Introspector {
     async fn verified_answer(&self, jwt: &str) -> Result<Map<String, Value>, String> {
         let bad = |what: &str| format!("the RFC 9701 answer {what}");
         let (message, signature) = jwt.rsplit_once('.').ok_or_else(|| bad("is not a JWS"))?;
-        let (header, payload) = message
-            .split_once('.')
-            .ok_or_else(|| bad("is not a JWS"))?;
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| bad("is not base64url"));
+        let (header, payload) = message.split_once('.').ok_or_else(|| bad("is not a JWS"))?;
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| bad("is not base64url"))
+        };
         let header: Map<String, Value> =
             serde_json::from_slice(&decode(header)?).map_err(|_| bad("header is not JSON"))?;
         let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
@@ -450,7 +455,10 @@ impl Introspector {
         }
         let mut claims: Map<String, Value> =
             serde_json::from_slice(&decode(payload)?).map_err(|_| bad("payload is not JSON"))?;
-        let issuer = self.keys.issuer().ok_or_else(|| bad("cannot be checked yet"))?;
+        let issuer = self
+            .keys
+            .issuer()
+            .ok_or_else(|| bad("cannot be checked yet"))?;
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(bad("iss is not the issuer"));
         }
@@ -608,8 +616,14 @@ mod tests {
         assert!(!is_compact_jws("2YotnFZFEjr1zCsicMWpAA"));
         assert!(!is_compact_jws("a.b.c"), "the header is not JSON");
         assert!(!is_compact_jws(&format!("{header}.e30")), "two parts");
-        assert!(!is_compact_jws(&format!("{header}.e30.c2ln.x")), "four parts");
+        assert!(
+            !is_compact_jws(&format!("{header}.e30.c2ln.x")),
+            "four parts"
+        );
         let array = URL_SAFE_NO_PAD.encode("[1]");
-        assert!(!is_compact_jws(&format!("{array}.e30.c2ln")), "not an object");
+        assert!(
+            !is_compact_jws(&format!("{array}.e30.c2ln")),
+            "not an object"
+        );
     }
 }

@@ -187,7 +187,10 @@ impl ValidatorSettings {
             crate::issuer_http::check_url(endpoint, self.allow_insecure_http).map_err(|e| {
                 fail(
                     "introspection_endpoint",
-                    format!("{e}, or set {}=true on a test network", name("allow_insecure_http")),
+                    format!(
+                        "{e}, or set {}=true on a test network",
+                        name("allow_insecure_http")
+                    ),
                 )
             })?;
         }
@@ -987,8 +990,8 @@ mod tests {
         let e = on(|s| s.introspection_client_secret = None).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_CLIENT_SECRET");
         assert!(!e.to_string().contains("a-long-secret"));
-        let e = on(|s| s.introspection_endpoint = Some("http://issuer.example/i".into()))
-            .unwrap_err();
+        let e =
+            on(|s| s.introspection_endpoint = Some("http://issuer.example/i".into())).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_ENDPOINT");
         let e = on(|s| s.introspection_cache_secs = 0).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_CACHE_SECS");
