@@ -1,5 +1,6 @@
 //! Issuer metadata discovery (OpenID Connect Discovery 1.0, RFC 8414), for both halves:
-//! the resource server reads `issuer` and `jwks_uri`, the client `token_endpoint`.
+//! the resource server reads `issuer` and `jwks_uri` (and `introspection_endpoint` when it
+//! accepts opaque tokens), the client `token_endpoint`.
 //!
 //! The document is trusted only as far as it is checked (RFC 8414 section 3.3): its
 //! `issuer` must equal the issuer the caller expects, and every URL it hands over must
@@ -168,6 +169,8 @@ pub(crate) struct Metadata {
     pub(crate) issuer: String,
     pub(crate) jwks_uri: Option<String>,
     pub(crate) token_endpoint: Option<String>,
+    /// RFC 8414 section 2 (RFC 7662).
+    pub(crate) introspection_endpoint: Option<String>,
 }
 
 /// Why discovery failed.
@@ -227,6 +230,8 @@ pub(crate) enum Need {
     Keys,
     /// `token_endpoint` (the client).
     TokenEndpoint,
+    /// `introspection_endpoint` (a resource server that accepts opaque tokens).
+    Introspection,
 }
 
 /// Fetches and checks the document at `url`. `expected_issuer`: `None` only when the
@@ -244,6 +249,7 @@ pub(crate) async fn fetch(
         issuer: String,
         jwks_uri: Option<String>,
         token_endpoint: Option<String>,
+        introspection_endpoint: Option<String>,
     }
     let fail = |reason: String| DiscoveryError::Fetch {
         url: url.to_owned(),
@@ -283,11 +289,17 @@ pub(crate) async fn fetch(
         doc.token_endpoint,
         need == Need::TokenEndpoint,
     )?;
+    let introspection_endpoint = checked(
+        "introspection_endpoint",
+        doc.introspection_endpoint,
+        need == Need::Introspection,
+    )?;
     tracing::debug!(issuer = %doc.issuer, jwks_uri = ?jwks_uri, "issuer metadata discovered");
     Ok(Metadata {
         issuer: doc.issuer,
         jwks_uri,
         token_endpoint,
+        introspection_endpoint,
     })
 }
 

@@ -19,6 +19,8 @@
 //! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
 //! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure`, `issuer` | JWKS fetches, per trusted issuer |
 //! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |
+//! | `shared_auth_introspections_total` | `outcome` = `active` / `inactive` / `error` / `overloaded` | calls to the introspection endpoint for opaque tokens (RFC 7662); `error`: down, timed out, an error status or a response that does not verify |
+//! | `shared_auth_introspection_cache_hits_total` | | opaque tokens answered by the introspection cache (or by a call another request had in flight) |
 //! | `shared_auth_dpop_proofs_total` | `outcome` = `accepted` / `rejected`, `reason` | DPoP proofs checked by the auth layer; `reason` is `ok` or the refusal code (`replay`, `htm_htu`, `iat`, `ath_jkt`, `nonce`, `signature`, `jwk`, `missing_proof`, `replay_store_unavailable`, ...) |
 //!
 //! Handles for the hot paths are registered when the token manager and the auth layer
@@ -55,6 +57,10 @@ pub(crate) const JWKS_REFRESHES: &str = "shared_auth_jwks_refreshes_total";
 pub(crate) const SCOPE_DENIALS: &str = "shared_auth_scope_denials_total";
 /// DPoP proofs by outcome and reason.
 pub(crate) const DPOP_PROOFS: &str = "shared_auth_dpop_proofs_total";
+/// Introspection calls by outcome.
+pub(crate) const INTROSPECTIONS: &str = "shared_auth_introspections_total";
+/// Opaque tokens answered from the introspection cache.
+pub(crate) const INTROSPECTION_CACHE_HITS: &str = "shared_auth_introspection_cache_hits_total";
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -170,5 +176,13 @@ pub fn describe() {
     describe_counter!(
         DPOP_PROOFS,
         "DPoP proofs accepted or rejected by the auth layer, by reason"
+    );
+    describe_counter!(
+        INTROSPECTIONS,
+        "Introspection calls for opaque tokens, by outcome"
+    );
+    describe_counter!(
+        INTROSPECTION_CACHE_HITS,
+        "Opaque tokens answered by the introspection cache"
     );
 }

@@ -29,6 +29,7 @@
 //! jwks_file = "signing-client.jwks.json"
 //! allowed_scopes = ["MyService/weather_read"]
 //! dpop_bound_access_tokens = true   # refuse token requests without a DPoP proof
+//! opaque_access_tokens = true       # random opaque tokens, checked at /introspect
 //!
 //! # Federated client authentication: the client presents a JWT another issuer minted for
 //! # it (a Kubernetes service-account token, a SPIFFE JWT-SVID), with `client_id`.
@@ -175,6 +176,8 @@ struct RawClient {
     #[serde(default)]
     dpop_bound_access_tokens: bool,
     #[serde(default)]
+    opaque_access_tokens: bool,
+    #[serde(default)]
     allowed_scopes: Vec<String>,
     #[serde(default = "default_grant_types")]
     allowed_grant_types: Vec<String>,
@@ -260,6 +263,10 @@ pub struct ClientConfig {
     pub federated: Option<FederatedTrust>,
     /// RFC 9449 section 5.2: refuse token requests from this client without a DPoP proof.
     pub dpop_bound_access_tokens: bool,
+    /// Issue opaque access tokens (random, high-entropy, not a JWS) instead of JWTs: the
+    /// issuer keeps their contents, and a resource server checks them at `/introspect`
+    /// (RFC 7662).
+    pub opaque_access_tokens: bool,
     /// Full scope values the client may request.
     pub allowed_scopes: Vec<String>,
     /// Grant types the client may use; only `client_credentials` is served.
@@ -329,6 +336,7 @@ impl ClientConfig {
             jwks: None,
             federated: None,
             dpop_bound_access_tokens: false,
+            opaque_access_tokens: false,
             allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
             allowed_grant_types: default_grant_types(),
         }
@@ -351,6 +359,12 @@ impl ClientConfig {
         self.dpop_bound_access_tokens = required;
         self
     }
+
+    /// Issues opaque access tokens (checked by introspection) instead of JWTs.
+    pub fn with_opaque_access_tokens(mut self, opaque: bool) -> Self {
+        self.opaque_access_tokens = opaque;
+        self
+    }
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -364,6 +378,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("jwks", &self.jwks)
             .field("federated", &self.federated)
             .field("dpop_bound_access_tokens", &self.dpop_bound_access_tokens)
+            .field("opaque_access_tokens", &self.opaque_access_tokens)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("allowed_grant_types", &self.allowed_grant_types)
             .finish()
@@ -549,6 +564,7 @@ impl IssuerConfig {
                     single_use: f.single_use,
                 }),
                 dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+                opaque_access_tokens: c.opaque_access_tokens,
                 allowed_scopes: c.allowed_scopes,
                 allowed_grant_types: c.allowed_grant_types,
             });

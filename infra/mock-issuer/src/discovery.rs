@@ -39,6 +39,10 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
         "issuer": state.issuer,
         "token_endpoint": state.token_endpoint(),
         "jwks_uri": state.jwks_uri(),
+        "introspection_endpoint": state.introspection_endpoint(),
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint": state.revocation_endpoint(),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "private_key_jwt"],

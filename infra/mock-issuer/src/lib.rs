@@ -32,6 +32,7 @@ mod client_auth;
 pub mod config;
 mod discovery;
 mod dpop;
+mod introspection;
 mod jose;
 pub mod keys;
 mod state;
@@ -135,6 +136,8 @@ impl MockIssuer {
             )
             .route("/oauth2/token", post(token_endpoint::token))
             .route("/connect/token", post(token_endpoint::token))
+            .route("/introspect", post(introspection::introspect))
+            .route("/revoke", post(introspection::revoke_endpoint))
             .layer(DefaultBodyLimit::max(64 * 1024));
         let origins: Vec<HeaderValue> = self
             .state
@@ -264,6 +267,92 @@ impl IssuerHandle {
     /// `{issuer}/.well-known/jwks.json`.
     pub fn jwks_uri(&self) -> String {
         self.state().jwks_uri()
+    }
+
+    /// `{issuer}/introspect` (RFC 7662; without the path prefix, like the token endpoint).
+    pub fn introspection_endpoint(&self) -> String {
+        self.state().introspection_endpoint()
+    }
+
+    /// `{issuer}/revoke` (RFC 7009; without the path prefix).
+    pub fn revocation_endpoint(&self) -> String {
+        self.state().revocation_endpoint()
+    }
+
+    /// Issues an opaque access token for `client_id` with `scopes`, valid for the current
+    /// token lifetime (see [`Self::set_token_lifetime`]), whatever the client's
+    /// configuration says. `jkt`: the DPoP key thumbprint it is bound to (`cnf.jkt`).
+    pub fn issue_opaque_token(
+        &self,
+        client_id: &str,
+        scopes: &[&str],
+        jkt: Option<&str>,
+    ) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        introspection::issue_opaque(
+            self.state(),
+            client_id,
+            &scopes,
+            state::unix_now(),
+            self.state().token_lifetime(),
+            jkt.map(str::to_owned),
+        )
+    }
+
+    /// Revokes a token the issuer issued (opaque or JWT): from now on `/introspect`
+    /// answers `{"active":false}` for it. (JWTs are still accepted by a validator that
+    /// checks them locally; only introspection sees a revocation.)
+    pub fn revoke(&self, token: &str) {
+        introspection::revoke(self.state(), token);
+    }
+
+    /// Delays every `/introspect` response by `delay` (the request is counted, and in
+    /// progress, from its arrival).
+    pub fn set_introspection_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state()
+            .faults
+            .introspection_delay_ms
+            .store(ms, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` introspection requests with `status` (an RFC 6749 error body).
+    pub fn fail_next_introspection_requests(&self, n: u32, status: u16) {
+        let faults = &self.state().faults;
+        faults
+            .introspection_fail_status
+            .store(u32::from(status), Ordering::SeqCst);
+        faults.fail_next_introspection.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes `/introspect` down (every request answered 503, still counted) or brings it
+    /// back.
+    pub fn set_introspection_available(&self, available: bool) {
+        self.state()
+            .faults
+            .introspection_available
+            .store(available, Ordering::SeqCst);
+    }
+
+    /// With `true`, RFC 9701 JWT introspection responses are signed with a fresh key that
+    /// is never published, under the current key's `kid`: a resource server must refuse
+    /// them. `false` signs with the current key again.
+    pub fn sign_introspection_with_foreign_key(&self, foreign: bool) -> Result<(), KeyError> {
+        let key = if foreign {
+            let current = self.state().current_key();
+            Some(Arc::new(
+                keys::SigningKey::generate(current.alg())?.with_kid(current.kid().to_owned()),
+            ))
+        } else {
+            None
+        };
+        *self
+            .state()
+            .faults
+            .introspection_foreign_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = key;
+        Ok(())
     }
 
     /// The counters so far.

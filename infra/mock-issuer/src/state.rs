@@ -3,7 +3,7 @@
 //! Everything a handler or a test handle touches lives here behind an `Arc`. Locks are
 //! `std` locks held only for short, non-async sections (signing, swapping a key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,6 +87,14 @@ pub struct IssuerStats {
     pub dpop_proofs_refused: u64,
     /// Token requests answered `use_dpop_nonce` (nonce missing or not current).
     pub dpop_nonce_challenges: u64,
+    /// Every request that reached `/introspect`, answered or not (injected faults and
+    /// refused callers included).
+    pub introspection_requests: u64,
+    /// The most `/introspect` requests that were in progress at once (the injected delay
+    /// included), since the start.
+    pub introspection_max_in_flight: u64,
+    /// Opaque access tokens issued (through the token endpoint or the handle).
+    pub opaque_tokens_issued: u64,
 }
 
 impl IssuerStats {
@@ -110,6 +118,10 @@ pub(crate) struct Counters {
     pub(crate) dpop_tokens_issued: AtomicU64,
     pub(crate) dpop_proofs_refused: AtomicU64,
     pub(crate) dpop_nonce_challenges: AtomicU64,
+    pub(crate) introspection_requests: AtomicU64,
+    pub(crate) introspection_in_flight: AtomicU64,
+    pub(crate) introspection_max_in_flight: AtomicU64,
+    pub(crate) opaque_tokens_issued: AtomicU64,
 }
 
 /// Fault injection knobs, read by the handlers on every request.
@@ -122,6 +134,13 @@ pub(crate) struct Faults {
     pub(crate) discovery_available: AtomicBool,
     /// Whether the published JWKs carry `alg` (Entra ID's do not).
     pub(crate) publish_alg: AtomicBool,
+    pub(crate) introspection_delay_ms: AtomicU64,
+    pub(crate) fail_next_introspection: AtomicU32,
+    pub(crate) introspection_fail_status: AtomicU32,
+    pub(crate) introspection_available: AtomicBool,
+    /// When set, RFC 9701 introspection responses are signed with this key (same `kid` as
+    /// the current key, other material, never published): a validator must refuse them.
+    pub(crate) introspection_foreign_key: Mutex<Option<Arc<SigningKey>>>,
 }
 
 impl Default for Faults {
@@ -134,6 +153,11 @@ impl Default for Faults {
             jwks_available: AtomicBool::new(true),
             discovery_available: AtomicBool::new(true),
             publish_alg: AtomicBool::new(true),
+            introspection_delay_ms: AtomicU64::new(0),
+            fail_next_introspection: AtomicU32::new(0),
+            introspection_fail_status: AtomicU32::new(503),
+            introspection_available: AtomicBool::new(true),
+            introspection_foreign_key: Mutex::new(None),
         }
     }
 }
@@ -141,17 +165,50 @@ impl Default for Faults {
 impl Faults {
     /// Takes one injected failure if any are left; returns its status.
     pub(crate) fn take_token_failure(&self) -> Option<StatusCode> {
-        self.fail_next_token
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .ok()
-            .map(|_| {
-                let code = self.fail_status.load(Ordering::SeqCst);
-                u16::try_from(code)
-                    .ok()
-                    .and_then(|c| StatusCode::from_u16(c).ok())
-                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
-            })
+        take_failure(&self.fail_next_token, &self.fail_status)
     }
+
+    /// Takes one injected introspection failure if any are left; returns its status.
+    pub(crate) fn take_introspection_failure(&self) -> Option<StatusCode> {
+        take_failure(
+            &self.fail_next_introspection,
+            &self.introspection_fail_status,
+        )
+    }
+}
+
+fn take_failure(left: &AtomicU32, status: &AtomicU32) -> Option<StatusCode> {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .ok()
+        .map(|_| {
+            let code = status.load(Ordering::SeqCst);
+            u16::try_from(code)
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        })
+}
+
+/// What the issuer remembers of an opaque access token: the claims a JWT would carry.
+#[derive(Debug, Clone)]
+pub(crate) struct OpaqueToken {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) sub: String,
+    pub(crate) iat: u64,
+    pub(crate) exp: u64,
+    /// `cnf.jkt` when the token is DPoP-bound.
+    pub(crate) jkt: Option<String>,
+    /// Cleared by revocation.
+    pub(crate) active: bool,
+}
+
+/// Opaque tokens by their value, and the revoked JWTs (by their exact text). A test
+/// issuer: nothing is ever evicted but on expiry at lookup.
+#[derive(Default)]
+pub(crate) struct TokenStore {
+    pub(crate) opaque: Mutex<HashMap<String, OpaqueToken>>,
+    pub(crate) revoked_jwts: Mutex<HashSet<String>>,
 }
 
 /// State shared by all handlers.
@@ -170,6 +227,8 @@ pub(crate) struct IssuerState {
     pub(crate) dpop_nonce: DpopNonce,
     /// Platform key sets of the clients with a federated trust, by client id.
     pub(crate) federation: BTreeMap<String, RemoteJwks>,
+    /// Opaque tokens and revocations, for `/introspect`.
+    pub(crate) tokens: TokenStore,
     /// For platform JWKS requests; carries the timeouts. Only built when a client has a
     /// federated trust: building it loads the TLS roots, which an issuer without
     /// federation (the scratch image) has no need of.
@@ -209,6 +268,7 @@ impl IssuerState {
             }),
             counters: Counters::default(),
             faults: Faults::default(),
+            tokens: TokenStore::default(),
         })
     }
 
@@ -224,6 +284,15 @@ impl IssuerState {
         let prefix = self.config.path_prefix.as_deref().unwrap_or("");
         let base = self.issuer.strip_suffix(prefix).unwrap_or(&self.issuer);
         format!("{base}{path}")
+    }
+
+    /// `/introspect` (RFC 7662) and `/revoke` (RFC 7009) live beside the token endpoint.
+    pub(crate) fn introspection_endpoint(&self) -> String {
+        self.root_url("/introspect")
+    }
+
+    pub(crate) fn revocation_endpoint(&self) -> String {
+        self.root_url("/revoke")
     }
 
     pub(crate) fn jwks_uri(&self) -> String {
@@ -302,6 +371,9 @@ impl IssuerState {
             dpop_tokens_issued: c.dpop_tokens_issued.load(Ordering::SeqCst),
             dpop_proofs_refused: c.dpop_proofs_refused.load(Ordering::SeqCst),
             dpop_nonce_challenges: c.dpop_nonce_challenges.load(Ordering::SeqCst),
+            introspection_requests: c.introspection_requests.load(Ordering::SeqCst),
+            introspection_max_in_flight: c.introspection_max_in_flight.load(Ordering::SeqCst),
+            opaque_tokens_issued: c.opaque_tokens_issued.load(Ordering::SeqCst),
         }
     }
 

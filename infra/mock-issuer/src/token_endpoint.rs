@@ -33,15 +33,19 @@ use crate::state::{IssuerState, unix_now};
 /// An RFC 6749 section 5.2 error.
 #[derive(Debug)]
 pub(crate) struct OAuthError {
-    status: StatusCode,
-    code: &'static str,
-    description: String,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) description: String,
     /// Set when the client tried HTTP Basic: a 401 must then carry a matching challenge.
     basic_challenge: bool,
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
         OAuthError {
             status,
             code,
@@ -50,11 +54,11 @@ impl OAuthError {
         }
     }
 
-    fn invalid_request(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
-    fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+    pub(crate) fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
         OAuthError {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
@@ -71,7 +75,7 @@ impl From<ProofError> for OAuthError {
     }
 }
 
-fn no_store(headers: &mut HeaderMap) {
+pub(crate) fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
@@ -92,10 +96,10 @@ impl IntoResponse for OAuthError {
 }
 
 /// The form parameters, each present at most once (RFC 6749 section 3.2).
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut seen = BTreeSet::new();
         let mut params = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {
@@ -109,7 +113,7 @@ impl Params {
         Ok(Params(params))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -126,14 +130,14 @@ fn form_decode(part: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-struct Credentials {
+pub(crate) struct Credentials {
     client_id: String,
     secret: String,
-    basic: bool,
+    pub(crate) basic: bool,
 }
 
 /// How the client authenticates: with a secret, or with a JWT.
-enum ClientAuthentication<'p> {
+pub(crate) enum ClientAuthentication<'p> {
     Secret(Credentials),
     Assertion {
         client_id: Option<&'p str>,
@@ -142,7 +146,7 @@ enum ClientAuthentication<'p> {
     },
 }
 
-fn authentication_method<'p>(
+pub(crate) fn authentication_method<'p>(
     headers: &HeaderMap,
     params: &'p Params,
 ) -> Result<ClientAuthentication<'p>, OAuthError> {
@@ -232,7 +236,7 @@ fn secrets_match(given: &str, expected: &str) -> bool {
     bool::from(sha(given).as_ref().ct_eq(sha(expected).as_ref()))
 }
 
-fn find_client<'a>(
+pub(crate) fn find_client<'a>(
     state: &'a IssuerState,
     creds: &Credentials,
 ) -> Result<&'a ClientConfig, OAuthError> {
@@ -284,7 +288,7 @@ fn granted_scopes(
     Ok(granted)
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // SystemRandom only fails if the OS RNG is unavailable; a zero id is then still a
     // well-formed (if not unique) jti for a test issuer.
@@ -512,13 +516,24 @@ async fn issue(
     if let Some(proof) = &proof {
         claims["cnf"] = json!({ "jkt": proof.jkt });
     }
-    let access_token = key.sign_json(&header_json, &claims).map_err(|e| {
-        OAuthError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            e.to_string(),
+    let access_token = if client.opaque_access_tokens {
+        crate::introspection::issue_opaque(
+            state,
+            &client.client_id,
+            &scopes,
+            now,
+            lifetime,
+            proof.as_ref().map(|p| p.jkt.clone()),
         )
-    })?;
+    } else {
+        key.sign_json(&header_json, &claims).map_err(|e| {
+            OAuthError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                e.to_string(),
+            )
+        })?
+    };
     *state
         .counters
         .tokens_issued

@@ -29,7 +29,8 @@
 //! # let _ = forecasts; Ok(()) }
 //! ```
 
-mod assertion;
+// pub(crate): the resource server's introspection calls authenticate with it too.
+pub(crate) mod assertion;
 mod credentials;
 mod dpop;
 mod error;

@@ -392,7 +392,8 @@ where
                 Ok(principal) => principal,
                 Err(
                     error @ (ValidationError::KeysUnavailable { .. }
-                    | ValidationError::Overloaded { .. }),
+                    | ValidationError::Overloaded { .. }
+                    | ValidationError::IntrospectionUnavailable { .. }),
                 ) => return Ok(pointed(&validator, refusal(error))),
                 Err(error) => {
                     tracing::debug!(reason = error.reason(), "token refused");
@@ -479,6 +480,13 @@ fn refusal(error: ValidationError) -> Response<Body> {
         tracing::debug!(
             retry_after,
             "request refused: signature verifications at their bound"
+        );
+        challenge::unavailable(retry_after)
+    } else if let ValidationError::IntrospectionUnavailable { retry_after } = error {
+        // Fail closed, and not with a 401: the token may well be good.
+        tracing::warn!(
+            retry_after,
+            "request refused: the token could not be introspected"
         );
         challenge::unavailable(retry_after)
     } else {

@@ -197,6 +197,18 @@ pub enum ValidationError {
     /// The client is not in the allow-list.
     #[error("the client is not allowed")]
     ClientNotAllowed,
+    /// The issuer's introspection endpoint (RFC 7662) says the opaque token is not active:
+    /// unknown, expired or revoked.
+    #[error("the access token is not active")]
+    Inactive,
+    /// An opaque token could not be introspected: the endpoint is down, timed out, answered
+    /// with an error or with a response that does not verify. Not the caller's fault: 503,
+    /// try again in `retry_after` seconds.
+    #[error("token introspection is unavailable")]
+    IntrospectionUnavailable {
+        /// Seconds to wait before trying again (for `Retry-After`).
+        retry_after: u64,
+    },
 }
 
 impl ValidationError {
@@ -219,6 +231,8 @@ impl ValidationError {
             ValidationError::Claims => "claims",
             ValidationError::TokenUse => "token_use",
             ValidationError::ClientNotAllowed => "client_not_allowed",
+            ValidationError::Inactive => "inactive",
+            ValidationError::IntrospectionUnavailable { .. } => "introspection_unavailable",
         }
     }
 }

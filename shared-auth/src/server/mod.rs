@@ -11,7 +11,9 @@
 //!   bearer tokens by default, or required, with a replay store ([`ReplayStore`]) and
 //!   optional server nonces;
 //! - [`ProtectedResource`] publishes the API's OAuth 2.0 protected resource metadata
-//!   (RFC 9728) and points the 401 challenges at it.
+//!   (RFC 9728) and points the 401 challenges at it;
+//! - [`IntrospectionConfig`] turns on opaque access tokens: a token that is not a JWS is
+//!   checked at the issuer's introspection endpoint (RFC 7662, RFC 9701), with a cache.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,6 +40,7 @@ mod dpop;
 mod dpop_nonce;
 mod dpop_replay;
 mod error;
+mod introspection;
 pub(crate) mod jwks;
 mod principal;
 mod resource_metadata;
@@ -56,6 +59,7 @@ pub use dpop::{
     SecretValue,
 };
 pub use error::{SignatureAlgorithm, StartError, ValidationError};
+pub use introspection::IntrospectionConfig;
 pub use principal::{MissingAuthLayer, Principal};
 pub use resource_metadata::ProtectedResource;
 pub use response_future::AuthFuture;

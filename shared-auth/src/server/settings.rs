@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
 use super::error::SignatureAlgorithm;
+use super::introspection::IntrospectionConfig;
 use super::resource_metadata::ProtectedResource;
 use super::validation::{IssuerConfig, MetadataSource, TokenProfile, ValidatorConfig};
 use crate::settings::SettingsError;
@@ -111,6 +112,28 @@ pub struct ValidatorSettings {
     pub issuers_file: Option<String>,
     /// More trusted issuers, inline (in a configuration file: `[[issuers]]` tables).
     pub issuers: Vec<IssuerSettings>,
+    /// Opaque access tokens (RFC 7662): a token that is not a JWS is checked at the
+    /// issuer's introspection endpoint (default false).
+    pub introspection: bool,
+    /// The introspection endpoint (unset: discovered from the issuer's metadata).
+    pub introspection_endpoint: Option<String>,
+    /// This API's client id at the issuer, for introspection calls.
+    pub introspection_client_id: Option<String>,
+    /// Its client secret.
+    pub introspection_client_secret: Option<SecretValue>,
+    /// A file holding the secret (instead of `introspection_client_secret`).
+    pub introspection_client_secret_file: Option<String>,
+    /// Send the secret in the form body (`client_secret_post`) instead of HTTP Basic.
+    pub introspection_client_secret_post: bool,
+    /// An active answer is cached until `min(exp, this)`, in seconds: the revocation
+    /// window (default 300).
+    pub introspection_cache_secs: u64,
+    /// An inactive answer is cached this long, in seconds (default 10).
+    pub introspection_negative_cache_secs: u64,
+    /// Ask for signed RFC 9701 answers and verify them with the issuer's keys.
+    pub introspection_jwt: bool,
+    /// Introspection calls at once (default 8); over it a check waits briefly, then 503.
+    pub introspection_max_concurrent: usize,
 }
 
 /// One trusted issuer, as an operator writes it in an issuers file (see
@@ -300,7 +323,124 @@ impl Default for ValidatorSettings {
             issuers: Vec::new(),
             resource: None,
             scopes_supported: Vec::new(),
+            introspection: false,
+            introspection_endpoint: None,
+            introspection_client_id: None,
+            introspection_client_secret: None,
+            introspection_client_secret_file: None,
+            introspection_client_secret_post: false,
+            introspection_cache_secs: 300,
+            introspection_negative_cache_secs: 10,
+            introspection_jwt: false,
+            introspection_max_concurrent: 8,
         }
+    }
+}
+
+impl ValidatorSettings {
+    /// The introspection part of the configuration (`None` when off). The secret is never
+    /// part of an error.
+    fn introspection_config(
+        &mut self,
+        prefix: &str,
+    ) -> Result<Option<IntrospectionConfig>, SettingsError> {
+        if !self.introspection {
+            return Ok(None);
+        }
+        let name = |field: &str| crate::settings::setting_name(prefix, field);
+        let fail = |field: &str, reason: String| SettingsError {
+            setting: name(field),
+            reason,
+        };
+        let endpoint = self
+            .introspection_endpoint
+            .take()
+            .filter(|e| !e.trim().is_empty());
+        if let Some(endpoint) = &endpoint {
+            crate::issuer_http::check_url(endpoint, self.allow_insecure_http).map_err(|e| {
+                fail(
+                    "introspection_endpoint",
+                    format!(
+                        "{e}, or set {}=true on a test network",
+                        name("allow_insecure_http")
+                    ),
+                )
+            })?;
+        }
+        let client_id = self
+            .introspection_client_id
+            .take()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                fail(
+                    "introspection_client_id",
+                    format!("required when {}=true", name("introspection")),
+                )
+            })?;
+        let secret = match (
+            self.introspection_client_secret
+                .take()
+                .filter(|s| !s.expose().is_empty()),
+            self.introspection_client_secret_file
+                .take()
+                .filter(|f| !f.is_empty()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    "introspection_client_secret",
+                    format!(
+                        "set it or {}, not both",
+                        name("introspection_client_secret_file")
+                    ),
+                ));
+            }
+            (Some(secret), None) => secret.expose().to_owned(),
+            (None, Some(file)) => std::fs::read_to_string(&file)
+                .map_err(|e| {
+                    fail(
+                        "introspection_client_secret_file",
+                        format!("cannot read {file}: {e}"),
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            (None, None) => {
+                return Err(fail(
+                    "introspection_client_secret",
+                    format!(
+                        "required when {}=true (or {})",
+                        name("introspection"),
+                        name("introspection_client_secret_file")
+                    ),
+                ));
+            }
+        };
+        if self.introspection_cache_secs == 0 {
+            return Err(fail(
+                "introspection_cache_secs",
+                "must be at least 1 second".to_owned(),
+            ));
+        }
+        if self.introspection_max_concurrent == 0 {
+            return Err(fail(
+                "introspection_max_concurrent",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        let mut config = IntrospectionConfig::new(
+            crate::client::ClientId::new(client_id),
+            crate::client::ClientSecret::new(secret),
+        );
+        config.endpoint = endpoint;
+        if self.introspection_client_secret_post {
+            config.credential_style = crate::client::CredentialStyle::PostBody;
+        }
+        config.max_cache = Duration::from_secs(self.introspection_cache_secs);
+        config.negative_cache = Duration::from_secs(self.introspection_negative_cache_secs);
+        config.jwt_response = self.introspection_jwt;
+        config.max_concurrent = self.introspection_max_concurrent;
+        Ok(Some(config))
     }
 }
 
@@ -445,6 +585,7 @@ impl ValidatorSettings {
     /// by field name when `prefix` is empty.
     pub fn into_config_named(mut self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
         let dpop = self.dpop_config(prefix)?;
+        let introspection = self.introspection_config(prefix)?;
         let name = |field: &str| crate::settings::setting_name(prefix, field);
         let fail = |field: &str, reason: String| SettingsError {
             setting: name(field),
@@ -551,6 +692,7 @@ impl ValidatorSettings {
         config.issuer = issuer;
         config.allow_insecure_http = insecure;
         config.dpop = dpop;
+        config.introspection = introspection;
         config.validated_cache_capacity = self.validated_cache_capacity;
         if let Some(bound) = self.max_concurrent_verifications {
             config.max_concurrent_verifications = bound;
@@ -871,6 +1013,81 @@ mod cli {
                  background and on first use; until then requests get 503 with Retry-After."
                     .to_owned(),
             ))
+            .arg(boolean::<P>(
+                "introspection",
+                format!(
+                    "Opaque access tokens (RFC 7662): a token that is not a JWS is checked at \
+                     the issuer's introspection endpoint, as {} with {}. JWTs are still \
+                     validated locally.",
+                    n("introspection_client_id"),
+                    n("introspection_client_secret")
+                ),
+            ))
+            .arg(
+                arg::<P>(
+                    "introspection_endpoint",
+                    "The introspection endpoint (default: introspection_endpoint from the \
+                     issuer's discovery document)."
+                        .to_owned(),
+                )
+                .value_parser(http_url),
+            )
+            .arg(arg::<P>(
+                "introspection_client_id",
+                "This API's client id at the issuer, for introspection calls.".to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "introspection_client_secret",
+                    "Its client secret (HTTP Basic unless the _POST setting is on).".to_owned(),
+                )
+                .hide_env_values(true),
+            )
+            .arg(
+                arg::<P>(
+                    "introspection_client_secret_file",
+                    "A file holding the introspection client secret.".to_owned(),
+                )
+                .conflicts_with(id::<P>("introspection_client_secret")),
+            )
+            .arg(boolean::<P>(
+                "introspection_client_secret_post",
+                "Send the introspection client secret in the form body (client_secret_post).".to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "introspection_cache_secs",
+                    "An active introspection answer is cached until min(exp, this many \
+                     seconds): a revoked token stays accepted for up to this long."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64))
+                .default_value("300"),
+            )
+            .arg(
+                arg::<P>(
+                    "introspection_negative_cache_secs",
+                    "An inactive introspection answer is cached this many seconds.".to_owned(),
+                )
+                .value_parser(clap::value_parser!(u64))
+                .default_value("10"),
+            )
+            .arg(boolean::<P>(
+                "introspection_jwt",
+                "Ask for signed introspection answers (RFC 9701) and verify them with the \
+                 issuer's keys."
+                    .to_owned(),
+            ))
+            .arg(
+                arg::<P>(
+                    "introspection_max_concurrent",
+                    "Introspection calls at once; over it a check waits up to 50 ms, then \
+                     gets 503 with Retry-After."
+                        .to_owned(),
+                )
+                .value_parser(clap::value_parser!(usize))
+                .default_value("8"),
+            )
         }
 
         fn augment_args_for_update(cmd: Command) -> Command {
@@ -939,6 +1156,26 @@ mod cli {
                         .get_many::<String>(id::<P>("scopes_supported"))
                         .map(|v| v.cloned().collect())
                         .unwrap_or_default(),
+                    introspection: flag("introspection"),
+                    introspection_endpoint: text("introspection_endpoint"),
+                    introspection_client_id: text("introspection_client_id"),
+                    introspection_client_secret: text("introspection_client_secret")
+                        .map(SecretValue::new),
+                    introspection_client_secret_file: text("introspection_client_secret_file"),
+                    introspection_client_secret_post: flag("introspection_client_secret_post"),
+                    introspection_cache_secs: matches
+                        .get_one::<u64>(id::<P>("introspection_cache_secs"))
+                        .copied()
+                        .unwrap_or(300),
+                    introspection_negative_cache_secs: matches
+                        .get_one::<u64>(id::<P>("introspection_negative_cache_secs"))
+                        .copied()
+                        .unwrap_or(10),
+                    introspection_jwt: flag("introspection_jwt"),
+                    introspection_max_concurrent: matches
+                        .get_one::<usize>(id::<P>("introspection_max_concurrent"))
+                        .copied()
+                        .unwrap_or(8),
                 },
                 prefix: PhantomData,
             })
@@ -962,6 +1199,40 @@ mod tests {
         };
         edit(&mut s);
         s
+    }
+
+    #[test]
+    fn introspection_settings_are_checked_and_name_the_variable() {
+        let on = |edit: fn(&mut ValidatorSettings)| {
+            settings(|s| {
+                s.introspection = true;
+                s.introspection_client_id = Some("my-service".into());
+                s.introspection_client_secret = Some(SecretValue::new("a-long-secret"));
+                edit(s);
+            })
+            .into_config_named("AUTH_")
+        };
+        let config = on(|_| {}).unwrap();
+        let introspection = config.introspection.unwrap();
+        assert_eq!(introspection.client_id.as_str(), "my-service");
+        assert_eq!(introspection.max_cache, Duration::from_secs(300));
+        assert_eq!(introspection.negative_cache, Duration::from_secs(10));
+        assert!(introspection.endpoint.is_none(), "discovered");
+        let e = on(|s| s.introspection_client_id = None).unwrap_err();
+        assert_eq!(e.setting, "AUTH_INTROSPECTION_CLIENT_ID");
+        let e = on(|s| s.introspection_client_secret = None).unwrap_err();
+        assert_eq!(e.setting, "AUTH_INTROSPECTION_CLIENT_SECRET");
+        assert!(!e.to_string().contains("a-long-secret"));
+        let e =
+            on(|s| s.introspection_endpoint = Some("http://issuer.example/i".into())).unwrap_err();
+        assert_eq!(e.setting, "AUTH_INTROSPECTION_ENDPOINT");
+        let e = on(|s| s.introspection_cache_secs = 0).unwrap_err();
+        assert_eq!(e.setting, "AUTH_INTROSPECTION_CACHE_SECS");
+        // Off: nothing is read, nothing is required.
+        let config = settings(|s| s.introspection_client_id = None)
+            .into_config_named("AUTH_")
+            .unwrap();
+        assert!(config.introspection.is_none());
     }
 
     #[test]

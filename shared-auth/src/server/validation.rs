@@ -40,6 +40,7 @@ use serde_json::Value;
 
 use super::dpop::{DpopConfig, DpopVerifier};
 use super::error::{StartError, ValidationError};
+use super::introspection::{self, IntrospectionConfig, Introspector};
 use super::jwks::{KeyCache, KeyCacheTiming, KeyLookupError, KeySource, RefreshError, VerifyKey};
 use super::principal::{Principal, PrincipalParts};
 use super::resource_metadata::{ProtectedResource, Published};
@@ -178,6 +179,10 @@ pub struct ValidatorConfig {
     /// ([`JwtValidator::resource_metadata_router`]) and every 401 challenge of the auth
     /// layer points at it (`resource_metadata="..."`).
     pub resource: Option<ProtectedResource>,
+    /// Opaque access tokens: a token that is not a compact JWS is checked at the issuer's
+    /// introspection endpoint (RFC 7662; see the `introspection` module). `None` (the
+    /// default): such a token is refused as malformed. JWTs are never introspected.
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 /// An issuer a validator trusts beside the one of its [`ValidatorConfig`]
@@ -261,6 +266,7 @@ impl ValidatorConfig {
             additional_issuers: Vec::new(),
             scope_aliases: Vec::new(),
             resource: None,
+            introspection: None,
         }
     }
 
@@ -521,6 +527,8 @@ struct Inner {
     verification_wait: Duration,
     /// The RFC 9728 metadata, when a protected resource is configured.
     resource: Option<Published>,
+    /// Checks opaque tokens, when configured.
+    introspector: Option<Introspector>,
 }
 
 /// One trusted issuer: its keys, and what its tokens must look like.
@@ -813,6 +821,35 @@ impl JwtValidator {
             issuers.push(state);
             labels.push(label);
         }
+        // Opaque tokens name no issuer: they are the first (main) issuer's, introspected
+        // at its endpoint and checked under its profile.
+        let main = &issuers[0];
+        let introspector = match config.introspection {
+            None => None,
+            Some(introspection) => {
+                let checks = introspection::Checks {
+                    audience: main.audience.clone(),
+                    allowed_client_ids: match &config.profile {
+                        TokenProfile::Cognito { allowed_client_ids } => allowed_client_ids.clone(),
+                        _ => Vec::new(),
+                    },
+                    leeway: config.leeway,
+                    algorithms: main.algorithms.clone(),
+                    discovery_url: match &config.metadata {
+                        MetadataSource::Authority(authority) => {
+                            Some(discovery::authority_url(authority))
+                        }
+                        MetadataSource::MetadataAddress(url) => Some(url.clone()),
+                        MetadataSource::Jwks { .. } => None,
+                    },
+                    allow_insecure_http: config.allow_insecure_http,
+                };
+                Some(
+                    Introspector::new(introspection, checks, main.keys.clone())
+                        .map_err(StartError::Config)?,
+                )
+            }
+        };
         Ok(JwtValidator(Arc::new(Inner {
             issuers: issuers.into_boxed_slice(),
             leeway: config.leeway,
@@ -823,6 +860,7 @@ impl JwtValidator {
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
             verification_wait: config.verification_wait,
             resource,
+            introspector,
         })))
     }
 
@@ -884,6 +922,9 @@ impl JwtValidator {
 
     /// Validates a compact JWT and returns the caller.
     pub async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
+        if let Some(introspector) = self.introspector_for(token) {
+            return introspector.validate(token).await;
+        }
         if let Some(result) = self.validate_now(token) {
             return result;
         }
@@ -897,7 +938,11 @@ impl JwtValidator {
 
     /// Validates without waiting, which is every case but one: `None` means the token
     /// names a key that is not loaded, and only [`validate`](Self::validate) can fetch it.
+    /// An opaque token, with introspection configured, is also `None`: it needs a call.
     pub fn validate_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        if self.introspector_for(token).is_some() {
+            return None;
+        }
         if let Some(principal) = self.validated(token.as_bytes()) {
             return Some(Ok(principal));
         }
@@ -907,6 +952,9 @@ impl JwtValidator {
     /// [`validate_now`](Self::validate_now) minus the validated-token lookup, for a caller
     /// that has just made it (the auth layer's fast path). A success is remembered.
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, ValidationError>> {
+        if self.introspector_for(token).is_some() {
+            return None;
+        }
         let epoch = self.0.validated.epoch();
         let (index, header) = match self.route(token) {
             Ok(routed) => routed,
@@ -930,6 +978,14 @@ impl JwtValidator {
             self.remember(token, principal, epoch);
         }
         Some(result)
+    }
+
+    /// The introspector, when one is configured and `token` is not a compact JWS.
+    fn introspector_for(&self, token: &str) -> Option<&Introspector> {
+        self.0
+            .introspector
+            .as_ref()
+            .filter(|_| !introspection::is_compact_jws(token))
     }
 
     /// The principal of a token validated before and still within its time window, looked

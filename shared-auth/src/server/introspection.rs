@@ -1,0 +1,631 @@
+//! Opaque access tokens, checked at the issuer's introspection endpoint (RFC 7662), with
+//! the optional signed JWT answer of RFC 9701.
+//!
+//! With an [`IntrospectionConfig`] in [`ValidatorConfig::introspection`], a token that is
+//! not a compact JWS goes to the introspection endpoint instead of being refused as
+//! malformed; JWTs are validated locally exactly as without it, and never introspected.
+//!
+//! - **Endpoint**: configured, or the `introspection_endpoint` of the issuer's discovery
+//!   document (discovered on first use, then kept).
+//! - **Caller authentication**: the client half's credentials ([`ClientCredential`]):
+//!   `client_secret_basic` / `client_secret_post` (per [`CredentialStyle`]),
+//!   `private_key_jwt` (audience: the issuer) or an assertion file.
+//! - **Cache** (moka, keyed by the SHA-256 of the token, never the token): an active answer
+//!   is kept until `min(exp, max_cache)`, an inactive one (or one this API refuses: wrong
+//!   issuer, audience, client) for `negative_cache`. **The cache window**: a token revoked
+//!   at the issuer is still accepted for up to `max_cache` (default 5 minutes) after it
+//!   was last introspected; set `max_cache` to what the API can afford. Concurrent checks
+//!   of one token share one call (moka's `or_try_insert_with`); failures are not cached.
+//! - **Bound**: at most `max_concurrent` calls at once; a check that finds them all busy
+//!   waits up to `wait`, then is refused 503 with `Retry-After`
+//!   ([`ValidationError::Overloaded`]), like the validator's signature bound. A flood of
+//!   random opaque tokens thus costs at most one call per distinct token per
+//!   `negative_cache`, never more than `max_concurrent` at a time.
+//! - **Answers**: `active: true` becomes a [`Principal`] after the checks that apply to an
+//!   introspection answer (`iss`, when present, equals the validator's issuer; the
+//!   configured audience; `exp`/`nbf` with the leeway; the profile's client allow-list;
+//!   `scope` parsing; `cnf.jkt`, so the DPoP proof check applies). Inactive:
+//!   [`ValidationError::Inactive`] (401 `invalid_token`). Endpoint down, a timeout, an
+//!   error status, a malformed answer or an RFC 9701 answer that does not verify:
+//!   [`ValidationError::IntrospectionUnavailable`] (503 with `Retry-After`, never 200,
+//!   never 401).
+//!
+//! [`ValidatorConfig::introspection`]: super::ValidatorConfig::introspection
+//! [`Principal`]: super::Principal
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::error::{SignatureAlgorithm, ValidationError};
+use super::jwks::KeyCache;
+use super::principal::{Principal, PrincipalParts};
+use crate::client::{ClientCredential, ClientCredentialsClient, ClientId, CredentialStyle};
+use crate::scope::{Scope, ScopeSet};
+
+/// The media type of an RFC 9701 answer.
+const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
+/// Largest introspection answer read (real ones are well under 4 KiB).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// `Retry-After` when the endpoint cannot be used.
+const RETRY_AFTER_SECS: u64 = 2;
+/// An RFC 9701 answer older than this (beyond the leeway) is refused as stale.
+const MAX_ANSWER_AGE_SECS: u64 = 60;
+
+/// How opaque tokens are introspected. Built with [`IntrospectionConfig::new`]; every
+/// other field has a default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IntrospectionConfig {
+    /// The introspection endpoint. `None`: the `introspection_endpoint` of the issuer's
+    /// discovery document (a validator configured with a JWKS URL must set it).
+    pub endpoint: Option<String>,
+    /// This API's client id at the issuer (RFC 7662 section 2.1: the caller authenticates).
+    pub client_id: ClientId,
+    /// How it authenticates.
+    pub credential: ClientCredential,
+    /// How a secret is sent (HTTP Basic by default).
+    pub credential_style: CredentialStyle,
+    /// An active answer is cached until `min(exp, max_cache)` (default 5 minutes). This is
+    /// the revocation window: a revoked token stays accepted for up to this long.
+    pub max_cache: Duration,
+    /// An inactive (or refused) answer is cached this long (default 10 s).
+    pub negative_cache: Duration,
+    /// Ask for the signed RFC 9701 answer and verify it with the issuer's keys (from the
+    /// validator's key cache): `typ`, `iss`, `aud` = [`client_id`](Self::client_id), a
+    /// fresh `iat` (default false).
+    pub jwt_response: bool,
+    /// At most this many introspection calls at once (default 8; at least 1).
+    pub max_concurrent: usize,
+    /// How long a check waits for a free call before 503 (default 50 ms).
+    pub wait: Duration,
+    /// Timeout of one introspection call (default 5 s).
+    pub http_timeout: Duration,
+    /// Entries the cache holds at most (default 10,000).
+    pub cache_capacity: u64,
+}
+
+impl IntrospectionConfig {
+    /// Introspect as `client_id` with `credential`, at the discovered endpoint, with the
+    /// defaults.
+    pub fn new(client_id: ClientId, credential: impl Into<ClientCredential>) -> Self {
+        IntrospectionConfig {
+            endpoint: None,
+            client_id,
+            credential: credential.into(),
+            credential_style: CredentialStyle::default(),
+            max_cache: Duration::from_secs(300),
+            negative_cache: Duration::from_secs(10),
+            jwt_response: false,
+            max_concurrent: 8,
+            wait: Duration::from_millis(50),
+            http_timeout: Duration::from_secs(5),
+            cache_capacity: 10_000,
+        }
+    }
+
+    /// Uses `endpoint` instead of discovering it.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+}
+
+/// Whether `token` is a compact JWS: three base64url parts whose first decodes to a JSON
+/// object. Only such tokens are validated as JWTs when introspection is on.
+pub(crate) fn is_compact_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .is_some_and(|v| v.is_object())
+}
+
+/// What the cache holds for one token.
+#[derive(Clone)]
+enum Outcome {
+    Active(Principal),
+    Refused(ValidationError),
+}
+
+/// Per-entry lifetime: positive until `min(exp, max_cache)`, negative for `negative_cache`.
+struct OutcomeExpiry {
+    max_cache: Duration,
+    negative_cache: Duration,
+}
+
+impl moka::Expiry<[u8; 32], Outcome> for OutcomeExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Outcome,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(match value {
+            Outcome::Active(p) => {
+                let left = Duration::from_secs(p.expires_at().saturating_sub(now_secs()));
+                left.min(self.max_cache)
+            }
+            Outcome::Refused(_) => self.negative_cache,
+        })
+    }
+}
+
+/// The checks an answer must pass, from the validator's configuration.
+pub(crate) struct Checks {
+    /// This API's audience, when one is configured (then `aud` is required).
+    pub(crate) audience: Option<String>,
+    /// The profile's client allow-list (empty: any).
+    pub(crate) allowed_client_ids: Vec<String>,
+    pub(crate) leeway: Duration,
+    /// Algorithms an RFC 9701 answer may be signed with.
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The discovery document to take the endpoint from, when none is configured.
+    pub(crate) discovery_url: Option<String>,
+    pub(crate) allow_insecure_http: bool,
+}
+
+/// Introspects opaque tokens, with the cache, single flight and the call bound.
+pub(crate) struct Introspector {
+    config: IntrospectionConfig,
+    checks: Checks,
+    http: reqwest::Client,
+    keys: Arc<KeyCache>,
+    endpoint: OnceCell<String>,
+    cache: moka::future::Cache<[u8; 32], Outcome>,
+    calls: Semaphore,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unavailable() -> ValidationError {
+    ValidationError::IntrospectionUnavailable {
+        retry_after: RETRY_AFTER_SECS,
+    }
+}
+
+fn counted(outcome: &'static str) {
+    metrics::counter!(crate::metrics::INTROSPECTIONS, "outcome" => outcome).increment(1);
+}
+
+impl Introspector {
+    pub(crate) fn new(
+        config: IntrospectionConfig,
+        checks: Checks,
+        keys: Arc<KeyCache>,
+    ) -> Result<Self, String> {
+        if let Some(endpoint) = &config.endpoint {
+            crate::issuer_http::check_url(endpoint, checks.allow_insecure_http)
+                .map_err(|e| format!("introspection endpoint: {e}"))?;
+        } else if checks.discovery_url.is_none() {
+            return Err(
+                "the introspection endpoint must be configured when the issuer is given by a \
+                 JWKS URL (no discovery document to find it in)"
+                    .into(),
+            );
+        }
+        let http = crate::issuer_http::client(
+            Some(config.http_timeout),
+            config.http_timeout.min(Duration::from_secs(5)),
+        )
+        .map_err(|e| format!("HTTP client for introspection: {e}"))?;
+        let cache = moka::future::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .expire_after(OutcomeExpiry {
+                max_cache: config.max_cache,
+                negative_cache: config.negative_cache,
+            })
+            .build();
+        let endpoint = OnceCell::new();
+        if let Some(configured) = &config.endpoint {
+            let _ = endpoint.set(configured.clone());
+        }
+        Ok(Introspector {
+            calls: Semaphore::new(config.max_concurrent.max(1)),
+            config,
+            checks,
+            http,
+            keys,
+            endpoint,
+            cache,
+        })
+    }
+
+    /// The caller for an opaque token: from the cache, from a call another check has in
+    /// flight, or from a new call.
+    pub(crate) async fn validate(&self, token: &str) -> Result<Principal, ValidationError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        let entry = self
+            .cache
+            .entry(key)
+            .or_try_insert_with(self.call(token))
+            .await
+            .map_err(|e| *e)?;
+        if !entry.is_fresh() {
+            metrics::counter!(crate::metrics::INTROSPECTION_CACHE_HITS).increment(1);
+        }
+        match entry.into_value() {
+            Outcome::Active(principal)
+                if principal
+                    .expires_at()
+                    .saturating_add(self.checks.leeway.as_secs())
+                    < now_secs() =>
+            {
+                Err(ValidationError::Expired)
+            }
+            Outcome::Active(principal) => Ok(principal),
+            Outcome::Refused(error) => Err(error),
+        }
+    }
+
+    /// One introspection call within the bound. `Err`: not cached (try again).
+    async fn call(&self, token: &str) -> Result<Outcome, ValidationError> {
+        let _permit = match self.calls.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout(self.config.wait, self.calls.acquire()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    counted("overloaded");
+                    return Err(ValidationError::Overloaded { retry_after: 1 });
+                }
+            },
+        };
+        let answer = match self.request(token).await {
+            Ok(answer) => answer,
+            Err(reason) => {
+                // The reason names the endpoint's fault, never the token.
+                tracing::warn!(%reason, "token introspection failed");
+                counted("error");
+                return Err(unavailable());
+            }
+        };
+        let outcome = self.outcome(answer)?;
+        counted(match outcome {
+            Outcome::Active(_) => "active",
+            Outcome::Refused(_) => "inactive",
+        });
+        Ok(outcome)
+    }
+
+    async fn endpoint(&self) -> Result<&str, String> {
+        self.endpoint
+            .get_or_try_init(|| async {
+                let url = self.checks.discovery_url.as_deref().unwrap_or_default();
+                // The key cache knows the issuer once its own discovery ran; until then the
+                // document cannot be checked, so wait for that.
+                let issuer = self
+                    .keys
+                    .issuer()
+                    .ok_or_else(|| "the issuer is not known yet (discovery pending)".to_owned())?;
+                let metadata = crate::discovery::fetch(
+                    &self.http,
+                    url,
+                    Some(issuer),
+                    self.checks.allow_insecure_http,
+                    self.config.http_timeout,
+                    crate::discovery::Need::Introspection,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                metadata.introspection_endpoint.ok_or_else(|| {
+                    format!("the discovery document at {url} has no introspection_endpoint")
+                })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Sends the request; the answer's RFC 7662 object, verified if signed.
+    async fn request(&self, token: &str) -> Result<Map<String, Value>, String> {
+        let endpoint = self.endpoint().await?;
+        let config = &self.config;
+        let mut form: Vec<(&str, String)> = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", "access_token".to_owned()),
+        ];
+        let accept = if config.jwt_response {
+            INTROSPECTION_JWT
+        } else {
+            "application/json"
+        };
+        let mut request = self
+            .http
+            .post(endpoint)
+            .header(reqwest::header::ACCEPT, accept);
+        match &config.credential {
+            ClientCredential::Secret(secret) => match config.credential_style {
+                CredentialStyle::PostBody => {
+                    form.push(("client_id", config.client_id.as_str().to_owned()));
+                    form.push(("client_secret", secret.expose().to_owned()));
+                }
+                _ => {
+                    // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
+                    let encode = |s: &str| -> String {
+                        form_urlencoded::byte_serialize(s.as_bytes()).collect()
+                    };
+                    let pair = format!(
+                        "{}:{}",
+                        encode(config.client_id.as_str()),
+                        encode(secret.expose())
+                    );
+                    let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                        "Basic {}",
+                        STANDARD.encode(pair)
+                    ))
+                    .map_err(|_| "unencodable client credentials".to_owned())?;
+                    value.set_sensitive(true);
+                    request = request.header(reqwest::header::AUTHORIZATION, value);
+                }
+            },
+            credential => {
+                // The client half's assertion maker: aud is the issuer when known.
+                let mut client = ClientCredentialsClient::new(
+                    endpoint,
+                    config.client_id.clone(),
+                    credential.clone(),
+                );
+                client.issuer = self.keys.issuer().map(str::to_owned);
+                let (assertion_type, assertion) = crate::client::assertion::client_assertion(
+                    &client,
+                    credential,
+                    "introspection",
+                )
+                .await
+                .map_err(|e| format!("client assertion: {e}"))?;
+                form.push(("client_id", config.client_id.as_str().to_owned()));
+                form.push(("client_assertion_type", assertion_type));
+                form.push(("client_assertion", assertion));
+            }
+        }
+        let response = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| format!("POST {endpoint}: {}", without_url(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("POST {endpoint}: status {status}"));
+        }
+        let body = crate::issuer_http::read_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| format!("POST {endpoint}: {e}"))?;
+        if config.jwt_response {
+            let jwt = std::str::from_utf8(&body)
+                .map_err(|_| "the RFC 9701 answer is not text".to_owned())?;
+            self.verified_answer(jwt.trim()).await
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(Value::Object(answer)) => Ok(answer),
+                _ => Err(format!("POST {endpoint}: the answer is not a JSON object")),
+            }
+        }
+    }
+
+    /// Verifies an RFC 9701 answer (section 5) with the issuer's keys; its
+    /// `token_introspection` object.
+    async fn verified_answer(&self, jwt: &str) -> Result<Map<String, Value>, String> {
+        let bad = |what: &str| format!("the RFC 9701 answer {what}");
+        let (message, signature) = jwt.rsplit_once('.').ok_or_else(|| bad("is not a JWS"))?;
+        let (header, payload) = message.split_once('.').ok_or_else(|| bad("is not a JWS"))?;
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| bad("is not base64url"))
+        };
+        let header: Map<String, Value> =
+            serde_json::from_slice(&decode(header)?).map_err(|_| bad("header is not JSON"))?;
+        let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        if !typ.eq_ignore_ascii_case("token-introspection+jwt") {
+            return Err(bad("typ is not token-introspection+jwt"));
+        }
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .and_then(SignatureAlgorithm::from_name)
+            .map(SignatureAlgorithm::jose)
+            .filter(|a| self.checks.algorithms.contains(a))
+            .ok_or_else(|| bad("alg is not accepted"))?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        let key = self
+            .keys
+            .key_for(kid)
+            .await
+            .map_err(|_| bad("is signed with an unknown key"))?;
+        if !key.accepts(alg) || !key.verifies(alg, message.as_bytes(), &decode(signature)?) {
+            return Err(bad("signature does not verify with the issuer's keys"));
+        }
+        let mut claims: Map<String, Value> =
+            serde_json::from_slice(&decode(payload)?).map_err(|_| bad("payload is not JSON"))?;
+        let issuer = self
+            .keys
+            .issuer()
+            .ok_or_else(|| bad("cannot be checked yet"))?;
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+            return Err(bad("iss is not the issuer"));
+        }
+        let me = self.config.client_id.as_str();
+        let for_me = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == me,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(me)),
+            _ => false,
+        };
+        if !for_me {
+            return Err(bad("aud is not this API's client id"));
+        }
+        let now = now_secs();
+        let leeway = self.checks.leeway.as_secs();
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("has no iat"))?;
+        if iat > now + leeway || iat + MAX_ANSWER_AGE_SECS + leeway < now {
+            return Err(bad("iat is not fresh"));
+        }
+        match claims.remove("token_introspection") {
+            Some(Value::Object(answer)) => Ok(answer),
+            _ => Err(bad("has no token_introspection object")),
+        }
+    }
+
+    /// The checks of an RFC 7662 object. `Err` only when the validator cannot check now.
+    fn outcome(&self, answer: Map<String, Value>) -> Result<Outcome, ValidationError> {
+        if answer.get("active") != Some(&Value::Bool(true)) {
+            return Ok(Outcome::Refused(ValidationError::Inactive));
+        }
+        match self.principal(&answer) {
+            Ok(parts) => {
+                // The answer is the claims a handler sees (`Principal::claims`).
+                let payload = serde_json::to_vec(&answer).unwrap_or_default();
+                Ok(Outcome::Active(Principal::from_token(parts, payload)))
+            }
+            Err(ValidationError::IntrospectionUnavailable { retry_after }) => {
+                Err(ValidationError::IntrospectionUnavailable { retry_after })
+            }
+            Err(refused) => Ok(Outcome::Refused(refused)),
+        }
+    }
+
+    fn principal(&self, answer: &Map<String, Value>) -> Result<PrincipalParts, ValidationError> {
+        let checks = &self.checks;
+        let now = now_secs();
+        let leeway = checks.leeway.as_secs();
+        let time = |name: &str| match answer.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or(ValidationError::Claims),
+        };
+        let string = |name: &str| match answer.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ValidationError::Claims),
+        };
+        // RFC 7662 makes `exp` optional: without it the answer is good for `max_cache`.
+        let exp = match time("exp")? {
+            Some(exp) => exp,
+            None => now.saturating_add(self.config.max_cache.as_secs()),
+        };
+        if exp.saturating_add(leeway) < now {
+            return Err(ValidationError::Expired);
+        }
+        let nbf = time("nbf")?;
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(ValidationError::NotYetValid);
+        }
+        let issuer = self.keys.issuer();
+        if let Some(iss) = answer.get("iss") {
+            match issuer {
+                None => return Err(unavailable()),
+                Some(expected) if iss.as_str() == Some(expected) => {}
+                Some(_) => return Err(ValidationError::Issuer),
+            }
+        }
+        if let Some(expected) = &checks.audience {
+            let named = match answer.get("aud") {
+                Some(Value::String(aud)) => aud == expected,
+                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(expected)),
+                None => false,
+                Some(_) => return Err(ValidationError::Claims),
+            };
+            if !named {
+                return Err(ValidationError::Audience);
+            }
+        }
+        let subject = string("sub")?;
+        let client_id = string("client_id")?
+            .or(string("azp")?)
+            .or(subject)
+            .ok_or(ValidationError::Claims)?;
+        if !checks.allowed_client_ids.is_empty()
+            && !checks.allowed_client_ids.iter().any(|c| c == client_id)
+        {
+            return Err(ValidationError::ClientNotAllowed);
+        }
+        let scopes = match answer.get("scope").or_else(|| answer.get("scp")) {
+            None => ScopeSet::new(),
+            Some(Value::String(s)) => ScopeSet::parse(s).map_err(|_| ValidationError::Claims)?,
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .and_then(|s| Scope::new(s).ok())
+                        .ok_or(ValidationError::Claims)
+                })
+                .collect::<Result<ScopeSet, _>>()?,
+            Some(_) => return Err(ValidationError::Claims),
+        };
+        let dpop_jkt = match answer.get("cnf") {
+            None => None,
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                None => None,
+                Some(Value::String(jkt)) => Some(jkt.clone()),
+                Some(_) => return Err(ValidationError::Claims),
+            },
+            Some(_) => return Err(ValidationError::Claims),
+        };
+        Ok(PrincipalParts {
+            client_id: client_id.to_owned(),
+            subject: subject.map(str::to_owned),
+            scopes,
+            expires_at: exp,
+            not_before: nbf,
+            issuer: issuer.unwrap_or_default().to_owned(),
+            // The main issuer's (see `JwtValidator::new`).
+            issuer_index: 0,
+            dpop_jkt,
+        })
+    }
+}
+
+/// A transport error's text without the URL reqwest puts in it (the caller names the
+/// endpoint once).
+fn without_url(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "transport error".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_compact_jws_shapes_go_the_jwt_way() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        assert!(is_compact_jws(&format!("{header}.e30.c2ln")));
+        assert!(!is_compact_jws("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!is_compact_jws("a.b.c"), "the header is not JSON");
+        assert!(!is_compact_jws(&format!("{header}.e30")), "two parts");
+        assert!(
+            !is_compact_jws(&format!("{header}.e30.c2ln.x")),
+            "four parts"
+        );
+        let array = URL_SAFE_NO_PAD.encode("[1]");
+        assert!(
+            !is_compact_jws(&format!("{array}.e30.c2ln")),
+            "not an object"
+        );
+    }
+}

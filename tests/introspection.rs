@@ -1,0 +1,339 @@
+//! Opaque access tokens at my-service, checked at the mock issuer's `/introspect`
+//! (RFC 7662, RFC 9701): active, inactive, revoked within and after the cache window, the
+//! endpoint down, single flight, a flood of random tokens with the calls counted and
+//! bounded, signed answers, and JWTs that never reach introspection.
+//!
+//! Concurrency is shown with the issuer's counters (calls, and the most in progress at
+//! once) under its injected delay, never by timing alone.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use mock_issuer::{ClientConfig, IssuerHandle, TokenProfile as IssuerProfile};
+use reqwest::StatusCode;
+use shared_auth::client::{ClientId, ClientSecret};
+use shared_auth::server::IntrospectionConfig;
+use system_tests::*;
+
+/// my-service's client at the issuer, used only to call `/introspect`.
+const RS_ID: &str = "my-service";
+const RS_SECRET: &str = "my-service-introspection-secret";
+/// A client the issuer gives opaque tokens through its token endpoint.
+const OPAQUE_ID: &str = "opaque-client";
+const OPAQUE_SECRET: &str = "opaque-client-secret-0123";
+
+async fn issuer() -> IssuerHandle {
+    let config = issuer_config(IssuerProfile::Cognito)
+        .with_client(ClientConfig::new(RS_ID, RS_SECRET, Vec::<String>::new()))
+        .with_client(
+            ClientConfig::new(OPAQUE_ID, OPAQUE_SECRET, [READ]).with_opaque_access_tokens(true),
+        );
+    mock_issuer::start(config).await.unwrap()
+}
+
+fn introspection() -> IntrospectionConfig {
+    IntrospectionConfig::new(ClientId::new(RS_ID), ClientSecret::new(RS_SECRET))
+}
+
+/// my-service with introspection configured by `edit` (the endpoint is discovered unless
+/// `edit` sets it).
+async fn service(issuer: &IssuerHandle, edit: impl FnOnce(&mut IntrospectionConfig)) -> TestServer {
+    let mut config = service_config(issuer, cognito());
+    let mut introspection = introspection();
+    edit(&mut introspection);
+    config.validator.introspection = Some(introspection);
+    serve(my_service::build(&config).await.unwrap()).await
+}
+
+async fn get(service: &TestServer, token: &str) -> reqwest::Response {
+    http()
+        .get(format!("{}/weatherforecast", service.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A random token of the shape opaque tokens have (not a JWS).
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn calls(issuer: &IssuerHandle) -> u64 {
+    issuer.stats().introspection_requests
+}
+
+#[tokio::test]
+async fn an_active_opaque_token_is_accepted_at_the_discovered_endpoint() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |_| {}).await;
+    // From the token endpoint, for a client configured for opaque tokens.
+    let token = fetch_token(&issuer, OPAQUE_ID, OPAQUE_SECRET, None).await;
+    assert_eq!(token.split('.').count(), 1, "an opaque token");
+    let response = get(&service, &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls(&issuer), 1);
+    // Again: from the cache.
+    assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
+    assert_eq!(calls(&issuer), 1);
+    // The handle's tokens too.
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
+    assert_eq!(calls(&issuer), 2);
+}
+
+#[tokio::test]
+async fn an_inactive_token_is_401_invalid_token_and_cached_briefly() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |_| {}).await;
+    let unknown = random_token();
+    let response = get(&service, &unknown).await;
+    assert_refused(response, 401, Some("invalid_token"), &unknown).await;
+    assert_eq!(calls(&issuer), 1);
+    // The negative cache (default 10 s) answers the repeat.
+    let response = get(&service, &unknown).await;
+    assert_refused(response, 401, Some("invalid_token"), &unknown).await;
+    assert_eq!(calls(&issuer), 1);
+    // A token revoked before its first use is inactive too.
+    let revoked = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    issuer.revoke(&revoked);
+    assert_refused(
+        get(&service, &revoked).await,
+        401,
+        Some("invalid_token"),
+        &revoked,
+    )
+    .await;
+    // Without the scope: accepted by introspection, refused by the route (403).
+    let no_scope = issuer.issue_opaque_token(BFF_ID, &[], None);
+    assert_eq!(
+        get(&service, &no_scope).await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_accepted_within_the_cache_window_and_refused_after_it() {
+    const WINDOW: Duration = Duration::from_secs(3);
+    let issuer = issuer().await;
+    let service = service(&issuer, |c| {
+        c.max_cache = WINDOW;
+        c.negative_cache = Duration::from_secs(60);
+    })
+    .await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    let first = Instant::now();
+    assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
+    issuer.revoke(&token);
+    // Within the window the cached answer stands (no new call).
+    let response = get(&service, &token).await;
+    assert!(
+        first.elapsed() < WINDOW,
+        "the machine was too slow to test inside the window"
+    );
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls(&issuer), 1);
+    // After it, introspected again, and refused.
+    eventually(WINDOW * 4, "revoked token refused", || async {
+        get(&service, &token).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        first.elapsed() >= WINDOW,
+        "refused before the window closed"
+    );
+    assert_eq!(calls(&issuer), 2, "one call when the entry expired");
+}
+
+#[tokio::test]
+async fn the_endpoint_down_is_503_with_retry_after_never_200_or_401() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |c| c.http_timeout = Duration::from_millis(500)).await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    let unavailable = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    };
+    issuer.set_introspection_available(false);
+    unavailable(get(&service, &token).await).await;
+    issuer.set_introspection_available(true);
+    issuer.fail_next_introspection_requests(1, 500);
+    unavailable(get(&service, &token).await).await;
+    // Slower than the timeout.
+    issuer.set_introspection_delay(Duration::from_secs(3));
+    unavailable(get(&service, &token).await).await;
+    issuer.set_introspection_delay(Duration::ZERO);
+    // Failures are not cached: the endpoint back, the token is accepted.
+    assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_checks_of_one_token_share_one_call() {
+    const N: usize = 16;
+    let issuer = issuer().await;
+    let service = service(&issuer, |c| c.http_timeout = Duration::from_secs(15)).await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    // The first check holds the call open for 4 s; the others are sent once the issuer
+    // has it in progress, so they arrive while it is in flight (not cached): without
+    // single flight each would make its own call.
+    issuer.set_introspection_delay(Duration::from_secs(4));
+    let base = service.base.clone();
+    let send = move |token: String, base: String| async move {
+        http()
+            .get(format!("{base}/weatherforecast"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let first = tokio::spawn(send(token.clone(), base.clone()));
+    eventually(
+        Duration::from_secs(5),
+        "the first call in progress",
+        || async { calls(&issuer) == 1 },
+    )
+    .await;
+    let rest = concurrently((1..N).map(|_| send(token.clone(), base.clone()))).await;
+    let first = first.await.unwrap();
+    assert_eq!(first, StatusCode::OK);
+    assert!(rest.iter().all(|s| *s == StatusCode::OK), "{rest:?}");
+    assert_eq!(calls(&issuer), 1, "{N} concurrent checks, one call");
+    assert_eq!(issuer.stats().introspection_max_in_flight, 1);
+}
+
+#[tokio::test]
+async fn a_flood_of_random_opaque_tokens_costs_bounded_introspection_calls() {
+    // The bound: at most MAX_CONCURRENT calls at once, and at most one call per distinct
+    // token per negative-cache window. Everything else is refused 503 by the wait.
+    const TOKENS: usize = 40;
+    const MAX_CONCURRENT: usize = 2;
+    let issuer = issuer().await;
+    let endpoint = issuer.introspection_endpoint();
+    let service = service(&issuer, |c| {
+        c.endpoint = Some(endpoint);
+        c.max_concurrent = MAX_CONCURRENT;
+        c.wait = Duration::from_millis(50);
+        c.negative_cache = Duration::from_secs(60);
+    })
+    .await;
+    // Each call is held 1 s, twenty times the 50 ms wait: the bound is reached.
+    issuer.set_introspection_delay(Duration::from_secs(1));
+    let tokens: Vec<String> = (0..TOKENS).map(|_| random_token()).collect();
+    let base = service.base.clone();
+    let send = |token: String| {
+        let base = base.clone();
+        async move {
+            let status = http()
+                .get(format!("{base}/weatherforecast"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (token, status)
+        }
+    };
+    let answers = concurrently(tokens.iter().cloned().map(send)).await;
+    let stats = issuer.stats();
+    assert!(
+        answers
+            .iter()
+            .all(|(_, s)| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "never 200: {answers:?}"
+    );
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s)| *s == StatusCode::UNAUTHORIZED)
+        .map(|(t, _)| t)
+        .collect();
+    let overloaded = TOKENS - refused.len();
+    assert!(
+        stats.introspection_max_in_flight <= MAX_CONCURRENT as u64,
+        "{stats:?}"
+    );
+    assert!(stats.introspection_requests <= TOKENS as u64, "{stats:?}");
+    assert_eq!(
+        stats.introspection_requests,
+        refused.len() as u64,
+        "one call per token answered 401, none for the {overloaded} refused 503"
+    );
+    assert!(overloaded > 0, "the bound was reached");
+    // Again, the answered ones: all from the negative cache, no call.
+    let before = stats.introspection_requests;
+    let again = concurrently(refused.iter().map(|t| send((*t).clone()))).await;
+    assert!(again.iter().all(|(_, s)| *s == StatusCode::UNAUTHORIZED));
+    assert_eq!(calls(&issuer), before);
+}
+
+#[tokio::test]
+async fn signed_rfc9701_answers_are_verified_and_a_foreign_signature_is_refused() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |c| c.jwt_response = true).await;
+    let good = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    assert_eq!(get(&service, &good).await.status(), StatusCode::OK);
+    let unknown = random_token();
+    assert_refused(
+        get(&service, &unknown).await,
+        401,
+        Some("invalid_token"),
+        &unknown,
+    )
+    .await;
+    // Signed with a key the JWKS does not hold (under the current kid): the answer cannot
+    // be trusted either way, so the token is neither accepted nor called invalid: 503.
+    issuer.sign_introspection_with_foreign_key(true).unwrap();
+    let other = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    let response = get(&service, &other).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_jwt_access_token_never_reaches_introspection() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |_| {}).await;
+    let jwt = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(get(&service, &jwt).await.status(), StatusCode::OK);
+    // A JWS-shaped forgery is refused by the JWT path, not introspected.
+    let forged = format!("{}x", &jwt[..jwt.len() - 1]);
+    assert_eq!(
+        get(&service, &forged).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(calls(&issuer), 0);
+}
+
+#[tokio::test]
+async fn a_dpop_bound_opaque_token_sent_as_bearer_is_refused() {
+    let issuer = issuer().await;
+    let service = service(&issuer, |_| {}).await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], Some("some-thumbprint"));
+    assert_eq!(
+        get(&service, &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(calls(&issuer), 1);
+}
+
+#[tokio::test]
+async fn without_introspection_an_opaque_token_is_refused_as_before() {
+    let issuer = issuer().await;
+    let service = start_service(&issuer, cognito()).await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    assert_refused(
+        get(&service, &token).await,
+        401,
+        Some("invalid_token"),
+        &token,
+    )
+    .await;
+    assert_eq!(calls(&issuer), 0);
+}
