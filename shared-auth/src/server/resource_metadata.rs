@@ -3,7 +3,7 @@
 //! makes the validator
 //!
 //! - publish the resource's metadata document with
-//!   [`JwtValidator::resource_metadata_router`], at the well-known path RFC 9728 section
+//!   [`JwtValidator::resource_metadata_router`](super::JwtValidator::resource_metadata_router), at the well-known path RFC 9728 section
 //!   3.1 derives from the resource identifier (`/.well-known/oauth-protected-resource`,
 //!   then the identifier's path, if any): `resource`, `authorization_servers` (the
 //!   validator's issuer), `scopes_supported`, `bearer_methods_supported` (`header`: the
@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 
 use super::dpop::{DpopConfig, DpopMode};
 use super::error::StartError;
-use super::validation::JwtValidator;
 use crate::discovery;
 use crate::issuer_http;
 
@@ -76,7 +75,7 @@ impl ProtectedResource {
 
 /// A [`ProtectedResource`] checked and ready to serve: the document's fixed members, where
 /// it is served, and the challenge parameter that points at it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Published {
     /// The document without `authorization_servers`.
     fixed: serde_json::Map<String, Value>,
@@ -143,38 +142,32 @@ impl Published {
     }
 }
 
-impl JwtValidator {
-    /// A router that serves this validator's protected resource metadata (RFC 9728) at its
-    /// well-known path, without authentication, as `application/json` with
-    /// `Cache-Control: public, max-age=3600`. Merge it into the service's router at the
-    /// root: the path is absolute (`/.well-known/oauth-protected-resource` plus the resource
-    /// identifier's path). Without
-    /// [`ValidatorConfig::resource`](super::ValidatorConfig::resource) the router is empty,
-    /// so a service can merge it unconditionally.
-    pub fn resource_metadata_router<S>(&self) -> Router<S>
+impl Published {
+    /// A router serving this document at its well-known path, with
+    /// `authorization_servers` read on every request (a lazily started validator learns its
+    /// issuer after start). See `JwtValidator::resource_metadata_router`, which calls this:
+    /// the document does not know the validator, so the two modules do not import each
+    /// other.
+    pub(crate) fn router<S, F>(&self, authorization_servers: F) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
+        F: Fn() -> Vec<String> + Clone + Send + Sync + 'static,
     {
-        let Some(published) = self.resource_metadata() else {
-            return Router::new();
-        };
+        let published = std::sync::Arc::new(self.clone());
         let path = published.path.clone();
-        let validator = self.clone();
         Router::new().route(
             &path,
             get(move || {
-                let validator = validator.clone();
-                async move { validator.resource_metadata_response() }
+                let published = published.clone();
+                let servers = authorization_servers.clone();
+                async move { published.response(servers()) }
             }),
         )
     }
 
-    /// The document as a response (empty 404 when no resource is configured).
-    fn resource_metadata_response(&self) -> Response {
-        let Some(published) = self.resource_metadata() else {
-            return axum::http::StatusCode::NOT_FOUND.into_response();
-        };
-        let doc = published.document(self.authorization_servers());
+    /// The document as a response.
+    fn response(&self, authorization_servers: Vec<String>) -> Response {
+        let doc = self.document(authorization_servers);
         let cache = HeaderValue::from_str(&format!("public, max-age={METADATA_MAX_AGE_SECS}"))
             .unwrap_or(HeaderValue::from_static("no-cache"));
         (
@@ -243,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn before_lazy_discovery_the_configured_issuer_is_listed() {
-        use crate::server::{MetadataSource, TokenProfile, ValidatorConfig};
+        use crate::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
         // Nothing listens on the discard port: discovery cannot have run.
         let mut config = ValidatorConfig::new(
             MetadataSource::Authority("http://127.0.0.1:9/".into()),
@@ -254,7 +247,10 @@ mod tests {
         let validator = JwtValidator::new(config).await.unwrap();
         assert_eq!(validator.issuer(), None);
         assert_eq!(validator.authorization_servers(), ["http://127.0.0.1:9"]);
-        let response = validator.resource_metadata_response();
+        let response = validator
+            .resource_metadata()
+            .unwrap()
+            .response(validator.authorization_servers());
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(
             response.headers()[header::CACHE_CONTROL],

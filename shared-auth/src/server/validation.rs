@@ -907,6 +907,23 @@ impl JwtValidator {
         self.0.resource.as_ref()
     }
 
+    /// A router that serves this validator's protected resource metadata (RFC 9728) at its
+    /// well-known path, without authentication, as `application/json` with
+    /// `Cache-Control: public, max-age=3600`. Merge it into the service's router at the
+    /// root: the path is absolute (`/.well-known/oauth-protected-resource` plus the resource
+    /// identifier's path). Without [`ValidatorConfig::resource`] the router is empty, so a
+    /// service can merge it unconditionally.
+    pub fn resource_metadata_router<S>(&self) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let Some(published) = self.resource_metadata() else {
+            return axum::Router::new();
+        };
+        let validator = self.clone();
+        published.router(move || validator.authorization_servers())
+    }
+
     /// The (first) issuer's token endpoint, once discovery gave one (for OpenAPI
     /// documents).
     pub fn token_endpoint(&self) -> Option<&str> {
