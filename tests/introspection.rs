@@ -337,3 +337,70 @@ async fn without_introspection_an_opaque_token_is_refused_as_before() {
     .await;
     assert_eq!(calls(&issuer), 0);
 }
+
+/// my-service's introspection credential is a private_key_jwt key, configured as an
+/// operator does (`AUTH_INTROSPECTION_CLIENT_ASSERTION_KEY_FILE`): the client half's
+/// credential kinds serve the resource server too.
+#[tokio::test]
+async fn introspection_authenticates_with_a_private_key_jwt_from_settings() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use clap::Parser as _;
+    const KEY_ID: &str = "my-service-by-key";
+    let file = TempFile::new("introspection-key.pem");
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let der = pair.to_pkcs8v1().unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    file.write(&format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    ));
+    let public = shared_auth::client::SigningKey::from_file(&file.0, None)
+        .unwrap()
+        .public_jwk()
+        .clone();
+    let jwks = serde_json::from_value(serde_json::json!({ "keys": [public] })).unwrap();
+    let config = issuer_config(IssuerProfile::Cognito)
+        .with_client(ClientConfig::without_secret(KEY_ID, Vec::<String>::new()).with_jwks(jwks));
+    let issuer = mock_issuer::start(config).await.unwrap();
+
+    let args = my_service::config::Args::try_parse_from([
+        "my-service",
+        "--authority",
+        issuer.issuer(),
+        "--introspection",
+        "true",
+        "--introspection-client-id",
+        KEY_ID,
+        "--introspection-client-assertion-key-file",
+        file.path(),
+    ])
+    .unwrap();
+    let service = serve(
+        my_service::build(&args.into_config().unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
+    assert_eq!(calls(&issuer), 1);
+
+    // A secret and a key at once: refused at start, naming the variable.
+    let e = my_service::config::Args::try_parse_from([
+        "my-service",
+        "--authority",
+        issuer.issuer(),
+        "--introspection",
+        "true",
+        "--introspection-client-id",
+        KEY_ID,
+        "--introspection-client-secret",
+        "also-a-secret",
+        "--introspection-client-assertion-key-file",
+        file.path(),
+    ])
+    .unwrap()
+    .into_config()
+    .unwrap_err();
+    assert!(e.setting.starts_with("AUTH_INTROSPECTION_CLIENT_"), "{e}");
+    assert!(!e.to_string().contains("also-a-secret"), "{e}");
+}

@@ -37,7 +37,7 @@ mod error;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
-mod settings;
+pub(crate) mod settings;
 mod signing_key;
 mod token_cache;
 #[cfg(feature = "redis")]

@@ -283,16 +283,18 @@ impl ClientSettings {
 }
 
 /// The `private_key_jwt` settings.
-struct KeySettings {
-    file: Option<PathBuf>,
-    id: Option<String>,
-    audience: Option<String>,
-    alg: Option<String>,
+pub(crate) struct KeySettings {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) id: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) alg: Option<String>,
 }
 
 /// Exactly one credential: a secret (or its file), an assertion key, or an assertion file.
-/// The key settings belong to the key, the assertion type to the file.
-fn credential(
+/// The key settings belong to the key, the assertion type to the file. `client` names a
+/// field as the operator knows it (the resource server's introspection credential reuses
+/// this with its own names).
+pub(crate) fn credential(
     client: &dyn Fn(&str) -> String,
     secret: Option<ClientSecret>,
     secret_file: Option<PathBuf>,

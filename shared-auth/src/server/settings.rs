@@ -125,6 +125,11 @@ pub struct ValidatorSettings {
     pub introspection_client_secret_file: Option<String>,
     /// Send the secret in the form body (`client_secret_post`) instead of HTTP Basic.
     pub introspection_client_secret_post: bool,
+    /// Or authenticate with `private_key_jwt`: the private key (PEM or JWK) in this file.
+    pub introspection_client_assertion_key_file: Option<String>,
+    /// Or with a platform-issued assertion read from this file for every call (workload
+    /// identity, RFC 7523).
+    pub introspection_client_assertion_file: Option<String>,
     /// An active answer is cached until `min(exp, this)`, in seconds: the revocation
     /// window (default 300).
     pub introspection_cache_secs: u64,
@@ -329,6 +334,8 @@ impl Default for ValidatorSettings {
             introspection_client_secret: None,
             introspection_client_secret_file: None,
             introspection_client_secret_post: false,
+            introspection_client_assertion_key_file: None,
+            introspection_client_assertion_file: None,
             introspection_cache_secs: 300,
             introspection_negative_cache_secs: 10,
             introspection_jwt: false,
@@ -378,44 +385,29 @@ impl ValidatorSettings {
                     format!("required when {}=true", name("introspection")),
                 )
             })?;
-        let secret = match (
+        // The client half's credential kinds, checked by its own code: a secret (or its
+        // file), a private_key_jwt key, or an assertion file; exactly one.
+        let field = |f: &str| name(&format!("introspection_{f}"));
+        let path = |v: Option<String>| {
+            v.filter(|f| !f.trim().is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let credential = crate::client::settings::credential(
+            &field,
             self.introspection_client_secret
                 .take()
-                .filter(|s| !s.expose().is_empty()),
-            self.introspection_client_secret_file
-                .take()
-                .filter(|f| !f.is_empty()),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(fail(
-                    "introspection_client_secret",
-                    format!(
-                        "set it or {}, not both",
-                        name("introspection_client_secret_file")
-                    ),
-                ));
-            }
-            (Some(secret), None) => secret.expose().to_owned(),
-            (None, Some(file)) => std::fs::read_to_string(&file)
-                .map_err(|e| {
-                    fail(
-                        "introspection_client_secret_file",
-                        format!("cannot read {file}: {e}"),
-                    )
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-            (None, None) => {
-                return Err(fail(
-                    "introspection_client_secret",
-                    format!(
-                        "required when {}=true (or {})",
-                        name("introspection"),
-                        name("introspection_client_secret_file")
-                    ),
-                ));
-            }
-        };
+                .filter(|s| !s.expose().is_empty())
+                .map(|s| crate::client::ClientSecret::new(s.expose())),
+            path(self.introspection_client_secret_file.take()),
+            crate::client::settings::KeySettings {
+                file: path(self.introspection_client_assertion_key_file.take()),
+                id: None,
+                audience: None,
+                alg: None,
+            },
+            path(self.introspection_client_assertion_file.take()),
+            None,
+        )?;
         if self.introspection_cache_secs == 0 {
             return Err(fail(
                 "introspection_cache_secs",
@@ -428,10 +420,8 @@ impl ValidatorSettings {
                 "must be at least 1".to_owned(),
             ));
         }
-        let mut config = IntrospectionConfig::new(
-            crate::client::ClientId::new(client_id),
-            crate::client::ClientSecret::new(secret),
-        );
+        let mut config =
+            IntrospectionConfig::new(crate::client::ClientId::new(client_id), credential);
         config.endpoint = endpoint;
         if self.introspection_client_secret_post {
             config.credential_style = crate::client::CredentialStyle::PostBody;
@@ -1050,6 +1040,18 @@ mod cli {
                 )
                 .conflicts_with(id::<P>("introspection_client_secret")),
             )
+            .arg(arg::<P>(
+                "introspection_client_assertion_key_file",
+                "Or authenticate introspection calls with private_key_jwt: a file with the \
+                 private key (PEM or JWK)."
+                    .to_owned(),
+            ))
+            .arg(arg::<P>(
+                "introspection_client_assertion_file",
+                "Or with a platform-issued client assertion read from this file for every call \
+                 (workload identity)."
+                    .to_owned(),
+            ))
             .arg(boolean::<P>(
                 "introspection_client_secret_post",
                 "Send the introspection client secret in the form body (client_secret_post).".to_owned(),
@@ -1163,6 +1165,12 @@ mod cli {
                         .map(SecretValue::new),
                     introspection_client_secret_file: text("introspection_client_secret_file"),
                     introspection_client_secret_post: flag("introspection_client_secret_post"),
+                    introspection_client_assertion_key_file: text(
+                        "introspection_client_assertion_key_file",
+                    ),
+                    introspection_client_assertion_file: text(
+                        "introspection_client_assertion_file",
+                    ),
                     introspection_cache_secs: matches
                         .get_one::<u64>(id::<P>("introspection_cache_secs"))
                         .copied()
