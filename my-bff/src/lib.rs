@@ -51,9 +51,10 @@ struct AppState {
 /// Why my-bff could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The token client could not be set up (discovery from the authority failed).
+    /// The token client could not be set up (discovery from the authority, or from the
+    /// protected resource's metadata, failed). The error names the URL that failed.
     #[error(
-        "cannot set up the token client (AUTH_SERVER_AUTHORITY): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+        "cannot set up the token client (AUTH_SERVER_AUTHORITY or AUTH_SERVER_PROTECTED_RESOURCE): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
     )]
     Token(#[from] TokenError),
     /// The shared token cache could not be set up.
