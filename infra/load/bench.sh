@@ -39,6 +39,8 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "+%.0f ns", a - b}'; }
 stampede=$(grep -o 'stampede: .*' "$RAW" || echo "stampede: not run")
 paired=$(grep -o 'paired: .*' "$RAW" || echo "paired: not run")
 paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
+two=$(grep -o 'two issuers: .*' "$RAW" || echo "two issuers: not run")
+two_ratio=$(sed -nE 's/.*one issuer = ([0-9.]+)x.*/\1x/p' <<<"$two")
 
 {
   echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -sr); command: \`just bench\` (criterion medians, bench profile)."
@@ -47,6 +49,7 @@ paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
   echo "| --- | ---: | ---: | ---: | --- |"
   echo "| validate a first-seen RS256 token | $(fmt "$(ns validate/first_seen)") | raw aws-lc-rs verify (key parsed beforehand) $(fmt "$(ns validate/raw_aws_lc)") | $(div "$(ns validate/first_seen)" "$(ns validate/raw_aws_lc)") | |"
   echo "| the same, interleaved batches (fastest of each; see below) | | | ${paired_ratio:-n/a} | <= 1.10x |"
+  echo "| the same, validator trusting two issuers (token's issuer second) vs one issuer, interleaved | | | ${two_ratio:-n/a} | |"
   echo "| validate a repeated token (validated-token cache) | $(fmt "$(ns validate/repeat)") | first-seen $(fmt "$(ns validate/first_seen)") | $(div "$(ns validate/first_seen)" "$(ns validate/repeat)") faster | |"
   echo "| plain jsonwebtoken decode (peer) | | $(fmt "$(ns validate/jsonwebtoken_decode)") | | |"
   echo "| \`TokenManager::token()\` warm | $(fmt "$(ns client/token_hit)") | \`RwLock<Option<token>>\` $(fmt "$(ns client/rwlock_option)") | $(div "$(ns client/token_hit)" "$(ns client/rwlock_option)") | <= 250 ns |"
@@ -60,6 +63,8 @@ paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
   echo "${stampede} (target: 1)."
   echo
   echo "${paired}. Criterion measures the two one after the other, seconds apart; the interleaved batches see the same machine noise, so their ratio is the one the target is read from."
+  echo
+  echo "${two}."
 } | tee "$OUT"
 
 # Same features as the auth bench, so shared-auth is not rebuilt in between. Arguments are
