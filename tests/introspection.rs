@@ -362,45 +362,31 @@ async fn introspection_authenticates_with_a_private_key_jwt_from_settings() {
         .with_client(ClientConfig::without_secret(KEY_ID, Vec::<String>::new()).with_jwks(jwks));
     let issuer = mock_issuer::start(config).await.unwrap();
 
-    let args = my_service::config::Args::try_parse_from([
-        "my-service",
-        "--authority",
-        issuer.issuer(),
-        "--introspection",
-        "true",
-        "--introspection-client-id",
-        KEY_ID,
-        "--introspection-client-assertion-key-file",
-        file.path(),
-    ])
-    .unwrap();
-    let service = serve(
-        my_service::build(&args.into_config().unwrap())
-            .await
-            .unwrap(),
-    )
-    .await;
+    // my-service's settings as flags: introspection on, as `KEY_ID`, plus `extra`.
+    let settings = |extra: &[&str]| {
+        let mut args = vec![
+            "my-service",
+            "--authority",
+            issuer.issuer(),
+            "--introspection",
+            "true",
+            "--introspection-client-id",
+            KEY_ID,
+            "--introspection-client-assertion-key-file",
+            file.path(),
+        ];
+        args.extend_from_slice(extra);
+        my_service::config::Args::try_parse_from(args)
+            .unwrap()
+            .into_config()
+    };
+    let service = serve(my_service::build(&settings(&[]).unwrap()).await.unwrap()).await;
     let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
     assert_eq!(get(&service, &token).await.status(), StatusCode::OK);
     assert_eq!(calls(&issuer), 1);
 
     // A secret and a key at once: refused at start, naming the variable.
-    let e = my_service::config::Args::try_parse_from([
-        "my-service",
-        "--authority",
-        issuer.issuer(),
-        "--introspection",
-        "true",
-        "--introspection-client-id",
-        KEY_ID,
-        "--introspection-client-secret",
-        "also-a-secret",
-        "--introspection-client-assertion-key-file",
-        file.path(),
-    ])
-    .unwrap()
-    .into_config()
-    .unwrap_err();
+    let e = settings(&["--introspection-client-secret", "also-a-secret"]).unwrap_err();
     assert!(e.setting.starts_with("AUTH_INTROSPECTION_CLIENT_"), "{e}");
     assert!(!e.to_string().contains("also-a-secret"), "{e}");
 }

@@ -203,10 +203,12 @@ async fn an_issuers_file_error_names_the_variable_and_the_entry() {
         "[[issuer]]\nauthority = \"{}\"\n\n[[issuer]]\nauthority = \"https://b.example\"\ntoken_profile = \"rfc9068\"\n",
         issuer.issuer()
     ));
-    let e = my_service::config::Args::try_parse_from(["my-service", "--issuers-file", file.path()])
-        .unwrap()
-        .into_config()
-        .unwrap_err();
+    let from_file = || {
+        my_service::config::Args::try_parse_from(["my-service", "--issuers-file", file.path()])
+            .unwrap()
+            .into_config()
+    };
+    let e = from_file().unwrap_err();
     assert_eq!(e.setting, "AUTH_ISSUERS_FILE");
     assert!(
         e.reason.contains("issuer 2") && e.reason.contains("audience"),
@@ -218,11 +220,7 @@ async fn an_issuers_file_error_names_the_variable_and_the_entry() {
         "[[issuer]]\nauthority = \"{}\"\n",
         issuer.issuer()
     ));
-    let config =
-        my_service::config::Args::try_parse_from(["my-service", "--issuers-file", file.path()])
-            .unwrap()
-            .into_config()
-            .unwrap();
+    let config = from_file().unwrap();
     assert!(config.validator.additional_issuers.is_empty());
     let service = serve(my_service::build(&config).await.unwrap()).await;
     let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
@@ -233,11 +231,7 @@ async fn an_issuers_file_error_names_the_variable_and_the_entry() {
         "[[issuer]]\nauthority = \"{0}\"\n\n[[issuer]]\nauthority = \"{0}/\"\n",
         issuer.issuer()
     ));
-    let config =
-        my_service::config::Args::try_parse_from(["my-service", "--issuers-file", file.path()])
-            .unwrap()
-            .into_config()
-            .unwrap();
+    let config = from_file().unwrap();
     let e = my_service::build(&config).await.unwrap_err();
     assert!(e.to_string().contains("configured twice"), "{e}");
 }
