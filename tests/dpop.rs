@@ -306,12 +306,13 @@ async fn bad_proofs_are_refused_with_invalid_dpop_proof() {
 async fn with_nonces_a_proof_needs_the_servers_current_nonce() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let clock = Arc::new(ManualClock::starting_now());
-    let server = start(&issuer, |d| {
-        d.nonces = true;
-        d.nonce_lifetime = Duration::from_secs(60);
-        d.clock = clock.clone();
-    })
-    .await;
+    // The validator's one clock moves the nonces.
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.nonces = true;
+    config.dpop.nonce_lifetime = Duration::from_secs(60);
+    config.clock = clock.clone();
+    let validator = JwtValidator::new(config).await.unwrap();
+    let server = serve(my_service::router(validator, "http://127.0.0.1:1/token")).await;
     let url = url(&server);
     let prover = Prover::new();
     let token = bound_token(&issuer, &prover.jkt);

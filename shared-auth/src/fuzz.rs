@@ -13,6 +13,37 @@ use crate::scope::ScopeSet;
 use crate::server::auth_layer::{Credentials, MAX_AUTHORIZATION_LEN, parse_authorization};
 use crate::server::jwks::parse_jwks;
 
+/// A reader that keeps two members and checks the rest.
+#[derive(Default)]
+struct Kept<'a> {
+    a: Option<crate::jose::json::Claim<'a>>,
+    kty: Option<crate::jose::json::Claim<'a>>,
+}
+
+impl<'de> crate::jose::json::Members<'de> for Kept<'de> {
+    fn member<A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match name {
+            "a" => crate::jose::json::keep(map, &mut self.a),
+            "kty" => crate::jose::json::keep(map, &mut self.kty),
+            _ => Ok(false),
+        }
+    }
+}
+
+fn strict_is_subset(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let strict = crate::jose::json::parse::<Kept<'_>>(bytes).is_ok();
+    let map = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes);
+    if strict {
+        prop_assert!(map.is_ok(), "strict accepted what serde_json refuses");
+        prop_assert!(crate::jose::json::parse_map(bytes).ok() == map.ok());
+    }
+    Ok(())
+}
+
 fn jsonish() -> impl Strategy<Value = String> {
     // Mostly-JSON text: fragments that exercise the parsers' structure, mixed freely.
     let atom = prop_oneof![
@@ -34,6 +65,10 @@ fn jsonish() -> impl Strategy<Value = String> {
         Just("\"access_token\"".to_owned()),
         Just("\"expires_in\"".to_owned()),
         Just("\"token_type\"".to_owned()),
+        Just("\"crit\"".to_owned()),
+        Just("\"\\ud800\"".to_owned()),
+        Just("\"\\ud83d\\ude00\"".to_owned()),
+        Just("\"\\u0061\"".to_owned()),
         Just("null".to_owned()),
         Just("1e999".to_owned()),
         Just("-1".to_owned()),
@@ -55,7 +90,7 @@ proptest! {
 
     #[test]
     fn fuzz_jwks_document(text in jsonish()) {
-        let allowed = [jsonwebtoken::Algorithm::RS256, jsonwebtoken::Algorithm::ES256];
+        let allowed = [crate::jose::SignatureAlgorithm::RS256, crate::jose::SignatureAlgorithm::ES256];
         if let Ok((set, _skipped)) = parse_jwks(text.as_bytes(), &allowed) {
             let _ = set.find(None);
             let _ = set.find(Some("x"));
@@ -64,7 +99,23 @@ proptest! {
 
     #[test]
     fn fuzz_jwks_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = parse_jwks(&bytes, &[jsonwebtoken::Algorithm::RS256]);
+        let _ = parse_jwks(&bytes, &[crate::jose::SignatureAlgorithm::RS256]);
+    }
+
+    /// The JOSE core's strict reader accepts a subset of what serde_json reads as a map,
+    /// with the same members: so `Principal::claims` (serde_json over the verified
+    /// payload) can never come back empty for an accepted token.
+    #[test]
+    fn fuzz_strict_json_is_a_subset_of_serde_json(text in jsonish()) {
+        strict_is_subset(text.as_bytes())?;
+    }
+
+    #[test]
+    fn fuzz_strict_json_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut framed = b"{\"a\":".to_vec();
+        framed.extend_from_slice(&bytes);
+        framed.push(b'}');
+        strict_is_subset(&framed)?;
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod issuer_http;
+mod jose;
 pub mod metrics;
 pub mod scope;
 pub mod server;

@@ -57,7 +57,7 @@ async fn make(
             key, explicit_typ, ..
         } => {
             let now = crate::clock::system_now_ms() / 1000;
-            let jti = super::signing_key::random_jti().map_err(|_| {
+            let jti = crate::jose::random_jti().map_err(|_| {
                 TokenError::Credential("no randomness for the assertion's jti".into())
             })?;
             let id = client.client_id.as_str();

@@ -21,14 +21,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use http::HeaderValue;
 use serde::Serialize;
 use serde_json::Value;
 use url::{Position, Url};
 
-use super::signing_key::{KeyError, SigningKey};
+use crate::jose::{KeyError, SigningKey};
 
 /// The `DPoP-Nonce` header.
 pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
@@ -106,7 +104,7 @@ impl DpopKey {
         ath: Option<&str>,
     ) -> Result<(HeaderValue, Option<Arc<str>>), KeyError> {
         let nonce = self.nonce(url);
-        let jti = super::signing_key::random_jti()?;
+        let jti = crate::jose::random_jti()?;
         // RFC 9449 section 4.2: htu without query and fragment (and never user info).
         let without_user;
         let htu = if url.username().is_empty() && url.password().is_none() {
@@ -183,14 +181,14 @@ fn origin(url: &Url) -> &str {
 
 /// `ath`: base64url of the SHA-256 of the access token (RFC 9449 section 4.2).
 pub(crate) fn ath(token: &str) -> Box<str> {
-    B64URL
-        .encode(digest::digest(&digest::SHA256, token.as_bytes()))
-        .into()
+    crate::jose::compact::encode(digest::digest(&digest::SHA256, token.as_bytes())).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
     fn decode(part: &str) -> Value {
         serde_json::from_slice(&B64URL.decode(part).unwrap()).unwrap()

@@ -38,13 +38,13 @@ mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
 pub(crate) mod settings;
-mod signing_key;
 mod token_cache;
 #[cfg(feature = "redis")]
 mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
+pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{
     AccessToken, ClientCredential, ClientCredentialsClient, ClientId, ClientSecret,
     CredentialStyle, JWT_BEARER_ASSERTION,
@@ -59,7 +59,6 @@ pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]
 pub use settings::TokenCacheArgs;
 pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
-pub use signing_key::{KeyError, SigningKey};
 pub use token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };

@@ -17,8 +17,8 @@ use super::credentials::{
 };
 use super::dpop::DpopKey;
 use super::error::TokenError;
-use super::signing_key::SigningKey;
 use super::token_endpoint::RetryPolicy;
+use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
 use crate::settings::{SettingsError, setting_name};
 
@@ -355,7 +355,7 @@ pub(crate) fn credential(
         let alg = match key.alg {
             None => None,
             Some(name) => Some(
-                super::signing_key::parse_alg(name.trim())
+                crate::jose::parse_alg(name.trim())
                     .map_err(|e| fail("client_assertion_alg", e.to_string()))?,
             ),
         };

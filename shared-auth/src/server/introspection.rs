@@ -34,19 +34,23 @@
 //! [`Principal`]: super::Principal
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::Algorithm;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::error::{SignatureAlgorithm, ValidationError};
+use super::claims::{self, Context, Rules, Source, TokenClaims};
+use super::error::ValidationError;
 use super::jwks::KeyCache;
-use super::principal::{Principal, PrincipalParts};
+use super::principal::Principal;
+use super::token_header::media_type;
 use crate::client::{ClientCredential, ClientCredentialsClient, ClientId, CredentialStyle};
-use crate::scope::{Scope, ScopeSet};
+use crate::clock::Clock;
+use crate::jose::SignatureAlgorithm;
+use crate::jose::compact::{self, Compact};
+use crate::jose::json::{self, Claim, Members, keep};
 
 /// The media type of an RFC 9701 answer.
 const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
@@ -116,22 +120,6 @@ impl IntrospectionConfig {
     }
 }
 
-/// Whether `token` is a compact JWS: three base64url parts whose first decodes to a JSON
-/// object. Only such tokens are validated as JWTs when introspection is on.
-pub(crate) fn is_compact_jws(token: &str) -> bool {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .is_some_and(|v| v.is_object())
-}
-
 /// What the cache holds for one token.
 #[derive(Clone)]
 enum Outcome {
@@ -143,6 +131,7 @@ enum Outcome {
 struct OutcomeExpiry {
     max_cache: Duration,
     negative_cache: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl moka::Expiry<[u8; 32], Outcome> for OutcomeExpiry {
@@ -154,7 +143,8 @@ impl moka::Expiry<[u8; 32], Outcome> for OutcomeExpiry {
     ) -> Option<Duration> {
         Some(match value {
             Outcome::Active(p) => {
-                let left = Duration::from_secs(p.expires_at().saturating_sub(now_secs()));
+                let now = self.clock.now_unix_ms() / 1000;
+                let left = Duration::from_secs(p.expires_at().saturating_sub(now));
                 left.min(self.max_cache)
             }
             Outcome::Refused(_) => self.negative_cache,
@@ -164,16 +154,17 @@ impl moka::Expiry<[u8; 32], Outcome> for OutcomeExpiry {
 
 /// The checks an answer must pass, from the validator's configuration.
 pub(crate) struct Checks {
-    /// This API's audience, when one is configured (then `aud` is required).
-    pub(crate) audience: Option<String>,
-    /// The profile's client allow-list (empty: any).
-    pub(crate) allowed_client_ids: Vec<String>,
+    /// The main issuer's rules: audience, client allow-list, scope aliases (the same
+    /// claims-to-principal path as its JWTs).
+    pub(crate) rules: Rules,
     pub(crate) leeway: Duration,
     /// Algorithms an RFC 9701 answer may be signed with.
-    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) algorithms: Vec<SignatureAlgorithm>,
     /// The discovery document to take the endpoint from, when none is configured.
     pub(crate) discovery_url: Option<String>,
     pub(crate) allow_insecure_http: bool,
+    /// The validator's clock.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Introspects opaque tokens, with the cache, single flight and the call bound.
@@ -185,13 +176,6 @@ pub(crate) struct Introspector {
     endpoint: OnceCell<String>,
     cache: moka::future::Cache<[u8; 32], Outcome>,
     calls: Semaphore,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn unavailable() -> ValidationError {
@@ -230,6 +214,7 @@ impl Introspector {
             .expire_after(OutcomeExpiry {
                 max_cache: config.max_cache,
                 negative_cache: config.negative_cache,
+                clock: checks.clock.clone(),
             })
             .build();
         let endpoint = OnceCell::new();
@@ -267,7 +252,7 @@ impl Introspector {
                 if principal
                     .expires_at()
                     .saturating_add(self.checks.leeway.as_secs())
-                    < now_secs() =>
+                    < self.checks.clock.now_unix_ms() / 1000 =>
             {
                 Err(ValidationError::Expired)
             }
@@ -412,10 +397,8 @@ impl Introspector {
                 .map_err(|_| "the RFC 9701 answer is not text".to_owned())?;
             self.verified_answer(jwt.trim()).await
         } else {
-            match serde_json::from_slice(&body) {
-                Ok(Value::Object(answer)) => Ok(answer),
-                _ => Err(format!("POST {endpoint}: the answer is not a JSON object")),
-            }
+            json::parse_map(&body)
+                .map_err(|_| format!("POST {endpoint}: the answer is not a JSON object"))
         }
     }
 
@@ -423,65 +406,61 @@ impl Introspector {
     /// `token_introspection` object.
     async fn verified_answer(&self, jwt: &str) -> Result<Map<String, Value>, String> {
         let bad = |what: &str| format!("the RFC 9701 answer {what}");
-        let (message, signature) = jwt.rsplit_once('.').ok_or_else(|| bad("is not a JWS"))?;
-        let (header, payload) = message.split_once('.').ok_or_else(|| bad("is not a JWS"))?;
-        let decode = |part: &str| {
-            URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| bad("is not base64url"))
-        };
-        let header: Map<String, Value> =
-            serde_json::from_slice(&decode(header)?).map_err(|_| bad("header is not JSON"))?;
-        let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
-        let typ = typ.strip_prefix("application/").unwrap_or(typ);
-        if !typ.eq_ignore_ascii_case("token-introspection+jwt") {
+        let parts = Compact::split(jwt).map_err(|_| bad("is not a JWS"))?;
+        let decode = |part: &str| compact::decode(part).map_err(|_| bad("is not base64url"));
+        let header_bytes = decode(parts.header)?;
+        let header = json::parse_header(&header_bytes).map_err(|_| bad("header is not JSON"))?;
+        if header.typ().map(media_type).as_deref() != Some("token-introspection+jwt") {
             return Err(bad("typ is not token-introspection+jwt"));
         }
+        if header.crit {
+            return Err(bad("has critical header extensions"));
+        }
         let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
+            .alg()
             .and_then(SignatureAlgorithm::from_name)
-            .map(SignatureAlgorithm::jose)
             .filter(|a| self.checks.algorithms.contains(a))
             .ok_or_else(|| bad("alg is not accepted"))?;
-        let kid = header.get("kid").and_then(Value::as_str);
         let key = self
             .keys
-            .key_for(kid)
+            .key_for(header.kid())
             .await
             .map_err(|_| bad("is signed with an unknown key"))?;
-        if !key.accepts(alg) || !key.verifies(alg, message.as_bytes(), &decode(signature)?) {
+        let signature = decode(parts.signature)?;
+        if !key.accepts(alg) || !key.verifies(alg, parts.signing_input.as_bytes(), &signature) {
             return Err(bad("signature does not verify with the issuer's keys"));
         }
-        let mut claims: Map<String, Value> =
-            serde_json::from_slice(&decode(payload)?).map_err(|_| bad("payload is not JSON"))?;
+        let payload = decode(parts.payload)?;
+        let claims: AnswerClaims<'_> =
+            json::parse(&payload).map_err(|_| bad("payload is not JSON"))?;
         let issuer = self
             .keys
             .issuer()
             .ok_or_else(|| bad("cannot be checked yet"))?;
-        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        if claims.iss.as_ref().and_then(Claim::as_str) != Some(issuer) {
             return Err(bad("iss is not the issuer"));
         }
         let me = self.config.client_id.as_str();
-        let for_me = match claims.get("aud") {
-            Some(Value::String(aud)) => aud == me,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(me)),
+        let for_me = match &claims.aud {
+            Some(Claim::Str(aud)) => aud == me,
+            Some(Claim::Other(Value::Array(auds))) => auds.iter().any(|a| a.as_str() == Some(me)),
             _ => false,
         };
         if !for_me {
             return Err(bad("aud is not this API's client id"));
         }
-        let now = now_secs();
-        let leeway = self.checks.leeway.as_secs();
+        let now = self.checks.clock.now_unix_ms() as f64 / 1000.0;
+        let leeway = self.checks.leeway.as_secs_f64();
         let iat = claims
-            .get("iat")
-            .and_then(Value::as_u64)
+            .iat
+            .as_ref()
+            .and_then(Claim::numeric_date)
             .ok_or_else(|| bad("has no iat"))?;
-        if iat > now + leeway || iat + MAX_ANSWER_AGE_SECS + leeway < now {
+        if iat > now + leeway || iat + MAX_ANSWER_AGE_SECS as f64 + leeway < now {
             return Err(bad("iat is not fresh"));
         }
-        match claims.remove("token_introspection") {
-            Some(Value::Object(answer)) => Ok(answer),
+        match claims.token_introspection {
+            Some(Claim::Other(Value::Object(answer))) => Ok(answer),
             _ => Err(bad("has no token_introspection object")),
         }
     }
@@ -504,94 +483,52 @@ impl Introspector {
         }
     }
 
-    fn principal(&self, answer: &Map<String, Value>) -> Result<PrincipalParts, ValidationError> {
-        let checks = &self.checks;
-        let now = now_secs();
-        let leeway = checks.leeway.as_secs();
-        let time = |name: &str| match answer.get(name) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or(ValidationError::Claims),
+    fn principal(
+        &self,
+        answer: &Map<String, Value>,
+    ) -> Result<super::principal::PrincipalParts, ValidationError> {
+        let source = Source::Introspection {
+            max_cache: self.config.max_cache,
+            retry_after: RETRY_AFTER_SECS,
         };
-        let string = |name: &str| match answer.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(ValidationError::Claims),
-        };
-        // RFC 7662 makes `exp` optional: without it the answer is good for `max_cache`.
-        let exp = match time("exp")? {
-            Some(exp) => exp,
-            None => now.saturating_add(self.config.max_cache.as_secs()),
-        };
-        if exp.saturating_add(leeway) < now {
-            return Err(ValidationError::Expired);
-        }
-        let nbf = time("nbf")?;
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-            return Err(ValidationError::NotYetValid);
-        }
-        let issuer = self.keys.issuer();
-        if let Some(iss) = answer.get("iss") {
-            match issuer {
-                None => return Err(unavailable()),
-                Some(expected) if iss.as_str() == Some(expected) => {}
-                Some(_) => return Err(ValidationError::Issuer),
-            }
-        }
-        if let Some(expected) = &checks.audience {
-            let named = match answer.get("aud") {
-                Some(Value::String(aud)) => aud == expected,
-                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(expected)),
-                None => false,
-                Some(_) => return Err(ValidationError::Claims),
-            };
-            if !named {
-                return Err(ValidationError::Audience);
-            }
-        }
-        let subject = string("sub")?;
-        let client_id = string("client_id")?
-            .or(string("azp")?)
-            .or(subject)
-            .ok_or(ValidationError::Claims)?;
-        if !checks.allowed_client_ids.is_empty()
-            && !checks.allowed_client_ids.iter().any(|c| c == client_id)
-        {
-            return Err(ValidationError::ClientNotAllowed);
-        }
-        let scopes = match answer.get("scope").or_else(|| answer.get("scp")) {
-            None => ScopeSet::new(),
-            Some(Value::String(s)) => ScopeSet::parse(s).map_err(|_| ValidationError::Claims)?,
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .and_then(|s| Scope::new(s).ok())
-                        .ok_or(ValidationError::Claims)
-                })
-                .collect::<Result<ScopeSet, _>>()?,
-            Some(_) => return Err(ValidationError::Claims),
-        };
-        let dpop_jkt = match answer.get("cnf") {
-            None => None,
-            Some(Value::Object(cnf)) => match cnf.get("jkt") {
-                None => None,
-                Some(Value::String(jkt)) => Some(jkt.clone()),
-                Some(_) => return Err(ValidationError::Claims),
-            },
-            Some(_) => return Err(ValidationError::Claims),
-        };
-        Ok(PrincipalParts {
-            client_id: client_id.to_owned(),
-            subject: subject.map(str::to_owned),
-            scopes,
-            expires_at: exp,
-            not_before: nbf,
-            issuer: issuer.unwrap_or_default().to_owned(),
+        let context = Context {
+            issuer: self.keys.issuer(),
             // The main issuer's (see `JwtValidator::new`).
-            issuer_index: 0,
-            dpop_jkt,
-        })
+            index: 0,
+            now_ms: self.checks.clock.now_unix_ms(),
+            leeway: self.checks.leeway,
+        };
+        claims::principal(
+            &self.checks.rules,
+            &TokenClaims::from_map(answer),
+            &source,
+            &context,
+        )
+    }
+}
+
+/// The claims of an RFC 9701 answer that are checked.
+#[derive(Default)]
+struct AnswerClaims<'a> {
+    iss: Option<Claim<'a>>,
+    aud: Option<Claim<'a>>,
+    iat: Option<Claim<'a>>,
+    token_introspection: Option<Claim<'a>>,
+}
+
+impl<'de> Members<'de> for AnswerClaims<'de> {
+    fn member<A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match name {
+            "iss" => keep(map, &mut self.iss),
+            "aud" => keep(map, &mut self.aud),
+            "iat" => keep(map, &mut self.iat),
+            "token_introspection" => keep(map, &mut self.token_introspection),
+            _ => Ok(false),
+        }
     }
 }
 
@@ -604,28 +541,5 @@ fn without_url(e: &reqwest::Error) -> String {
         "connection failed".to_owned()
     } else {
         "transport error".to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_compact_jws_shapes_go_the_jwt_way() {
-        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
-        assert!(is_compact_jws(&format!("{header}.e30.c2ln")));
-        assert!(!is_compact_jws("2YotnFZFEjr1zCsicMWpAA"));
-        assert!(!is_compact_jws("a.b.c"), "the header is not JSON");
-        assert!(!is_compact_jws(&format!("{header}.e30")), "two parts");
-        assert!(
-            !is_compact_jws(&format!("{header}.e30.c2ln.x")),
-            "four parts"
-        );
-        let array = URL_SAFE_NO_PAD.encode("[1]");
-        assert!(
-            !is_compact_jws(&format!("{array}.e30.c2ln")),
-            "not an object"
-        );
     }
 }

@@ -34,101 +34,36 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
-};
-use serde::Deserialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::discovery::{self, DiscoveryError};
 use crate::issuer_http::{self, MAX_METADATA_BYTES};
+use crate::jose::SignatureAlgorithm;
+use crate::jose::json::{Claim, Jwk, Members, Text, keep};
+use crate::jose::jwk::{self, Base64};
 
-/// A usable verification key: parsed once, when the key set is loaded, for each
-/// algorithm it may verify. aws-lc-rs then verifies without decoding the JWK's base64 or
-/// building the key again on every token (jsonwebtoken's `DecodingKey` does both).
+/// A usable verification key, with what identifies its material: the RFC 7638 thumbprint
+/// plus the algorithms (equal material, equal string).
 pub(crate) struct VerifyKey {
-    /// The algorithms a token signed with this key may name (the key's `alg`, or, when it
-    /// has none, the allowed algorithms of its family), each with the key parsed for it.
-    parsed: Vec<(Algorithm, ParsedPublicKey)>,
-    /// RFC 7638 thumbprint plus the algorithms: equal material, equal string.
+    key: jwk::VerifyKey,
     material: String,
 }
 
 impl VerifyKey {
     /// Whether a token whose header names `alg` may be verified with this key.
-    pub(crate) fn accepts(&self, alg: Algorithm) -> bool {
-        self.parsed.iter().any(|(a, _)| *a == alg)
+    pub(crate) fn accepts(&self, alg: SignatureAlgorithm) -> bool {
+        self.key.accepts(alg)
     }
 
-    /// Whether `signature` is `alg`'s signature of `message` under this key; false for an
-    /// algorithm the key does not admit.
-    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
-    }
-}
-
-/// The aws-lc-rs RSA verification parameters of a JOSE RSA algorithm; `None` for any
-/// other. One table for token keys and DPoP proof keys.
-pub(crate) fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
-    use Algorithm as A;
-    Some(match alg {
-        A::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        A::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        A::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        A::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        A::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        A::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
-}
-
-/// The aws-lc-rs ECDSA verification algorithm of a JOSE ECDSA algorithm (fixed-size
-/// `r || s` signatures, RFC 7518 section 3.4) and its coordinate size in bytes; `None` for
-/// any other.
-pub(crate) fn ecdsa_parameters(
-    alg: Algorithm,
-) -> Option<(&'static sig::EcdsaVerificationAlgorithm, usize)> {
-    match alg {
-        Algorithm::ES256 => Some((&sig::ECDSA_P256_SHA256_FIXED, 32)),
-        Algorithm::ES384 => Some((&sig::ECDSA_P384_SHA384_FIXED, 48)),
-        _ => None,
-    }
-}
-
-/// An uncompressed EC point, `0x04 || x || y`, from coordinates of `size` bytes each;
-/// `None` if either has another length.
-pub(crate) fn ec_point(x: &[u8], y: &[u8], size: usize) -> Option<Vec<u8>> {
-    (x.len() == size && y.len() == size).then(|| [&[4u8][..], x, y].concat())
-}
-
-/// The public key of `jwk` parsed for `alg`; `None` if the members do not form one.
-fn parse_key(jwk: &Jwk, alg: Algorithm) -> Option<ParsedPublicKey> {
-    let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok();
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(rsa) => {
-            let params = rsa_parameters(alg)?;
-            let components = sig::RsaPublicKeyComponents {
-                n: bytes(&rsa.n)?,
-                e: bytes(&rsa.e)?,
-            };
-            components.to_parsed_public_key(params).ok()
-        }
-        AlgorithmParameters::EllipticCurve(ec) => {
-            let (scheme, size) = ecdsa_parameters(alg)?;
-            let point = ec_point(&bytes(&ec.x)?, &bytes(&ec.y)?, size)?;
-            ParsedPublicKey::new(scheme, point).ok()
-        }
-        AlgorithmParameters::OctetKeyPair(okp) if alg == Algorithm::EdDSA => {
-            ParsedPublicKey::new(&sig::ED25519, bytes(&okp.x)?).ok()
-        }
-        _ => None,
+    /// Whether `signature` is `alg`'s signature of `message` under this key.
+    pub(crate) fn verifies(
+        &self,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        self.key.verifies(alg, message, signature)
     }
 }
 
@@ -178,107 +113,80 @@ impl KeySet {
     }
 }
 
-const RSA_FAMILY: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+/// A JWKS document: `keys`, each entry read as a JSON value by the strict rules (an entry
+/// this crate cannot use is skipped, not fatal).
+#[derive(Default)]
+struct Document<'a> {
+    keys: Option<Claim<'a>>,
+}
 
-/// The signature algorithms a key of this type and curve can verify. Octet (HMAC) keys
-/// and curves jsonwebtoken cannot verify have none.
-fn family(jwk: &Jwk) -> &'static [Algorithm] {
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => &RSA_FAMILY,
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => &[Algorithm::ES256],
-            EllipticCurve::P384 => &[Algorithm::ES384],
-            _ => &[],
-        },
-        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
-            EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
-            _ => &[],
-        },
-        // Octet (HMAC) keys, and kinds this crate does not know.
-        _ => &[],
+impl<'de> Members<'de> for Document<'de> {
+    fn member<A: serde::de::MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match name {
+            "keys" => keep(map, &mut self.keys),
+            _ => Ok(false),
+        }
     }
 }
 
-fn to_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
-    Some(match alg {
-        KeyAlgorithm::RS256 => Algorithm::RS256,
-        KeyAlgorithm::RS384 => Algorithm::RS384,
-        KeyAlgorithm::RS512 => Algorithm::RS512,
-        KeyAlgorithm::PS256 => Algorithm::PS256,
-        KeyAlgorithm::PS384 => Algorithm::PS384,
-        KeyAlgorithm::PS512 => Algorithm::PS512,
-        KeyAlgorithm::ES256 => Algorithm::ES256,
-        KeyAlgorithm::ES384 => Algorithm::ES384,
-        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        // HMAC keys never verify access tokens from an issuer; encryption algorithms are
-        // not signature algorithms.
-        _ => return None,
-    })
-}
-
-/// The algorithms `jwk` may verify under the allow-list; empty: the key is not usable.
-fn usable_algs(jwk: &Jwk, allowed: &[Algorithm]) -> Vec<Algorithm> {
-    let family = family(jwk);
-    match jwk.common.key_algorithm {
-        // A declared algorithm must belong to the key's family ("RS256" on an EC key is
-        // a broken or hostile set) and be allowed.
-        Some(declared) => to_algorithm(declared)
-            .filter(|a| family.contains(a) && allowed.contains(a))
-            .into_iter()
-            .collect(),
-        None => family
-            .iter()
-            .copied()
-            .filter(|a| allowed.contains(a))
-            .collect(),
+/// The JWK members of one key set entry, borrowed from it; `None` when a member this crate
+/// reads is not a string (a broken key).
+fn jwk_members(entry: &serde_json::Map<String, Value>) -> Option<Jwk<'_>> {
+    let mut jwk = Jwk::default();
+    for (name, value) in entry {
+        let slot = match name.as_str() {
+            "kty" => &mut jwk.kty,
+            "crv" => &mut jwk.crv,
+            "x" => &mut jwk.x,
+            "y" => &mut jwk.y,
+            "n" => &mut jwk.n,
+            "e" => &mut jwk.e,
+            "alg" => &mut jwk.alg,
+            "kid" => &mut jwk.kid,
+            "use" => &mut jwk.use_,
+            "d" | "p" | "q" | "dp" | "dq" | "qi" | "oth" | "k" => {
+                jwk.private = true;
+                continue;
+            }
+            _ => continue,
+        };
+        *slot = Some(Text(std::borrow::Cow::Borrowed(value.as_str()?)));
     }
+    Some(jwk)
 }
 
 /// Parses a JWKS document, keeping only the keys usable for `allowed` algorithms.
 /// Returns the set and how many keys were skipped.
-pub(crate) fn parse_jwks(body: &[u8], allowed: &[Algorithm]) -> Result<(KeySet, usize), String> {
-    #[derive(Deserialize)]
-    struct Document {
-        keys: Vec<serde_json::Value>,
-    }
-    let doc: Document = serde_json::from_slice(body).map_err(|e| format!("not a JWK set: {e}"))?;
+pub(crate) fn parse_jwks(
+    body: &[u8],
+    allowed: &[SignatureAlgorithm],
+) -> Result<(KeySet, usize), String> {
+    let doc: Document<'_> =
+        crate::jose::json::parse(body).map_err(|e| format!("not a JWK set: {e}"))?;
+    let Some(Claim::Other(Value::Array(entries))) = doc.keys else {
+        return Err("not a JWK set: no `keys` array".into());
+    };
     let mut set = KeySet::default();
     let mut skipped = 0;
-    for raw in doc.keys {
-        let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
-            skipped += 1; // unknown kty or malformed: not for us
+    for entry in &entries {
+        let Some(jwk) = entry.as_object().and_then(jwk_members) else {
+            skipped += 1; // not a JWK
             continue;
         };
-        let usable_use = matches!(
-            jwk.common.public_key_use,
-            None | Some(PublicKeyUse::Signature)
-        );
-        let algs = usable_algs(&jwk, allowed);
-        if !usable_use || algs.is_empty() {
-            skipped += 1;
-            continue;
-        }
-        let parsed: Option<Vec<_>> = algs
-            .iter()
-            .map(|&alg| parse_key(&jwk, alg).map(|key| (alg, key)))
-            .collect();
-        let (Some(parsed), Ok(thumbprint)) = (parsed, jwk.thumbprint(ThumbprintHash::SHA256))
-        else {
-            skipped += 1;
+        let algs = jwk::usable_algorithms(&jwk, allowed);
+        let Some(key) = jwk::VerifyKey::new(&jwk, &algs, Base64::Padded) else {
+            skipped += 1; // HMAC, `use: enc`, another family, broken members
             continue;
         };
-        let material = format!("{thumbprint}:{algs:?}");
-        let key = Arc::new(VerifyKey { parsed, material });
-        match &jwk.common.key_id {
+        let material = format!("{}:{algs:?}", key.thumbprint());
+        let key = Arc::new(VerifyKey { key, material });
+        match jwk.kid.as_ref() {
             Some(kid) => {
-                set.by_kid.insert(kid.clone(), key);
+                set.by_kid.insert(kid.0.to_string(), key);
             }
             None => set.anonymous.push(key),
         }
@@ -346,7 +254,7 @@ struct Resolved {
 pub(crate) struct KeyCache {
     http: reqwest::Client,
     source: KeySource,
-    allowed: Vec<Algorithm>,
+    allowed: Vec<SignatureAlgorithm>,
     allow_insecure_http: bool,
     /// The expected `iss`: known at construction unless it comes from discovery.
     issuer: OnceLock<String>,
@@ -371,7 +279,7 @@ impl KeyCache {
         http: reqwest::Client,
         source: KeySource,
         issuer: Option<String>,
-        allowed: Vec<Algorithm>,
+        allowed: Vec<SignatureAlgorithm>,
         allow_insecure_http: bool,
         timing: KeyCacheTiming,
         on_invalidate: Box<dyn Fn() + Send + Sync>,
@@ -680,7 +588,7 @@ mod tests {
     /// Another modulus (the first with its first character changed).
     const N2: &str = "tXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
 
-    fn key_set(keys: serde_json::Value, allowed: &[Algorithm]) -> (KeySet, usize) {
+    fn key_set(keys: serde_json::Value, allowed: &[SignatureAlgorithm]) -> (KeySet, usize) {
         parse_jwks(
             serde_json::json!({ "keys": keys }).to_string().as_bytes(),
             allowed,
@@ -700,40 +608,43 @@ mod tests {
                 {"kty": "RSA", "kid": "ps", "alg": "PS512", "n": N, "e": "AQAB"},
                 {"kty": "RSA", "kid": "wrong-family", "alg": "ES256", "n": N, "e": "AQAB"},
             ]),
-            &[Algorithm::RS256],
+            &[SignatureAlgorithm::RS256],
         );
         assert_eq!(set.len(), 1);
         assert_eq!(skipped, 6);
         assert!(set.find(Some("sig")).is_some());
         assert!(set.find(None).is_some(), "single key: kid may be omitted");
-        assert!(parse_jwks(b"{}", &[Algorithm::RS256]).is_err());
+        assert!(parse_jwks(b"{}", &[SignatureAlgorithm::RS256]).is_err());
     }
 
     #[test]
     fn a_key_without_alg_takes_the_allowed_algorithms_of_its_family() {
-        let allowed = [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256];
+        let allowed = [
+            SignatureAlgorithm::RS256,
+            SignatureAlgorithm::PS256,
+            SignatureAlgorithm::ES256,
+        ];
         let (set, skipped) = key_set(
             serde_json::json!([{"kty": "RSA", "kid": "entra", "use": "sig", "n": N, "e": "AQAB"}]),
             &allowed,
         );
         assert_eq!((set.len(), skipped), (1, 0));
         let key = set.find(Some("entra")).unwrap();
-        assert!(key.accepts(Algorithm::RS256) && key.accepts(Algorithm::PS256));
-        assert!(!key.accepts(Algorithm::ES256), "another family");
-        assert!(!key.accepts(Algorithm::RS512), "not allowed");
-        assert!(!key.accepts(Algorithm::HS256), "never HMAC");
+        assert!(key.accepts(SignatureAlgorithm::RS256) && key.accepts(SignatureAlgorithm::PS256));
+        assert!(!key.accepts(SignatureAlgorithm::ES256), "another family");
+        assert!(!key.accepts(SignatureAlgorithm::RS512), "not allowed");
         // A key with alg accepts exactly that one.
         let (set, _) = key_set(
             serde_json::json!([{"kty": "RSA", "kid": "k", "alg": "PS256", "n": N, "e": "AQAB"}]),
             &allowed,
         );
         let key = set.find(Some("k")).unwrap();
-        assert!(key.accepts(Algorithm::PS256) && !key.accepts(Algorithm::RS256));
+        assert!(key.accepts(SignatureAlgorithm::PS256) && !key.accepts(SignatureAlgorithm::RS256));
     }
 
     #[test]
     fn replaced_material_or_alg_under_a_kid_invalidates_withdrawal_too() {
-        let all = [Algorithm::RS256, Algorithm::PS256];
+        let all = [SignatureAlgorithm::RS256, SignatureAlgorithm::PS256];
         let key = |kid: &str, n: &str, alg: Option<&str>| {
             let mut k = serde_json::json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"});
             if let Some(alg) = alg {

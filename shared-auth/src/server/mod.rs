@@ -36,29 +36,36 @@
 
 pub(crate) mod auth_layer;
 mod challenge;
+mod claims;
+mod config;
 mod dpop;
 mod dpop_nonce;
 mod dpop_replay;
 mod error;
 mod introspection;
+mod issuer;
 pub(crate) mod jwks;
 mod principal;
 mod resource_metadata;
 mod response_future;
 mod scope_policy;
 mod settings;
+mod token_header;
 mod validated_cache;
 mod validation;
 
+pub use crate::jose::SignatureAlgorithm;
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
 pub use challenge::problem;
+pub use claims::TokenProfile;
+pub use config::{IssuerConfig, MetadataSource, ValidatorConfig};
 #[cfg(feature = "redis")]
 pub use dpop::RedisReplayStore;
 pub use dpop::{
     DpopConfig, DpopMode, InMemoryReplayStore, ReplayStore, ReplayStoreConfig, ReplayStoreError,
     SecretValue,
 };
-pub use error::{SignatureAlgorithm, StartError, ValidationError};
+pub use error::{StartError, ValidationError};
 pub use introspection::IntrospectionConfig;
 pub use principal::{MissingAuthLayer, Principal};
 pub use resource_metadata::ProtectedResource;
@@ -67,4 +74,4 @@ pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;
 pub use settings::{AuthEnv, EnvPrefix, IssuerSettings, ProfileName, ValidatorSettings};
-pub use validation::{IssuerConfig, JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
+pub use validation::JwtValidator;

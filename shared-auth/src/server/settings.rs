@@ -25,11 +25,12 @@
 
 use std::time::Duration;
 
+use super::claims::TokenProfile;
+use super::config::{IssuerConfig, MetadataSource, ValidatorConfig};
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
-use super::error::SignatureAlgorithm;
 use super::introspection::IntrospectionConfig;
 use super::resource_metadata::ProtectedResource;
-use super::validation::{IssuerConfig, MetadataSource, TokenProfile, ValidatorConfig};
+use crate::jose::SignatureAlgorithm;
 use crate::settings::SettingsError;
 
 /// The token profiles, by their setting names.

@@ -9,23 +9,22 @@
 //! the PKCS#8 bytes for every call, so each signature re-parses the key (for ES256 as long
 //! again as the signature itself), and a DPoP proof is signed for every request. The
 //! compact form is three base64url parts joined by dots; the header and claims are written
-//! by serde_json. The thumbprint is jsonwebtoken's (`Jwk::thumbprint`), the same code the
+//! by serde_json. The thumbprint is the JOSE core's (`jwk::thumbprint`), the same code the
 //! resource server uses to compare it with `cnf.jkt`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::compact::{decode, encode, encode_into};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPairComponents, PublicKeyComponents};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
 
-use crate::server::SignatureAlgorithm;
+use super::SignatureAlgorithm;
 
 /// Why a key could not be loaded or used. Never contains key material.
 #[derive(Debug, thiserror::Error)]
@@ -147,8 +146,7 @@ impl SigningKey {
                 .get(name)
                 .and_then(Value::as_str)
                 .ok_or_else(|| KeyError::Format(format!("the JWK has no `{name}`")))?;
-            B64URL
-                .decode(text)
+            decode(text)
                 .map_err(|_| KeyError::Format(format!("the JWK's `{name}` is not base64url")))
         };
         let text = |name: &str| jwk.get(name).and_then(Value::as_str);
@@ -278,7 +276,7 @@ impl SigningKey {
         let public_jwk = match &pair {
             Pair::Rsa(k) => {
                 let public: PublicKeyComponents<Vec<u8>> = k.public_key().into();
-                json!({"e": B64URL.encode(&public.e), "kty": "RSA", "n": B64URL.encode(&public.n)})
+                json!({"e": encode(&public.e), "kty": "RSA", "n": encode(&public.n)})
             }
             Pair::Ecdsa(k) => {
                 // Uncompressed SEC1 point: 0x04 || x || y, coordinates of equal length.
@@ -289,16 +287,17 @@ impl SigningKey {
                 } else {
                     "P-384"
                 };
-                json!({"crv": crv, "kty": "EC", "x": B64URL.encode(x), "y": B64URL.encode(y)})
+                json!({"crv": crv, "kty": "EC", "x": encode(x), "y": encode(y)})
             }
             Pair::Ed25519(k) => {
-                json!({"crv": "Ed25519", "kty": "OKP", "x": B64URL.encode(k.public_key().as_ref())})
+                json!({"crv": "Ed25519", "kty": "OKP", "x": encode(k.public_key().as_ref())})
             }
         };
-        let thumbprint = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(public_jwk.clone())
-            .map_err(|e| KeyError::Format(e.to_string()))?
-            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-            .map_err(|e| KeyError::Format(e.to_string()))?;
+        let text = public_jwk.to_string();
+        let thumbprint = serde_json::from_str::<super::json::Object<super::json::Jwk<'_>>>(&text)
+            .ok()
+            .and_then(|jwk| super::jwk::thumbprint(&jwk.0))
+            .ok_or_else(|| KeyError::Format("no thumbprint for the public key".into()))?;
         Ok(SigningKey {
             inner: Arc::new(Inner {
                 pair,
@@ -321,7 +320,7 @@ impl SigningKey {
         for (name, value) in extra {
             header.insert((*name).into(), value.clone());
         }
-        B64URL.encode(Value::Object(header).to_string())
+        encode(Value::Object(header).to_string())
     }
 
     /// A compact JWS of `claims` under a header made by [`Self::encoded_header`].
@@ -333,10 +332,10 @@ impl SigningKey {
         let mut jws = String::with_capacity(encoded_header.len() + claims.len() * 4 / 3 + 400);
         jws.push_str(encoded_header);
         jws.push('.');
-        B64URL.encode_string(claims, &mut jws);
+        encode_into(claims, &mut jws);
         let signature = self.sign(jws.as_bytes())?;
         jws.push('.');
-        B64URL.encode_string(signature, &mut jws);
+        encode_into(signature, &mut jws);
         Ok(jws)
     }
 
@@ -399,7 +398,7 @@ pub(crate) fn random_jti() -> Result<String, KeyError> {
     SystemRandom::new()
         .fill(&mut id)
         .map_err(|_| KeyError::Sign)?;
-    Ok(B64URL.encode(id))
+    Ok(encode(id))
 }
 
 #[cfg(test)]
@@ -408,6 +407,8 @@ mod tests {
     use aws_lc_rs::signature::KeyPair as _;
 
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
     /// RFC 7517 appendix A.2: an RSA private key as a JWK.
     static RFC7517_RSA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
@@ -436,7 +437,7 @@ mod tests {
         let jws = key.sign_compact(&header, br#"{"sub":"x"}"#).unwrap();
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk().clone()).unwrap();
         let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
-        let mut validation = jsonwebtoken::Validation::new(key.algorithm().jose());
+        let mut validation = jsonwebtoken::Validation::new(key.algorithm().name().parse().unwrap());
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         let data = jsonwebtoken::decode::<Value>(&jws, &decoding, &validation)
