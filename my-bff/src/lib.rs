@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use shared_auth::client::{
     ManagedClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
 };
-use shared_auth::server::problem;
+use shared_auth::problem;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;

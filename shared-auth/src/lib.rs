@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+mod client_auth;
 pub mod clock;
 mod discovery;
 #[cfg(test)]
@@ -13,10 +14,12 @@ mod fuzz;
 mod issuer_http;
 mod jose;
 pub mod metrics;
+mod problem;
 pub mod scope;
 pub mod server;
 mod settings;
 
 pub use issuer_http::UrlError;
+pub use problem::problem;
 pub use scope::{Scope, ScopeSet};
 pub use settings::SettingsError;

@@ -6,61 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use super::error::TokenError;
+use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::scope::ScopeSet;
-
-/// An OAuth 2.0 client id.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ClientId(String);
-
-impl ClientId {
-    /// Wraps a client id.
-    pub fn new(id: impl Into<String>) -> Self {
-        ClientId(id.into())
-    }
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A client secret. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
-#[derive(Clone)]
-pub struct ClientSecret(SecretString);
-
-impl ClientSecret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        ClientSecret(SecretString::from(secret.into()))
-    }
-    /// The secret, for the one place that sends it.
-    pub(crate) fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret([REDACTED])")
-    }
-}
 
 /// An access token. `Debug` is redacted; use [`AccessToken::secret`] to send it.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,88 +30,6 @@ impl AccessToken {
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AccessToken([REDACTED], {} bytes)", self.0.len())
-    }
-}
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum CredentialStyle {
-    /// HTTP Basic (`client_secret_basic`), id and secret form-urlencoded first (RFC 6749
-    /// section 2.3.1). The default, as in Duende.
-    #[default]
-    BasicHeader,
-    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
-    PostBody,
-}
-
-/// The assertion type of RFC 7523 section 2.2 (`client_assertion_type`).
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// How the client proves who it is at the token endpoint.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientCredential {
-    /// A shared secret (`client_secret_basic` or `client_secret_post`, per the client's
-    /// [`CredentialStyle`]).
-    Secret(ClientSecret),
-    /// `private_key_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): a fresh
-    /// assertion signed with `key` for every token request, so only on a cache miss. Claims:
-    /// `iss` = `sub` = the client id, `aud`, a random `jti`, `iat`, and `exp` 60 s later.
-    PrivateKeyJwt {
-        /// The signing key (its `kid`, if any, goes into the header).
-        key: super::SigningKey,
-        /// The `aud` claim. `None`: the issuer identifier when the client knows it
-        /// (built [from an authority](ClientCredentialsClient::from_authority), as
-        /// draft-ietf-oauth-rfc7523bis asks), else the token endpoint URL (which every
-        /// issuer accepts under RFC 7523).
-        audience: Option<String>,
-        /// Adds the header `typ: client-authentication+jwt` (rfc7523bis) for issuers that
-        /// check it.
-        explicit_typ: bool,
-    },
-    /// A JWT that the platform writes and rotates (a Kubernetes projected service-account
-    /// token, a SPIFFE JWT-SVID), read again for every token request and sent as it is.
-    AssertionFile {
-        /// The file.
-        path: PathBuf,
-        /// `client_assertion_type` ([`JWT_BEARER_ASSERTION`] unless the issuer wants
-        /// another, e.g. Keycloak's `urn:ietf:params:oauth:client-assertion-type:jwt-spiffe`).
-        assertion_type: String,
-    },
-}
-
-impl ClientCredential {
-    /// `private_key_jwt` with the default audience and no `typ` header.
-    pub fn private_key_jwt(key: super::SigningKey) -> Self {
-        ClientCredential::PrivateKeyJwt {
-            key,
-            audience: None,
-            explicit_typ: false,
-        }
-    }
-
-    /// An assertion read from `path` for each request, of type [`JWT_BEARER_ASSERTION`].
-    pub fn assertion_file(path: impl Into<PathBuf>) -> Self {
-        ClientCredential::AssertionFile {
-            path: path.into(),
-            assertion_type: JWT_BEARER_ASSERTION.to_owned(),
-        }
-    }
-
-    /// The kind, for logs and metrics: `secret`, `private_key_jwt` or `assertion_file`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ClientCredential::Secret(_) => "secret",
-            ClientCredential::PrivateKeyJwt { .. } => "private_key_jwt",
-            ClientCredential::AssertionFile { .. } => "assertion_file",
-        }
-    }
-}
-
-impl From<ClientSecret> for ClientCredential {
-    fn from(secret: ClientSecret) -> Self {
-        ClientCredential::Secret(secret)
     }
 }
 
@@ -356,6 +224,7 @@ impl ClientCredentialsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_auth::ClientSecret;
 
     #[test]
     fn secrets_and_tokens_never_print() {

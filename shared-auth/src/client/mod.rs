@@ -29,8 +29,6 @@
 //! # let _ = forecasts; Ok(()) }
 //! ```
 
-// pub(crate): the resource server's introspection calls authenticate with it too.
-pub(crate) mod assertion;
 mod credentials;
 mod dpop;
 mod error;
@@ -44,11 +42,11 @@ mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
-pub use crate::jose::{KeyError, SigningKey};
-pub use credentials::{
-    AccessToken, ClientCredential, ClientCredentialsClient, ClientId, ClientSecret,
-    CredentialStyle, JWT_BEARER_ASSERTION,
+pub use crate::client_auth::{
+    ClientCredential, ClientId, ClientSecret, CredentialStyle, JWT_BEARER_ASSERTION,
 };
+pub use crate::jose::{KeyError, SigningKey};
+pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use dpop::DpopKey;
 pub use error::TokenError;
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};

@@ -12,12 +12,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::credentials::{
-    ClientCredential, ClientCredentialsClient, ClientId, ClientSecret, CredentialStyle,
-};
+use super::credentials::ClientCredentialsClient;
 use super::dpop::DpopKey;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
+use crate::client_auth::{
+    ClientCredential, ClientId, ClientSecret, CredentialStyle, JWT_BEARER_ASSERTION,
+};
 use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
 use crate::settings::{SettingsError, setting_name};
@@ -384,7 +385,7 @@ pub(crate) fn credential(
     if let Some(path) = assertion_file {
         // Read once now so that a wrong path or an unreadable file stops the start; read
         // again for every token request, since the platform rotates it.
-        super::assertion::read_capped(&path).map_err(|reason| {
+        crate::client_auth::read_capped(&path).map_err(|reason| {
             fail(
                 "client_assertion_file",
                 format!("{} {reason}", path.display()),
@@ -392,8 +393,7 @@ pub(crate) fn credential(
         })?;
         return Ok(ClientCredential::AssertionFile {
             path,
-            assertion_type: assertion_type
-                .unwrap_or_else(|| super::credentials::JWT_BEARER_ASSERTION.to_owned()),
+            assertion_type: assertion_type.unwrap_or_else(|| JWT_BEARER_ASSERTION.to_owned()),
         });
     }
     let secret = match (secret, secret_file) {

@@ -13,11 +13,11 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
-use base64::Engine as _;
 use serde::Deserialize;
 
-use super::credentials::{AccessToken, ClientCredential, ClientCredentialsClient, CredentialStyle};
+use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
+use crate::client_auth::{self, AuthError};
 use crate::scope::ScopeSet;
 
 /// Largest token response accepted.
@@ -96,10 +96,6 @@ struct SuccessBody {
 struct ErrorBody {
     error: String,
     error_description: Option<String>,
-}
-
-fn form_encode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Requests a token, retrying per `policy`.
@@ -221,40 +217,24 @@ impl Exchange<'_> {
         for (k, v) in &client.extra_params {
             form.push((k.as_str(), v.clone()));
         }
-        let mut request = http
+        let request = http
             .post(&client.token_endpoint)
             .timeout(timeout)
             .header(reqwest::header::ACCEPT, "application/json");
-        match &client.credential {
-            ClientCredential::Secret(secret) => match client.credential_style {
-                CredentialStyle::BasicHeader => {
-                    // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
-                    let pair = format!(
-                        "{}:{}",
-                        form_encode(client.client_id.as_str()),
-                        form_encode(secret.expose())
-                    );
-                    let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    ))
-                    .map_err(|_| TokenError::InvalidResponse("unencodable credentials".into()))?;
-                    value.set_sensitive(true);
-                    request = request.header(reqwest::header::AUTHORIZATION, value);
-                }
-                CredentialStyle::PostBody => {
-                    form.push(("client_id", client.client_id.as_str().to_owned()));
-                    form.push(("client_secret", secret.expose().to_owned()));
-                }
-            },
-            credential => {
-                let (assertion_type, assertion) =
-                    super::assertion::client_assertion(client, credential, client_name).await?;
-                form.push(("client_id", client.client_id.as_str().to_owned()));
-                form.push(("client_assertion_type", assertion_type));
-                form.push(("client_assertion", assertion));
-            }
-        }
+        let mut request = client_auth::authenticate(
+            request,
+            &mut form,
+            &client.client_id,
+            &client.credential,
+            client.credential_style,
+            client.assertion_audience(),
+            client_name,
+        )
+        .await
+        .map_err(|e| match e {
+            AuthError::Unencodable => TokenError::InvalidResponse("unencodable credentials".into()),
+            AuthError::Assertion(reason) => TokenError::Credential(reason),
+        })?;
         let endpoint = match &client.dpop {
             None => None,
             Some(key) => {

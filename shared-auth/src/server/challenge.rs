@@ -6,31 +6,9 @@
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
-use serde_json::json;
 
 use super::error::ValidationError;
-
-/// `application/problem+json`.
-pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
-
-/// Builds an RFC 9457 problem response (`type` is `about:blank`, `title` the status text).
-pub fn problem(status: StatusCode, detail: &str) -> Response<Body> {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
+pub(crate) use crate::problem::problem;
 
 fn with_challenge(mut response: Response<Body>, challenge: String) -> Response<Body> {
     // The challenge is built from fixed strings and validated scope tokens (RFC 6749 3.3
@@ -214,6 +192,7 @@ pub(crate) fn unavailable(retry_after_secs: u64) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::problem::PROBLEM_JSON;
 
     const ALGS: &str = "algs=\"ES256 EdDSA\"";
 

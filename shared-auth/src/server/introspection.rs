@@ -36,8 +36,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -46,7 +44,7 @@ use super::error::ValidationError;
 use super::jwks::KeyCache;
 use super::principal::Principal;
 use super::token_header::media_type;
-use crate::client::{ClientCredential, ClientCredentialsClient, ClientId, CredentialStyle};
+use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{self, Compact};
@@ -331,55 +329,36 @@ impl Introspector {
         } else {
             "application/json"
         };
-        let mut request = self
+        let request = self
             .http
             .post(endpoint)
             .header(reqwest::header::ACCEPT, accept);
-        match &config.credential {
-            ClientCredential::Secret(secret) => match config.credential_style {
-                CredentialStyle::PostBody => {
-                    form.push(("client_id", config.client_id.as_str().to_owned()));
-                    form.push(("client_secret", secret.expose().to_owned()));
-                }
-                _ => {
-                    // RFC 6749 section 2.3.1: form-urlencode id and secret, then Basic.
-                    let encode = |s: &str| -> String {
-                        form_urlencoded::byte_serialize(s.as_bytes()).collect()
-                    };
-                    let pair = format!(
-                        "{}:{}",
-                        encode(config.client_id.as_str()),
-                        encode(secret.expose())
-                    );
-                    let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                        "Basic {}",
-                        STANDARD.encode(pair)
-                    ))
-                    .map_err(|_| "unencodable client credentials".to_owned())?;
-                    value.set_sensitive(true);
-                    request = request.header(reqwest::header::AUTHORIZATION, value);
-                }
-            },
-            credential => {
-                // The client half's assertion maker: aud is the issuer when known.
-                let mut client = ClientCredentialsClient::new(
-                    endpoint,
-                    config.client_id.clone(),
-                    credential.clone(),
-                );
-                client.issuer = self.keys.issuer().map(str::to_owned);
-                let (assertion_type, assertion) = crate::client::assertion::client_assertion(
-                    &client,
-                    credential,
-                    "introspection",
-                )
-                .await
-                .map_err(|e| format!("client assertion: {e}"))?;
-                form.push(("client_id", config.client_id.as_str().to_owned()));
-                form.push(("client_assertion_type", assertion_type));
-                form.push(("client_assertion", assertion));
+        // private_key_jwt's audience: the issuer when known, else the endpoint.
+        let audience = match &config.credential {
+            ClientCredential::PrivateKeyJwt {
+                audience: Some(audience),
+                ..
+            } => audience.as_str(),
+            _ => self.keys.issuer().unwrap_or(endpoint),
+        };
+        let request = crate::client_auth::authenticate(
+            request,
+            &mut form,
+            &config.client_id,
+            &config.credential,
+            config.credential_style,
+            audience,
+            "introspection",
+        )
+        .await
+        .map_err(|e| match e {
+            crate::client_auth::AuthError::Unencodable => {
+                "unencodable client credentials".to_owned()
             }
-        }
+            crate::client_auth::AuthError::Assertion(reason) => {
+                format!("client assertion: {reason}")
+            }
+        })?;
         let response = request
             .form(&form)
             .send()

@@ -56,7 +56,6 @@ mod validation;
 
 pub use crate::jose::SignatureAlgorithm;
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
-pub use challenge::problem;
 pub use claims::TokenProfile;
 pub use config::{IssuerConfig, MetadataSource, ValidatorConfig};
 #[cfg(feature = "redis")]

@@ -265,7 +265,7 @@ mod tests {
         );
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
-            challenge::PROBLEM_JSON
+            crate::problem::PROBLEM_JSON
         );
     }
 

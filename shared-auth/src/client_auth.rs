@@ -1,0 +1,320 @@
+//! Client authentication at an issuer's endpoints (RFC 6749 section 2.3, RFC 7521,
+//! RFC 7523 section 2.2): who a client is and how it proves it. The base layer: the
+//! client half authenticates at the token endpoint with it, the server half at the
+//! introspection endpoint, and neither knows the other.
+//!
+//! Values are typed: a [`ClientSecret`] cannot be printed (its `Debug` is redacted and it
+//! has no `Display`).
+//!
+//! Assertions (`private_key_jwt`, or an assertion file the platform writes) are made per
+//! request, which for tokens happens only on a cache miss. An assertion file is read again
+//! every time because the platform rotates it (a Kubernetes projected service-account
+//! token is renewed at 80 % of its life); reading it once at start would send an expired
+//! assertion an hour later.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// An OAuth 2.0 client id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Wraps a client id.
+    pub fn new(id: impl Into<String>) -> Self {
+        ClientId(id.into())
+    }
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client secret. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
+#[derive(Clone)]
+pub struct ClientSecret(SecretString);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(SecretString::from(secret.into()))
+    }
+    /// The secret, for the one place that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([REDACTED])")
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CredentialStyle {
+    /// HTTP Basic (`client_secret_basic`), id and secret form-urlencoded first (RFC 6749
+    /// section 2.3.1). The default, as in Duende.
+    #[default]
+    BasicHeader,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    PostBody,
+}
+
+/// The assertion type of RFC 7523 section 2.2 (`client_assertion_type`).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the client proves who it is at the token endpoint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientCredential {
+    /// A shared secret (`client_secret_basic` or `client_secret_post`, per the client's
+    /// [`CredentialStyle`]).
+    Secret(ClientSecret),
+    /// `private_key_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): a fresh
+    /// assertion signed with `key` for every token request, so only on a cache miss. Claims:
+    /// `iss` = `sub` = the client id, `aud`, a random `jti`, `iat`, and `exp` 60 s later.
+    PrivateKeyJwt {
+        /// The signing key (its `kid`, if any, goes into the header).
+        key: crate::jose::SigningKey,
+        /// The `aud` claim. `None`: the issuer identifier when the client knows it
+        /// (built [from an authority](crate::client::ClientCredentialsClient::from_authority), as
+        /// draft-ietf-oauth-rfc7523bis asks), else the token endpoint URL (which every
+        /// issuer accepts under RFC 7523).
+        audience: Option<String>,
+        /// Adds the header `typ: client-authentication+jwt` (rfc7523bis) for issuers that
+        /// check it.
+        explicit_typ: bool,
+    },
+    /// A JWT that the platform writes and rotates (a Kubernetes projected service-account
+    /// token, a SPIFFE JWT-SVID), read again for every token request and sent as it is.
+    AssertionFile {
+        /// The file.
+        path: PathBuf,
+        /// `client_assertion_type` ([`JWT_BEARER_ASSERTION`] unless the issuer wants
+        /// another, e.g. Keycloak's `urn:ietf:params:oauth:client-assertion-type:jwt-spiffe`).
+        assertion_type: String,
+    },
+}
+
+impl ClientCredential {
+    /// `private_key_jwt` with the default audience and no `typ` header.
+    pub fn private_key_jwt(key: crate::jose::SigningKey) -> Self {
+        ClientCredential::PrivateKeyJwt {
+            key,
+            audience: None,
+            explicit_typ: false,
+        }
+    }
+
+    /// An assertion read from `path` for each request, of type [`JWT_BEARER_ASSERTION`].
+    pub fn assertion_file(path: impl Into<PathBuf>) -> Self {
+        ClientCredential::AssertionFile {
+            path: path.into(),
+            assertion_type: JWT_BEARER_ASSERTION.to_owned(),
+        }
+    }
+
+    /// The kind, for logs and metrics: `secret`, `private_key_jwt` or `assertion_file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientCredential::Secret(_) => "secret",
+            ClientCredential::PrivateKeyJwt { .. } => "private_key_jwt",
+            ClientCredential::AssertionFile { .. } => "assertion_file",
+        }
+    }
+}
+
+impl From<ClientSecret> for ClientCredential {
+    fn from(secret: ClientSecret) -> Self {
+        ClientCredential::Secret(secret)
+    }
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug)]
+pub(crate) enum AuthError {
+    /// The id or secret cannot go into a header (does not happen with form-encoding).
+    Unencodable,
+    /// No assertion could be made: what to fix.
+    Assertion(String),
+}
+
+/// Authenticates `request` as `client_id` with `credential`: HTTP Basic (id and secret
+/// form-urlencoded first, RFC 6749 section 2.3.1) or the form body per `style` for a
+/// secret, else a client assertion for `audience` in the form. `client_name` names the
+/// client in logs and metrics.
+pub(crate) async fn authenticate(
+    mut request: reqwest::RequestBuilder,
+    form: &mut Vec<(&str, String)>,
+    client_id: &ClientId,
+    credential: &ClientCredential,
+    style: CredentialStyle,
+    audience: &str,
+    client_name: &str,
+) -> Result<reqwest::RequestBuilder, AuthError> {
+    match credential {
+        ClientCredential::Secret(secret) => match style {
+            CredentialStyle::BasicHeader => {
+                let encode =
+                    |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+                let pair = format!("{}:{}", encode(client_id.as_str()), encode(secret.expose()));
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+                .map_err(|_| AuthError::Unencodable)?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            CredentialStyle::PostBody => {
+                form.push(("client_id", client_id.as_str().to_owned()));
+                form.push(("client_secret", secret.expose().to_owned()));
+            }
+        },
+        credential => {
+            let (assertion_type, assertion) =
+                client_assertion(client_id, audience, credential, client_name)
+                    .await
+                    .map_err(AuthError::Assertion)?;
+            form.push(("client_id", client_id.as_str().to_owned()));
+            form.push(("client_assertion_type", assertion_type));
+            form.push(("client_assertion", assertion));
+        }
+    }
+    Ok(request)
+}
+
+/// How long a signed assertion is valid. RFC 7523 leaves it to the issuer; 60 s covers a
+/// slow request and clock skew while keeping a captured assertion nearly useless (issuers
+/// also refuse a reused `jti`).
+const ASSERTION_LIFETIME_SECS: u64 = 60;
+/// Largest assertion file read (a JWT-SVID or a service-account token is 1-2 KiB).
+const MAX_ASSERTION_BYTES: u64 = 64 * 1024;
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    jti: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+/// The `client_assertion_type` and `client_assertion` for one request; the error says
+/// what to fix (never a secret).
+pub(crate) async fn client_assertion(
+    client_id: &ClientId,
+    audience: &str,
+    credential: &ClientCredential,
+    client_name: &str,
+) -> Result<(String, String), String> {
+    let outcome = make(client_id, audience, credential).await;
+    metrics::counter!(
+        crate::metrics::CLIENT_ASSERTIONS,
+        "client" => client_name.to_owned(),
+        "kind" => credential.kind(),
+        "outcome" => if outcome.is_ok() { "made" } else { "failed" },
+    )
+    .increment(1);
+    if let Err(error) = &outcome {
+        tracing::warn!(client = client_name, kind = credential.kind(), %error, "no client assertion");
+    }
+    outcome
+}
+
+async fn make(
+    client_id: &ClientId,
+    audience: &str,
+    credential: &ClientCredential,
+) -> Result<(String, String), String> {
+    match credential {
+        ClientCredential::PrivateKeyJwt {
+            key, explicit_typ, ..
+        } => {
+            let now = crate::clock::system_now_ms() / 1000;
+            let jti = crate::jose::random_jti()
+                .map_err(|_| "no randomness for the assertion's jti".to_owned())?;
+            let id = client_id.as_str();
+            let claims = AssertionClaims {
+                iss: id,
+                sub: id,
+                aud: audience,
+                jti: &jti,
+                iat: now,
+                exp: now + ASSERTION_LIFETIME_SECS,
+            };
+            // Strings and integers: serialization cannot fail.
+            let claims = serde_json::to_vec(&claims).unwrap_or_default();
+            let typ = [(
+                "typ",
+                serde_json::Value::String("client-authentication+jwt".into()),
+            )];
+            let header = key.encoded_header(if *explicit_typ { &typ } else { &[] });
+            let assertion = key
+                .sign_compact(&header, &claims)
+                .map_err(|e| e.to_string())?;
+            Ok((JWT_BEARER_ASSERTION.to_owned(), assertion))
+        }
+        ClientCredential::AssertionFile {
+            path,
+            assertion_type,
+        } => {
+            let unreadable =
+                |reason: String| format!("the assertion file {} {reason}", path.display());
+            // What tokio::fs does, without its feature: a blocking read off the runtime.
+            let file = path.clone();
+            let text = tokio::task::spawn_blocking(move || read_capped(&file))
+                .await
+                .map_err(|e| unreadable(format!("cannot be read: {e}")))?
+                .map_err(unreadable)?;
+            let assertion = text.trim();
+            // A JWS in compact form: three base64url parts. Anything else would be sent
+            // to the issuer only to be refused, with a less helpful message.
+            let compact = assertion.split('.').count() == 3
+                && assertion
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !compact {
+                return Err(unreadable(
+                    "does not hold a JWT (three base64url parts)".into(),
+                ));
+            }
+            Ok((assertion_type.clone(), assertion.to_owned()))
+        }
+        ClientCredential::Secret(_) => Err("a secret is not an assertion".into()),
+    }
+}
+
+/// The file's text, at most [`MAX_ASSERTION_BYTES`]; the error says why not (no path).
+pub(crate) fn read_capped(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_ASSERTION_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if text.len() as u64 > MAX_ASSERTION_BYTES {
+        return Err(format!("is larger than {MAX_ASSERTION_BYTES} bytes"));
+    }
+    Ok(text)
+}
