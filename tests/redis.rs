@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -112,10 +111,7 @@ fn replica(issuer: &IssuerHandle, cache: RedisTokenCache) -> Replica {
         )
         .with_scope(shared_auth::ScopeSet::parse(scope).unwrap())
     };
-    let manager = TokenManager::builder()
-        .cache(Arc::new(cache))
-        .build()
-        .unwrap();
+    let manager = TokenManager::builder().redis_cache(cache).build().unwrap();
     Replica {
         api: manager.register("api", client(READ)).unwrap(),
         api_b: manager.register("api-b", client(READ)).unwrap(),
@@ -426,7 +422,7 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
             ClientSecret::new(BFF_SECRET),
         );
         TokenManager::builder()
-            .cache(Arc::new(RedisTokenCache::new(config).unwrap()))
+            .redis_cache(RedisTokenCache::new(config).unwrap())
             .retry_policy(shared_auth::client::RetryPolicy {
                 attempt_timeout: Duration::from_secs(5),
                 total_budget: Duration::from_secs(8),

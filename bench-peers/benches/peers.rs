@@ -350,7 +350,7 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
                 ClientId::new(CLIENT),
                 ClientSecret::new(SECRET),
             )
-            .with_scope(shared_auth::scope::ScopeSet::parse(SCOPE).unwrap()),
+            .with_scope(shared_auth::ScopeSet::parse(SCOPE).unwrap()),
         )
         .unwrap();
     let token = rt.block_on(ours.token()).unwrap();

@@ -76,7 +76,7 @@ pub async fn token_client(config: &BffConfig) -> Result<ManagedClient, StartErro
     let mut builder =
         TokenManager::builder().allow_insecure_http(config.client.allow_insecure_http);
     if let Some(cache) = &config.token_cache {
-        builder = builder.cache(Arc::new(RedisTokenCache::new(cache.clone())?));
+        builder = builder.redis_cache(RedisTokenCache::new(cache.clone())?);
     }
     Ok(builder.build()?.register(MY_SERVICE_CLIENT, client)?)
 }

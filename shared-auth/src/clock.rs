@@ -7,8 +7,12 @@
 //! [`Clock`]: [`SystemClock`] in production, [`ManualClock`] in tests.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+#[cfg(any(test, feature = "test-util"))]
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -18,7 +22,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix_ms(&self) -> u64 {
@@ -33,12 +37,14 @@ pub(crate) fn system_now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A clock that moves only when told to (tests). It starts at the system time and should
+/// A clock that moves only when told to (tests; feature `test-util`). It starts at the system time and should
 /// only move forward: caches that also keep real-time expiry (moka) then never drop an
 /// entry before this clock says it is stale.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
 pub struct ManualClock(AtomicU64);
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     /// A clock standing at the current system time.
     pub fn starting_now() -> Self {
@@ -56,6 +62,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now_unix_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)

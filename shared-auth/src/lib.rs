@@ -15,11 +15,11 @@ mod issuer_http;
 mod jose;
 pub mod metrics;
 mod problem;
-pub mod scope;
+mod scope;
 pub mod server;
 mod settings;
 
 pub use issuer_http::UrlError;
 pub use problem::problem;
-pub use scope::{Scope, ScopeSet};
+pub use scope::{InvalidScope, Scope, ScopeSet};
 pub use settings::SettingsError;

@@ -448,6 +448,8 @@ pub const CASES: &[Case] = &[
     case("typ-missing", HD, MUST, "typ missing under rfc9068", INVALID, |c| bearer(c.signed(|h, _| remove(h, "typ"))?)).only(RFC9068),
     case("typ-full-media-type", HD, SHOULD, "typ application/at+jwt (accepted)", OK, |c| bearer(c.signed(|h, _| h["typ"] = json!("application/at+jwt"))?)).only(RFC9068),
     case("header-not-json", HD, MUST, "header not JSON", INVALID, |c| bearer(c.signed_raw(b"not json", c.claims_text().as_bytes())?)),
+    case("header-array", HD, MUST, "header a JSON array, not an object", INVALID, |c| bearer(c.signed_raw(json!(["RS256", c.issuer().current_kid(), null, null]).to_string().as_bytes(), c.claims_text().as_bytes())?)),
+    case("crit-null", HD, MUST, "crit present with the value null", INVALID, |c| bearer(c.signed(|h, _| h["crit"] = serde_json::Value::Null)?)),
     // --- claims
     case("exp-hour-ago", CL, MUST, "expired an hour ago", INVALID, |c| bearer(c.signed(|_, cl| cl["exp"] = json!(now() - 3600))?)),
     case("exp-within-leeway", CL, SHOULD, "expired by less than the leeway (accepted)", OK, |c| bearer(c.signed(|_, cl| cl["exp"] = json!(now() - 30))?)),
@@ -456,7 +458,8 @@ pub const CASES: &[Case] = &[
     case("iat-future", CL, SHOULD, "iat far in the future", INVALID, |c| bearer(c.signed(|_, cl| cl["iat"] = json!(now() + 86_400))?)),
     case("exp-missing", CL, MUST, "no exp", INVALID, |c| bearer(c.signed(|_, cl| remove(cl, "exp"))?)),
     case("exp-string", CL, MUST, "exp as a string", INVALID, |c| bearer(c.signed(|_, cl| cl["exp"] = json!((now() + 600).to_string()))?)),
-    case("exp-float", CL, SHOULD, "exp as a float", INVALID, |c| bearer(c.signed(|_, cl| cl["exp"] = json!(now() as f64 + 600.5))?)),
+    case("exp-fraction", CL, SHOULD, "exp with a fraction (RFC 7519 NumericDate; accepted)", OK, |c| bearer(c.signed(|_, cl| cl["exp"] = json!(now() as f64 + 600.5))?)),
+    case("exp-negative", CL, MUST, "exp negative", INVALID, |c| bearer(c.signed(|_, cl| cl["exp"] = json!(-1))?)),
     case("exp-huge", CL, SHOULD, "exp beyond any integer", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), c.claims_text().replace("\"exp\":", "\"exp\":1e300,\"x\":").as_bytes())?)),
     case("iss-wrong", CL, MUST, "wrong iss", INVALID, |c| bearer(c.signed(|_, cl| cl["iss"] = json!("https://evil.example"))?)),
     case("iss-trailing-slash", CL, MUST, "iss with a trailing slash", INVALID, |c| bearer(c.signed(|_, cl| cl["iss"] = json!(format!("{}/", c.issuer().issuer())))?)),
@@ -472,6 +475,8 @@ pub const CASES: &[Case] = &[
     case("scope-quote", CL, MUST, "scope with a quote character", INVALID, |c| bearer(c.signed(|_, cl| cl["scope"] = json!("a\"b"))?)),
     case("scope-duplicate", CL, SHOULD, "duplicate scope claim", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), c.claims_text().replacen('{', &format!("{{\"scope\":{},", json!(c.settings().scope)), 1).as_bytes())?)),
     case("payload-not-utf8", CL, MUST, "payload not UTF-8", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), b"{\"sub\":\"\xff\xfe\"}")?)),
+    case("unread-claim-not-utf8", CL, MUST, "a claim the API does not read holds invalid UTF-8", INVALID, |c| { let mut claims = b"{\"note\":\"\xff\",".to_vec(); claims.extend_from_slice(&c.claims_text().as_bytes()[1..]); bearer(c.signed_raw(&c.header_bytes(), &claims)?) }),
+    case("unread-claim-surrogate", CL, MUST, "a claim the API does not read holds an unpaired surrogate", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), c.claims_text().replacen('{', "{\"note\":\"\\ud800\",", 1).as_bytes())?)),
     case("payload-array", CL, MUST, "payload a JSON array", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), b"[1,2,3]")?)),
     case("payload-string", CL, MUST, "payload a JSON string", INVALID, |c| bearer(c.signed_raw(&c.header_bytes(), b"\"hello\"")?)),
     // --- encoding

@@ -42,9 +42,7 @@ mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
-pub use crate::client_auth::{
-    ClientCredential, ClientId, ClientSecret, CredentialStyle, JWT_BEARER_ASSERTION,
-};
+pub use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use dpop::DpopKey;
@@ -57,13 +55,19 @@ pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]
 pub use settings::TokenCacheArgs;
 pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
+// The token cache's trait and its cross-replica lock protocol: mechanics, for this
+// repository's benchmarks and tests only (feature `internals`, no stability promise).
+#[cfg(feature = "internals")]
 pub use token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
 };
 #[cfg(feature = "redis")]
 pub use token_cache_settings::TokenCacheSettings;
-pub use token_endpoint::{RetryPolicy, TokenType};
+pub use token_endpoint::RetryPolicy;
+#[cfg(feature = "internals")]
+pub use token_endpoint::TokenType;
+#[cfg(feature = "internals")]
+pub use token_manager::REJECTION_RENEWAL_INTERVAL;
 pub use token_manager::{
-    BuildError, ManagedClient, REJECTION_RENEWAL_INTERVAL, TokenManager, TokenManagerBuilder,
-    TokenRequestParams,
+    BuildError, ManagedClient, TokenManager, TokenManagerBuilder, TokenRequestParams,
 };

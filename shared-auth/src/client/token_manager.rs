@@ -112,7 +112,16 @@ pub struct TokenManagerBuilder {
 }
 
 impl TokenManagerBuilder {
-    /// Uses `cache` instead of the in-memory default.
+    /// Shares tokens with every replica through Redis instead of the in-memory default
+    /// (see [`RedisTokenCache`](super::RedisTokenCache)).
+    #[cfg(feature = "redis")]
+    pub fn redis_cache(mut self, cache: super::RedisTokenCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// Uses `cache` instead of the in-memory default (benchmarks and tests).
+    #[cfg(feature = "internals")]
     pub fn cache(mut self, cache: Arc<dyn TokenCache>) -> Self {
         self.cache = Some(cache);
         self
@@ -872,13 +881,17 @@ impl TokenManager {
 
     /// Flights started since the manager was built: one per token request that was
     /// needed (cache fills, renewals, refreshes ahead), however many callers shared it.
+    /// (Tests; feature `internals`.)
+    #[cfg(any(test, feature = "internals"))]
     pub fn flights_started(&self) -> usize {
         self.0.flights_started.load(Ordering::Relaxed)
     }
 
     /// Flights in progress now: token requests under way (or waiting for another
     /// replica's token). Zero once every flight has stored its outcome and freed its key,
-    /// which is what a test waits for before it moves a manual clock.
+    /// which is what a test waits for before it moves a manual clock. (Tests; feature
+    /// `internals`.)
+    #[cfg(any(test, feature = "internals"))]
     pub fn flights_in_progress(&self) -> usize {
         let slots = self.0.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots

@@ -44,10 +44,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use super::dpop_nonce::SecretValue;
 use super::dpop_nonce::{NonceCheck, Nonces};
+pub use super::dpop_replay::InMemoryReplayStore;
 #[cfg(feature = "redis")]
-pub use super::dpop_replay::RedisReplayStore;
+use super::dpop_replay::RedisReplayStore;
 use super::dpop_replay::replay_key;
-pub use super::dpop_replay::{InMemoryReplayStore, ReplayStore, ReplayStoreError};
+pub use super::dpop_replay::{ReplayStore, ReplayStoreError};
 use super::error::StartError;
 use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;

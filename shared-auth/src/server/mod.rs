@@ -58,11 +58,10 @@ pub use crate::jose::SignatureAlgorithm;
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
 pub use claims::TokenProfile;
 pub use config::{IssuerConfig, MetadataSource, ValidatorConfig};
-#[cfg(feature = "redis")]
-pub use dpop::RedisReplayStore;
+#[cfg(feature = "internals")]
+pub use dpop::InMemoryReplayStore;
 pub use dpop::{
-    DpopConfig, DpopMode, InMemoryReplayStore, ReplayStore, ReplayStoreConfig, ReplayStoreError,
-    SecretValue,
+    DpopConfig, DpopMode, ReplayStore, ReplayStoreConfig, ReplayStoreError, SecretValue,
 };
 pub use error::{StartError, ValidationError};
 pub use introspection::IntrospectionConfig;

@@ -300,7 +300,7 @@ impl JwtValidator {
         // The token names a key that is not loaded: wait for the (shared, rate-limited)
         // key refresh, then validate.
         let epoch = self.0.validated.epoch();
-        let principal = self.validate_uncached(token).await?;
+        let principal = self.uncached(token).await?;
         self.remember(token, &principal, epoch);
         Ok(principal)
     }
@@ -367,8 +367,15 @@ impl JwtValidator {
         )
     }
 
-    /// Full validation, bypassing the validated-token cache (benchmarks compare the two).
+    /// Full validation, bypassing the validated-token cache (benchmarks compare the two;
+    /// feature `internals`).
+    #[cfg(feature = "internals")]
     pub async fn validate_uncached(&self, token: &str) -> Result<Principal, ValidationError> {
+        self.uncached(token).await
+    }
+
+    /// Full validation, bypassing the validated-token cache: fetches the key if needed.
+    async fn uncached(&self, token: &str) -> Result<Principal, ValidationError> {
         let (index, header) = self.route(token)?;
         let issuer = &self.0.issuers[index];
         let key = issuer
