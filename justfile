@@ -80,6 +80,10 @@ lint:
 fmt:
     cargo fmt --all
 
+# Regenerate docs/configuration.md from the binaries' --help (the tests fail when it is stale).
+docs:
+    bash infra/docs/configuration.sh
+
 # Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on; token in target/mock-issuer.admin-token).
 issuer:
     @set -a; source {{dev_env}}; set +a; \
