@@ -80,9 +80,10 @@ lint:
 fmt:
     cargo fmt --all
 
-# Regenerate docs/configuration.md from the binaries' --help (the tests fail when it is stale).
+# Regenerate docs/configuration.md from the binaries' --help (the tests fail when it is stale), then check the docs' relative links.
 docs:
     bash infra/docs/configuration.sh
+    python3 infra/docs/check_links.py
 
 # Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on; token in target/mock-issuer.admin-token).
 issuer:

@@ -3,7 +3,9 @@
 //! services' clap commands in process (the same `Args` their binaries parse), so this
 //! builds nothing more than the libraries the other suites use. When it fails, run
 //! `just docs` and commit the file. (The mock issuer's sections: its own
-//! `tests/configuration.rs`, which runs its binary.)
+//! `tests/configuration.rs`, which runs its binary.) Also: every relative link of the
+//! repository's markdown resolves (`infra/docs/check_links.py`), so moving a page cannot
+//! leave its readers at a dead link.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -49,4 +51,18 @@ fn my_service_settings_are_documented() {
 fn my_bff_settings_are_documented() {
     let help = my_bff::config::Args::command().render_long_help();
     section_is_current("my-bff", help.to_string());
+}
+
+#[test]
+fn relative_links_in_the_docs_resolve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .arg(root.join("infra/docs/check_links.py"))
+        .output()
+        .expect("python3 runs infra/docs/check_links.py");
+    assert!(
+        out.status.success(),
+        "broken relative links in the markdown:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
