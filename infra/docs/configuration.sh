@@ -40,18 +40,18 @@ if [[ ${1:-} == --check ]]; then
   exit 0
 fi
 
-cargo build --quiet -p my-service --features redis
-cargo build --quiet -p my-bff -p mock-issuer
-bin=${CARGO_TARGET_DIR:-target}/debug
-
-block() { # TITLE, then the command whose --help it renders
-  local title=$1
+block() { # TITLE, then the cargo run arguments whose --help it renders
+  local title=$1 help
   shift
+  # cargo run builds what it runs, wherever the target directory is; the help is taken
+  # whole before rendering, so a failed build stops here instead of writing a half file.
+  help=$(cargo run --quiet "$@" --help)
   printf '<!-- begin: %s -->\n' "$title"
-  "$@" --help | "${RENDER[@]}" "$title"
+  "${RENDER[@]}" "$title" <<<"$help"
   printf '<!-- end: %s -->\n\n' "$title"
 }
 
+trap 'rm -f "$DOC.tmp"' EXIT
 {
   cat <<'EOF'
 # Configuration
@@ -75,12 +75,11 @@ variable is refused. Dev defaults under `just up`: mock-issuer 127.0.0.1:7000, m
 :7062, my-bff :7248 (`infra/local/`).
 
 EOF
-  block my-service "$bin/my-service"
-  block my-bff "$bin/my-bff"
-  block mock-issuer "$bin/mock-issuer"
-  block "mock-issuer token" "$bin/mock-issuer" token
+  block my-service -p my-service --features redis --
+  block my-bff -p my-bff --
+  block mock-issuer -p mock-issuer --
+  block "mock-issuer token" -p mock-issuer -- token
 } > "$DOC.tmp"
 # Exactly one trailing newline.
 printf '%s\n' "$(cat "$DOC.tmp")" > "$DOC"
-rm -f "$DOC.tmp"
 echo "wrote $DOC"
