@@ -45,7 +45,7 @@ images:
 test-images: images
     cargo test --quiet -p system-tests --features images --test images
 
-# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
+# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see tests/README.md).
 test-browser:
     cargo build --quiet --bins
     cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs
