@@ -45,7 +45,7 @@ images:
 test-images: images
     cargo test --quiet -p system-tests --features images --test images
 
-# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see README).
+# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see tests/README.md).
 test-browser:
     cargo build --quiet --bins
     cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs
@@ -79,6 +79,11 @@ lint:
 # Format the code.
 fmt:
     cargo fmt --all
+
+# Regenerate docs/configuration.md from the binaries' --help (the tests fail when it is stale), then check the docs' relative links.
+docs:
+    bash infra/docs/configuration.sh
+    python3 infra/docs/check_links.py
 
 # Run the mock issuer alone on 127.0.0.1:7000 (admin endpoints on; token in target/mock-issuer.admin-token).
 issuer:

@@ -1,8 +1,4 @@
-//! Service-to-service authorization with OAuth 2.0 client credentials.
-//!
-//! - [`client`]: get, cache and attach client-credentials tokens (reqwest-middleware);
-//! - [`server`]: validate JWT access tokens and require scopes in axum (tower layers);
-//! - [`scope`]: the scope vocabulary both halves share;
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod client;

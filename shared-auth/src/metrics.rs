@@ -6,22 +6,9 @@
 //! Labels never carry token contents: a client's configured name, a configured issuer, an
 //! outcome, a reason code.
 //!
-//! | name | labels | counts |
-//! | --- | --- | --- |
-//! | `shared_auth_token_cache_lookups_total` | `client`, `result` = `hit` / `miss` | token lookups (a hit needs no token request) |
-//! | `shared_auth_token_refresh_ahead_total` | `client` | background renewals started in a token's last 10 % |
-//! | `shared_auth_token_requests_total` | `client`, `outcome` = `success` / `rejected` / `error` | token requests (after retries); `rejected`: the issuer refused (4xx) |
-//! | `shared_auth_token_request_duration_seconds` | `client`, `outcome` | histogram of the same, retries included |
-//! | `shared_auth_unauthorized_retries_total` | `client` | downstream 401s answered by one renewal and one retry |
-//! | `shared_auth_client_assertions_total` | `client`, `kind` = `private_key_jwt` / `assertion_file`, `outcome` = `made` / `failed` | client assertions for token requests (`failed`: a key that did not sign, an unreadable assertion file) |
-//! | `shared_auth_dpop_nonce_retries_total` | `client`, `at` = `token_endpoint` / `resource` | requests sent again with a new DPoP nonce after `use_dpop_nonce` |
-//! | `shared_auth_validations_total` | `outcome` = `accepted` / `rejected`, `reason`; `issuer` on accepted | requests through the auth layer (a refused token's `iss` is unverified: refusals carry no issuer); `reason` is `ok` or the refusal code (`expired`, `signature`, `missing_token`, `overloaded`, ...) |
-//! | `shared_auth_validated_cache_hits_total` | | accepted tokens answered by the validated-token cache |
-//! | `shared_auth_jwks_refreshes_total` | `reason` = `start` / `interval` / `unknown_kid` / `no_keys` / `signature_mismatch`, `outcome` = `success` / `failure`, `issuer` | JWKS fetches, per trusted issuer |
-//! | `shared_auth_scope_denials_total` | | requests refused 403 by a scope policy |
-//! | `shared_auth_introspections_total` | `outcome` = `active` / `inactive` / `error` / `overloaded` | calls to the introspection endpoint for opaque tokens (RFC 7662); `error`: down, timed out, an error status or a response that does not verify |
-//! | `shared_auth_introspection_cache_hits_total` | | opaque tokens answered by the introspection cache (or by a call another request had in flight) |
-//! | `shared_auth_dpop_proofs_total` | `outcome` = `accepted` / `rejected`, `reason` | DPoP proofs checked by the auth layer; `reason` is `ok` or the refusal code (`replay`, `htm_htu`, `iat`, `ath_jkt`, `nonce`, `signature`, `jwk`, `missing_proof`, `replay_store_unavailable`, ...) |
+//! The series, their labels and what they count are in one table, in the repository's
+//! `docs/operations.md` (section "Metrics"); `tests/metrics_doc.rs` fails when a series
+//! named here is missing from it.
 //!
 //! Handles for the hot paths are registered when the token manager and the auth layer
 //! are built, so install the recorder first.
