@@ -47,7 +47,11 @@ fn api(validator: JwtValidator) -> Router {
 }
 
 async fn list(caller: Principal) -> String {
-    format!("[] (for {}, scopes {})", caller.client_id(), caller.scopes())
+    format!(
+        "[] (for {}, scopes {})",
+        caller.client_id(),
+        caller.scopes()
+    )
 }
 
 async fn create() -> &'static str {
@@ -102,13 +106,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // 1. With a token that has the read scope: 200.
     let response = http.get(&url).bearer_auth(token.secret()).send().await?;
     let status = response.status();
-    println!("GET  with token:          {status} {:?}", response.text().await?);
+    println!(
+        "GET  with token:          {status} {:?}",
+        response.text().await?
+    );
     check(status == StatusCode::OK, "GET with a read token is 200")?;
 
     // 2. Without a token: 401 and a challenge saying how to authenticate.
     let response = http.get(&url).send().await?;
     let challenge = challenges(&response);
-    println!("GET  without token:       {} {challenge}", response.status());
+    println!(
+        "GET  without token:       {} {challenge}",
+        response.status()
+    );
     check(
         response.status() == StatusCode::UNAUTHORIZED && challenge.contains("Bearer"),
         "GET without a token is 401 with a Bearer challenge",
@@ -117,7 +127,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // 3. The same token on a route that needs the write scope: 403 insufficient_scope.
     let response = http.post(&url).bearer_auth(token.secret()).send().await?;
     let challenge = challenges(&response);
-    println!("POST with read token:     {} {challenge}", response.status());
+    println!(
+        "POST with read token:     {} {challenge}",
+        response.status()
+    );
     check(
         response.status() == StatusCode::FORBIDDEN && challenge.contains("insufficient_scope"),
         "POST with a read-only token is 403 insufficient_scope",
@@ -127,11 +140,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     //    invalid_token.
     let mut tampered = token.secret().to_owned();
     let at = tampered.rfind('.').unwrap_or_default() + 10;
-    let swap = if tampered.get(at..=at) == Some("A") { "B" } else { "A" };
+    let swap = if tampered.get(at..=at) == Some("A") {
+        "B"
+    } else {
+        "A"
+    };
     tampered.replace_range(at..=at, swap);
     let response = http.get(&url).bearer_auth(&tampered).send().await?;
     let challenge = challenges(&response);
-    println!("GET  with tampered token: {} {challenge}", response.status());
+    println!(
+        "GET  with tampered token: {} {challenge}",
+        response.status()
+    );
     check(
         response.status() == StatusCode::UNAUTHORIZED && challenge.contains("invalid_token"),
         "a tampered token is 401 invalid_token",
