@@ -19,7 +19,18 @@ test:
     bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
+    just examples
     just test-conformance-foreign
+
+# Run every shared-auth example: each starts its own mock issuer and exits non-zero on a wrong answer. One build step (a no-op after `cargo test`, which builds examples), then the binaries (about a second in all).
+examples:
+    @cargo build --quiet -p shared-auth --examples
+    @for file in shared-auth/examples/*.rs; do \
+        name=$(basename "$file" .rs); \
+        out=$("${CARGO_TARGET_DIR:-target}/debug/examples/$name" 2>&1) \
+            || { echo "$out"; echo "example $name FAILED"; exit 1; }; \
+        echo "example $name ok"; \
+    done
 
 # The conformance kit against a small Node (jose) resource server: prints its report, never fails on its results.
 test-conformance-foreign:
