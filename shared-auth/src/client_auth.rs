@@ -109,7 +109,7 @@ pub enum ClientCredential {
     AssertionFile {
         /// The file.
         path: PathBuf,
-        /// `client_assertion_type` ([`JWT_BEARER_ASSERTION`] unless the issuer wants
+        /// `client_assertion_type` (RFC 7523's `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` unless the issuer wants
         /// another, e.g. Keycloak's `urn:ietf:params:oauth:client-assertion-type:jwt-spiffe`).
         assertion_type: String,
     },
@@ -125,7 +125,8 @@ impl ClientCredential {
         }
     }
 
-    /// An assertion read from `path` for each request, of type [`JWT_BEARER_ASSERTION`].
+    /// An assertion read from `path` for each request, of RFC 7523's type
+    /// (`urn:ietf:params:oauth:client-assertion-type:jwt-bearer`).
     pub fn assertion_file(path: impl Into<PathBuf>) -> Self {
         ClientCredential::AssertionFile {
             path: path.into(),

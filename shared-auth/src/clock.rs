@@ -1,10 +1,10 @@
-//! Wall-clock time for the token cache, injectable so that tests move it instead of
-//! waiting for it.
+//! Wall-clock time, injectable so that tests move it instead of waiting for it.
 //!
-//! Cached tokens carry Unix milliseconds, not `Instant`s, so that an entry means the same
-//! in another process (a shared Redis cache). The [`TokenManager`](crate::client::TokenManager)
-//! and the [`InMemoryTokenCache`](crate::client::InMemoryTokenCache) read time through a
-//! [`Clock`]: [`SystemClock`] in production, [`ManualClock`] in tests.
+//! The [`TokenManager`](crate::client::TokenManager) (with its token cache) and the
+//! [`JwtValidator`](crate::server::JwtValidator) (tokens, introspection, DPoP) read time
+//! through a [`Clock`]: the system clock by default, a `ManualClock` (feature `test-util`)
+//! in tests. Cached tokens carry Unix milliseconds, not `Instant`s, so that an entry means
+//! the same in another process (a shared Redis cache).
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

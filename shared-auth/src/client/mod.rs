@@ -7,8 +7,8 @@
 //!   [`ManagedClient`] handle;
 //! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
 //!   handles a downstream 401 with one renewal and one retry;
-//! - [`TokenCache`] is the cache backend trait ([`InMemoryTokenCache`] by default;
-//!   `RedisTokenCache` with the `redis` feature shares tokens across replicas).
+//! - tokens are cached in memory by default; `RedisTokenCache` (feature `redis`,
+//!   [`TokenManagerBuilder::redis_cache`]) shares them across replicas.
 //!
 //! ```no_run
 //! use shared_auth::client::{

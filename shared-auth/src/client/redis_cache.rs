@@ -182,7 +182,7 @@ impl RedisCacheConfig {
     }
 }
 
-/// A [`TokenCache`] shared through Redis, with an in-process tier in front. See the module
+/// A token cache shared through Redis, with an in-process tier in front. See the module
 /// documentation. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisTokenCache(Arc<Inner>);

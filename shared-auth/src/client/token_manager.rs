@@ -437,7 +437,7 @@ impl ManagedClient {
     /// when there is none worth a retry.
     /// - If the cached token was renewed since `rejected` was taken, that one (no request).
     /// - Otherwise a new token, unless this client already renewed after a 401 within
-    ///   [`REJECTION_RENEWAL_INTERVAL`]: then `None`, and the 401 stands. A downstream
+    ///   30 s (`REJECTION_RENEWAL_INTERVAL`): then `None`, and the 401 stands. A downstream
     ///   that refuses every token costs one token request per client per interval.
     pub async fn renew_rejected(
         &self,

@@ -53,7 +53,7 @@ impl MetadataSource {
     }
 }
 
-/// Everything [`JwtValidator::new`] needs.
+/// Everything [`JwtValidator::new`](super::JwtValidator::new) needs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ValidatorConfig {
@@ -97,7 +97,7 @@ pub struct ValidatorConfig {
     /// verification, always leaves a core to the requests whose tokens are cached. A
     /// token that finds the bound reached waits up to
     /// [`verification_wait`](Self::verification_wait) for a slot, then is refused with
-    /// 503 and `Retry-After` ([`ValidationError::Overloaded`]), never 401. Cached tokens
+    /// 503 and `Retry-After` ([`ValidationError::Overloaded`](super::ValidationError::Overloaded)), never 401. Cached tokens
     /// never wait.
     pub max_concurrent_verifications: usize,
     /// How long a token waits for a verification slot (default 50 ms).
@@ -116,7 +116,7 @@ pub struct ValidatorConfig {
     pub scope_aliases: Vec<(String, String)>,
     /// This API as an OAuth 2.0 protected resource (RFC 9728; default none): when set, the
     /// validator publishes its metadata
-    /// ([`JwtValidator::resource_metadata_router`]) and every 401 challenge of the auth
+    /// ([`JwtValidator::resource_metadata_router`](super::JwtValidator::resource_metadata_router)) and every 401 challenge of the auth
     /// layer points at it (`resource_metadata="..."`).
     pub resource: Option<ProtectedResource>,
     /// Opaque access tokens: a token that is not a compact JWS is checked at the issuer's
@@ -125,7 +125,7 @@ pub struct ValidatorConfig {
     pub introspection: Option<IntrospectionConfig>,
     /// The one clock of the validator: `exp`, `nbf` and `iat` of tokens, introspection
     /// answers and their cache, DPoP proof windows, nonces and replay expiry (default the
-    /// system clock; tests move a [`ManualClock`](crate::clock::ManualClock)).
+    /// system clock; tests move a `ManualClock`, feature `test-util`).
     pub clock: Arc<dyn Clock>,
 }
 
