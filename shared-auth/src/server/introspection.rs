@@ -118,35 +118,38 @@ impl IntrospectionConfig {
     }
 }
 
-/// What the cache holds for one token.
+/// What an introspection said of one token.
 #[derive(Clone)]
 enum Outcome {
     Active(Principal),
     Refused(ValidationError),
 }
 
-/// Per-entry lifetime: positive until `min(exp, max_cache)`, negative for `negative_cache`.
-struct OutcomeExpiry {
-    max_cache: Duration,
-    negative_cache: Duration,
+/// What the cache holds for one token: the outcome, and until when (Unix ms, by the
+/// validator's clock) it may be served: positive until `min(exp, max_cache)`, negative
+/// for `negative_cache`. The window is judged by the validator's clock on every read, so
+/// tests move it instead of waiting; moka's own timer (the same lifetimes, in real time)
+/// only bounds how long memory is held.
+#[derive(Clone)]
+struct Cached {
+    outcome: Outcome,
+    until_ms: u64,
+}
+
+/// moka's per-entry lifetime: the entry's window, in real time from its insertion.
+struct CachedExpiry {
     clock: Arc<dyn Clock>,
 }
 
-impl moka::Expiry<[u8; 32], Outcome> for OutcomeExpiry {
+impl moka::Expiry<[u8; 32], Cached> for CachedExpiry {
     fn expire_after_create(
         &self,
         _key: &[u8; 32],
-        value: &Outcome,
+        value: &Cached,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(match value {
-            Outcome::Active(p) => {
-                let now = self.clock.now_unix_ms() / 1000;
-                let left = Duration::from_secs(p.expires_at().saturating_sub(now));
-                left.min(self.max_cache)
-            }
-            Outcome::Refused(_) => self.negative_cache,
-        })
+        let now = self.clock.now_unix_ms();
+        Some(Duration::from_millis(value.until_ms.saturating_sub(now)))
     }
 }
 
@@ -172,7 +175,7 @@ pub(crate) struct Introspector {
     http: reqwest::Client,
     keys: Arc<KeyCache>,
     endpoint: OnceCell<String>,
-    cache: moka::future::Cache<[u8; 32], Outcome>,
+    cache: moka::future::Cache<[u8; 32], Cached>,
     calls: Semaphore,
 }
 
@@ -209,9 +212,7 @@ impl Introspector {
         .map_err(|e| format!("HTTP client for introspection: {e}"))?;
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
-            .expire_after(OutcomeExpiry {
-                max_cache: config.max_cache,
-                negative_cache: config.negative_cache,
+            .expire_after(CachedExpiry {
                 clock: checks.clock.clone(),
             })
             .build();
@@ -236,16 +237,32 @@ impl Introspector {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
-        let entry = self
-            .cache
-            .entry(key)
-            .or_try_insert_with(self.call(token))
-            .await
-            .map_err(|e| *e)?;
-        if !entry.is_fresh() {
-            metrics::counter!(crate::metrics::INTROSPECTION_CACHE_HITS).increment(1);
+        // At most twice: an entry found past its window by the validator's clock is
+        // dropped and the token introspected again (one shared call, as on a miss).
+        let mut cached = None;
+        for _ in 0..2 {
+            let entry = self
+                .cache
+                .entry(key)
+                .or_try_insert_with(self.call(token))
+                .await
+                .map_err(|e| *e)?;
+            let fresh = entry.is_fresh();
+            let value = entry.into_value();
+            if !fresh && value.until_ms <= self.checks.clock.now_unix_ms() {
+                self.cache.invalidate(&key).await;
+                continue;
+            }
+            if !fresh {
+                metrics::counter!(crate::metrics::INTROSPECTION_CACHE_HITS).increment(1);
+            }
+            cached = Some(value);
+            break;
         }
-        match entry.into_value() {
+        let Some(Cached { outcome, .. }) = cached else {
+            return Err(unavailable());
+        };
+        match outcome {
             Outcome::Active(principal)
                 if principal
                     .expires_at()
@@ -260,7 +277,7 @@ impl Introspector {
     }
 
     /// One introspection call within the bound. `Err`: not cached (try again).
-    async fn call(&self, token: &str) -> Result<Outcome, ValidationError> {
+    async fn call(&self, token: &str) -> Result<Cached, ValidationError> {
         let _permit = match self.calls.try_acquire() {
             Ok(permit) => permit,
             Err(_) => match tokio::time::timeout(self.config.wait, self.calls.acquire()).await {
@@ -285,7 +302,16 @@ impl Introspector {
             Outcome::Active(_) => "active",
             Outcome::Refused(_) => "inactive",
         });
-        Ok(outcome)
+        let now = self.checks.clock.now_unix_ms();
+        let window = match &outcome {
+            Outcome::Active(p) => {
+                let left = p.expires_at().saturating_mul(1000).saturating_sub(now);
+                Duration::from_millis(left).min(self.config.max_cache)
+            }
+            Outcome::Refused(_) => self.config.negative_cache,
+        };
+        let until_ms = now.saturating_add(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+        Ok(Cached { outcome, until_ms })
     }
 
     async fn endpoint(&self) -> Result<&str, String> {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# shared-auth's public names, as rustdoc documents them with the features a team enables
+# (clap, redis, serde; not test-util or internals): every item of all.html plus every
+# public module. Prints the count and the names; with --check, fails above the limit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+limit=60
+cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
+python3 - "$limit" "${1:-}" <<'PY'
+import re, sys
+limit, mode = int(sys.argv[1]), sys.argv[2]
+import os
+root = os.environ.get("CARGO_TARGET_DIR", "target") + "/doc/shared_auth"
+items = re.findall(r'<li><a href="[^"]+">([^<]+)</a></li>', open(f"{root}/all.html").read())
+modules = re.findall(r'class="mod" href="[^"]+"[^>]*>([^<]+)<', open(f"{root}/index.html").read())
+names = sorted(items) + [f"{m} (module)" for m in modules]
+for name in names:
+    print(f"  {name}")
+print(f"shared-auth public names: {len(names)} ({len(items)} items, {len(modules)} modules; limit {limit})")
+if mode == "--check" and len(names) > limit:
+    sys.exit(f"more than {limit} public names: make mechanics private or put them behind a feature")
+PY
