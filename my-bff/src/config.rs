@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use shared_auth::HttpUrl;
 pub use shared_auth::client::TokenSource;
 use shared_auth::client::{
     ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig, TokenCacheArgs,
@@ -31,8 +32,8 @@ pub struct Args {
     pub auth: ClientArgs<MyBffEnv>,
 
     /// Base URL of my-service.
-    #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL", value_parser = http_url)]
-    pub my_service_base_url: String,
+    #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL")]
+    pub my_service_base_url: HttpUrl,
 
     /// Timeout of each call to my-service, in seconds.
     #[arg(
@@ -55,14 +56,6 @@ pub struct Args {
         default_value = "127.0.0.1:7248"
     )]
     pub bind: SocketAddr,
-}
-
-fn http_url(value: &str) -> Result<String, String> {
-    if value.starts_with("http://") || value.starts_with("https://") {
-        Ok(value.trim_end_matches('/').to_owned())
-    } else {
-        Err("must be an http:// or https:// URL".to_owned())
-    }
 }
 
 /// A configuration that parsed but does not hold together.
@@ -106,7 +99,7 @@ impl Args {
         Ok(BffConfig {
             token_cache,
             client,
-            my_service_base_url: self.my_service_base_url,
+            my_service_base_url: self.my_service_base_url.base().to_owned(),
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
         })
     }
