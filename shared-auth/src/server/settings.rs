@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
-use super::error::SignatureAlgorithm;
+use super::error::{SignatureAlgorithm, StartError};
 use super::introspection::IntrospectionConfig;
 use super::resource_metadata::ProtectedResource;
 use super::validation::{IssuerConfig, MetadataSource, TokenProfile, ValidatorConfig};
@@ -772,6 +772,72 @@ impl ValidatorSettings {
     }
 }
 
+impl ValidatorSettings {
+    /// A start error of the validator built from these settings (checked into `config`
+    /// with `prefix`), with the setting to check in front: `AUTH_AUTHORITY: cannot read
+    /// ...`, or for an issuer of the issuers file `AUTH_ISSUERS_FILE: issuer 2, authority:
+    /// ...`; a refused plain-http endpoint names the opt-in under the same prefix.
+    pub fn explain_start_error(
+        &self,
+        prefix: &str,
+        config: &ValidatorConfig,
+        error: &StartError,
+    ) -> String {
+        let name = |field: &str| crate::settings::setting_name(prefix, field);
+        let field = |source: &MetadataSource| match source {
+            MetadataSource::Authority(_) => "authority",
+            MetadataSource::MetadataAddress(_) => "metadata_address",
+            _ => "jwks_uri",
+        };
+        // The issuers in the order into_config_named made them: the single-issuer settings
+        // (if set), then the inline issuers, then the file's.
+        let primary_set =
+            self.authority.is_some() || self.metadata_address.is_some() || self.jwks_uri.is_some();
+        let listed = |position: usize| {
+            let inline = self.issuers.len();
+            if position < inline {
+                format!("{}: issuer {}", name("issuers"), position + 1)
+            } else {
+                format!("{}: issuer {}", name("issuers_file"), position - inline + 1)
+            }
+        };
+        let sources = std::iter::once(&config.metadata)
+            .chain(config.additional_issuers.iter().map(|i| &i.metadata))
+            .enumerate()
+            .map(|(i, source)| match (primary_set, i) {
+                (true, 0) => (source, name(field(source))),
+                (true, i) => (source, format!("{}, {}", listed(i - 1), field(source))),
+                (false, i) => (source, format!("{}, {}", listed(i), field(source))),
+            });
+        let url = match error {
+            StartError::Discovery { url, .. }
+            | StartError::UnusableEndpoint { url, .. }
+            | StartError::IssuerRequired { url }
+            | StartError::IssuerMismatch { url, .. } => url.as_str(),
+            _ => return error.to_string(),
+        };
+        let from = sources
+            .filter(|(source, _)| match source {
+                MetadataSource::Authority(a) => url.starts_with(a.trim_end_matches('/')),
+                MetadataSource::MetadataAddress(m) => url == m,
+                _ => false,
+            })
+            .map(|(_, setting)| setting)
+            .last();
+        let mut text = match from {
+            Some(setting) => format!("{setting}: {error}"),
+            None => error.to_string(),
+        };
+        if matches!(error, StartError::UnusableEndpoint { .. }) {
+            text.push_str(&format!(
+                " ({}=true allows plain http on a test network)",
+                name("allow_insecure_http")
+            ));
+        }
+        text
+    }
+}
+
 /// The environment-variable prefix of a [`ValidatorArgs`] group, chosen by the service.
 pub trait EnvPrefix: Send + Sync + 'static {
     /// Put before each setting's upper-case name: `AUTH_` gives `AUTH_AUTHORITY`.
@@ -796,7 +862,7 @@ mod cli {
     use clap::builder::{PossibleValuesParser, TypedValueParser};
     use clap::{ArgGroup, ArgMatches, Args, Command, FromArgMatches};
 
-    use super::{DpopMode, EnvPrefix, SecretValue, SettingsError, ValidatorSettings};
+    use super::{DpopMode, EnvPrefix, SecretValue, SettingsError, StartError, ValidatorSettings};
     use crate::server::ValidatorConfig;
     use crate::settings::with_prefix;
 
@@ -815,6 +881,12 @@ mod cli {
         /// Checks the settings and builds the configuration; errors name the variable.
         pub fn into_config(self) -> Result<ValidatorConfig, SettingsError> {
             self.settings.into_config_named(P::PREFIX)
+        }
+
+        /// A start error of the validator built from `config` (these settings' own),
+        /// naming the variable to check (see [`ValidatorSettings::explain_start_error`]).
+        pub fn explain_start_error(&self, config: &ValidatorConfig, error: &StartError) -> String {
+            self.settings.explain_start_error(P::PREFIX, config, error)
         }
     }
 
@@ -1177,6 +1249,69 @@ mod tests {
             .into_config_named("AUTH_")
             .unwrap_err();
         assert!(e.reason.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn start_errors_name_the_setting_under_the_services_prefix() {
+        let path = std::env::temp_dir().join(format!("start-issuers-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[[issuer]]\nauthority = \"https://b.example\"\n\n\
+             [[issuer]]\nmetadata_address = \"https://c.example/.well-known/openid-configuration\"\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let discovery = |url: &str| StartError::Discovery {
+            url: url.into(),
+            reason: "connection refused".into(),
+        };
+        let unusable = StartError::UnusableEndpoint {
+            url: "https://c.example/.well-known/openid-configuration".into(),
+            field: "jwks_uri",
+            reason: "plain http is refused".into(),
+        };
+        // The error's own text names no variable: the prefix is the service's to choose.
+        assert!(!unusable.to_string().contains("AUTH_"), "{unusable}");
+        assert!(!discovery("https://x").to_string().contains("AUTH_"));
+
+        let s = settings(|s| s.issuers_file = Some(file.clone()));
+        let config = s.clone().into_config_named("ORDERS_AUTH_").unwrap();
+        let explain = |e: &StartError| s.explain_start_error("ORDERS_AUTH_", &config, e);
+        let e = explain(&discovery(
+            "https://issuer.example/.well-known/openid-configuration",
+        ));
+        assert!(e.starts_with("ORDERS_AUTH_AUTHORITY: cannot read"), "{e}");
+        let e = explain(&discovery(
+            "https://b.example/.well-known/openid-configuration",
+        ));
+        assert!(
+            e.starts_with("ORDERS_AUTH_ISSUERS_FILE: issuer 1, authority: cannot read"),
+            "{e}"
+        );
+        let e = explain(&unusable);
+        assert!(
+            e.starts_with("ORDERS_AUTH_ISSUERS_FILE: issuer 2, metadata_address: ")
+                && e.ends_with(
+                    "(ORDERS_AUTH_ALLOW_INSECURE_HTTP=true allows plain http on a test network)"
+                ),
+            "{e}"
+        );
+        // The file alone: its first issuer is the main one, and still named as the file's.
+        let s = ValidatorSettings {
+            issuers_file: Some(file),
+            ..ValidatorSettings::default()
+        };
+        let config = s.clone().into_config_named("AUTH_").unwrap();
+        let e = s.explain_start_error(
+            "AUTH_",
+            &config,
+            &discovery("https://b.example/.well-known/openid-configuration"),
+        );
+        assert!(
+            e.starts_with("AUTH_ISSUERS_FILE: issuer 1, authority: "),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 
     #[cfg(feature = "clap")]
