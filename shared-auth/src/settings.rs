@@ -16,6 +16,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub(crate) mod credential;
+
 /// A setting that is missing, malformed, or does not fit the others.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {reason}")]
@@ -166,6 +168,21 @@ pub(crate) fn intern(text: String) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::HttpUrl;
+
+    /// The halves' settings share the base layer, never each other's code.
+    #[test]
+    fn the_halves_settings_do_not_import_each_other() {
+        let server = include_str!("server/settings.rs");
+        let client = [
+            include_str!("client/settings.rs"),
+            include_str!("client/token_cache_settings.rs"),
+        ];
+        assert!(!server.contains(concat!("crate::", "client")));
+        assert!(!server.contains(concat!("super::super::", "client")));
+        for client in client {
+            assert!(!client.contains(concat!("crate::", "server")));
+        }
+    }
 
     #[test]
     fn a_url_setting_is_http_or_https_with_a_host_and_kept_as_written() {

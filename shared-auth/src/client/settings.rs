@@ -23,6 +23,7 @@ use super::error::TokenError;
 use super::signing_key::SigningKey;
 use super::token_endpoint::RetryPolicy;
 use crate::scope::ScopeSet;
+use crate::settings::credential::{KeySettings, credential};
 use crate::settings::{HttpUrl, SettingsError, setting_name};
 
 /// The settings of the issuer, named with [`ClientEnv::ISSUER_PREFIX`]; the others are the
@@ -272,7 +273,9 @@ impl ClientSettings {
                 file: self.client_assertion_key_file,
                 id: non_empty(self.client_assertion_key_id),
                 audience: non_empty(self.client_assertion_audience),
-                alg: non_empty(self.client_assertion_alg),
+                alg: non_empty(self.client_assertion_alg).map(|alg| {
+                    super::signing_key::parse_alg(alg.trim()).map_err(|e| e.to_string())
+                }),
             },
             self.client_assertion_file,
             non_empty(self.client_assertion_type),
@@ -346,140 +349,6 @@ impl ClientSettings {
             retry,
         })
     }
-}
-
-/// The `private_key_jwt` settings.
-pub(crate) struct KeySettings {
-    pub(crate) file: Option<PathBuf>,
-    pub(crate) id: Option<String>,
-    pub(crate) audience: Option<String>,
-    pub(crate) alg: Option<String>,
-}
-
-/// Exactly one credential: a secret (or its file), an assertion key, or an assertion file.
-/// The key settings belong to the key, the assertion type to the file. `client` names a
-/// field as the operator knows it (the resource server's introspection credential reuses
-/// this with its own names).
-pub(crate) fn credential(
-    client: &dyn Fn(&str) -> String,
-    secret: Option<ClientSecret>,
-    secret_file: Option<PathBuf>,
-    key: KeySettings,
-    assertion_file: Option<PathBuf>,
-    assertion_type: Option<String>,
-) -> Result<ClientCredential, SettingsError> {
-    let fail = |field: &str, reason: String| SettingsError {
-        setting: client(field),
-        reason,
-    };
-    let given = [
-        (secret.is_some(), "client_secret"),
-        (secret_file.is_some(), "client_secret_file"),
-        (key.file.is_some(), "client_assertion_key_file"),
-        (assertion_file.is_some(), "client_assertion_file"),
-    ];
-    let set: Vec<&str> = given
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, f)| *f)
-        .collect();
-    let one_of = || {
-        format!(
-            "set exactly one of {}, {}, {} or {}",
-            client("client_secret"),
-            client("client_secret_file"),
-            client("client_assertion_key_file"),
-            client("client_assertion_file")
-        )
-    };
-    match set.as_slice() {
-        [] => return Err(fail("client_secret", one_of())),
-        [_] => {}
-        [_, second, ..] => return Err(fail(second, format!("{}; more than one is set", one_of()))),
-    }
-    if key.file.is_none() {
-        for (value, field) in [
-            (&key.id, "client_assertion_key_id"),
-            (&key.audience, "client_assertion_audience"),
-            (&key.alg, "client_assertion_alg"),
-        ] {
-            if value.is_some() {
-                return Err(fail(
-                    field,
-                    format!("only used with {}", client("client_assertion_key_file")),
-                ));
-            }
-        }
-    }
-    if assertion_type.is_some() && assertion_file.is_none() {
-        return Err(fail(
-            "client_assertion_type",
-            format!("only used with {}", client("client_assertion_file")),
-        ));
-    }
-    if let Some(path) = key.file {
-        let alg = match key.alg {
-            None => None,
-            Some(name) => Some(
-                super::signing_key::parse_alg(name.trim())
-                    .map_err(|e| fail("client_assertion_alg", e.to_string()))?,
-            ),
-        };
-        let mut signing = SigningKey::from_file(&path, alg)
-            .map_err(|e| fail("client_assertion_key_file", e.to_string()))?;
-        if let Some(alg) = alg
-            && signing.algorithm() != alg
-        {
-            return Err(fail(
-                "client_assertion_alg",
-                format!(
-                    "{alg:?} does not fit the key, which is {:?}",
-                    signing.algorithm()
-                ),
-            ));
-        }
-        if let Some(id) = key.id {
-            signing = signing.with_key_id(id);
-        }
-        return Ok(ClientCredential::PrivateKeyJwt {
-            key: signing,
-            audience: key.audience,
-            explicit_typ: false,
-        });
-    }
-    if let Some(path) = assertion_file {
-        // Read once now so that a wrong path or an unreadable file stops the start; read
-        // again for every token request, since the platform rotates it.
-        super::assertion::read_capped(&path).map_err(|reason| {
-            fail(
-                "client_assertion_file",
-                format!("{} {reason}", path.display()),
-            )
-        })?;
-        return Ok(ClientCredential::AssertionFile {
-            path,
-            assertion_type: assertion_type
-                .unwrap_or_else(|| super::credentials::JWT_BEARER_ASSERTION.to_owned()),
-        });
-    }
-    let secret = match (secret, secret_file) {
-        (Some(s), _) => s,
-        (None, Some(path)) => ClientSecret::new(
-            std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    fail(
-                        "client_secret_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?
-                .trim_end_matches(['\r', '\n']),
-        ),
-        (None, None) => return Err(fail("client_secret", one_of())),
-    };
-    if secret.expose().is_empty() {
-        return Err(fail("client_secret", "the client secret is empty".into()));
-    }
-    Ok(ClientCredential::Secret(secret))
 }
 
 impl ClientDefinition {

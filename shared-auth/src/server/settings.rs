@@ -467,28 +467,22 @@ impl ValidatorSettings {
                     format!("required when {}=true", name("introspection")),
                 )
             })?;
-        // The client half's credential kinds, checked by its own code: a secret (or its
-        // file), a private_key_jwt key, or an assertion file; exactly one.
+        // The credential kinds the client half has too, checked by the shared settings
+        // code: a secret (or its file), a private_key_jwt key, or an assertion file.
         let field = |f: &str| name(&format!("introspection_{f}"));
         let path = |v: Option<String>| {
             v.filter(|f| !f.trim().is_empty())
                 .map(std::path::PathBuf::from)
         };
-        let credential = crate::client::settings::credential(
+        let secret = self.introspection_client_secret.take();
+        let (client_id, credential, style) = crate::settings::credential::introspection_client(
             &field,
-            self.introspection_client_secret
-                .take()
-                .filter(|s| !s.expose().is_empty())
-                .map(|s| crate::client::ClientSecret::new(s.expose())),
+            client_id,
+            secret.as_ref().map(|s| s.expose()),
             path(self.introspection_client_secret_file.take()),
-            crate::client::settings::KeySettings {
-                file: path(self.introspection_client_assertion_key_file.take()),
-                id: None,
-                audience: None,
-                alg: None,
-            },
+            path(self.introspection_client_assertion_key_file.take()),
             path(self.introspection_client_assertion_file.take()),
-            None,
+            self.introspection_client_secret_post,
         )?;
         if self.introspection_cache_secs == 0 {
             return Err(fail(
@@ -502,12 +496,9 @@ impl ValidatorSettings {
                 "must be at least 1".to_owned(),
             ));
         }
-        let mut config =
-            IntrospectionConfig::new(crate::client::ClientId::new(client_id), credential);
+        let mut config = IntrospectionConfig::new(client_id, credential);
         config.endpoint = endpoint;
-        if self.introspection_client_secret_post {
-            config.credential_style = crate::client::CredentialStyle::PostBody;
-        }
+        config.credential_style = style;
         config.max_cache = Duration::from_secs(self.introspection_cache_secs);
         config.negative_cache = Duration::from_secs(self.introspection_negative_cache_secs);
         config.jwt_response = self.introspection_jwt;
