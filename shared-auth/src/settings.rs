@@ -94,6 +94,13 @@ impl fmt::Debug for HttpUrl {
     }
 }
 
+/// The transport policy of a URL setting, once its opt-in is known: https, or http to
+/// loopback, or plain http with `optin` (the opt-in's name, offered in the error).
+pub(crate) fn transport_allowed(url: &str, insecure: bool, optin: &str) -> Result<(), String> {
+    crate::issuer_http::check_url(url, insecure)
+        .map_err(|e| format!("{e}, or set {optin}=true on a test network"))
+}
+
 /// `prefix` + the field's upper-case name, or the field name when there is no prefix.
 pub(crate) fn setting_name(prefix: &str, field: &str) -> String {
     if prefix.is_empty() {

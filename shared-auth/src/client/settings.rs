@@ -216,12 +216,7 @@ impl ClientSettings {
         let insecure = self.allow_insecure_http;
         let optin = name("allow_insecure_http");
         let check = |setting: String, url: &str| {
-            crate::issuer_http::check_url(url, insecure).map_err(|e| {
-                fail(
-                    setting,
-                    format!("{e}, or set {optin}=true on a test network"),
-                )
-            })
+            crate::settings::transport_allowed(url, insecure, &optin).map_err(|e| fail(setting, e))
         };
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let token_source = match (

@@ -338,8 +338,7 @@ impl IssuerSettings {
         fail: &dyn Fn(&str, String) -> SettingsError,
     ) -> Result<IssuerParts, SettingsError> {
         let check = |field: &str, url: &str| {
-            crate::issuer_http::check_url(url, insecure)
-                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+            crate::settings::transport_allowed(url, insecure, optin).map_err(|e| fail(field, e))
         };
         for (from, to) in &self.scope_aliases {
             crate::scope::Scope::new(to.clone())
@@ -446,15 +445,9 @@ impl ValidatorSettings {
         };
         let endpoint = self.introspection_endpoint.take().map(String::from);
         if let Some(endpoint) = &endpoint {
-            crate::issuer_http::check_url(endpoint, self.allow_insecure_http).map_err(|e| {
-                fail(
-                    "introspection_endpoint",
-                    format!(
-                        "{e}, or set {}=true on a test network",
-                        name("allow_insecure_http")
-                    ),
-                )
-            })?;
+            let optin = name("allow_insecure_http");
+            crate::settings::transport_allowed(endpoint, self.allow_insecure_http, &optin)
+                .map_err(|e| fail("introspection_endpoint", e))?;
         }
         let client_id = self
             .introspection_client_id
@@ -685,8 +678,7 @@ impl ValidatorSettings {
             }
         };
         let check = |field: &str, url: &str| {
-            crate::issuer_http::check_url(url, insecure)
-                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+            crate::settings::transport_allowed(url, insecure, &optin).map_err(|e| fail(field, e))
         };
         let scopes: Vec<String> = self
             .scopes_supported
