@@ -30,6 +30,16 @@ pub struct SettingsError {
     pub reason: String,
 }
 
+impl SettingsError {
+    /// The error for `setting` (a service's own variables use it too).
+    pub fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        SettingsError {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// An absolute `http://` or `https://` URL with a host: every URL setting, in shared-auth
 /// and in the services, is one, checked here when it is read. It keeps the text as written
 /// (an issuer URL is compared with `iss` as written, and some issuers end theirs in `/`);
