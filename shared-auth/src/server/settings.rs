@@ -772,25 +772,20 @@ impl ValidatorSettings {
             MetadataSource::MetadataAddress(_) => "metadata_address",
             _ => "jwks_uri",
         };
-        // The issuers in the order into_config_named made them: the single-issuer settings
-        // (if set), then the inline issuers, then the file's.
+        // The issuers in the order into_config_named made them, numbered as its errors
+        // number them: the single-issuer settings (if set), then the listed issuers.
         let primary_set =
             self.authority.is_some() || self.metadata_address.is_some() || self.jwks_uri.is_some();
-        let listed = |position: usize| {
-            let inline = self.issuers.len();
-            if position < inline {
-                format!("{}: issuer {}", name("issuers"), position + 1)
-            } else {
-                format!("{}: issuer {}", name("issuers_file"), position - inline + 1)
-            }
-        };
         let sources = std::iter::once(&config.metadata)
             .chain(config.additional_issuers.iter().map(|i| &i.metadata))
             .enumerate()
             .map(|(i, source)| match (primary_set, i) {
                 (true, 0) => (source, name(field(source))),
-                (true, i) => (source, format!("{}, {}", listed(i - 1), field(source))),
-                (false, i) => (source, format!("{}, {}", listed(i), field(source))),
+                (_, n) => {
+                    let n = if primary_set { n } else { n + 1 };
+                    let file = name("issuers_file");
+                    (source, format!("{file}: issuer {n}, {}", field(source)))
+                }
             });
         let url = match error {
             StartError::Discovery { url, .. }
