@@ -215,7 +215,7 @@ async fn the_clients_retry_settings_are_the_ones_used() {
     let manager = TokenManager::builder().build().unwrap();
     let client = |name: &str, retries: usize| {
         let mut settings = ClientSettings::default();
-        settings.token_endpoint_url = Some(issuer.token_endpoint());
+        settings.token_endpoint_url = issuer.token_endpoint().parse().ok();
         settings.client_id = Some(BFF_ID.into());
         settings.client_secret = Some(ClientSecret::new(BFF_SECRET));
         settings.token_request_retries = Some(retries);
@@ -243,7 +243,7 @@ async fn the_clients_retry_settings_are_the_ones_used() {
     // Out of range: named, not clamped.
     let mut settings = ClientSettings::default();
     settings.token_request_retries = Some(11);
-    settings.token_endpoint_url = Some(issuer.token_endpoint());
+    settings.token_endpoint_url = issuer.token_endpoint().parse().ok();
     settings.client_id = Some(BFF_ID.into());
     settings.client_secret = Some(ClientSecret::new(BFF_SECRET));
     let error = settings.into_definition_named("", "").unwrap_err();

@@ -9,6 +9,7 @@ pub use shared_auth::client::TokenSource;
 use shared_auth::client::{
     ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig, TokenCacheArgs,
 };
+use shared_auth::{HttpUrl, SettingsError};
 
 /// The seed articles' names: `AUTH_SERVER_TOKEN_ENDPOINT_URL` / `AUTH_SERVER_AUTHORITY`
 /// for the issuer, `AUTH_SERVER_MYBFF_*` for this client.
@@ -31,8 +32,8 @@ pub struct Args {
     pub auth: ClientArgs<MyBffEnv>,
 
     /// Base URL of my-service.
-    #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL", value_parser = http_url)]
-    pub my_service_base_url: String,
+    #[arg(long, env = "MY_SERVICE_BASE_URL", value_name = "MY_SERVICE_BASE_URL")]
+    pub my_service_base_url: HttpUrl,
 
     /// Timeout of each call to my-service, in seconds.
     #[arg(
@@ -57,23 +58,8 @@ pub struct Args {
     pub bind: SocketAddr,
 }
 
-fn http_url(value: &str) -> Result<String, String> {
-    if value.starts_with("http://") || value.starts_with("https://") {
-        Ok(value.trim_end_matches('/').to_owned())
-    } else {
-        Err("must be an http:// or https:// URL".to_owned())
-    }
-}
-
-/// A configuration that parsed but does not hold together.
-#[derive(Debug, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    /// The variable to fix.
-    pub variable: String,
-    /// What is wrong.
-    pub reason: String,
-}
+/// A configuration that parsed but does not hold together: which variable, and why.
+pub type ConfigError = SettingsError;
 
 /// The typed BFF configuration.
 #[derive(Debug, Clone)]
@@ -91,22 +77,18 @@ pub struct BffConfig {
 impl Args {
     /// Reads the secret file if one is named and builds the typed configuration.
     pub fn into_config(self) -> Result<BffConfig, ConfigError> {
-        let named = |e: shared_auth::SettingsError| ConfigError {
-            variable: e.setting,
-            reason: e.reason,
-        };
-        let token_cache = self.token_cache.into_config().map_err(named)?;
-        let client = self.auth.into_definition().map_err(named)?;
+        let token_cache = self.token_cache.into_config()?;
+        let client = self.auth.into_definition()?;
         if self.my_service_timeout_secs == 0 {
-            return Err(ConfigError {
-                variable: "MY_SERVICE_TIMEOUT_SECS".into(),
-                reason: "must be at least 1".into(),
-            });
+            return Err(SettingsError::new(
+                "MY_SERVICE_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
         }
         Ok(BffConfig {
             token_cache,
             client,
-            my_service_base_url: self.my_service_base_url,
+            my_service_base_url: self.my_service_base_url.base().to_owned(),
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),
         })
     }

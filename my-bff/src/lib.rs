@@ -15,15 +15,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use shared_auth::UrlError;
 use shared_auth::client::{
-    ManagedClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
+    BuildError, ClientEnv as _, ManagedClient, RedisCacheError, RedisTokenCache, TokenError,
+    TokenManager,
 };
 use shared_auth::problem;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::BffConfig;
+use crate::config::{BffConfig, MyBffEnv};
 use crate::my_service_client::{MyServiceClient, MyServiceError, WeatherForecast};
 
 /// The name the my-service token client is registered under (its metrics label).
@@ -48,23 +50,54 @@ struct AppState {
     tokens: ManagedClient,
 }
 
-/// Why my-bff could not start.
+/// Why my-bff could not start. The messages name the settings by [`MyBffEnv`]'s
+/// variables, and offer the plain-http opt-in only when plain http was what was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The token client could not be set up (discovery from the authority, or from the
     /// protected resource's metadata, failed). The error names the URL that failed.
     #[error(
-        "cannot set up the token client (AUTH_SERVER_AUTHORITY or AUTH_SERVER_PROTECTED_RESOURCE): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+        "cannot set up the token client ({authority} or {resource}): {0}{hint}",
+        authority = issuer_variable("authority"),
+        resource = issuer_variable("protected_resource"),
+        hint = insecure_hint(refused_plain_http(.0))
     )]
     Token(#[from] TokenError),
     /// The shared token cache could not be set up.
-    #[error("AUTH_TOKEN_CACHE_REDIS_URL: {0}")]
+    #[error("{prefix}REDIS_URL: {0}", prefix = MyBffEnv::TOKEN_CACHE_PREFIX)]
     TokenCache(#[from] RedisCacheError),
     /// The token manager could not be built or the client not registered.
     #[error(
-        "cannot set up the token client (AUTH_SERVER_TOKEN_ENDPOINT_URL): {0} (a plain-http issuer on a test network needs AUTH_SERVER_ALLOW_INSECURE_HTTP=true)"
+        "cannot set up the token client ({endpoint}): {0}{hint}",
+        endpoint = issuer_variable("token_endpoint_url"),
+        hint = insecure_hint(matches!(.0, BuildError::TokenEndpoint { source: UrlError::Insecure { .. }, .. }))
     )]
-    TokenManager(#[from] shared_auth::client::BuildError),
+    TokenManager(#[from] BuildError),
+}
+
+/// An issuer setting's variable (`AUTH_SERVER_AUTHORITY`).
+fn issuer_variable(field: &str) -> String {
+    format!("{}{}", MyBffEnv::ISSUER_PREFIX, field.to_ascii_uppercase())
+}
+
+/// The opt-in, offered when plain http was refused.
+fn insecure_hint(refused: bool) -> String {
+    if refused {
+        format!(
+            " (a plain-http issuer on a test network needs {}=true)",
+            issuer_variable("allow_insecure_http")
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Whether discovery stopped at the transport policy: shared-auth reports that as the
+/// text of its `UrlError::Insecure`, which is compared here rather than copied.
+fn refused_plain_http(error: &TokenError) -> bool {
+    let insecure = UrlError::Insecure { url: String::new() }.to_string();
+    let refusal = insecure.trim_start_matches(": ");
+    matches!(error, TokenError::Discovery(reason) if reason.contains(refusal))
 }
 
 /// The token client for my-service, registered with a new token manager (discovers the
@@ -172,5 +205,40 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str
             StatusCode::SERVICE_UNAVAILABLE,
             "no access token for my-service",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_insecure_http_hint_only_when_plain_http_was_refused() {
+        let refused = StartError::TokenManager(BuildError::TokenEndpoint {
+            client: "my-service".into(),
+            source: UrlError::Insecure {
+                url: "http://issuer.example/token".into(),
+            },
+        })
+        .to_string();
+        assert!(
+            refused.contains("AUTH_SERVER_TOKEN_ENDPOINT_URL")
+                && refused.contains("AUTH_SERVER_ALLOW_INSECURE_HTTP=true"),
+            "{refused}"
+        );
+        let discovery =
+            |reason: String| StartError::Token(TokenError::Discovery(reason)).to_string();
+        let insecure = UrlError::Insecure {
+            url: "http://issuer.example".into(),
+        };
+        let e = discovery(insecure.to_string());
+        assert!(e.contains("AUTH_SERVER_ALLOW_INSECURE_HTTP=true"), "{e}");
+        let e = discovery("connection refused".into());
+        assert!(
+            e.contains("AUTH_SERVER_AUTHORITY") && !e.contains("ALLOW_INSECURE_HTTP"),
+            "{e}"
+        );
+        let e = StartError::Token(TokenError::Http { status: 500 }).to_string();
+        assert!(!e.contains("ALLOW_INSECURE_HTTP"), "{e}");
     }
 }

@@ -192,6 +192,25 @@ fn each_bad_variable_is_named_and_the_secret_never_printed() {
     }
 }
 
+/// An unreachable issuer on loopback http is not a transport-policy refusal: the start
+/// error names the authority and does not suggest the plain-http opt-in.
+#[test]
+fn an_unreachable_authority_is_named_without_the_insecure_hint() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let authority = format!("http://{closed}");
+    let output = fails_with(&[
+        ("AUTH_SERVER_AUTHORITY", authority.as_str()),
+        ("AUTH_SERVER_MYBFF_CLIENT_ID", "my-bff"),
+        ("AUTH_SERVER_MYBFF_CLIENT_SECRET", SECRET),
+        ("MY_SERVICE_BASE_URL", "http://127.0.0.1:9"),
+    ]);
+    assert!(output.contains("AUTH_SERVER_AUTHORITY"), "{output}");
+    assert!(!output.contains("ALLOW_INSECURE_HTTP"), "{output}");
+}
+
 #[test]
 fn help_lists_every_variable_and_hides_the_secret() {
     let out = Command::new(BIN)

@@ -12,8 +12,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use shared_auth::SettingsError;
 use shared_auth::server::{AuthEnv, ValidatorArgs, ValidatorConfig};
+use shared_auth::{HttpUrl, SettingsError};
 
 use crate::weather::{READ_SCOPE, WRITE_SCOPE};
 
@@ -32,8 +32,8 @@ pub struct Args {
 
     /// Token URL shown in Swagger UI's Authorize dialog (default: the discovered token
     /// endpoint).
-    #[arg(long, env = "OPENAPI_TOKEN_URL", value_name = "OPENAPI_TOKEN_URL", value_parser = http_url)]
-    pub openapi_token_url: Option<String>,
+    #[arg(long, env = "OPENAPI_TOKEN_URL", value_name = "OPENAPI_TOKEN_URL")]
+    pub openapi_token_url: Option<HttpUrl>,
 
     /// Listen address.
     #[arg(
@@ -43,14 +43,6 @@ pub struct Args {
         default_value = "127.0.0.1:7062"
     )]
     pub bind: SocketAddr,
-}
-
-fn http_url(value: &str) -> Result<String, String> {
-    if value.starts_with("http://") || value.starts_with("https://") {
-        Ok(value.to_owned())
-    } else {
-        Err("must be an http:// or https:// URL".to_owned())
-    }
 }
 
 /// A configuration that parsed but does not hold together: which variable, and why.
@@ -78,7 +70,7 @@ impl Args {
         }
         Ok(ServiceConfig {
             validator,
-            openapi_token_url: self.openapi_token_url,
+            openapi_token_url: self.openapi_token_url.map(String::from),
         })
     }
 }

@@ -16,11 +16,13 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), String> {
     let args = Args::parse();
     let bind = args.bind;
+    // Kept to name the setting behind a start error (which issuer, which variable).
+    let auth = args.auth.clone();
     let config = args
         .into_config()
         .map_err(|e| format!("invalid configuration: {e}"))?;
     let app = my_service::build(&config)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| auth.explain_start_error(&config.validator, &e))?;
     service_kit::serve("my-service", bind, app).await
 }

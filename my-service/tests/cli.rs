@@ -103,6 +103,29 @@ fn each_bad_variable_is_named() {
     }
 }
 
+/// An unreachable issuer of the issuers file is named as the file's entry, not as the
+/// single-issuer variables (which are not even set).
+#[test]
+fn a_start_error_names_the_issuers_file_entry() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("cli-issuers-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        format!("[[issuer]]\nauthority = \"http://{closed}\"\ntoken_profile = \"generic\"\n"),
+    )
+    .unwrap();
+    let output = fails_with(&[("AUTH_ISSUERS_FILE", path.to_str().unwrap())]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.contains("AUTH_ISSUERS_FILE: issuer 1, authority: cannot read"),
+        "{output}"
+    );
+    assert!(!output.contains("AUTH_AUTHORITY"), "{output}");
+}
+
 #[test]
 fn help_lists_every_variable() {
     let out = Command::new(BIN).arg("--help").output().unwrap();

@@ -18,4 +18,4 @@ mod settings;
 pub use issuer_http::UrlError;
 pub use problem::problem;
 pub use scope::{InvalidScope, Scope, ScopeSet};
-pub use settings::SettingsError;
+pub use settings::{HttpUrl, SettingsError};

@@ -8,6 +8,9 @@
 //!   [`ClientEnv`] (my-bff keeps the seed articles' `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
 //!   `AUTH_SERVER_MYBFF_CLIENT_ID`, ...);
 //! - with the `serde` feature, [`ClientSettings`] deserializes from a configuration file.
+//!
+//! Each setting is written once, as a field of [`ClientSettings`] (doc, flag, parser);
+//! `crate::settings` applies the service's prefixes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,14 +20,27 @@ use super::dpop::DpopKey;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
 use crate::client_auth::{
-    ClientCredential, ClientId, ClientSecret, CredentialStyle, JWT_BEARER_ASSERTION,
+    ClientCredential, ClientId, ClientSecret, CredentialStyle,
 };
 use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
-use crate::settings::{SettingsError, setting_name};
+use crate::settings::credential::{KeySettings, credential};
+use crate::settings::{HttpUrl, SettingsError, setting_name};
 
-/// What an operator sets for one client. See the module documentation.
+/// The settings of the issuer, named with [`ClientEnv::ISSUER_PREFIX`]; the others are the
+/// client's own ([`ClientEnv::CLIENT_PREFIX`]).
+const ISSUER_SETTINGS: [&str; 4] = [
+    "token_endpoint_url",
+    "authority",
+    "protected_resource",
+    "allow_insecure_http",
+];
+
+/// What an operator sets for one client. See the module documentation. As a clap group
+/// (through [`ClientArgs`]) each field is a flag and a variable; a field's name in
+/// backquotes in these docs becomes its variable in `--help`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -32,55 +48,100 @@ use crate::settings::{SettingsError, setting_name};
 )]
 #[non_exhaustive]
 pub struct ClientSettings {
-    /// The issuer's token endpoint.
-    pub token_endpoint_url: Option<String>,
+    /// The issuer's token endpoint (Cognito:
+    /// https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "token-endpoint",
+            env,
+            required_unless_present_any = ["authority", "protected_resource"],
+            conflicts_with_all = ["authority", "protected_resource"]
+        )
+    )]
+    pub token_endpoint_url: Option<HttpUrl>,
     /// Or an issuer URL whose discovery document gives the token endpoint.
-    pub authority: Option<String>,
-    /// Or the URL of the protected resource (the API) to call: its RFC 9728 metadata names
-    /// the authorization server (with `authority` also set, that one must be listed), whose
-    /// discovery document gives the token endpoint.
-    pub protected_resource: Option<String>,
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub authority: Option<HttpUrl>,
+    /// Or the URL of the API to call: its OAuth 2.0 protected resource metadata (RFC 9728,
+    /// /.well-known/oauth-protected-resource) names the issuer, whose discovery document
+    /// gives the token endpoint. The document must name this exact URL. With `authority`
+    /// too, that issuer must be listed and is the one used.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub protected_resource: Option<HttpUrl>,
     /// The client id.
+    #[cfg_attr(feature = "clap", arg(long, env, required = true))]
     pub client_id: Option<String>,
     /// The client secret (never printed).
     #[cfg_attr(feature = "serde", serde(deserialize_with = "secret"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, hide_env_values = true, conflicts_with = "client_secret_file", value_parser = cli::secret)
+    )]
     pub client_secret: Option<ClientSecret>,
-    /// Or a file holding it (a trailing newline is ignored).
+    /// Or a file holding the client secret (trailing newline ignored).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_secret_file: Option<PathBuf>,
-    /// Or `private_key_jwt` with the private key in this file (PEM or JWK), read at start.
+    /// Or authenticate with private_key_jwt: a file with the private key (PEM: PKCS#8,
+    /// PKCS#1 RSA or SEC1 EC; or a private JWK), read at start. RS256/PS256, ES256, EdDSA.
+    /// Exactly one of the secret, this, or the assertion file.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_key_file: Option<PathBuf>,
-    /// The `kid` of that key (default: the JWK's own `kid`, if any).
+    /// The kid of the assertion key, as registered at the issuer (default: the JWK's kid,
+    /// else none).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_key_id: Option<String>,
-    /// The assertions' `aud` (default: the issuer when an authority is set, else the token
-    /// endpoint).
+    /// The aud of the assertions (default: the issuer when the authority is set, else the
+    /// token endpoint URL).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_audience: Option<String>,
-    /// The algorithm of an RSA key: `RS256` (default) or `PS256`, `RS384`, ... (EC and
-    /// Ed25519 keys imply theirs).
+    /// Signature algorithm of an RSA assertion key: RS256 (default), PS256, ... EC and
+    /// Ed25519 keys imply theirs.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_alg: Option<String>,
-    /// Or an assertion that the platform writes into this file (a Kubernetes
-    /// service-account token, a SPIFFE JWT-SVID), read again for every token request.
+    /// Or a JWT that the platform writes and rotates (Kubernetes projected service-account
+    /// token, SPIFFE JWT-SVID), read again for every token request.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_file: Option<PathBuf>,
-    /// The `client_assertion_type` of that file's assertion (default
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`).
+    /// The client_assertion_type of that file's JWT (default
+    /// urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_type: Option<String>,
-    /// DPoP (RFC 9449): a file with the private key (PEM or JWK) the tokens are bound to,
-    /// or the word `generate` for a key made at start.
+    /// Bind the tokens to a key with DPoP (RFC 9449): a file with the private key (PEM or
+    /// JWK), or `generate` for a key made at start (then every replica has its own key and
+    /// its own tokens). Unset: bearer tokens.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub dpop_key_file: Option<String>,
     /// Space-separated scopes to request (default: what the issuer grants the client).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub scope: Option<String>,
-    /// RFC 8707 resource indicator.
+    /// RFC 8707 resource indicator to send, if any.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub resource: Option<String>,
-    /// `basic` (HTTP Basic, the default) or `body` (form body).
+    /// How to send the credentials: basic (HTTP Basic, default) or body (form body).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, value_parser = ["basic", "body"], default_value = "basic")
+    )]
     pub credential_style: Option<String>,
-    /// Retries of a failed token request (5xx, 429, transport errors; never a 4xx
-    /// refusal). Default 3, at most 10.
+    /// Retries of a failed token request (5xx, 429, network; never a 4xx refusal), with
+    /// exponential backoff. Default 3, at most 10.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub token_request_retries: Option<usize>,
     /// Timeout of one token request attempt, in seconds (default 5; 1 to 300).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub token_request_timeout_secs: Option<u64>,
     /// Bound on a whole token request, retries included, in seconds (default 10; at least
-    /// the attempt timeout, at most 600).
+    /// the attempt timeout, at most 600): a caller waits no longer for a token.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub token_request_budget_secs: Option<u64>,
-    /// Allow a token endpoint or authority on plain `http` to a non-loopback host.
+    /// Allow a token endpoint or authority on plain http to a non-loopback host. Off:
+    /// https, or http to localhost, 127.0.0.0/8 or ::1 only, since the client secret
+    /// travels in the request. Test networks only.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().allow_insecure_http)
+    )]
     pub allow_insecure_http: bool,
 }
 
@@ -143,39 +204,41 @@ impl ClientSettings {
         issuer_prefix: &str,
         client_prefix: &str,
     ) -> Result<ClientDefinition, SettingsError> {
-        let issuer = |field: &str| setting_name(issuer_prefix, field);
-        let client = |field: &str| setting_name(client_prefix, field);
+        // One name for each setting, its prefix chosen by whose setting it is.
+        let name = |field: &str| {
+            let prefix = if ISSUER_SETTINGS.contains(&field) {
+                issuer_prefix
+            } else {
+                client_prefix
+            };
+            setting_name(prefix, field)
+        };
         let fail = |setting: String, reason: String| SettingsError { setting, reason };
         let insecure = self.allow_insecure_http;
-        let optin = issuer("allow_insecure_http");
+        let optin = name("allow_insecure_http");
         let check = |setting: String, url: &str| {
-            crate::issuer_http::check_url(url, insecure).map_err(|e| {
-                fail(
-                    setting,
-                    format!("{e}, or set {optin}=true on a test network"),
-                )
-            })
+            crate::settings::transport_allowed(url, insecure, &optin).map_err(|e| fail(setting, e))
         };
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let token_source = match (
-            non_empty(self.token_endpoint_url),
-            non_empty(self.authority),
-            non_empty(self.protected_resource),
+            self.token_endpoint_url.map(String::from),
+            self.authority.map(String::from),
+            self.protected_resource.map(String::from),
         ) {
             (Some(e), None, None) => {
-                check(issuer("token_endpoint_url"), &e)?;
+                check(name("token_endpoint_url"), &e)?;
                 TokenSource::Endpoint(e)
             }
             (None, Some(a), None) => {
-                check(issuer("authority"), &a)?;
+                check(name("authority"), &a)?;
                 TokenSource::Authority(a)
             }
             (None, authority, Some(resource)) => {
-                check(issuer("protected_resource"), &resource)?;
+                check(name("protected_resource"), &resource)?;
                 crate::discovery::resource_metadata_url(&resource)
-                    .map_err(|reason| fail(issuer("protected_resource"), reason))?;
+                    .map_err(|reason| fail(name("protected_resource"), reason))?;
                 if let Some(a) = &authority {
-                    check(issuer("authority"), a)?;
+                    check(name("authority"), a)?;
                 }
                 TokenSource::ProtectedResource {
                     resource,
@@ -184,54 +247,55 @@ impl ClientSettings {
             }
             _ => {
                 return Err(fail(
-                    issuer("token_endpoint_url"),
+                    name("token_endpoint_url"),
                     format!(
                         "set exactly one of {}, {} or {} (or {} with {})",
-                        issuer("token_endpoint_url"),
-                        issuer("authority"),
-                        issuer("protected_resource"),
-                        issuer("protected_resource"),
-                        issuer("authority"),
+                        name("token_endpoint_url"),
+                        name("authority"),
+                        name("protected_resource"),
+                        name("protected_resource"),
+                        name("authority"),
                     ),
                 ));
             }
         };
         let client_id = non_empty(self.client_id)
-            .ok_or_else(|| fail(client("client_id"), "required, and not empty".into()))?;
+            .ok_or_else(|| fail(name("client_id"), "required, and not empty".into()))?;
         let credential = credential(
-            &client,
+            &name,
             self.client_secret,
             self.client_secret_file,
             KeySettings {
                 file: self.client_assertion_key_file,
                 id: non_empty(self.client_assertion_key_id),
                 audience: non_empty(self.client_assertion_audience),
-                alg: non_empty(self.client_assertion_alg),
+                alg: non_empty(self.client_assertion_alg).map(|alg| {
+                    crate::jose::parse_alg(alg.trim()).map_err(|e| e.to_string())
+                }),
             },
             self.client_assertion_file,
             non_empty(self.client_assertion_type),
         )?;
         let dpop = match non_empty(self.dpop_key_file) {
             None => None,
-            Some(word) if word.trim() == "generate" => Some(DpopKey::generate().map_err(|e| {
-                fail(
-                    client("dpop_key_file"),
-                    format!("no key could be made: {e}"),
-                )
-            })?),
+            Some(word) if word.trim() == "generate" => {
+                Some(DpopKey::generate().map_err(|e| {
+                    fail(name("dpop_key_file"), format!("no key could be made: {e}"))
+                })?)
+            }
             Some(path) => Some(DpopKey::new(
                 SigningKey::from_file(std::path::Path::new(path.trim()), None)
-                    .map_err(|e| fail(client("dpop_key_file"), e.to_string()))?,
+                    .map_err(|e| fail(name("dpop_key_file"), e.to_string()))?,
             )),
         };
         let scope = ScopeSet::parse(self.scope.as_deref().unwrap_or(""))
-            .map_err(|e| fail(client("scope"), e.to_string()))?;
+            .map_err(|e| fail(name("scope"), e.to_string()))?;
         let credential_style = match self.credential_style.as_deref().map(str::trim) {
             None | Some("") | Some("basic") => CredentialStyle::BasicHeader,
             Some("body") => CredentialStyle::PostBody,
             Some(other) => {
                 return Err(fail(
-                    client("credential_style"),
+                    name("credential_style"),
                     format!("{other:?} is neither basic nor body"),
                 ));
             }
@@ -240,7 +304,7 @@ impl ClientSettings {
         if let Some(retries) = self.token_request_retries {
             if retries > 10 {
                 return Err(fail(
-                    client("token_request_retries"),
+                    name("token_request_retries"),
                     format!("{retries} is more than 10"),
                 ));
             }
@@ -249,7 +313,7 @@ impl ClientSettings {
         if let Some(secs) = self.token_request_timeout_secs {
             if !(1..=300).contains(&secs) {
                 return Err(fail(
-                    client("token_request_timeout_secs"),
+                    name("token_request_timeout_secs"),
                     format!("{secs} is not between 1 and 300"),
                 ));
             }
@@ -260,7 +324,7 @@ impl ClientSettings {
         if let Some(secs) = self.token_request_budget_secs {
             if !(1..=600).contains(&secs) || Duration::from_secs(secs) < retry.attempt_timeout {
                 return Err(fail(
-                    client("token_request_budget_secs"),
+                    name("token_request_budget_secs"),
                     format!(
                         "{secs} is not between the attempt timeout ({} s) and 600",
                         retry.attempt_timeout.as_secs()
@@ -281,139 +345,6 @@ impl ClientSettings {
             retry,
         })
     }
-}
-
-/// The `private_key_jwt` settings.
-pub(crate) struct KeySettings {
-    pub(crate) file: Option<PathBuf>,
-    pub(crate) id: Option<String>,
-    pub(crate) audience: Option<String>,
-    pub(crate) alg: Option<String>,
-}
-
-/// Exactly one credential: a secret (or its file), an assertion key, or an assertion file.
-/// The key settings belong to the key, the assertion type to the file. `client` names a
-/// field as the operator knows it (the resource server's introspection credential reuses
-/// this with its own names).
-pub(crate) fn credential(
-    client: &dyn Fn(&str) -> String,
-    secret: Option<ClientSecret>,
-    secret_file: Option<PathBuf>,
-    key: KeySettings,
-    assertion_file: Option<PathBuf>,
-    assertion_type: Option<String>,
-) -> Result<ClientCredential, SettingsError> {
-    let fail = |field: &str, reason: String| SettingsError {
-        setting: client(field),
-        reason,
-    };
-    let given = [
-        (secret.is_some(), "client_secret"),
-        (secret_file.is_some(), "client_secret_file"),
-        (key.file.is_some(), "client_assertion_key_file"),
-        (assertion_file.is_some(), "client_assertion_file"),
-    ];
-    let set: Vec<&str> = given
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, f)| *f)
-        .collect();
-    let one_of = || {
-        format!(
-            "set exactly one of {}, {}, {} or {}",
-            client("client_secret"),
-            client("client_secret_file"),
-            client("client_assertion_key_file"),
-            client("client_assertion_file")
-        )
-    };
-    match set.as_slice() {
-        [] => return Err(fail("client_secret", one_of())),
-        [_] => {}
-        [_, second, ..] => return Err(fail(second, format!("{}; more than one is set", one_of()))),
-    }
-    if key.file.is_none() {
-        for (value, field) in [
-            (&key.id, "client_assertion_key_id"),
-            (&key.audience, "client_assertion_audience"),
-            (&key.alg, "client_assertion_alg"),
-        ] {
-            if value.is_some() {
-                return Err(fail(
-                    field,
-                    format!("only used with {}", client("client_assertion_key_file")),
-                ));
-            }
-        }
-    }
-    if assertion_type.is_some() && assertion_file.is_none() {
-        return Err(fail(
-            "client_assertion_type",
-            format!("only used with {}", client("client_assertion_file")),
-        ));
-    }
-    if let Some(path) = key.file {
-        let alg = match key.alg {
-            None => None,
-            Some(name) => Some(
-                crate::jose::parse_alg(name.trim())
-                    .map_err(|e| fail("client_assertion_alg", e.to_string()))?,
-            ),
-        };
-        let mut signing = SigningKey::from_file(&path, alg)
-            .map_err(|e| fail("client_assertion_key_file", e.to_string()))?;
-        if let Some(alg) = alg
-            && signing.algorithm() != alg
-        {
-            return Err(fail(
-                "client_assertion_alg",
-                format!(
-                    "{alg:?} does not fit the key, which is {:?}",
-                    signing.algorithm()
-                ),
-            ));
-        }
-        if let Some(id) = key.id {
-            signing = signing.with_key_id(id);
-        }
-        return Ok(ClientCredential::PrivateKeyJwt {
-            key: signing,
-            audience: key.audience,
-            explicit_typ: false,
-        });
-    }
-    if let Some(path) = assertion_file {
-        // Read once now so that a wrong path or an unreadable file stops the start; read
-        // again for every token request, since the platform rotates it.
-        crate::client_auth::read_capped(&path).map_err(|reason| {
-            fail(
-                "client_assertion_file",
-                format!("{} {reason}", path.display()),
-            )
-        })?;
-        return Ok(ClientCredential::AssertionFile {
-            path,
-            assertion_type: assertion_type.unwrap_or_else(|| JWT_BEARER_ASSERTION.to_owned()),
-        });
-    }
-    let secret = match (secret, secret_file) {
-        (Some(s), _) => s,
-        (None, Some(path)) => ClientSecret::new(
-            std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    fail(
-                        "client_secret_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?
-                .trim_end_matches(['\r', '\n']),
-        ),
-        (None, None) => return Err(fail("client_secret", one_of())),
-    };
-    if secret.expose().is_empty() {
-        return Err(fail("client_secret", "the client secret is empty".into()));
-    }
-    Ok(ClientCredential::Secret(secret))
 }
 
 impl ClientDefinition {
@@ -494,8 +425,6 @@ pub trait ClientEnv: Send + Sync + 'static {
     /// `..._AUDIENCE`, `..._ALG`, `..._CLIENT_ASSERTION_FILE`, `..._TYPE` and
     /// `..._DPOP_KEY_FILE`.
     const CLIENT_PREFIX: &'static str;
-    /// Before each flag: empty gives `--client-id`.
-    const FLAG_PREFIX: &'static str = "";
     /// Before the shared token cache's settings ([`TokenCacheArgs`], feature `redis`):
     /// `AUTH_TOKEN_CACHE_` (the default) gives `AUTH_TOKEN_CACHE_REDIS_URL`, `..._KEY`,
     /// `..._KEY_FILE`, `..._KEY_PREFIX`.
@@ -510,13 +439,12 @@ pub use self::cli::TokenCacheArgs;
 #[cfg(feature = "clap")]
 mod cli {
     use std::marker::PhantomData;
-    use std::path::PathBuf;
 
-    use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
+    use clap::{ArgMatches, Args, Command, FromArgMatches};
 
-    use super::{ClientDefinition, ClientEnv, ClientSettings};
+    use super::{ClientDefinition, ClientEnv, ClientSettings, ISSUER_SETTINGS};
     use crate::client::ClientSecret;
-    use crate::settings::{SettingsError, http_url, intern};
+    use crate::settings::{SettingsError, with_prefix};
 
     /// [`ClientSettings`] as a `clap::Args` group (feature `clap`), with the variable names
     /// of `E`. Flatten it into the service's arguments; `--help` lists the variables and
@@ -536,228 +464,15 @@ mod cli {
         }
     }
 
-    fn var(prefix: &str, field: &str) -> &'static str {
-        intern(format!("{prefix}{}", field.to_ascii_uppercase()))
-    }
-
-    fn arg<E: ClientEnv>(prefix: &str, field: &str, flag: &str, help: String) -> Arg {
-        let variable = var(prefix, field);
-        Arg::new(variable)
-            .long(intern(format!("{}{flag}", E::FLAG_PREFIX)))
-            .env(variable)
-            .value_name(variable)
-            .help(help)
-    }
-
-    impl<E: ClientEnv> clap::Args for ClientArgs<E> {
+    impl<E: ClientEnv> Args for ClientArgs<E> {
         fn augment_args(cmd: Command) -> Command {
-            let (issuer, client) = (E::ISSUER_PREFIX, E::CLIENT_PREFIX);
-            cmd.arg(
-                arg::<E>(
-                    issuer,
-                    "token_endpoint_url",
-                    "token-endpoint",
-                    "The issuer's token endpoint (Cognito: \
-                     https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token)."
-                        .to_owned(),
-                )
-                .value_parser(http_url)
-                .required_unless_present_any([
-                    var(issuer, "authority"),
-                    var(issuer, "protected_resource"),
-                ])
-                .conflicts_with_all([var(issuer, "authority"), var(issuer, "protected_resource")]),
-            )
-            .arg(
-                arg::<E>(
-                    issuer,
-                    "authority",
-                    "authority",
-                    "Or an issuer URL whose discovery document gives the token endpoint."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(
-                arg::<E>(
-                    issuer,
-                    "protected_resource",
-                    "protected-resource",
-                    format!(
-                        "Or the URL of the API to call: its OAuth 2.0 protected resource \
-                         metadata (RFC 9728, /.well-known/oauth-protected-resource) names the \
-                         issuer, whose discovery document gives the token endpoint. The \
-                         document must name this exact URL. With {} too, that issuer must \
-                         be listed and is the one used.",
-                        var(issuer, "authority")
-                    ),
-                )
-                .value_parser(http_url),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "client_id",
-                    "client-id",
-                    "The client id.".to_owned(),
-                )
-                .required(true),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "client_secret",
-                    "client-secret",
-                    "The client secret.".to_owned(),
-                )
-                .hide_env_values(true)
-                .conflicts_with(var(client, "client_secret_file")),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "client_secret_file",
-                    "client-secret-file",
-                    "Or a file holding the client secret (trailing newline ignored).".to_owned(),
-                )
-                .value_parser(clap::value_parser!(PathBuf)),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "client_assertion_key_file",
-                    "client-assertion-key-file",
-                    "Or authenticate with private_key_jwt: a file with the private key (PEM: \
-                     PKCS#8, PKCS#1 RSA or SEC1 EC; or a private JWK). RS256/PS256, ES256, \
-                     EdDSA. Exactly one of the secret, this, or the assertion file."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(PathBuf)),
-            )
-            .arg(arg::<E>(
-                client,
-                "client_assertion_key_id",
-                "client-assertion-key-id",
-                "The kid of the assertion key, as registered at the issuer (default: the \
-                 JWK's kid, else none)."
-                    .to_owned(),
-            ))
-            .arg(arg::<E>(
-                client,
-                "client_assertion_audience",
-                "client-assertion-audience",
-                "The aud of the assertions (default: the issuer when the authority is set, \
-                 else the token endpoint URL)."
-                    .to_owned(),
-            ))
-            .arg(arg::<E>(
-                client,
-                "client_assertion_alg",
-                "client-assertion-alg",
-                "Signature algorithm of an RSA assertion key: RS256 (default), PS256, ... \
-                 EC and Ed25519 keys imply theirs."
-                    .to_owned(),
-            ))
-            .arg(
-                arg::<E>(
-                    client,
-                    "client_assertion_file",
-                    "client-assertion-file",
-                    "Or a JWT that the platform writes and rotates (Kubernetes projected \
-                     service-account token, SPIFFE JWT-SVID), read again for every token \
-                     request."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(PathBuf)),
-            )
-            .arg(arg::<E>(
-                client,
-                "client_assertion_type",
-                "client-assertion-type",
-                "The client_assertion_type of that file's JWT (default \
-                 urn:ietf:params:oauth:client-assertion-type:jwt-bearer)."
-                    .to_owned(),
-            ))
-            .arg(arg::<E>(
-                client,
-                "dpop_key_file",
-                "dpop-key-file",
-                "Bind the tokens to a key with DPoP (RFC 9449): a file with the private key \
-                 (PEM or JWK), or `generate` for a key made at start (then every replica has \
-                 its own key and its own tokens). Unset: bearer tokens."
-                    .to_owned(),
-            ))
-            .arg(arg::<E>(
-                client,
-                "scope",
-                "scope",
-                "Space-separated scopes to request (default: what the issuer grants the \
-                 client)."
-                    .to_owned(),
-            ))
-            .arg(arg::<E>(
-                client,
-                "resource",
-                "resource",
-                "RFC 8707 resource indicator to send, if any.".to_owned(),
-            ))
-            .arg(
-                arg::<E>(
-                    client,
-                    "credential_style",
-                    "credential-style",
-                    "How to send the credentials: basic (HTTP Basic, default) or body (form \
-                     body)."
-                        .to_owned(),
-                )
-                .value_parser(["basic", "body"])
-                .default_value("basic"),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "token_request_retries",
-                    "token-request-retries",
-                    "Retries of a failed token request (5xx, 429, network; never a 4xx \
-                     refusal), with exponential backoff. Default 3, at most 10."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(usize)),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "token_request_timeout_secs",
-                    "token-request-timeout-secs",
-                    "Timeout of one token request attempt, in seconds (default 5).".to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64)),
-            )
-            .arg(
-                arg::<E>(
-                    client,
-                    "token_request_budget_secs",
-                    "token-request-budget-secs",
-                    "Bound on a whole token request, retries included, in seconds (default \
-                     10): a caller waits no longer for a token."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64)),
-            )
-            .arg(
-                arg::<E>(
-                    issuer,
-                    "allow_insecure_http",
-                    "allow-insecure-http",
-                    "Allow a token endpoint or authority on plain http to a non-loopback \
-                     host. Off: https, or http to localhost, 127.0.0.0/8 or ::1 only, since \
-                     the client secret travels in the request. Test networks only."
-                        .to_owned(),
-                )
-                .action(ArgAction::Set)
-                .value_parser(clap::value_parser!(bool))
-                .default_value("false"),
-            )
+            with_prefix(ClientSettings::augment_args(cmd), "ClientSettings", |id| {
+                if ISSUER_SETTINGS.contains(&id) {
+                    E::ISSUER_PREFIX
+                } else {
+                    E::CLIENT_PREFIX
+                }
+            })
         }
 
         fn augment_args_for_update(cmd: Command) -> Command {
@@ -767,55 +482,19 @@ mod cli {
 
     impl<E: ClientEnv> FromArgMatches for ClientArgs<E> {
         fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-            let (issuer, client) = (E::ISSUER_PREFIX, E::CLIENT_PREFIX);
-            let text =
-                |prefix: &str, field: &str| matches.get_one::<String>(var(prefix, field)).cloned();
             Ok(ClientArgs {
-                settings: ClientSettings {
-                    token_endpoint_url: text(issuer, "token_endpoint_url"),
-                    authority: text(issuer, "authority"),
-                    protected_resource: text(issuer, "protected_resource"),
-                    client_id: text(client, "client_id"),
-                    client_secret: text(client, "client_secret").map(ClientSecret::new),
-                    client_secret_file: matches
-                        .get_one::<PathBuf>(var(client, "client_secret_file"))
-                        .cloned(),
-                    client_assertion_key_file: matches
-                        .get_one::<PathBuf>(var(client, "client_assertion_key_file"))
-                        .cloned(),
-                    client_assertion_key_id: text(client, "client_assertion_key_id"),
-                    client_assertion_audience: text(client, "client_assertion_audience"),
-                    client_assertion_alg: text(client, "client_assertion_alg"),
-                    client_assertion_file: matches
-                        .get_one::<PathBuf>(var(client, "client_assertion_file"))
-                        .cloned(),
-                    client_assertion_type: text(client, "client_assertion_type"),
-                    dpop_key_file: text(client, "dpop_key_file"),
-                    scope: text(client, "scope"),
-                    resource: text(client, "resource"),
-                    credential_style: text(client, "credential_style"),
-                    token_request_retries: matches
-                        .get_one::<usize>(var(client, "token_request_retries"))
-                        .copied(),
-                    token_request_timeout_secs: matches
-                        .get_one::<u64>(var(client, "token_request_timeout_secs"))
-                        .copied(),
-                    token_request_budget_secs: matches
-                        .get_one::<u64>(var(client, "token_request_budget_secs"))
-                        .copied(),
-                    allow_insecure_http: matches
-                        .get_one::<bool>(var(issuer, "allow_insecure_http"))
-                        .copied()
-                        .unwrap_or(false),
-                },
+                settings: ClientSettings::from_arg_matches(matches)?,
                 names: PhantomData,
             })
         }
 
         fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-            *self = Self::from_arg_matches(matches)?;
-            Ok(())
+            self.settings.update_from_arg_matches(matches)
         }
+    }
+
+    pub(super) fn secret(value: &str) -> Result<ClientSecret, std::convert::Infallible> {
+        Ok(ClientSecret::new(value))
     }
 
     /// [`TokenCacheSettings`](crate::client::TokenCacheSettings) as a `clap::Args` group
@@ -839,53 +518,10 @@ mod cli {
     }
 
     #[cfg(feature = "redis")]
-    impl<E: ClientEnv> clap::Args for TokenCacheArgs<E> {
+    impl<E: ClientEnv> Args for TokenCacheArgs<E> {
         fn augment_args(cmd: Command) -> Command {
-            let prefix = E::TOKEN_CACHE_PREFIX;
-            cmd.arg(
-                arg::<E>(
-                    prefix,
-                    "redis_url",
-                    "token-cache-redis-url",
-                    "Share tokens between replicas through this Redis: \
-                     redis://[user:password@]host[:port][/db], or rediss:// for TLS. Unset: \
-                     each process caches its own tokens."
-                        .to_owned(),
-                )
-                .hide_env_values(true),
-            )
-            .arg(
-                arg::<E>(
-                    prefix,
-                    "key",
-                    "token-cache-key",
-                    "Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, \
-                     base64 (`openssl rand -base64 32`). Same value on every replica. Unset: \
-                     entries are stored in clear, with a warning."
-                        .to_owned(),
-                )
-                .hide_env_values(true)
-                .conflicts_with(var(prefix, "key_file")),
-            )
-            .arg(
-                arg::<E>(
-                    prefix,
-                    "key_file",
-                    "token-cache-key-file",
-                    "Or a file holding that key.".to_owned(),
-                )
-                .value_parser(clap::value_parser!(PathBuf)),
-            )
-            .arg(
-                arg::<E>(
-                    prefix,
-                    "key_prefix",
-                    "token-cache-key-prefix",
-                    "Prefix of the Redis keys (one Redis can serve several deployments)."
-                        .to_owned(),
-                )
-                .default_value("shared-auth:"),
-            )
+            let cmd = crate::client::TokenCacheSettings::augment_args(cmd);
+            with_prefix(cmd, "TokenCacheSettings", |_| E::TOKEN_CACHE_PREFIX)
         }
 
         fn augment_args_for_update(cmd: Command) -> Command {
@@ -896,23 +532,14 @@ mod cli {
     #[cfg(feature = "redis")]
     impl<E: ClientEnv> FromArgMatches for TokenCacheArgs<E> {
         fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-            let prefix = E::TOKEN_CACHE_PREFIX;
-            let text = |field: &str| matches.get_one::<String>(var(prefix, field)).cloned();
-            let settings = crate::client::TokenCacheSettings {
-                redis_url: text("redis_url"),
-                key: text("key"),
-                key_file: matches.get_one::<PathBuf>(var(prefix, "key_file")).cloned(),
-                key_prefix: text("key_prefix"),
-            };
             Ok(TokenCacheArgs {
-                settings,
+                settings: crate::client::TokenCacheSettings::from_arg_matches(matches)?,
                 names: PhantomData,
             })
         }
 
         fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-            *self = Self::from_arg_matches(matches)?;
-            Ok(())
+            self.settings.update_from_arg_matches(matches)
         }
     }
 }
@@ -923,7 +550,7 @@ mod tests {
 
     fn base() -> ClientSettings {
         ClientSettings {
-            token_endpoint_url: Some("https://issuer.example/token".into()),
+            token_endpoint_url: "https://issuer.example/token".parse().ok(),
             client_id: Some("bff".into()),
             ..ClientSettings::default()
         }
@@ -995,9 +622,10 @@ mod tests {
         let with = |endpoint: Option<&str>, authority: Option<&str>, resource: Option<&str>| {
             let mut s = base();
             s.client_secret = Some(ClientSecret::new("s"));
-            s.token_endpoint_url = endpoint.map(str::to_owned);
-            s.authority = authority.map(str::to_owned);
-            s.protected_resource = resource.map(str::to_owned);
+            let url = |u: Option<&str>| u.map(|u| u.parse().unwrap());
+            s.token_endpoint_url = url(endpoint);
+            s.authority = url(authority);
+            s.protected_resource = url(resource);
             definition(s)
         };
         let d = with(None, None, Some("https://api.example/orders")).unwrap();

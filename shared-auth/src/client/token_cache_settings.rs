@@ -13,6 +13,7 @@ use crate::settings::{SettingsError, setting_name};
 
 /// What an operator sets for the shared token cache. See the module documentation.
 #[derive(Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -20,15 +21,35 @@ use crate::settings::{SettingsError, setting_name};
 )]
 #[non_exhaustive]
 pub struct TokenCacheSettings {
-    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. Unset: each
-    /// process caches its own tokens.
+    /// Share tokens between replicas through this Redis:
+    /// redis://[user:password@]host[:port][/db], or rediss:// for TLS. Unset: each process
+    /// caches its own tokens.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "token-cache-redis-url", env, hide_env_values = true)
+    )]
     pub redis_url: Option<String>,
-    /// The key that seals entries in Redis (AES-256-GCM): 32 bytes, base64. Unset: entries
-    /// are stored in clear, with a warning.
+    /// Key that seals token cache entries in Redis (AES-256-GCM): 32 bytes, base64
+    /// (`openssl rand -base64 32`). Same value on every replica. Unset: entries are stored
+    /// in clear, with a warning.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "token-cache-key",
+            env,
+            hide_env_values = true,
+            conflicts_with = "key_file"
+        )
+    )]
     pub key: Option<String>,
-    /// Or a file holding it.
+    /// Or a file holding that key.
+    #[cfg_attr(feature = "clap", arg(long = "token-cache-key-file", env))]
     pub key_file: Option<PathBuf>,
-    /// Prefix of the Redis keys (default `shared-auth:`).
+    /// Prefix of the Redis keys (one Redis can serve several deployments).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "token-cache-key-prefix", env, default_value = crate::settings::intern(RedisCacheConfig::new("").key_prefix))
+    )]
     pub key_prefix: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use crate::discovery::DiscoveryError;
 pub enum StartError {
     /// The discovery document could not be fetched or read.
     #[error(
-        "cannot read the issuer's discovery document at {url}: {reason} (check AUTH_AUTHORITY / AUTH_METADATA_ADDRESS and that the issuer is reachable)"
+        "cannot read the issuer's discovery document at {url}: {reason} (check the issuer's URL and that the issuer is reachable)"
     )]
     Discovery {
         /// The URL.
@@ -20,7 +20,7 @@ pub enum StartError {
     },
     /// The discovery document hands over an endpoint that breaks the transport policy.
     #[error(
-        "the discovery document at {url} hands over an unusable {field}: {reason} (AUTH_ALLOW_INSECURE_HTTP=true allows plain http on a test network)"
+        "the discovery document at {url} hands over an unusable {field}: {reason} (plain http to a host that is not loopback needs the validator's insecure-http opt-in, on a test network only)"
     )]
     UnusableEndpoint {
         /// The discovery URL.
@@ -32,7 +32,7 @@ pub enum StartError {
     },
     /// The metadata address does not imply the issuer and none is configured.
     #[error(
-        "the issuer cannot be derived from the metadata address {url} (it neither ends in /.well-known/openid-configuration nor follows /.well-known/oauth-authorization-server): configure the expected issuer (AUTH_ISSUER)"
+        "the issuer cannot be derived from the metadata address {url} (it neither ends in /.well-known/openid-configuration nor follows /.well-known/oauth-authorization-server): configure the expected issuer"
     )]
     IssuerRequired {
         /// The metadata address.

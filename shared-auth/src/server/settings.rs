@@ -8,6 +8,10 @@
 //! - with the `serde` feature, [`ValidatorSettings`] deserializes from a configuration
 //!   file (field names as below, snake_case).
 //!
+//! Each setting is written once, as a field of [`ValidatorSettings`]: its doc is the
+//! `--help` text, its `#[arg]` the flag and parser, its default in `Default` (see
+//! `crate::settings` for how the prefix is applied).
+//!
 //! ```
 //! # #[cfg(feature = "clap")] {
 //! use clap::Parser;
@@ -28,13 +32,15 @@ use std::time::Duration;
 use super::claims::TokenProfile;
 use super::config::{IssuerConfig, MetadataSource, ValidatorConfig};
 use super::dpop::{DpopConfig, DpopMode, SecretValue};
+use super::error::StartError;
 use super::introspection::IntrospectionConfig;
 use super::resource_metadata::ProtectedResource;
 use crate::jose::SignatureAlgorithm;
-use crate::settings::SettingsError;
+use crate::settings::{HttpUrl, SettingsError};
 
 /// The token profiles, by their setting names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ProfileName {
@@ -47,8 +53,11 @@ pub enum ProfileName {
     Generic,
 }
 
-/// What an operator sets for a validator. See the module documentation.
+/// What an operator sets for a validator. See the module documentation. As a clap group
+/// (through [`ValidatorArgs`]) each field is a flag and a variable; a field's name in
+/// backquotes in these docs becomes its variable in `--help`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -56,90 +65,210 @@ pub enum ProfileName {
 )]
 #[non_exhaustive]
 pub struct ValidatorSettings {
-    /// Issuer URL; discovery at `{authority}/.well-known/openid-configuration`.
-    pub authority: Option<String>,
-    /// Full discovery document URL.
-    pub metadata_address: Option<String>,
+    /// Issuer URL; discovery at {authority}/.well-known/openid-configuration.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub authority: Option<HttpUrl>,
+    /// Full discovery document URL (Cognito:
+    /// https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/openid-configuration).
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub metadata_address: Option<HttpUrl>,
     /// JWKS URL, without discovery (needs `issuer`).
-    pub jwks_uri: Option<String>,
-    /// Expected `iss`: with `jwks_uri`, and with a `metadata_address` whose shape implies
-    /// no issuer.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub jwks_uri: Option<HttpUrl>,
+    /// Expected iss: required with `jwks_uri`, and when `metadata_address` has a shape that
+    /// does not imply the issuer (one not ending in /.well-known/openid-configuration nor
+    /// under /.well-known/oauth-authorization-server).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub issuer: Option<String>,
-    /// Token profile.
+    /// Token profile: cognito (token_use=access, no aud), rfc9068 (typ at+jwt, aud
+    /// required), generic (aud checked only if `audience` is set).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, value_enum, default_value_t = Self::default().token_profile)
+    )]
     pub token_profile: ProfileName,
-    /// This API's audience (required for `rfc9068`, refused for `cognito`).
+    /// This API's audience (required for rfc9068, refused for cognito).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub audience: Option<String>,
-    /// Client ids accepted under `cognito` (empty: any).
+    /// Comma-separated client ids accepted under the cognito profile (default: any).
+    #[cfg_attr(feature = "clap", arg(long, env, value_delimiter = ','))]
     pub allowed_client_ids: Vec<String>,
-    /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds.
+    /// Clock skew allowed on exp/nbf/iat, in seconds.
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().clock_skew_secs))]
     pub clock_skew_secs: u64,
-    /// Start without the issuer; keys load in the background and on first use.
+    /// Start even if the issuer is unreachable: discovery and keys load in the background
+    /// and on first use; until then requests get 503 with Retry-After.
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().lazy_keys))]
     pub lazy_keys: bool,
-    /// Allow plain `http` to non-loopback issuer hosts.
+    /// Allow plain http to non-loopback issuer hosts (discovery and JWKS, configured or
+    /// discovered). Off: https, or http to localhost, 127.0.0.0/8 or ::1 only. Test
+    /// networks only.
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().allow_insecure_http))]
     pub allow_insecure_http: bool,
-    /// DPoP: `off`, `allowed` (default) or `required`.
+    /// DPoP-bound tokens (RFC 9449): off (Bearer only), allowed (Bearer or DPoP), required
+    /// (DPoP only; Swagger UI cannot make proofs). A DPoP-bound token sent as Bearer is
+    /// refused in every mode.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, value_parser = cli::dpop_mode(), default_value = cli::dpop_mode_name(Self::default().dpop))
+    )]
     pub dpop: DpopMode,
-    /// DPoP proof algorithms (names such as `ES256`; empty: the default list).
+    /// Space-separated DPoP proof algorithms (default: ES256 ES384 PS256 PS384 PS512 RS256
+    /// RS384 RS512 EdDSA; never HS* or none).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub dpop_algs: Vec<String>,
-    /// How old a DPoP proof's `iat` may be, in seconds (default 60).
+    /// How old a DPoP proof's iat may be, in seconds (5 s of future skew are allowed).
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_proof_max_age_secs))]
     pub dpop_proof_max_age_secs: u64,
-    /// Require server-issued DPoP nonces.
+    /// Server-issued DPoP nonces: off, on. Several replicas need the same
+    /// `dpop_nonce_secret`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, action = clap::ArgAction::Set, value_parser = cli::on_off(), default_value = cli::on_off_name(Self::default().dpop_nonce))
+    )]
     pub dpop_nonce: bool,
-    /// The DPoP nonce key shared by replicas (at least 32 bytes); unset: random per process.
+    /// The DPoP nonce key, at least 32 bytes, shared by the replicas (default: random per
+    /// process).
+    #[cfg_attr(feature = "clap", arg(long, env, hide_env_values = true, value_parser = cli::secret))]
     pub dpop_nonce_secret: Option<SecretValue>,
-    /// A file holding the DPoP nonce key (instead of `dpop_nonce_secret`).
+    /// A file holding the DPoP nonce key.
+    #[cfg_attr(feature = "clap", arg(long, env, conflicts_with = "dpop_nonce_secret"))]
     pub dpop_nonce_secret_file: Option<String>,
-    /// This service's public base URL (behind a proxy): DPoP proofs' `htu` is checked
-    /// against it plus the request path.
-    pub public_base_url: Option<String>,
-    /// Redis URL of a DPoP replay store shared by replicas (feature `redis`; a build
-    /// without it refuses the setting; unset: in memory, per process).
+    /// This service's public base URL behind a proxy (https://api.example.com/orders): the
+    /// htu of DPoP proofs is checked against it plus the request path. Default: the
+    /// request's Host, http or https.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub public_base_url: Option<HttpUrl>,
+    /// Redis URL of a DPoP replay store shared by the replicas (default: in memory, per
+    /// process). Redis failures refuse DPoP requests with 503. Feature `redis`: a build
+    /// without it hides the setting and refuses it.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, hide_env_values = true, hide = !cfg!(feature = "redis"), value_parser = cli::secret)
+    )]
     pub dpop_replay_redis_url: Option<SecretValue>,
-    /// Validated tokens remembered, so a repeated token is not verified again (default
-    /// 10,000; 0 disables the cache).
+    /// Validated tokens remembered, so a repeated token is not verified again (each about
+    /// 2.3 times the token's size in memory; 0 disables).
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().validated_cache_capacity))]
     pub validated_cache_capacity: usize,
-    /// Signature verifications run at once; over it a first-seen token waits briefly, then
-    /// gets 503 (unset: one less than the cores, at least 1; 0: no bound).
+    /// Token signatures verified at once; over it a first-seen token waits up to 50 ms,
+    /// then gets 503 with Retry-After, while cached tokens never wait (default: one less
+    /// than the cores, at least 1; 0: no bound).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub max_concurrent_verifications: Option<usize>,
-    /// This API's resource identifier (RFC 9728): set, the service publishes its protected
-    /// resource metadata and its 401 challenges point at it (unset: neither).
-    pub resource: Option<String>,
-    /// The metadata's `scopes_supported` (with `resource` only; a service may also set
-    /// them in code on [`ValidatorConfig::resource`]).
+    /// This API's resource identifier, as clients address it
+    /// (https://api.example.com/orders; http only to loopback): publishes the OAuth 2.0
+    /// protected resource metadata (RFC 9728) at /.well-known/oauth-protected-resource
+    /// plus the URL's path, and adds resource_metadata="..." to the 401 challenges. Unset:
+    /// neither.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub resource: Option<HttpUrl>,
+    /// Comma-separated scopes listed in the protected resource metadata (with `resource`;
+    /// a service may also set them in code on `ValidatorConfig::resource`).
+    #[cfg_attr(feature = "clap", arg(long, env, value_delimiter = ','))]
     pub scopes_supported: Vec<String>,
-    /// A TOML file of more trusted issuers, one `[[issuer]]` table each with the fields of
-    /// [`IssuerSettings`]. Without the single-issuer settings above, the file's first
-    /// issuer is the first one.
+    /// A TOML file of more trusted issuers: one [[issuer]] table each, with the fields
+    /// authority, metadata_address, jwks_uri, issuer, token_profile, audience,
+    /// allowed_client_ids, lazy_keys (as the variables of those names), and scope_aliases
+    /// (a table mapping the issuer's scope names to the routes'). Tokens are routed to their
+    /// issuer by iss; without `authority` (or `metadata_address` or `jwks_uri`), the file's
+    /// first issuer is the main one.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub issuers_file: Option<String>,
     /// More trusted issuers, inline (in a configuration file: `[[issuers]]` tables).
+    #[cfg_attr(feature = "clap", arg(skip))]
     pub issuers: Vec<IssuerSettings>,
     /// Opaque access tokens (RFC 7662): a token that is not a JWS is checked at the
-    /// issuer's introspection endpoint (default false).
+    /// issuer's introspection endpoint, as `introspection_client_id` with
+    /// `introspection_client_secret`. JWTs are still validated locally.
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().introspection))]
     pub introspection: bool,
-    /// The introspection endpoint (unset: discovered from the issuer's metadata).
-    pub introspection_endpoint: Option<String>,
+    /// The introspection endpoint (default: introspection_endpoint from the issuer's
+    /// discovery document).
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub introspection_endpoint: Option<HttpUrl>,
     /// This API's client id at the issuer, for introspection calls.
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub introspection_client_id: Option<String>,
-    /// Its client secret.
+    /// Its client secret (HTTP Basic unless `introspection_client_secret_post` is on).
+    #[cfg_attr(feature = "clap", arg(long, env, hide_env_values = true, value_parser = cli::secret))]
     pub introspection_client_secret: Option<SecretValue>,
-    /// A file holding the secret (instead of `introspection_client_secret`).
+    /// A file holding the introspection client secret.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, env, conflicts_with = "introspection_client_secret")
+    )]
     pub introspection_client_secret_file: Option<String>,
-    /// Send the secret in the form body (`client_secret_post`) instead of HTTP Basic.
+    /// Send the introspection client secret in the form body (client_secret_post).
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().introspection_client_secret_post))]
     pub introspection_client_secret_post: bool,
-    /// Or authenticate with `private_key_jwt`: the private key (PEM or JWK) in this file.
+    /// Or authenticate introspection calls with private_key_jwt: a file with the private
+    /// key (PEM or JWK).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub introspection_client_assertion_key_file: Option<String>,
-    /// Or with a platform-issued assertion read from this file for every call (workload
-    /// identity, RFC 7523).
+    /// Or with a platform-issued client assertion read from this file for every call
+    /// (workload identity, RFC 7523).
+    #[cfg_attr(feature = "clap", arg(long, env))]
     pub introspection_client_assertion_file: Option<String>,
-    /// An active answer is cached until `min(exp, this)`, in seconds: the revocation
-    /// window (default 300).
+    /// An active introspection answer is cached until min(exp, this many seconds): a
+    /// revoked token stays accepted for up to this long.
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().introspection_cache_secs))]
     pub introspection_cache_secs: u64,
-    /// An inactive answer is cached this long, in seconds (default 10).
+    /// An inactive introspection answer is cached this many seconds.
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().introspection_negative_cache_secs))]
     pub introspection_negative_cache_secs: u64,
-    /// Ask for signed RFC 9701 answers and verify them with the issuer's keys.
+    /// Ask for signed introspection answers (RFC 9701) and verify them with the issuer's
+    /// keys.
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().introspection_jwt))]
     pub introspection_jwt: bool,
-    /// Introspection calls at once (default 8); over it a check waits briefly, then 503.
+    /// Introspection calls at once; over it a check waits up to 50 ms, then gets 503 with
+    /// Retry-After.
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().introspection_max_concurrent))]
     pub introspection_max_concurrent: usize,
+}
+
+impl Default for ValidatorSettings {
+    /// The defaults, written here only: `--help` prints them from here.
+    fn default() -> Self {
+        ValidatorSettings {
+            authority: None,
+            metadata_address: None,
+            jwks_uri: None,
+            issuer: None,
+            token_profile: ProfileName::Cognito,
+            audience: None,
+            allowed_client_ids: Vec::new(),
+            clock_skew_secs: 60,
+            lazy_keys: false,
+            allow_insecure_http: false,
+            dpop: DpopMode::Allowed,
+            dpop_algs: Vec::new(),
+            dpop_proof_max_age_secs: 60,
+            dpop_nonce: false,
+            dpop_nonce_secret: None,
+            dpop_nonce_secret_file: None,
+            public_base_url: None,
+            dpop_replay_redis_url: None,
+            validated_cache_capacity: 10_000,
+            max_concurrent_verifications: None,
+            issuers_file: None,
+            issuers: Vec::new(),
+            resource: None,
+            scopes_supported: Vec::new(),
+            introspection: false,
+            introspection_endpoint: None,
+            introspection_client_id: None,
+            introspection_client_secret: None,
+            introspection_client_secret_file: None,
+            introspection_client_secret_post: false,
+            introspection_client_assertion_key_file: None,
+            introspection_client_assertion_file: None,
+            introspection_cache_secs: 300,
+            introspection_negative_cache_secs: 10,
+            introspection_jwt: false,
+            introspection_max_concurrent: 8,
+        }
+    }
 }
 
 /// One trusted issuer, as an operator writes it in an issuers file (see
@@ -211,8 +340,7 @@ impl IssuerSettings {
         fail: &dyn Fn(&str, String) -> SettingsError,
     ) -> Result<IssuerParts, SettingsError> {
         let check = |field: &str, url: &str| {
-            crate::issuer_http::check_url(url, insecure)
-                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+            crate::settings::transport_allowed(url, insecure, optin).map_err(|e| fail(field, e))
         };
         for (from, to) in &self.scope_aliases {
             crate::scope::Scope::new(to.clone())
@@ -302,49 +430,6 @@ impl IssuerSettings {
     }
 }
 
-impl Default for ValidatorSettings {
-    fn default() -> Self {
-        ValidatorSettings {
-            authority: None,
-            metadata_address: None,
-            jwks_uri: None,
-            issuer: None,
-            token_profile: ProfileName::Cognito,
-            audience: None,
-            allowed_client_ids: Vec::new(),
-            clock_skew_secs: 60,
-            lazy_keys: false,
-            allow_insecure_http: false,
-            dpop: DpopMode::Allowed,
-            dpop_algs: Vec::new(),
-            dpop_proof_max_age_secs: 60,
-            dpop_nonce: false,
-            dpop_nonce_secret: None,
-            dpop_nonce_secret_file: None,
-            public_base_url: None,
-            dpop_replay_redis_url: None,
-            validated_cache_capacity: 10_000,
-            max_concurrent_verifications: None,
-            issuers_file: None,
-            issuers: Vec::new(),
-            resource: None,
-            scopes_supported: Vec::new(),
-            introspection: false,
-            introspection_endpoint: None,
-            introspection_client_id: None,
-            introspection_client_secret: None,
-            introspection_client_secret_file: None,
-            introspection_client_secret_post: false,
-            introspection_client_assertion_key_file: None,
-            introspection_client_assertion_file: None,
-            introspection_cache_secs: 300,
-            introspection_negative_cache_secs: 10,
-            introspection_jwt: false,
-            introspection_max_concurrent: 8,
-        }
-    }
-}
-
 impl ValidatorSettings {
     /// The introspection part of the configuration (`None` when off). The secret is never
     /// part of an error.
@@ -360,20 +445,11 @@ impl ValidatorSettings {
             setting: name(field),
             reason,
         };
-        let endpoint = self
-            .introspection_endpoint
-            .take()
-            .filter(|e| !e.trim().is_empty());
+        let endpoint = self.introspection_endpoint.take().map(String::from);
         if let Some(endpoint) = &endpoint {
-            crate::issuer_http::check_url(endpoint, self.allow_insecure_http).map_err(|e| {
-                fail(
-                    "introspection_endpoint",
-                    format!(
-                        "{e}, or set {}=true on a test network",
-                        name("allow_insecure_http")
-                    ),
-                )
-            })?;
+            let optin = name("allow_insecure_http");
+            crate::settings::transport_allowed(endpoint, self.allow_insecure_http, &optin)
+                .map_err(|e| fail("introspection_endpoint", e))?;
         }
         let client_id = self
             .introspection_client_id
@@ -386,28 +462,22 @@ impl ValidatorSettings {
                     format!("required when {}=true", name("introspection")),
                 )
             })?;
-        // The client half's credential kinds, checked by its own code: a secret (or its
-        // file), a private_key_jwt key, or an assertion file; exactly one.
+        // The credential kinds the client half has too, checked by the shared settings
+        // code: a secret (or its file), a private_key_jwt key, or an assertion file.
         let field = |f: &str| name(&format!("introspection_{f}"));
         let path = |v: Option<String>| {
             v.filter(|f| !f.trim().is_empty())
                 .map(std::path::PathBuf::from)
         };
-        let credential = crate::client::settings::credential(
+        let secret = self.introspection_client_secret.take();
+        let (client_id, credential, style) = crate::settings::credential::introspection_client(
             &field,
-            self.introspection_client_secret
-                .take()
-                .filter(|s| !s.expose().is_empty())
-                .map(|s| crate::client::ClientSecret::new(s.expose())),
+            client_id,
+            secret.as_ref().map(|s| s.expose()),
             path(self.introspection_client_secret_file.take()),
-            crate::client::settings::KeySettings {
-                file: path(self.introspection_client_assertion_key_file.take()),
-                id: None,
-                audience: None,
-                alg: None,
-            },
+            path(self.introspection_client_assertion_key_file.take()),
             path(self.introspection_client_assertion_file.take()),
-            None,
+            self.introspection_client_secret_post,
         )?;
         if self.introspection_cache_secs == 0 {
             return Err(fail(
@@ -421,12 +491,9 @@ impl ValidatorSettings {
                 "must be at least 1".to_owned(),
             ));
         }
-        let mut config =
-            IntrospectionConfig::new(crate::client::ClientId::new(client_id), credential);
+        let mut config = IntrospectionConfig::new(client_id, credential);
         config.endpoint = endpoint;
-        if self.introspection_client_secret_post {
-            config.credential_style = crate::client::CredentialStyle::PostBody;
-        }
+        config.credential_style = style;
         config.max_cache = Duration::from_secs(self.introspection_cache_secs);
         config.negative_cache = Duration::from_secs(self.introspection_negative_cache_secs);
         config.jwt_response = self.introspection_jwt;
@@ -481,7 +548,7 @@ impl ValidatorSettings {
             ));
         }
         dpop.max_age = Duration::from_secs(self.dpop_proof_max_age_secs);
-        if let Some(base) = self.public_base_url.take().filter(|b| !b.trim().is_empty()) {
+        if let Some(base) = self.public_base_url.take().map(String::from) {
             let ok = url::Url::parse(&base).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https")
                     && u.host().is_some()
@@ -594,16 +661,16 @@ impl ValidatorSettings {
         }
         let primary_set = [&self.authority, &self.metadata_address, &self.jwks_uri]
             .iter()
-            .any(|v| v.as_ref().is_some_and(|s| !s.trim().is_empty()));
+            .any(|v| v.is_some());
         // Without the single-issuer settings, the first listed issuer stands in for them.
         let from_list = !primary_set && !more.is_empty();
         let primary = if from_list {
             more.remove(0)
         } else {
             IssuerSettings {
-                authority: self.authority,
-                metadata_address: self.metadata_address,
-                jwks_uri: self.jwks_uri,
+                authority: self.authority.map(String::from),
+                metadata_address: self.metadata_address.map(String::from),
+                jwks_uri: self.jwks_uri.map(String::from),
                 issuer: self.issuer,
                 token_profile: self.token_profile,
                 audience: self.audience,
@@ -612,10 +679,8 @@ impl ValidatorSettings {
                 scope_aliases: Default::default(),
             }
         };
-        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let check = |field: &str, url: &str| {
-            crate::issuer_http::check_url(url, insecure)
-                .map_err(|e| fail(field, format!("{e}, or set {optin}=true on a test network")))
+            crate::settings::transport_allowed(url, insecure, &optin).map_err(|e| fail(field, e))
         };
         let scopes: Vec<String> = self
             .scopes_supported
@@ -628,7 +693,7 @@ impl ValidatorSettings {
                     .map_err(|e| fail("scopes_supported", e.to_string()))
             })
             .collect::<Result<_, _>>()?;
-        let resource = match non_empty(self.resource) {
+        let resource = match self.resource.map(String::from) {
             Some(resource) => {
                 check("resource", &resource)?;
                 crate::discovery::resource_metadata_url(&resource)
@@ -692,12 +757,71 @@ impl ValidatorSettings {
     }
 }
 
+impl ValidatorSettings {
+    /// A start error of the validator built from these settings (checked into `config`
+    /// with `prefix`), with the setting to check in front: `AUTH_AUTHORITY: cannot read
+    /// ...`, or for an issuer of the issuers file `AUTH_ISSUERS_FILE: issuer 2, authority:
+    /// ...`; a refused plain-http endpoint names the opt-in under the same prefix.
+    pub fn explain_start_error(
+        &self,
+        prefix: &str,
+        config: &ValidatorConfig,
+        error: &StartError,
+    ) -> String {
+        let name = |field: &str| crate::settings::setting_name(prefix, field);
+        let field = |source: &MetadataSource| match source {
+            MetadataSource::Authority(_) => "authority",
+            MetadataSource::MetadataAddress(_) => "metadata_address",
+            _ => "jwks_uri",
+        };
+        // The issuers in the order into_config_named made them, numbered as its errors
+        // number them: the single-issuer settings (if set), then the listed issuers.
+        let primary_set =
+            self.authority.is_some() || self.metadata_address.is_some() || self.jwks_uri.is_some();
+        let sources = std::iter::once(&config.metadata)
+            .chain(config.additional_issuers.iter().map(|i| &i.metadata))
+            .enumerate()
+            .map(|(i, source)| match (primary_set, i) {
+                (true, 0) => (source, name(field(source))),
+                (_, n) => {
+                    let n = if primary_set { n } else { n + 1 };
+                    let file = name("issuers_file");
+                    (source, format!("{file}: issuer {n}, {}", field(source)))
+                }
+            });
+        let url = match error {
+            StartError::Discovery { url, .. }
+            | StartError::UnusableEndpoint { url, .. }
+            | StartError::IssuerRequired { url }
+            | StartError::IssuerMismatch { url, .. } => url.as_str(),
+            _ => return error.to_string(),
+        };
+        let from = sources
+            .filter(|(source, _)| match source {
+                MetadataSource::Authority(a) => url.starts_with(a.trim_end_matches('/')),
+                MetadataSource::MetadataAddress(m) => url == m,
+                _ => false,
+            })
+            .map(|(_, setting)| setting)
+            .last();
+        let mut text = match from {
+            Some(setting) => format!("{setting}: {error}"),
+            None => error.to_string(),
+        };
+        if matches!(error, StartError::UnusableEndpoint { .. }) {
+            text.push_str(&format!(
+                " ({}=true allows plain http on a test network)",
+                name("allow_insecure_http")
+            ));
+        }
+        text
+    }
+}
+
 /// The environment-variable prefix of a [`ValidatorArgs`] group, chosen by the service.
 pub trait EnvPrefix: Send + Sync + 'static {
     /// Put before each setting's upper-case name: `AUTH_` gives `AUTH_AUTHORITY`.
     const PREFIX: &'static str;
-    /// Put before each flag: empty gives `--authority`.
-    const FLAG_PREFIX: &'static str = "";
 }
 
 /// The `AUTH_` prefix: `AUTH_AUTHORITY`, `AUTH_TOKEN_PROFILE`, ... (ASP.NET's names).
@@ -715,14 +839,17 @@ pub use self::cli::ValidatorArgs;
 mod cli {
     use std::marker::PhantomData;
 
-    use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command, FromArgMatches};
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    use clap::{ArgGroup, ArgMatches, Args, Command, FromArgMatches};
 
-    use super::{DpopMode, EnvPrefix, ProfileName, SecretValue, SettingsError, ValidatorSettings};
+    use super::{DpopMode, EnvPrefix, SecretValue, SettingsError, StartError, ValidatorSettings};
     use crate::server::ValidatorConfig;
+    use crate::settings::with_prefix;
 
     /// [`ValidatorSettings`] as a `clap::Args` group (feature `clap`): each setting a flag
     /// and an environment variable named `P::PREFIX` + its upper-case name. Flatten it into
-    /// the service's arguments; `--help` lists the variables.
+    /// the service's arguments; `--help` lists the variables. Exactly one metadata source
+    /// (or the issuers file) is required.
     #[derive(Debug, Clone)]
     pub struct ValidatorArgs<P: EnvPrefix> {
         /// The parsed settings.
@@ -735,361 +862,26 @@ mod cli {
         pub fn into_config(self) -> Result<ValidatorConfig, SettingsError> {
             self.settings.into_config_named(P::PREFIX)
         }
-    }
 
-    use crate::settings::intern;
-
-    fn env<P: EnvPrefix>(field: &str) -> &'static str {
-        intern(format!("{}{}", P::PREFIX, field.to_ascii_uppercase()))
-    }
-
-    fn id<P: EnvPrefix>(field: &str) -> &'static str {
-        intern(format!("{}{field}", P::PREFIX))
-    }
-
-    fn arg<P: EnvPrefix>(field: &str, help: String) -> Arg {
-        let variable = env::<P>(field);
-        Arg::new(id::<P>(field))
-            .long(intern(format!(
-                "{}{}",
-                P::FLAG_PREFIX,
-                field.replace('_', "-")
-            )))
-            .env(variable)
-            .value_name(variable)
-            .help(help)
-    }
-
-    use crate::settings::http_url;
-
-    /// The Redis replay store's URL (feature `redis`); without it, a hidden placeholder so
-    /// the command has the same shape.
-    fn redis_arg<P: EnvPrefix>() -> Arg {
-        let arg = arg::<P>(
-            "dpop_replay_redis_url",
-            "Redis URL of a DPoP replay store shared by the replicas (default: in memory, \
-             per process). Redis failures refuse DPoP requests with 503."
-                .to_owned(),
-        )
-        .hide_env_values(true);
-        if cfg!(feature = "redis") {
-            arg
-        } else {
-            arg.hide(true)
+        /// A start error of the validator built from `config` (these settings' own),
+        /// naming the variable to check (see [`ValidatorSettings::explain_start_error`]).
+        pub fn explain_start_error(&self, config: &ValidatorConfig, error: &StartError) -> String {
+            self.settings.explain_start_error(P::PREFIX, config, error)
         }
     }
 
-    fn boolean<P: EnvPrefix>(field: &str, help: String) -> Arg {
-        arg::<P>(field, help)
-            .action(ArgAction::Set)
-            .value_parser(clap::value_parser!(bool))
-            .default_value("false")
-    }
-
-    impl<P: EnvPrefix> clap::Args for ValidatorArgs<P> {
+    impl<P: EnvPrefix> Args for ValidatorArgs<P> {
         fn augment_args(cmd: Command) -> Command {
-            let n = |field: &str| env::<P>(field);
-            cmd.arg(
-                arg::<P>(
-                    "authority",
-                    "Issuer URL; discovery at {authority}/.well-known/openid-configuration."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(
-                arg::<P>(
-                    "metadata_address",
-                    "Full discovery document URL (Cognito: \
-                     https://cognito-idp.REGION.amazonaws.com/POOL/.well-known/openid-configuration)."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(
-                arg::<P>(
-                    "jwks_uri",
-                    format!("JWKS URL, without discovery (needs {}).", n("issuer")),
-                )
-                .value_parser(http_url),
-            )
-            .arg(arg::<P>(
-                "issuer",
-                format!(
-                    "Expected iss: required with {}, and with an {} whose shape does not imply \
-                     the issuer (one not ending in /.well-known/openid-configuration nor under \
-                     /.well-known/oauth-authorization-server).",
-                    n("jwks_uri"),
-                    n("metadata_address")
-                ),
-            ))
-            .arg(arg::<P>(
-                "issuers_file",
-                format!(
-                    "A TOML file of more trusted issuers: one [[issuer]] table each, with the \
-                     fields authority, metadata_address, jwks_uri, issuer, token_profile, \
-                     audience, allowed_client_ids, lazy_keys (as the variables of those names), \
-                     and scope_aliases (a table mapping the issuer's scope names to the routes'). \
-                     Tokens are routed to their issuer by iss; without {} (or {} or {}), the \
-                     file's first issuer is the main one.",
-                    n("authority"),
-                    n("metadata_address"),
-                    n("jwks_uri")
-                ),
-            ))
-            .group(
-                ArgGroup::new(id::<P>("metadata_source"))
+            let cmd = with_prefix(
+                ValidatorSettings::augment_args(cmd),
+                "ValidatorSettings",
+                |_| P::PREFIX,
+            );
+            cmd.group(
+                ArgGroup::new("metadata_source")
                     .required(true)
-                    .args([
-                        id::<P>("authority"),
-                        id::<P>("metadata_address"),
-                        id::<P>("jwks_uri"),
-                        id::<P>("issuers_file"),
-                    ])
-                    .multiple(true),
-            )
-            .arg(boolean::<P>(
-                "allow_insecure_http",
-                "Allow plain http to non-loopback issuer hosts (discovery and JWKS, configured \
-                 or discovered). Off: https, or http to localhost, 127.0.0.0/8 or ::1 only. \
-                 Test networks only."
-                    .to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "token_profile",
-                    format!(
-                        "Token profile: cognito (token_use=access, no aud), rfc9068 (typ \
-                         at+jwt, aud required), generic (aud checked only if {} is set).",
-                        n("audience")
-                    ),
-                )
-                .value_parser(["cognito", "rfc9068", "generic"])
-                .default_value("cognito"),
-            )
-            .arg(arg::<P>(
-                "audience",
-                "This API's audience (required for rfc9068).".to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "allowed_client_ids",
-                    "Comma-separated client ids accepted under the cognito profile (default: \
-                     any)."
-                        .to_owned(),
-                )
-                .value_delimiter(',')
-                .action(ArgAction::Append),
-            )
-            .arg(
-                arg::<P>(
-                    "clock_skew_secs",
-                    "Clock skew allowed on exp/nbf/iat, in seconds.".to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64))
-                .default_value("60"),
-            )
-            .arg(
-                arg::<P>(
-                    "dpop",
-                    "DPoP-bound tokens (RFC 9449): off (Bearer only), allowed (Bearer or DPoP), \
-                     required (DPoP only; Swagger UI cannot make proofs). A DPoP-bound token \
-                     sent as Bearer is refused in every mode."
-                        .to_owned(),
-                )
-                .value_parser(["off", "allowed", "required"])
-                .default_value("allowed"),
-            )
-            .arg(arg::<P>(
-                "dpop_algs",
-                "Space-separated DPoP proof algorithms (default: ES256 ES384 PS256 PS384 \
-                 PS512 RS256 RS384 RS512 EdDSA; never HS* or none)."
-                    .to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "dpop_proof_max_age_secs",
-                    "How old a DPoP proof's iat may be, in seconds (5 s of future skew are \
-                     allowed)."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64))
-                .default_value("60"),
-            )
-            .arg(
-                arg::<P>(
-                    "dpop_nonce",
-                    format!(
-                        "Server-issued DPoP nonces: off, on. Several replicas need the same {}.",
-                        n("dpop_nonce_secret")
-                    ),
-                )
-                .value_parser(["off", "on"])
-                .default_value("off"),
-            )
-            .arg(
-                arg::<P>(
-                    "dpop_nonce_secret",
-                    "The DPoP nonce key, at least 32 bytes, shared by the replicas (default: \
-                     random per process)."
-                        .to_owned(),
-                )
-                .hide_env_values(true),
-            )
-            .arg(
-                arg::<P>(
-                    "dpop_nonce_secret_file",
-                    "A file holding the DPoP nonce key.".to_owned(),
-                )
-                .conflicts_with(id::<P>("dpop_nonce_secret")),
-            )
-            .arg(
-                arg::<P>(
-                    "public_base_url",
-                    "This service's public base URL behind a proxy (https://api.example.com/orders): \
-                     the htu of DPoP proofs is checked against it plus the request path. \
-                     Default: the request's Host, http or https."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(redis_arg::<P>())
-            .arg(
-                arg::<P>(
-                    "validated_cache_capacity",
-                    "Validated tokens remembered, so a repeated token is not verified again \
-                     (each about 2.3 times the token's size in memory; 0 disables)."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(usize))
-                .default_value("10000"),
-            )
-            .arg(
-                arg::<P>(
-                    "max_concurrent_verifications",
-                    "Token signatures verified at once; over it a first-seen token waits up to \
-                     50 ms, then gets 503 with Retry-After, while cached tokens never wait \
-                     (default: one less than the cores, at least 1; 0: no bound)."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(usize)),
-            )
-            .arg(
-                arg::<P>(
-                    "resource",
-                    "This API's resource identifier, as clients address it \
-                     (https://api.example.com/orders; http only to loopback): publishes the \
-                     OAuth 2.0 protected resource metadata (RFC 9728) at \
-                     /.well-known/oauth-protected-resource plus the URL's path, and adds \
-                     resource_metadata=\"...\" to the 401 challenges. Unset: neither."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(
-                arg::<P>(
-                    "scopes_supported",
-                    format!(
-                        "Comma-separated scopes listed in the protected resource metadata \
-                         (with {}).",
-                        n("resource")
-                    ),
-                )
-                .value_delimiter(',')
-                .action(ArgAction::Append),
-            )
-            .arg(boolean::<P>(
-                "lazy_keys",
-                "Start even if the issuer is unreachable: discovery and keys load in the \
-                 background and on first use; until then requests get 503 with Retry-After."
-                    .to_owned(),
-            ))
-            .arg(boolean::<P>(
-                "introspection",
-                format!(
-                    "Opaque access tokens (RFC 7662): a token that is not a JWS is checked at \
-                     the issuer's introspection endpoint, as {} with {}. JWTs are still \
-                     validated locally.",
-                    n("introspection_client_id"),
-                    n("introspection_client_secret")
-                ),
-            ))
-            .arg(
-                arg::<P>(
-                    "introspection_endpoint",
-                    "The introspection endpoint (default: introspection_endpoint from the \
-                     issuer's discovery document)."
-                        .to_owned(),
-                )
-                .value_parser(http_url),
-            )
-            .arg(arg::<P>(
-                "introspection_client_id",
-                "This API's client id at the issuer, for introspection calls.".to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "introspection_client_secret",
-                    "Its client secret (HTTP Basic unless the _POST setting is on).".to_owned(),
-                )
-                .hide_env_values(true),
-            )
-            .arg(
-                arg::<P>(
-                    "introspection_client_secret_file",
-                    "A file holding the introspection client secret.".to_owned(),
-                )
-                .conflicts_with(id::<P>("introspection_client_secret")),
-            )
-            .arg(arg::<P>(
-                "introspection_client_assertion_key_file",
-                "Or authenticate introspection calls with private_key_jwt: a file with the \
-                 private key (PEM or JWK)."
-                    .to_owned(),
-            ))
-            .arg(arg::<P>(
-                "introspection_client_assertion_file",
-                "Or with a platform-issued client assertion read from this file for every call \
-                 (workload identity)."
-                    .to_owned(),
-            ))
-            .arg(boolean::<P>(
-                "introspection_client_secret_post",
-                "Send the introspection client secret in the form body (client_secret_post).".to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "introspection_cache_secs",
-                    "An active introspection answer is cached until min(exp, this many \
-                     seconds): a revoked token stays accepted for up to this long."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64))
-                .default_value("300"),
-            )
-            .arg(
-                arg::<P>(
-                    "introspection_negative_cache_secs",
-                    "An inactive introspection answer is cached this many seconds.".to_owned(),
-                )
-                .value_parser(clap::value_parser!(u64))
-                .default_value("10"),
-            )
-            .arg(boolean::<P>(
-                "introspection_jwt",
-                "Ask for signed introspection answers (RFC 9701) and verify them with the \
-                 issuer's keys."
-                    .to_owned(),
-            ))
-            .arg(
-                arg::<P>(
-                    "introspection_max_concurrent",
-                    "Introspection calls at once; over it a check waits up to 50 ms, then \
-                     gets 503 with Retry-After."
-                        .to_owned(),
-                )
-                .value_parser(clap::value_parser!(usize))
-                .default_value("8"),
+                    .multiple(true)
+                    .args(["authority", "metadata_address", "jwks_uri", "issuers_file"]),
             )
         }
 
@@ -1100,100 +892,50 @@ mod cli {
 
     impl<P: EnvPrefix> FromArgMatches for ValidatorArgs<P> {
         fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-            let text = |field: &str| matches.get_one::<String>(id::<P>(field)).cloned();
-            let flag = |field: &str| {
-                matches
-                    .get_one::<bool>(id::<P>(field))
-                    .copied()
-                    .unwrap_or(false)
-            };
-            let token_profile = match text("token_profile").as_deref() {
-                Some("rfc9068") => ProfileName::Rfc9068,
-                Some("generic") => ProfileName::Generic,
-                _ => ProfileName::Cognito,
-            };
             Ok(ValidatorArgs {
-                settings: ValidatorSettings {
-                    authority: text("authority"),
-                    metadata_address: text("metadata_address"),
-                    jwks_uri: text("jwks_uri"),
-                    issuer: text("issuer"),
-                    token_profile,
-                    audience: text("audience"),
-                    allowed_client_ids: matches
-                        .get_many::<String>(id::<P>("allowed_client_ids"))
-                        .map(|v| v.cloned().collect())
-                        .unwrap_or_default(),
-                    clock_skew_secs: matches
-                        .get_one::<u64>(id::<P>("clock_skew_secs"))
-                        .copied()
-                        .unwrap_or(60),
-                    lazy_keys: flag("lazy_keys"),
-                    allow_insecure_http: flag("allow_insecure_http"),
-                    dpop: match text("dpop").as_deref() {
-                        Some("off") => DpopMode::Off,
-                        Some("required") => DpopMode::Required,
-                        _ => DpopMode::Allowed,
-                    },
-                    dpop_algs: text("dpop_algs").into_iter().collect(),
-                    dpop_proof_max_age_secs: matches
-                        .get_one::<u64>(id::<P>("dpop_proof_max_age_secs"))
-                        .copied()
-                        .unwrap_or(60),
-                    dpop_nonce: text("dpop_nonce").as_deref() == Some("on"),
-                    dpop_nonce_secret: text("dpop_nonce_secret").map(SecretValue::new),
-                    dpop_nonce_secret_file: text("dpop_nonce_secret_file"),
-                    public_base_url: text("public_base_url"),
-                    dpop_replay_redis_url: text("dpop_replay_redis_url").map(SecretValue::new),
-                    validated_cache_capacity: matches
-                        .get_one::<usize>(id::<P>("validated_cache_capacity"))
-                        .copied()
-                        .unwrap_or(10_000),
-                    max_concurrent_verifications: matches
-                        .get_one::<usize>(id::<P>("max_concurrent_verifications"))
-                        .copied(),
-                    issuers_file: text("issuers_file"),
-                    issuers: Vec::new(),
-                    resource: text("resource"),
-                    scopes_supported: matches
-                        .get_many::<String>(id::<P>("scopes_supported"))
-                        .map(|v| v.cloned().collect())
-                        .unwrap_or_default(),
-                    introspection: flag("introspection"),
-                    introspection_endpoint: text("introspection_endpoint"),
-                    introspection_client_id: text("introspection_client_id"),
-                    introspection_client_secret: text("introspection_client_secret")
-                        .map(SecretValue::new),
-                    introspection_client_secret_file: text("introspection_client_secret_file"),
-                    introspection_client_secret_post: flag("introspection_client_secret_post"),
-                    introspection_client_assertion_key_file: text(
-                        "introspection_client_assertion_key_file",
-                    ),
-                    introspection_client_assertion_file: text(
-                        "introspection_client_assertion_file",
-                    ),
-                    introspection_cache_secs: matches
-                        .get_one::<u64>(id::<P>("introspection_cache_secs"))
-                        .copied()
-                        .unwrap_or(300),
-                    introspection_negative_cache_secs: matches
-                        .get_one::<u64>(id::<P>("introspection_negative_cache_secs"))
-                        .copied()
-                        .unwrap_or(10),
-                    introspection_jwt: flag("introspection_jwt"),
-                    introspection_max_concurrent: matches
-                        .get_one::<usize>(id::<P>("introspection_max_concurrent"))
-                        .copied()
-                        .unwrap_or(8),
-                },
+                settings: ValidatorSettings::from_arg_matches(matches)?,
                 prefix: PhantomData,
             })
         }
 
         fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-            *self = Self::from_arg_matches(matches)?;
-            Ok(())
+            self.settings.update_from_arg_matches(matches)
         }
+    }
+
+    const DPOP_MODES: [(&str, DpopMode); 3] = [
+        ("off", DpopMode::Off),
+        ("allowed", DpopMode::Allowed),
+        ("required", DpopMode::Required),
+    ];
+
+    pub(super) fn dpop_mode() -> impl TypedValueParser<Value = DpopMode> {
+        PossibleValuesParser::new(DPOP_MODES.map(|(name, _)| name)).map(|name| {
+            DPOP_MODES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(DpopMode::Allowed, |(_, mode)| *mode)
+        })
+    }
+
+    pub(super) fn dpop_mode_name(mode: DpopMode) -> &'static str {
+        DPOP_MODES
+            .iter()
+            .find(|(_, m)| *m == mode)
+            .map_or("allowed", |(name, _)| name)
+    }
+
+    /// `off` or `on`, for a switch that reads better so than as true/false.
+    pub(super) fn on_off() -> impl TypedValueParser<Value = bool> {
+        PossibleValuesParser::new(["off", "on"]).map(|v| v == "on")
+    }
+
+    pub(super) fn on_off_name(on: bool) -> &'static str {
+        if on { "on" } else { "off" }
+    }
+
+    pub(super) fn secret(value: &str) -> Result<SecretValue, std::convert::Infallible> {
+        Ok(SecretValue::new(value))
     }
 }
 
@@ -1201,9 +943,13 @@ mod cli {
 mod tests {
     use super::*;
 
+    fn url(text: &str) -> Option<HttpUrl> {
+        Some(text.parse().unwrap())
+    }
+
     fn settings(edit: impl FnOnce(&mut ValidatorSettings)) -> ValidatorSettings {
         let mut s = ValidatorSettings {
-            authority: Some("https://issuer.example".into()),
+            authority: url("https://issuer.example"),
             ..ValidatorSettings::default()
         };
         edit(&mut s);
@@ -1232,8 +978,7 @@ mod tests {
         let e = on(|s| s.introspection_client_secret = None).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_CLIENT_SECRET");
         assert!(!e.to_string().contains("a-long-secret"));
-        let e =
-            on(|s| s.introspection_endpoint = Some("http://issuer.example/i".into())).unwrap_err();
+        let e = on(|s| s.introspection_endpoint = url("http://issuer.example/i")).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_ENDPOINT");
         let e = on(|s| s.introspection_cache_secs = 0).unwrap_err();
         assert_eq!(e.setting, "AUTH_INTROSPECTION_CACHE_SECS");
@@ -1256,7 +1001,7 @@ mod tests {
             e.reason.contains("ORDERS_AUTH_TOKEN_PROFILE=rfc9068"),
             "{e}"
         );
-        let e = settings(|s| s.authority = Some("http://issuer.example".into()))
+        let e = settings(|s| s.authority = url("http://issuer.example"))
             .into_config_named("AUTH_")
             .unwrap_err();
         assert_eq!(e.setting, "AUTH_AUTHORITY");
@@ -1306,7 +1051,7 @@ mod tests {
                 .is_none()
         );
         let config = settings(|s| {
-            s.resource = Some("https://api.example/orders".into());
+            s.resource = url("https://api.example/orders");
             s.scopes_supported = vec!["orders/read".into(), " orders/write ".into()];
         })
         .into_config_named("AUTH_")
@@ -1320,14 +1065,12 @@ mod tests {
         );
         for (edit, variable) in [
             (
-                Box::new(|s: &mut ValidatorSettings| s.resource = Some("http://api.example".into()))
+                Box::new(|s: &mut ValidatorSettings| s.resource = url("http://api.example"))
                     as Box<dyn Fn(&mut ValidatorSettings)>,
                 "AUTH_RESOURCE",
             ),
             (
-                Box::new(|s: &mut ValidatorSettings| {
-                    s.resource = Some("https://api.example/?x=1".into())
-                }),
+                Box::new(|s: &mut ValidatorSettings| s.resource = url("https://api.example/?x=1")),
                 "AUTH_RESOURCE",
             ),
             (
@@ -1336,7 +1079,7 @@ mod tests {
             ),
             (
                 Box::new(|s: &mut ValidatorSettings| {
-                    s.resource = Some("https://api.example".into());
+                    s.resource = url("https://api.example");
                     s.scopes_supported = vec!["a\"b".into()];
                 }),
                 "AUTH_SCOPES_SUPPORTED",
@@ -1360,7 +1103,7 @@ mod tests {
             s.dpop_proof_max_age_secs = 30;
             s.dpop_nonce = true;
             s.dpop_nonce_secret = Some(SecretValue::new("x".repeat(32)));
-            s.public_base_url = Some("https://api.example.com/orders".into());
+            s.public_base_url = url("https://api.example.com/orders");
         })
         .into_config_named("AUTH_")
         .unwrap();
@@ -1387,7 +1130,7 @@ mod tests {
             ),
             (
                 Box::new(|s: &mut ValidatorSettings| {
-                    s.public_base_url = Some("https://x.example/?q=1".into())
+                    s.public_base_url = url("https://x.example/?q=1")
                 }),
                 "AUTH_PUBLIC_BASE_URL",
             ),
@@ -1488,47 +1231,115 @@ mod tests {
         assert!(e.reason.contains("cannot read"), "{e}");
     }
 
+    #[test]
+    fn start_errors_name_the_setting_under_the_services_prefix() {
+        let path = std::env::temp_dir().join(format!("start-issuers-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[[issuer]]\nauthority = \"https://b.example\"\n\n\
+             [[issuer]]\nmetadata_address = \"https://c.example/.well-known/openid-configuration\"\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let discovery = |url: &str| StartError::Discovery {
+            url: url.into(),
+            reason: "connection refused".into(),
+        };
+        let unusable = StartError::UnusableEndpoint {
+            url: "https://c.example/.well-known/openid-configuration".into(),
+            field: "jwks_uri",
+            reason: "plain http is refused".into(),
+        };
+        // The error's own text names no variable: the prefix is the service's to choose.
+        assert!(!unusable.to_string().contains("AUTH_"), "{unusable}");
+        assert!(!discovery("https://x").to_string().contains("AUTH_"));
+
+        let s = settings(|s| s.issuers_file = Some(file.clone()));
+        let config = s.clone().into_config_named("ORDERS_AUTH_").unwrap();
+        let explain = |e: &StartError| s.explain_start_error("ORDERS_AUTH_", &config, e);
+        let e = explain(&discovery(
+            "https://issuer.example/.well-known/openid-configuration",
+        ));
+        assert!(e.starts_with("ORDERS_AUTH_AUTHORITY: cannot read"), "{e}");
+        let e = explain(&discovery(
+            "https://b.example/.well-known/openid-configuration",
+        ));
+        assert!(
+            e.starts_with("ORDERS_AUTH_ISSUERS_FILE: issuer 1, authority: cannot read"),
+            "{e}"
+        );
+        let e = explain(&unusable);
+        assert!(
+            e.starts_with("ORDERS_AUTH_ISSUERS_FILE: issuer 2, metadata_address: ")
+                && e.ends_with(
+                    "(ORDERS_AUTH_ALLOW_INSECURE_HTTP=true allows plain http on a test network)"
+                ),
+            "{e}"
+        );
+        // The file alone: its first issuer is the main one, and still named as the file's.
+        let s = ValidatorSettings {
+            issuers_file: Some(file),
+            ..ValidatorSettings::default()
+        };
+        let config = s.clone().into_config_named("AUTH_").unwrap();
+        let e = s.explain_start_error(
+            "AUTH_",
+            &config,
+            &discovery("https://b.example/.well-known/openid-configuration"),
+        );
+        assert!(
+            e.starts_with("AUTH_ISSUERS_FILE: issuer 1, authority: "),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[cfg(feature = "clap")]
     #[test]
-    fn two_groups_with_their_own_prefixes_live_in_one_command() {
-        use clap::Parser;
-        struct Legacy;
-        impl EnvPrefix for Legacy {
-            const PREFIX: &'static str = "LEGACY_AUTH_";
-            const FLAG_PREFIX: &'static str = "legacy-";
+    fn the_services_prefix_names_the_variables_and_the_help() {
+        use clap::{CommandFactory, Parser};
+        struct Orders;
+        impl EnvPrefix for Orders {
+            const PREFIX: &'static str = "ORDERS_AUTH_";
         }
         #[derive(Parser)]
         struct Args {
             #[command(flatten)]
-            auth: ValidatorArgs<AuthEnv>,
-            #[command(flatten)]
-            legacy: ValidatorArgs<Legacy>,
+            auth: ValidatorArgs<Orders>,
         }
+        let cmd = Args::command();
+        let arg = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+        assert_eq!(
+            arg("clock_skew_secs").get_env().unwrap(),
+            "ORDERS_AUTH_CLOCK_SKEW_SECS"
+        );
+        let help = arg("jwks_uri").get_help().unwrap().to_string();
+        assert!(help.contains("needs ORDERS_AUTH_ISSUER"), "{help}");
         let args = Args::try_parse_from([
             "svc",
-            "--authority",
-            "https://new.example",
-            "--legacy-jwks-uri",
+            "--jwks-uri",
             "https://old.example/jwks",
-            "--legacy-issuer",
+            "--issuer",
             "https://old.example",
-            "--legacy-token-profile",
+            "--token-profile",
             "generic",
             "--allowed-client-ids",
             "a,b",
         ])
         .unwrap();
         assert_eq!(args.auth.settings.allowed_client_ids, ["a", "b"]);
-        assert_eq!(args.legacy.settings.token_profile, ProfileName::Generic);
+        assert_eq!(args.auth.settings.token_profile, ProfileName::Generic);
+        assert_eq!(args.auth.settings.clock_skew_secs, 60);
         assert!(args.auth.into_config().is_ok());
-        assert!(args.legacy.into_config().is_ok());
-        // Neither group's source is optional.
-        let e = Args::try_parse_from(["svc", "--authority", "https://new.example"])
+        // A metadata source is required, and the error names it by its variable.
+        let e = Args::try_parse_from(["svc"]).err().unwrap().to_string();
+        assert!(e.contains("ORDERS_AUTH_AUTHORITY"), "{e}");
+        let e = Args::try_parse_from(["svc", "--authority", "ftp://x"])
             .err()
             .unwrap()
             .to_string();
         assert!(
-            e.contains("LEGACY_AUTH_AUTHORITY") || e.contains("legacy-authority"),
+            e.contains("ORDERS_AUTH_AUTHORITY") && e.contains("must be an http:// or https:// URL"),
             "{e}"
         );
     }
