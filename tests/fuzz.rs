@@ -128,14 +128,22 @@ fn now() -> u64 {
 /// The validator's rules for a cognito token, written out over the JSON independently of
 /// the validator's own parsing: the oracle the property compares with.
 fn accepts(c: &Value, issuer: &str, now: u64) -> bool {
-    const LEEWAY: u64 = 60;
-    let seconds = |name: &str| c.get(name).map(Value::as_u64);
+    const LEEWAY: f64 = 60.0;
+    // RFC 7519 NumericDate: a number of seconds, a fraction allowed; this validator takes
+    // 0 to the end of year 9999.
+    let seconds = |name: &str| {
+        c.get(name).map(|v| {
+            v.as_f64()
+                .filter(|t| t.is_finite() && (0.0..=253_402_300_799.0).contains(t))
+        })
+    };
+    let now = now as f64;
     let not_after_now = |name: &str| match seconds(name) {
         None => true,
         Some(Some(t)) => t <= now + LEEWAY,
         Some(None) => false,
     };
-    let exp = matches!(seconds("exp"), Some(Some(e)) if e.saturating_add(LEEWAY) >= now);
+    let exp = matches!(seconds("exp"), Some(Some(e)) if e + LEEWAY >= now);
     let text = |name: &str| c.get(name).and_then(Value::as_str);
     let named = |name: &str| text(name).filter(|s| !s.is_empty());
     let strings = ["sub", "client_id", "azp"]
