@@ -86,6 +86,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --exclude bench-peers --all-targets --features system-tests/images --quiet -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --exclude bench-peers --quiet
+    bash infra/docs/public-api.sh --check | tail -1
+
+# shared-auth's public names as rustdoc documents them, and their count.
+api:
+    bash infra/docs/public-api.sh
 
 # Format the code.
 fmt:

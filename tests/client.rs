@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use mock_issuer::{IssuerHandle, TokenProfile};
+use shared_auth::ManualClock;
 use shared_auth::ScopeSet;
 use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ClientSettings,
     CredentialStyle, ManagedClient, ReplayOn401, TokenError, TokenManager, TokenRequestParams,
-    token_error,
 };
-use shared_auth::clock::ManualClock;
 use system_tests::*;
 
 fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsClient {
@@ -474,7 +473,7 @@ async fn middleware_does_not_send_the_request_without_a_token() {
         .send()
         .await
         .unwrap_err();
-    let cause = token_error(&error).expect("a token error");
+    let cause = TokenError::of(&error).expect("a token error");
     assert!(matches!(cause, TokenError::Rejected { error, .. } if error == "invalid_client"));
     assert!(
         api.seen.lock().unwrap().is_empty(),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::{Value, json};
-use shared_auth::clock::{Clock, ManualClock};
 use shared_auth::server::{DpopConfig, DpopMode, JwtValidator, ReplayStoreConfig, SecretValue};
+use shared_auth::{Clock, ManualClock};
 use system_tests::*;
 
 #[path = "dpop_prover.rs"]

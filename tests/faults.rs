@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use my_bff::my_service_client::MyServiceClient;
 use serde_json::json;
+use shared_auth::ManualClock;
 use shared_auth::client::TokenManager;
-use shared_auth::clock::ManualClock;
 use system_tests::*;
 
 /// Requests per second of the steady stream.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use mock_issuer::{ClientConfig, IssuerHandle, TokenProfile as IssuerProfile};
 use reqwest::StatusCode;
+use shared_auth::ManualClock;
 use shared_auth::client::{ClientId, ClientSecret};
-use shared_auth::clock::ManualClock;
 use shared_auth::server::IntrospectionConfig;
 use system_tests::*;
 

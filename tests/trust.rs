@@ -776,7 +776,10 @@ async fn a_discovered_plain_http_jwks_uri_is_refused_without_being_fetched() {
         );
         // The message names the opt-in (the service names its variable, with its prefix:
         // `ValidatorSettings::explain_start_error`).
-        assert!(error.to_string().contains("insecure-http opt-in"), "{error}");
+        assert!(
+            error.to_string().contains("insecure-http opt-in"),
+            "{error}"
+        );
     }
     assert_eq!(docs.hits(), 2);
     assert_eq!(keys.hits(), 0, "{:?}", keys.seen());

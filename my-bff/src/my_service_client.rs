@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
-use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient, TokenError, token_error};
+use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient, TokenError};
 use utoipa::ToSchema;
 
 /// One day's forecast, as my-service returns it.
@@ -126,7 +126,7 @@ async fn read<T: serde::de::DeserializeOwned>(
     response: Result<reqwest::Response, reqwest_middleware::Error>,
     expected: StatusCode,
 ) -> Result<T, MyServiceError> {
-    let response = response.map_err(|e| match token_error(&e) {
+    let response = response.map_err(|e| match TokenError::of(&e) {
         Some(token) => MyServiceError::TokenUnavailable(token.clone()),
         None if is_timeout(&e) => MyServiceError::Timeout,
         None => MyServiceError::Unavailable(e.to_string()),

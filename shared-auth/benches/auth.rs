@@ -572,7 +572,7 @@ fn bench_dpop_layer(c: &mut Criterion, s: &Setup) {
                 inner: shared_auth::server::InMemoryReplayStore::new(
                     100_000,
                     Duration::from_secs(3605),
-                    std::sync::Arc::new(shared_auth::clock::ManualClock::starting_now()),
+                    std::sync::Arc::new(shared_auth::ManualClock::starting_now()),
                 ),
                 counter: Default::default(),
             }));

@@ -3,7 +3,7 @@
 
 pub mod client;
 mod client_auth;
-pub mod clock;
+mod clock;
 mod discovery;
 #[cfg(test)]
 mod fuzz;
@@ -15,6 +15,9 @@ mod scope;
 pub mod server;
 mod settings;
 
+pub use clock::Clock;
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
 pub use issuer_http::UrlError;
 pub use problem::problem;
 pub use scope::{InvalidScope, Scope, ScopeSet};

@@ -8,7 +8,7 @@
 //!   a proof that carries the new nonce, whatever its method (the server refused it before
 //!   it ran), when its body can be copied.
 //! - If no token can be had, the request is **not sent**: the caller gets an error that
-//!   wraps the [`TokenError`] (see [`token_error`]). Duende sends it unauthenticated.
+//!   wraps the [`TokenError`] (see [`TokenError::of`]). Duende sends it unauthenticated.
 //! - On a 401 from downstream it renews the token and retries **once**, but only when all
 //!   of these hold:
 //!   - the challenge asks for it: `WWW-Authenticate: Bearer` (or `DPoP`) with `error="invalid_token"`
@@ -49,11 +49,14 @@ impl ClientCredentialsMiddleware {
     }
 }
 
-/// The [`TokenError`] inside a middleware error, if that is why a request was not sent.
-pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
-    match error {
-        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<TokenError>(),
-        reqwest_middleware::Error::Reqwest(_) => None,
+impl TokenError {
+    /// The `TokenError` inside a middleware error, if that is why a request was not sent
+    /// (no token could be had: answer 503, not 502).
+    pub fn of(error: &reqwest_middleware::Error) -> Option<&TokenError> {
+        match error {
+            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<TokenError>(),
+            reqwest_middleware::Error::Reqwest(_) => None,
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use dpop::DpopKey;
 pub use error::TokenError;
-pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, token_error};
+pub use middleware::{ClientCredentialsMiddleware, ReplayOn401};
 #[cfg(feature = "redis")]
 pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
 #[cfg(feature = "clap")]

@@ -12,6 +12,10 @@
 //! Each setting is written once, as a field of [`ClientSettings`] (doc, flag, parser);
 //! `crate::settings` applies the service's prefixes.
 
+// The fields' doc comments are also their --help texts (clap's derive): they show URLs
+// and placeholders as an operator types them, not as rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,9 +23,7 @@ use super::credentials::ClientCredentialsClient;
 use super::dpop::DpopKey;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
-use crate::client_auth::{
-    ClientCredential, ClientId, ClientSecret, CredentialStyle,
-};
+use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
 use crate::settings::credential::{KeySettings, credential};
@@ -269,9 +271,8 @@ impl ClientSettings {
                 file: self.client_assertion_key_file,
                 id: non_empty(self.client_assertion_key_id),
                 audience: non_empty(self.client_assertion_audience),
-                alg: non_empty(self.client_assertion_alg).map(|alg| {
-                    crate::jose::parse_alg(alg.trim()).map_err(|e| e.to_string())
-                }),
+                alg: non_empty(self.client_assertion_alg)
+                    .map(|alg| crate::jose::parse_alg(alg.trim()).map_err(|e| e.to_string())),
             },
             self.client_assertion_file,
             non_empty(self.client_assertion_type),

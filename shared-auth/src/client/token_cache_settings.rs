@@ -6,6 +6,10 @@
 //! [`RedisCacheConfig`]: none when no Redis URL is set. Errors name the setting and never
 //! repeat the URL (it may hold a password) or the key.
 
+// The fields' doc comments are also their --help texts (clap's derive): they show URLs
+// and placeholders as an operator types them, not as rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use super::redis_cache::{CacheEncryptionKey, RedisCacheConfig, redacted_url};

@@ -99,7 +99,8 @@ pub enum ReplayStoreConfig {
         /// Bound on each operation (default 200 ms); beyond it the request gets 503.
         timeout: Duration,
     },
-    /// A store of your own.
+    /// A store of one's own (feature `internals`: this repository's benches).
+    #[cfg(feature = "internals")]
     Custom(Arc<dyn ReplayStore>),
 }
 
@@ -120,6 +121,7 @@ impl fmt::Debug for ReplayStoreConfig {
                 .field("key_prefix", key_prefix)
                 .field("timeout", timeout)
                 .finish_non_exhaustive(),
+            #[cfg(feature = "internals")]
             ReplayStoreConfig::Custom(store) => f.debug_tuple("Custom").field(store).finish(),
         }
     }
@@ -323,6 +325,7 @@ impl DpopVerifier {
                 RedisReplayStore::new(url.expose(), &key_prefix, timeout)
                     .map_err(|e| fail(&e.to_string()))?,
             ),
+            #[cfg(feature = "internals")]
             ReplayStoreConfig::Custom(store) => store,
         };
         Ok(DpopVerifier {

@@ -29,8 +29,10 @@ use crate::clock::Clock;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayStoreError {
-    /// The store did not answer (down, timed out, refused). The text is for logs.
+    /// The store did not answer (down, timed out, refused). The text is for logs. (Only
+    /// a shared store fails so: the Redis one, or a bench's.)
     #[error("the DPoP replay store is unavailable: {0}")]
+    #[cfg_attr(not(any(feature = "redis", feature = "internals")), allow(dead_code))]
     Unavailable(String),
 }
 

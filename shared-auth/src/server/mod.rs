@@ -58,14 +58,14 @@ pub use crate::jose::SignatureAlgorithm;
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
 pub use claims::TokenProfile;
 pub use config::{IssuerConfig, MetadataSource, ValidatorConfig};
+pub use dpop::{DpopConfig, DpopMode, ReplayStoreConfig, SecretValue};
+// The replay store's trait, for a store of one's own: this repository's benches (feature
+// `internals`); a team chooses in memory or Redis with `ReplayStoreConfig`.
 #[cfg(feature = "internals")]
-pub use dpop::InMemoryReplayStore;
-pub use dpop::{
-    DpopConfig, DpopMode, ReplayStore, ReplayStoreConfig, ReplayStoreError, SecretValue,
-};
+pub use dpop::{InMemoryReplayStore, ReplayStore, ReplayStoreError};
 pub use error::{StartError, ValidationError};
 pub use introspection::IntrospectionConfig;
-pub use principal::{MissingAuthLayer, Principal};
+pub use principal::Principal;
 pub use resource_metadata::ProtectedResource;
 pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};

@@ -169,9 +169,10 @@ impl fmt::Debug for Principal {
     }
 }
 
-/// The extractor's rejection: the route has no auth layer.
+/// The extractor's rejection: the route has no auth layer (a wiring bug: 500, and a log
+/// line that says how to fix it).
 #[derive(Debug)]
-pub struct MissingAuthLayer;
+pub(crate) struct MissingAuthLayer;
 
 impl IntoResponse for MissingAuthLayer {
     fn into_response(self) -> Response {
@@ -187,13 +188,14 @@ impl IntoResponse for MissingAuthLayer {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = MissingAuthLayer;
+    /// A 500 problem body when the route has no [`JwtAuthLayer`](super::JwtAuthLayer).
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<Principal>()
             .cloned()
-            .ok_or(MissingAuthLayer)
+            .ok_or_else(|| MissingAuthLayer.into_response())
     }
 }

@@ -27,6 +27,10 @@
 //! # let _ = config; }
 //! ```
 
+// The fields' doc comments are also their --help texts (clap's derive): they show URLs
+// and placeholders as an operator types them, not as rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::time::Duration;
 
 use super::claims::TokenProfile;

@@ -121,8 +121,7 @@ pub(crate) fn credential(
         })?;
         return Ok(ClientCredential::AssertionFile {
             path,
-            assertion_type: assertion_type
-                .unwrap_or_else(|| JWT_BEARER_ASSERTION.to_owned()),
+            assertion_type: assertion_type.unwrap_or_else(|| JWT_BEARER_ASSERTION.to_owned()),
         });
     }
     let secret = match (secret, secret_file) {
