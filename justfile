@@ -64,7 +64,7 @@ test-browser:
 # Long property-test ("fuzz") run: CASES per property (`just test` runs 256).
 fuzz CASES="50000":
     PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth fuzz_
-    PROPTEST_CASES={{CASES}} cargo test --quiet -p system-tests --test fuzz
+    PROPTEST_CASES={{CASES}} cargo test --quiet -p shared-auth --test fuzz
 
 # Criterion benchmarks of the auth hot paths, then how their cost grows (table and SVG chart); refreshes BENCHMARKS.md.
 bench *ARGS:

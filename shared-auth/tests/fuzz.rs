@@ -16,7 +16,7 @@ use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared_auth::server::{JwtValidator, MetadataSource, ValidatorConfig};
-use system_tests::*;
+use test_support::*;
 
 struct World {
     runtime: tokio::runtime::Runtime,

@@ -17,7 +17,7 @@ use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ClientSettings,
     CredentialStyle, ManagedClient, ReplayOn401, TokenError, TokenManager, TokenRequestParams,
 };
-use system_tests::*;
+use test_support::*;
 
 fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsClient {
     ClientCredentialsClient::new(

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use mock_issuer::{AdminToken, Algorithm, IssuerHandle, TokenProfile};
 use reqwest::StatusCode;
 use serde_json::Value;
-use system_tests::*;
+use test_support::*;
 
 /// POSTs a client-credentials request with HTTP Basic (RFC 6749 form-encoding of both parts).
 async fn basic_request(

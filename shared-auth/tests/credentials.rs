@@ -13,7 +13,7 @@ use shared_auth::client::{
     ClientCredential, ClientCredentialsClient, ClientId, DpopKey, ManagedClient, SigningKey,
     TokenError, TokenManager, TokenRequestParams,
 };
-use system_tests::*;
+use test_support::*;
 
 const KEY_CLIENT: &str = "key-client";
 const PLATFORM_CLIENT: &str = "platform-client";
