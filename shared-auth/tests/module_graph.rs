@@ -5,8 +5,8 @@
 //! there is no import cycle.
 //!
 //! This reads the `crate::` and `super::` paths of every source file's non-test code
-//! (a trailing `#[cfg(test)] mod ...` is test code; so is a module `lib.rs` declares under
-//! `#[cfg(test)]`), prints the graph, and fails naming the first cycle or crossing.
+//! (a trailing `#[cfg(test)] mod ...` is test code; so are a module `lib.rs` declares under
+//! `#[cfg(test)]` and a unit-test file `.../tests.rs`), prints the graph, and fails naming the first cycle or crossing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +53,8 @@ fn sources(src: &Path) -> Vec<Source> {
                 }
                 _ => {}
             }
-            if test_only.contains(&module[0]) {
+            // Modules lib.rs declares for tests, and unit-test files (`x/tests.rs`).
+            if test_only.contains(&module[0]) || module.last().is_some_and(|m| m == "tests") {
                 return None;
             }
             let source = std::fs::read_to_string(&path).unwrap();
