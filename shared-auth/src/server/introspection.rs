@@ -43,7 +43,7 @@ use super::claims::{self, Context, Rules, Source, TokenClaims};
 use super::error::ValidationError;
 use super::jwks::KeyCache;
 use super::principal::Principal;
-use super::token_header::media_type;
+use super::token_header::is_media_type;
 use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;
@@ -415,7 +415,10 @@ impl Introspector {
         let decode = |part: &str| compact::decode(part).map_err(|_| bad("is not base64url"));
         let header_bytes = decode(parts.header)?;
         let header = json::parse_header(&header_bytes).map_err(|_| bad("header is not JSON"))?;
-        if header.typ().map(media_type).as_deref() != Some("token-introspection+jwt") {
+        if !header
+            .typ()
+            .is_some_and(|t| is_media_type(t, "token-introspection+jwt"))
+        {
             return Err(bad("typ is not token-introspection+jwt"));
         }
         if header.crit {

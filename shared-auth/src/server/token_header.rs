@@ -44,7 +44,7 @@ impl TokenHeader {
         }
         let typ = match raw.typ() {
             None => Typ::Absent,
-            Some(t) if media_type(t) == "at+jwt" => Typ::AccessToken,
+            Some(t) if is_media_type(t, "at+jwt") => Typ::AccessToken,
             Some(t) if is_foreign_type(t) => Typ::Foreign,
             Some(_) => Typ::Other,
         };
@@ -80,22 +80,33 @@ const FOREIGN_TYPES: &[&str] = &[
     "trust-mark+jwt",
 ];
 
-/// A media type without its `application/` prefix, lower case.
-pub(crate) fn media_type(typ: &str) -> String {
-    let typ = typ.to_ascii_lowercase();
-    match typ.strip_prefix("application/") {
-        Some(rest) => rest.to_owned(),
-        None => typ,
+/// A media type without its `application/` prefix (any case), as a slice of `typ`:
+/// compared case-insensitively by the callers, so nothing is allocated on the path every
+/// first-seen token takes.
+pub(crate) fn media_type(typ: &str) -> &str {
+    const PREFIX: &str = "application/";
+    match typ.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) => &typ[PREFIX.len()..],
+        _ => typ,
     }
+}
+
+/// Whether `typ` is the media type `name` (given in lower case), prefix and case aside.
+pub(crate) fn is_media_type(typ: &str, name: &str) -> bool {
+    media_type(typ).eq_ignore_ascii_case(name)
 }
 
 /// Whether a `typ` names some JWT other than an access token. Anything ending in `+jwt`
 /// but `at+jwt` is another kind, as are the listed ones.
 fn is_foreign_type(typ: &str) -> bool {
     let typ = media_type(typ);
-    (typ.ends_with("+jwt") && typ != "at+jwt")
-        || typ.ends_with("+sd-jwt")
-        || FOREIGN_TYPES.contains(&typ.as_str())
+    let ends_with = |suffix: &str| {
+        typ.len() >= suffix.len()
+            && typ.as_bytes()[typ.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    (ends_with("+jwt") && !typ.eq_ignore_ascii_case("at+jwt"))
+        || ends_with("+sd-jwt")
+        || FOREIGN_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
 }
 
 #[cfg(test)]
