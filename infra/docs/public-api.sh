@@ -7,7 +7,7 @@
 # types, ClientDefinition and TokenSource), which a redesign of the settings API removes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-limit=68
+limit=64
 cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
 python3 - "$limit" "${1:-}" <<'PY'
 import re, sys

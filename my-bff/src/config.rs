@@ -6,17 +6,15 @@ use std::time::Duration;
 
 use clap::Parser;
 pub use shared_auth::client::TokenSource;
-use shared_auth::client::{
-    ClientArgs, ClientDefinition, ClientEnv, RedisCacheConfig, TokenCacheArgs,
-};
-use shared_auth::{HttpUrl, SettingsError};
+use shared_auth::client::{ClientArgs, ClientDefinition, RedisCacheConfig, TokenCacheArgs};
+use shared_auth::{EnvPrefix, HttpUrl, SettingsError};
 
 /// The seed articles' names: `AUTH_SERVER_TOKEN_ENDPOINT_URL` / `AUTH_SERVER_AUTHORITY`
 /// for the issuer, `AUTH_SERVER_MYBFF_*` for this client.
 #[derive(Debug, Clone, Copy)]
 pub struct MyBffEnv;
 
-impl ClientEnv for MyBffEnv {
+impl EnvPrefix for MyBffEnv {
     const ISSUER_PREFIX: &'static str = "AUTH_SERVER_";
     const CLIENT_PREFIX: &'static str = "AUTH_SERVER_MYBFF_";
 }

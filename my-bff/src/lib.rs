@@ -15,12 +15,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use shared_auth::UrlError;
 use shared_auth::client::{
-    BuildError, ClientEnv as _, ManagedClient, RedisCacheError, RedisTokenCache, TokenError,
-    TokenManager,
+    BuildError, ManagedClient, RedisCacheError, RedisTokenCache, TokenError, TokenManager,
 };
 use shared_auth::problem;
+use shared_auth::{EnvPrefix as _, UrlError};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -118,7 +117,7 @@ pub async fn token_client(config: &BffConfig) -> Result<ManagedClient, StartErro
 pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     // First, so the token manager's counters register with it.
     service_kit::metrics::prometheus();
-    shared_auth::metrics::describe();
+    shared_auth::describe_metrics();
     let tokens = token_client(config).await?;
     let my_service = MyServiceClient::new(
         tokens.clone(),
@@ -139,7 +138,7 @@ pub fn router(my_service: MyServiceClient, tokens: ManagedClient) -> Router {
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(|| service_kit::metrics::render(shared_auth::metrics::publish)),
+            get(|| service_kit::metrics::render(shared_auth::publish_metrics)),
         )
         .with_state(state)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi()))

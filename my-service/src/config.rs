@@ -12,7 +12,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use shared_auth::server::{AuthEnv, ValidatorArgs, ValidatorConfig};
+use shared_auth::AuthEnv;
+use shared_auth::server::{ValidatorArgs, ValidatorConfig};
 use shared_auth::{HttpUrl, SettingsError};
 
 use crate::weather::{READ_SCOPE, WRITE_SCOPE};

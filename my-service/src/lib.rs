@@ -85,7 +85,7 @@ pub fn token_url(config: &ServiceConfig, validator: &JwtValidator) -> String {
 pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
     // First, so the validator's and the layers' counters register with it.
     service_kit::metrics::prometheus();
-    shared_auth::metrics::describe();
+    shared_auth::describe_metrics();
     let validator = JwtValidator::new(config.validator.clone()).await?;
     let token_url = token_url(config, &validator);
     Ok(router(validator, &token_url))
@@ -121,7 +121,7 @@ pub fn around(api: Router, validator: JwtValidator, token_url: &str) -> Router {
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(|| service_kit::metrics::render(shared_auth::metrics::publish)),
+            get(|| service_kit::metrics::render(shared_auth::publish_metrics)),
         )
         .with_state(validator);
     Router::new()

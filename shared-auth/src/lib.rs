@@ -9,7 +9,7 @@ mod discovery;
 mod fuzz;
 mod issuer_http;
 mod jose;
-pub mod metrics;
+mod metrics;
 mod problem;
 mod scope;
 pub mod server;
@@ -19,6 +19,7 @@ pub use clock::Clock;
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use issuer_http::UrlError;
+pub use metrics::{describe as describe_metrics, publish as publish_metrics};
 pub use problem::problem;
 pub use scope::{InvalidScope, Scope, ScopeSet};
-pub use settings::{HttpUrl, SettingsError};
+pub use settings::{AuthEnv, EnvPrefix, HttpUrl, SettingsError};

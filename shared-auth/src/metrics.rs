@@ -116,7 +116,7 @@ fn shard() -> usize {
 }
 
 /// Hands the hot counters' totals to the recorder. Cheap (a sum per counter); the
-/// Prometheus endpoint calls it on every scrape.
+/// Prometheus endpoint calls it on every scrape. (`shared_auth::publish_metrics`.)
 pub fn publish() {
     let hot = hot_counters().lock().unwrap_or_else(|e| e.into_inner());
     for inner in hot.values() {
@@ -130,6 +130,7 @@ pub fn publish() {
 }
 
 /// Registers the help text of every metric with the installed recorder.
+/// (`shared_auth::describe_metrics`.)
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_histogram};
     describe_counter!(

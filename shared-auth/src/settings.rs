@@ -216,3 +216,29 @@ mod tests {
         assert!(HttpUrl::parse("http://127.0.0.1:7000").is_ok());
     }
 }
+
+/// The environment-variable names a service chose for its settings groups
+/// (`server::ValidatorArgs`, `client::ClientArgs`, `client::TokenCacheArgs`): each prefix
+/// goes before a setting's upper-case name. Every prefix has a default ([`AuthEnv`] takes
+/// them all); a service overrides the ones it names otherwise.
+pub trait EnvPrefix: Send + Sync + 'static {
+    /// Before a validator's settings: `AUTH_` gives `AUTH_AUTHORITY`, `AUTH_TOKEN_PROFILE`.
+    const PREFIX: &'static str = "AUTH_";
+    /// Before the issuer's settings of a client: `AUTH_SERVER_` gives
+    /// `AUTH_SERVER_TOKEN_ENDPOINT_URL`, `AUTH_SERVER_AUTHORITY`,
+    /// `AUTH_SERVER_PROTECTED_RESOURCE`, `AUTH_SERVER_ALLOW_INSECURE_HTTP`.
+    const ISSUER_PREFIX: &'static str = "AUTH_SERVER_";
+    /// Before a client's own settings: `AUTH_CLIENT_` gives `AUTH_CLIENT_CLIENT_ID`,
+    /// `..._CLIENT_SECRET`, `..._SCOPE`, ... (my-bff: `AUTH_SERVER_MYBFF_`).
+    const CLIENT_PREFIX: &'static str = "AUTH_CLIENT_";
+    /// Before the shared token cache's settings (feature `redis`): `AUTH_TOKEN_CACHE_`
+    /// gives `AUTH_TOKEN_CACHE_REDIS_URL`, `..._KEY`, `..._KEY_FILE`, `..._KEY_PREFIX`.
+    const TOKEN_CACHE_PREFIX: &'static str = "AUTH_TOKEN_CACHE_";
+}
+
+/// Every default prefix: `AUTH_AUTHORITY`, `AUTH_TOKEN_PROFILE`, ... (ASP.NET's names),
+/// `AUTH_SERVER_TOKEN_ENDPOINT_URL`, `AUTH_TOKEN_CACHE_REDIS_URL`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthEnv;
+
+impl EnvPrefix for AuthEnv {}

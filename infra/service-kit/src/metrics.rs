@@ -6,9 +6,9 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! service_kit::metrics::prometheus();
-//! shared_auth::metrics::describe();
+//! shared_auth::describe_metrics();
 //! let app: Router = Router::new()
-//!     .route("/metrics", get(|| service_kit::metrics::render(shared_auth::metrics::publish)));
+//!     .route("/metrics", get(|| service_kit::metrics::render(shared_auth::publish_metrics)));
 //! ```
 
 use std::sync::OnceLock;

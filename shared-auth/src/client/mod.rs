@@ -54,7 +54,7 @@ pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, Red
 pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]
 pub use settings::TokenCacheArgs;
-pub use settings::{ClientDefinition, ClientEnv, ClientSettings, TokenSource};
+pub use settings::{ClientDefinition, ClientSettings, TokenSource};
 // The token cache's trait and its cross-replica lock protocol: mechanics, for this
 // repository's benchmarks and tests only (feature `internals`, no stability promise).
 #[cfg(feature = "internals")]

@@ -5,7 +5,7 @@
 //!
 //! - with the `clap` feature, [`ClientArgs`] is a `clap::Args` group to flatten into the
 //!   service's arguments; the service chooses the environment-variable names through
-//!   [`ClientEnv`] (my-bff keeps the seed articles' `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
+//!   [`EnvPrefix`] (my-bff keeps the seed articles' `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
 //!   `AUTH_SERVER_MYBFF_CLIENT_ID`, ...);
 //! - with the `serde` feature, [`ClientSettings`] deserializes from a configuration file.
 //!
@@ -29,8 +29,8 @@ use crate::scope::ScopeSet;
 use crate::settings::credential::{KeySettings, credential};
 use crate::settings::{HttpUrl, SettingsError, setting_name};
 
-/// The settings of the issuer, named with [`ClientEnv::ISSUER_PREFIX`]; the others are the
-/// client's own ([`ClientEnv::CLIENT_PREFIX`]).
+/// The settings of the issuer, named with [`EnvPrefix::ISSUER_PREFIX`]; the others are the
+/// client's own ([`EnvPrefix::CLIENT_PREFIX`]).
 const ISSUER_SETTINGS: [&str; 4] = [
     "token_endpoint_url",
     "authority",
@@ -413,25 +413,6 @@ impl ClientDefinition {
     }
 }
 
-/// The environment-variable names of a [`ClientArgs`] group, chosen by the service.
-pub trait ClientEnv: Send + Sync + 'static {
-    /// Before the issuer's settings: `AUTH_SERVER_` gives `AUTH_SERVER_TOKEN_ENDPOINT_URL`,
-    /// `AUTH_SERVER_AUTHORITY`, `AUTH_SERVER_PROTECTED_RESOURCE`,
-    /// `AUTH_SERVER_ALLOW_INSECURE_HTTP`.
-    const ISSUER_PREFIX: &'static str;
-    /// Before the client's own: `AUTH_SERVER_MYBFF_` gives `AUTH_SERVER_MYBFF_CLIENT_ID`,
-    /// `..._CLIENT_SECRET`, `..._CLIENT_SECRET_FILE`, `..._SCOPE`, `..._RESOURCE`,
-    /// `..._CREDENTIAL_STYLE`, `..._TOKEN_REQUEST_RETRIES`, `..._TOKEN_REQUEST_TIMEOUT_SECS`,
-    /// `..._TOKEN_REQUEST_BUDGET_SECS`, `..._CLIENT_ASSERTION_KEY_FILE`, `..._KEY_ID`,
-    /// `..._AUDIENCE`, `..._ALG`, `..._CLIENT_ASSERTION_FILE`, `..._TYPE` and
-    /// `..._DPOP_KEY_FILE`.
-    const CLIENT_PREFIX: &'static str;
-    /// Before the shared token cache's settings ([`TokenCacheArgs`], feature `redis`):
-    /// `AUTH_TOKEN_CACHE_` (the default) gives `AUTH_TOKEN_CACHE_REDIS_URL`, `..._KEY`,
-    /// `..._KEY_FILE`, `..._KEY_PREFIX`.
-    const TOKEN_CACHE_PREFIX: &'static str = "AUTH_TOKEN_CACHE_";
-}
-
 #[cfg(feature = "clap")]
 pub use self::cli::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]
@@ -443,21 +424,22 @@ mod cli {
 
     use clap::{ArgMatches, Args, Command, FromArgMatches};
 
-    use super::{ClientDefinition, ClientEnv, ClientSettings, ISSUER_SETTINGS};
+    use super::{ClientDefinition, ClientSettings, ISSUER_SETTINGS};
     use crate::client::ClientSecret;
+    use crate::settings::EnvPrefix;
     use crate::settings::{SettingsError, with_prefix};
 
     /// [`ClientSettings`] as a `clap::Args` group (feature `clap`), with the variable names
     /// of `E`. Flatten it into the service's arguments; `--help` lists the variables and
     /// hides the secret's value.
     #[derive(Debug, Clone)]
-    pub struct ClientArgs<E: ClientEnv> {
+    pub struct ClientArgs<E: EnvPrefix> {
         /// The parsed settings.
         pub settings: ClientSettings,
         names: PhantomData<E>,
     }
 
-    impl<E: ClientEnv> ClientArgs<E> {
+    impl<E: EnvPrefix> ClientArgs<E> {
         /// Checks the settings and reads the secret file; errors name the variable.
         pub fn into_definition(self) -> Result<ClientDefinition, SettingsError> {
             self.settings
@@ -465,7 +447,7 @@ mod cli {
         }
     }
 
-    impl<E: ClientEnv> Args for ClientArgs<E> {
+    impl<E: EnvPrefix> Args for ClientArgs<E> {
         fn augment_args(cmd: Command) -> Command {
             with_prefix(ClientSettings::augment_args(cmd), "ClientSettings", |id| {
                 if ISSUER_SETTINGS.contains(&id) {
@@ -481,7 +463,7 @@ mod cli {
         }
     }
 
-    impl<E: ClientEnv> FromArgMatches for ClientArgs<E> {
+    impl<E: EnvPrefix> FromArgMatches for ClientArgs<E> {
         fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
             Ok(ClientArgs {
                 settings: ClientSettings::from_arg_matches(matches)?,
@@ -503,14 +485,14 @@ mod cli {
     /// the URL's and the key's values.
     #[cfg(feature = "redis")]
     #[derive(Debug, Clone)]
-    pub struct TokenCacheArgs<E: ClientEnv> {
+    pub struct TokenCacheArgs<E: EnvPrefix> {
         /// The parsed settings.
         pub settings: crate::client::TokenCacheSettings,
         names: PhantomData<E>,
     }
 
     #[cfg(feature = "redis")]
-    impl<E: ClientEnv> TokenCacheArgs<E> {
+    impl<E: EnvPrefix> TokenCacheArgs<E> {
         /// Checks the settings and reads the key file: `None` without a Redis URL; errors
         /// name the variable.
         pub fn into_config(self) -> Result<Option<crate::client::RedisCacheConfig>, SettingsError> {
@@ -519,7 +501,7 @@ mod cli {
     }
 
     #[cfg(feature = "redis")]
-    impl<E: ClientEnv> Args for TokenCacheArgs<E> {
+    impl<E: EnvPrefix> Args for TokenCacheArgs<E> {
         fn augment_args(cmd: Command) -> Command {
             let cmd = crate::client::TokenCacheSettings::augment_args(cmd);
             with_prefix(cmd, "TokenCacheSettings", |_| E::TOKEN_CACHE_PREFIX)
@@ -531,7 +513,7 @@ mod cli {
     }
 
     #[cfg(feature = "redis")]
-    impl<E: ClientEnv> FromArgMatches for TokenCacheArgs<E> {
+    impl<E: EnvPrefix> FromArgMatches for TokenCacheArgs<E> {
         fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
             Ok(TokenCacheArgs {
                 settings: crate::client::TokenCacheSettings::from_arg_matches(matches)?,

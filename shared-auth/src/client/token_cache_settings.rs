@@ -1,7 +1,7 @@
 //! Settings of the shared Redis token cache (feature `redis`), as a service embeds them:
 //! [`TokenCacheSettings`] (deserializes with the `serde` feature) and, with the `clap`
 //! feature, [`TokenCacheArgs`], a `clap::Args` group named after the service's
-//! [`ClientEnv::TOKEN_CACHE_PREFIX`] (default `AUTH_TOKEN_CACHE_`: `..._REDIS_URL`,
+//! [`EnvPrefix::TOKEN_CACHE_PREFIX`](crate::EnvPrefix::TOKEN_CACHE_PREFIX) (default `AUTH_TOKEN_CACHE_`: `..._REDIS_URL`,
 //! `..._KEY`, `..._KEY_FILE`, `..._KEY_PREFIX`). Both check into an optional
 //! [`RedisCacheConfig`]: none when no Redis URL is set. Errors name the setting and never
 //! repeat the URL (it may hold a password) or the key.

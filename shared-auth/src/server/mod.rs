@@ -71,5 +71,5 @@ pub use response_future::AuthFuture;
 pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;
-pub use settings::{AuthEnv, EnvPrefix, IssuerSettings, ProfileName, ValidatorSettings};
+pub use settings::ValidatorSettings;
 pub use validation::JwtValidator;

@@ -4,7 +4,7 @@
 //!
 //! - with the `clap` feature, [`ValidatorArgs`] is a `clap::Args` group to flatten into
 //!   the service's own arguments, each value also read from an environment variable whose
-//!   prefix the service chooses ([`EnvPrefix`]; my-service keeps `AUTH_AUTHORITY`, ...);
+//!   prefix the service chooses ([`EnvPrefix`](crate::EnvPrefix); my-service keeps `AUTH_AUTHORITY`, ...);
 //! - with the `serde` feature, [`ValidatorSettings`] deserializes from a configuration
 //!   file (field names as below, snake_case).
 //!
@@ -15,7 +15,8 @@
 //! ```
 //! # #[cfg(feature = "clap")] {
 //! use clap::Parser;
-//! use shared_auth::server::{AuthEnv, ValidatorArgs};
+//! use shared_auth::AuthEnv;
+//! use shared_auth::server::ValidatorArgs;
 //!
 //! #[derive(Parser)]
 //! struct Args {
@@ -47,7 +48,7 @@ use crate::settings::{HttpUrl, SettingsError};
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
-pub enum ProfileName {
+pub(crate) enum ProfileName {
     /// AWS Cognito access tokens (`token_use: access`, no `aud`).
     #[default]
     Cognito,
@@ -90,7 +91,7 @@ pub struct ValidatorSettings {
         feature = "clap",
         arg(long, env, value_enum, default_value_t = Self::default().token_profile)
     )]
-    pub token_profile: ProfileName,
+    pub(crate) token_profile: ProfileName,
     /// This API's audience (required for rfc9068, refused for cognito).
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub audience: Option<String>,
@@ -181,7 +182,7 @@ pub struct ValidatorSettings {
     pub issuers_file: Option<String>,
     /// More trusted issuers, inline (in a configuration file: `[[issuers]]` tables).
     #[cfg_attr(feature = "clap", arg(skip))]
-    pub issuers: Vec<IssuerSettings>,
+    pub(crate) issuers: Vec<IssuerSettings>,
     /// Opaque access tokens (RFC 7662): a token that is not a JWS is checked at the
     /// issuer's introspection endpoint, as `introspection_client_id` with
     /// `introspection_client_secret`. JWTs are still validated locally.
@@ -276,7 +277,7 @@ impl Default for ValidatorSettings {
 }
 
 mod issuers;
-pub use issuers::IssuerSettings;
+pub(crate) use issuers::IssuerSettings;
 use issuers::{IssuerParts, IssuersFile};
 
 impl ValidatorSettings {
@@ -665,20 +666,6 @@ impl ValidatorSettings {
         }
         text
     }
-}
-
-/// The environment-variable prefix of a [`ValidatorArgs`] group, chosen by the service.
-pub trait EnvPrefix: Send + Sync + 'static {
-    /// Put before each setting's upper-case name: `AUTH_` gives `AUTH_AUTHORITY`.
-    const PREFIX: &'static str;
-}
-
-/// The `AUTH_` prefix: `AUTH_AUTHORITY`, `AUTH_TOKEN_PROFILE`, ... (ASP.NET's names).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AuthEnv;
-
-impl EnvPrefix for AuthEnv {
-    const PREFIX: &'static str = "AUTH_";
 }
 
 #[cfg(feature = "clap")]

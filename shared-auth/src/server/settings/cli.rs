@@ -5,8 +5,9 @@ use std::marker::PhantomData;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, ArgMatches, Args, Command, FromArgMatches};
 
-use super::{DpopMode, EnvPrefix, SecretValue, SettingsError, StartError, ValidatorSettings};
+use super::{DpopMode, SecretValue, SettingsError, StartError, ValidatorSettings};
 use crate::server::ValidatorConfig;
+use crate::settings::EnvPrefix;
 use crate::settings::with_prefix;
 
 /// [`ValidatorSettings`] as a `clap::Args` group (feature `clap`): each setting a flag

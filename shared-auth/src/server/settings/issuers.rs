@@ -23,7 +23,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
-pub struct IssuerSettings {
+pub(crate) struct IssuerSettings {
     /// Issuer URL; discovery at `{authority}/.well-known/openid-configuration`.
     pub authority: Option<String>,
     /// Full discovery document URL.

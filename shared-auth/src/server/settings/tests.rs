@@ -356,7 +356,7 @@ fn start_errors_name_the_setting_under_the_services_prefix() {
 fn the_services_prefix_names_the_variables_and_the_help() {
     use clap::{CommandFactory, Parser};
     struct Orders;
-    impl EnvPrefix for Orders {
+    impl crate::settings::EnvPrefix for Orders {
         const PREFIX: &'static str = "ORDERS_AUTH_";
     }
     #[derive(Parser)]
