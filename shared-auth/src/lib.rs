@@ -8,6 +8,9 @@ mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod issuer_http;
+#[cfg(feature = "jose")]
+pub mod jose;
+#[cfg(not(feature = "jose"))]
 mod jose;
 mod metrics;
 mod problem;

@@ -143,10 +143,7 @@ fn private_key_jwt<'a>(
         }
         None => jwks.keys.iter().filter(|k| key_fits(k, alg)).collect(),
     };
-    if !candidates
-        .iter()
-        .any(|k| signature_verifies(jws.token, k, alg))
-    {
+    if !candidates.iter().any(|k| signature_verifies(jws, k, alg)) {
         return Err(format!(
             "client assertion signature does not verify with any key registered for client \
              {:?} (bad signature or unregistered key)",
@@ -214,7 +211,7 @@ async fn federated<'a>(
         .keys
         .iter()
         .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
-        .any(|k| signature_verifies(jws.token, k, alg));
+        .any(|k| signature_verifies(jws, k, alg));
     if !verified {
         return Err(format!(
             "federated client assertion signature does not verify with any key from {}",

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use jsonwebtoken::jwk::Jwk;
 use serde_json::Value;
 
 use crate::config::PRIVATE_JWK_MEMBERS;
@@ -144,7 +144,7 @@ pub(crate) fn check(
     }
     let jwk: Jwk = serde_json::from_value(raw_jwk.clone())
         .map_err(|e| invalid(format!("DPoP proof jwk is not a JWK: {e}")))?;
-    if !signature_verifies(proof, &jwk, alg) {
+    if !signature_verifies(&jws, &jwk, alg) {
         return Err(invalid(
             "DPoP proof signature does not verify with its jwk".to_owned(),
         ));
@@ -200,9 +200,10 @@ pub(crate) fn check(
             }
         }
     }
-    let jkt = jwk
-        .thumbprint(ThumbprintHash::SHA256)
-        .map_err(|e| invalid(format!("DPoP proof jwk has no thumbprint: {e}")))?;
+    // The JOSE core's RFC 7638 thumbprint: the same function the validator compares with
+    // cnf.jkt.
+    let jkt = shared_auth::jose::thumbprint(raw_jwk)
+        .ok_or_else(|| invalid("DPoP proof jwk has no thumbprint".to_owned()))?;
     Ok(Some(VerifiedProof {
         jti: format!("{jkt}\u{0}{jti}"),
         jkt,

@@ -172,7 +172,7 @@ fn own_jwt_claims(
         (kid.is_none() || Some(k.kid()) == kid)
             && serde_json::from_value(k.public_jwk().clone())
                 .ok()
-                .is_some_and(|jwk| signature_verifies(token, &jwk, alg))
+                .is_some_and(|jwk| signature_verifies(&jws, &jwk, alg))
     });
     if !signed_here || jws.claim_str("iss") != Some(state.issuer.as_str()) {
         return None;

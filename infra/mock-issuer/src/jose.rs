@@ -1,55 +1,42 @@
 //! JOSE pieces shared by client assertions and DPoP proofs: reading a compact JWS before
 //! its key is known, checking a signature with a given JWK, and a bounded replay store.
 //!
-//! The signature check is jsonwebtoken's (aws-lc-rs underneath); only the base64url and
-//! JSON framing is read here, because the key to verify with depends on the header (`kid`,
-//! or the `jwk` of a DPoP proof) and the header must be looked at in its raw form
-//! (jsonwebtoken's `Jwk` drops private members such as `d`, which a DPoP proof must not
-//! carry).
+//! Reading and verifying are shared-auth's JOSE core (feature `jose`): the issuer reads
+//! what clients send by the same strict rules the validator reads tokens by (objects only,
+//! each name once at every depth, every string valid). The header is kept in its raw form
+//! because the key to verify with depends on it (`kid`, or the `jwk` of a DPoP proof),
+//! and a DPoP proof's `jwk` must be checked for private members.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+use shared_auth::jose::SignatureAlgorithm;
 
 /// A compact JWS split and decoded, not yet verified.
 #[derive(Debug)]
 pub(crate) struct UnverifiedJws<'a> {
-    /// The token as received.
-    pub(crate) token: &'a str,
     /// The protected header, as JSON.
     pub(crate) header: Map<String, Value>,
     /// The payload, as a JSON object.
     pub(crate) claims: Map<String, Value>,
+    /// What the signature covers, and the signature.
+    signing_input: &'a str,
+    signature: Vec<u8>,
 }
 
 impl<'a> UnverifiedJws<'a> {
-    /// Splits `token` into header, payload and signature and decodes the first two as JSON
+    /// Splits `token` into header, payload and signature and reads the first two as JSON
     /// objects. The error says what is malformed.
     pub(crate) fn parse(token: &'a str) -> Result<Self, String> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(_signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err("not a compact JWS (three base64url parts separated by '.')".to_owned());
-        };
-        let object = |part: &str, what: &str| -> Result<Map<String, Value>, String> {
-            let bytes = B64URL
-                .decode(part)
-                .map_err(|_| format!("the {what} is not base64url"))?;
-            match serde_json::from_slice(&bytes) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err(format!("the {what} is not a JSON object")),
-            }
-        };
+        let read = shared_auth::jose::read(token).map_err(|e| e.to_string())?;
         Ok(UnverifiedJws {
-            token,
-            header: object(header, "header")?,
-            claims: object(payload, "payload")?,
+            header: read.header,
+            claims: read.claims,
+            signing_input: read.signing_input,
+            signature: read.signature,
         })
     }
 
@@ -139,21 +126,20 @@ pub(crate) fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     }
 }
 
-/// Checks the JWS signature of `token` with `jwk` for `alg` (only the signature: the
-/// caller checks the claims). `false` for a key that does not fit `alg`.
-pub(crate) fn signature_verifies(token: &str, jwk: &Jwk, alg: Algorithm) -> bool {
+/// Checks the JWS signature of `jws` with `jwk` for `alg` (only the signature: the caller
+/// checks the claims), with shared-auth's JOSE core. `false` for a key that does not fit
+/// `alg`.
+pub(crate) fn signature_verifies(jws: &UnverifiedJws<'_>, jwk: &Jwk, alg: Algorithm) -> bool {
     if !key_fits(jwk, alg) {
         return false;
     }
-    let Ok(key) = DecodingKey::from_jwk(jwk) else {
+    let (Ok(jwk), Some(alg)) = (
+        serde_json::to_value(jwk),
+        SignatureAlgorithm::from_name(&format!("{alg:?}")),
+    ) else {
         return false;
     };
-    let mut validation = Validation::new(alg);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    jsonwebtoken::decode::<Value>(token, &key, &validation).is_ok()
+    shared_auth::jose::verifies(&jwk, alg, jws.signing_input, &jws.signature)
 }
 
 /// Why a value could not be recorded in a [`ReplayCache`].
@@ -218,6 +204,11 @@ mod tests {
         assert_eq!(cache.insert("c".into(), 300, 101), Ok(()));
     }
 
+    fn shared_auth_b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
     #[test]
     fn malformed_tokens_say_why() {
         assert!(
@@ -230,7 +221,7 @@ mod tests {
                 .unwrap_err()
                 .contains("header")
         );
-        let header = B64URL.encode(br#"{"alg":"HS256"}"#);
+        let header = shared_auth_b64(br#"{"alg":"HS256"}"#);
         let token = format!("{header}.e30.sig");
         let jws = UnverifiedJws::parse(&token).unwrap();
         let err = jws.algorithm(&[Algorithm::ES256]).unwrap_err();

@@ -382,6 +382,35 @@ impl<'de> Members<'de> for Jwk<'de> {
     }
 }
 
+impl<'a> Jwk<'a> {
+    /// The members of a JWK already parsed as a JSON object (an entry of a key set),
+    /// strings borrowed from it; `None` when a member this crate reads is not a string (a
+    /// broken key).
+    pub(crate) fn from_map(entry: &'a Map<String, Value>) -> Option<Self> {
+        let mut jwk = Jwk::default();
+        for (name, value) in entry {
+            let slot = match name.as_str() {
+                "kty" => &mut jwk.kty,
+                "crv" => &mut jwk.crv,
+                "x" => &mut jwk.x,
+                "y" => &mut jwk.y,
+                "n" => &mut jwk.n,
+                "e" => &mut jwk.e,
+                "alg" => &mut jwk.alg,
+                "kid" => &mut jwk.kid,
+                "use" => &mut jwk.use_,
+                "d" | "p" | "q" | "dp" | "dq" | "qi" | "oth" | "k" => {
+                    jwk.private = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = Some(Text(Cow::Borrowed(value.as_str()?)));
+        }
+        Some(jwk)
+    }
+}
+
 /// The value of a text member, if present.
 pub(crate) fn text<'a>(member: &'a Option<Text<'_>>) -> Option<&'a str> {
     member.as_ref().map(|t| &*t.0)

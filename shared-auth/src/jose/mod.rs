@@ -1,15 +1,17 @@
 //! The JOSE core: everything this crate knows about JWS, JWK and JWT bytes, in one place.
 //!
-//! - [`compact`]: a compact JWS split into its three parts, each decoded strictly;
-//! - [`json`]: the strict JSON reader for headers, claims sets and JWKs (objects only,
+//! - `compact`: a compact JWS split into its three parts, each decoded strictly;
+//! - `json`: the strict JSON reader for headers, claims sets and JWKs (objects only,
 //!   each name once at every depth, every string valid UTF-8), and NumericDate;
-//! - [`jwk`]: JWK to verifying key, and the RFC 7638 thumbprint;
+//! - `jwk`: JWK to verifying key, and the RFC 7638 thumbprint;
 //! - [`SigningKey`]: private key to signer (client assertions, DPoP proofs);
 //! - [`SignatureAlgorithm`]: the algorithm table.
 //!
 //! Token validation, DPoP proofs, RFC 9701 introspection answers, client assertions and
 //! DPoP signing all use these; none of them splits, decodes or parses JOSE on its own.
-//! The base layer: it imports neither half of the crate.
+//! The base layer: it imports neither half of the crate. With the feature `jose`, tools
+//! outside the library (the mock issuer) read and verify with it too: [`read`],
+//! [`verifies`], [`thumbprint`].
 
 mod algorithm;
 pub(crate) mod compact;
@@ -30,3 +32,8 @@ pub(crate) enum JoseError {
     /// A part is not base64url (unpadded, URL alphabet, trailing bits zero).
     Base64,
 }
+
+#[cfg(feature = "jose")]
+mod reader;
+#[cfg(feature = "jose")]
+pub use reader::{ReadError, Unverified, read, thumbprint, verifies};

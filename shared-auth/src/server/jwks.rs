@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use crate::discovery::{self, DiscoveryError};
 use crate::issuer_http::{self, MAX_METADATA_BYTES};
 use crate::jose::SignatureAlgorithm;
-use crate::jose::json::{Claim, Jwk, Members, Text, keep};
+use crate::jose::json::{Claim, Jwk, Members, keep};
 use crate::jose::jwk::{self, Base64};
 
 /// A usable verification key, with what identifies its material: the RFC 7638 thumbprint
@@ -133,32 +133,6 @@ impl<'de> Members<'de> for Document<'de> {
     }
 }
 
-/// The JWK members of one key set entry, borrowed from it; `None` when a member this crate
-/// reads is not a string (a broken key).
-fn jwk_members(entry: &serde_json::Map<String, Value>) -> Option<Jwk<'_>> {
-    let mut jwk = Jwk::default();
-    for (name, value) in entry {
-        let slot = match name.as_str() {
-            "kty" => &mut jwk.kty,
-            "crv" => &mut jwk.crv,
-            "x" => &mut jwk.x,
-            "y" => &mut jwk.y,
-            "n" => &mut jwk.n,
-            "e" => &mut jwk.e,
-            "alg" => &mut jwk.alg,
-            "kid" => &mut jwk.kid,
-            "use" => &mut jwk.use_,
-            "d" | "p" | "q" | "dp" | "dq" | "qi" | "oth" | "k" => {
-                jwk.private = true;
-                continue;
-            }
-            _ => continue,
-        };
-        *slot = Some(Text(std::borrow::Cow::Borrowed(value.as_str()?)));
-    }
-    Some(jwk)
-}
-
 /// Parses a JWKS document, keeping only the keys usable for `allowed` algorithms.
 /// Returns the set and how many keys were skipped.
 pub(crate) fn parse_jwks(
@@ -173,7 +147,7 @@ pub(crate) fn parse_jwks(
     let mut set = KeySet::default();
     let mut skipped = 0;
     for entry in &entries {
-        let Some(jwk) = entry.as_object().and_then(jwk_members) else {
+        let Some(jwk) = entry.as_object().and_then(Jwk::from_map) else {
             skipped += 1; // not a JWK
             continue;
         };
