@@ -8,7 +8,7 @@
 //! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
 //!   handles a downstream 401 with one renewal and one retry;
 //! - tokens are cached in memory by default; `RedisTokenCache` (feature `redis`,
-//!   [`TokenManagerBuilder::redis_cache`]) shares them across replicas.
+//!   `TokenManagerBuilder::redis_cache`) shares them across replicas.
 //!
 //! ```no_run
 //! use shared_auth::client::{

@@ -80,7 +80,7 @@ pub enum DpopMode {
     Required,
 }
 
-/// Where proof `jti`s are remembered (see [`ReplayStore`]).
+/// Where proof `jti`s are remembered: in memory (one process) or in Redis (every replica).
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum ReplayStoreConfig {

@@ -8,7 +8,7 @@
 //!   `insufficient_scope`);
 //! - [`Principal`] is the caller, as a handler argument;
 //! - [`DpopConfig`] turns on DPoP (RFC 9449) proof-of-possession checks: allowed beside
-//!   bearer tokens by default, or required, with a replay store ([`ReplayStore`]) and
+//!   bearer tokens by default, or required, with a replay store ([`ReplayStoreConfig`]) and
 //!   optional server nonces;
 //! - [`ProtectedResource`] publishes the API's OAuth 2.0 protected resource metadata
 //!   (RFC 9728) and points the 401 challenges at it;
