@@ -159,19 +159,33 @@ pub(crate) enum AuthError {
     Assertion(String),
 }
 
-/// Authenticates `request` as `client_id` with `credential`: HTTP Basic (id and secret
-/// form-urlencoded first, RFC 6749 section 2.3.1) or the form body per `style` for a
-/// secret, else a client assertion for `audience` in the form. `client_name` names the
+/// Who authenticates at an endpoint, and how.
+pub(crate) struct Caller<'a> {
+    pub(crate) client_id: &'a ClientId,
+    pub(crate) credential: &'a ClientCredential,
+    /// How a secret is sent.
+    pub(crate) style: CredentialStyle,
+    /// A `private_key_jwt` assertion's `aud`.
+    pub(crate) audience: &'a str,
+}
+
+/// Authenticates `request` as `caller`: HTTP Basic (id and secret form-urlencoded first,
+/// RFC 6749 section 2.3.1) or the form body per its style for a secret, else a client
+/// assertion for its audience in the form, issued at `now_ms`. `client_name` names the
 /// client in logs and metrics.
 pub(crate) async fn authenticate(
     mut request: reqwest::RequestBuilder,
     form: &mut Vec<(&str, String)>,
-    client_id: &ClientId,
-    credential: &ClientCredential,
-    style: CredentialStyle,
-    audience: &str,
+    caller: &Caller<'_>,
     client_name: &str,
+    now_ms: u64,
 ) -> Result<reqwest::RequestBuilder, AuthError> {
+    let Caller {
+        client_id,
+        credential,
+        style,
+        audience,
+    } = *caller;
     match credential {
         ClientCredential::Secret(secret) => match style {
             CredentialStyle::BasicHeader => {
@@ -193,7 +207,7 @@ pub(crate) async fn authenticate(
         },
         credential => {
             let (assertion_type, assertion) =
-                client_assertion(client_id, audience, credential, client_name)
+                client_assertion(client_id, audience, credential, client_name, now_ms)
                     .await
                     .map_err(AuthError::Assertion)?;
             form.push(("client_id", client_id.as_str().to_owned()));
@@ -228,8 +242,9 @@ pub(crate) async fn client_assertion(
     audience: &str,
     credential: &ClientCredential,
     client_name: &str,
+    now_ms: u64,
 ) -> Result<(String, String), String> {
-    let outcome = make(client_id, audience, credential).await;
+    let outcome = make(client_id, audience, credential, now_ms).await;
     metrics::counter!(
         crate::metrics::CLIENT_ASSERTIONS,
         "client" => client_name.to_owned(),
@@ -247,12 +262,13 @@ async fn make(
     client_id: &ClientId,
     audience: &str,
     credential: &ClientCredential,
+    now_ms: u64,
 ) -> Result<(String, String), String> {
     match credential {
         ClientCredential::PrivateKeyJwt {
             key, explicit_typ, ..
         } => {
-            let now = crate::clock::system_now_ms() / 1000;
+            let now = now_ms / 1000;
             let jti = crate::jose::random_jti()
                 .map_err(|_| "no randomness for the assertion's jti".to_owned())?;
             let id = client_id.as_str();

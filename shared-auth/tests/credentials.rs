@@ -329,3 +329,30 @@ async fn a_post_is_sent_again_with_the_nonce_it_was_refused_for() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "posted");
 }
+
+/// The assertion's `iat` and `exp` are the manager's clock's: a manager whose clock runs
+/// an hour ahead signs assertions the issuer refuses as not yet valid, and one on time
+/// signs them the issuer accepts. (Assertions and DPoP proofs read no other clock.)
+#[tokio::test]
+async fn assertions_are_dated_by_the_managers_clock() {
+    let key = es256("bff-key-clock");
+    let issuer = issuer_with(&key, None).await;
+    let client = ClientCredentialsClient::new(
+        issuer.token_endpoint(),
+        ClientId::new(KEY_CLIENT),
+        ClientCredential::private_key_jwt(key),
+    );
+    let ahead = std::sync::Arc::new(shared_auth::ManualClock::starting_now());
+    ahead.advance(std::time::Duration::from_secs(3600));
+    let tokens = TokenManager::builder()
+        .clock(ahead)
+        .build()
+        .unwrap()
+        .register("api", client.clone())
+        .unwrap();
+    let refused = tokens.token().await.unwrap_err();
+    assert!(refused.to_string().contains("invalid_client"), "{refused}");
+    assert_eq!(issuer.stats().client_assertions_refused, 1);
+    register(client).token().await.unwrap();
+    assert_eq!(issuer.stats().tokens_issued_assertion, 1);
+}

@@ -102,6 +102,7 @@ impl DpopKey {
         method: &str,
         url: &Url,
         ath: Option<&str>,
+        now_ms: u64,
     ) -> Result<(HeaderValue, Option<Arc<str>>), KeyError> {
         let nonce = self.nonce(url);
         let jti = crate::jose::random_jti()?;
@@ -120,7 +121,7 @@ impl DpopKey {
             jti: &jti,
             htm: method,
             htu,
-            iat: crate::clock::system_now_ms() / 1000,
+            iat: now_ms / 1000,
             ath,
             nonce: nonce.as_deref(),
         };
@@ -198,7 +199,10 @@ mod tests {
     fn a_proof_carries_what_rfc_9449_asks_and_no_query() {
         let key = DpopKey::generate().unwrap();
         let url = Url::parse("https://API.example:443/a/b?q=1#frag").unwrap();
-        let proof = key.proof("GET", &url, Some("hash")).unwrap().0;
+        let proof = key
+            .proof("GET", &url, Some("hash"), crate::clock::system_now_ms())
+            .unwrap()
+            .0;
         let parts: Vec<&str> = proof.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
         let header = decode(parts[0]);
@@ -210,7 +214,10 @@ mod tests {
         assert_eq!(claims["htu"], "https://api.example/a/b");
         assert_eq!(claims["ath"], "hash");
         assert!(claims.get("nonce").is_none());
-        let other = key.proof("GET", &url, None).unwrap().0;
+        let other = key
+            .proof("GET", &url, None, crate::clock::system_now_ms())
+            .unwrap()
+            .0;
         assert_ne!(
             decode(other.to_str().unwrap().split('.').nth(1).unwrap())["jti"],
             claims["jti"],
@@ -222,7 +229,10 @@ mod tests {
     fn the_signature_verifies_with_the_published_jwk() {
         let key = DpopKey::generate().unwrap();
         let url = Url::parse("http://127.0.0.1:1/x").unwrap();
-        let proof = key.proof("POST", &url, None).unwrap().0;
+        let proof = key
+            .proof("POST", &url, None, crate::clock::system_now_ms())
+            .unwrap()
+            .0;
         let proof = proof.to_str().unwrap();
         let jwk: jsonwebtoken::jwk::Jwk =
             serde_json::from_value(key.0.key.public_jwk().clone()).unwrap();
@@ -255,7 +265,10 @@ mod tests {
             "the nonce it sent"
         );
         let nonce_of = |url: &Url| {
-            let proof = key.proof("GET", url, None).unwrap().0;
+            let proof = key
+                .proof("GET", url, None, crate::clock::system_now_ms())
+                .unwrap()
+                .0;
             decode(proof.to_str().unwrap().split('.').nth(1).unwrap())
                 .get("nonce")
                 .cloned()
@@ -273,7 +286,9 @@ mod tests {
     fn htu_never_carries_user_info() {
         let key = DpopKey::generate().unwrap();
         let url = Url::parse("https://user:pw@api.example/x?q").unwrap();
-        let (proof, _) = key.proof("GET", &url, None).unwrap();
+        let (proof, _) = key
+            .proof("GET", &url, None, crate::clock::system_now_ms())
+            .unwrap();
         let claims = decode(proof.to_str().unwrap().split('.').nth(1).unwrap());
         assert_eq!(claims["htu"], "https://api.example/x");
     }

@@ -153,7 +153,12 @@ impl ClientCredentialsMiddleware {
             return Ok(None);
         };
         let (proof, nonce) = key
-            .proof(request.method().as_str(), request.url(), Some(ath))
+            .proof(
+                request.method().as_str(),
+                request.url(),
+                Some(ath),
+                self.client.now_ms(),
+            )
             .map_err(|e| {
                 reqwest_middleware::Error::middleware(TokenError::Credential(format!(
                     "the DPoP proof could not be signed: {e}"

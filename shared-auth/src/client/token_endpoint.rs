@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
 use crate::client_auth::{self, AuthError};
+use crate::clock::Clock;
 use crate::scope::ScopeSet;
 
 /// Largest token response accepted.
@@ -106,6 +107,7 @@ pub(crate) async fn request_token(
     resource: Option<&str>,
     policy: &RetryPolicy,
     client_name: &str,
+    clock: &dyn Clock,
 ) -> Result<TokenResponse, TokenError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
@@ -119,6 +121,7 @@ pub(crate) async fn request_token(
         resource,
         timeout: policy.attempt_timeout,
         client_name,
+        clock,
     };
     let attempt = || exchange.attempt();
     let retrying = attempt
@@ -142,6 +145,8 @@ struct Exchange<'a> {
     /// Of one attempt.
     timeout: Duration,
     client_name: &'a str,
+    /// The manager's clock: the `iat` of assertions and DPoP proofs.
+    clock: &'a dyn Clock,
 }
 
 /// One exchange's outcome short of a token.
@@ -206,6 +211,7 @@ impl Exchange<'_> {
             resource,
             timeout,
             client_name,
+            clock,
         } = *self;
         let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
         if !scope.is_empty() {
@@ -221,14 +227,18 @@ impl Exchange<'_> {
             .post(&client.token_endpoint)
             .timeout(timeout)
             .header(reqwest::header::ACCEPT, "application/json");
+        let caller = client_auth::Caller {
+            client_id: &client.client_id,
+            credential: &client.credential,
+            style: client.credential_style,
+            audience: client.assertion_audience(),
+        };
         let mut request = client_auth::authenticate(
             request,
             &mut form,
-            &client.client_id,
-            &client.credential,
-            client.credential_style,
-            client.assertion_audience(),
+            &caller,
             client_name,
+            clock.now_unix_ms(),
         )
         .await
         .map_err(|e| match e {
@@ -241,9 +251,13 @@ impl Exchange<'_> {
                 let url = url::Url::parse(&client.token_endpoint).map_err(|e| {
                     TokenError::Credential(format!("the token endpoint is not a URL: {e}"))
                 })?;
-                let (proof, nonce) = key.proof("POST", &url, None).map_err(|e| {
-                    TokenError::Credential(format!("the DPoP proof could not be signed: {e}"))
-                })?;
+                let (proof, nonce) =
+                    key.proof("POST", &url, None, clock.now_unix_ms())
+                        .map_err(|e| {
+                            TokenError::Credential(format!(
+                                "the DPoP proof could not be signed: {e}"
+                            ))
+                        })?;
                 request = request.header(super::dpop::DPOP, proof);
                 Some((key, url, nonce))
             }

@@ -347,6 +347,11 @@ impl ManagedClient {
     pub(crate) fn dpop(&self) -> Option<&super::DpopKey> {
         self.entry.definition.dpop.as_ref()
     }
+
+    /// Now, by the manager's clock (a DPoP proof's `iat`).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.manager.0.clock.now_unix_ms()
+    }
 }
 
 /// What a request for a token is for.
@@ -695,6 +700,7 @@ impl TokenManager {
                 target.resource.as_deref(),
                 &policy,
                 &target.entry.name,
+                inner.clock.as_ref(),
             )
             .await
         };

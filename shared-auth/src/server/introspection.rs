@@ -367,14 +367,18 @@ impl Introspector {
             } => audience.as_str(),
             _ => self.keys.issuer().unwrap_or(endpoint),
         };
+        let caller = crate::client_auth::Caller {
+            client_id: &config.client_id,
+            credential: &config.credential,
+            style: config.credential_style,
+            audience,
+        };
         let request = crate::client_auth::authenticate(
             request,
             &mut form,
-            &config.client_id,
-            &config.credential,
-            config.credential_style,
-            audience,
+            &caller,
             "introspection",
+            self.checks.clock.now_unix_ms(),
         )
         .await
         .map_err(|e| match e {
