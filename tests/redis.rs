@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use redis::AsyncCommands as _;
 use shared_auth::client::{
-    AccessToken, CacheEncryptionKey, ClientCredentialsClient, ClientId, ClientSecret,
-    ManagedClient, RedisCacheConfig, RedisTokenCache, TokenError, TokenManager, TokenRequestParams,
+    AccessToken, ClientCredentialsClient, ClientId, ClientSecret, ManagedClient, RedisCacheConfig,
+    RedisTokenCache, TokenError, TokenManager, TokenRequestParams,
 };
 use system_tests::*;
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
@@ -75,15 +75,14 @@ fn prefix() -> String {
     )
 }
 
-fn seal() -> CacheEncryptionKey {
-    CacheEncryptionKey::from_bytes(&[42; 32]).unwrap()
-}
+const SEAL: [u8; 32] = [42; 32];
 
 fn cache(redis: &Redis, prefix: &str) -> RedisTokenCache {
     RedisTokenCache::new(
         RedisCacheConfig::new(&redis.url)
             .with_key_prefix(prefix)
-            .with_encryption_key(seal()),
+            .with_encryption_key(SEAL)
+            .unwrap(),
     )
     .unwrap()
 }
@@ -246,7 +245,8 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
     let other_key = RedisTokenCache::new(
         RedisCacheConfig::new(&redis.url)
             .with_key_prefix(&prefix)
-            .with_encryption_key(CacheEncryptionKey::from_bytes(&[7; 32]).unwrap()),
+            .with_encryption_key([7; 32])
+            .unwrap(),
     )
     .unwrap();
     let outsider = replica(&issuer, other_key);
@@ -327,7 +327,8 @@ async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
     let short_lock = || {
         let mut config = RedisCacheConfig::new(&redis.url)
             .with_key_prefix(&prefix)
-            .with_encryption_key(seal());
+            .with_encryption_key(SEAL)
+            .unwrap();
         config.lock_ttl = lock_ttl;
         RedisTokenCache::new(config).unwrap()
     };
@@ -414,7 +415,8 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
     let make = || {
         let mut config = RedisCacheConfig::new(&redis.url)
             .with_key_prefix(&prefix)
-            .with_encryption_key(seal());
+            .with_encryption_key(SEAL)
+            .unwrap();
         config.lock_ttl = lock_ttl;
         let client = ClientCredentialsClient::new(
             issuer.token_endpoint(),
@@ -525,7 +527,8 @@ async fn two_bffs_sharing_redis_make_one_token_request() {
     config.token_cache = Some(
         RedisCacheConfig::new(&redis.url)
             .with_key_prefix(&prefix)
-            .with_encryption_key(seal()),
+            .with_encryption_key(SEAL)
+            .unwrap(),
     );
     let bff_a = start_bff(&config).await;
     let bff_b = start_bff(&config).await;

@@ -7,7 +7,7 @@
 # types, ClientDefinition and TokenSource), which a redesign of the settings API removes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-limit=64
+limit=62
 # -D warnings: the docs a team reads (no internals, no jose) have no broken link either.
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
 python3 - "$limit" "${1:-}" <<'PY'

@@ -266,7 +266,7 @@ mod tests {
         ])
         .unwrap();
         let cache = c.token_cache.unwrap();
-        assert!(cache.encryption_key.is_some());
+        assert!(cache.is_sealed());
         assert_eq!(cache.key_prefix, "shared-auth:");
         assert!(!format!("{cache:?}").contains("AAECAw"));
     }

@@ -13,9 +13,7 @@ use mock_issuer::{ClientConfig, FederatedTrust, IssuerHandle, TokenProfile as Is
 use my_bff::config::BffConfig;
 use my_service::weather::READ_SCOPE;
 use serde_json::json;
-use shared_auth::client::{
-    ClientDefinition, ClientId, ClientSecret, DpopKey, SigningKey, TokenSource,
-};
+use shared_auth::client::{ClientDefinition, ClientId, ClientSecret, SigningKey, TokenSource};
 use shared_auth::server::DpopMode;
 use test_support::*;
 
@@ -214,7 +212,7 @@ async fn dpop_in_each_server_mode_with_nonces_at_both_ends() {
     ] {
         let service = start_my_service(&issuer, mode, true).await;
         let mut client = secret_client(&issuer);
-        client.dpop = Some(DpopKey::generate().unwrap());
+        client.dpop = Some(SigningKey::generate_es256().unwrap());
         let bff = start_bff(&bff_config(client, &service.base)).await;
         for _ in 0..3 {
             assert_eq!(call(&bff).await, expected, "{mode:?}");

@@ -44,8 +44,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile as IssuerProfile};
 use serde_json::json;
 use shared_auth::client::{
-    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, DpopKey,
-    ManagedClient, TokenManager,
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, ManagedClient,
+    SigningKey, TokenManager,
 };
 use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
 
@@ -360,7 +360,7 @@ fn bench_client(c: &mut Criterion, s: &Setup) {
                 ClientId::new("bench"),
                 ClientSecret::new("bench-secret-0123"),
             )
-            .with_dpop(DpopKey::generate().unwrap()),
+            .with_dpop(SigningKey::generate_es256().unwrap()),
         )
         .unwrap();
     let bound = s.runtime.block_on(dpop_tokens.token()).unwrap();
@@ -421,7 +421,7 @@ fn stampede(s: &Setup) {
 #[cfg(feature = "redis")]
 fn bench_tiers(c: &mut Criterion, s: &Setup) {
     use shared_auth::client::{
-        CacheEncryptionKey, CacheKey, CachedToken, RedisCacheConfig, RedisTokenCache, TokenCache,
+        CacheKey, CachedToken, RedisCacheConfig, RedisTokenCache, TokenCache,
     };
     let Ok(url) = std::env::var("BENCH_REDIS_URL") else {
         println!("tiered: skipped (set BENCH_REDIS_URL, or install redis-server for `just bench`)");
@@ -431,7 +431,8 @@ fn bench_tiers(c: &mut Criterion, s: &Setup) {
     let tiers = |l1_capacity: u64| {
         let mut config = RedisCacheConfig::new(url.as_str())
             .with_key_prefix("bench:")
-            .with_encryption_key(CacheEncryptionKey::from_bytes(&[9; 32]).unwrap());
+            .with_encryption_key([9; 32])
+            .unwrap();
         config.l1_capacity = l1_capacity;
         // Loopback under criterion's load: a generous bound, so every read is measured.
         config.operation_timeout = Duration::from_secs(1);

@@ -1,7 +1,7 @@
 //! DPoP (RFC 9449): access tokens bound to a key the client holds, so a stolen token is
 //! useless without that key.
 //!
-//! - The client gives its [`ClientCredentialsClient`] a [`DpopKey`]: the token request
+//! - The client gives its [`ClientCredentialsClient`] a DPoP key (a [`SigningKey`]): the token request
 //!   carries a DPoP proof, and the issuer binds the token to the key (`cnf.jkt`). The
 //!   [`ClientCredentialsMiddleware`] then sends `Authorization: DPoP <token>` with a fresh
 //!   proof for each request's method and URL.
@@ -25,7 +25,7 @@ use std::error::Error;
 use axum::{Router, routing::get};
 use reqwest::StatusCode;
 use shared_auth::client::{
-    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, DpopKey,
+    ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, SigningKey,
     TokenManager,
 };
 use shared_auth::server::{
@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // --- Client half: the same client-credentials setup, plus a DPoP key. ---
     // A fresh ES256 key per process: nothing to distribute; its tokens die with it.
-    let key = DpopKey::generate()?;
+    let key = SigningKey::generate_es256()?;
     println!("client DPoP key thumbprint: {}", key.thumbprint());
     let manager = TokenManager::builder().build()?;
     let my_service = manager.register(

@@ -10,8 +10,8 @@ use jsonwebtoken::jwk::JwkSet;
 use mock_issuer::{ClientConfig, FederatedTrust, IssuerHandle, TokenProfile};
 use serde_json::{Value, json};
 use shared_auth::client::{
-    ClientCredential, ClientCredentialsClient, ClientId, DpopKey, ManagedClient, SigningKey,
-    TokenError, TokenManager, TokenRequestParams,
+    ClientCredential, ClientCredentialsClient, ClientId, ManagedClient, SigningKey, TokenError,
+    TokenManager, TokenRequestParams,
 };
 use test_support::*;
 
@@ -197,7 +197,7 @@ async fn an_assertion_file_is_read_again_for_every_token_request() {
 async fn dpop_tokens_are_bound_to_the_clients_key_through_nonce_challenges() {
     let issuer = start_issuer(TokenProfile::Cognito).await;
     issuer.require_dpop_nonce(true);
-    let key = DpopKey::generate().unwrap();
+    let key = SigningKey::generate_es256().unwrap();
     let tokens = register(
         ClientCredentialsClient::new(
             issuer.token_endpoint(),
@@ -235,7 +235,7 @@ async fn dpop_tokens_are_bound_to_the_clients_key_through_nonce_challenges() {
 async fn private_key_jwt_and_dpop_together() {
     let key = es256("bff-key-2");
     let issuer = issuer_with(&key, None).await;
-    let dpop = DpopKey::new(SigningKey::generate_es256().unwrap());
+    let dpop = SigningKey::generate_es256().unwrap();
     let tokens = register(
         ClientCredentialsClient::new(
             issuer.token_endpoint(),
@@ -291,7 +291,7 @@ fn dpop_api(issuer: &IssuerHandle) -> reqwest_middleware::ClientWithMiddleware {
             ClientId::new(BFF_ID),
             shared_auth::client::ClientSecret::new(BFF_SECRET),
         )
-        .with_dpop(DpopKey::generate().unwrap()),
+        .with_dpop(SigningKey::generate_es256().unwrap()),
     );
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(shared_auth::client::ClientCredentialsMiddleware::new(

@@ -47,8 +47,8 @@ pub struct ClientCredentialsClient {
     /// `private_key_jwt` assertion.
     pub issuer: Option<String>,
     /// Binds the tokens to this key (DPoP, RFC 9449): proofs at the token endpoint and on
-    /// every request.
-    pub dpop: Option<super::DpopKey>,
+    /// every request, with the nonces the servers gave (set with [`Self::with_dpop`]).
+    pub(crate) dpop: Option<super::dpop::DpopKey>,
     /// Scopes to request (empty: the issuer's default for the client).
     pub scope: ScopeSet,
     /// RFC 8707 resource indicator, if any.
@@ -95,9 +95,12 @@ impl ClientCredentialsClient {
         self
     }
 
-    /// Binds the client's tokens to a DPoP key.
-    pub fn with_dpop(mut self, key: super::DpopKey) -> Self {
-        self.dpop = Some(key);
+    /// Binds the client's tokens to `key` (DPoP, RFC 9449): its tokens carry the key's
+    /// thumbprint ([`SigningKey::thumbprint`](crate::client::SigningKey::thumbprint)) as
+    /// `cnf.jkt`, and each request carries a proof signed with it.
+    /// `SigningKey::generate_es256()` makes one for this process only.
+    pub fn with_dpop(mut self, key: crate::jose::SigningKey) -> Self {
+        self.dpop = Some(super::dpop::DpopKey::new(key));
         self
     }
 

@@ -42,7 +42,7 @@ const MAX_NONCE_LEN: usize = 512;
 /// A client's DPoP key: proofs for its token requests and API requests. Cheap to clone;
 /// clones share the remembered nonces.
 #[derive(Clone)]
-pub struct DpopKey(Arc<Inner>);
+pub(crate) struct DpopKey(Arc<Inner>);
 
 struct Inner {
     key: SigningKey,
@@ -70,7 +70,7 @@ struct ProofClaims<'a> {
 
 impl DpopKey {
     /// Proofs signed with `key`.
-    pub fn new(key: SigningKey) -> Self {
+    pub(crate) fn new(key: SigningKey) -> Self {
         let header = key.encoded_header(&[
             ("typ", Value::String("dpop+jwt".into())),
             ("jwk", key.public_jwk().clone()),
@@ -84,12 +84,13 @@ impl DpopKey {
 
     /// A new ES256 key, made now: nothing to distribute, but the tokens bound to it die
     /// with the process.
-    pub fn generate() -> Result<Self, KeyError> {
+    #[cfg(test)]
+    pub(crate) fn generate() -> Result<Self, KeyError> {
         Ok(Self::new(SigningKey::generate_es256()?))
     }
 
     /// The key's RFC 7638 thumbprint: the `cnf.jkt` of the tokens bound to it.
-    pub fn thumbprint(&self) -> &str {
+    pub(crate) fn thumbprint(&self) -> &str {
         self.0.key.thumbprint()
     }
 

@@ -1,7 +1,7 @@
 //! [`ClientCredentialsMiddleware`]: `Authorization: Bearer` (or `DPoP` with a proof) for
 //! every request of a `reqwest-middleware` client.
 //!
-//! - A DPoP-bound token (the client has a [`DpopKey`](super::DpopKey) and the issuer bound
+//! - A DPoP-bound token (the client has a DPoP key, `with_dpop`, and the issuer bound
 //!   the token) goes as `Authorization: DPoP <token>` with a fresh `DPoP` proof for the
 //!   request's method and URL. A `DPoP-Nonce` in any answer is remembered for the origin;
 //!   a 401 `DPoP error="use_dpop_nonce"` is answered by sending the request once more with

@@ -45,11 +45,10 @@ mod token_manager;
 pub use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
-pub use dpop::DpopKey;
 pub use error::TokenError;
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401};
 #[cfg(feature = "redis")]
-pub use redis_cache::{CacheEncryptionKey, RedisCacheConfig, RedisCacheError, RedisTokenCache};
+pub use redis_cache::{RedisCacheConfig, RedisCacheError, RedisTokenCache};
 #[cfg(feature = "clap")]
 pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]

@@ -64,13 +64,14 @@ pub enum RedisCacheError {
     InvalidKey,
 }
 
-/// A 256-bit AES-GCM key for entries at rest.
+/// A 256-bit AES-GCM key for entries at rest (set with
+/// [`RedisCacheConfig::with_encryption_key`]).
 #[derive(Clone)]
-pub struct CacheEncryptionKey(Arc<RandomizedNonceKey>);
+pub(crate) struct CacheEncryptionKey(Arc<RandomizedNonceKey>);
 
 impl CacheEncryptionKey {
     /// From 32 raw bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RedisCacheError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, RedisCacheError> {
         if bytes.len() != 32 {
             return Err(RedisCacheError::InvalidKey);
         }
@@ -80,7 +81,7 @@ impl CacheEncryptionKey {
     }
 
     /// From base64 (standard or URL-safe alphabet, padding optional) of 32 bytes.
-    pub fn from_base64(text: &str) -> Result<Self, RedisCacheError> {
+    pub(crate) fn from_base64(text: &str) -> Result<Self, RedisCacheError> {
         use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
         let text = text.trim().trim_end_matches('=');
         let bytes = STANDARD_NO_PAD
@@ -105,8 +106,9 @@ pub struct RedisCacheConfig {
     pub url: String,
     /// Prepended to every Redis key (default `shared-auth:`).
     pub key_prefix: String,
-    /// Seals entries at rest; `None` stores them in clear (a warning is logged once).
-    pub encryption_key: Option<CacheEncryptionKey>,
+    /// Seals entries at rest ([`Self::with_encryption_key`]); `None` stores them in clear
+    /// (a warning is logged once).
+    pub(crate) encryption_key: Option<CacheEncryptionKey>,
     /// Bound on each Redis operation (default 50 ms). Past it, the operation counts as a
     /// miss: a slow Redis never slows a caller by more than this per operation.
     pub operation_timeout: Duration,
@@ -169,10 +171,24 @@ impl RedisCacheConfig {
             .map_err(|_| RedisCacheError::InvalidUrl)
     }
 
-    /// Seals entries with `key`.
-    pub fn with_encryption_key(mut self, key: CacheEncryptionKey) -> Self {
-        self.encryption_key = Some(key);
-        self
+    /// Whether entries are sealed (an encryption key is set).
+    pub fn is_sealed(&self) -> bool {
+        self.encryption_key.is_some()
+    }
+
+    /// Seals entries with AES-256-GCM under `key`: 32 raw bytes, or their base64
+    /// (standard or URL-safe alphabet, padding optional: `openssl rand -base64 32`).
+    /// Every replica needs the same key. Anything else is refused.
+    pub fn with_encryption_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, RedisCacheError> {
+        let key = key.as_ref();
+        let parsed = match key.len() {
+            32 => CacheEncryptionKey::from_bytes(key)?,
+            _ => CacheEncryptionKey::from_base64(
+                std::str::from_utf8(key).map_err(|_| RedisCacheError::InvalidKey)?,
+            )?,
+        };
+        self.encryption_key = Some(parsed);
+        Ok(self)
     }
 
     /// Sets the key prefix.

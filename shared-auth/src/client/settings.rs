@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::credentials::ClientCredentialsClient;
-use super::dpop::DpopKey;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
 use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
@@ -183,7 +182,7 @@ pub struct ClientDefinition {
     /// How the client authenticates.
     pub credential: ClientCredential,
     /// The DPoP key its tokens are bound to, if any.
-    pub dpop: Option<DpopKey>,
+    pub dpop: Option<SigningKey>,
     /// Scopes to request.
     pub scope: ScopeSet,
     /// Resource indicator.
@@ -280,14 +279,14 @@ impl ClientSettings {
         let dpop = match non_empty(self.dpop_key_file) {
             None => None,
             Some(word) if word.trim() == "generate" => {
-                Some(DpopKey::generate().map_err(|e| {
+                Some(SigningKey::generate_es256().map_err(|e| {
                     fail(name("dpop_key_file"), format!("no key could be made: {e}"))
                 })?)
             }
-            Some(path) => Some(DpopKey::new(
+            Some(path) => Some(
                 SigningKey::from_file(std::path::Path::new(path.trim()), None)
                     .map_err(|e| fail(name("dpop_key_file"), e.to_string()))?,
-            )),
+            ),
         };
         let scope = ScopeSet::parse(self.scope.as_deref().unwrap_or(""))
             .map_err(|e| fail(name("scope"), e.to_string()))?;
@@ -408,7 +407,9 @@ impl ClientDefinition {
             .with_credential_style(self.credential_style)
             .with_retry_policy(self.retry);
         client.resource = self.resource.clone();
-        client.dpop = self.dpop.clone();
+        if let Some(key) = &self.dpop {
+            client = client.with_dpop(key.clone());
+        }
         Ok(client)
     }
 }

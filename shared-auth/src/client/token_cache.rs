@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_dpop_key_is_part_of_the_key_and_the_token_type_survives_the_wire() {
-        use crate::client::{ClientId, ClientSecret, DpopKey};
+        use crate::client::{ClientId, ClientSecret, SigningKey};
         let client = ClientCredentialsClient::new(
             "https://issuer/token",
             ClientId::new("bff"),
@@ -403,8 +403,12 @@ mod tests {
         );
         let scope = ScopeSet::new();
         let bearer = CacheKey::new("api", &client, &scope, None);
-        let one = client.clone().with_dpop(DpopKey::generate().unwrap());
-        let other = client.clone().with_dpop(DpopKey::generate().unwrap());
+        let one = client
+            .clone()
+            .with_dpop(SigningKey::generate_es256().unwrap());
+        let other = client
+            .clone()
+            .with_dpop(SigningKey::generate_es256().unwrap());
         let key_one = CacheKey::new("api", &one, &scope, None);
         assert_ne!(bearer, key_one);
         assert_ne!(key_one, CacheKey::new("api", &other, &scope, None));

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use super::redis_cache::{CacheEncryptionKey, RedisCacheConfig, redacted_url};
+use super::redis_cache::{RedisCacheConfig, redacted_url};
 use crate::settings::{SettingsError, setting_name};
 
 /// What an operator sets for the shared token cache. See the module documentation.
@@ -112,9 +112,9 @@ impl TokenCacheSettings {
             config = config.with_key_prefix(prefix);
         }
         if let Some((setting, key)) = key {
-            let key = CacheEncryptionKey::from_base64(key.trim())
+            config = config
+                .with_encryption_key(key.trim())
                 .map_err(|e| fail(setting, e.to_string()))?;
-            config = config.with_encryption_key(key);
         }
         Ok(Some(config))
     }

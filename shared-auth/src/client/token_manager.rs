@@ -344,7 +344,7 @@ impl ManagedClient {
     }
 
     /// The client's DPoP key, if its tokens are bound to one.
-    pub(crate) fn dpop(&self) -> Option<&super::DpopKey> {
+    pub(crate) fn dpop(&self) -> Option<&super::dpop::DpopKey> {
         self.entry.definition.dpop.as_ref()
     }
 
