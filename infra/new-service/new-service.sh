@@ -60,7 +60,7 @@ git ls-files -z -- "$TEMPLATE" | while IFS= read -r -d '' file; do
   cp "$file" "$target"
 done
 rename() { # sed expressions, applied to every file of the new crate
-  find "$NAME" -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.md' \) -print0 |
+  find "$NAME" -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.md' -o -name '*.txt' \) -print0 |
     xargs -0 sed -i -E "$@"
 }
 if [[ $KIND == resource-server ]]; then
