@@ -13,24 +13,11 @@ use crate::scope::ScopeSet;
 use crate::server::auth_layer::{Credentials, MAX_AUTHORIZATION_LEN, parse_authorization};
 use crate::server::jwks::parse_jwks;
 
-/// A reader that keeps two members and checks the rest.
-#[derive(Default)]
-struct Kept<'a> {
-    a: Option<crate::jose::json::Claim<'a>>,
-    kty: Option<crate::jose::json::Claim<'a>>,
-}
-
-impl<'de> crate::jose::json::Members<'de> for Kept<'de> {
-    fn member<A: serde::de::MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-    ) -> Result<bool, A::Error> {
-        match name {
-            "a" => crate::jose::json::keep(map, &mut self.a),
-            "kty" => crate::jose::json::keep(map, &mut self.kty),
-            _ => Ok(false),
-        }
+crate::jose::json::claims! {
+    /// A reader that keeps two members and checks the rest.
+    struct Kept {
+        a = "a",
+        kty = "kty",
     }
 }
 

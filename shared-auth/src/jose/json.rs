@@ -291,6 +291,40 @@ pub(crate) fn parse_map(bytes: &[u8]) -> Result<Map<String, Value>, serde_json::
     }
 }
 
+/// A reader of some members of a JOSE object, each kept as a [`Claim`]: the struct and its
+/// [`Members`] impl from one list of fields and member names (every other member is
+/// checked and dropped).
+///
+/// ```text
+/// claims! {
+///     /// The claims of a proof that are checked.
+///     struct ProofClaims { jti = "jti", htm = "htm" }
+/// }
+/// ```
+macro_rules! claims {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident = $key:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        $vis struct $name<'a> {
+            $($field: Option<$crate::jose::json::Claim<'a>>,)*
+        }
+
+        impl<'de> $crate::jose::json::Members<'de> for $name<'de> {
+            fn member<A: serde::de::MapAccess<'de>>(
+                &mut self,
+                name: &str,
+                map: &mut A,
+            ) -> Result<bool, A::Error> {
+                match name {
+                    $($key => $crate::jose::json::keep(map, &mut self.$field),)*
+                    _ => Ok(false),
+                }
+            }
+        }
+    };
+}
+pub(crate) use claims;
+
 /// Reads a member's value into `slot`.
 pub(crate) fn keep<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     map: &mut A,

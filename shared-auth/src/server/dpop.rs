@@ -53,7 +53,7 @@ use super::error::StartError;
 use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{Compact, STACK_PART, decode_part};
-use crate::jose::json::{self, Claim, Members, keep};
+use crate::jose::json::{self, Claim};
 use crate::jose::jwk::{Base64, VerifyKey};
 
 /// Largest DPoP proof accepted (bytes), checked before any parsing.
@@ -513,32 +513,15 @@ fn ath_matches(ath: &str, token: &str) -> bool {
         .is_ok_and(|n| n == 43 && ath.as_bytes() == encoded)
 }
 
-/// The claims of a proof that are checked.
-#[derive(Default)]
-struct ProofClaims<'a> {
-    jti: Option<Claim<'a>>,
-    htm: Option<Claim<'a>>,
-    htu: Option<Claim<'a>>,
-    iat: Option<Claim<'a>>,
-    ath: Option<Claim<'a>>,
-    nonce: Option<Claim<'a>>,
-}
-
-impl<'de> Members<'de> for ProofClaims<'de> {
-    fn member<A: serde::de::MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-    ) -> Result<bool, A::Error> {
-        match name {
-            "jti" => keep(map, &mut self.jti),
-            "htm" => keep(map, &mut self.htm),
-            "htu" => keep(map, &mut self.htu),
-            "iat" => keep(map, &mut self.iat),
-            "ath" => keep(map, &mut self.ath),
-            "nonce" => keep(map, &mut self.nonce),
-            _ => Ok(false),
-        }
+crate::jose::json::claims! {
+    /// The claims of a proof that are checked.
+    struct ProofClaims {
+        jti = "jti",
+        htm = "htm",
+        htu = "htu",
+        iat = "iat",
+        ath = "ath",
+        nonce = "nonce",
     }
 }
 

@@ -48,7 +48,7 @@ use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{self, Compact};
-use crate::jose::json::{self, Claim, Members, keep};
+use crate::jose::json::{self, Claim};
 
 /// The media type of an RFC 9701 answer.
 const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
@@ -519,28 +519,13 @@ impl Introspector {
     }
 }
 
-/// The claims of an RFC 9701 answer that are checked.
-#[derive(Default)]
-struct AnswerClaims<'a> {
-    iss: Option<Claim<'a>>,
-    aud: Option<Claim<'a>>,
-    iat: Option<Claim<'a>>,
-    token_introspection: Option<Claim<'a>>,
-}
-
-impl<'de> Members<'de> for AnswerClaims<'de> {
-    fn member<A: serde::de::MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-    ) -> Result<bool, A::Error> {
-        match name {
-            "iss" => keep(map, &mut self.iss),
-            "aud" => keep(map, &mut self.aud),
-            "iat" => keep(map, &mut self.iat),
-            "token_introspection" => keep(map, &mut self.token_introspection),
-            _ => Ok(false),
-        }
+crate::jose::json::claims! {
+    /// The claims of an RFC 9701 answer that are checked.
+    struct AnswerClaims {
+        iss = "iss",
+        aud = "aud",
+        iat = "iat",
+        token_introspection = "token_introspection",
     }
 }
 

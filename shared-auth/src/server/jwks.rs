@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use crate::discovery::{self, DiscoveryError};
 use crate::issuer_http::{self, MAX_METADATA_BYTES};
 use crate::jose::SignatureAlgorithm;
-use crate::jose::json::{Claim, Jwk, Members, keep};
+use crate::jose::json::{Claim, Jwk};
 use crate::jose::jwk::{self, Base64};
 
 /// A usable verification key, with what identifies its material: the RFC 7638 thumbprint
@@ -113,23 +113,11 @@ impl KeySet {
     }
 }
 
-/// A JWKS document: `keys`, each entry read as a JSON value by the strict rules (an entry
-/// this crate cannot use is skipped, not fatal).
-#[derive(Default)]
-struct Document<'a> {
-    keys: Option<Claim<'a>>,
-}
-
-impl<'de> Members<'de> for Document<'de> {
-    fn member<A: serde::de::MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-    ) -> Result<bool, A::Error> {
-        match name {
-            "keys" => keep(map, &mut self.keys),
-            _ => Ok(false),
-        }
+crate::jose::json::claims! {
+    /// A JWKS document: `keys`, each entry read as a JSON value by the strict rules (an
+    /// entry this crate cannot use is skipped, not fatal).
+    struct Document {
+        keys = "keys",
     }
 }
 
