@@ -43,13 +43,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use reqwest::header::HeaderValue;
 use tokio::sync::watch;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
 use super::token_cache::{CacheKey, CachedToken, FetchBudget, FetchTurn, TokenCache};
-use super::token_endpoint::{RetryPolicy, TokenType, request_token};
+use super::token_endpoint::{RetryPolicy, request_token};
 use crate::clock::{Clock, SystemClock};
 use crate::issuer_http;
 use crate::metrics::HotCounter;
@@ -78,52 +77,8 @@ pub(crate) const MAX_IDLE_SLOTS: usize = 1024;
 mod builder;
 pub use builder::{BuildError, TokenManagerBuilder};
 
-/// A token ready to send: the token, its `Authorization` value, its timing, and for a
-/// DPoP-bound token the `ath` its proofs carry.
-#[derive(Debug)]
-pub(crate) struct PreparedToken {
-    token: AccessToken,
-    header: HeaderValue,
-    cached_until_ms: u64,
-    refresh_at_ms: u64,
-    /// `Some` for a DPoP token: the hash of the token, computed once per token.
-    ath: Option<Box<str>>,
-}
-
-impl PreparedToken {
-    fn new(entry: &CachedToken) -> Result<Self, TokenError> {
-        let (scheme, ath) = match entry.token_type {
-            TokenType::DPoP => ("DPoP", Some(super::dpop::ath(entry.access_token.secret()))),
-            _ => ("Bearer", None),
-        };
-        let mut header = HeaderValue::try_from(format!("{scheme} {}", entry.access_token.secret()))
-            .map_err(|_| TokenError::InvalidResponse("access token is not header-safe".into()))?;
-        // Sensitive: hyper keeps it out of HPACK tables and Debug output.
-        header.set_sensitive(true);
-        Ok(PreparedToken {
-            token: entry.access_token.clone(),
-            header,
-            cached_until_ms: entry.cached_until_ms,
-            refresh_at_ms: entry.refresh_at_ms,
-            ath,
-        })
-    }
-
-    /// The access token.
-    pub(crate) fn token(&self) -> &AccessToken {
-        &self.token
-    }
-
-    /// `Bearer <token>` or `DPoP <token>`, marked sensitive.
-    pub(crate) fn header(&self) -> &HeaderValue {
-        &self.header
-    }
-
-    /// For a DPoP-bound token, the `ath` of its proofs.
-    pub(crate) fn dpop_ath(&self) -> Option<&str> {
-        self.ath.as_deref()
-    }
-}
+mod prepared;
+pub(crate) use prepared::PreparedToken;
 
 /// A registered client: its name, definition, default cache key and hot token.
 struct ClientEntry {

@@ -7,7 +7,8 @@
 //!
 //! - **Endpoint**: configured, or the `introspection_endpoint` of the issuer's discovery
 //!   document (discovered on first use, then kept).
-//! - **Caller authentication**: the client half's credentials ([`ClientCredential`]):
+//! - **Caller authentication**: the base layer's client authentication (`client_auth`,
+//!   the same the token endpoint uses) with a [`ClientCredential`]:
 //!   `client_secret_basic` / `client_secret_post` (per [`CredentialStyle`]),
 //!   `private_key_jwt` (audience: the issuer) or an assertion file.
 //! - **Cache** (moka, keyed by the SHA-256 of the token, never the token): an active answer
