@@ -235,3 +235,43 @@ async fn an_issuers_file_error_names_the_variable_and_the_entry() {
     let e = my_service::build(&config).await.unwrap_err();
     assert!(e.to_string().contains("configured twice"), "{e}");
 }
+
+/// An additional issuer that is down at start (a migration's old issuer in an outage)
+/// does not stop the service: it loads lazily unless its entry says `lazy_keys = false`,
+/// and the main issuer's tokens pass meanwhile. The main issuer keeps failing fast.
+#[tokio::test]
+async fn an_additional_issuer_down_at_start_does_not_stop_the_service() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // An address that accepts connections and closes them: an issuer that is down.
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_url = format!("http://{}", down.local_addr().unwrap());
+    let _refusing = tokio::spawn(async move {
+        while let Ok(connection) = down.accept().await {
+            drop(connection);
+        }
+    });
+    let file = TempFile::new("down-issuers.toml");
+    let config = |entry: &str| {
+        file.write(&format!(
+            "[[issuer]]\nauthority = \"{down_url}\"\ntoken_profile = \"generic\"\n{entry}"
+        ));
+        my_service::config::Args::try_parse_from([
+            "my-service",
+            "--authority",
+            issuer.issuer(),
+            "--issuers-file",
+            file.path(),
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap()
+    };
+    let service = serve(my_service::build(&config("")).await.unwrap()).await;
+    let token = fetch_token(&issuer, BFF_ID, BFF_SECRET, None).await;
+    assert_eq!(call(&service, &token).await.status(), StatusCode::OK);
+
+    let e = my_service::build(&config("lazy_keys = false\n"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains(&down_url), "{e}");
+}

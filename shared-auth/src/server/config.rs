@@ -145,8 +145,10 @@ pub struct IssuerConfig {
     pub issuer: Option<String>,
     /// Skip the check that the discovered issuer equals the expected one (default false).
     pub allow_issuer_mismatch: bool,
-    /// Start without this issuer's metadata or keys (default false). Until they load, its
-    /// tokens get 503; the other issuers' tokens are unaffected.
+    /// Start without this issuer's metadata or keys (default **true**, unlike the main
+    /// issuer: during a migration, the other issuer being down must not block a deploy).
+    /// Until they load, in the background and on first use, its tokens get 503; the other
+    /// issuers' tokens are unaffected. False: start fails while it cannot be read.
     pub lazy: bool,
     /// This issuer's scope names mapped to the routes' (see
     /// [`ValidatorConfig::scope_aliases`]).
@@ -162,7 +164,7 @@ impl IssuerConfig {
             algorithms: default_algorithms(),
             issuer: None,
             allow_issuer_mismatch: false,
-            lazy: false,
+            lazy: true,
             scope_aliases: Vec::new(),
         }
     }

@@ -177,7 +177,8 @@ pub struct ValidatorSettings {
     /// allowed_client_ids, lazy_keys (as the variables of those names), and scope_aliases
     /// (a table mapping the issuer's scope names to the routes'). Tokens are routed to their
     /// issuer by iss; without `authority` (or `metadata_address` or `jwks_uri`), the file's
-    /// first issuer is the main one.
+    /// first issuer is the main one. The other issuers load lazily unless their entry sets
+    /// lazy_keys = false: one of them being down does not stop the start.
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub issuers_file: Option<String>,
     /// More trusted issuers, inline (in a configuration file: `[[issuers]]` tables).
@@ -525,7 +526,7 @@ impl ValidatorSettings {
                 token_profile: self.token_profile,
                 audience: self.audience,
                 allowed_client_ids: self.allowed_client_ids,
-                lazy_keys: self.lazy_keys,
+                lazy_keys: Some(self.lazy_keys),
                 scope_aliases: Default::default(),
             }
         };
@@ -566,7 +567,7 @@ impl ValidatorSettings {
             }
         };
         let plain = |field: &str| field.to_owned();
-        let lazy = primary.lazy_keys;
+        let lazy = primary.lazy_keys.unwrap_or(false);
         let aliases: Vec<(String, String)> = primary.scope_aliases.clone().into_iter().collect();
         let IssuerParts {
             metadata,
@@ -580,7 +581,7 @@ impl ValidatorSettings {
         let first_listed = if from_list { 2 } else { 1 };
         let mut additional = Vec::with_capacity(more.len());
         for (i, settings) in more.into_iter().enumerate() {
-            let lazy = settings.lazy_keys;
+            let lazy = settings.lazy_keys.unwrap_or(true);
             let aliases = settings.scope_aliases.clone().into_iter().collect();
             let parts = settings.into_parts(insecure, &optin, &plain, &listed(first_listed + i))?;
             let mut config = IssuerConfig::new(parts.metadata, parts.profile);

@@ -39,7 +39,8 @@ pub(crate) struct IssuerSettings {
     /// Client ids accepted under `cognito` (empty: any).
     pub allowed_client_ids: Vec<String>,
     /// Start without this issuer; its keys load in the background and on first use.
-    pub lazy_keys: bool,
+    /// Unset: true for an additional issuer, false for the main one.
+    pub lazy_keys: Option<bool>,
     /// This issuer's scope names mapped to the names the routes require (a TOML table,
     /// `{ "weather.read" = "MyService/weather_read" }`): a token granting the key also
     /// grants the value.
