@@ -2,7 +2,8 @@
 //! with `resource` set publishes its metadata and points its 401 challenges at it; a
 //! client configured with my-service's URL alone finds the mock issuer through that
 //! metadata, gets a token and calls the API; documents that name another resource, or an
-//! authorization server whose discovery names another issuer, are refused.
+//! authorization server whose discovery names another issuer, are refused; the client's
+//! secret goes only to an issuer it trusts (RFC 9728 section 7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -192,18 +193,19 @@ fn bff(source: TokenSource) -> ClientDefinition {
     definition
 }
 
-fn by_resource(resource: &str, authority: Option<&str>) -> TokenSource {
+/// The token source `resource`, trusting `trusted` with the client's secret.
+fn by_resource(resource: &str, trusted: &[&str]) -> TokenSource {
     TokenSource::ProtectedResource {
         resource: resource.to_owned(),
-        authority: authority.map(str::to_owned),
+        trusted_issuers: trusted.iter().map(|t| (*t).to_owned()).collect(),
     }
 }
 
 #[tokio::test]
-async fn a_client_with_the_resource_url_alone_gets_a_token_and_calls_the_api() {
+async fn a_client_with_the_resource_url_and_its_trusted_issuer_gets_a_token_and_calls_the_api() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_service_at(&issuer, "", DpopMode::Allowed).await;
-    let client = bff(by_resource(&service.base, None))
+    let client = bff(by_resource(&service.base, &[issuer.issuer()]))
         .client(Duration::from_secs(5))
         .await
         .unwrap();
@@ -220,22 +222,91 @@ async fn a_client_with_the_resource_url_alone_gets_a_token_and_calls_the_api() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    // With the authority set too, it must be listed (here it is, with a trailing slash).
-    let with_authority = format!("{}/", issuer.issuer());
-    let client = bff(by_resource(&service.base, Some(&with_authority)))
-        .client(Duration::from_secs(5))
-        .await
-        .unwrap();
+    // A trusted issuer is compared as issuers are: a trailing slash aside.
+    let with_slash = format!("{}/", issuer.issuer());
+    let client = bff(by_resource(
+        &service.base,
+        &["http://127.0.0.1:9", &with_slash],
+    ))
+    .client(Duration::from_secs(5))
+    .await
+    .unwrap();
     assert_eq!(client.token_endpoint, issuer.token_endpoint());
-    let e = bff(by_resource(&service.base, Some("http://127.0.0.1:9")))
+    let e = bff(by_resource(&service.base, &["http://127.0.0.1:9"]))
         .client(Duration::from_secs(5))
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("does not name the configured authority http://127.0.0.1:9"),
+        e.contains("names none of the trusted issuers [\"http://127.0.0.1:9\"]"),
         "{e}"
     );
+}
+
+/// An authorization server that counts every request it gets and answers discovery as
+/// itself (so a client that trusted it would post its credential to its token endpoint).
+async fn counting_authorization_server() -> (Bound, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let (listener, base) = bind().await;
+    let counted = hits.clone();
+    let me = base.clone();
+    let router = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let me = me.clone();
+        async move {
+            Json(json!({
+                "issuer": me,
+                "token_endpoint": format!("{me}/token"),
+                "jwks_uri": format!("{me}/jwks"),
+            }))
+        }
+    });
+    (spawn(listener, base, router), hits)
+}
+
+#[tokio::test]
+async fn the_secret_goes_only_to_an_issuer_the_client_trusts() {
+    use std::sync::atomic::Ordering;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let (attacker, attacker_hits) = counting_authorization_server().await;
+    // Whoever serves the API's well-known path names their own server first.
+    let (names_attacker, real) = (attacker.base.clone(), issuer.issuer().to_owned());
+    let document = serve_document(
+        WELL_KNOWN,
+        move |base| json!({"resource": base, "authorization_servers": [names_attacker, real]}),
+    )
+    .await;
+
+    // No issuer trusted: a secret is refused before any request is made.
+    let e = bff(by_resource(&document.base, &[]))
+        .client(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, shared_auth::client::TokenError::Credential(_))
+            && e.to_string().contains("RFC 9728 section 7"),
+        "{e}"
+    );
+    // Trusting the real issuer: the attacker's first entry is passed over.
+    let client = bff(by_resource(&document.base, &[issuer.issuer()]))
+        .client(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(client.token_endpoint, issuer.token_endpoint());
+    assert_eq!(attacker_hits.load(Ordering::SeqCst), 0);
+
+    // private_key_jwt with the default audience needs no pin: the assertion names the
+    // server it goes to, here the first listed, and is worthless at the real issuer.
+    let key = shared_auth::client::SigningKey::generate_es256().unwrap();
+    let definition = ClientDefinition::new(
+        by_resource(&document.base, &[]),
+        ClientId::new(BFF_ID),
+        shared_auth::client::ClientCredential::private_key_jwt(key),
+    );
+    let client = definition.client(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(client.assertion_audience(), attacker.base);
 }
 
 /// A server that answers `path` with `doc` and every other path 404.
@@ -257,7 +328,7 @@ async fn a_document_for_another_resource_or_issuer_is_refused() {
         |_| json!({"resource": "http://127.0.0.1:1", "authorization_servers": [elsewhere]}),
     )
     .await;
-    let e = bff(by_resource(&impostor.base, None))
+    let e = bff(by_resource(&impostor.base, &[issuer.issuer()]))
         .client(Duration::from_secs(5))
         .await
         .unwrap_err()
@@ -287,13 +358,16 @@ async fn a_document_for_another_resource_or_issuer_is_refused() {
     .await;
     // Its document asked about with a trailing slash: not identical, so refused (before
     // any authorization server is asked).
-    let e = bff(by_resource(&format!("{}/", resource.base), None))
-        .client(Duration::from_secs(5))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = bff(by_resource(
+        &format!("{}/", resource.base),
+        &[&fake_as.base],
+    ))
+    .client(Duration::from_secs(5))
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("RFC 9728 section 3.3"), "{e}");
-    let e = bff(by_resource(&resource.base, None))
+    let e = bff(by_resource(&resource.base, &[&fake_as.base]))
         .client(Duration::from_secs(5))
         .await
         .unwrap_err()
@@ -306,7 +380,7 @@ async fn a_document_for_another_resource_or_issuer_is_refused() {
 
     // No document at all: the error names the URL read.
     let nothing = serve_document("/elsewhere", |_| json!({})).await;
-    let e = bff(by_resource(&nothing.base, None))
+    let e = bff(by_resource(&nothing.base, &[issuer.issuer()]))
         .client(Duration::from_secs(5))
         .await
         .unwrap_err()
@@ -329,7 +403,7 @@ async fn a_resource_that_never_answers_fails_within_the_timeout() {
         }
     });
     let started = tokio::time::Instant::now();
-    let e = bff(by_resource(&base, None))
+    let e = bff(by_resource(&base, &["http://127.0.0.1:9"]))
         .client(Duration::from_millis(300))
         .await
         .unwrap_err()

@@ -83,6 +83,19 @@ impl Args {
                 "must be at least 1",
             ));
         }
+        // The API found by its metadata is the API called: a document served by another
+        // origin would choose the issuer for a server this BFF never calls.
+        if let TokenSource::ProtectedResource { resource, .. } = &client.token_source
+            && !self.my_service_base_url.same_origin(resource)
+        {
+            return Err(SettingsError::new(
+                format!("{}PROTECTED_RESOURCE", MyBffEnv::ISSUER_PREFIX),
+                format!(
+                    "{resource} is not on the origin of MY_SERVICE_BASE_URL ({}): both name my-service",
+                    self.my_service_base_url
+                ),
+            ));
+        }
         Ok(BffConfig {
             token_cache,
             client,
@@ -210,6 +223,37 @@ mod tests {
         )
         .unwrap();
         assert!(ok.client.allow_insecure_http);
+    }
+
+    #[test]
+    fn the_protected_resource_must_be_on_my_services_origin() {
+        let with = |resource: &str, base: &str| {
+            parse(&[
+                "--protected-resource",
+                resource,
+                "--authority",
+                "https://issuer.example",
+                "--client-id",
+                "bff",
+                "--client-secret",
+                "s",
+                "--my-service-base-url",
+                base,
+            ])
+        };
+        assert!(with("https://api.example/orders", "https://api.example:443/").is_ok());
+        for (resource, base) in [
+            ("https://api.example", "https://other.example"),
+            ("https://api.example", "http://api.example"),
+            ("https://api.example:8443", "https://api.example"),
+        ] {
+            let e = with(resource, base).unwrap_err();
+            assert!(
+                e.starts_with("AUTH_SERVER_PROTECTED_RESOURCE:")
+                    && e.contains("MY_SERVICE_BASE_URL"),
+                "{resource} {base}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! my-bff: the reference backend-for-frontend.
 //!
 //! [`build`] registers the token client for my-service ([`token_client`]), makes the
-//! typed [`MyServiceClient`] on it, and the router. The BFF's own endpoints are open in
+//! typed [`MyServiceClient`] on it, and the router. When the issuer is found through
+//! my-service's protected resource metadata, that happens in the background with backoff
+//! (my-service may start after the BFF): until then `/readyz` says not ready and the
+//! routes answer 503. The BFF's own endpoints are open in
 //! this template; a real BFF would authenticate its users. `main.rs` only parses the
 //! configuration, starts tracing and serves.
 
@@ -24,7 +27,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::{BffConfig, MyBffEnv};
+use crate::config::{BffConfig, MyBffEnv, TokenSource};
 use crate::my_service_client::{MyServiceClient, MyServiceError, WeatherForecast};
 
 /// The name the my-service token client is registered under (its metrics label).
@@ -44,9 +47,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-struct AppState {
+/// What the routes call my-service with, once the token client exists.
+struct Calls {
     my_service: MyServiceClient,
     tokens: ManagedClient,
+}
+
+struct AppState {
+    /// Set once the token client exists: at start, or when background discovery succeeds.
+    calls: std::sync::OnceLock<Calls>,
 }
 
 /// Why my-bff could not start. The messages name the settings by [`MyBffEnv`]'s
@@ -113,25 +122,81 @@ pub async fn token_client(config: &BffConfig) -> Result<ManagedClient, StartErro
     Ok(builder.build()?.register(MY_SERVICE_CLIENT, client)?)
 }
 
-/// Builds the app from its configuration.
+/// Builds the app from its configuration. With the token source
+/// [`TokenSource::ProtectedResource`], the token client is set up in the background
+/// ([`discover_in_background`]); otherwise now, and a failure stops the start.
 pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     // First, so the token manager's counters register with it.
     service_kit::metrics::prometheus();
     shared_auth::describe_metrics();
-    let tokens = token_client(config).await?;
+    let state = Arc::new(AppState {
+        calls: std::sync::OnceLock::new(),
+    });
+    if matches!(
+        config.client.token_source,
+        TokenSource::ProtectedResource { .. }
+    ) {
+        tokio::spawn(discover_in_background(config.clone(), state.clone()));
+    } else {
+        let tokens = token_client(config).await?;
+        let _ = state.calls.set(calls(config, tokens));
+    }
+    Ok(routes(state))
+}
+
+fn calls(config: &BffConfig, tokens: ManagedClient) -> Calls {
     let my_service = MyServiceClient::new(
         tokens.clone(),
         config.my_service_base_url.clone(),
         config.my_service_timeout,
     );
-    Ok(router(my_service, tokens))
+    Calls { my_service, tokens }
+}
+
+/// Sets up the token client, retrying with backoff (0.5 s doubling to 30 s, jittered)
+/// while my-service's metadata or the issuer cannot be read: a BFF started before
+/// my-service waits for it instead of exiting. Each failure is logged with the wait; an
+/// error retrying cannot fix (the credential, the cache, the token endpoint refused by
+/// the transport policy) is logged once as an error, and the BFF stays not ready.
+async fn discover_in_background(config: BffConfig, state: Arc<AppState>) {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times();
+    let result = (|| token_client(&config))
+        .retry(backoff)
+        .when(|e| {
+            matches!(
+                e,
+                StartError::Token(TokenError::Discovery(_) | TokenError::Transport(_))
+            )
+        })
+        .notify(|error, wait| {
+            tracing::warn!(%error, retry_in = ?wait, "the issuer is not found yet; not ready");
+        })
+        .await;
+    match result {
+        Ok(tokens) => {
+            let _ = state.calls.set(calls(&config, tokens));
+            tracing::info!("the issuer is found through my-service's metadata; ready");
+        }
+        Err(error) => tracing::error!(%error, "the token client cannot be set up; not ready"),
+    }
 }
 
 /// The app: `GET /weatherforecast` through `my_service`, `/healthz`, `/readyz` (a token
 /// from `tokens` can be had), `/metrics` (Prometheus), `/api-docs/openapi.json`,
 /// `/swagger-ui/`.
 pub fn router(my_service: MyServiceClient, tokens: ManagedClient) -> Router {
-    let state = Arc::new(AppState { my_service, tokens });
+    let state = AppState {
+        calls: std::sync::OnceLock::from(Calls { my_service, tokens }),
+    };
+    routes(Arc::new(state))
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/weatherforecast", get(weatherforecast))
         .route("/healthz", get(|| async { "ok" }))
@@ -158,7 +223,10 @@ pub fn router(my_service: MyServiceClient, tokens: ManagedClient) -> Router {
     )
 )]
 async fn weatherforecast(State(state): State<Arc<AppState>>) -> Response {
-    match state.my_service.forecasts().await {
+    let Some(calls) = state.calls.get() else {
+        return unavailable("my-bff has not found its issuer yet; try again shortly.");
+    };
+    match calls.my_service.forecasts().await {
         Ok(forecasts) => Json(forecasts).into_response(),
         Err(error) => downstream_problem(&error),
     }
@@ -186,19 +254,29 @@ fn downstream_problem(error: &MyServiceError) -> Response {
             (StatusCode::BAD_GATEWAY, "my-service answered unexpectedly.")
         }
     };
-    let mut response = problem(status, detail);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("5"),
-        );
+        return unavailable(detail);
     }
+    problem(status, detail).into_response()
+}
+
+/// 503 with a problem body and `Retry-After: 5`.
+fn unavailable(detail: &str) -> Response {
+    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail);
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
     response.into_response()
 }
 
-/// Ready when a token for my-service can be had (cached, or fetched now).
+/// Ready when the issuer is known and a token for my-service can be had (cached, or
+/// fetched now).
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match state.tokens.token().await {
+    let Some(calls) = state.calls.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "issuer not found yet");
+    };
+    match calls.tokens.token().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

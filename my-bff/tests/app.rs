@@ -191,3 +191,85 @@ async fn my_service_down_is_502_and_slow_is_504() {
     let bff = start_bff(&config).await;
     assert_problem(get(&bff).await, 504).await;
 }
+
+/// my-service's listener, taken before my-service runs: until `serve` is called, every
+/// connection is accepted and closed at once (a service that is down, answering nothing),
+/// and `first` is told of the first one.
+struct NotYetServing {
+    stop: tokio::sync::oneshot::Sender<()>,
+    listener: tokio::task::JoinHandle<tokio::net::TcpListener>,
+}
+
+impl NotYetServing {
+    async fn bind(first: std::sync::Arc<tokio::sync::Notify>) -> (Self, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return listener,
+                    accepted = listener.accept() => {
+                        drop(accepted);
+                        first.notify_one();
+                    }
+                }
+            }
+        });
+        (NotYetServing { stop, listener }, base)
+    }
+
+    /// Serves `router` on the listener from now on.
+    async fn serve(self, router: axum::Router) -> tokio::task::JoinHandle<()> {
+        self.stop.send(()).unwrap();
+        let listener = self.listener.await.unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() })
+    }
+}
+
+/// Started before my-service, a BFF that finds its issuer through my-service's protected
+/// resource metadata does not exit: it is not ready (and its route answers 503) until
+/// my-service answers, then it finds the issuer and calls my-service.
+#[tokio::test]
+async fn a_bff_started_before_my_service_waits_for_its_metadata() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let first_attempt = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (down, base) = NotYetServing::bind(first_attempt.clone()).await;
+    let mut config = bff_config(&issuer, &base);
+    config.client.token_source = TokenSource::ProtectedResource {
+        resource: base.clone(),
+        trusted_issuers: vec![issuer.issuer().to_owned()],
+    };
+    let bff = serve(
+        my_bff::build(&config)
+            .await
+            .expect("starts with my-service down"),
+    )
+    .await;
+    first_attempt.notified().await;
+    assert_eq!(
+        get_status(format!("{}/readyz", bff.base)).await,
+        503,
+        "not ready before the issuer is found"
+    );
+    let body = assert_problem(get(&bff).await, 503).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
+
+    let mut validator = validator_config_for(issuer.issuer(), cognito());
+    validator.resource = Some(shared_auth::server::ProtectedResource::new(base.clone()));
+    let service = my_service::build(&my_service::config::ServiceConfig {
+        validator,
+        openapi_token_url: None,
+    })
+    .await
+    .unwrap();
+    let _serving = down.serve(service).await;
+    eventually(Duration::from_secs(20), "my-bff ready", || async {
+        get_status(format!("{}/readyz", bff.base)).await == 200
+    })
+    .await;
+    assert_eq!(get(&bff).await.status(), StatusCode::OK);
+}

@@ -116,6 +116,14 @@ pub enum ClientCredential {
 }
 
 impl ClientCredential {
+    /// Whether this credential, sent to an authorization server the client did not choose,
+    /// could be replayed at the real one: a secret or a platform assertion file can (the
+    /// file's `aud` names the real issuer); a `private_key_jwt` assertion whose audience is
+    /// the server it is sent to cannot, unless the audience is pinned to another.
+    pub(crate) fn replayable_elsewhere(&self) -> bool {
+        !matches!(self, ClientCredential::PrivateKeyJwt { audience: None, .. })
+    }
+
     /// `private_key_jwt` with the default audience and no `typ` header.
     pub fn private_key_jwt(key: crate::jose::SigningKey) -> Self {
         ClientCredential::PrivateKeyJwt {

@@ -68,7 +68,7 @@ pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), UrlE
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         // Only the one name that resolvers map to loopback by convention (RFC 6761, and
         // /etc/hosts); `*.localhost` is left to DNS in many resolvers.
@@ -78,6 +78,24 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// Whether an authorization server that a protected resource names is a downgrade of the
+/// resource's own transport (RFC 9728 section 7): a loopback server named by a
+/// non-loopback resource (a process on the client's own host answering for a remote API),
+/// or plain http named by an https resource. `Some(reason)` when it is.
+pub(crate) fn downgrade(resource: &str, server: &str) -> Option<&'static str> {
+    let (Ok(resource), Ok(server)) = (reqwest::Url::parse(resource), reqwest::Url::parse(server))
+    else {
+        return Some("it is not an absolute URL");
+    };
+    if is_loopback(&server) && !is_loopback(&resource) {
+        Some("it is a loopback address and the resource is not")
+    } else if server.scheme() == "http" && resource.scheme() == "https" {
+        Some("it is plain http and the resource is https")
+    } else {
+        None
     }
 }
 
@@ -153,6 +171,20 @@ pub(crate) fn redirect_refused(status: reqwest::StatusCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_cannot_name_a_server_weaker_than_itself() {
+        let refused = |resource, server| downgrade(resource, server).is_some();
+        assert!(refused("https://api.example", "http://127.0.0.1:9000"));
+        assert!(refused("https://api.example", "https://localhost"));
+        assert!(refused("http://api.internal", "http://[::1]:9000"));
+        assert!(refused("https://api.example", "http://issuer.example"));
+        assert!(refused("https://api.example", "not a url"));
+        assert!(!refused("https://api.example", "https://issuer.example"));
+        assert!(!refused("http://127.0.0.1:8080", "http://127.0.0.1:9000"));
+        assert!(!refused("http://api.internal", "http://issuer.internal"));
+        assert!(!refused("http://127.0.0.1:8080", "https://issuer.example"));
+    }
 
     #[test]
     fn https_everywhere_but_loopback_unless_opted_in() {

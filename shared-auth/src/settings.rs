@@ -70,6 +70,15 @@ impl HttpUrl {
     pub fn base(&self) -> &str {
         self.0.trim_end_matches('/')
     }
+
+    /// Whether `other` has this URL's origin (RFC 6454: scheme, host and port, a default
+    /// port written or not): two settings that name one server agree on it.
+    pub fn same_origin(&self, other: &str) -> bool {
+        match (url::Url::parse(&self.0), url::Url::parse(other)) {
+            (Ok(a), Ok(b)) => a.origin() == b.origin(),
+            _ => false,
+        }
+    }
 }
 
 impl FromStr for HttpUrl {

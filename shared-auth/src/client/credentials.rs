@@ -174,18 +174,35 @@ impl ClientCredentialsClient {
     /// Builds a client for the protected resource `resource` (an API's URL) from its
     /// OAuth 2.0 protected resource metadata (RFC 9728): the document at
     /// `{origin}/.well-known/oauth-protected-resource{path}` must name `resource` exactly
-    /// (section 3.3); of its `authorization_servers`, `authority` if given (it must be
-    /// listed), else the first, is then discovered as in
-    /// [`from_authority`](Self::from_authority) (its document's `issuer` must equal that
-    /// entry), and its token endpoint is used. `timeout` bounds each of the two requests.
+    /// (section 3.3). Of its `authorization_servers`, the first that is among
+    /// `trusted_issuers` (compared as issuers are, a trailing slash aside) is then
+    /// discovered as in [`from_authority`](Self::from_authority) (its document's `issuer`
+    /// must equal that entry), and its token endpoint is used. `timeout` bounds each of the
+    /// two requests.
+    ///
+    /// The credential only ever goes to an issuer the client trusts (section 7: whoever
+    /// can answer at the resource's well-known path would otherwise receive it). With no
+    /// `trusted_issuers`, only a `private_key_jwt` credential whose assertions name the
+    /// chosen server as their audience is accepted (such an assertion is useless anywhere
+    /// else); a secret or an assertion file is refused before any request. A loopback
+    /// server named by a resource that is not loopback, or a plain-http server named by an
+    /// https resource, is refused whatever the trust.
     pub async fn from_protected_resource(
         resource: &str,
-        authority: Option<&str>,
+        trusted_issuers: &[String],
         client_id: ClientId,
         credential: impl Into<ClientCredential>,
         timeout: Duration,
         allow_insecure_http: bool,
     ) -> Result<Self, TokenError> {
+        let credential = credential.into();
+        if trusted_issuers.is_empty() && credential.replayable_elsewhere() {
+            return Err(TokenError::Credential(format!(
+                "the client's secret or assertion would go to whichever authorization server \
+                 the protected resource {resource} names (RFC 9728 section 7): name the \
+                 trusted issuers (or use private_key_jwt with the default audience)"
+            )));
+        }
         let http = crate::issuer_http::client(Some(timeout), timeout)
             .map_err(|e| TokenError::Transport(e.to_string()))?;
         let metadata =
@@ -193,25 +210,28 @@ impl ClientCredentialsClient {
                 .await
                 .map_err(|e| TokenError::Discovery(e.to_string()))?;
         let servers = &metadata.authorization_servers;
-        let server = match authority {
-            // Compared as discovery compares issuers: a trailing slash aside.
-            Some(authority) => servers
-                .iter()
-                .find(|s| {
-                    crate::discovery::trim_slash(s) == crate::discovery::trim_slash(authority)
+        let trim = crate::discovery::trim_slash;
+        let server = servers
+            .iter()
+            .find(|s| {
+                trusted_issuers.is_empty() || trusted_issuers.iter().any(|t| trim(t) == trim(s))
+            })
+            .ok_or_else(|| {
+                TokenError::Discovery(if servers.is_empty() {
+                    format!("the protected resource {resource} names no authorization server")
+                } else {
+                    format!(
+                        "the protected resource {resource} names none of the trusted issuers \
+                         {trusted_issuers:?} among its authorization servers {servers:?}"
+                    )
                 })
-                .ok_or_else(|| {
-                    TokenError::Discovery(format!(
-                        "the protected resource {resource} does not name the configured \
-                         authority {authority} among its authorization servers {servers:?}"
-                    ))
-                })?,
-            None => servers.first().ok_or_else(|| {
-                TokenError::Discovery(format!(
-                    "the protected resource {resource} names no authorization server"
-                ))
-            })?,
-        };
+            })?;
+        if let Some(reason) = crate::issuer_http::downgrade(resource, server) {
+            return Err(TokenError::Discovery(format!(
+                "the protected resource {resource} names the authorization server {server}, \
+                 refused: {reason} (RFC 9728 section 7)"
+            )));
+        }
         tracing::debug!(%resource, authorization_server = %server, "authorization server found through the protected resource metadata");
         Self::from_authority(server, client_id, credential, timeout, allow_insecure_http)
             .await

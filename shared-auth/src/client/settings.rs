@@ -30,10 +30,11 @@ use crate::settings::{HttpUrl, SettingsError, setting_name};
 
 /// The settings of the issuer, named with [`EnvPrefix::ISSUER_PREFIX`]; the others are the
 /// client's own ([`EnvPrefix::CLIENT_PREFIX`]).
-const ISSUER_SETTINGS: [&str; 4] = [
+const ISSUER_SETTINGS: [&str; 5] = [
     "token_endpoint_url",
     "authority",
     "protected_resource",
+    "trusted_issuers",
     "allow_insecure_http",
 ];
 
@@ -66,10 +67,26 @@ pub struct ClientSettings {
     pub authority: Option<HttpUrl>,
     /// Or the URL of the API to call: its OAuth 2.0 protected resource metadata (RFC 9728,
     /// /.well-known/oauth-protected-resource) names the issuer, whose discovery document
-    /// gives the token endpoint. The document must name this exact URL. With `authority`
-    /// too, that issuer must be listed and is the one used.
+    /// gives the token endpoint. The document must name this exact URL. The client's
+    /// credential goes only to an issuer it trusts: `authority` (which must be listed) or
+    /// one of `trusted_issuers`; without either, only private_key_jwt with the default
+    /// audience may be used.
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub protected_resource: Option<HttpUrl>,
+    /// Comma-separated issuers the client may send its credential to, with
+    /// `protected_resource`: the first of the API's authorization servers that is listed
+    /// here is used.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            env,
+            value_delimiter = ',',
+            conflicts_with = "authority",
+            requires = "protected_resource"
+        )
+    )]
+    pub trusted_issuers: Vec<HttpUrl>,
     /// The client id.
     #[cfg_attr(feature = "clap", arg(long, env, required = true))]
     pub client_id: Option<String>,
@@ -161,13 +178,14 @@ pub enum TokenSource {
     /// Discovered from this authority at start.
     Authority(String),
     /// Found at start through the protected resource metadata (RFC 9728) of `resource`:
-    /// its authorization server (`authority` if set, which must be listed; else the first)
-    /// is discovered as [`Authority`](Self::Authority) is.
+    /// the first of its authorization servers that is among `trusted_issuers` is
+    /// discovered as [`Authority`](Self::Authority) is (see
+    /// [`ClientCredentialsClient::from_protected_resource`]).
     ProtectedResource {
         /// The resource identifier (the API's URL), exactly as its metadata names it.
         resource: String,
-        /// The authorization server to pick among the listed ones.
-        authority: Option<String>,
+        /// The authorization servers the client trusts with its credential.
+        trusted_issuers: Vec<String>,
     },
 }
 
@@ -221,6 +239,13 @@ impl ClientSettings {
             crate::settings::transport_allowed(url, insecure, &optin).map_err(|e| fail(setting, e))
         };
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let trusted: Vec<String> = self.trusted_issuers.into_iter().map(String::from).collect();
+        if !trusted.is_empty() && self.protected_resource.is_none() {
+            return Err(fail(
+                name("trusted_issuers"),
+                format!("only used with {}", name("protected_resource")),
+            ));
+        }
         let token_source = match (
             self.token_endpoint_url.map(String::from),
             self.authority.map(String::from),
@@ -238,12 +263,27 @@ impl ClientSettings {
                 check(name("protected_resource"), &resource)?;
                 crate::discovery::resource_metadata_url(&resource)
                     .map_err(|reason| fail(name("protected_resource"), reason))?;
-                if let Some(a) = &authority {
-                    check(name("authority"), a)?;
-                }
+                let trusted_issuers = match authority {
+                    Some(a) if !trusted.is_empty() => {
+                        return Err(fail(
+                            name("trusted_issuers"),
+                            format!("set it or {a:?} in {}, not both", name("authority")),
+                        ));
+                    }
+                    Some(a) => {
+                        check(name("authority"), &a)?;
+                        vec![a]
+                    }
+                    None => {
+                        for t in &trusted {
+                            check(name("trusted_issuers"), t)?;
+                        }
+                        trusted
+                    }
+                };
                 TokenSource::ProtectedResource {
                     resource,
-                    authority,
+                    trusted_issuers,
                 }
             }
             _ => {
@@ -276,6 +316,23 @@ impl ClientSettings {
             self.client_assertion_file,
             non_empty(self.client_assertion_type),
         )?;
+        if let TokenSource::ProtectedResource {
+            trusted_issuers, ..
+        } = &token_source
+            && trusted_issuers.is_empty()
+            && credential.replayable_elsewhere()
+        {
+            return Err(fail(
+                name("protected_resource"),
+                format!(
+                    "the client's credential would go to whichever authorization server the \
+                     API's document names (RFC 9728 section 7): set {} to the issuer, or list \
+                     the issuers it may go to in {}",
+                    name("authority"),
+                    name("trusted_issuers"),
+                ),
+            ));
+        }
         let dpop = match non_empty(self.dpop_key_file) {
             None => None,
             Some(word) if word.trim() == "generate" => {
@@ -389,11 +446,11 @@ impl ClientDefinition {
             }
             TokenSource::ProtectedResource {
                 resource,
-                authority,
+                trusted_issuers,
             } => {
                 ClientCredentialsClient::from_protected_resource(
                     resource,
-                    authority.as_deref(),
+                    trusted_issuers,
                     self.client_id.clone(),
                     self.credential.clone(),
                     timeout,
@@ -602,48 +659,108 @@ mod tests {
     }
 
     #[test]
-    fn a_protected_resource_is_a_token_source_alone_or_with_its_authority() {
-        let with = |endpoint: Option<&str>, authority: Option<&str>, resource: Option<&str>| {
+    fn a_protected_resource_is_a_token_source_with_the_issuers_trusted_with_the_secret() {
+        let with = |endpoint: Option<&str>,
+                    authority: Option<&str>,
+                    resource: Option<&str>,
+                    trusted: &[&str]| {
             let mut s = base();
             s.client_secret = Some(ClientSecret::new("s"));
             let url = |u: Option<&str>| u.map(|u| u.parse().unwrap());
             s.token_endpoint_url = url(endpoint);
             s.authority = url(authority);
             s.protected_resource = url(resource);
+            s.trusted_issuers = trusted.iter().map(|t| t.parse().unwrap()).collect();
             definition(s)
         };
-        let d = with(None, None, Some("https://api.example/orders")).unwrap();
+        // The resource alone would hand the secret to whoever the document names.
+        let e = with(None, None, Some("https://api.example/orders"), &[]).unwrap_err();
+        assert_eq!(e.setting, "AUTH_SERVER_PROTECTED_RESOURCE", "{e}");
+        assert!(
+            e.reason.contains("AUTH_SERVER_AUTHORITY")
+                && e.reason.contains("AUTH_SERVER_TRUSTED_ISSUERS")
+                && e.reason.contains("RFC 9728 section 7"),
+            "{e}"
+        );
+        let d = with(
+            None,
+            None,
+            Some("https://api.example/orders"),
+            &["https://a.example", "https://b.example"],
+        )
+        .unwrap();
         assert_eq!(
             d.token_source,
             TokenSource::ProtectedResource {
                 resource: "https://api.example/orders".into(),
-                authority: None
+                trusted_issuers: vec!["https://a.example".into(), "https://b.example".into()],
             }
         );
         let d = with(
             None,
             Some("https://issuer.example"),
             Some("https://api.example"),
+            &[],
         )
         .unwrap();
-        assert!(matches!(
+        assert_eq!(
             d.token_source,
             TokenSource::ProtectedResource {
-                authority: Some(_),
-                ..
+                resource: "https://api.example".into(),
+                trusted_issuers: vec!["https://issuer.example".into()],
             }
-        ));
+        );
+        let e = with(
+            None,
+            Some("https://issuer.example"),
+            Some("https://api.example"),
+            &["https://a.example"],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "AUTH_SERVER_TRUSTED_ISSUERS", "{e}");
+        let e = with(
+            Some("https://issuer.example/token"),
+            None,
+            None,
+            &["https://a.example"],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "AUTH_SERVER_TRUSTED_ISSUERS", "{e}");
+        let e = with(
+            None,
+            None,
+            Some("https://api.example"),
+            &["http://issuer.example"],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "AUTH_SERVER_TRUSTED_ISSUERS", "{e}");
         let e = with(
             Some("https://issuer.example/token"),
             None,
             Some("https://api.example"),
+            &[],
         )
         .unwrap_err();
         assert!(e.reason.contains("AUTH_SERVER_PROTECTED_RESOURCE"), "{e}");
         for bad in ["http://api.example", "https://api.example/?q"] {
-            let e = with(None, None, Some(bad)).unwrap_err();
+            let e = with(None, Some("https://issuer.example"), Some(bad), &[]).unwrap_err();
             assert_eq!(e.setting, "AUTH_SERVER_PROTECTED_RESOURCE", "{e}");
         }
+
+        // private_key_jwt with the default audience: its assertion is bound to the server
+        // it goes to, so no pin is needed.
+        let key = key_file("pkjwt-resource");
+        let mut pkjwt = base();
+        pkjwt.token_endpoint_url = None;
+        pkjwt.protected_resource = "https://api.example".parse().ok();
+        pkjwt.client_assertion_key_file = Some(key.clone());
+        assert!(definition(pkjwt.clone()).is_ok());
+        pkjwt.client_assertion_audience = Some("https://issuer.example".into());
+        assert_eq!(
+            definition(pkjwt).unwrap_err().setting,
+            "AUTH_SERVER_PROTECTED_RESOURCE"
+        );
+        std::fs::remove_file(&key).unwrap();
     }
 
     #[test]
