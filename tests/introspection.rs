@@ -34,8 +34,13 @@ async fn issuer() -> IssuerHandle {
     mock_issuer::start(config).await.unwrap()
 }
 
+/// Introspection as my-service's client. The mock issuer's opaque tokens carry no `aud`
+/// (as Cognito-style tokens do not), so these suites accept any audience explicitly; the
+/// audience rule has its own tests below.
 fn introspection() -> IntrospectionConfig {
-    IntrospectionConfig::new(ClientId::new(RS_ID), ClientSecret::new(RS_SECRET))
+    let mut config = IntrospectionConfig::new(ClientId::new(RS_ID), ClientSecret::new(RS_SECRET));
+    config.any_audience = true;
+    config
 }
 
 /// my-service with introspection configured by `edit` (the endpoint is discovered unless
@@ -378,6 +383,8 @@ async fn introspection_authenticates_with_a_private_key_jwt_from_settings() {
             KEY_ID,
             "--introspection-client-assertion-key-file",
             file.path(),
+            "--introspection-any-audience",
+            "true",
         ];
         args.extend_from_slice(extra);
         my_service::config::Args::try_parse_from(args)
@@ -393,4 +400,206 @@ async fn introspection_authenticates_with_a_private_key_jwt_from_settings() {
     let e = settings(&["--introspection-client-secret", "also-a-secret"]).unwrap_err();
     assert!(e.setting.starts_with("AUTH_INTROSPECTION_CLIENT_"), "{e}");
     assert!(!e.to_string().contains("also-a-secret"), "{e}");
+}
+
+/// An introspection endpoint of the test's own, with the issuer's JWKS elsewhere: it
+/// answers every call with the status and body last set, and counts the calls.
+#[derive(Clone)]
+struct Endpoint {
+    answer: Arc<std::sync::Mutex<(u16, serde_json::Value)>>,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Endpoint {
+    async fn start() -> (Endpoint, TestServer) {
+        let endpoint = Endpoint {
+            answer: Arc::new(std::sync::Mutex::new((
+                200,
+                serde_json::json!({"active": false}),
+            ))),
+            calls: Arc::default(),
+        };
+        let state = endpoint.clone();
+        let router = axum::Router::new().route(
+            "/introspect",
+            axum::routing::post(move || {
+                let state = state.clone();
+                async move {
+                    state
+                        .calls
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (status, body) = state.answer.lock().unwrap().clone();
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        axum::Json(body),
+                    )
+                }
+            }),
+        );
+        (endpoint, serve(router).await)
+    }
+
+    fn answer(&self, status: u16, body: serde_json::Value) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+}
+
+/// A validator for `issuer`'s keys under the generic profile with `audience`, introspecting
+/// at `endpoint`, on `clock`.
+async fn validator_at(
+    issuer: &IssuerHandle,
+    endpoint: &TestServer,
+    audience: Option<&str>,
+    clock: Arc<ManualClock>,
+) -> Result<shared_auth::server::JwtValidator, shared_auth::server::StartError> {
+    let mut config = validator_config_for(
+        issuer.issuer(),
+        shared_auth::server::TokenProfile::Generic {
+            audience: audience.map(str::to_owned),
+        },
+    );
+    config.clock = clock;
+    let mut introspection =
+        IntrospectionConfig::new(ClientId::new(RS_ID), ClientSecret::new(RS_SECRET))
+            .with_endpoint(format!("{}/introspect", endpoint.base));
+    introspection.negative_cache = Duration::ZERO;
+    config.introspection = Some(introspection);
+    shared_auth::server::JwtValidator::new(config).await
+}
+
+/// An active answer, as an issuer that serves several APIs writes it, plus `extra`.
+fn active(extra: serde_json::Value) -> serde_json::Value {
+    let mut answer = serde_json::json!({
+        "active": true,
+        "client_id": BFF_ID,
+        "scope": READ,
+        "exp": 4_000_000_000u64,
+    });
+    for (name, value) in extra.as_object().unwrap() {
+        answer[name] = value.clone();
+    }
+    answer
+}
+
+/// Without an audience, introspection accepts whatever token the issuer says is active,
+/// for any API: it does not start unless that is chosen. With the audience, a token for
+/// another API is refused.
+#[tokio::test]
+async fn introspection_without_an_audience_is_an_explicit_choice() {
+    let issuer = issuer().await;
+    let (endpoint, server) = Endpoint::start().await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let Err(e) = validator_at(&issuer, &server, None, clock.clone()).await else {
+        panic!("no audience: no start");
+    };
+    assert!(e.to_string().contains("any_audience"), "{e}");
+
+    let validator = validator_at(&issuer, &server, Some("MyService"), clock)
+        .await
+        .unwrap();
+    endpoint.answer(200, active(serde_json::json!({"aud": "urn:other:api"})));
+    assert_eq!(
+        validator.validate(&random_token()).await.unwrap_err(),
+        shared_auth::server::ValidationError::Audience
+    );
+    endpoint.answer(
+        200,
+        active(serde_json::json!({"aud": ["urn:other:api", "MyService"]})),
+    );
+    assert!(validator.validate(&random_token()).await.is_ok());
+}
+
+/// An active answer that describes a refresh token, in each way issuers write it, is not
+/// an access token.
+#[tokio::test]
+async fn an_active_answer_for_a_refresh_token_is_refused() {
+    let issuer = issuer().await;
+    let (endpoint, server) = Endpoint::start().await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let validator = validator_at(&issuer, &server, Some("MyService"), clock)
+        .await
+        .unwrap();
+    for mark in [
+        serde_json::json!({"token_type": "refresh_token"}),
+        serde_json::json!({"token_use": "refresh_token"}),
+        serde_json::json!({"typ": "Refresh"}),
+        serde_json::json!({"typ": "Offline"}),
+        serde_json::json!({"token_use": "id"}),
+    ] {
+        let mut answer = active(mark.clone());
+        answer["aud"] = serde_json::json!("MyService");
+        endpoint.answer(200, answer);
+        assert_eq!(
+            validator.validate(&random_token()).await.unwrap_err(),
+            shared_auth::server::ValidationError::TokenUse,
+            "{mark}"
+        );
+    }
+    for access in [
+        serde_json::json!({"token_type": "Bearer"}),
+        serde_json::json!({"token_use": "access_token"}),
+        serde_json::json!({"typ": "Bearer"}),
+    ] {
+        let mut answer = active(access.clone());
+        answer["aud"] = serde_json::json!("MyService");
+        endpoint.answer(200, answer);
+        assert!(
+            validator.validate(&random_token()).await.is_ok(),
+            "{access}"
+        );
+    }
+}
+
+/// Wrong introspection credentials are not an outage: the validator is not ready while the
+/// issuer refuses them, and readiness probes the endpoint (every 10 s by the validator's
+/// clock) so that the fix is noticed without traffic.
+#[tokio::test]
+async fn refused_introspection_credentials_make_the_validator_not_ready_until_accepted() {
+    let issuer = issuer().await;
+    let (endpoint, server) = Endpoint::start().await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let validator = validator_at(&issuer, &server, Some("MyService"), clock.clone())
+        .await
+        .unwrap();
+    assert!(validator.is_ready());
+    endpoint.answer(
+        401,
+        serde_json::json!({"error": "invalid_client", "error_description": "bad secret"}),
+    );
+    assert!(matches!(
+        validator.validate(&random_token()).await.unwrap_err(),
+        shared_auth::server::ValidationError::IntrospectionUnavailable { .. }
+    ));
+    assert!(!validator.is_ready());
+    // Fixed at the issuer. No probe before the interval has passed.
+    endpoint.answer(200, serde_json::json!({"active": false}));
+    let before = endpoint.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(!validator.is_ready());
+    assert_eq!(
+        endpoint.calls.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
+    clock.advance(Duration::from_secs(10));
+    eventually(Duration::from_secs(10), "ready after the probe", || async {
+        validator.is_ready()
+    })
+    .await;
+    assert_eq!(
+        endpoint.calls.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1
+    );
+
+    // The real issuer, with a wrong secret: 503 for the caller, and not ready.
+    let mut config = service_config(&issuer, cognito());
+    let mut wrong =
+        IntrospectionConfig::new(ClientId::new(RS_ID), ClientSecret::new("wrong-secret"));
+    wrong.any_audience = true;
+    config.validator.introspection = Some(wrong);
+    let service = serve(my_service::build(&config).await.unwrap()).await;
+    let token = issuer.issue_opaque_token(BFF_ID, &[READ], None);
+    assert_eq!(
+        get(&service, &token).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get_status(format!("{}/readyz", service.base)).await, 503);
 }

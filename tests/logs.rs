@@ -167,3 +167,67 @@ fn contains_jwt(text: &str) -> bool {
         first.len() >= 10 && rest[first.len()..].starts_with(".eyJ")
     })
 }
+
+/// Introspection failures say what went wrong: the issuer's refusal of this API's
+/// credentials once (with its `error` and `error_description`) however many calls it
+/// refuses, and a plain JSON answer where a signed one was asked for names both.
+#[tokio::test]
+async fn introspection_failures_are_explained_once() {
+    use shared_auth::server::{IntrospectionConfig, JwtValidator};
+    let captured = capture_logs();
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let answer = Arc::new(std::sync::Mutex::new((
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({"error": "invalid_client", "error_description": "unknown client my-api"}),
+    )));
+    let served = answer.clone();
+    let endpoint = serve(axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let answer = served.lock().unwrap().clone();
+            async move { (answer.0, axum::Json(answer.1)) }
+        }),
+    ))
+    .await;
+    let validator = |jwt_response: bool| {
+        let mut config = validator_config_for(
+            issuer.issuer(),
+            shared_auth::server::TokenProfile::Generic {
+                audience: Some("MyService".into()),
+            },
+        );
+        let mut introspection =
+            IntrospectionConfig::new(ClientId::new("my-api"), ClientSecret::new("s"))
+                .with_endpoint(format!("{}/introspect", endpoint.base));
+        introspection.jwt_response = jwt_response;
+        config.introspection = Some(introspection);
+        JwtValidator::new(config)
+    };
+    let refused = validator(false).await.unwrap();
+    for n in 0..3 {
+        let error = refused.validate(&format!("opaque-token-{n}")).await;
+        assert!(error.is_err());
+    }
+    let text = captured.text();
+    let refusals: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("refuses this API's introspection credentials"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{text}");
+    assert!(
+        refusals[0].contains("invalid_client") && refusals[0].contains("unknown client my-api"),
+        "{}",
+        refusals[0]
+    );
+
+    *answer.lock().unwrap() = (StatusCode::OK, serde_json::json!({"active": true}));
+    let signed = validator(true).await.unwrap();
+    assert!(signed.validate("opaque-token-signed").await.is_err());
+    let text = captured.text();
+    assert!(
+        text.lines().any(|l| l.contains(
+            "a signed answer (application/token-introspection+jwt, RFC 9701) was expected"
+        ) && l.contains("application/json")),
+        "{text}"
+    );
+}

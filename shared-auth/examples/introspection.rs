@@ -8,6 +8,10 @@
 //! how long a revoked token can still pass), an inactive one briefly. JWTs are still
 //! validated locally and never introspected.
 //!
+//! An issuer says `active` for any token it issued, to any API, so the validator checks the
+//! answer's `aud` against this API's audience: introspection without an audience does not
+//! start unless `IntrospectionConfig::any_audience` says so.
+//!
 //! The example calls the API twice with an opaque token (200, one introspection call in
 //! all) and once with a token the issuer never issued (401).
 //!
@@ -62,8 +66,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // --- Server half: the usual validator, plus introspection for opaque tokens. ---
     let mut config = ValidatorConfig::new(
         MetadataSource::Authority(issuer.issuer().to_owned()),
-        TokenProfile::Cognito {
-            allowed_client_ids: vec![CLIENT_ID.to_owned()],
+        TokenProfile::Generic {
+            audience: Some("MyService".to_owned()),
         },
     );
     // The endpoint comes from the issuer's discovery document; `.with_endpoint(url)`

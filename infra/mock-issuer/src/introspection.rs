@@ -134,6 +134,11 @@ pub(crate) fn introspect_token(state: &IssuerState, token: &str, now: u64) -> Va
             "iss": state.issuer,
             "token_type": if t.jkt.is_some() { "DPoP" } else { "Bearer" },
         });
+        // The audience, as the issuer's JWTs name it (RFC 7662 section 2.2).
+        let aud = crate::token_endpoint::audience(state, &t.scopes);
+        if aud != json!([]) {
+            answer["aud"] = aud;
+        }
         if let Some(jkt) = t.jkt {
             answer["cnf"] = json!({ "jkt": jkt });
         }

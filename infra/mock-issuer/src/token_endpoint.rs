@@ -328,19 +328,7 @@ pub(crate) fn token_contents(
             }),
         ),
         TokenProfile::Rfc9068 => {
-            // The audience is every resource server whose scopes were granted.
-            let mut aud: Vec<&str> = state
-                .config
-                .resource_servers
-                .iter()
-                .filter(|rs| rs.full_scopes().any(|s| scopes.contains(&s)))
-                .map(|rs| rs.audience())
-                .collect();
-            aud.dedup();
-            let aud = match aud.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            };
+            let aud = audience(state, scopes);
             (
                 json!({"alg": alg, "kid": kid, "typ": "at+jwt"}),
                 json!({
@@ -355,6 +343,26 @@ pub(crate) fn token_contents(
                 }),
             )
         }
+    }
+}
+
+/// The audience of a token granting `scopes`: every resource server whose scopes were
+/// granted (one string for one, an array for several).
+pub(crate) fn audience<S: AsRef<str>>(state: &IssuerState, scopes: &[S]) -> Value {
+    let mut aud: Vec<&str> = state
+        .config
+        .resource_servers
+        .iter()
+        .filter(|rs| {
+            rs.full_scopes()
+                .any(|s| scopes.iter().any(|g| g.as_ref() == s))
+        })
+        .map(|rs| rs.audience())
+        .collect();
+    aud.dedup();
+    match aud.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
     }
 }
 

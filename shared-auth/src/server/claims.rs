@@ -51,6 +51,8 @@ pub(crate) struct TokenClaims<'a> {
     client_id: Option<Claim<'a>>,
     azp: Option<Claim<'a>>,
     token_use: Option<Claim<'a>>,
+    typ: Option<Claim<'a>>,
+    token_type: Option<Claim<'a>>,
     jti: Option<Claim<'a>>,
     scope: Option<Claim<'a>>,
     scp: Option<Claim<'a>>,
@@ -78,6 +80,8 @@ impl<'a> TokenClaims<'a> {
             "client_id" => &mut self.client_id,
             "azp" => &mut self.azp,
             "token_use" => &mut self.token_use,
+            "typ" => &mut self.typ,
+            "token_type" => &mut self.token_type,
             "jti" => &mut self.jti,
             "scope" => &mut self.scope,
             "scp" => &mut self.scp,
@@ -232,13 +236,25 @@ pub(crate) fn principal(
         }
         _ => return Err(ValidationError::Issuer),
     }
-    if let Source::Jwt = source {
-        if let Some((_, iat)) = date_ms(claims.iat.as_ref())?
-            && iat > now.saturating_add(leeway)
-        {
-            return Err(ValidationError::IssuedInFuture);
+    access_token_kind(claims)?;
+    match source {
+        Source::Jwt => {
+            if let Some((_, iat)) = date_ms(claims.iat.as_ref())?
+                && iat > now.saturating_add(leeway)
+            {
+                return Err(ValidationError::IssuedInFuture);
+            }
+            profile_claims(rules, claims)?;
         }
-        profile_claims(rules, claims)?;
+        // The Cognito profile's rule, for answers that carry `token_use` (RFC 7662 does
+        // not define it; ORY Hydra writes `access_token`).
+        Source::Introspection { .. } => {
+            if matches!(rules.profile, TokenProfile::Cognito { .. })
+                && string(&claims.token_use)?.is_some_and(|u| u != "access" && u != "access_token")
+            {
+                return Err(ValidationError::TokenUse);
+            }
+        }
     }
     // An empty identifier is no identifier: fall through to the next claim, and refuse
     // the token if none names the caller.
@@ -276,6 +292,33 @@ pub(crate) fn principal(
         issuer_index: context.index,
         dpop_jkt: dpop_jkt(&claims.cnf)?.map(str::to_owned),
     })
+}
+
+/// The marks some issuers put on a token to say what kind it is (Cognito's and ORY
+/// Hydra's `token_use`, Keycloak's `typ` claim, RFC 7662's `token_type`): a token marked
+/// as a refresh token, an offline token, an ID token or a logout token is refused under
+/// every profile, as a JWT or an introspection answer. Only an access token opens an API.
+fn access_token_kind(claims: &TokenClaims<'_>) -> Result<(), ValidationError> {
+    let other_kind = |mark: &str| {
+        let mark = mark.to_ascii_lowercase();
+        mark.contains("refresh")
+            || matches!(
+                mark.as_str(),
+                "id" | "id_token"
+                    | "offline"
+                    | "logout"
+                    | "urn:ietf:params:oauth:token-type:id_token"
+            )
+    };
+    let marks = [&claims.token_use, &claims.typ, &claims.token_type];
+    if marks.into_iter().any(|mark| {
+        mark.as_ref()
+            .and_then(Claim::as_str)
+            .is_some_and(other_kind)
+    }) {
+        return Err(ValidationError::TokenUse);
+    }
+    Ok(())
 }
 
 /// The profile's own claims, for a JWT: `cognito` needs `token_use: "access"`; `rfc9068`

@@ -117,8 +117,9 @@ pub enum ValidationError {
     /// A required claim is missing or has the wrong type.
     #[error("the token lacks a required claim or a claim has the wrong type")]
     Claims,
-    /// `token_use` is not `access` under the cognito profile.
-    #[error("the token is not an access token (token_use must be access)")]
+    /// Not an access token: `token_use` is not `access` under the cognito profile, or the
+    /// token is marked as a refresh, ID or logout token (`token_use`, `typ`, `token_type`).
+    #[error("the token is not an access token")]
     TokenUse,
     /// The client is not in the allow-list.
     #[error("the client is not allowed")]

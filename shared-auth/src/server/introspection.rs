@@ -35,6 +35,7 @@
 //! [`Principal`]: super::Principal
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -91,6 +92,11 @@ pub struct IntrospectionConfig {
     pub http_timeout: Duration,
     /// Entries the cache holds at most (default 10,000).
     pub cache_capacity: u64,
+    /// Accept introspected tokens whatever their audience (default false). An answer says
+    /// `active` for any token the issuer issued, to any API; without an audience to check,
+    /// a token meant for another API passes here. So a validator with introspection and no
+    /// audience does not start unless this is set (and then it says so in the log).
+    pub any_audience: bool,
 }
 
 impl IntrospectionConfig {
@@ -109,6 +115,7 @@ impl IntrospectionConfig {
             wait: Duration::from_millis(50),
             http_timeout: Duration::from_secs(5),
             cache_capacity: 10_000,
+            any_audience: false,
         }
     }
 
@@ -178,7 +185,30 @@ pub(crate) struct Introspector {
     endpoint: OnceCell<String>,
     cache: moka::future::Cache<[u8; 32], Cached>,
     calls: Semaphore,
+    /// Since when (Unix ms, validator clock) the issuer has refused this API's credentials
+    /// on every call; 0 while it accepts them.
+    refused_since_ms: AtomicU64,
+    /// When readiness last probed the endpoint (Unix ms), while the credentials are refused.
+    probed_ms: AtomicU64,
 }
+
+/// Why an introspection call gave no answer.
+enum Failure {
+    /// Down, timed out, an error status, an answer that cannot be read or verified.
+    Unavailable(String),
+    /// The issuer refused this API's client authentication (401, or `invalid_client`):
+    /// no call will succeed until the credentials are fixed.
+    ClientRefused(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Unavailable(reason)
+    }
+}
+
+/// How often readiness probes an endpoint that refuses the credentials.
+const PROBE_INTERVAL_MS: u64 = 10_000;
 
 fn unavailable() -> ValidationError {
     ValidationError::IntrospectionUnavailable {
@@ -229,7 +259,69 @@ impl Introspector {
             keys,
             endpoint,
             cache,
+            refused_since_ms: AtomicU64::new(0),
+            probed_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the issuer refused this API's credentials on the last call (readiness: every
+    /// opaque token would get 503).
+    pub(crate) fn credentials_refused(&self) -> bool {
+        self.refused_since_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether readiness should probe the endpoint now (at most every 10 s by the
+    /// validator's clock, and only while the credentials are refused): a replica out of
+    /// rotation gets no traffic, so no call of its own would notice the fix.
+    pub(crate) fn probe_due(&self) -> bool {
+        let now = self.checks.clock.now_unix_ms();
+        let last = self.probed_ms.load(Ordering::Relaxed);
+        self.credentials_refused()
+            && now.saturating_sub(last) >= PROBE_INTERVAL_MS
+            && self
+                .probed_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Introspects a random token (RFC 7662: an unknown token is `active: false`, with
+    /// the credentials accepted), to learn whether the credentials are accepted again.
+    pub(crate) async fn probe(&self) {
+        let mut random = [0u8; 16];
+        let _ = aws_lc_rs::rand::fill(&mut random);
+        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let result = self.request(&format!("readiness-probe-{token}")).await;
+        self.account(result.as_ref().map(|_| ()));
+    }
+
+    /// Keeps the credentials' state from a call's result, and logs when it changes: once
+    /// when the issuer starts refusing them (with its `error` and `error_description`),
+    /// once when it accepts them again.
+    fn account(&self, result: Result<(), &Failure>) {
+        match result {
+            Err(Failure::ClientRefused(reason)) => {
+                let now = self.checks.clock.now_unix_ms().max(1);
+                if self
+                    .refused_since_ms
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // The first probe comes an interval after the refusal.
+                    self.probed_ms.store(now, Ordering::Relaxed);
+                    tracing::error!(
+                        %reason,
+                        "the issuer refuses this API's introspection credentials: opaque \
+                         tokens get 503 and the service is not ready until they are fixed"
+                    );
+                }
+            }
+            Ok(()) => {
+                if self.refused_since_ms.swap(0, Ordering::Relaxed) != 0 {
+                    tracing::info!("the issuer accepts this API's introspection credentials again");
+                }
+            }
+            Err(Failure::Unavailable(_)) => {}
+        }
     }
 
     /// The caller for an opaque token: from the cache, from a call another check has in
@@ -289,9 +381,16 @@ impl Introspector {
                 }
             },
         };
-        let answer = match self.request(token).await {
+        let result = self.request(token).await;
+        self.account(result.as_ref().map(|_| ()));
+        let answer = match result {
             Ok(answer) => answer,
-            Err(reason) => {
+            Err(Failure::ClientRefused(_)) => {
+                // Logged once by `account`, while it lasts; counted every time.
+                counted("unauthenticated");
+                return Err(unavailable());
+            }
+            Err(Failure::Unavailable(reason)) => {
                 // The reason names the endpoint's fault, never the token.
                 tracing::warn!(%reason, "token introspection failed");
                 counted("error");
@@ -344,7 +443,7 @@ impl Introspector {
     }
 
     /// Sends the request; the answer's RFC 7662 object, verified if signed.
-    async fn request(&self, token: &str) -> Result<Map<String, Value>, String> {
+    async fn request(&self, token: &str) -> Result<Map<String, Value>, Failure> {
         let endpoint = self.endpoint().await?;
         let config = &self.config;
         let mut form: Vec<(&str, String)> = vec![
@@ -396,19 +495,40 @@ impl Introspector {
             .await
             .map_err(|e| format!("POST {endpoint}: {}", without_url(&e)))?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(format!("POST {endpoint}: status {status}"));
-        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
         let body = crate::issuer_http::read_capped(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| format!("POST {endpoint}: {e}"))?;
+        if !status.is_success() {
+            return Err(refusal(endpoint, status, &body));
+        }
         if config.jwt_response {
             let jwt = std::str::from_utf8(&body)
                 .map_err(|_| "the RFC 9701 answer is not text".to_owned())?;
-            self.verified_answer(jwt.trim()).await
+            // RFC 9701 section 5: the signed answer has its own media type. An answer of
+            // another type that is not a JWS is most likely the plain JSON answer of an
+            // issuer that does not sign answers for this client: say so.
+            match self.verified_answer(jwt.trim()).await {
+                Err(reason)
+                    if !is_media_type(&content_type, "token-introspection+jwt")
+                        && Compact::split(jwt.trim()).is_err() =>
+                {
+                    Err(Failure::Unavailable(format!(
+                        "POST {endpoint}: a signed answer ({INTROSPECTION_JWT}, RFC 9701) was \
+                         expected, and the answer has content type {content_type:?} ({reason}); \
+                         does the issuer sign introspection answers for this client?"
+                    )))
+                }
+                answer => Ok(answer?),
+            }
         } else {
-            json::parse_map(&body)
-                .map_err(|_| format!("POST {endpoint}: the answer is not a JSON object"))
+            Ok(json::parse_map(&body)
+                .map_err(|_| format!("POST {endpoint}: the answer is not a JSON object"))?)
         }
     }
 
@@ -527,6 +647,35 @@ crate::jose::json::claims! {
         aud = "aud",
         iat = "iat",
         token_introspection = "token_introspection",
+    }
+}
+
+/// Why the endpoint answered `status`: the issuer's own `error` and `error_description`
+/// (RFC 6749 section 5.2, which introspection endpoints use for client authentication)
+/// when the body has them, printable and bounded. 401, or `invalid_client`, is a refusal
+/// of this API's credentials.
+fn refusal(endpoint: &str, status: reqwest::StatusCode, body: &[u8]) -> Failure {
+    let answer = json::parse_map(body).unwrap_or_default();
+    let field = |name: &str| {
+        answer.get(name).and_then(Value::as_str).map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        })
+    };
+    let error = field("error");
+    let mut reason = format!("POST {endpoint}: status {status}");
+    if let Some(error) = &error {
+        reason.push_str(&format!(", error {error:?}"));
+    }
+    if let Some(description) = field("error_description") {
+        reason.push_str(&format!(" ({description})"));
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED || error.as_deref() == Some("invalid_client") {
+        Failure::ClientRefused(reason)
+    } else {
+        Failure::Unavailable(reason)
     }
 }
 

@@ -227,6 +227,10 @@ pub struct ValidatorSettings {
     /// keys.
     #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().introspection_jwt))]
     pub introspection_jwt: bool,
+    /// Accept introspected (opaque) tokens whatever their audience. Off: introspection
+    /// needs `audience`, since the issuer says active for a token issued to any API.
+    #[cfg_attr(feature = "clap", arg(long, env, action = clap::ArgAction::Set, default_value_t = Self::default().introspection_any_audience))]
+    pub introspection_any_audience: bool,
     /// Introspection calls at once; over it a check waits up to 50 ms, then gets 503 with
     /// Retry-After.
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().introspection_max_concurrent))]
@@ -272,6 +276,7 @@ impl Default for ValidatorSettings {
             introspection_cache_secs: 300,
             introspection_negative_cache_secs: 10,
             introspection_jwt: false,
+            introspection_any_audience: false,
             introspection_max_concurrent: 8,
         }
     }
@@ -348,6 +353,7 @@ impl ValidatorSettings {
         config.max_cache = Duration::from_secs(self.introspection_cache_secs);
         config.negative_cache = Duration::from_secs(self.introspection_negative_cache_secs);
         config.jwt_response = self.introspection_jwt;
+        config.any_audience = self.introspection_any_audience;
         config.max_concurrent = self.introspection_max_concurrent;
         Ok(Some(config))
     }
@@ -567,6 +573,18 @@ impl ValidatorSettings {
             }
         };
         let plain = |field: &str| field.to_owned();
+        if introspection.is_some() && primary.audience.is_none() && !self.introspection_any_audience
+        {
+            return Err(fail(
+                "introspection",
+                format!(
+                    "the issuer says active for opaque tokens issued to any API: set {} \
+                     (token profile generic or rfc9068), or accept any audience with {}=true",
+                    name("audience"),
+                    name("introspection_any_audience"),
+                ),
+            ));
+        }
         let lazy = primary.lazy_keys.unwrap_or(false);
         let aliases: Vec<(String, String)> = primary.scope_aliases.clone().into_iter().collect();
         let IssuerParts {

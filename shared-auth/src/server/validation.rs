@@ -181,6 +181,21 @@ impl JwtValidator {
         let introspector = match config.introspection {
             None => None,
             Some(introspection) => {
+                if main.rules.audience.is_none() {
+                    if !introspection.any_audience {
+                        return Err(StartError::Config(
+                            "introspection without an audience would accept opaque tokens \
+                             issued for any API: configure this API's audience (token profile \
+                             generic or rfc9068), or accept any audience explicitly \
+                             (IntrospectionConfig::any_audience)"
+                                .into(),
+                        ));
+                    }
+                    tracing::warn!(
+                        "introspection accepts opaque tokens for any audience \
+                         (any_audience): tokens issued for other APIs pass here"
+                    );
+                }
                 let checks = introspection::Checks {
                     rules: main.rules.clone(),
                     leeway: config.leeway,
@@ -284,8 +299,26 @@ impl JwtValidator {
 
     /// Whether signing keys are loaded (readiness): with several issuers, those of at
     /// least one, so one issuer's outage does not take the service out of rotation for the
-    /// callers of the others.
+    /// callers of the others. With introspection, also that the issuer has not refused this
+    /// API's introspection credentials on the last call: while it does, every opaque token
+    /// gets 503, and a call here probes the endpoint in the background (at most every
+    /// 10 s) so that the fix is noticed without traffic.
     pub fn is_ready(&self) -> bool {
+        if let Some(introspector) = &self.0.introspector
+            && introspector.credentials_refused()
+        {
+            if introspector.probe_due()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let validator = self.clone();
+                runtime.spawn(async move {
+                    if let Some(introspector) = &validator.0.introspector {
+                        introspector.probe().await;
+                    }
+                });
+            }
+            return false;
+        }
         self.0.issuers.iter().any(|i| i.keys.key_count() > 0)
     }
 

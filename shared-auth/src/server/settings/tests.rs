@@ -20,6 +20,8 @@ fn introspection_settings_are_checked_and_name_the_variable() {
     let on = |edit: fn(&mut ValidatorSettings)| {
         settings(|s| {
             s.introspection = true;
+            s.token_profile = ProfileName::Generic;
+            s.audience = Some("MyService".into());
             s.introspection_client_id = Some("my-service".into());
             s.introspection_client_secret = Some(SecretValue::new("a-long-secret"));
             edit(s);
@@ -41,6 +43,21 @@ fn introspection_settings_are_checked_and_name_the_variable() {
     assert_eq!(e.setting, "AUTH_INTROSPECTION_ENDPOINT");
     let e = on(|s| s.introspection_cache_secs = 0).unwrap_err();
     assert_eq!(e.setting, "AUTH_INTROSPECTION_CACHE_SECS");
+    // Without an audience, any API's opaque token would pass: an explicit choice only.
+    let e = on(|s| s.audience = None).unwrap_err();
+    assert_eq!(e.setting, "AUTH_INTROSPECTION");
+    assert!(
+        e.reason.contains("AUTH_AUDIENCE")
+            && e.reason.contains("AUTH_INTROSPECTION_ANY_AUDIENCE=true"),
+        "{e}"
+    );
+    let config = on(|s| {
+        s.token_profile = ProfileName::Cognito;
+        s.audience = None;
+        s.introspection_any_audience = true;
+    })
+    .unwrap();
+    assert!(config.introspection.unwrap().any_audience);
     // Off: nothing is read, nothing is required.
     let config = settings(|s| s.introspection_client_id = None)
         .into_config_named("AUTH_")
