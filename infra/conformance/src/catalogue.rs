@@ -56,7 +56,7 @@ pub enum Applies {
     /// Only Cognito targets (`token_use`).
     Cognito,
     /// Only RFC 9068 targets (`typ`, `aud`). The audience cases also run under the generic
-    /// profile when an audience is given ([`Case::audience`], [`crate::Settings::runs`]).
+    /// profile when an audience is given (the case's `audience` field, [`crate::Settings::runs`]).
     Rfc9068,
 }
 
