@@ -14,7 +14,7 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
-# Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on a Node server.
+# Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on two Node servers.
 test:
     bash infra/containers/ensure-engine.sh
     bash infra/cognito/lint.sh
@@ -32,7 +32,7 @@ examples:
         echo "example $name ok"; \
     done
 
-# The conformance kit against a small Node (jose) resource server: prints its report, never fails on its results.
+# The conformance kit against two Node resource servers (jose; Auth0's express-oauth2-jwt-bearer): prints their reports, never fails on their results.
 test-conformance-foreign:
     bash infra/conformance/foreign.sh
 

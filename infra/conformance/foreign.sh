@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The conformance kit against a resource server written on another stack: a short Node
-# server using panva's `jose` (infra/conformance/node/server.mjs). Shows the kit is
-# framework-agnostic and reports what that server gets wrong.
+# The conformance kit against resource servers written on another stack (Node):
+# - node/server.mjs: panva's `jose` used directly, the way its documentation suggests;
+# - node/express-oauth2-jwt-bearer.mjs: Auth0's Express middleware, configured as its
+#   README's "Getting started" says.
+# Shows the kit is framework-agnostic and reports what those servers get wrong. The
+# packages come from the npm registry, pinned by node/package-lock.json (`npm ci`).
 #
-# The kit runs with --report-only: the Node server's results never fail the build. This
-# script fails only when the kit itself cannot run (it does not build, npm ci fails, the
-# server never answers, the report is not written).
+# The kit runs with --report-only: the servers' results never fail the build. This script
+# fails only when the kit itself cannot run or judge (it does not build, npm ci fails, a
+# server never answers, the run is inconclusive because the valid token was refused, the
+# report is not written).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -16,17 +20,27 @@ mkdir -p "$out"
 cargo build --quiet -p conformance
 kit="${CARGO_TARGET_DIR:-$root/target}/debug/conformance"
 
-# A free port for the Node server (the kit must know the target URL before it starts it).
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# run NAME SERVER KIT-ARGS...: the kit against node/SERVER on a free port (the kit must
+# know the target URL before it starts the server), report in $out/NAME.xml.
+run() {
+  local name=$1 server=$2
+  shift 2
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rm -f "$out/$name.xml"
+  PORT=$port "$kit" "$@" \
+    --target "http://127.0.0.1:$port/weatherforecast" \
+    --junit "$out/$name.xml" \
+    --wait-secs 30 \
+    --report-only \
+    -- node "$here/node/$server"
+  test -s "$out/$name.xml"
+  echo "foreign server report ($name): $out/$name.xml"
+}
 
-rm -f "$out/node.xml"
-PORT=$port "$kit" \
-  --profile rfc9068 \
-  --scope MyService/weather_read \
-  --target "http://127.0.0.1:$port/weatherforecast" \
-  --junit "$out/node.xml" \
-  --wait-secs 30 \
-  --report-only \
-  -- node "$here/node/server.mjs"
-test -s "$out/node.xml"
-echo "foreign server report (Node, jose): $out/node.xml"
+# jose has no RFC 9068 switch, but the server passes an audience: the rfc9068 profile.
+run node server.mjs --profile rfc9068 --scope MyService/weather_read
+# express-oauth2-jwt-bearer checks `typ` only with `strict: true`, which its Getting
+# started does not set: the generic profile, with an Auth0-style scope and audience.
+run express-oauth2-jwt-bearer express-oauth2-jwt-bearer.mjs \
+  --profile generic --scope read:messages --audience https://conformance.example/api

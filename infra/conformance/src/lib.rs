@@ -16,7 +16,10 @@
 //! Each case has a [`Severity`]: a `must` case fails as `must` only when the server
 //! accepts what it must refuse (or refuses the one thing it must accept, a valid token);
 //! any other difference (400 instead of 401, a missing challenge parameter) fails as
-//! `should`, so a report separates holes from style.
+//! `should`, so a report separates holes from style. Each case names the standard its
+//! verdict rests on ([`Case::basis`]); where the standards allow more than one answer
+//! ([`Check::AnyOf`]), each passes. A run in which the valid token (or the valid DPoP
+//! proof) is refused proves nothing about the refusals: [`Report::inconclusive`] says so.
 
 pub mod catalogue;
 pub mod challenge;
@@ -139,32 +142,51 @@ impl Profile {
 pub struct Settings {
     /// The token shape.
     pub profile: Profile,
-    /// The scope the target requires (`Resource/name`).
+    /// The scope the target requires: one RFC 6749 scope token (`MyService/weather_read`,
+    /// Auth0's `read:messages`, IdentityServer's `api1`).
     pub scope: String,
-    /// The `aud` of RFC 9068 tokens (default: the scope's resource part).
-    pub audience: String,
+    /// The `aud` of RFC 9068 and generic tokens: as given, else the resource part of a
+    /// `RESOURCE/NAME` scope. `None` (generic only): the tokens carry no `aud` and the
+    /// audience cases are skipped.
+    pub audience: Option<String>,
     /// The client the tokens are minted for (`sub`, `client_id`).
     pub client_id: String,
 }
 
+/// Whether `scope` is one RFC 6749 section 3.3 scope token:
+/// `1*( %x21 / %x23-5B / %x5D-7E )` (printable ASCII but space, `"` and `\`).
+fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
 impl Settings {
-    /// Settings for `scope` (of the form `Resource/name`) under `profile`; the audience is
-    /// the resource part unless `audience` is given.
+    /// Settings for `scope` (one RFC 6749 scope token) under `profile`. The audience is
+    /// `audience`, else the resource part of a `RESOURCE/NAME` scope; RFC 9068 needs one
+    /// (its tokens always carry `aud`), the generic profile runs without (and skips the
+    /// audience cases), Cognito tokens carry none.
     pub fn new(profile: Profile, scope: &str, audience: Option<&str>) -> Result<Self, KitError> {
-        let Some((resource, name)) = scope.rsplit_once('/') else {
+        if !is_scope_token(scope) {
             return Err(KitError::Setting(format!(
-                "--scope {scope:?}: expected RESOURCE/NAME (e.g. MyService/weather_read)"
+                "--scope {scope:?}: expected one RFC 6749 scope token (printable ASCII without                  space, '\"' or '\\'), e.g. MyService/weather_read, read:messages or api1"
             )));
-        };
-        if resource.is_empty() || name.is_empty() || scope.contains(' ') {
+        }
+        let from_scope = scope
+            .rsplit_once('/')
+            .filter(|(resource, name)| !resource.is_empty() && !name.is_empty())
+            .map(|(resource, _)| resource);
+        let audience = audience.or(from_scope).map(str::to_owned);
+        if profile == Profile::Rfc9068 && audience.is_none() {
             return Err(KitError::Setting(format!(
-                "--scope {scope:?}: expected one RESOURCE/NAME scope"
+                "--scope {scope:?} has no RESOURCE/ part to take the audience from: give                  --audience (RFC 9068 tokens always carry aud)"
             )));
         }
         Ok(Settings {
             profile,
             scope: scope.to_owned(),
-            audience: audience.unwrap_or(resource).to_owned(),
+            audience,
             client_id: "conformance-kit".to_owned(),
         })
     }
@@ -178,19 +200,37 @@ impl Settings {
         }
     }
 
+    /// Whether `case` runs with these settings: its profile ([`Profile::runs`]), and the
+    /// audience cases also under the generic profile when there is an audience.
+    pub fn runs(&self, case: &Case) -> bool {
+        if case.audience {
+            return self.audience.is_some()
+                && matches!(self.profile, Profile::Rfc9068 | Profile::Generic);
+        }
+        self.profile.runs(case.applies)
+    }
+
     /// The issuer configuration: one resource server with the required and the other
-    /// scope, one client allowed both, with `client_secret`.
+    /// scope, one client allowed both, with `client_secret`. (A scope that is not
+    /// `RESOURCE/NAME` is not one the issuer's token endpoint can grant; the kit signs its
+    /// tokens itself and does not need it to.)
     pub fn issuer_config(&self, client_secret: &str) -> IssuerConfig {
-        let (resource, name) = self.scope.rsplit_once('/').unwrap_or(("", &self.scope));
+        let (resource, name) = self
+            .scope
+            .rsplit_once('/')
+            .unwrap_or(("conformance", &self.scope));
         let mut config = IssuerConfig::new(self.profile.issuer_profile())
             .with_resource_server(resource, [name, "conformance_other"])
             .with_client(ClientConfig::new(
                 &self.client_id,
                 client_secret,
-                [self.scope.clone(), self.other_scope()],
+                [
+                    format!("{resource}/{name}"),
+                    format!("{resource}/conformance_other"),
+                ],
             ));
         if let Some(rs) = config.resource_servers.first_mut() {
-            rs.audience = Some(self.audience.clone());
+            rs.audience = self.audience.clone();
         }
         config
     }
@@ -348,8 +388,14 @@ impl Kit {
 
     fn template_raw(&self, scopes: &[&str]) -> (Value, Value) {
         let (header, mut claims) = self.issuer.token_template(&self.settings.client_id, scopes);
-        if self.settings.profile != Profile::Cognito {
-            claims["aud"] = json!(self.settings.audience);
+        match (&self.settings.audience, self.settings.profile) {
+            (_, Profile::Cognito) => {}
+            (Some(audience), _) => claims["aud"] = json!(audience),
+            (None, _) => {
+                if let Some(o) = claims.as_object_mut() {
+                    o.remove("aud");
+                }
+            }
         }
         (header, claims)
     }
@@ -397,14 +443,50 @@ impl Kit {
         }
     }
 
-    /// Runs every case of `cases` that applies to the settings' profile (and, for the DPoP
-    /// group, to a DPoP target), in order, and returns their outcomes.
+    /// Why the metadata group is skipped: `None` when the target serves something at its
+    /// metadata URL (a 200, judged by the group's cases); otherwise what it answered.
+    /// RFC 9728 is optional, so a server without a document is not failed for it.
+    async fn metadata_absent(&self, url: &str) -> Option<String> {
+        match self.http.get(url).send().await {
+            Ok(r) if r.status().as_u16() == 200 => None,
+            Ok(r) => Some(format!("GET {url} answered {}", r.status().as_u16())),
+            Err(e) => Some(format!("GET {url} got no answer: {e}")),
+        }
+    }
+
+    /// Runs every case of `cases` that applies to the settings ([`Settings::runs`]) and,
+    /// for the DPoP group, to a DPoP target, and for the metadata group, to a target that
+    /// publishes a document, in order, and returns their outcomes and what was skipped.
     pub async fn run(&self, target: &Target, cases: &[Case]) -> Report {
         let dpop = match target.dpop {
             Some(d) => d,
             None => self.detect_dpop(target).await,
         };
         let metadata_url = target.metadata_url().unwrap_or_default();
+        let mut skipped = Vec::new();
+        let wants_metadata = cases
+            .iter()
+            .any(|c| c.group == Group::Metadata && self.settings.runs(c));
+        let metadata = if wants_metadata {
+            match self.metadata_absent(&metadata_url).await {
+                None => true,
+                Some(why) => {
+                    skipped.push(format!(
+                        "metadata group skipped (no RFC 9728 document: {why})"
+                    ));
+                    false
+                }
+            }
+        } else {
+            true
+        };
+        if self.settings.audience.is_none()
+            && self.settings.profile == Profile::Generic
+            && cases.iter().any(|c| c.audience)
+        {
+            skipped
+                .push("audience cases skipped (no --audience: the tokens carry no aud)".to_owned());
+        }
         let ctx = Ctx {
             kit: self,
             target,
@@ -413,12 +495,19 @@ impl Kit {
         };
         let mut outcomes = Vec::new();
         for case in cases {
-            if !self.settings.profile.runs(case.applies) || (case.needs_dpop && !dpop) {
+            if !self.settings.runs(case)
+                || (case.needs_dpop && !dpop)
+                || (case.group == Group::Metadata && !metadata)
+            {
                 continue;
             }
             outcomes.push(ctx.run_case(case).await);
         }
-        Report { outcomes, dpop }
+        Report {
+            outcomes,
+            dpop,
+            skipped,
+        }
     }
 }
 
@@ -564,6 +653,7 @@ impl Ctx<'_> {
             name: case.name,
             group: case.group,
             severity: case.severity,
+            http_stack: case.http_stack,
             expected: case.check.describe(),
             got: String::new(),
             verdict: Verdict::Pass,
@@ -621,6 +711,9 @@ impl Ctx<'_> {
         let mut last = None;
         for _ in 0..times {
             let mut builder = self.kit.http.get(&url);
+            if let Some(host) = &req.host {
+                builder = builder.header(reqwest::header::HOST, host);
+            }
             for value in &req.authorization {
                 let value = reqwest::header::HeaderValue::from_bytes(value)
                     .map_err(|e| format!("unsendable Authorization value: {e}"))?;
@@ -673,6 +766,8 @@ pub struct Req {
     pub secret: String,
     /// Send it twice and judge the second answer (replays).
     pub repeat: bool,
+    /// A `Host` header other than the target's.
+    pub host: Option<String>,
 }
 
 /// A target's answer.
@@ -755,6 +850,8 @@ pub struct Outcome {
     pub group: Group,
     /// Its severity.
     pub severity: Severity,
+    /// Decided by the HTTP stack rather than the auth middleware.
+    pub http_stack: bool,
     /// The expected answer, as text.
     pub expected: String,
     /// The answer, as text.
@@ -772,12 +869,45 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Whether the DPoP group ran.
     pub dpop: bool,
+    /// What was skipped and why (the metadata group, the audience cases), one line each.
+    pub skipped: Vec<String>,
 }
 
 impl Report {
     /// The outcomes that did not pass.
     pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
         self.outcomes.iter().filter(|o| o.verdict != Verdict::Pass)
+    }
+
+    /// Why the run cannot be trusted, if it cannot: the valid token (or, when the DPoP
+    /// group ran, the valid DPoP proof) was refused, so every case that expects a refusal
+    /// passes whatever the server checks. A server that refuses everything is not a good
+    /// server, it is a misconfigured one (issuer, audience, scope, clock).
+    pub fn inconclusive(&self) -> Option<String> {
+        let refused = |id: &str| {
+            self.outcomes
+                .iter()
+                .find(|o| o.id == id)
+                .filter(|o| !o.answer.as_ref().is_some_and(Answer::accepted))
+                .map(|o| o.got.clone())
+        };
+        if let Some(got) = refused("valid-token") {
+            return Some(format!(
+                "the valid token was refused (got {got}), so every case that expects a \
+                 refusal passes vacuously; check that the target trusts the kit's issuer and \
+                 requires the --scope and --audience given"
+            ));
+        }
+        if self.dpop
+            && let Some(got) = refused("dpop-valid")
+        {
+            return Some(format!(
+                "the valid DPoP proof was refused (got {got}), so every DPoP case that \
+                 expects a refusal passes vacuously; check the target's DPoP settings (its \
+                 public URL for htu, the ES256 algorithm, nonces)"
+            ));
+        }
+        None
     }
 
     /// Counts: (passed, failed must, failed should, errors).

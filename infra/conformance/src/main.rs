@@ -3,7 +3,8 @@
 //!
 //! Exit status: 0 every case passed (or `--report-only`), 1 a case failed, 2 the kit
 //! could not run (bad settings, the issuer did not start, the target never answered, the
-//! command exited early).
+//! command exited early) or the run is inconclusive (the valid token or the valid DPoP
+//! proof was refused, so the refusals prove nothing; even with `--report-only`).
 //!
 //! A command-line program prints its results, hence the allowed print lints.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -34,17 +35,24 @@ struct Cli {
     #[arg(long, value_enum, default_value = "rfc9068")]
     profile: ProfileArg,
 
-    /// The `aud` of rfc9068/generic tokens (default: the scope's resource part).
+    /// The `aud` of rfc9068/generic tokens (default: RESOURCE of a RESOURCE/NAME scope;
+    /// without one, generic runs no audience case).
     #[arg(long)]
     audience: Option<String>,
 
-    /// The scope the target requires, RESOURCE/NAME.
-    #[arg(long)]
-    scope: String,
+    /// The scope the target requires: one scope token (MyService/weather_read,
+    /// read:messages, api1).
+    #[arg(long, required_unless_present = "explain")]
+    scope: Option<String>,
 
     /// The protected URL to GET (e.g. http://127.0.0.1:7062/weatherforecast).
-    #[arg(long)]
-    target: String,
+    #[arg(long, required_unless_present = "explain")]
+    target: Option<String>,
+
+    /// Print what case CASE sends, what it expects and the standard its verdict rests on,
+    /// then exit.
+    #[arg(long, value_name = "CASE")]
+    explain: Option<String>,
 
     /// Run the DPoP group (default: detected from the target's challenges and metadata).
     #[arg(long)]
@@ -90,15 +98,59 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `--explain CASE`: the case's line of the catalogue, in words.
+fn explain(id: &str) -> Result<ExitCode, String> {
+    let Some(case) = CASES.iter().find(|c| c.id == id) else {
+        return Err(format!(
+            "--explain {id:?}: no such case (the ids are in the table's first column)"
+        ));
+    };
+    println!("{}: {}", case.id, case.name);
+    println!("  group:    {}", case.group.as_str());
+    println!(
+        "  severity: {} ({})",
+        case.severity.as_str(),
+        match case.severity {
+            conformance::Severity::Must =>
+                "fails as must when the server accepts what it must refuse, or refuses what it must accept",
+            conformance::Severity::Should => "a difference of shape or an advisory check",
+        }
+    );
+    println!("  expects:  {}", case.check.describe());
+    println!("  basis:    {}", case.basis);
+    if case.audience {
+        println!("  runs:     under rfc9068, and under generic when an audience is given");
+    } else if case.applies != conformance::catalogue::Applies::Any {
+        println!("  runs:     under the {:?} profile only", case.applies);
+    }
+    if case.needs_dpop {
+        println!("  runs:     only for a target that speaks DPoP");
+    }
+    if case.http_stack {
+        println!(
+            "  note:     decided by the HTTP stack (its header size and count limits, how it \
+             merges repeated headers) rather than by the auth middleware"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    if let Some(id) = &cli.explain {
+        return explain(id);
+    }
+    // clap requires both unless --explain is given.
+    let (Some(scope), Some(target_url)) = (&cli.scope, &cli.target) else {
+        return Err("--scope and --target are required".into());
+    };
     let profile = match cli.profile {
         ProfileArg::Cognito => Profile::Cognito,
         ProfileArg::Rfc9068 => Profile::Rfc9068,
         ProfileArg::Generic => Profile::Generic,
     };
     let settings =
-        Settings::new(profile, &cli.scope, cli.audience.as_deref()).map_err(|e| e.to_string())?;
-    let mut target = Target::new(&cli.target).map_err(|e| e.to_string())?;
+        Settings::new(profile, scope, cli.audience.as_deref()).map_err(|e| e.to_string())?;
+    let mut target = Target::new(target_url).map_err(|e| e.to_string())?;
     if let Some(resource) = &cli.resource {
         target.resource = resource.clone();
     }
@@ -118,7 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     println!(
         "  scope:          {} (audience {})",
         kit.settings().scope,
-        kit.settings().audience
+        kit.settings().audience.as_deref().unwrap_or("none")
     );
 
     let mut child = match cli.command.split_first() {
@@ -132,7 +184,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .env("CONFORMANCE_TOKEN_ENDPOINT", issuer.token_endpoint())
                 .env("CONFORMANCE_CLIENT_ID", client_id)
                 .env("CONFORMANCE_CLIENT_SECRET", client_secret)
-                .env("CONFORMANCE_AUDIENCE", &kit.settings().audience)
+                .env(
+                    "CONFORMANCE_AUDIENCE",
+                    kit.settings().audience.as_deref().unwrap_or(""),
+                )
                 .env("CONFORMANCE_SCOPE", &kit.settings().scope)
                 .kill_on_drop(true);
             // Its own process group, so stopping it also stops what it started (a shell
@@ -189,6 +244,9 @@ async fn test(
         std::fs::write(path, report::junit(&report))
             .map_err(|e| format!("cannot write --junit {}: {e}", path.display()))?;
         println!("JUnit XML: {}", path.display());
+    }
+    if let Some(why) = report.inconclusive() {
+        return Err(format!("inconclusive: {why}"));
     }
     let (_, must, should, errors) = report.counts();
     if must + should + errors == 0 || cli.report_only {

@@ -40,10 +40,15 @@ pub fn table(report: &Report) -> String {
         "ID", "GROUP", "SEV", "EXPECTED", "GOT"
     );
     for o in &report.outcomes {
+        let id = if o.http_stack {
+            format!("{}*", o.id)
+        } else {
+            o.id.to_owned()
+        };
         let _ = writeln!(
             out,
             "{:<32} {:<9} {:<6} {:<44} {:<60} {}",
-            o.id,
+            id,
             o.group.as_str(),
             o.severity.as_str(),
             cut(&o.expected, 44),
@@ -62,6 +67,19 @@ pub fn table(report: &Report) -> String {
             "skipped (target does not speak DPoP)"
         }
     );
+    for line in &report.skipped {
+        let _ = writeln!(out, "{line}");
+    }
+    if report.outcomes.iter().any(|o| o.http_stack) {
+        let _ = writeln!(
+            out,
+            "* decided by the HTTP stack (header size and count limits, repeated headers) \
+             rather than by the auth middleware"
+        );
+    }
+    if let Some(why) = report.inconclusive() {
+        let _ = writeln!(out, "INCONCLUSIVE: {why}");
+    }
     out
 }
 
@@ -119,9 +137,14 @@ pub fn junit(report: &Report) -> String {
             count(&cases, is_error)
         );
         for o in cases {
+            let stack = if o.http_stack {
+                " (decided by the HTTP stack)"
+            } else {
+                ""
+            };
             let _ = write!(
                 out,
-                "    <testcase classname=\"conformance.{}\" name=\"{}: {}\"",
+                "    <testcase classname=\"conformance.{}\" name=\"{}: {}{stack}\"",
                 group.as_str(),
                 escape(o.id),
                 escape(o.name)
