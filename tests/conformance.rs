@@ -34,6 +34,8 @@ async fn the_kit_passes_my_service_and_writes_valid_junit() {
         },
     );
     config.resource = Some(ProtectedResource::new(base.clone()).with_scopes([READ, WRITE]));
+    // DPoP as my-service's settings have it, its proofs checked against the resource's URL.
+    config.dpop.mode = shared_auth::server::DpopMode::Allowed;
     let validator = JwtValidator::new(config).await.unwrap();
     let router = my_service::router(validator, "http://127.0.0.1:1/token");
     let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -25,12 +25,19 @@ fn bound_token(issuer: &IssuerHandle, jkt: &str) -> String {
     forge(issuer, &[READ], |_, c| c["cnf"] = json!({"jkt": jkt}))
 }
 
-/// my-service's API with DPoP set by `edit`, against `issuer`.
+/// my-service's API against `issuer`, with DPoP allowed and its own URL as the public URL,
+/// then as `edit` sets it.
 async fn start(issuer: &IssuerHandle, edit: impl FnOnce(&mut DpopConfig)) -> TestServer {
+    let (listener, base) = bind().await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = DpopMode::Allowed;
+    config.dpop.public_base_url = Some(base);
     edit(&mut config.dpop);
     let validator = JwtValidator::new(config).await.unwrap();
-    serve(my_service::router(validator, "http://127.0.0.1:1/token")).await
+    serve_listener(
+        listener,
+        my_service::router(validator, "http://127.0.0.1:1/token"),
+    )
 }
 
 fn url(server: &TestServer) -> String {
@@ -307,12 +314,18 @@ async fn with_nonces_a_proof_needs_the_servers_current_nonce() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let clock = Arc::new(ManualClock::starting_now());
     // The validator's one clock moves the nonces.
+    let (listener, base) = bind().await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = DpopMode::Allowed;
+    config.dpop.public_base_url = Some(base);
     config.dpop.nonces = true;
     config.dpop.nonce_lifetime = Duration::from_secs(60);
     config.clock = clock.clone();
     let validator = JwtValidator::new(config).await.unwrap();
-    let server = serve(my_service::router(validator, "http://127.0.0.1:1/token")).await;
+    let server = serve_listener(
+        listener,
+        my_service::router(validator, "http://127.0.0.1:1/token"),
+    );
     let url = url(&server);
     let prover = Prover::new();
     let token = bound_token(&issuer, &prover.jkt);
@@ -361,6 +374,7 @@ async fn the_public_base_url_is_the_htu_behind_a_proxy_and_nesting_keeps_the_ful
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
     // The proxy serves this service under https://api.example.com/edge/ (and strips /edge).
+    config.dpop.mode = DpopMode::Allowed;
     config.dpop.public_base_url = Some("https://API.example.com/edge/".into());
     let validator = JwtValidator::new(config).await.unwrap();
     // The API nested under /svc: its own router sees /weatherforecast.
@@ -397,6 +411,54 @@ async fn the_public_base_url_is_the_htu_behind_a_proxy_and_nesting_keeps_the_ful
         "short path",
     )
     .await;
+}
+
+/// A token and proof seen by another API (made for `http://other-api/...`) are refused
+/// here even when the request says `Host: other-api`: the htu is compared with this API's
+/// own URL, never with what the caller writes. Without a URL, DPoP does not start.
+#[tokio::test]
+async fn a_proof_for_another_api_is_refused_whatever_the_host_header_says() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let (listener, _) = bind().await;
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = DpopMode::Allowed;
+    config.resource = Some(shared_auth::server::ProtectedResource::new(format!(
+        "http://{}",
+        listener.local_addr().unwrap()
+    )));
+    let validator = JwtValidator::new(config).await.unwrap();
+    let server = serve_listener(
+        listener,
+        my_service::router(validator, "http://127.0.0.1:1/token"),
+    );
+    let prover = Prover::new();
+    let token = bound_token(&issuer, &prover.jkt);
+    let elsewhere = prover.proof("GET", "http://other-api/weatherforecast", &token);
+    let spoofed = http()
+        .get(url(&server))
+        .header("host", "other-api")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", &elsewhere)
+        .send()
+        .await
+        .unwrap();
+    assert_dpop_refused(spoofed, 401, "invalid_dpop_proof", "spoofed Host").await;
+    // The proof made for this API's URL (the resource's origin) passes.
+    let here = prover.proof("GET", &url(&server), &token);
+    assert_eq!(
+        get(&url(&server), &format!("DPoP {token}"), &[&here])
+            .await
+            .status(),
+        200
+    );
+
+    // DPoP on without this API's URL: no start.
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = DpopMode::Allowed;
+    let Err(e) = JwtValidator::new(config).await else {
+        panic!("DPoP without the API's URL started");
+    };
+    assert!(e.to_string().contains("public base URL"), "{e}");
 }
 
 #[tokio::test]

@@ -61,6 +61,7 @@ async fn bff_service_and_issuer_images_work_together() {
     let _service = joined(
         image("my-service")
             .with_env_var("AUTH_AUTHORITY", "http://127.0.0.1:7000")
+            .with_env_var("AUTH_RESOURCE", "http://127.0.0.1:7062")
             .with_env_var("AUTH_TOKEN_PROFILE", "cognito"),
         &owner,
     )

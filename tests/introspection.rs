@@ -385,6 +385,8 @@ async fn introspection_authenticates_with_a_private_key_jwt_from_settings() {
             file.path(),
             "--introspection-any-audience",
             "true",
+            "--dpop",
+            "off",
         ];
         args.extend_from_slice(extra);
         my_service::config::Args::try_parse_from(args)

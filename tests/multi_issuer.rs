@@ -51,6 +51,8 @@ async fn two_issuers_each_under_its_own_profile_and_keys() {
     ));
     let args = my_service::config::Args::try_parse_from([
         "my-service",
+        "--dpop",
+        "off",
         "--authority",
         rfc9068.issuer(),
         "--token-profile",
@@ -204,9 +206,15 @@ async fn an_issuers_file_error_names_the_variable_and_the_entry() {
         issuer.issuer()
     ));
     let from_file = || {
-        my_service::config::Args::try_parse_from(["my-service", "--issuers-file", file.path()])
-            .unwrap()
-            .into_config()
+        my_service::config::Args::try_parse_from([
+            "my-service",
+            "--issuers-file",
+            file.path(),
+            "--dpop",
+            "off",
+        ])
+        .unwrap()
+        .into_config()
     };
     let e = from_file().unwrap_err();
     assert_eq!(e.setting, "AUTH_ISSUERS_FILE");
@@ -257,6 +265,8 @@ async fn an_additional_issuer_down_at_start_does_not_stop_the_service() {
         ));
         my_service::config::Args::try_parse_from([
             "my-service",
+            "--dpop",
+            "off",
             "--authority",
             issuer.issuer(),
             "--issuers-file",

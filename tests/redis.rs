@@ -593,6 +593,7 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let mut config = validator_config_for(issuer.issuer(), cognito());
+        config.dpop.mode = shared_auth::server::DpopMode::Allowed;
         config.dpop.public_base_url = Some("https://api.example.com".into());
         config.dpop.replay_store = ReplayStoreConfig::Redis {
             url: SecretValue::new(redis.url.clone()),

@@ -36,6 +36,8 @@ cat <<LINES
 export AUTH_METADATA_ADDRESS='$metadata'
 export AUTH_TOKEN_PROFILE=cognito
 export AUTH_ALLOWED_CLIENT_IDS='$client_id'
+# my-service's own URL (RFC 9728 resource): DPoP proofs are checked against it.
+export AUTH_RESOURCE='http://127.0.0.1:7062'
 # my-bff (client secret in $secret_file, mode 600)
 export AUTH_SERVER_TOKEN_ENDPOINT_URL='$token_url'
 export AUTH_SERVER_MYBFF_CLIENT_ID='$client_id'

@@ -86,8 +86,8 @@ start() { # port, command...
 set -a; source infra/local/dev.env; set +a
 ISSUER=http://127.0.0.1:17000
 start 17000 "$ON/mock-issuer" --config infra/local/issuer.toml
-start 17062 env AUTH_AUTHORITY=$ISSUER "$ON/my-service"
-start 17063 env AUTH_AUTHORITY=$ISSUER "$OFF/my-service-no-auth"
+start 17062 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17062 "$ON/my-service"
+start 17063 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17063 "$OFF/my-service-no-auth"
 start 17248 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 "$ON/my-bff"
 start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff-no-auth"
 # The same BFF with DPoP: its tokens bound to a key made at start, a proof per request, and
@@ -95,10 +95,10 @@ start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_B
 start 17250 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 AUTH_SERVER_MYBFF_DPOP_KEY_FILE=generate "$ON/my-bff"
 # The fleet rows get their own my-service, so the one-token figures and memory above keep
 # their meaning, and this one's memory is that of a service that has seen 10,000 callers.
-start 17064 env AUTH_AUTHORITY=$ISSUER "$ON/my-service"
+start 17064 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17064 "$ON/my-service"
 # The flood pair: the verification bound off, and at its default (unset on purpose).
-start 17065 env AUTH_AUTHORITY=$ISSUER AUTH_MAX_CONCURRENT_VERIFICATIONS=0 "$ON/my-service"
-start 17066 env -u AUTH_MAX_CONCURRENT_VERIFICATIONS AUTH_AUTHORITY=$ISSUER "$ON/my-service"
+start 17065 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17065 AUTH_MAX_CONCURRENT_VERIFICATIONS=0 "$ON/my-service"
+start 17066 env -u AUTH_MAX_CONCURRENT_VERIFICATIONS AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17066 "$ON/my-service"
 SVC_ON_PID=${PIDS[1]} SVC_OFF_PID=${PIDS[2]} BFF_ON_PID=${PIDS[3]} FLEET_PID=${PIDS[6]}
 
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # kB

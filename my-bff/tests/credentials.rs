@@ -38,14 +38,16 @@ fn write_key(file: &TempFile) -> jsonwebtoken::jwk::JwkSet {
 
 /// my-service with DPoP in `mode`, server nonces on or off.
 async fn start_my_service(issuer: &IssuerHandle, mode: DpopMode, nonces: bool) -> TestServer {
+    let (listener, base) = bind().await;
     let mut validator = validator_config_for(issuer.issuer(), cognito());
     validator.dpop.mode = mode;
     validator.dpop.nonces = nonces;
+    validator.dpop.public_base_url = Some(base);
     let config = my_service::config::ServiceConfig {
         validator,
         openapi_token_url: None,
     };
-    serve(my_service::build(&config).await.unwrap()).await
+    serve_listener(listener, my_service::build(&config).await.unwrap())
 }
 
 fn bff_config(client: ClientDefinition, my_service: &str) -> BffConfig {

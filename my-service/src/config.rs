@@ -81,9 +81,20 @@ mod tests {
     use super::*;
     use shared_auth::server::TokenProfile;
 
+    /// Parses `args`, plus this API's own URL unless they name it (DPoP is on by default,
+    /// and needs it).
     fn parse(args: &[&str]) -> Result<ServiceConfig, String> {
-        let args = Args::try_parse_from(std::iter::once("my-service").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let own_url = ["--public-base-url", "--resource", "--dpop"]
+            .iter()
+            .any(|flag| args.contains(flag));
+        let base: &[&str] = if own_url {
+            &[]
+        } else {
+            &["--public-base-url", "https://api.example"]
+        };
+        let argv =
+            std::iter::once("my-service").chain(args.iter().copied().chain(base.iter().copied()));
+        let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
         args.into_config().map_err(|e| e.to_string())
     }
 
@@ -175,6 +186,15 @@ mod tests {
         assert!(c.validator.dpop.nonces);
         let e = parse(&["--authority", "https://x", "--dpop", "sometimes"]).unwrap_err();
         assert!(e.contains("AUTH_DPOP"), "{e}");
+        // On without this API's own URL: the request's Host would choose the htu.
+        let e = parse(&["--authority", "https://x", "--dpop", "allowed"]).unwrap_err();
+        assert!(
+            e.starts_with("AUTH_DPOP:")
+                && e.contains("AUTH_PUBLIC_BASE_URL")
+                && e.contains("AUTH_RESOURCE"),
+            "{e}"
+        );
+        assert!(parse(&["--authority", "https://x", "--dpop", "off"]).is_ok());
         let e = parse(&["--authority", "https://x", "--dpop-algs", "HS256"]).unwrap_err();
         assert!(e.contains("AUTH_DPOP_ALGS"), "{e}");
     }

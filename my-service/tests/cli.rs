@@ -6,8 +6,9 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_my-service");
 
-/// Runs the binary with exactly `vars` (nothing inherited from AUTH_*), expects failure and
-/// returns everything it printed.
+/// Runs the binary with exactly `vars` (nothing inherited from AUTH_*) plus this API's own
+/// URL (DPoP is on by default and needs it), expects failure and returns everything it
+/// printed.
 fn fails_with(vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
@@ -16,6 +17,7 @@ fn fails_with(vars: &[(&str, &str)]) -> String {
         }
     }
     let out = cmd
+        .env("AUTH_PUBLIC_BASE_URL", "http://127.0.0.1:7062")
         .envs(vars.iter().copied())
         .env("RUST_LOG", "off")
         .output()

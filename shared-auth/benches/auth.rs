@@ -568,6 +568,8 @@ fn bench_dpop_layer(c: &mut Criterion, s: &Setup) {
         );
         // The pool outlives the default 60 s proof age under long criterion runs.
         config.dpop.max_age = Duration::from_secs(3600);
+        config.dpop.mode = shared_auth::server::DpopMode::Allowed;
+        config.dpop.public_base_url = Some("http://bench.local".into());
         config.dpop.replay_store =
             shared_auth::server::ReplayStoreConfig::Custom(std::sync::Arc::new(FreshKeys {
                 inner: shared_auth::server::InMemoryReplayStore::new(

@@ -61,8 +61,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         },
     );
     // `config.dpop` is a `DpopConfig` with defaults (in-memory replay store, no server
-    // nonces); its mode is `Allowed` (bearer and DPoP tokens): `Required` refuses bearer.
+    // nonces, mode `Off`); `Allowed` takes bearer and DPoP tokens, `Required` refuses bearer.
     config.dpop.mode = DpopMode::Required;
+    // A proof names the URL it was made for (`htu`): it is compared with this API's own
+    // URL, never with the request's Host header (which the caller writes).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    config.dpop.public_base_url = Some(base.clone());
     let validator = JwtValidator::new(config).await?;
     let app = Router::new().route(
         "/whoami",
@@ -72,8 +77,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         })
         .route_layer(JwtAuthLayer::new(validator)),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/whoami", listener.local_addr()?);
+    let url = format!("{base}/whoami");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     // --- Client half: the same client-credentials setup, plus a DPoP key. ---

@@ -35,10 +35,13 @@ async fn scope_aliases_apply_to_jwts_and_introspected_tokens_alike() {
     );
     // The issuer spells the scope `Api/read`; the routes require `weather.read`.
     config.scope_aliases = vec![("Api/read".into(), "weather.read".into())];
-    config.introspection = Some(IntrospectionConfig::new(
+    let mut introspection = IntrospectionConfig::new(
         ClientId::new("api"),
         ClientSecret::new("api-introspection-secret"),
-    ));
+    );
+    // Cognito-style tokens carry no audience to check.
+    introspection.any_audience = true;
+    config.introspection = Some(introspection);
     let validator = JwtValidator::new(config).await.unwrap();
 
     let (header, claims) = issuer.token_template("svc", &["Api/read"]);

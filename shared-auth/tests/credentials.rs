@@ -262,7 +262,10 @@ async fn private_key_jwt_and_dpop_together() {
 async fn nonce_server(issuer: &IssuerHandle, hold: usize) -> TestServer {
     use axum::routing::get;
     use shared_auth::server::{JwtAuthLayer, JwtValidator};
+    let (listener, base) = bind().await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = shared_auth::server::DpopMode::Allowed;
+    config.dpop.public_base_url = Some(base);
     config.dpop.nonces = true;
     let validator = JwtValidator::new(config).await.unwrap();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(hold));
@@ -281,7 +284,7 @@ async fn nonce_server(issuer: &IssuerHandle, hold: usize) -> TestServer {
                 }
             },
         ));
-    serve(app).await
+    serve_listener(listener, app)
 }
 
 fn dpop_api(issuer: &IssuerHandle) -> reqwest_middleware::ClientWithMiddleware {

@@ -271,6 +271,7 @@ mod dpop {
             },
         );
         let mut dpop = DpopConfig::default();
+        dpop.mode = shared_auth::server::DpopMode::Allowed;
         dpop.public_base_url = Some("http://api.test".into());
         config.dpop = dpop;
         let validator = JwtValidator::new(config).await.unwrap();

@@ -78,7 +78,7 @@ allowed_scopes = ["MyService/weather_read"]
   };
   const issuer = `http://127.0.0.1:${issuerPort}`;
   await run('mock-issuer', 'mock-issuer', ['--config', config], {}, issuerPort);
-  await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer }, servicePort);
+  await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer, AUTH_RESOURCE: `http://127.0.0.1:${servicePort}` }, servicePort);
   await run(
     'my-bff',
     'my-bff',

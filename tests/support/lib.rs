@@ -28,15 +28,18 @@ pub fn service_config_for(
     }
 }
 
-/// Starts my-service against `issuer`.
+/// Starts my-service against `issuer`, as its settings run it: DPoP allowed, proofs
+/// checked against its own URL.
 pub async fn start_service(
     issuer: &IssuerHandle,
     profile: shared_auth::server::TokenProfile,
 ) -> TestServer {
-    let router = my_service::build(&service_config(issuer, profile))
-        .await
-        .unwrap();
-    serve(router).await
+    let (listener, base) = bind().await;
+    let mut config = service_config(issuer, profile);
+    config.validator.dpop.mode = shared_auth::server::DpopMode::Allowed;
+    config.validator.dpop.public_base_url = Some(base);
+    let router = my_service::build(&config).await.unwrap();
+    serve_listener(listener, router)
 }
 
 /// my-bff's configuration: the BFF client of `issuer`, calling my-service at `my_service`.

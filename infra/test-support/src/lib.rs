@@ -200,7 +200,20 @@ pub async fn serve(router: axum::Router) -> TestServer {
 
 /// Serves `router` on `addr` (to restart a server on the same port).
 pub async fn serve_on(router: axum::Router, addr: std::net::SocketAddr) -> TestServer {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    serve_listener(tokio::net::TcpListener::bind(addr).await.unwrap(), router)
+}
+
+/// A listener on `127.0.0.1:0` and its base URL, for a server whose configuration names
+/// its own URL (a DPoP validator's public URL, an RFC 9728 resource); serve it with
+/// [`serve_listener`].
+pub async fn bind() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
+}
+
+/// Serves `router` on `listener`.
+pub fn serve_listener(listener: tokio::net::TcpListener, router: axum::Router) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();

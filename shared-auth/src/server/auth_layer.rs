@@ -372,17 +372,6 @@ where
             .get::<OriginalUri>()
             .map_or_else(|| request.uri().path(), |u| u.0.path())
             .to_owned();
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
@@ -426,7 +415,6 @@ where
                 proof: &proof,
                 method: &method,
                 path: &path,
-                host: host.as_deref(),
                 token: &token,
                 jkt,
             };

@@ -22,12 +22,13 @@
 //!
 //! **htu.** Both URLs are normalised per RFC 3986 section 6 (scheme and host lower case,
 //! default port elided, dot segments removed) without query or fragment, then compared.
-//! With [`DpopConfig::public_base_url`] set (a service behind a proxy), the expected URL
-//! is that base plus the request's original path (axum's `OriginalUri`, so nested routers
-//! see the full path). Without it, it is the request's `Host` (or the absolute URI's
-//! authority) and path, under the proof's own scheme when that is `http` or `https`: a
-//! service behind a TLS-terminating proxy cannot know which one the client used. The
-//! host is still checked, so a proof made for another service does not pass.
+//! The expected URL is the API's own public URL plus the request's original path (axum's
+//! `OriginalUri`, so nested routers see the full path): [`DpopConfig::public_base_url`]
+//! (a service behind a proxy that strips a path prefix), else the origin of the RFC 9728
+//! resource ([`ValidatorConfig::resource`](super::ValidatorConfig::resource)). The
+//! request's `Host` (or `X-Forwarded-*`) never chooses it: the caller writes those, and a
+//! proof made for another API would pass under that API's name. With DPoP on and neither
+//! URL, the validator does not start.
 //!
 //! **Bearer tokens.** A token with `cnf.jkt` is DPoP-bound: presented as `Bearer` it is
 //! refused in every mode (a stolen bound token is useless without the key). Under
@@ -70,11 +71,13 @@ const MAX_JTI_LEN: usize = 256;
 )]
 #[non_exhaustive]
 pub enum DpopMode {
-    /// Bearer tokens only. The `DPoP` scheme is not recognised (treated as no
-    /// credentials); a DPoP-bound token sent as `Bearer` is still refused.
-    Off,
-    /// Bearer tokens and DPoP (the default): a 401 for a missing token offers both.
+    /// Bearer tokens only (the default in code; my-service's settings default to
+    /// `allowed`). The `DPoP` scheme is not recognised (treated as no credentials); a
+    /// DPoP-bound token sent as `Bearer` is still refused.
     #[default]
+    Off,
+    /// Bearer tokens and DPoP: a 401 for a missing token offers both. Needs the API's
+    /// public URL (see [`DpopConfig::public_base_url`]).
     Allowed,
     /// DPoP only: `Bearer` requests are refused.
     Required,
@@ -141,8 +144,11 @@ pub struct DpopConfig {
     pub max_age: Duration,
     /// How far in the future a proof's `iat` may be (default 5 s, clock skew).
     pub future_leeway: Duration,
-    /// This service's public base URL (`https://api.example.com/orders`), when a proxy
-    /// stands in front: the proofs' `htu` is checked against it plus the request's path.
+    /// This API's public base URL (`https://api.example.com/orders`): the proofs' `htu`
+    /// is checked against it plus the request's path. `None`: the origin of the RFC 9728
+    /// resource ([`ValidatorConfig::resource`](super::ValidatorConfig::resource)); with
+    /// neither, a validator with DPoP on does not start (the request's `Host` is the
+    /// caller's to choose, so it never decides).
     pub public_base_url: Option<String>,
     /// Require server-issued nonces (RFC 9449 section 8; default false).
     pub nonces: bool,
@@ -158,7 +164,7 @@ pub struct DpopConfig {
 impl Default for DpopConfig {
     fn default() -> Self {
         DpopConfig {
-            mode: DpopMode::Allowed,
+            mode: DpopMode::Off,
             algorithms: vec![
                 SignatureAlgorithm::ES256,
                 SignatureAlgorithm::ES384,
@@ -237,8 +243,6 @@ pub(crate) struct ProofInput<'a> {
     pub(crate) method: &'a str,
     /// The request's path (original, before nesting).
     pub(crate) path: &'a str,
-    /// The request's host (`Host` header or absolute URI authority).
-    pub(crate) host: Option<&'a str>,
     pub(crate) token: &'a str,
     /// The token's `cnf.jkt`.
     pub(crate) jkt: &'a str,
@@ -259,7 +263,8 @@ pub(crate) struct DpopVerifier {
     pub(crate) algs_param: String,
     max_age_ms: u64,
     future_ms: u64,
-    /// The normalised public base URL, without a trailing slash.
+    /// The API's normalised public base URL, without a trailing slash (`None` only with
+    /// DPoP off).
     public_base: Option<String>,
     nonces: Option<Nonces>,
     store: Arc<dyn ReplayStore>,
@@ -272,9 +277,14 @@ fn millis(d: Duration) -> u64 {
 
 impl DpopVerifier {
     /// Checks the configuration and builds the verifier (and the replay store), on the
-    /// validator's clock (`iat` windows, nonces, replay expiry). Inside a tokio runtime
-    /// (the Redis store needs one).
-    pub(crate) fn new(config: DpopConfig, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+    /// validator's clock (`iat` windows, nonces, replay expiry). `resource` is the API's
+    /// RFC 9728 resource identifier, whose origin is the public URL when no base URL is
+    /// configured. Inside a tokio runtime (the Redis store needs one).
+    pub(crate) fn new(
+        config: DpopConfig,
+        resource: Option<&str>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         let fail = |reason: &str| StartError::Config(format!("DPoP: {reason}"));
         let algorithms = config.algorithms.clone();
         if algorithms.is_empty() && config.mode != DpopMode::Off {
@@ -299,7 +309,18 @@ impl DpopVerifier {
                 }
                 Ok(String::from(url).trim_end_matches('/').to_owned())
             })
-            .transpose()?;
+            .transpose()?
+            .or_else(|| {
+                let url = url::Url::parse(resource?).ok()?;
+                Some(url.origin().ascii_serialization())
+            });
+        if public_base.is_none() && config.mode != DpopMode::Off {
+            return Err(fail(
+                "the API's public URL is unknown, so a proof's htu cannot be checked (the \
+                 request's Host is the caller's to choose): set the public base URL or the \
+                 protected resource, or turn DPoP off",
+            ));
+        }
         let nonces = config
             .nonces
             .then(|| {
@@ -416,7 +437,7 @@ impl DpopVerifier {
             None => None,
             Some(nonce) => Some(nonce.as_str().ok_or(ProofError::Claims)?),
         };
-        if htm != input.method || !self.htu_matches(htu, input.host, input.path) {
+        if htm != input.method || !self.htu_matches(htu, input.path) {
             return Err(ProofError::Request);
         }
         let now = self.clock.now_unix_ms();
@@ -451,39 +472,21 @@ impl DpopVerifier {
         self.store.first_use(&proof.replay_key, self.window()).await
     }
 
-    fn htu_matches(&self, htu: &str, host: Option<&str>, path: &str) -> bool {
-        // The common case first: the client wrote the URL exactly as the request has it.
-        let exact = match (&self.public_base, host) {
-            (Some(base), _) => htu.strip_prefix(base.as_str()) == Some(path),
-            (None, Some(host)) => ["http://", "https://"].iter().any(|scheme| {
-                htu.strip_prefix(scheme)
-                    .and_then(|rest| rest.strip_prefix(host))
-                    == Some(path)
-            }),
-            (None, None) => false,
-        };
-        if exact && path.starts_with('/') && !path.contains("/.") {
-            return true;
-        }
-        let Some(proof) = normalise_url(htu) else {
+    fn htu_matches(&self, htu: &str, path: &str) -> bool {
+        let Some(base) = &self.public_base else {
             return false;
         };
-        let expected = match &self.public_base {
-            Some(base) => normalise_url(&format!("{base}{path}")),
-            None => {
-                let Some(host) = host else {
-                    return false;
-                };
-                // The proof's scheme: http or https (normalise_url allows no other).
-                let scheme = if proof.starts_with("https:") {
-                    "https"
-                } else {
-                    "http"
-                };
-                normalise_url(&format!("{scheme}://{host}{path}"))
-            }
-        };
-        expected.is_some_and(|e| e == proof)
+        // The common case first: the client wrote the URL exactly as the API names it.
+        if htu.strip_prefix(base.as_str()) == Some(path)
+            && path.starts_with('/')
+            && !path.contains("/.")
+        {
+            return true;
+        }
+        match (normalise_url(htu), normalise_url(&format!("{base}{path}"))) {
+            (Some(proof), Some(expected)) => proof == expected,
+            _ => false,
+        }
     }
 }
 
@@ -551,44 +554,53 @@ mod tests {
         assert_eq!(n("/relative"), None);
     }
 
-    fn verifier(public_base_url: Option<&str>) -> DpopVerifier {
+    fn verifier(
+        public_base_url: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<DpopVerifier, StartError> {
         DpopVerifier::new(
             DpopConfig {
+                mode: DpopMode::Allowed,
                 public_base_url: public_base_url.map(str::to_owned),
                 ..DpopConfig::default()
             },
+            resource,
             Arc::new(crate::clock::SystemClock),
         )
-        .unwrap()
     }
 
     #[test]
-    fn htu_is_matched_against_the_host_or_the_public_base_url() {
-        let v = verifier(None);
-        let host = Some("Example.com:80");
-        assert!(v.htu_matches("http://example.com/w", host, "/w"));
-        assert!(v.htu_matches("HTTP://EXAMPLE.com:80/w?x=1", host, "/w"));
-        assert!(!v.htu_matches("http://example.com/other", host, "/w"));
-        assert!(!v.htu_matches("http://evil.example/w", host, "/w"));
-        assert!(!v.htu_matches("http://example.com/w", None, "/w"));
-        // Behind a TLS-terminating proxy the scheme is the proof's (http or https).
-        assert!(v.htu_matches("https://example.com/w", Some("example.com"), "/w"));
-        let v = verifier(Some("https://API.example.com/orders/"));
-        assert!(v.htu_matches(
-            "https://api.example.com/orders/w",
-            Some("127.0.0.1:1"),
-            "/w"
-        ));
-        assert!(!v.htu_matches("http://127.0.0.1:1/w", Some("127.0.0.1:1"), "/w"));
+    fn htu_is_matched_against_the_apis_own_url_never_the_callers_host() {
+        // The resource's origin, with the request's path.
+        let v = verifier(None, Some("http://Example.com:80/orders")).unwrap();
+        assert!(v.htu_matches("http://example.com/w", "/w"));
+        assert!(v.htu_matches("HTTP://EXAMPLE.com:80/w?x=1", "/w"));
+        assert!(!v.htu_matches("http://example.com/other", "/w"));
+        assert!(!v.htu_matches("http://evil.example/w", "/w"));
+        assert!(!v.htu_matches("https://example.com/w", "/w"));
+        // The public base URL wins, path prefix included.
+        let v = verifier(
+            Some("https://API.example.com/orders/"),
+            Some("http://127.0.0.1:1"),
+        )
+        .unwrap();
+        assert!(v.htu_matches("https://api.example.com/orders/w", "/w"));
+        assert!(!v.htu_matches("http://127.0.0.1:1/w", "/w"));
+        assert!(verifier(Some("https://x.example/?q"), None).is_err());
+        // DPoP on with neither: no start, and the error says what to set.
+        let e = verifier(None, None).err().unwrap().to_string();
+        assert!(
+            e.contains("public base URL") && e.contains("protected resource"),
+            "{e}"
+        );
+        // Off needs neither.
         assert!(
             DpopVerifier::new(
-                DpopConfig {
-                    public_base_url: Some("https://x.example/?q".into()),
-                    ..DpopConfig::default()
-                },
+                DpopConfig::default(),
+                None,
                 Arc::new(crate::clock::SystemClock)
             )
-            .is_err()
+            .is_ok()
         );
     }
 
@@ -609,7 +621,7 @@ mod tests {
 
     #[test]
     fn the_challenge_advertises_the_allowed_algorithms() {
-        let v = verifier(None);
+        let v = verifier(Some("https://api.example"), None).unwrap();
         assert_eq!(
             v.algs_param,
             "algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA\""

@@ -23,7 +23,14 @@
 //!     #[command(flatten)]
 //!     auth: ValidatorArgs<AuthEnv>, // AUTH_AUTHORITY, AUTH_TOKEN_PROFILE, ...
 //! }
-//! let args = Args::parse_from(["svc", "--authority", "https://issuer.example"]);
+//! // DPoP is on by default: it checks proofs against this API's own URL.
+//! let args = Args::parse_from([
+//!     "svc",
+//!     "--authority",
+//!     "https://issuer.example",
+//!     "--resource",
+//!     "https://api.example",
+//! ]);
 //! let config = args.auth.into_config().expect("valid settings");
 //! # let _ = config; }
 //! ```
@@ -112,7 +119,7 @@ pub struct ValidatorSettings {
     pub allow_insecure_http: bool,
     /// DPoP-bound tokens (RFC 9449): off (Bearer only), allowed (Bearer or DPoP), required
     /// (DPoP only; Swagger UI cannot make proofs). A DPoP-bound token sent as Bearer is
-    /// refused in every mode.
+    /// refused in every mode. On, it needs `public_base_url` or `resource`.
     #[cfg_attr(
         feature = "clap",
         arg(long, env, value_parser = cli::dpop_mode(), default_value = cli::dpop_mode_name(Self::default().dpop))
@@ -139,9 +146,10 @@ pub struct ValidatorSettings {
     /// A file holding the DPoP nonce key.
     #[cfg_attr(feature = "clap", arg(long, env, conflicts_with = "dpop_nonce_secret"))]
     pub dpop_nonce_secret_file: Option<String>,
-    /// This service's public base URL behind a proxy (https://api.example.com/orders): the
-    /// htu of DPoP proofs is checked against it plus the request path. Default: the
-    /// request's Host, http or https.
+    /// This API's public base URL (https://api.example.com/orders, a proxy's path prefix
+    /// included): the htu of DPoP proofs is checked against it plus the request path.
+    /// Default: the origin of `resource`. With DPoP on, one of the two is required: the
+    /// request's Host never decides.
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub public_base_url: Option<HttpUrl>,
     /// Redis URL of a DPoP replay store shared by the replicas (default: in memory, per
@@ -607,6 +615,18 @@ impl ValidatorSettings {
             config.lazy = lazy;
             config.scope_aliases = aliases;
             additional.push(config);
+        }
+        if dpop.mode != DpopMode::Off && dpop.public_base_url.is_none() && resource.is_none() {
+            return Err(fail(
+                "dpop",
+                format!(
+                    "a DPoP proof's htu is checked against this API's public URL, never the \
+                     request's Host (which the caller writes): set {} or {}, or {}=off",
+                    name("public_base_url"),
+                    name("resource"),
+                    name("dpop"),
+                ),
+            ));
         }
         let mut config = ValidatorConfig::new(metadata, profile);
         config.additional_issuers = additional;

@@ -134,7 +134,11 @@ impl JwtValidator {
     pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
         let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
             .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
-        let dpop = DpopVerifier::new(config.dpop.clone(), config.clock.clone())?;
+        let dpop = DpopVerifier::new(
+            config.dpop.clone(),
+            config.resource.as_ref().map(|r| r.resource.as_str()),
+            config.clock.clone(),
+        )?;
         let resource = config
             .resource
             .as_ref()

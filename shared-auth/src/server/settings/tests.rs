@@ -9,6 +9,8 @@ fn url(text: &str) -> Option<HttpUrl> {
 fn settings(edit: impl FnOnce(&mut ValidatorSettings)) -> ValidatorSettings {
     let mut s = ValidatorSettings {
         authority: url("https://issuer.example"),
+        // DPoP is on by default in the settings: it needs the API's URL.
+        public_base_url: url("https://api.example"),
         ..ValidatorSettings::default()
     };
     edit(&mut s);
@@ -91,6 +93,34 @@ fn errors_name_the_setting_under_the_services_prefix() {
         .into_config_named("")
         .unwrap_err();
     assert_eq!(e.setting, "authority");
+}
+
+#[test]
+fn dpop_on_needs_the_apis_url_never_the_callers_host() {
+    let e = settings(|s| s.public_base_url = None)
+        .into_config_named("AUTH_")
+        .unwrap_err();
+    assert_eq!(e.setting, "AUTH_DPOP");
+    assert!(
+        e.reason.contains("AUTH_PUBLIC_BASE_URL")
+            && e.reason.contains("AUTH_RESOURCE")
+            && e.reason.contains("AUTH_DPOP=off"),
+        "{e}"
+    );
+    let off = settings(|s| {
+        s.public_base_url = None;
+        s.dpop = DpopMode::Off;
+    });
+    assert!(off.into_config_named("AUTH_").is_ok());
+    let by_resource = settings(|s| {
+        s.public_base_url = None;
+        s.resource = url("https://api.example/orders");
+    });
+    let config = by_resource.into_config_named("AUTH_").unwrap();
+    assert!(
+        config.dpop.public_base_url.is_none(),
+        "the resource's origin, at start"
+    );
 }
 
 #[test]
@@ -228,7 +258,7 @@ fn dpop_settings_are_checked_and_errors_name_the_variable() {
 fn settings_deserialize_from_a_configuration_file() {
     let parsed: ValidatorSettings = serde_json::from_str(
         r#"{"metadata_address": "https://as.example/meta.json", "issuer": "https://as.example",
-            "token_profile": "rfc9068", "audience": "api"}"#,
+            "token_profile": "rfc9068", "audience": "api", "resource": "https://api.example"}"#,
     )
     .unwrap();
     assert_eq!(parsed.token_profile, ProfileName::Rfc9068);
@@ -272,6 +302,7 @@ fn an_issuers_file_adds_issuers_with_their_own_profiles() {
     // Alone, the file's first issuer is the main one.
     let config = ValidatorSettings {
         issuers_file: Some(file.clone()),
+        dpop: DpopMode::Off,
         ..ValidatorSettings::default()
     }
     .into_config_named("AUTH_")
@@ -353,6 +384,7 @@ fn start_errors_name_the_setting_under_the_services_prefix() {
     // The file alone: its first issuer is the main one, and still named as the file's.
     let s = ValidatorSettings {
         issuers_file: Some(file),
+        dpop: DpopMode::Off,
         ..ValidatorSettings::default()
     };
     let config = s.clone().into_config_named("AUTH_").unwrap();
@@ -399,6 +431,8 @@ fn the_services_prefix_names_the_variables_and_the_help() {
         "generic",
         "--allowed-client-ids",
         "a,b",
+        "--resource",
+        "https://api.example",
     ])
     .unwrap();
     assert_eq!(args.auth.settings.allowed_client_ids, ["a", "b"]);
