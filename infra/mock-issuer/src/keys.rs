@@ -72,6 +72,15 @@ pub enum KeyError {
     /// Key generation or signing failed inside aws-lc.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The key's material cannot compute signatures of this algorithm (an RSA key signs
+    /// RS*/PS*, a P-256 key ES256 only).
+    #[error("a {key} key cannot sign {alg:?} (an RSA key signs RS256..PS512, a P-256 key ES256)")]
+    WrongKeyType {
+        /// The algorithm the key is published for.
+        key: &'static str,
+        /// The algorithm asked for.
+        alg: jsonwebtoken::Algorithm,
+    },
 }
 
 enum KeyMaterial {
@@ -254,36 +263,85 @@ impl SigningKey {
     /// The bytes are used as they are: callers that want a normal token serialize JSON;
     /// tests may pass anything.
     pub fn sign_raw(&self, header: &[u8], payload: &[u8]) -> Result<String, KeyError> {
+        self.sign_raw_as(self.jws_alg(), header, payload)
+    }
+
+    /// The key's own algorithm as jsonwebtoken names it.
+    fn jws_alg(&self) -> jsonwebtoken::Algorithm {
+        match self.alg {
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+        }
+    }
+
+    /// Like [`Self::sign_raw`], but computes the signature with `alg` instead of the key's
+    /// own algorithm: an RSA key also signs RS384, RS512 and PS256..PS512. A test hook
+    /// only: RFC 8725 section 3.1 says a key is used with exactly one algorithm, and the
+    /// conformance kit checks that a validator holds the key to the `alg` its JWK
+    /// publishes. The header is used as given (its `alg` is the caller's business).
+    pub fn sign_raw_as(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        header: &[u8],
+        payload: &[u8],
+    ) -> Result<String, KeyError> {
+        use jsonwebtoken::Algorithm as A;
         let signing_input = format!("{}.{}", B64URL.encode(header), B64URL.encode(payload));
         let rng = SystemRandom::new();
-        let signature = match &self.material {
-            KeyMaterial::Rsa(k) => {
+        let signature = match (&self.material, alg) {
+            (KeyMaterial::Rsa(k), _) => {
+                let padding: &'static dyn signature::RsaEncoding = match alg {
+                    A::RS256 => &signature::RSA_PKCS1_SHA256,
+                    A::RS384 => &signature::RSA_PKCS1_SHA384,
+                    A::RS512 => &signature::RSA_PKCS1_SHA512,
+                    A::PS256 => &signature::RSA_PSS_SHA256,
+                    A::PS384 => &signature::RSA_PSS_SHA384,
+                    A::PS512 => &signature::RSA_PSS_SHA512,
+                    _ => return Err(self.wrong_key_type(alg)),
+                };
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &rng,
-                    signing_input.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(|_| KeyError::Crypto("RSA signing"))?;
+                k.sign(padding, &rng, signing_input.as_bytes(), &mut sig)
+                    .map_err(|_| KeyError::Crypto("RSA signing"))?;
                 sig
             }
-            KeyMaterial::Ec(k) => k
+            (KeyMaterial::Ec(k), A::ES256) => k
                 .sign(&rng, signing_input.as_bytes())
                 .map_err(|_| KeyError::Crypto("ECDSA signing"))?
                 .as_ref()
                 .to_vec(),
+            (KeyMaterial::Ec(_), _) => return Err(self.wrong_key_type(alg)),
         };
         Ok(format!("{signing_input}.{}", B64URL.encode(signature)))
+    }
+
+    fn wrong_key_type(&self, alg: jsonwebtoken::Algorithm) -> KeyError {
+        KeyError::WrongKeyType {
+            key: self.alg.as_str(),
+            alg,
+        }
     }
 
     /// Signs a JSON header and claims set, and records the token's `exp` so the key stays
     /// published until then.
     pub fn sign_json(&self, header: &Value, claims: &Value) -> Result<String, KeyError> {
+        self.sign_json_as(self.jws_alg(), header, claims)
+    }
+
+    /// [`Self::sign_json`] with the signature computed under `alg` ([`Self::sign_raw_as`]).
+    pub fn sign_json_as(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        header: &Value,
+        claims: &Value,
+    ) -> Result<String, KeyError> {
         if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
             self.latest_exp.fetch_max(exp, Ordering::Relaxed);
         }
-        self.sign_raw(header.to_string().as_bytes(), claims.to_string().as_bytes())
+        self.sign_raw_as(
+            alg,
+            header.to_string().as_bytes(),
+            claims.to_string().as_bytes(),
+        )
     }
 
     /// Unix seconds of the latest `exp` this key signed (0 if none).
@@ -306,6 +364,54 @@ mod tests {
             let other = SigningKey::generate(alg).unwrap();
             assert_ne!(key.kid(), other.kid());
         }
+    }
+
+    /// The signatures under other algorithms are real ones: jsonwebtoken, an independent
+    /// implementation, verifies each with the key's published `n` and `e` under that
+    /// algorithm (and not under RS256).
+    #[test]
+    fn an_rsa_key_signs_under_other_rsa_algorithms_on_request() {
+        use jsonwebtoken::Algorithm as A;
+        let key = SigningKey::generate(Algorithm::RS256).unwrap();
+        let jwk = key.public_jwk();
+        let public = jsonwebtoken::DecodingKey::from_rsa_components(
+            jwk["n"].as_str().unwrap(),
+            jwk["e"].as_str().unwrap(),
+        )
+        .unwrap();
+        for alg in [A::RS256, A::RS384, A::RS512, A::PS256, A::PS384, A::PS512] {
+            let token = key
+                .sign_json_as(
+                    alg,
+                    &json!({"alg": format!("{alg:?}")}),
+                    &json!({"sub": "x"}),
+                )
+                .unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let verifies = |a| jsonwebtoken::crypto::verify(sig, input.as_bytes(), &public, a);
+            assert!(verifies(alg).unwrap(), "{alg:?}");
+            if alg != A::RS256 {
+                assert!(!verifies(A::RS256).unwrap_or(false), "{alg:?} under RS256");
+            }
+        }
+        // The JWK still says RS256: only the signature changed.
+        assert_eq!(jwk["alg"], "RS256");
+    }
+
+    #[test]
+    fn a_key_refuses_algorithms_its_material_cannot_compute() {
+        use jsonwebtoken::Algorithm as A;
+        let ec = SigningKey::generate(Algorithm::ES256).unwrap();
+        let err = ec.sign_raw_as(A::PS256, b"{}", b"{}").unwrap_err();
+        assert!(
+            err.to_string().contains("ES256 key cannot sign PS256"),
+            "{err}"
+        );
+        let rsa = SigningKey::generate(Algorithm::RS256).unwrap();
+        assert!(matches!(
+            rsa.sign_raw_as(A::HS256, b"{}", b"{}"),
+            Err(KeyError::WrongKeyType { .. })
+        ));
     }
 
     #[test]

@@ -479,6 +479,19 @@ impl IssuerHandle {
         self.state().current_key().sign_json(header, claims)
     }
 
+    /// Test hook for "a key is used with exactly one algorithm" (RFC 8725 section 3.1):
+    /// signs with the current key's material under `alg` (an RSA key: RS256..RS512,
+    /// PS256..PS512) while the JWKS keeps publishing the key with its own `alg`. The header
+    /// is used as given, so set its `alg` to say what was signed.
+    pub fn sign_with_alg(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        header: &Value,
+        claims: &Value,
+    ) -> Result<String, KeyError> {
+        self.state().current_key().sign_json_as(alg, header, claims)
+    }
+
     /// Signs `claims` with the current key under the header `{alg, kid, typ: "JWT"}`. With
     /// this issuer as a "platform" (Kubernetes, SPIFFE), it mints the JWTs a federated
     /// client presents to another issuer; its [`Self::jwks_uri`] serves the keys.
