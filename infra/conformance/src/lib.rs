@@ -586,6 +586,14 @@ impl Ctx<'_> {
         Ok(self.kit.issuer.sign(&h, &c)?)
     }
 
+    /// A valid token whose signature the issuer's current key computed under `alg` (the
+    /// header's `alg` says so) while its JWK keeps the key's own `alg`.
+    pub fn signed_as(&self, alg: jsonwebtoken::Algorithm) -> Result<String, BuildError> {
+        let (mut h, c) = self.template();
+        h["alg"] = json!(format!("{alg:?}"));
+        Ok(self.kit.issuer.sign_with_alg(alg, &h, &c)?)
+    }
+
     /// A token signed by the issuer over raw header and payload bytes.
     pub fn signed_raw(&self, header: &[u8], payload: &[u8]) -> Result<String, BuildError> {
         Ok(self.kit.issuer.sign_raw(header, payload)?)
