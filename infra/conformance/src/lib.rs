@@ -25,6 +25,7 @@ pub mod catalogue;
 pub mod challenge;
 pub mod dpop;
 pub mod report;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -291,6 +292,14 @@ pub struct Kit {
     sink_hits: Arc<AtomicUsize>,
     sink_task: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
+    https: Option<Https>,
+}
+
+/// The https front of the issuer ([`Kit::start_https`]).
+struct Https {
+    ca_pem: String,
+    failures: Arc<tls::HandshakeFailures>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// A random hex secret (32 bytes).
@@ -309,6 +318,59 @@ impl Kit {
         let secret = random_secret()?;
         let issuer = mock_issuer::start_on(settings.issuer_config(&secret), listen).await?;
         Kit::with_issuer(issuer, settings, secret).await
+    }
+
+    /// Starts the kit's issuer behind https on `listen` (port 0: any): its URL is
+    /// `https://127.0.0.1:PORT` (the listen address when it is a specific one), with a
+    /// certificate for that address, `::1` and `localhost` signed by a throwaway CA whose
+    /// PEM is [`Kit::ca_pem`]. See the `tls` module for how it is served.
+    pub async fn start_https(settings: Settings, listen: SocketAddr) -> Result<Kit, KitError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| KitError::Setting(format!("cannot listen on {listen}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| KitError::Setting(format!("cannot listen on {listen}: {e}")))?;
+        // Bound to every interface, the address is no URL: loopback with the same port is
+        // (as the mock issuer does for plain http).
+        let specific = (!bound.ip().is_unspecified()).then_some(bound.ip());
+        let host = match specific {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+            None => "127.0.0.1".to_owned(),
+        };
+        let certificates = tls::Certificates::generate(specific)?;
+        let secret = random_secret()?;
+        let mut config = settings.issuer_config(&secret);
+        config.issuer = Some(format!("https://{host}:{}", bound.port()));
+        // The plain-http issuer behind the terminator, on loopback only.
+        let issuer = mock_issuer::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let backend = issuer.addr();
+        let ca_pem = certificates.ca_pem.clone();
+        let failures = Arc::new(tls::HandshakeFailures::default());
+        let task = tokio::spawn({
+            let failures = failures.clone();
+            async move { tls::terminate(listener, &certificates, backend, failures).await }
+        });
+        let mut kit = Kit::with_issuer(issuer, settings, secret).await?;
+        kit.https = Some(Https {
+            ca_pem,
+            failures,
+            task,
+        });
+        Ok(kit)
+    }
+
+    /// With [`Kit::start_https`], the PEM of the CA that signed the issuer's certificate:
+    /// what the target must trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.https.as_ref().map(|h| h.ca_pem.as_str())
+    }
+
+    /// With [`Kit::start_https`], how many TLS handshakes with the issuer failed and the
+    /// last error: usually a target that does not trust [`Kit::ca_pem`].
+    pub fn tls_handshake_failures(&self) -> Option<(usize, String)> {
+        self.https.as_ref().and_then(|h| h.failures.get())
     }
 
     /// Uses an issuer started elsewhere (the system suites start theirs with their own
@@ -336,6 +398,7 @@ impl Kit {
             settings,
             client_secret,
             http,
+            https: None,
         };
         let (header, claims) = kit.template_raw(&[&kit.settings.scope]);
         kit.removed_key_token = kit.issuer.sign(&header, &claims)?;
@@ -515,6 +578,9 @@ impl Drop for Kit {
     fn drop(&mut self) {
         // The listener stops with the kit (the issuer stops with its handle).
         self.sink_task.abort();
+        if let Some(https) = &self.https {
+            https.task.abort();
+        }
     }
 }
 

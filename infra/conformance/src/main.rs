@@ -22,14 +22,25 @@ use conformance::{CASES, Kit, Profile, Settings, Target, report};
 ///
 /// Configure the target to trust the issuer URL printed at start (or run it as COMMAND,
 /// which gets CONFORMANCE_ISSUER, CONFORMANCE_JWKS_URI, CONFORMANCE_TOKEN_ENDPOINT,
-/// CONFORMANCE_CLIENT_ID, CONFORMANCE_CLIENT_SECRET, CONFORMANCE_AUDIENCE and
-/// CONFORMANCE_SCOPE in its environment).
+/// CONFORMANCE_CLIENT_ID, CONFORMANCE_CLIENT_SECRET, CONFORMANCE_AUDIENCE,
+/// CONFORMANCE_SCOPE and, with --https, CONFORMANCE_CA_FILE in its environment).
 #[derive(Parser)]
 #[command(name = "conformance", version)]
 struct Cli {
     /// Where the kit's issuer listens (port 0: any free port).
     #[arg(long, env = "CONFORMANCE_ISSUER_LISTEN", default_value = "127.0.0.1:0")]
     issuer_listen: SocketAddr,
+
+    /// Serve the issuer over https, with a certificate for 127.0.0.1, ::1 and localhost
+    /// signed by a throwaway CA (for targets that refuse plain-http key sets). Needs
+    /// --ca-file.
+    #[arg(long, requires = "ca_file")]
+    https: bool,
+
+    /// With --https: where to write the PEM of the CA the target must trust (also given to
+    /// COMMAND as CONFORMANCE_CA_FILE; for Node, NODE_EXTRA_CA_CERTS).
+    #[arg(long, value_name = "PATH", requires = "https")]
+    ca_file: Option<PathBuf>,
 
     /// The token shape the target expects.
     #[arg(long, value_enum, default_value = "rfc9068")]
@@ -158,14 +169,28 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     if cli.dpop {
         target.dpop = Some(true);
     }
-    let kit = Kit::start(settings, cli.issuer_listen)
-        .await
-        .map_err(|e| e.to_string())?;
+    let kit = if cli.https {
+        Kit::start_https(settings, cli.issuer_listen).await
+    } else {
+        Kit::start(settings, cli.issuer_listen).await
+    }
+    .map_err(|e| e.to_string())?;
+    // Written before the command starts: it reads the file at start (Node does).
+    if let (Some(path), Some(pem)) = (&cli.ca_file, kit.ca_pem()) {
+        std::fs::write(path, pem)
+            .map_err(|e| format!("cannot write --ca-file {}: {e}", path.display()))?;
+    }
     let issuer = kit.issuer();
     let (client_id, client_secret) = kit.client();
     println!("conformance issuer: {}", issuer.issuer());
     println!("  jwks_uri:       {}", issuer.jwks_uri());
     println!("  token endpoint: {}", issuer.token_endpoint());
+    if let Some(path) = &cli.ca_file {
+        println!(
+            "  CA file:        {} (the CA of the issuer's certificate; trust it)",
+            path.display()
+        );
+    }
     println!("  client:         {client_id} / {client_secret} (a throwaway secret for this run)");
     println!(
         "  scope:          {} (audience {})",
@@ -190,6 +215,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 )
                 .env("CONFORMANCE_SCOPE", &kit.settings().scope)
                 .kill_on_drop(true);
+            if let Some(path) = &cli.ca_file {
+                command.env("CONFORMANCE_CA_FILE", path);
+            }
             // Its own process group, so stopping it also stops what it started (a shell
             // wrapper's server).
             #[cfg(unix)]
@@ -244,6 +272,12 @@ async fn test(
         std::fs::write(path, report::junit(&report))
             .map_err(|e| format!("cannot write --junit {}: {e}", path.display()))?;
         println!("JUnit XML: {}", path.display());
+    }
+    if let Some((count, last)) = kit.tls_handshake_failures() {
+        eprintln!(
+            "conformance: {count} TLS handshakes with the kit's https issuer failed (last \
+             {last}): does the target trust the CA in --ca-file?"
+        );
     }
     if let Some(why) = report.inconclusive() {
         return Err(format!("inconclusive: {why}"));

@@ -125,3 +125,55 @@ fn the_command_gets_the_issuer_in_its_environment_and_is_stopped_with_its_group(
         "the command's group was left running"
     );
 }
+
+#[test]
+fn https_needs_a_ca_file_writes_it_and_hands_it_to_the_command() {
+    let o = kit(&[
+        "--https",
+        "--scope",
+        "A/b",
+        "--target",
+        "http://127.0.0.1:1/x",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--ca-file"), "{}", stderr(&o));
+
+    let target = always_200();
+    let ca = std::env::temp_dir().join(format!("conformance-cli-ca-{}.pem", std::process::id()));
+    let path = ca.to_str().unwrap();
+    // The command sees the file already written, under CONFORMANCE_CA_FILE.
+    let check = format!(
+        "test \"$CONFORMANCE_CA_FILE\" = '{path}' && grep -q 'BEGIN CERTIFICATE' \"$CONFORMANCE_CA_FILE\" \
+         && case \"$CONFORMANCE_ISSUER\" in https://127.0.0.1:*) sleep 30;; esac; exit 3"
+    );
+    let o = kit(&[
+        "--https",
+        "--ca-file",
+        path,
+        "--scope",
+        "A/b",
+        "--target",
+        &target,
+        "--report-only",
+        "--",
+        "sh",
+        "-c",
+        &check,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("conformance issuer: https://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("CA file:        {path}")),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    std::fs::remove_file(&ca).unwrap();
+}
