@@ -41,6 +41,14 @@ run() {
 # jose has no RFC 9068 switch, but the server passes an audience: the rfc9068 profile.
 run node server.mjs --profile rfc9068 --scope MyService/weather_read
 # express-oauth2-jwt-bearer checks `typ` only with `strict: true`, which its Getting
-# started does not set: the generic profile, with an Auth0-style scope and audience.
-run express-oauth2-jwt-bearer express-oauth2-jwt-bearer.mjs \
+# started does not set: the generic profile, with an Auth0-style scope and audience. It
+# runs as in production: NODE_ENV=production and an https issuer (the kit's, `--https`),
+# its CA trusted through NODE_EXTRA_CA_CERTS, which node reads at start, after the kit
+# has written the file. (1.10.0 refuses http issuers in production only in its
+# multi-issuer mode; the single issuer here would also be accepted over http, with the
+# same verdicts.)
+ca="$out/express-oauth2-jwt-bearer-ca.pem"
+NODE_ENV=production NODE_EXTRA_CA_CERTS="$ca" \
+  run express-oauth2-jwt-bearer express-oauth2-jwt-bearer.mjs \
+  --https --ca-file "$ca" \
   --profile generic --scope read:messages --audience https://conformance.example/api

@@ -5,8 +5,9 @@
 // tuned to the kit's cases (infra/conformance/foreign.sh runs it).
 //
 // Settings come from the kit (it starts this process): CONFORMANCE_ISSUER,
-// CONFORMANCE_AUDIENCE, CONFORMANCE_SCOPE; PORT to listen on. NODE_ENV is left unset: in
-// production the library refuses an http issuer, and the kit's issuer is http.
+// CONFORMANCE_AUDIENCE, CONFORMANCE_SCOPE; PORT to listen on. foreign.sh runs it as in
+// production: NODE_ENV=production, the kit's issuer over https (`--https`), its CA
+// trusted through NODE_EXTRA_CA_CERTS.
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 
