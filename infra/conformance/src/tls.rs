@@ -60,6 +60,8 @@ impl Certificates {
         .map(IpAddr::to_string)
         .collect();
         names.push("localhost".to_owned());
+        // The listen address may be a loopback one already.
+        names.sort();
         names.dedup();
         let mut leaf_params =
             rcgen::CertificateParams::new(names).map_err(|e| err("certificate", &e))?;
