@@ -37,6 +37,7 @@ mod jose;
 pub mod keys;
 mod state;
 mod token_endpoint;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub use config::{
 };
 pub use keys::{Algorithm, KeyError};
 pub use state::IssuerStats;
+pub use users::UserConfig;
 
 use state::IssuerState;
 
