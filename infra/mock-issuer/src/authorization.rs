@@ -48,6 +48,10 @@ pub(crate) const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offlin
 /// Wrong passwords allowed per login form before the request is answered `access_denied`.
 const MAX_LOGIN_ATTEMPTS: u32 = 5;
 
+/// Login forms waiting at once, at most: a script that fetches `/authorize` in a loop
+/// cannot make the issuer's memory grow without bound (each waits 10 minutes).
+const MAX_PENDING_LOGINS: usize = 10_000;
+
 /// The hidden fields of the login form, in order: the request's parameters.
 const HIDDEN: [&str; 8] = [
     "response_type",
@@ -249,6 +253,17 @@ pub(crate) async fn authorize(State(state): State<Arc<IssuerState>>, uri: Uri) -
             let now = state.users.now();
             let mut logins = lock(&state.users.logins);
             logins.retain(|_, t| t.expires_at > now);
+            if logins.len() >= MAX_PENDING_LOGINS {
+                drop(logins);
+                tracing::warn!("authorization request refused: too many login forms pending");
+                return redirect_error(
+                    &state,
+                    &request.redirect_uri,
+                    request.state.as_deref(),
+                    "temporarily_unavailable",
+                    "too many logins are pending; try again later",
+                );
+            }
             logins.insert(
                 token.clone(),
                 LoginTransaction {

@@ -803,3 +803,15 @@ async fn cognito_user_tokens_carry_the_user_and_the_client() {
     assert_eq!(claims["username"], "alice");
     assert_eq!(claims["token_use"], "access");
 }
+
+#[tokio::test]
+async fn cancel_is_access_denied_at_the_client() {
+    let issuer = start().await;
+    let (_, _, html) = get(&authorize_url(&issuer, CLIENT, REDIRECT, &[])).await;
+    let r = post_form(&issuer, &hidden_fields(&html), &[("cancel", "1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let q = query_of(r.headers()["location"].to_str().unwrap());
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "state-123");
+    assert_eq!(issuer.stats().authorization_codes_issued, 0);
+}
