@@ -40,6 +40,21 @@
 //! # optional in `federated`: assertion_type (default
 //! # "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", or
 //! # "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"), single_use (default false)
+//!
+//! # A web application (the BFF) whose users log in: the authorization code grant with
+//! # PKCE, refresh tokens, and RP-initiated logout. Redirect URIs match exactly.
+//! [[clients]]
+//! client_id = "web-bff"
+//! client_secret = "..."
+//! allowed_scopes = ["MyService/weather_read"]
+//! allowed_grant_types = ["authorization_code", "refresh_token", "client_credentials"]
+//! redirect_uris = ["http://127.0.0.1:7248/bff/callback"]
+//! post_logout_redirect_uris = ["http://127.0.0.1:7248/"]
+//!
+//! # Users who can sign in at the login page (see `crate::users`).
+//! [[users]]
+//! username = "alice"
+//! password_env = "MOCK_ISSUER_ALICE_PASSWORD"   # or password = "..."
 //! ```
 //!
 //! A client needs at least one way to authenticate: a secret, keys, a federated trust, or
@@ -55,6 +70,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::keys::Algorithm;
+use crate::users::{RawUser, UserConfig};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
 pub const ASSERTION_TYPE_JWT_BEARER: &str =
@@ -149,6 +165,8 @@ struct RawConfig {
     resource_servers: Vec<RawResourceServer>,
     #[serde(default)]
     clients: Vec<RawClient>,
+    #[serde(default)]
+    users: Vec<RawUser>,
 }
 
 fn default_lifetime_secs() -> u64 {
@@ -181,6 +199,10 @@ struct RawClient {
     allowed_scopes: Vec<String>,
     #[serde(default = "default_grant_types")]
     allowed_grant_types: Vec<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +244,10 @@ fn parse_jwks(text: &str, key: &str) -> Result<JwkSet, ConfigError> {
 fn default_grant_types() -> Vec<String> {
     vec!["client_credentials".to_owned()]
 }
+
+/// The grant types the token endpoint serves, and so the values `allowed_grant_types` may
+/// hold.
+pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
 
 /// A resource server (an API) and the scopes it defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,8 +295,15 @@ pub struct ClientConfig {
     pub opaque_access_tokens: bool,
     /// Full scope values the client may request.
     pub allowed_scopes: Vec<String>,
-    /// Grant types the client may use; only `client_credentials` is served.
+    /// Grant types the client may use: `client_credentials` (the default),
+    /// `authorization_code` (users log in; needs `redirect_uris`), `refresh_token`.
     pub allowed_grant_types: Vec<String>,
+    /// Where `/authorize` may send the user back (compared exactly, RFC 6749 section
+    /// 3.1.2, as OAuth 2.1 requires).
+    pub redirect_uris: Vec<String>,
+    /// Where `/end_session` may send the user after logout (OpenID Connect RP-Initiated
+    /// Logout 1.0), compared exactly.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// Trust in JWTs minted by another issuer (a platform) for a client: a Kubernetes
@@ -339,7 +372,33 @@ impl ClientConfig {
             opaque_access_tokens: false,
             allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
             allowed_grant_types: default_grant_types(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
         }
+    }
+
+    /// Sets the grant types the client may use (see [`GRANT_TYPES`] for the values).
+    pub fn with_grant_types(
+        mut self,
+        grant_types: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_grant_types = grant_types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Registers the redirect URIs of the authorization code flow.
+    pub fn with_redirect_uris(mut self, uris: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.redirect_uris = uris.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Registers the post-logout redirect URIs of RP-initiated logout.
+    pub fn with_post_logout_redirect_uris(
+        mut self,
+        uris: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.post_logout_redirect_uris = uris.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Registers public keys for `private_key_jwt`.
@@ -381,6 +440,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("opaque_access_tokens", &self.opaque_access_tokens)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("allowed_grant_types", &self.allowed_grant_types)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .finish()
     }
 }
@@ -414,6 +475,8 @@ pub struct IssuerConfig {
     pub resource_servers: Vec<ResourceServer>,
     /// Clients.
     pub clients: Vec<ClientConfig>,
+    /// Users who can sign in at the login page (the authorization code flow).
+    pub users: Vec<UserConfig>,
 }
 
 impl IssuerConfig {
@@ -431,6 +494,7 @@ impl IssuerConfig {
             dpop_nonce: false,
             resource_servers: Vec::new(),
             clients: Vec::new(),
+            users: Vec::new(),
         }
     }
 
@@ -469,6 +533,12 @@ impl IssuerConfig {
     /// Adds a client.
     pub fn with_client(mut self, client: ClientConfig) -> Self {
         self.clients.push(client);
+        self
+    }
+
+    /// Adds a user who can sign in at the login page.
+    pub fn with_user(mut self, user: UserConfig) -> Self {
+        self.users.push(user);
         self
     }
 
@@ -567,8 +637,16 @@ impl IssuerConfig {
                 opaque_access_tokens: c.opaque_access_tokens,
                 allowed_scopes: c.allowed_scopes,
                 allowed_grant_types: c.allowed_grant_types,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
             });
         }
+        let users = raw
+            .users
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| u.resolve(i, &env))
+            .collect::<Result<Vec<_>, _>>()?;
         let config = IssuerConfig {
             issuer: raw.issuer,
             path_prefix: raw.path_prefix,
@@ -589,6 +667,7 @@ impl IssuerConfig {
                 })
                 .collect(),
             clients,
+            users,
         };
         config.validate()?;
         Ok(config)
@@ -734,7 +813,34 @@ impl IssuerConfig {
                     ));
                 }
             }
+            for (j, g) in c.allowed_grant_types.iter().enumerate() {
+                if !GRANT_TYPES.contains(&g.as_str()) {
+                    return Err(invalid(
+                        format!("clients[{i}].allowed_grant_types[{j}]"),
+                        format!(
+                            "grant type {g:?} is not served (use {})",
+                            GRANT_TYPES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let uri_lists = [
+                ("redirect_uris", &c.redirect_uris),
+                ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
+            ];
+            for (name, uris) in uri_lists {
+                for (j, uri) in uris.iter().enumerate() {
+                    if !is_redirect_uri(uri) {
+                        return Err(invalid(
+                            format!("clients[{i}].{name}[{j}]"),
+                            "must be an absolute http(s) URL without a fragment (compared \
+                             exactly, as the client sends it)",
+                        ));
+                    }
+                }
+            }
         }
+        crate::users::validate(&self.users)?;
         Ok(())
     }
 
@@ -754,6 +860,12 @@ impl IssuerConfig {
 
 fn is_http_url(s: &str) -> bool {
     url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
+/// RFC 6749 section 3.1.2: absolute, no fragment. Only http(s): the mock serves web
+/// applications, not native apps with custom schemes.
+fn is_redirect_uri(s: &str) -> bool {
+    is_http_url(s) && !s.contains('#')
 }
 
 #[cfg(test)]
@@ -826,6 +938,65 @@ mod tests {
             "[[resource_servers]]\nidentifier = \"MyService\"\nscopes = [\"weather_read\"]\n\
              [[clients]]\nclient_id = \"c\"\nallowed_scopes = [\"MyService/weather_read\"]\n{extra}"
         )
+    }
+
+    #[test]
+    fn users_redirect_uris_and_grant_types_parse() {
+        let text = client_toml(
+            "client_secret = \"long-enough\"\n\
+             allowed_grant_types = [\"authorization_code\", \"refresh_token\"]\n\
+             redirect_uris = [\"http://127.0.0.1:7248/bff/callback\"]\n\
+             post_logout_redirect_uris = [\"http://127.0.0.1:7248/\"]\n\
+             [[users]]\nusername = \"alice\"\npassword_env = \"ALICE_PW\"\nname = \"Alice\"",
+        );
+        let c = IssuerConfig::from_toml(&text, "t", |n| {
+            (n == "ALICE_PW").then(|| "alice-dev-password".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            c.clients[0].redirect_uris,
+            ["http://127.0.0.1:7248/bff/callback"]
+        );
+        assert_eq!(
+            c.clients[0].post_logout_redirect_uris,
+            ["http://127.0.0.1:7248/"]
+        );
+        assert_eq!(c.users[0].sub, "alice", "sub defaults to the username");
+        assert_eq!(c.users[0].password, "alice-dev-password");
+        assert!(!format!("{c:?}").contains("alice-dev-password"));
+
+        let cases = [
+            (
+                "client_secret = \"long-enough\"\nallowed_grant_types = [\"password\"]",
+                "clients[0].allowed_grant_types[0]",
+            ),
+            (
+                "client_secret = \"long-enough\"\nredirect_uris = [\"/callback\"]",
+                "clients[0].redirect_uris[0]",
+            ),
+            (
+                "client_secret = \"long-enough\"\nredirect_uris = [\"http://a/cb#x\"]",
+                "clients[0].redirect_uris[0]",
+            ),
+            (
+                "client_secret = \"long-enough\"\npost_logout_redirect_uris = [\"x\"]",
+                "clients[0].post_logout_redirect_uris[0]",
+            ),
+            (
+                "client_secret = \"long-enough\"\n[[users]]\nusername = \"a\"",
+                "users[0].password",
+            ),
+            (
+                "client_secret = \"long-enough\"\n[[users]]\nusername = \"a\"\npassword_env = \"NOPE\"",
+                "users[0].password_env",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = IssuerConfig::from_toml(&client_toml(extra), "t", no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err:?} should name {key}");
+        }
     }
 
     #[test]

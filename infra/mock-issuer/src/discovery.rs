@@ -43,13 +43,28 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
         "introspection_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint": state.revocation_endpoint(),
-        "grant_types_supported": ["client_credentials"],
+        "revocation_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "authorization_endpoint": state.root_url("/authorize"),
+        "end_session_endpoint": state.root_url("/end_session"),
+        "grant_types_supported": crate::config::GRANT_TYPES,
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce",
+            "sid", "at_hash", "name", "preferred_username", "email"],
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": names(&ASSERTION_ALGS),
         "dpop_signing_alg_values_supported": names(&DPOP_ALGS),
-        "scopes_supported": state.config.all_scopes(),
-        "response_types_supported": ["token"],
+        "scopes_supported": state
+            .config
+            .all_scopes()
+            .into_iter()
+            .chain(crate::authorization::OIDC_SCOPES.map(str::to_owned))
+            .collect::<Vec<_>>(),
+        "response_types_supported": ["code"],
         "id_token_signing_alg_values_supported": [alg],
         "access_token_signing_alg_values_supported": [alg],
     }))

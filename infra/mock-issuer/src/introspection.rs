@@ -37,6 +37,7 @@ use crate::state::{IssuerState, OpaqueToken, unix_now};
 use crate::token_endpoint::{
     ClientAuthentication, OAuthError, Params, authentication_method, find_client, no_store,
 };
+use crate::user_tokens::RefreshRevocation;
 
 /// The media type of an RFC 9701 introspection response.
 pub(crate) const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
@@ -82,8 +83,12 @@ pub(crate) fn issue_opaque(
     token
 }
 
-/// Revokes `token` (opaque or JWT). Returns whether it was an opaque token the issuer knew.
+/// Revokes `token` (opaque, JWT, or a refresh token with its family). Returns whether it
+/// was an opaque or refresh token the issuer knew.
 pub(crate) fn revoke(state: &IssuerState, token: &str) -> bool {
+    if crate::user_tokens::revoke_refresh_token(state, token, None) == RefreshRevocation::Revoked {
+        return true;
+    }
     if let Some(entry) = state
         .tokens
         .opaque
@@ -376,7 +381,22 @@ pub(crate) async fn revoke_endpoint(
     let result = async {
         let params = form(&headers, &body)?;
         let caller = authenticate(&state, &headers, &params).await?;
-        let known = revoke(&state, params.get("token").unwrap_or_default());
+        let token = params.get("token").unwrap_or_default();
+        // RFC 7009 section 2.1: a refresh token is revoked only for the client it was
+        // issued to.
+        match crate::user_tokens::revoke_refresh_token(&state, token, Some(&caller.client_id)) {
+            RefreshRevocation::Revoked => {
+                tracing::info!(caller = %caller.client_id, "refresh token revoked with its family");
+                return Ok(StatusCode::OK.into_response());
+            }
+            RefreshRevocation::OtherClient => {
+                return Err(OAuthError::invalid_request(
+                    "the token was issued to another client",
+                ));
+            }
+            RefreshRevocation::NotRefreshToken => {}
+        }
+        let known = revoke(&state, token);
         tracing::info!(caller = %caller.client_id, known, "token revoked");
         Ok::<_, OAuthError>(StatusCode::OK.into_response())
     }

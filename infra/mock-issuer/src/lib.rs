@@ -7,7 +7,10 @@
 //! Kubernetes service-account tokens and SPIFFE JWT-SVIDs), and mints RS256 (or ES256) JWT
 //! access tokens in the `cognito` or `rfc9068` shape. With a DPoP proof (RFC 9449) the
 //! token is bound to the proof's key (`cnf.jkt`, `token_type: DPoP`), optionally behind a
-//! server nonce. It is **not** for production: clients and secrets come from a file, keys
+//! server nonce. For a backend-for-frontend it also logs users in: the authorization code
+//! flow with PKCE (S256) through a small login page for the configured [`UserConfig`]s, ID
+//! tokens, rotating refresh tokens with reuse detection, revocation and RP-initiated
+//! logout. It is **not** for production: clients, users and secrets come from a file, keys
 //! live in memory.
 //!
 //! As a library it starts on an ephemeral port and hands back an [`IssuerHandle`] with
@@ -28,15 +31,20 @@
 //! ```
 
 pub mod admin;
+mod authorization;
 mod client_auth;
 pub mod config;
 mod discovery;
 mod dpop;
+mod end_session;
 mod introspection;
 mod jose;
 pub mod keys;
 mod state;
 mod token_endpoint;
+mod user_flows;
+mod user_tokens;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +68,7 @@ pub use config::{
 };
 pub use keys::{Algorithm, KeyError};
 pub use state::IssuerStats;
+pub use users::UserConfig;
 
 use state::IssuerState;
 
@@ -120,7 +129,7 @@ impl MockIssuer {
     }
 
     /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
-    /// `/healthz`, and with an admin token the `/admin/*` endpoints, which answer only
+    /// `/introspect`, `/revoke`, `/authorize` (login page), `/end_session`, `/healthz`, and with an admin token the `/admin/*` endpoints, which answer only
     /// requests addressed to a loopback host that carry `Authorization: Bearer <token>`
     /// (see [`admin`]).
     pub fn router(&self, admin: Option<AdminToken>) -> Router {
@@ -138,6 +147,14 @@ impl MockIssuer {
             .route("/connect/token", post(token_endpoint::token))
             .route("/introspect", post(introspection::introspect))
             .route("/revoke", post(introspection::revoke_endpoint))
+            .route(
+                "/authorize",
+                get(authorization::authorize).post(authorization::login),
+            )
+            .route(
+                "/end_session",
+                get(end_session::end_session_get).post(end_session::end_session_post),
+            )
             .layer(DefaultBodyLimit::max(64 * 1024));
         let origins: Vec<HeaderValue> = self
             .state

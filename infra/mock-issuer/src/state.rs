@@ -17,6 +17,7 @@ use crate::config::IssuerConfig;
 use crate::dpop::DpopNonce;
 use crate::jose::ReplayCache;
 use crate::keys::{KeyError, SigningKey};
+use crate::user_flows::UserFlows;
 
 /// How many unexpired `jti` values each replay store holds at most (assertions and DPoP
 /// proofs each); when full, new ones are refused until old ones expire.
@@ -95,6 +96,19 @@ pub struct IssuerStats {
     pub introspection_max_in_flight: u64,
     /// Opaque access tokens issued (through the token endpoint or the handle).
     pub opaque_tokens_issued: u64,
+    /// Authorization codes handed out after a successful login at `/authorize`.
+    pub authorization_codes_issued: u64,
+    /// Login form posts with a wrong username or password.
+    pub login_failures: u64,
+    /// Every refresh token grant that reached the token endpoint's grant handling,
+    /// answered or not (injected refresh failures included).
+    pub refresh_requests: u64,
+    /// Refresh token grants that succeeded (a token was rotated).
+    pub refreshes: u64,
+    /// Already-rotated refresh tokens presented again: each revoked its whole family.
+    pub refresh_reuse_detections: u64,
+    /// Sessions ended at `/end_session`.
+    pub sessions_ended: u64,
 }
 
 impl IssuerStats {
@@ -233,6 +247,8 @@ pub(crate) struct IssuerState {
     /// federated trust: building it loads the TLS roots, which an issuer without
     /// federation (the scratch image) has no need of.
     pub(crate) http: Option<reqwest::Client>,
+    /// Logins, codes, refresh tokens and sessions of the authorization code flow.
+    pub(crate) users: UserFlows,
 }
 
 impl IssuerState {
@@ -269,6 +285,7 @@ impl IssuerState {
             counters: Counters::default(),
             faults: Faults::default(),
             tokens: TokenStore::default(),
+            users: UserFlows::default(),
         })
     }
 
@@ -354,6 +371,7 @@ impl IssuerState {
 
     pub(crate) fn stats(&self) -> IssuerStats {
         let c = &self.counters;
+        let u = &self.users.counters;
         IssuerStats {
             token_requests: c.token_requests.load(Ordering::SeqCst),
             tokens_issued: c
@@ -374,6 +392,12 @@ impl IssuerState {
             introspection_requests: c.introspection_requests.load(Ordering::SeqCst),
             introspection_max_in_flight: c.introspection_max_in_flight.load(Ordering::SeqCst),
             opaque_tokens_issued: c.opaque_tokens_issued.load(Ordering::SeqCst),
+            authorization_codes_issued: u.authorization_codes_issued.load(Ordering::SeqCst),
+            login_failures: u.login_failures.load(Ordering::SeqCst),
+            refresh_requests: u.refresh_requests.load(Ordering::SeqCst),
+            refreshes: u.refreshes.load(Ordering::SeqCst),
+            refresh_reuse_detections: u.refresh_reuse_detections.load(Ordering::SeqCst),
+            sessions_ended: u.sessions_ended.load(Ordering::SeqCst),
         }
     }
 

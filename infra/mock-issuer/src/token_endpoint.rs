@@ -1,4 +1,6 @@
-//! The token endpoint (RFC 6749 section 4.4, client credentials grant).
+//! The token endpoint (RFC 6749 section 4.4, client credentials grant; the code and
+//! refresh grants of users are answered by [`crate::user_tokens`] once the client is
+//! authenticated here).
 //!
 //! The request is checked in the order a strict server would: body shape, grant type, the
 //! DPoP proof if there is one (RFC 9449, see [`crate::dpop`]), client authentication
@@ -26,7 +28,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
 use crate::client_auth;
-use crate::config::{ClientConfig, ScopeFormat, TokenProfile};
+use crate::config::{ClientConfig, GRANT_TYPES, ScopeFormat, TokenProfile};
 use crate::dpop::{self, ProofError};
 use crate::state::{IssuerState, unix_now};
 
@@ -440,17 +442,20 @@ async fn issue(
         ));
     }
     let params = Params::parse(body)?;
-    match params.get("grant_type") {
+    let grant_type = match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
-        Some("client_credentials") => {}
+        Some(g) if GRANT_TYPES.contains(&g) => g,
         Some(other) => {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                format!("grant_type {other:?} is not supported; only client_credentials"),
+                format!(
+                    "grant_type {other:?} is not supported; only {}",
+                    GRANT_TYPES.join(", ")
+                ),
             ));
         }
-    }
+    };
     let now = unix_now();
     // The proof is checked before the client, so a nonce challenge does not use up a
     // single-use client assertion; its jti is consumed last, with the assertion's.
@@ -483,15 +488,11 @@ async fn issue(
                 Err(description) => return Err(assertion_refused(state, description)),
             },
         };
-    if !client
-        .allowed_grant_types
-        .iter()
-        .any(|g| g == "client_credentials")
-    {
+    if !client.allowed_grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
-            "this client may not use the client_credentials grant",
+            format!("this client may not use the {grant_type} grant"),
         ));
     }
     if client.dpop_bound_access_tokens && proof.is_none() {
@@ -500,6 +501,19 @@ async fn issue(
             client.client_id
         ))
         .into());
+    }
+    if grant_type != "client_credentials" {
+        // The client is authenticated; the one-time values are spent before the code or
+        // refresh token is looked at (a refused grant cannot be retried with them).
+        if let Some(jti) = single_use_jti {
+            client_auth::consume_jti(state, jti, now)
+                .map_err(|description| assertion_refused(state, description))?;
+        }
+        if let Some(proof) = &proof {
+            dpop::consume(state, proof, now)?;
+        }
+        let jkt = proof.map(|p| p.jkt);
+        return crate::user_tokens::grant(state, client, grant_type, &params, jkt).await;
     }
     let scopes = granted_scopes(client, params.get("scope"))?;
     if let Some(jti) = single_use_jti {

@@ -95,7 +95,7 @@ async fn discovery_document_lists_endpoints_methods_and_scopes() {
     );
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
@@ -115,7 +115,11 @@ async fn discovery_document_lists_endpoints_methods_and_scopes() {
             .unwrap()
             .contains(&"ES256".into())
     );
-    assert_eq!(doc["scopes_supported"], serde_json::json!([READ, WRITE]));
+    // The resource servers' scopes, then OpenID Connect's (see tests/authorization_code.rs).
+    assert_eq!(
+        doc["scopes_supported"],
+        serde_json::json!([READ, WRITE, "openid", "profile", "email", "offline_access"])
+    );
     assert_eq!(issuer.stats().discovery_fetches, 1);
 }
 
