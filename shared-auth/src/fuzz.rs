@@ -9,9 +9,9 @@
 use proptest::prelude::*;
 
 use crate::client::token_endpoint::{MAX_LIFETIME, MIN_LIFETIME, parse_success};
+use crate::jwks::parse_jwks;
 use crate::scope::ScopeSet;
 use crate::server::auth_layer::{Credentials, MAX_AUTHORIZATION_LEN, parse_authorization};
-use crate::server::jwks::parse_jwks;
 
 crate::jose::json::claims! {
     /// A reader that keeps two members and checks the rest.

@@ -12,6 +12,7 @@ mod issuer_http;
 pub mod jose;
 #[cfg(not(feature = "jose"))]
 mod jose;
+mod jwks;
 mod metrics;
 mod problem;
 mod scope;

@@ -287,7 +287,7 @@ fn the_crate_reads_in_one_direction() {
     assert!(graphs.top["server"].contains("jose"));
     assert!(graphs.top["client"].contains("client_auth"));
     assert!(graphs.top["server"].contains("client_auth"));
-    assert!(graphs.folders["server"]["validation"].contains("jwks"));
+    assert!(graphs.folders["server"]["validation"].contains("issuer"));
     assert!(
         graphs.top["jose"].is_empty(),
         "jose is the bottom: {:?}",

@@ -1,4 +1,6 @@
-//! One token request (RFC 6749 section 4.4), and the retry policy around it.
+//! One token request (RFC 6749: the client credentials grant of section 4.4, and for user
+//! tokens the authorization code and refresh token grants of sections 4.1.3 and 6), and the
+//! retry policy around it.
 //!
 //! Timeouts, connection errors, 5xx and 429 are retried with jittered exponential backoff
 //! (backon); 4xx answers are final and carry the issuer's RFC 6749 `error` and
@@ -65,6 +67,43 @@ pub(crate) struct TokenResponse {
     pub(crate) access_token: AccessToken,
     pub(crate) expires_in: Option<Duration>,
     pub(crate) token_type: TokenType,
+    /// A refresh token (user grants), never logged.
+    pub(crate) refresh_token: Option<String>,
+    /// An ID token (the authorization code grant with `openid`).
+    pub(crate) id_token: Option<String>,
+    /// The scopes granted, when the issuer says (RFC 6749 section 5.1).
+    pub(crate) scope: Option<String>,
+}
+
+/// What is asked for at the token endpoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Grant<'a> {
+    /// RFC 6749 section 4.4.
+    ClientCredentials {
+        scope: &'a ScopeSet,
+        resource: Option<&'a str>,
+    },
+    /// RFC 6749 section 4.1.3, with the PKCE verifier (RFC 7636 section 4.5).
+    AuthorizationCode {
+        code: &'a str,
+        redirect_uri: &'a str,
+        verifier: &'a str,
+    },
+    /// RFC 6749 section 6.
+    RefreshToken {
+        refresh_token: &'a str,
+        scope: &'a ScopeSet,
+        resource: Option<&'a str>,
+    },
+}
+
+impl Grant<'_> {
+    /// Whether a failed attempt may be sent again. A code is single-use, and a rotating
+    /// refresh token presented twice looks like theft to the issuer (it revokes the whole
+    /// family): an attempt that may have reached the issuer is never repeated for those.
+    fn repeatable(&self) -> bool {
+        matches!(self, Grant::ClientCredentials { .. })
+    }
 }
 
 /// How a token is presented (RFC 6750 `Bearer`, or RFC 9449 `DPoP` with a proof).
@@ -91,6 +130,9 @@ struct SuccessBody {
     access_token: String,
     token_type: Option<String>,
     expires_in: Option<Seconds>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,12 +141,12 @@ struct ErrorBody {
     error_description: Option<String>,
 }
 
-/// Requests a token, retrying per `policy`.
+/// Requests a token, retrying per `policy` (never for a code or a refresh token, see
+/// [`Grant`]).
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     client: &ClientCredentialsClient,
-    scope: &ScopeSet,
-    resource: Option<&str>,
+    grant: Grant<'_>,
     policy: &RetryPolicy,
     client_name: &str,
     clock: &dyn Clock,
@@ -112,13 +154,16 @@ pub(crate) async fn request_token(
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
         .with_max_delay(policy.max_delay)
-        .with_max_times(policy.max_retries)
+        .with_max_times(if grant.repeatable() {
+            policy.max_retries
+        } else {
+            0
+        })
         .with_jitter();
     let exchange = Exchange {
         http,
         client,
-        scope,
-        resource,
+        grant,
         timeout: policy.attempt_timeout,
         client_name,
         clock,
@@ -140,8 +185,7 @@ pub(crate) async fn request_token(
 struct Exchange<'a> {
     http: &'a reqwest::Client,
     client: &'a ClientCredentialsClient,
-    scope: &'a ScopeSet,
-    resource: Option<&'a str>,
+    grant: Grant<'a>,
     /// Of one attempt.
     timeout: Duration,
     client_name: &'a str,
@@ -207,14 +251,39 @@ impl Exchange<'_> {
         let Exchange {
             http,
             client,
-            scope,
-            resource,
+            grant,
             timeout,
             client_name,
             clock,
         } = *self;
-        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".to_owned())];
-        if !scope.is_empty() {
+        let mut form: Vec<(&str, String)> = Vec::with_capacity(6);
+        let (scope, resource) = match grant {
+            Grant::ClientCredentials { scope, resource } => {
+                form.push(("grant_type", "client_credentials".to_owned()));
+                (Some(scope), resource)
+            }
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                form.push(("grant_type", "authorization_code".to_owned()));
+                form.push(("code", code.to_owned()));
+                form.push(("redirect_uri", redirect_uri.to_owned()));
+                form.push(("code_verifier", verifier.to_owned()));
+                (None, None)
+            }
+            Grant::RefreshToken {
+                refresh_token,
+                scope,
+                resource,
+            } => {
+                form.push(("grant_type", "refresh_token".to_owned()));
+                form.push(("refresh_token", refresh_token.to_owned()));
+                (Some(scope), resource)
+            }
+        };
+        if let Some(scope) = scope.filter(|s| !s.is_empty()) {
             form.push(("scope", scope.to_string()));
         }
         if let Some(resource) = resource {
@@ -357,6 +426,9 @@ pub(crate) fn parse_success(body: &[u8], dpop: bool) -> Result<TokenResponse, To
         access_token: AccessToken::new(token),
         expires_in,
         token_type,
+        refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()),
+        id_token: parsed.id_token,
+        scope: parsed.scope,
     })
 }
 

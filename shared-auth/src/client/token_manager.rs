@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
 use super::token_cache::{CacheKey, CachedToken, FetchBudget, FetchTurn, TokenCache};
-use super::token_endpoint::{RetryPolicy, request_token};
+use super::token_endpoint::{Grant, RetryPolicy, request_token};
 use crate::clock::{Clock, SystemClock};
 use crate::issuer_http;
 use crate::metrics::HotCounter;
@@ -651,8 +651,10 @@ impl TokenManager {
             request_token(
                 &inner.http,
                 client,
-                &target.scope,
-                target.resource.as_deref(),
+                Grant::ClientCredentials {
+                    scope: &target.scope,
+                    resource: target.resource.as_deref(),
+                },
                 &policy,
                 &target.entry.name,
                 inner.clock.as_ref(),

@@ -43,7 +43,6 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::claims::{self, Context, Rules, Source, TokenClaims};
 use super::error::ValidationError;
-use super::jwks::KeyCache;
 use super::principal::Principal;
 use super::token_header::is_media_type;
 use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
@@ -51,6 +50,7 @@ use crate::clock::Clock;
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{self, Compact};
 use crate::jose::json::{self, Claim};
+use crate::jwks::KeyCache;
 
 /// The media type of an RFC 9701 answer.
 const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";

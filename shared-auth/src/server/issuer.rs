@@ -8,11 +8,11 @@ use super::claims::Rules;
 use super::claims::TokenProfile;
 use super::config::{IssuerConfig, MetadataSource};
 use super::error::StartError;
-use super::jwks::{KeyCache, KeyCacheTiming, KeySource, RefreshError};
 use super::validated_cache::ValidatedCache;
 use crate::discovery;
 use crate::issuer_http;
 use crate::jose::SignatureAlgorithm;
+use crate::jwks::{KeyCache, KeyCacheTiming, KeySource, RefreshError};
 use crate::scope::Scope;
 
 /// One trusted issuer: its keys, and what its tokens must look like.

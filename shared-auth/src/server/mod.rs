@@ -44,7 +44,6 @@ mod dpop_replay;
 mod error;
 mod introspection;
 mod issuer;
-pub(crate) mod jwks;
 mod principal;
 mod resource_metadata;
 mod response_future;

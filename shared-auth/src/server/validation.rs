@@ -41,7 +41,6 @@ use super::dpop::DpopVerifier;
 use super::error::{StartError, ValidationError};
 use super::introspection::{self, Introspector};
 use super::issuer::{IssuerState, issuer_label, start_issuer};
-use super::jwks::{KeyCacheTiming, KeyLookupError, VerifyKey};
 use super::principal::Principal;
 use super::resource_metadata::Published;
 use super::token_header::{TokenHeader, Typ};
@@ -50,6 +49,7 @@ use crate::clock::Clock;
 use crate::issuer_http;
 use crate::jose::compact::{self, Compact, STACK_PART, decode_part};
 use crate::jose::json;
+use crate::jwks::{KeyCacheTiming, KeyLookupError, VerifyKey};
 use crate::metrics::HotCounter;
 
 struct Inner {

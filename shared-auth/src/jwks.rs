@@ -1,4 +1,5 @@
-//! The issuer's signing keys: discovered, fetched, parsed, cached and refreshed.
+//! The issuer's signing keys: discovered, fetched, parsed, cached and refreshed. A base
+//! module: the server half verifies tokens with them, the client half ID tokens.
 //!
 //! Keys live in an [`ArcSwap`] so every request reads them without a lock. They change in
 //! three ways:
