@@ -2,12 +2,14 @@
 # shared-auth's public names, as rustdoc documents them with the features a team enables
 # (clap, redis, serde; not test-util or internals): every item of all.html plus every
 # public module. Prints the count and the names; with --check (`just lint`), fails above
-# the limit. The limit is a ratchet: it only goes down. Issue 24 asks for 60; what is left
-# above that is settings plumbing (the prefix traits, the clap groups and their settings
-# types, ClientDefinition and TokenSource), which a redesign of the settings API removes.
+# the limit. The limit is a ratchet: it only goes down, except when a capability is added,
+# and then by the names a team needs to use it. Issue 24 brought it to 62 (60 by the
+# issue's counting, which leaves out the client and server modules); user login (issue 26)
+# added 8: UserSessions, UserLoginConfig, SessionConfig, SessionInfo, UserAccessToken,
+# UserTokenError, LoginError, Callback (the login and token mechanics stay private).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-limit=62
+limit=70
 # -D warnings: the docs a team reads (no internals, no jose) have no broken link either.
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
 python3 - "$limit" "${1:-}" <<'PY'

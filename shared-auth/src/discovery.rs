@@ -171,6 +171,12 @@ pub(crate) struct Metadata {
     pub(crate) token_endpoint: Option<String>,
     /// RFC 8414 section 2 (RFC 7662).
     pub(crate) introspection_endpoint: Option<String>,
+    /// Where users log in (OpenID Connect Discovery, RFC 8414).
+    pub(crate) authorization_endpoint: Option<String>,
+    /// RFC 7009.
+    pub(crate) revocation_endpoint: Option<String>,
+    /// OpenID Connect RP-Initiated Logout 1.0.
+    pub(crate) end_session_endpoint: Option<String>,
 }
 
 /// Why discovery failed.
@@ -232,6 +238,8 @@ pub(crate) enum Need {
     TokenEndpoint,
     /// `introspection_endpoint` (a resource server that accepts opaque tokens).
     Introspection,
+    /// `authorization_endpoint`, `token_endpoint` and `jwks_uri` (user login).
+    Login,
 }
 
 /// Fetches and checks the document at `url`. `expected_issuer`: `None` only when the
@@ -250,6 +258,9 @@ pub(crate) async fn fetch(
         jwks_uri: Option<String>,
         token_endpoint: Option<String>,
         introspection_endpoint: Option<String>,
+        authorization_endpoint: Option<String>,
+        revocation_endpoint: Option<String>,
+        end_session_endpoint: Option<String>,
     }
     let fail = |reason: String| DiscoveryError::Fetch {
         url: url.to_owned(),
@@ -283,12 +294,17 @@ pub(crate) async fn fetch(
             }
         }
     };
-    let jwks_uri = checked("jwks_uri", doc.jwks_uri, need == Need::Keys)?;
+    let login = need == Need::Login;
+    let jwks_uri = checked("jwks_uri", doc.jwks_uri, need == Need::Keys || login)?;
     let token_endpoint = checked(
         "token_endpoint",
         doc.token_endpoint,
-        need == Need::TokenEndpoint,
+        need == Need::TokenEndpoint || login,
     )?;
+    let authorization_endpoint =
+        checked("authorization_endpoint", doc.authorization_endpoint, login)?;
+    let revocation_endpoint = checked("revocation_endpoint", doc.revocation_endpoint, false)?;
+    let end_session_endpoint = checked("end_session_endpoint", doc.end_session_endpoint, false)?;
     let introspection_endpoint = checked(
         "introspection_endpoint",
         doc.introspection_endpoint,
@@ -300,6 +316,9 @@ pub(crate) async fn fetch(
         jwks_uri,
         token_endpoint,
         introspection_endpoint,
+        authorization_endpoint,
+        revocation_endpoint,
+        end_session_endpoint,
     })
 }
 

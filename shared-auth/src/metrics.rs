@@ -48,6 +48,12 @@ pub(crate) const DPOP_PROOFS: &str = "shared_auth_dpop_proofs_total";
 pub(crate) const INTROSPECTIONS: &str = "shared_auth_introspections_total";
 /// Opaque tokens answered from the introspection cache.
 pub(crate) const INTROSPECTION_CACHE_HITS: &str = "shared_auth_introspection_cache_hits_total";
+/// Users logged in (sessions created).
+pub(crate) const USER_LOGINS: &str = "shared_auth_user_logins_total";
+/// User access token renewals with a refresh token, by outcome.
+pub(crate) const USER_TOKEN_REFRESHES: &str = "shared_auth_user_token_refreshes_total";
+/// Users signed out.
+pub(crate) const USER_LOGOUTS: &str = "shared_auth_user_logouts_total";
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -173,4 +179,10 @@ pub fn describe() {
         INTROSPECTION_CACHE_HITS,
         "Opaque tokens answered by the introspection cache"
     );
+    describe_counter!(USER_LOGINS, "Users logged in (sessions created)");
+    describe_counter!(
+        USER_TOKEN_REFRESHES,
+        "User access token renewals with a refresh token, by outcome"
+    );
+    describe_counter!(USER_LOGOUTS, "Users signed out");
 }

@@ -386,6 +386,11 @@ pub(crate) async fn revoke_endpoint(
         // issued to.
         match crate::user_tokens::revoke_refresh_token(&state, token, Some(&caller.client_id)) {
             RefreshRevocation::Revoked => {
+                state
+                    .users
+                    .counters
+                    .refresh_tokens_revoked
+                    .fetch_add(1, Ordering::SeqCst);
                 tracing::info!(caller = %caller.client_id, "refresh token revoked with its family");
                 return Ok(StatusCode::OK.into_response());
             }

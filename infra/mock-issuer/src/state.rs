@@ -109,6 +109,8 @@ pub struct IssuerStats {
     pub refresh_reuse_detections: u64,
     /// Sessions ended at `/end_session`.
     pub sessions_ended: u64,
+    /// Refresh tokens revoked at `/revoke` (RFC 7009), each with its family.
+    pub refresh_tokens_revoked: u64,
 }
 
 impl IssuerStats {
@@ -398,6 +400,7 @@ impl IssuerState {
             refreshes: u.refreshes.load(Ordering::SeqCst),
             refresh_reuse_detections: u.refresh_reuse_detections.load(Ordering::SeqCst),
             sessions_ended: u.sessions_ended.load(Ordering::SeqCst),
+            refresh_tokens_revoked: u.refresh_tokens_revoked.load(Ordering::SeqCst),
         }
     }
 

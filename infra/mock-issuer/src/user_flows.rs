@@ -119,6 +119,7 @@ pub(crate) struct UserCounters {
     pub(crate) refreshes: AtomicU64,
     pub(crate) refresh_reuse_detections: AtomicU64,
     pub(crate) sessions_ended: AtomicU64,
+    pub(crate) refresh_tokens_revoked: AtomicU64,
 }
 
 /// Everything the user flows keep.

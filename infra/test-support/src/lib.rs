@@ -333,6 +333,45 @@ pub fn capture_logs() -> Captured {
         .clone()
 }
 
+/// A user at the mock issuer's login page, as a browser without script would be: GETs
+/// the authorization URL, posts the form with `username` and `password`, and returns the
+/// `Location` the issuer redirects to (the client's callback with `code`, `state` and
+/// `iss`). Panics if the page is not the login form or the login is refused.
+pub async fn log_in_at_issuer(authorize_url: &str, username: &str, password: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let page = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the login page");
+    let action = page.url().clone();
+    let html = page.text().await.unwrap();
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut form: Vec<(String, String)> = html
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once("\" value=\"").unwrap();
+            let (value, _) = rest.split_once('"').unwrap();
+            (name.to_owned(), unescape(value))
+        })
+        .collect();
+    form.push(("username".into(), username.into()));
+    form.push(("password".into(), password.into()));
+    let mut target = action;
+    target.set_query(None);
+    let answer = browser.post(target).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 303, "the login is accepted");
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
 /// Polls `condition` until it holds (backing off from 5 ms to 200 ms between looks), and
 /// panics naming `what` if it does not within `within`. The one way the suites wait for
 /// something to happen: on a condition, never for a fixed time.

@@ -32,9 +32,11 @@
 mod credentials;
 mod dpop;
 mod error;
+mod login;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
+mod sessions;
 pub(crate) mod settings;
 mod token_cache;
 #[cfg(feature = "redis")]
@@ -46,9 +48,11 @@ pub use crate::client_auth::{ClientCredential, ClientId, ClientSecret, Credentia
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use error::TokenError;
+pub use login::{Callback, LoginError, UserLoginConfig};
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401};
 #[cfg(feature = "redis")]
 pub use redis_cache::{RedisCacheConfig, RedisCacheError, RedisTokenCache};
+pub use sessions::{SessionConfig, SessionInfo, UserAccessToken, UserSessions, UserTokenError};
 #[cfg(feature = "clap")]
 pub use settings::ClientArgs;
 #[cfg(all(feature = "clap", feature = "redis"))]

@@ -71,8 +71,6 @@ pub(crate) struct TokenResponse {
     pub(crate) refresh_token: Option<String>,
     /// An ID token (the authorization code grant with `openid`).
     pub(crate) id_token: Option<String>,
-    /// The scopes granted, when the issuer says (RFC 6749 section 5.1).
-    pub(crate) scope: Option<String>,
 }
 
 /// What is asked for at the token endpoint.
@@ -132,7 +130,6 @@ struct SuccessBody {
     expires_in: Option<Seconds>,
     refresh_token: Option<String>,
     id_token: Option<String>,
-    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -428,7 +425,6 @@ pub(crate) fn parse_success(body: &[u8], dpop: bool) -> Result<TokenResponse, To
         token_type,
         refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()),
         id_token: parsed.id_token,
-        scope: parsed.scope,
     })
 }
 

@@ -1,0 +1,361 @@
+//! [`UserSessions`]: the users of a backend-for-frontend, their logins in progress and
+//! their tokens, kept on the server; the browser holds only an opaque session id.
+//!
+//! - **Logins** ([`begin_login`](UserSessions::begin_login),
+//!   [`complete_login`](UserSessions::complete_login)): the pending login is kept here
+//!   under a random login id that the BFF gives the browser in a short-lived cookie; the
+//!   callback completes only the login of the browser that began it (no login CSRF), and
+//!   only once.
+//! - **Sessions**: a fresh random id at each login (no fixation), an idle and an absolute
+//!   lifetime, judged by the clock.
+//! - **User access tokens** ([`access_token`](UserSessions::access_token)): served from the
+//!   session, renewed with the refresh token ahead of expiry, **one refresh per session at
+//!   a time**: concurrent requests of one session wait for the renewal in flight and use
+//!   its result, so a rotating refresh token is never presented twice (the issuer would
+//!   take that for theft and end the user's session everywhere). A transient failure keeps
+//!   the session ([`UserTokenError::Unavailable`], 503); `invalid_grant` ends it
+//!   ([`UserTokenError::Ended`]).
+//! - **Sign-out** ([`logout`](UserSessions::logout)): the session dropped, the refresh
+//!   token revoked at the issuer, and the issuer's end-session URL to send the browser to.
+//!
+//! Sessions live in this process (moka, bounded). Replicas behind a load balancer need
+//! sticky sessions until a shared store lands.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::TokenError;
+use super::login::{
+    Callback, LOGIN_WINDOW, LoginError, PendingLogin, UserLogin, UserLoginConfig, UserTokens,
+};
+use super::token_endpoint::TokenType;
+use crate::clock::Clock;
+
+/// How sessions live.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// A session unused this long ends (default 30 minutes).
+    pub idle_timeout: Duration,
+    /// A session ends this long after its login, used or not (default 8 hours).
+    pub absolute_timeout: Duration,
+    /// The access token is renewed when it has less than this left (default 60 s).
+    pub renew_before: Duration,
+    /// Sessions held at most (default 100,000); logins in progress, a tenth of that.
+    pub capacity: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(8 * 3600),
+            renew_before: Duration::from_secs(60),
+            capacity: 100_000,
+        }
+    }
+}
+
+/// Why no user access token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserTokenError {
+    /// No session by that id (never was, ended, idle or past its lifetime): log in.
+    #[error("no session")]
+    NoSession,
+    /// The issuer refused the refresh (`invalid_grant`: revoked, expired, or reused
+    /// elsewhere): the session has ended; log in again.
+    #[error("the session has ended: {0}")]
+    Ended(TokenError),
+    /// The renewal failed for now (issuer down, slow, 5xx): the session is kept; try
+    /// again shortly.
+    #[error("the access token cannot be renewed now: {0}")]
+    Unavailable(TokenError),
+}
+
+/// An access token for a user call.
+#[derive(Clone)]
+pub struct UserAccessToken {
+    token: String,
+    token_type: TokenType,
+}
+
+impl UserAccessToken {
+    /// The token, for the `Authorization` header.
+    pub fn secret(&self) -> &str {
+        &self.token
+    }
+
+    /// `Authorization: Bearer ...` (this half sends user tokens as bearer tokens).
+    pub fn authorization(&self) -> String {
+        match self.token_type {
+            TokenType::DPoP => format!("DPoP {}", self.token),
+            _ => format!("Bearer {}", self.token),
+        }
+    }
+}
+
+impl fmt::Debug for UserAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserAccessToken([REDACTED])")
+    }
+}
+
+/// What `/bff/user` shows of a session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The user's claims (from the ID token).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// When the session ends if used before then (Unix seconds): the idle limit, or the
+    /// absolute one if sooner.
+    pub expires_at: u64,
+    /// A value that signs this session out when presented to the logout route (not the
+    /// session id: it can appear in a page).
+    pub logout_id: String,
+}
+
+struct Session {
+    tokens: UserTokens,
+    created_ms: u64,
+    last_seen_ms: u64,
+    logout_id: String,
+}
+
+/// See the module documentation. Cheap to clone.
+#[derive(Clone)]
+pub struct UserSessions(Arc<Inner>);
+
+struct Inner {
+    login: UserLogin,
+    config: SessionConfig,
+    clock: Arc<dyn Clock>,
+    /// Each session behind its own lock: the lock is what makes one refresh per session.
+    sessions: moka::future::Cache<String, Arc<tokio::sync::Mutex<Session>>>,
+    pending: moka::future::Cache<String, PendingLogin>,
+}
+
+impl fmt::Debug for UserSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSessions")
+            .field("login", &self.0.login)
+            .field("sessions", &self.0.sessions.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    crate::jose::compact::encode(bytes)
+}
+
+impl UserSessions {
+    /// Discovers the issuer of `login` and keeps its users' sessions as `config` says,
+    /// on the login's clock.
+    pub async fn discover(
+        login: UserLoginConfig,
+        config: SessionConfig,
+    ) -> Result<Self, LoginError> {
+        let clock = login.clock.clone();
+        Ok(Self::new(UserLogin::discover(login).await?, config, clock))
+    }
+
+    fn new(login: UserLogin, config: SessionConfig, clock: Arc<dyn Clock>) -> Self {
+        let sessions = moka::future::Cache::builder()
+            .max_capacity(config.capacity)
+            // Memory only; the lifetimes themselves are judged by the clock on every use.
+            .time_to_idle(config.idle_timeout)
+            .build();
+        let pending = moka::future::Cache::builder()
+            .max_capacity((config.capacity / 10).max(100))
+            .time_to_live(LOGIN_WINDOW)
+            .build();
+        UserSessions(Arc::new(Inner {
+            login,
+            config,
+            clock,
+            sessions,
+            pending,
+        }))
+    }
+
+    /// The issuer the users log in at.
+    pub fn issuer(&self) -> &str {
+        self.0.login.issuer()
+    }
+
+    /// Starts a login: the issuer URL to send the browser to, and the login id to give
+    /// the browser (in a cookie) for the callback. `return_to` must be a local path.
+    pub async fn begin_login(&self, return_to: &str) -> Result<(String, String), LoginError> {
+        let (url, pending) = self.0.login.begin(return_to)?;
+        let login_id = random_id();
+        self.0.pending.insert(login_id.clone(), pending).await;
+        Ok((url, login_id))
+    }
+
+    /// Completes the login of `login_id` (the browser's cookie) from the issuer's
+    /// callback: a new session id and the local path to return to. A login is completed
+    /// at most once, whatever the outcome.
+    pub async fn complete_login(
+        &self,
+        login_id: &str,
+        callback: &Callback,
+    ) -> Result<(String, String), LoginError> {
+        let pending = self
+            .0
+            .pending
+            .remove(login_id)
+            .await
+            .ok_or(LoginError::Callback(
+                "no login in progress for this browser",
+            ))?;
+        let tokens = self.0.login.complete(&pending, callback).await?;
+        let now = self.0.clock.now_unix_ms();
+        let session_id = random_id();
+        let session = Session {
+            tokens,
+            created_ms: now,
+            last_seen_ms: now,
+            logout_id: random_id(),
+        };
+        tracing::debug!(subject = %session.tokens.subject(), "user logged in");
+        metrics::counter!(crate::metrics::USER_LOGINS).increment(1);
+        self.0
+            .sessions
+            .insert(
+                session_id.clone(),
+                Arc::new(tokio::sync::Mutex::new(session)),
+            )
+            .await;
+        Ok((session_id, pending.return_to))
+    }
+
+    /// The session's lock, if the session exists and is within its lifetimes (touching
+    /// it: the idle limit starts again).
+    async fn live(&self, session_id: &str) -> Option<Arc<tokio::sync::Mutex<Session>>> {
+        let entry = self.0.sessions.get(session_id).await?;
+        let now = self.0.clock.now_unix_ms();
+        let ended = {
+            let mut session = entry.lock().await;
+            let idle = now.saturating_sub(session.last_seen_ms)
+                > self.0.config.idle_timeout.as_millis() as u64;
+            let old = now.saturating_sub(session.created_ms)
+                > self.0.config.absolute_timeout.as_millis() as u64;
+            session.last_seen_ms = now;
+            idle || old
+        };
+        if ended {
+            self.0.sessions.invalidate(session_id).await;
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Who the session's user is, and until when the session lasts.
+    pub async fn info(&self, session_id: &str) -> Option<SessionInfo> {
+        let entry = self.live(session_id).await?;
+        let session = entry.lock().await;
+        let idle_end = session.last_seen_ms + self.0.config.idle_timeout.as_millis() as u64;
+        let absolute_end = session.created_ms + self.0.config.absolute_timeout.as_millis() as u64;
+        Some(SessionInfo {
+            claims: session.tokens.claims().clone(),
+            expires_at: idle_end.min(absolute_end) / 1000,
+            logout_id: session.logout_id.clone(),
+        })
+    }
+
+    /// The user's access token, renewed first when it has less than `renew_before` left
+    /// (or at once with `force`). One renewal per session at a time: see the module
+    /// documentation.
+    pub async fn access_token(
+        &self,
+        session_id: &str,
+        force: bool,
+    ) -> Result<UserAccessToken, UserTokenError> {
+        let entry = self
+            .live(session_id)
+            .await
+            .ok_or(UserTokenError::NoSession)?;
+        // Held across the refresh: the other requests of this session wait here, then
+        // find the renewed token.
+        let mut session = entry.lock().await;
+        let now = self.0.clock.now_unix_ms();
+        let renew_at = session
+            .tokens
+            .expires_at_ms
+            .saturating_sub(self.0.config.renew_before.as_millis() as u64);
+        if force || now >= renew_at {
+            match self.0.login.refresh(&session.tokens, None, None).await {
+                Ok(renewed) => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "success")
+                        .increment(1);
+                    tracing::debug!(subject = %renewed.subject(), "user access token renewed");
+                    session.tokens = renewed;
+                }
+                Err(error @ TokenError::Rejected { .. }) if !error.is_retryable() => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "ended")
+                        .increment(1);
+                    tracing::info!(%error, "the issuer refused the refresh; the session ends");
+                    drop(session);
+                    self.0.sessions.invalidate(session_id).await;
+                    return Err(UserTokenError::Ended(error));
+                }
+                Err(error) => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
+                        .increment(1);
+                    tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
+                    // Still usable for what is left of it.
+                    if now < session.tokens.expires_at_ms && !force {
+                        return Ok(token_of(&session.tokens));
+                    }
+                    return Err(UserTokenError::Unavailable(error));
+                }
+            }
+        }
+        Ok(token_of(&session.tokens))
+    }
+
+    /// Signs the session out: drops it, revokes its refresh token at the issuer (a failure
+    /// is logged, the sign-out goes on), and returns the issuer's end-session URL, if it
+    /// has one. `logout_id` must be the session's own ([`SessionInfo::logout_id`]), so a
+    /// page elsewhere cannot sign the user out.
+    pub async fn logout(
+        &self,
+        session_id: &str,
+        logout_id: &str,
+    ) -> Result<Option<String>, UserTokenError> {
+        let entry = self
+            .0
+            .sessions
+            .get(session_id)
+            .await
+            .ok_or(UserTokenError::NoSession)?;
+        let tokens = {
+            let session = entry.lock().await;
+            let matches: bool = aws_lc_rs::constant_time::verify_slices_are_equal(
+                session.logout_id.as_bytes(),
+                logout_id.as_bytes(),
+            )
+            .is_ok();
+            if !matches {
+                return Err(UserTokenError::NoSession);
+            }
+            session.tokens.clone()
+        };
+        self.0.sessions.invalidate(session_id).await;
+        if let Err(error) = self.0.login.revoke(&tokens).await {
+            tracing::warn!(%error, "the refresh token could not be revoked at sign-out");
+        }
+        metrics::counter!(crate::metrics::USER_LOGOUTS).increment(1);
+        Ok(self.0.login.end_session_url(&tokens, None))
+    }
+}
+
+fn token_of(tokens: &UserTokens) -> UserAccessToken {
+    UserAccessToken {
+        token: tokens.access_token.clone(),
+        token_type: tokens.token_type,
+    }
+}
