@@ -24,7 +24,9 @@ use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
 use super::challenge;
-use super::dpop::{DpopMode, DpopVerifier, MAX_PROOF_LEN, ProofError, ProofInput};
+use super::dpop::{
+    DpopMode, DpopVerifier, MAX_PROOF_LEN, ProofError, ProofInput, ReplayStoreError,
+};
 use super::error::ValidationError;
 use super::response_future::AuthFuture;
 use super::validation::JwtValidator;
@@ -434,17 +436,24 @@ where
                 Ok(checked) => checked,
                 Err(error) => return Ok(pointed(&validator, proof_refusal(dpop, error))),
             };
-            match dpop.first_use(&checked).await {
+            match dpop.first_use(jkt, &checked).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return Ok(pointed(&validator, proof_refusal(dpop, ProofError::Replay)));
                 }
                 Err(error) => {
-                    // Fail closed: a proof whose replay check cannot run is not accepted.
-                    tracing::warn!(%error, "request refused: the DPoP replay check could not run");
-                    rejected("replay_store_unavailable");
-                    proof_outcome("rejected", "replay_store_unavailable");
-                    return Ok(challenge::unavailable(1));
+                    // Fail closed: a proof whose replay check cannot run, or that cannot be
+                    // remembered, is not accepted.
+                    if let ReplayStoreError::Unavailable(_) = error {
+                        tracing::warn!(%error, "request refused: the DPoP replay check could not run");
+                    } else {
+                        // The in-memory store logs once when it becomes full; the metric
+                        // counts every refusal.
+                        tracing::debug!(%error, "request refused: the DPoP proof cannot be remembered");
+                    }
+                    rejected(error.reason());
+                    proof_outcome("rejected", error.reason());
+                    return Ok(challenge::unavailable(error.retry_after()));
                 }
             }
             validator.metrics().accepted(&principal).increment();

@@ -84,10 +84,15 @@ pub enum DpopMode {
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum ReplayStoreConfig {
-    /// Per process, bounded (the default, 100,000 entries).
+    /// Per process, bounded (the default). Full of unexpired entries, it refuses new
+    /// proofs (503 with `Retry-After`) rather than forget a live one.
     InMemory {
-        /// Most entries kept.
+        /// Most unexpired entries (default 100,000: about 1,500 proofs a second over the
+        /// default 65 s window).
         capacity: u64,
+        /// Most unexpired entries of one proof key (`jkt`), so that one client cannot fill
+        /// the store for all (default 10,000; `capacity` or more: no bound per key).
+        per_key: u64,
     },
     /// In Redis, shared by every replica (feature `redis`).
     #[cfg(feature = "redis")]
@@ -107,9 +112,10 @@ pub enum ReplayStoreConfig {
 impl fmt::Debug for ReplayStoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReplayStoreConfig::InMemory { capacity } => f
+            ReplayStoreConfig::InMemory { capacity, per_key } => f
                 .debug_struct("InMemory")
                 .field("capacity", capacity)
+                .field("per_key", per_key)
                 .finish(),
             #[cfg(feature = "redis")]
             ReplayStoreConfig::Redis {
@@ -176,7 +182,10 @@ impl Default for DpopConfig {
             nonces: false,
             nonce_secret: None,
             nonce_lifetime: Duration::from_secs(300),
-            replay_store: ReplayStoreConfig::InMemory { capacity: 100_000 },
+            replay_store: ReplayStoreConfig::InMemory {
+                capacity: 100_000,
+                per_key: 10_000,
+            },
         }
     }
 }
@@ -311,10 +320,14 @@ impl DpopVerifier {
                 .map_err(|e| fail(&e))
             })
             .transpose()?;
-        let window = config.max_age + config.future_leeway;
         let store: Arc<dyn ReplayStore> = match config.replay_store {
-            ReplayStoreConfig::InMemory { capacity } => {
-                Arc::new(InMemoryReplayStore::new(capacity, window, clock.clone()))
+            ReplayStoreConfig::InMemory { capacity, per_key } => {
+                if capacity == 0 || per_key == 0 {
+                    return Err(fail(
+                        "the replay store's capacity and per-key bound must be at least 1",
+                    ));
+                }
+                Arc::new(InMemoryReplayStore::new(capacity, per_key, clock.clone()))
             }
             #[cfg(feature = "redis")]
             ReplayStoreConfig::Redis {
@@ -446,9 +459,15 @@ impl DpopVerifier {
         })
     }
 
-    /// The replay check: `Ok(false)` for a replay.
-    pub(crate) async fn first_use(&self, proof: &CheckedProof) -> Result<bool, ReplayStoreError> {
-        self.store.first_use(&proof.replay_key, self.window()).await
+    /// The replay check of a proof made with the key `jkt`: `Ok(false)` for a replay.
+    pub(crate) async fn first_use(
+        &self,
+        jkt: &str,
+        proof: &CheckedProof,
+    ) -> Result<bool, ReplayStoreError> {
+        self.store
+            .first_use(jkt, &proof.replay_key, self.window())
+            .await
     }
 
     fn htu_matches(&self, htu: &str, host: Option<&str>, path: &str) -> bool {
