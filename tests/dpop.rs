@@ -529,3 +529,41 @@ async fn one_client_cannot_fill_the_replay_store_for_the_others() {
     let r = get(&url, &format!("DPoP {quiet_token}"), &[&proof]).await;
     assert_eq!(r.status(), 200, "another client still gets in");
 }
+
+/// A bound token signed with a key the service has not loaded yet: the request waits for
+/// the key refresh (the boxed path), then its proof is checked in full, replay included.
+#[tokio::test]
+async fn a_dpop_request_that_waits_for_the_issuers_new_key_is_checked_in_full() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // Two services, each with its own key cache, both started before the rotation.
+    let (one, two) = (start(&issuer, |_| {}).await, start(&issuer, |_| {}).await);
+    let fetches_at_start = issuer.stats().jwks_fetches;
+    issuer.rotate_key().unwrap();
+    let prover = Prover::new();
+    let token = bound_token(&issuer, &prover.jkt);
+    let auth = format!("DPoP {token}");
+    let proof = prover.proof("GET", &url(&one), &token);
+    assert_eq!(get(&url(&one), &auth, &[&proof]).await.status(), 200);
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 1);
+    assert_dpop_refused(
+        get(&url(&one), &auth, &[&proof]).await,
+        401,
+        "invalid_dpop_proof",
+        "replay after the refresh",
+    )
+    .await;
+    // The same wait with a proof made for the other service: refused once the key is in.
+    assert_dpop_refused(
+        get(
+            &url(&two),
+            &auth,
+            &[&prover.proof("GET", &url(&one), &token)],
+        )
+        .await,
+        401,
+        "invalid_dpop_proof",
+        "a proof for another URL, after the refresh",
+    )
+    .await;
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 2);
+}

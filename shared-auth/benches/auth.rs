@@ -545,8 +545,18 @@ impl shared_auth::server::ReplayStore for FreshKeys {
         &self,
         jkt: &str,
         key: &[u8; 32],
-        _ttl: Duration,
+        ttl: Duration,
     ) -> Result<bool, shared_auth::server::ReplayStoreError> {
+        self.first_use_now(jkt, key, ttl).unwrap()
+    }
+
+    // Answers at once, as the in-memory store does: the layer takes its unboxed path.
+    fn first_use_now(
+        &self,
+        jkt: &str,
+        key: &[u8; 32],
+        _ttl: Duration,
+    ) -> Option<Result<bool, shared_auth::server::ReplayStoreError>> {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -554,8 +564,7 @@ impl shared_auth::server::ReplayStore for FreshKeys {
         unique[..8].copy_from_slice(&n.to_le_bytes());
         self.clock.advance(Duration::from_millis(1));
         self.inner
-            .first_use(jkt, &unique, Duration::from_secs(65))
-            .await
+            .first_use_now(jkt, &unique, Duration::from_secs(65))
     }
 }
 

@@ -248,7 +248,8 @@ pub(crate) struct ProofInput<'a> {
     pub(crate) path: &'a str,
     /// The request's host (`Host` header or absolute URI authority).
     pub(crate) host: Option<&'a str>,
-    pub(crate) token: &'a str,
+    /// The access token's bytes (for `ath`).
+    pub(crate) token: &'a [u8],
     /// The token's `cnf.jkt`.
     pub(crate) jkt: &'a str,
 }
@@ -401,14 +402,16 @@ impl DpopVerifier {
         let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
         // A public key of the type `alg` needs; any private member refuses it.
         let key = VerifyKey::new(&jwk.0, &[alg], Base64::Strict).ok_or(ProofError::Key)?;
-        let signature =
-            crate::jose::compact::decode(parts.signature).map_err(|_| ProofError::Malformed)?;
+        let mut signature_buffer = [0u8; STACK_PART];
+        let signature = decode_part(parts.signature, &mut signature_buffer)
+            .map_err(|_| ProofError::Malformed)?;
         if !key.verifies(alg, parts.signing_input.as_bytes(), &signature) {
             return Err(ProofError::Signature);
         }
 
+        let mut claims_buffer = [0u8; STACK_PART];
         let claims_bytes =
-            crate::jose::compact::decode(parts.payload).map_err(|_| ProofError::Malformed)?;
+            decode_part(parts.payload, &mut claims_buffer).map_err(|_| ProofError::Malformed)?;
         let claims: ProofClaims<'_> = json::parse(&claims_bytes).map_err(|_| ProofError::Claims)?;
         fn text<'a>(c: &'a Option<Claim<'_>>) -> Option<&'a str> {
             c.as_ref().and_then(Claim::as_str)
@@ -442,7 +445,7 @@ impl DpopVerifier {
         if !ath_matches(ath, input.token) {
             return Err(ProofError::Token);
         }
-        if key.thumbprint() != input.jkt {
+        if !key.thumbprint_is(input.jkt) {
             return Err(ProofError::Token);
         }
         let fresh_nonce = match &self.nonces {
@@ -457,6 +460,17 @@ impl DpopVerifier {
             replay_key: replay_key(input.jkt, jti),
             fresh_nonce,
         })
+    }
+
+    /// The replay check of a proof made with the key `jkt`, when the store answers without
+    /// waiting (in memory); `None`: ask [`first_use`](Self::first_use).
+    pub(crate) fn first_use_now(
+        &self,
+        jkt: &str,
+        proof: &CheckedProof,
+    ) -> Option<Result<bool, ReplayStoreError>> {
+        self.store
+            .first_use_now(jkt, &proof.replay_key, self.window())
     }
 
     /// The replay check of a proof made with the key `jkt`: `Ok(false)` for a replay.
@@ -524,8 +538,8 @@ pub(crate) fn normalise_url(url: &str) -> Option<String> {
 }
 
 /// `ath` = base64url(SHA-256(token)), compared without allocating.
-fn ath_matches(ath: &str, token: &str) -> bool {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+fn ath_matches(ath: &str, token: &[u8]) -> bool {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut encoded = [0u8; 43];
     URL_SAFE_NO_PAD
         .encode_slice(digest.as_ref(), &mut encoded)
@@ -614,7 +628,7 @@ mod tests {
     #[test]
     fn ath_is_the_base64url_sha256_of_the_token() {
         // RFC 9449 section 7.1's example.
-        let token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+        let token = b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
         assert!(ath_matches(
             "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo",
             token

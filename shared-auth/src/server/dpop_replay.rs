@@ -95,6 +95,19 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
         key: &[u8; 32],
         ttl: Duration,
     ) -> Result<bool, ReplayStoreError>;
+
+    /// The same, for a store that answers without waiting (in memory); `None` (the
+    /// default): call [`first_use`](Self::first_use). The auth layer then needs no boxed
+    /// future for the request.
+    fn first_use_now(
+        &self,
+        jkt: &str,
+        key: &[u8; 32],
+        ttl: Duration,
+    ) -> Option<Result<bool, ReplayStoreError>> {
+        let _ = (jkt, key, ttl);
+        None
+    }
 }
 
 /// The key a proof is remembered under: SHA-256(`jkt` 0x00 `jti`).
@@ -209,13 +222,8 @@ impl InMemoryReplayStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The synchronous check behind [`ReplayStore::first_use`].
-    pub(crate) fn first_use_now(
-        &self,
-        jkt: &str,
-        key: &[u8; 32],
-        ttl: Duration,
-    ) -> Result<bool, ReplayStoreError> {
+    /// The check behind [`ReplayStore::first_use`] and [`ReplayStore::first_use_now`].
+    fn record(&self, jkt: &str, key: &[u8; 32], ttl: Duration) -> Result<bool, ReplayStoreError> {
         let now = self.clock.now_unix_ms();
         let until = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         let mut state = self.lock();
@@ -274,7 +282,16 @@ impl ReplayStore for InMemoryReplayStore {
         key: &[u8; 32],
         ttl: Duration,
     ) -> Result<bool, ReplayStoreError> {
-        self.first_use_now(jkt, key, ttl)
+        self.record(jkt, key, ttl)
+    }
+
+    fn first_use_now(
+        &self,
+        jkt: &str,
+        key: &[u8; 32],
+        ttl: Duration,
+    ) -> Option<Result<bool, ReplayStoreError>> {
+        Some(self.record(jkt, key, ttl))
     }
 }
 
@@ -395,7 +412,7 @@ mod tests {
     }
 
     fn first(store: &InMemoryReplayStore, jkt: &str, jti: &str) -> Result<bool, ReplayStoreError> {
-        store.first_use_now(jkt, &replay_key(jkt, jti), TTL)
+        store.record(jkt, &replay_key(jkt, jti), TTL)
     }
 
     #[test]
