@@ -500,3 +500,132 @@ async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
         200
     );
 }
+
+/// Issue 25: an LRU store forgot the oldest live `jti` once it was full, so a proof could be
+/// replayed after enough others. Full of unexpired entries, the store refuses new proofs
+/// (503, `Retry-After`) and keeps every live one until its window has passed.
+#[tokio::test]
+async fn a_full_replay_store_refuses_new_proofs_rather_than_forget_live_ones() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.replay_store = ReplayStoreConfig::InMemory {
+        capacity: 4,
+        per_key: 4,
+    };
+    config.clock = clock.clone();
+    let validator = JwtValidator::new(config).await.unwrap();
+    let server = serve(my_service::router(validator, "http://127.0.0.1:1/token")).await;
+    let url = url(&server);
+    let prover = Prover::new();
+    let token = bound_token(&issuer, &prover.jkt);
+    let auth = format!("DPoP {token}");
+    let proof = |jti: &str| {
+        let iat = clock.now_unix_ms() / 1000;
+        prover.proof_with("GET", &url, &token, iat, |_, c| c["jti"] = json!(jti))
+    };
+    let earliest = proof("p-0");
+    assert_eq!(get(&url, &auth, &[&earliest]).await.status(), 200);
+    for i in 1..4 {
+        assert_eq!(
+            get(&url, &auth, &[&proof(&format!("p-{i}"))])
+                .await
+                .status(),
+            200
+        );
+    }
+    // Full of live entries: new proofs are refused, many times over (an LRU would have
+    // evicted the earliest by now).
+    for i in 4..40 {
+        let r = get(&url, &auth, &[&proof(&format!("p-{i}"))]).await;
+        assert_eq!(r.status(), 503, "proof {i} into a full store");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=66).contains(&retry), "Retry-After {retry}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], 503);
+    }
+    // The earliest proof is still remembered.
+    assert_dpop_refused(
+        get(&url, &auth, &[&earliest]).await,
+        401,
+        "invalid_dpop_proof",
+        "the earliest proof replayed into a full store",
+    )
+    .await;
+    // Once the window (60 s max age + 5 s future skew) has passed, room again.
+    clock.advance(Duration::from_secs(66));
+    assert_eq!(get(&url, &auth, &[&proof("p-late")]).await.status(), 200);
+}
+
+/// One client's proof key holds at most its share of the replay store: over it that client
+/// gets 503, and another client still gets in.
+#[tokio::test]
+async fn one_client_cannot_fill_the_replay_store_for_the_others() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let server = start(&issuer, |d| {
+        d.replay_store = ReplayStoreConfig::InMemory {
+            capacity: 10,
+            per_key: 3,
+        };
+    })
+    .await;
+    let url = url(&server);
+    let (busy, quiet) = (Prover::new(), Prover::new());
+    let busy_token = bound_token(&issuer, &busy.jkt);
+    let quiet_token = bound_token(&issuer, &quiet.jkt);
+    for _ in 0..3 {
+        let proof = busy.proof("GET", &url, &busy_token);
+        let r = get(&url, &format!("DPoP {busy_token}"), &[&proof]).await;
+        assert_eq!(r.status(), 200);
+    }
+    let proof = busy.proof("GET", &url, &busy_token);
+    let r = get(&url, &format!("DPoP {busy_token}"), &[&proof]).await;
+    assert_eq!(r.status(), 503, "over the per-key bound");
+    assert!(r.headers().contains_key("retry-after"));
+    let proof = quiet.proof("GET", &url, &quiet_token);
+    let r = get(&url, &format!("DPoP {quiet_token}"), &[&proof]).await;
+    assert_eq!(r.status(), 200, "another client still gets in");
+}
+
+/// A bound token signed with a key the service has not loaded yet: the request waits for
+/// the key refresh (the boxed path), then its proof is checked in full, replay included.
+#[tokio::test]
+async fn a_dpop_request_that_waits_for_the_issuers_new_key_is_checked_in_full() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    // Two services, each with its own key cache, both started before the rotation.
+    let (one, two) = (start(&issuer, |_| {}).await, start(&issuer, |_| {}).await);
+    let fetches_at_start = issuer.stats().jwks_fetches;
+    issuer.rotate_key().unwrap();
+    let prover = Prover::new();
+    let token = bound_token(&issuer, &prover.jkt);
+    let auth = format!("DPoP {token}");
+    let proof = prover.proof("GET", &url(&one), &token);
+    assert_eq!(get(&url(&one), &auth, &[&proof]).await.status(), 200);
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 1);
+    assert_dpop_refused(
+        get(&url(&one), &auth, &[&proof]).await,
+        401,
+        "invalid_dpop_proof",
+        "replay after the refresh",
+    )
+    .await;
+    // The same wait with a proof made for the other service: refused once the key is in.
+    assert_dpop_refused(
+        get(
+            &url(&two),
+            &auth,
+            &[&prover.proof("GET", &url(&one), &token)],
+        )
+        .await,
+        401,
+        "invalid_dpop_proof",
+        "a proof for another URL, after the refresh",
+    )
+    .await;
+    assert_eq!(issuer.stats().jwks_fetches, fetches_at_start + 2);
+}

@@ -40,6 +40,7 @@ stampede=$(grep -o 'stampede: .*' "$RAW" || echo "stampede: not run")
 paired=$(grep -o 'paired: .*' "$RAW" || echo "paired: not run")
 paired_ratio=$(sed -nE 's/.*= ([0-9.]+)x.*/\1x/p' <<<"$paired")
 two=$(grep -o 'two issuers: .*' "$RAW" || echo "two issuers: not run")
+dpop_paired=$(grep -o 'paired dpop: .*' "$RAW" || echo "paired dpop: not run")
 two_ratio=$(sed -nE 's/.*one issuer = ([0-9.]+)x.*/\1x/p' <<<"$two")
 
 {
@@ -65,6 +66,8 @@ two_ratio=$(sed -nE 's/.*one issuer = ([0-9.]+)x.*/\1x/p' <<<"$two")
   echo "${paired}. Criterion measures the two one after the other, seconds apart; the interleaved batches see the same machine noise, so their ratio is the one the target is read from."
   echo
   echo "${two}."
+  echo
+  echo "${dpop_paired}. The DPoP server row's target is read from this interleaved figure."
 } | tee "$OUT"
 
 # Same features as the auth bench, so shared-auth is not rebuilt in between. Arguments are

@@ -26,7 +26,8 @@ const MIN_RSA_BYTES: usize = 256;
 /// A verifying key: parsed once, for each algorithm it may verify.
 pub(crate) struct VerifyKey {
     parsed: Vec<(SignatureAlgorithm, ParsedPublicKey)>,
-    thumbprint: String,
+    /// The RFC 7638 SHA-256 thumbprint, not yet base64url.
+    thumbprint: [u8; 32],
 }
 
 impl VerifyKey {
@@ -46,7 +47,7 @@ impl VerifyKey {
             .collect::<Option<Vec<_>>>()?;
         Some(VerifyKey {
             parsed,
-            thumbprint: thumbprint(jwk)?,
+            thumbprint: thumbprint_digest(jwk)?,
         })
     }
 
@@ -70,8 +71,17 @@ impl VerifyKey {
     }
 
     /// The RFC 7638 SHA-256 thumbprint, base64url.
-    pub(crate) fn thumbprint(&self) -> &str {
-        &self.thumbprint
+    pub(crate) fn thumbprint(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.thumbprint)
+    }
+
+    /// Whether `expected` is [`thumbprint`](Self::thumbprint), compared without allocating
+    /// (a DPoP proof's key against the token's `cnf.jkt`, on every request).
+    pub(crate) fn thumbprint_is(&self, expected: &str) -> bool {
+        let mut encoded = [0u8; 43];
+        URL_SAFE_NO_PAD
+            .encode_slice(self.thumbprint, &mut encoded)
+            .is_ok_and(|n| n == encoded.len() && expected.as_bytes() == encoded)
     }
 }
 
@@ -98,6 +108,23 @@ fn bytes(member: Option<&str>, base64: Base64) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(member).ok()
 }
 
+/// Largest EC coordinate accepted, in bytes (P-384).
+const MAX_EC_BYTES: usize = 48;
+
+/// Decodes an EC coordinate into `out`, which it must fill exactly.
+fn coordinate(member: Option<&str>, base64: Base64, out: &mut [u8]) -> Option<()> {
+    let member = member?;
+    let member = match base64 {
+        Base64::Strict => member,
+        Base64::Padded => member.trim_end_matches('='),
+    };
+    // Room for any coordinate of the right size; a longer member does not fit, and is
+    // refused as it would be for its size.
+    let mut scratch = [0u8; MAX_EC_BYTES + 3];
+    let n = URL_SAFE_NO_PAD.decode_slice(member, &mut scratch).ok()?;
+    (n == out.len()).then(|| out.copy_from_slice(&scratch[..n]))
+}
+
 /// The public key of `jwk` parsed for `alg`; `None` unless the members form a key of the
 /// family `alg` needs (EC of the curve, RSA of at least 2048 bits, Ed25519).
 fn public_key(jwk: &Jwk<'_>, alg: SignatureAlgorithm, base64: Base64) -> Option<ParsedPublicKey> {
@@ -116,14 +143,16 @@ fn public_key(jwk: &Jwk<'_>, alg: SignatureAlgorithm, base64: Base64) -> Option<
                 .ok()
         }
         Family::Ec { size, .. } => {
-            let x = bytes(text(&jwk.x), base64)?;
-            let y = bytes(text(&jwk.y), base64)?;
-            if x.len() != size || y.len() != size {
-                return None;
-            }
-            // An uncompressed point: 0x04 || x || y.
-            let point = [&[4u8][..], &x, &y].concat();
-            ParsedPublicKey::new(alg.ecdsa_parameters()?, point).ok()
+            // An uncompressed point, 0x04 || x || y, built on the stack: a DPoP proof's
+            // key is read on every request.
+            let mut point = [0u8; 1 + 2 * MAX_EC_BYTES];
+            let point = point.get_mut(..1 + 2 * size)?;
+            let (tag, xy) = point.split_at_mut(1);
+            let (x, y) = xy.split_at_mut(size);
+            tag[0] = 4;
+            coordinate(text(&jwk.x), base64, x)?;
+            coordinate(text(&jwk.y), base64, y)?;
+            ParsedPublicKey::new(alg.ecdsa_parameters()?, &*point).ok()
         }
         Family::Ed25519 => {
             let x = bytes(text(&jwk.x), base64)?;
@@ -138,6 +167,12 @@ fn public_key(jwk: &Jwk<'_>, alg: SignatureAlgorithm, base64: Base64) -> Option<
 /// its type, in lexical order, as the JWK wrote them. `None` for a key of no known family
 /// or a member that is not base64url (which could need escaping in the canonical form).
 pub(crate) fn thumbprint(jwk: &Jwk<'_>) -> Option<String> {
+    thumbprint_digest(jwk).map(|digest| URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// [`thumbprint`] before base64url: the canonical form is hashed piece by piece, never
+/// written out.
+fn thumbprint_digest(jwk: &Jwk<'_>) -> Option<[u8; 32]> {
     fn b64<'a>(member: &'a Option<super::json::Text<'_>>) -> Option<&'a str> {
         text(member).filter(|s| {
             !s.is_empty()
@@ -145,23 +180,34 @@ pub(crate) fn thumbprint(jwk: &Jwk<'_>) -> Option<String> {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
         })
     }
-    let canonical = match family(jwk)? {
-        Family::Rsa => format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut canonical = |parts: &[&str]| parts.iter().for_each(|p| context.update(p.as_bytes()));
+    match family(jwk)? {
+        Family::Rsa => canonical(&[
+            r#"{"e":""#,
             b64(&jwk.e)?,
-            b64(&jwk.n)?
-        ),
-        Family::Ec { crv, .. } => format!(
-            r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+            r#"","kty":"RSA","n":""#,
+            b64(&jwk.n)?,
+            r#""}"#,
+        ]),
+        Family::Ec { crv, .. } => canonical(&[
+            r#"{"crv":""#,
+            crv,
+            r#"","kty":"EC","x":""#,
             b64(&jwk.x)?,
-            b64(&jwk.y)?
-        ),
-        Family::Ed25519 => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(&jwk.x)?),
-    };
-    Some(URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    )))
+            r#"","y":""#,
+            b64(&jwk.y)?,
+            r#""}"#,
+        ]),
+        Family::Ed25519 => canonical(&[
+            r#"{"crv":"Ed25519","kty":"OKP","x":""#,
+            b64(&jwk.x)?,
+            r#""}"#,
+        ]),
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    Some(digest)
 }
 
 /// The algorithms a published key may verify under the allow-list: its declared `alg` if
@@ -230,6 +276,52 @@ mod tests {
                 .thumbprint(ThumbprintHash::SHA256)
                 .unwrap();
             assert_eq!(thumbprint(&jwk(text)).unwrap(), theirs, "{text}");
+        }
+    }
+
+    #[test]
+    fn ec_keys_of_both_curves_verify_and_a_short_coordinate_is_refused() {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            KeyPair as _,
+        };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        for (signing, alg, crv, size) in [
+            (
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                SignatureAlgorithm::ES256,
+                "P-256",
+                32,
+            ),
+            (
+                &ECDSA_P384_SHA384_FIXED_SIGNING,
+                SignatureAlgorithm::ES384,
+                "P-384",
+                48,
+            ),
+        ] {
+            let pair = EcdsaKeyPair::generate(signing).unwrap();
+            let point = pair.public_key().as_ref();
+            let (x, y) = point[1..].split_at(size);
+            let json = |x: &[u8]| {
+                format!(
+                    r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}"}}"#,
+                    URL_SAFE_NO_PAD.encode(x),
+                    URL_SAFE_NO_PAD.encode(y)
+                )
+            };
+            let text = json(x);
+            let key = VerifyKey::new(&jwk(&text), &[alg], Base64::Strict).unwrap();
+            let signature = pair.sign(&rng, b"message").unwrap();
+            assert!(key.verifies(alg, b"message", signature.as_ref()), "{crv}");
+            assert!(!key.verifies(alg, b"other", signature.as_ref()), "{crv}");
+            assert!(key.thumbprint_is(&thumbprint(&jwk(&text)).unwrap()));
+            assert!(!key.thumbprint_is("not-the-thumbprint"));
+            let short = json(&x[1..]);
+            assert!(
+                VerifyKey::new(&jwk(&short), &[alg], Base64::Strict).is_none(),
+                "{crv}"
+            );
         }
     }
 

@@ -9,10 +9,14 @@
 //!
 //! DPoP (RFC 9449, see the `dpop` module): `Authorization: DPoP <token>` (scheme
 //! case-insensitive, same token syntax) with exactly one `DPoP` proof header, when the
-//! validator's DPoP mode is allowed or required. Such requests take their own (boxed)
-//! path: the token is validated as a bearer one is, then the proof is checked and its
-//! `jti` recorded. The bearer paths are unchanged but for two reads: the mode, and the
-//! principal's binding (a DPoP-bound token sent as `Bearer` is refused).
+//! validator's DPoP mode is allowed or required. The token is validated as a bearer one
+//! is (a token validated before is looked up by its raw bytes), then the proof is checked
+//! and its `jti` recorded. Like the bearer path, that runs without a box or a copy of the
+//! token or the proof when nothing waits (the token's key is loaded, the replay store is
+//! in memory); a key refresh or a shared (Redis) replay store is awaited in a boxed
+//! future. The bearer paths are unchanged but for three reads: the mode, the scheme of a
+//! token that missed the validated-token cache, and the principal's binding (a DPoP-bound
+//! token sent as `Bearer` is refused).
 //!
 //! [`Principal`]: super::Principal
 
@@ -24,8 +28,12 @@ use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
 use super::challenge;
-use super::dpop::{DpopMode, DpopVerifier, MAX_PROOF_LEN, ProofError, ProofInput};
+use super::dpop::CheckedProof;
+use super::dpop::{
+    DpopMode, DpopVerifier, MAX_PROOF_LEN, ProofError, ProofInput, ReplayStoreError,
+};
 use super::error::ValidationError;
+use super::principal::Principal;
 use super::response_future::AuthFuture;
 use super::validation::JwtValidator;
 
@@ -110,6 +118,12 @@ const B64TOKEN: [bool; 256] = {
 fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
     let (scheme, token) = value.split_at_checked(7)?;
     scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
+/// The same for `DPoP <token>`.
+fn dpop_bytes(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(5)?;
+    scheme.eq_ignore_ascii_case(b"dpop ").then_some(token)
 }
 
 pub(crate) fn parse_authorization(value: &[u8]) -> Credentials<'_> {
@@ -225,6 +239,18 @@ where
             request.extensions_mut().insert(principal);
             return AuthFuture::inner(self.inner.call(request));
         }
+        // The same for a DPoP-bound token validated before; its proof is checked in full.
+        if let Some((token, principal)) = first
+            .filter(|v| dpop.mode() != DpopMode::Off && v.len() <= MAX_AUTHORIZATION_LEN)
+            .and_then(|v| dpop_bytes(v.as_bytes()))
+            .and_then(|token| Some((token, self.validator.validated(token)?)))
+        {
+            let now = match proof_of(&request) {
+                Ok(proof) => check_proof(&self.validator, &request, proof, token, principal),
+                Err(error) => DpopNow::Respond(proof_header_refusal(&self.validator, error)),
+            };
+            return self.call_dpop(request, now);
+        }
         let token = match first.map(|v| parse_authorization(v.as_bytes())) {
             None | Some(Credentials::Missing) => {
                 return AuthFuture::ready(pointed(&self.validator, missing(dpop)));
@@ -249,8 +275,8 @@ where
                 ));
             }
             Some(Credentials::Dpop(token)) => {
-                let token = token.to_owned();
-                return self.call_dpop(request, token);
+                let now = dpop_now(&self.validator, &request, token);
+                return self.call_dpop(request, now);
             }
             Some(Credentials::Bearer(_)) if !bearer_allowed => {
                 tracing::debug!(reason = "dpop_required", "token refused");
@@ -327,127 +353,272 @@ where
     S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    /// `Authorization: DPoP <token>`: the token, then the proof, then its `jti`.
+    /// `Authorization: DPoP <token>`: the token, then the proof, then its `jti`. Like a
+    /// bearer token, a token validated before, with a replay store that answers at once
+    /// (in memory), is answered here and now: no box, no copy of the token or the proof.
+    /// Otherwise what must wait is boxed: the key refresh (the whole check), or the shared
+    /// replay store (only its answer).
     fn call_dpop(
         &mut self,
         mut request: Request<Body>,
+        now: DpopNow,
+    ) -> AuthFuture<S::Future, S::Error> {
+        let pending = match now {
+            DpopNow::Respond(response) => return AuthFuture::ready(response),
+            DpopNow::Later(token) => return self.call_dpop_later(request, token),
+            DpopNow::Pending(Pending::Accepted(principal, None)) => {
+                accept(&self.validator, &principal);
+                request.extensions_mut().insert(principal);
+                return AuthFuture::inner(self.inner.call(request));
+            }
+            DpopNow::Pending(pending) => pending,
+        };
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let validator = self.validator.clone();
+        AuthFuture::boxed(Box::pin(finish_dpop(validator, inner, request, pending)))
+    }
+
+    /// The DPoP path when the token cannot be validated without waiting.
+    fn call_dpop_later(
+        &mut self,
+        request: Request<Body>,
         token: String,
     ) -> AuthFuture<S::Future, S::Error> {
-        let dpop = self.validator.dpop();
-        let mut proofs = request.headers().get_all(DPOP).iter();
-        let proof = proofs.next();
-        if proofs.next().is_some() {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let validator = self.validator.clone();
+        AuthFuture::boxed(Box::pin(async move {
+            let principal = match validator.validate(&token).await {
+                Ok(principal) => principal,
+                Err(error) => return Ok(token_refusal(&validator, error)),
+            };
+            // Read when the request came in; a borrow of the request cannot be held
+            // across the await above.
+            let now = match proof_of(&request) {
+                Ok(proof) => check_proof(&validator, &request, proof, token.as_bytes(), principal),
+                Err(error) => DpopNow::Respond(proof_header_refusal(&validator, error)),
+            };
+            match now {
+                DpopNow::Pending(pending) => finish_dpop(validator, inner, request, pending).await,
+                DpopNow::Respond(response) => Ok(response),
+                // check_proof never defers the token's validation (done above).
+                DpopNow::Later(_) => Ok(challenge::unavailable(1)),
+            }
+        }))
+    }
+}
+
+/// What a DPoP request's checks decided without waiting (made while the token and the
+/// proof are borrowed from the request).
+enum DpopNow {
+    /// The answer.
+    Respond(Response<Body>),
+    /// The token's key is not loaded (or the token is introspected): the whole check waits.
+    Later(String),
+    /// Past every check that does not wait.
+    Pending(Pending),
+}
+
+/// The checks of a DPoP request that do not wait: the proof header, the token (when it
+/// validates without waiting), the proof, the replay check (when the store answers at once).
+fn dpop_now(validator: &JwtValidator, request: &Request<Body>, token: &str) -> DpopNow {
+    let proof = match proof_of(request) {
+        Ok(proof) => proof,
+        Err(error) => return DpopNow::Respond(proof_header_refusal(validator, error)),
+    };
+    match validator.validate_now(token) {
+        None => DpopNow::Later(token.to_owned()),
+        Some(Err(error)) => DpopNow::Respond(token_refusal(validator, error)),
+        Some(Ok(principal)) => check_proof(validator, request, proof, token.as_bytes(), principal),
+    }
+}
+
+/// A DPoP request past every check that does not wait.
+enum Pending {
+    /// Accepted, with a fresh nonce to send back, if any.
+    Accepted(Principal, Option<String>),
+    /// Every check passed but the replay check, which needs the (shared) store's answer.
+    ReplayCheck(Principal, CheckedProof),
+}
+
+/// Why a request's `DPoP` header cannot be read as one proof.
+#[derive(Debug, Clone, Copy)]
+enum ProofHeader {
+    Repeated,
+    Missing,
+    Malformed,
+}
+
+/// The request's one `DPoP` header.
+fn proof_of(request: &Request<Body>) -> Result<&str, ProofHeader> {
+    let mut proofs = request.headers().get_all(DPOP).iter();
+    let proof = proofs.next();
+    if proofs.next().is_some() {
+        return Err(ProofHeader::Repeated);
+    }
+    match proof.map(|p| (p.len() <= MAX_PROOF_LEN, p.to_str())) {
+        None => Err(ProofHeader::Missing),
+        Some((true, Ok(proof))) => Ok(proof),
+        Some(_) => Err(ProofHeader::Malformed),
+    }
+}
+
+/// The refusal of a request without one readable `DPoP` header.
+fn proof_header_refusal(validator: &JwtValidator, error: ProofHeader) -> Response<Body> {
+    let dpop = validator.dpop();
+    let response = match error {
+        ProofHeader::Repeated => {
             tracing::debug!(reason = "repeated_dpop_header", "request refused");
             rejected("repeated_header");
             proof_outcome("rejected", "repeated_header");
-            return AuthFuture::ready(pointed(
-                &self.validator,
-                challenge::dpop_error(
-                    StatusCode::BAD_REQUEST,
-                    &dpop.algs_param,
-                    "invalid_request",
-                    "Send exactly one DPoP header.",
-                ),
-            ));
+            challenge::dpop_error(
+                StatusCode::BAD_REQUEST,
+                &dpop.algs_param,
+                "invalid_request",
+                "Send exactly one DPoP header.",
+            )
         }
-        let proof = match proof.map(|p| (p.len() <= MAX_PROOF_LEN, p.to_str())) {
-            None => {
-                return AuthFuture::ready(pointed(
-                    &self.validator,
-                    proof_refusal(dpop, ProofError::Missing),
-                ));
-            }
-            Some((true, Ok(proof))) => proof.to_owned(),
-            Some(_) => {
-                return AuthFuture::ready(pointed(
-                    &self.validator,
-                    proof_refusal(dpop, ProofError::Malformed),
-                ));
-            }
-        };
-        let method = request.method().as_str().to_owned();
-        // The path before any nesting: what the client addressed.
-        let path = request
-            .extensions()
-            .get::<OriginalUri>()
-            .map_or_else(|| request.uri().path(), |u| u.0.path())
-            .to_owned();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let validator = self.validator.clone();
-        AuthFuture::boxed(Box::pin(async move {
-            let dpop = validator.dpop();
-            let principal = match validator.validate(&token).await {
-                Ok(principal) => principal,
-                Err(
-                    error @ (ValidationError::KeysUnavailable { .. }
-                    | ValidationError::Overloaded { .. }
-                    | ValidationError::IntrospectionUnavailable { .. }),
-                ) => return Ok(pointed(&validator, refusal(error))),
-                Err(error) => {
-                    tracing::debug!(reason = error.reason(), "token refused");
-                    rejected(error.reason());
-                    return Ok(pointed(
-                        &validator,
-                        challenge::dpop_error(
-                            StatusCode::UNAUTHORIZED,
-                            &dpop.algs_param,
-                            "invalid_token",
-                            &error.to_string(),
-                        ),
-                    ));
-                }
-            };
-            let Some(jkt) = principal.dpop_jkt() else {
-                tracing::debug!(reason = "not_dpop_bound", "token refused");
-                rejected("not_dpop_bound");
-                return Ok(pointed(
-                    &validator,
-                    challenge::dpop_error(
-                        StatusCode::UNAUTHORIZED,
-                        &dpop.algs_param,
-                        "invalid_token",
-                        "the access token is not DPoP-bound (no cnf.jkt)",
-                    ),
-                ));
-            };
-            let input = ProofInput {
-                proof: &proof,
-                method: &method,
-                path: &path,
-                token: &token,
-                jkt,
-            };
-            let checked = match dpop.check(&input) {
-                Ok(checked) => checked,
-                Err(error) => return Ok(pointed(&validator, proof_refusal(dpop, error))),
-            };
-            match dpop.first_use(&checked).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Ok(pointed(&validator, proof_refusal(dpop, ProofError::Replay)));
-                }
-                Err(error) => {
-                    // Fail closed: a proof whose replay check cannot run is not accepted.
-                    tracing::warn!(%error, "request refused: the DPoP replay check could not run");
-                    rejected("replay_store_unavailable");
-                    proof_outcome("rejected", "replay_store_unavailable");
-                    return Ok(challenge::unavailable(1));
-                }
-            }
-            validator.metrics().accepted(&principal).increment();
-            proof_outcome("accepted", "ok");
-            request.extensions_mut().insert(principal);
-            let mut response = inner.call(request).await?;
-            if let Some(nonce) = checked
-                .fresh_nonce
-                .and_then(|n| HeaderValue::from_str(&n).ok())
-            {
-                response.headers_mut().insert(challenge::DPOP_NONCE, nonce);
-            }
-            Ok(response)
-        }))
+        ProofHeader::Missing => proof_refusal(dpop, ProofError::Missing),
+        ProofHeader::Malformed => proof_refusal(dpop, ProofError::Malformed),
+    };
+    pointed(validator, response)
+}
+
+/// The refusal of a DPoP request's token.
+fn token_refusal(validator: &JwtValidator, error: ValidationError) -> Response<Body> {
+    match error {
+        ValidationError::KeysUnavailable { .. }
+        | ValidationError::Overloaded { .. }
+        | ValidationError::IntrospectionUnavailable { .. } => pointed(validator, refusal(error)),
+        error => {
+            tracing::debug!(reason = error.reason(), "token refused");
+            rejected(error.reason());
+            pointed(
+                validator,
+                challenge::dpop_error(
+                    StatusCode::UNAUTHORIZED,
+                    &validator.dpop().algs_param,
+                    "invalid_token",
+                    &error.to_string(),
+                ),
+            )
+        }
     }
+}
+
+/// The checks after the token's: its binding, the proof against the request and the
+/// token, and the replay check when the store answers without waiting.
+fn check_proof(
+    validator: &JwtValidator,
+    request: &Request<Body>,
+    proof: &str,
+    token: &[u8],
+    principal: Principal,
+) -> DpopNow {
+    let dpop = validator.dpop();
+    let Some(jkt) = principal.dpop_jkt() else {
+        tracing::debug!(reason = "not_dpop_bound", "token refused");
+        rejected("not_dpop_bound");
+        return DpopNow::Respond(pointed(
+            validator,
+            challenge::dpop_error(
+                StatusCode::UNAUTHORIZED,
+                &dpop.algs_param,
+                "invalid_token",
+                "the access token is not DPoP-bound (no cnf.jkt)",
+            ),
+        ));
+    };
+    // The path before any nesting: what the client addressed.
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| request.uri().path(), |u| u.0.path());
+    let input = ProofInput {
+        proof,
+        method: request.method().as_str(),
+        path,
+        token,
+        jkt,
+    };
+    let checked = match dpop.check(&input) {
+        Ok(checked) => checked,
+        Err(error) => return DpopNow::Respond(pointed(validator, proof_refusal(dpop, error))),
+    };
+    match dpop.first_use_now(jkt, &checked) {
+        None => DpopNow::Pending(Pending::ReplayCheck(principal, checked)),
+        Some(answer) => match replay_refusal(validator, answer) {
+            Some(response) => DpopNow::Respond(response),
+            None => DpopNow::Pending(Pending::Accepted(principal, checked.fresh_nonce)),
+        },
+    }
+}
+
+/// The refusal the replay store's answer calls for; `None` for a proof seen the first time.
+fn replay_refusal(
+    validator: &JwtValidator,
+    answer: Result<bool, ReplayStoreError>,
+) -> Option<Response<Body>> {
+    match answer {
+        Ok(true) => None,
+        Ok(false) => Some(pointed(
+            validator,
+            proof_refusal(validator.dpop(), ProofError::Replay),
+        )),
+        Err(error) => {
+            // Fail closed: a proof whose replay check cannot run, or that cannot be
+            // remembered, is not accepted.
+            if let ReplayStoreError::Unavailable(_) = error {
+                tracing::warn!(%error, "request refused: the DPoP replay check could not run");
+            } else {
+                // The in-memory store logs once when it becomes full; the metric counts
+                // every refusal.
+                tracing::debug!(%error, "request refused: the DPoP proof cannot be remembered");
+            }
+            rejected(error.reason());
+            proof_outcome("rejected", error.reason());
+            Some(challenge::unavailable(error.retry_after()))
+        }
+    }
+}
+
+/// Counts an accepted DPoP request.
+fn accept(validator: &JwtValidator, principal: &Principal) {
+    validator.metrics().accepted(principal).increment();
+    proof_outcome("accepted", "ok");
+}
+
+/// The rest of a DPoP request that waits: the shared replay store's answer, then the inner
+/// service, with a fresh nonce on its response.
+async fn finish_dpop<S>(
+    validator: JwtValidator,
+    mut inner: S,
+    mut request: Request<Body>,
+    pending: Pending,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    let (principal, nonce) = match pending {
+        Pending::Accepted(principal, nonce) => (principal, nonce),
+        Pending::ReplayCheck(principal, checked) => {
+            // Bound: check_proof made a ReplayCheck only for a token with a jkt.
+            let jkt = principal.dpop_jkt().unwrap_or_default();
+            let answer = validator.dpop().first_use(jkt, &checked).await;
+            if let Some(response) = replay_refusal(&validator, answer) {
+                return Ok(response);
+            }
+            (principal, checked.fresh_nonce)
+        }
+    };
+    accept(&validator, &principal);
+    request.extensions_mut().insert(principal);
+    let mut response = inner.call(request).await?;
+    if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(challenge::DPOP_NONCE, nonce);
+    }
+    Ok(response)
 }
 
 /// The `DPoP` request header.

@@ -87,10 +87,15 @@ pub enum DpopMode {
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum ReplayStoreConfig {
-    /// Per process, bounded (the default, 100,000 entries).
+    /// Per process, bounded (the default). Full of unexpired entries, it refuses new
+    /// proofs (503 with `Retry-After`) rather than forget a live one.
     InMemory {
-        /// Most entries kept.
+        /// Most unexpired entries (default 100,000: about 1,500 proofs a second over the
+        /// default 65 s window).
         capacity: u64,
+        /// Most unexpired entries of one proof key (`jkt`), so that one client cannot fill
+        /// the store for all (default 10,000; `capacity` or more: no bound per key).
+        per_key: u64,
     },
     /// In Redis, shared by every replica (feature `redis`).
     #[cfg(feature = "redis")]
@@ -110,9 +115,10 @@ pub enum ReplayStoreConfig {
 impl fmt::Debug for ReplayStoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReplayStoreConfig::InMemory { capacity } => f
+            ReplayStoreConfig::InMemory { capacity, per_key } => f
                 .debug_struct("InMemory")
                 .field("capacity", capacity)
+                .field("per_key", per_key)
                 .finish(),
             #[cfg(feature = "redis")]
             ReplayStoreConfig::Redis {
@@ -182,7 +188,10 @@ impl Default for DpopConfig {
             nonces: false,
             nonce_secret: None,
             nonce_lifetime: Duration::from_secs(300),
-            replay_store: ReplayStoreConfig::InMemory { capacity: 100_000 },
+            replay_store: ReplayStoreConfig::InMemory {
+                capacity: 100_000,
+                per_key: 10_000,
+            },
         }
     }
 }
@@ -243,7 +252,8 @@ pub(crate) struct ProofInput<'a> {
     pub(crate) method: &'a str,
     /// The request's path (original, before nesting).
     pub(crate) path: &'a str,
-    pub(crate) token: &'a str,
+    /// The access token's bytes (for `ath`).
+    pub(crate) token: &'a [u8],
     /// The token's `cnf.jkt`.
     pub(crate) jkt: &'a str,
 }
@@ -332,10 +342,14 @@ impl DpopVerifier {
                 .map_err(|e| fail(&e))
             })
             .transpose()?;
-        let window = config.max_age + config.future_leeway;
         let store: Arc<dyn ReplayStore> = match config.replay_store {
-            ReplayStoreConfig::InMemory { capacity } => {
-                Arc::new(InMemoryReplayStore::new(capacity, window, clock.clone()))
+            ReplayStoreConfig::InMemory { capacity, per_key } => {
+                if capacity == 0 || per_key == 0 {
+                    return Err(fail(
+                        "the replay store's capacity and per-key bound must be at least 1",
+                    ));
+                }
+                Arc::new(InMemoryReplayStore::new(capacity, per_key, clock.clone()))
             }
             #[cfg(feature = "redis")]
             ReplayStoreConfig::Redis {
@@ -409,14 +423,16 @@ impl DpopVerifier {
         let jwk = header.jwk.as_ref().ok_or(ProofError::Key)?;
         // A public key of the type `alg` needs; any private member refuses it.
         let key = VerifyKey::new(&jwk.0, &[alg], Base64::Strict).ok_or(ProofError::Key)?;
-        let signature =
-            crate::jose::compact::decode(parts.signature).map_err(|_| ProofError::Malformed)?;
+        let mut signature_buffer = [0u8; STACK_PART];
+        let signature = decode_part(parts.signature, &mut signature_buffer)
+            .map_err(|_| ProofError::Malformed)?;
         if !key.verifies(alg, parts.signing_input.as_bytes(), &signature) {
             return Err(ProofError::Signature);
         }
 
+        let mut claims_buffer = [0u8; STACK_PART];
         let claims_bytes =
-            crate::jose::compact::decode(parts.payload).map_err(|_| ProofError::Malformed)?;
+            decode_part(parts.payload, &mut claims_buffer).map_err(|_| ProofError::Malformed)?;
         let claims: ProofClaims<'_> = json::parse(&claims_bytes).map_err(|_| ProofError::Claims)?;
         fn text<'a>(c: &'a Option<Claim<'_>>) -> Option<&'a str> {
             c.as_ref().and_then(Claim::as_str)
@@ -450,7 +466,7 @@ impl DpopVerifier {
         if !ath_matches(ath, input.token) {
             return Err(ProofError::Token);
         }
-        if key.thumbprint() != input.jkt {
+        if !key.thumbprint_is(input.jkt) {
             return Err(ProofError::Token);
         }
         let fresh_nonce = match &self.nonces {
@@ -467,9 +483,26 @@ impl DpopVerifier {
         })
     }
 
-    /// The replay check: `Ok(false)` for a replay.
-    pub(crate) async fn first_use(&self, proof: &CheckedProof) -> Result<bool, ReplayStoreError> {
-        self.store.first_use(&proof.replay_key, self.window()).await
+    /// The replay check of a proof made with the key `jkt`, when the store answers without
+    /// waiting (in memory); `None`: ask [`first_use`](Self::first_use).
+    pub(crate) fn first_use_now(
+        &self,
+        jkt: &str,
+        proof: &CheckedProof,
+    ) -> Option<Result<bool, ReplayStoreError>> {
+        self.store
+            .first_use_now(jkt, &proof.replay_key, self.window())
+    }
+
+    /// The replay check of a proof made with the key `jkt`: `Ok(false)` for a replay.
+    pub(crate) async fn first_use(
+        &self,
+        jkt: &str,
+        proof: &CheckedProof,
+    ) -> Result<bool, ReplayStoreError> {
+        self.store
+            .first_use(jkt, &proof.replay_key, self.window())
+            .await
     }
 
     fn htu_matches(&self, htu: &str, path: &str) -> bool {
@@ -508,8 +541,8 @@ pub(crate) fn normalise_url(url: &str) -> Option<String> {
 }
 
 /// `ath` = base64url(SHA-256(token)), compared without allocating.
-fn ath_matches(ath: &str, token: &str) -> bool {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+fn ath_matches(ath: &str, token: &[u8]) -> bool {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut encoded = [0u8; 43];
     URL_SAFE_NO_PAD
         .encode_slice(digest.as_ref(), &mut encoded)
@@ -607,7 +640,7 @@ mod tests {
     #[test]
     fn ath_is_the_base64url_sha256_of_the_token() {
         // RFC 9449 section 7.1's example.
-        let token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+        let token = b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
         assert!(ath_matches(
             "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo",
             token

@@ -160,6 +160,16 @@ pub struct ValidatorSettings {
         arg(long, env, hide_env_values = true, hide = !cfg!(feature = "redis"), value_parser = cli::secret)
     )]
     pub dpop_replay_redis_url: Option<SecretValue>,
+    /// DPoP proofs the in-memory replay store remembers at once (each for the proof max age
+    /// plus 5 s; the default is about 1,500 proofs a second). Full of unexpired proofs, it
+    /// refuses new ones with 503 and Retry-After rather than forget one.
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_capacity))]
+    pub dpop_replay_capacity: u64,
+    /// Of those, the most one client's DPoP key (jkt) may hold, so that one client cannot
+    /// fill the store for all: over it, that client's proofs get 503 with Retry-After (the
+    /// default is about 150 proofs a second for one key).
+    #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_per_key))]
+    pub dpop_replay_per_key: u64,
     /// Validated tokens remembered, so a repeated token is not verified again (each about
     /// 2.3 times the token's size in memory; 0 disables).
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().validated_cache_capacity))]
@@ -267,6 +277,8 @@ impl Default for ValidatorSettings {
             dpop_nonce_secret_file: None,
             public_base_url: None,
             dpop_replay_redis_url: None,
+            dpop_replay_capacity: 100_000,
+            dpop_replay_per_key: 10_000,
             validated_cache_capacity: 10_000,
             max_concurrent_verifications: None,
             issuers_file: None,
@@ -466,6 +478,22 @@ impl ValidatorSettings {
         }
         dpop.nonces = self.dpop_nonce;
         dpop.nonce_secret = secret.map(|(s, _)| s);
+        if self.dpop_replay_capacity == 0 {
+            return Err(fail(
+                "dpop_replay_capacity",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if self.dpop_replay_per_key == 0 || self.dpop_replay_per_key > self.dpop_replay_capacity {
+            return Err(fail(
+                "dpop_replay_per_key",
+                format!("must be 1 to {}", name("dpop_replay_capacity")),
+            ));
+        }
+        dpop.replay_store = super::dpop::ReplayStoreConfig::InMemory {
+            capacity: self.dpop_replay_capacity,
+            per_key: self.dpop_replay_per_key,
+        };
         #[cfg(feature = "redis")]
         if let Some(url) = self
             .dpop_replay_redis_url

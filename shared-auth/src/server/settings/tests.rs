@@ -253,6 +253,36 @@ fn dpop_settings_are_checked_and_errors_name_the_variable() {
     }
 }
 
+#[test]
+fn the_replay_store_bounds_are_settings() {
+    let config = settings(|s| {
+        s.dpop_replay_capacity = 500;
+        s.dpop_replay_per_key = 50;
+    })
+    .into_config_named("AUTH_")
+    .unwrap();
+    assert!(matches!(
+        config.dpop.replay_store,
+        crate::server::ReplayStoreConfig::InMemory {
+            capacity: 500,
+            per_key: 50
+        }
+    ));
+    for (capacity, per_key, variable) in [
+        (0, 1, "AUTH_DPOP_REPLAY_CAPACITY"),
+        (10, 0, "AUTH_DPOP_REPLAY_PER_KEY"),
+        (10, 11, "AUTH_DPOP_REPLAY_PER_KEY"),
+    ] {
+        let e = settings(|s| {
+            s.dpop_replay_capacity = capacity;
+            s.dpop_replay_per_key = per_key;
+        })
+        .into_config_named("AUTH_")
+        .unwrap_err();
+        assert_eq!(e.setting, variable, "{e}");
+    }
+}
+
 #[cfg(feature = "serde")]
 #[test]
 fn settings_deserialize_from_a_configuration_file() {
