@@ -56,10 +56,10 @@ images:
 test-images: images
     cargo test --quiet -p system-tests --features images --test images
 
-# Swagger UI in headless Chromium (Debian's chromium + npm's playwright-core; see tests/README.md).
+# Swagger UI, and a user logging in at my-bff, in headless Chromium (Debian's chromium + npm's playwright-core; see tests/README.md).
 test-browser:
     cargo build --quiet --bins
-    cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs
+    cd tests/browser && npm ci --no-audit --no-fund --silent && node --test swagger.test.mjs user.test.mjs
 
 # Long property-test ("fuzz") run: CASES per property (`just test` runs 256).
 fuzz CASES="50000":

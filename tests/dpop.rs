@@ -508,14 +508,20 @@ async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
 async fn a_full_replay_store_refuses_new_proofs_rather_than_forget_live_ones() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let clock = Arc::new(ManualClock::starting_now());
+    let (listener, base) = bind().await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.dpop.mode = DpopMode::Allowed;
+    config.dpop.public_base_url = Some(base);
     config.dpop.replay_store = ReplayStoreConfig::InMemory {
         capacity: 4,
         per_key: 4,
     };
     config.clock = clock.clone();
     let validator = JwtValidator::new(config).await.unwrap();
-    let server = serve(my_service::router(validator, "http://127.0.0.1:1/token")).await;
+    let server = serve_listener(
+        listener,
+        my_service::router(validator, "http://127.0.0.1:1/token"),
+    );
     let url = url(&server);
     let prover = Prover::new();
     let token = bound_token(&issuer, &prover.jkt);

@@ -34,7 +34,7 @@ env_file() { grep -v '^#' "$1" | xargs; }
 SERVICES=(
   "issuer|$ISSUER_PORT|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
   "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT AUTH_RESOURCE=http://127.0.0.1:$SERVICE_PORT $BIN/my-service"
-  "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT $BIN/my-bff"
+  "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT BFF_PUBLIC_URL=http://127.0.0.1:$BFF_PORT BFF_LOGIN_AUTHORITY=http://127.0.0.1:$ISSUER_PORT $BIN/my-bff"
 )
 # Services added by `just new-service` (infra/local/services: NAME|PORT|KIND), configured as
 # the reference service of their kind is.
@@ -118,6 +118,7 @@ for entry in "${EXTRA[@]}"; do
   say "$(printf '%-11s' "$name") http://127.0.0.1:$port/   Swagger UI: http://127.0.0.1:$port/swagger-ui/"
 done
 say "try:        curl -s http://127.0.0.1:$BFF_PORT/weatherforecast"
+say "users:      http://127.0.0.1:$BFF_PORT/ in a browser; log in as alice / $MOCK_ISSUER_ALICE_PASSWORD (the issuer's dev user)"
 say "admin:      curl -s -H 'Authorization: Bearer $MOCK_ISSUER_ADMIN_TOKEN' http://127.0.0.1:$ISSUER_PORT/admin/stats"
 say "ready (Ctrl-C stops everything)"
 

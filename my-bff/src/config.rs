@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 pub use shared_auth::client::TokenSource;
-use shared_auth::client::{ClientArgs, ClientDefinition, RedisCacheConfig, TokenCacheArgs};
-use shared_auth::{EnvPrefix, HttpUrl, SettingsError};
+use shared_auth::client::{
+    ClientArgs, ClientDefinition, RedisCacheConfig, SessionConfig, TokenCacheArgs, UserLoginConfig,
+};
+use shared_auth::{EnvPrefix, HttpUrl, Scope, ScopeSet, SettingsError};
 
 /// The seed articles' names: `AUTH_SERVER_TOKEN_ENDPOINT_URL` / `AUTH_SERVER_AUTHORITY`
 /// for the issuer, `AUTH_SERVER_MYBFF_*` for this client.
@@ -46,6 +48,10 @@ pub struct Args {
     #[command(flatten)]
     pub token_cache: TokenCacheArgs<MyBffEnv>,
 
+    /// User login (BFF_*).
+    #[command(flatten)]
+    pub login: LoginArgs,
+
     /// Listen address.
     #[arg(
         long = "bind",
@@ -56,8 +62,141 @@ pub struct Args {
     pub bind: SocketAddr,
 }
 
+/// The settings of user login at the BFF.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoginArgs {
+    /// This BFF's URL as browsers reach it (https, or http on loopback for local runs):
+    /// turns on user login (/bff/login, /bff/callback, /bff/user, /bff/logout and the
+    /// user's /bff/weatherforecast), with the callback at {this}/bff/callback registered
+    /// at the issuer. Unset: machine calls only.
+    #[arg(long, env = "BFF_PUBLIC_URL", value_name = "BFF_PUBLIC_URL")]
+    pub bff_public_url: Option<HttpUrl>,
+
+    /// The issuer users log in at (default: AUTH_SERVER_AUTHORITY). The BFF logs users in
+    /// as its own client (AUTH_SERVER_MYBFF_CLIENT_ID and its credential).
+    #[arg(long, env = "BFF_LOGIN_AUTHORITY", value_name = "BFF_LOGIN_AUTHORITY")]
+    pub bff_login_authority: Option<HttpUrl>,
+
+    /// Space-separated scopes asked for at login besides openid, profile and
+    /// offline_access (default: AUTH_SERVER_MYBFF_SCOPE, the API scopes).
+    #[arg(long, env = "BFF_LOGIN_SCOPE", value_name = "BFF_LOGIN_SCOPE")]
+    pub bff_login_scope: Option<String>,
+
+    /// A user session unused this long ends, in seconds.
+    #[arg(
+        long,
+        env = "BFF_SESSION_IDLE_SECS",
+        value_name = "BFF_SESSION_IDLE_SECS",
+        default_value_t = 1800
+    )]
+    pub bff_session_idle_secs: u64,
+
+    /// A user session ends this long after its login, in seconds.
+    #[arg(
+        long,
+        env = "BFF_SESSION_LIFETIME_SECS",
+        value_name = "BFF_SESSION_LIFETIME_SECS",
+        default_value_t = 28800
+    )]
+    pub bff_session_lifetime_secs: u64,
+}
+
 /// A configuration that parsed but does not hold together: which variable, and why.
 pub type ConfigError = SettingsError;
+
+impl LoginArgs {
+    /// The user login part: `None` without `BFF_PUBLIC_URL`.
+    fn into_config(self, client: &ClientDefinition) -> Result<Option<LoginConfig>, ConfigError> {
+        let Some(public) = &self.bff_public_url else {
+            for (set, name) in [
+                (self.bff_login_authority.is_some(), "BFF_LOGIN_AUTHORITY"),
+                (self.bff_login_scope.is_some(), "BFF_LOGIN_SCOPE"),
+            ] {
+                if set {
+                    return Err(SettingsError::new(name, "only used with BFF_PUBLIC_URL"));
+                }
+            }
+            return Ok(None);
+        };
+        let url = url::Url::parse(public.as_str())
+            .map_err(|e| SettingsError::new("BFF_PUBLIC_URL", e.to_string()))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        let secure_cookies = match url.scheme() {
+            "https" => true,
+            _ if loopback => false,
+            _ => {
+                return Err(SettingsError::new(
+                    "BFF_PUBLIC_URL",
+                    "must be https (plain http only on loopback, for local runs): the session \
+                     cookie is the user's credential",
+                ));
+            }
+        };
+        if url.path() != "/" || url.query().is_some() {
+            return Err(SettingsError::new(
+                "BFF_PUBLIC_URL",
+                "must be an origin (scheme, host, port) without path or query: the session \
+                 cookie is for the whole site",
+            ));
+        }
+        let authority = match (&self.bff_login_authority, &client.token_source) {
+            (Some(authority), _) => authority.as_str().to_owned(),
+            (None, TokenSource::Authority(authority)) => authority.clone(),
+            (None, _) => {
+                return Err(SettingsError::new(
+                    "BFF_LOGIN_AUTHORITY",
+                    format!(
+                        "required with BFF_PUBLIC_URL unless {}AUTHORITY is set",
+                        MyBffEnv::ISSUER_PREFIX
+                    ),
+                ));
+            }
+        };
+        let base = public.base();
+        let mut user = UserLoginConfig::new(
+            authority,
+            client.client_id.clone(),
+            client.credential.clone(),
+            format!("{base}/bff/callback"),
+        );
+        user.credential_style = client.credential_style;
+        user.allow_insecure_http = client.allow_insecure_http;
+        user.post_logout_redirect_uri = Some(format!("{base}/"));
+        let mut scope = match &self.bff_login_scope {
+            Some(scope) => ScopeSet::parse(scope)
+                .map_err(|e| SettingsError::new("BFF_LOGIN_SCOPE", e.to_string()))?,
+            None => client.scope.clone(),
+        };
+        for standard in ["openid", "profile", "offline_access"] {
+            scope.insert(
+                Scope::new(standard)
+                    .map_err(|e| SettingsError::new("BFF_LOGIN_SCOPE", e.to_string()))?,
+            );
+        }
+        user.scope = scope;
+        let secs = |value: u64, name: &str| {
+            if value == 0 {
+                Err(SettingsError::new(name, "must be at least 1"))
+            } else {
+                Ok(Duration::from_secs(value))
+            }
+        };
+        let mut sessions = SessionConfig::default();
+        sessions.idle_timeout = secs(self.bff_session_idle_secs, "BFF_SESSION_IDLE_SECS")?;
+        sessions.absolute_timeout =
+            secs(self.bff_session_lifetime_secs, "BFF_SESSION_LIFETIME_SECS")?;
+        Ok(Some(LoginConfig {
+            user,
+            sessions,
+            secure_cookies,
+        }))
+    }
+}
 
 /// The typed BFF configuration.
 #[derive(Debug, Clone)]
@@ -70,6 +209,20 @@ pub struct BffConfig {
     pub my_service_timeout: Duration,
     /// The shared token cache, if one is configured.
     pub token_cache: Option<RedisCacheConfig>,
+    /// User login, if on.
+    pub login: Option<LoginConfig>,
+}
+
+/// User login at the BFF.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// The OIDC client.
+    pub user: UserLoginConfig,
+    /// How sessions live.
+    pub sessions: SessionConfig,
+    /// Cookies carry `Secure` and the `__Host-` prefix (an https public URL); off only for
+    /// plain http on loopback.
+    pub secure_cookies: bool,
 }
 
 impl Args {
@@ -96,8 +249,10 @@ impl Args {
                 ),
             ));
         }
+        let login = self.login.into_config(&client)?;
         Ok(BffConfig {
             token_cache,
+            login,
             client,
             my_service_base_url: self.my_service_base_url.base().to_owned(),
             my_service_timeout: Duration::from_secs(self.my_service_timeout_secs),

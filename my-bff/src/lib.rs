@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod my_service_client;
+mod user;
 
 use std::sync::Arc;
 
@@ -81,6 +82,9 @@ pub enum StartError {
         hint = insecure_hint(matches!(.0, BuildError::TokenEndpoint { source: UrlError::Insecure { .. }, .. }))
     )]
     TokenManager(#[from] BuildError),
+    /// User login could not be set up (the login issuer's discovery failed).
+    #[error("cannot set up user login (BFF_LOGIN_AUTHORITY or {authority}): {0}", authority = issuer_variable("authority"))]
+    Login(#[from] shared_auth::client::LoginError),
 }
 
 /// An issuer setting's variable (`AUTH_SERVER_AUTHORITY`).
@@ -141,7 +145,22 @@ pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
         let tokens = token_client(config).await?;
         let _ = state.calls.set(calls(config, tokens));
     }
-    Ok(routes(state))
+    let app = routes(state);
+    let Some(login) = &config.login else {
+        return Ok(app);
+    };
+    let sessions =
+        shared_auth::client::UserSessions::discover(login.user.clone(), login.sessions.clone())
+            .await?;
+    let users = user::Users {
+        sessions,
+        my_service: MyServiceClient::new_plain(
+            config.my_service_base_url.clone(),
+            config.my_service_timeout,
+        ),
+        secure_cookies: login.secure_cookies,
+    };
+    Ok(app.merge(user::routes(Arc::new(users))))
 }
 
 fn calls(config: &BffConfig, tokens: ManagedClient) -> Calls {
@@ -234,7 +253,7 @@ async fn weatherforecast(State(state): State<Arc<AppState>>) -> Response {
 
 /// Maps a downstream failure to a problem response. The detail is safe for any caller;
 /// the full error goes to the log.
-fn downstream_problem(error: &MyServiceError) -> Response {
+pub(crate) fn downstream_problem(error: &MyServiceError) -> Response {
     tracing::warn!(%error, "call to my-service failed");
     let (status, detail) = match error {
         MyServiceError::TokenUnavailable(_) => (

@@ -66,6 +66,9 @@ pub enum MyServiceError {
 #[derive(Clone, Debug)]
 pub struct MyServiceClient {
     http: ClientWithMiddleware,
+    /// For calls on a user's behalf: no token middleware (the caller gives the user's
+    /// token), and nothing of the browser's request (its cookies stay at the BFF).
+    plain: reqwest::Client,
     base_url: String,
 }
 
@@ -79,11 +82,23 @@ impl MyServiceClient {
         Self::with_http(http, base_url)
     }
 
+    /// A client for `base_url` for calls on users' behalf only
+    /// ([`forecasts_as`](Self::forecasts_as)): no machine token.
+    pub fn new_plain(base_url: impl Into<String>, timeout: Duration) -> Self {
+        let plain = http_client(timeout);
+        MyServiceClient {
+            http: reqwest_middleware::ClientBuilder::new(plain.clone()).build(),
+            plain,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
     /// A client for `base_url` that sends its requests through `http` as it is (its own
     /// middleware stack).
     pub fn with_http(http: ClientWithMiddleware, base_url: impl Into<String>) -> Self {
         MyServiceClient {
             http,
+            plain: http_client(Duration::from_secs(10)),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
         }
     }
@@ -95,6 +110,22 @@ impl MyServiceClient {
             .get(format!("{}/weatherforecast", self.base_url))
             .send()
             .await;
+        read(response, StatusCode::OK).await
+    }
+
+    /// `GET /weatherforecast` on a user's behalf, with `authorization` (the user's access
+    /// token as an `Authorization` value). No header of the browser's request is sent.
+    pub async fn forecasts_as(
+        &self,
+        authorization: &str,
+    ) -> Result<Vec<WeatherForecast>, MyServiceError> {
+        let response = self
+            .plain
+            .get(format!("{}/weatherforecast", self.base_url))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(reqwest_middleware::Error::Reqwest);
         read(response, StatusCode::OK).await
     }
 

@@ -35,6 +35,7 @@ fn bff_config(issuer: &IssuerHandle, my_service: &str) -> BffConfig {
         my_service_base_url: my_service.to_owned(),
         my_service_timeout: Duration::from_secs(5),
         token_cache: None,
+        login: None,
     }
 }
 

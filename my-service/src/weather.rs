@@ -99,7 +99,21 @@ pub fn forecast_for(date: Date) -> WeatherForecast {
     )
 )]
 pub async fn list(principal: Principal) -> Json<Vec<WeatherForecast>> {
-    tracing::debug!(client_id = principal.client_id(), "forecasts read");
+    // A user's call (through a BFF's user session) and a machine's call differ here: a
+    // user token's subject is the user, a client-credentials token's is the client.
+    tracing::info!(
+        client_id = principal.client_id(),
+        subject = principal.subject().unwrap_or("-"),
+        caller = if principal
+            .subject()
+            .is_some_and(|s| s != principal.client_id())
+        {
+            "user"
+        } else {
+            "machine"
+        },
+        "forecasts read"
+    );
     Json(five_days())
 }
 

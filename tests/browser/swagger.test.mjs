@@ -12,44 +12,13 @@
 // console errors are printed. Run: `just test-browser` (after `cargo build --bins`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { SHOTS, browser, freePort, processes } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'target/debug');
-const SHOTS = join(ROOT, 'test-output/browser');
 const CLIENT_ID = 'my-bff';
 const CLIENT_SECRET = 'browser-test-secret-0123';
-
-const freePort = () =>
-  new Promise((ok, fail) => {
-    const s = createServer();
-    s.on('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-
-async function waitHealthy(port, child, name) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not become healthy on port ${port}`);
-}
 
 async function startSystem() {
   const [issuerPort, servicePort, bffPort] = [await freePort(), await freePort(), await freePort()];
@@ -67,15 +36,7 @@ client_secret = "${CLIENT_SECRET}"
 allowed_scopes = ["MyService/weather_read"]
 `,
   );
-  const children = [];
-  const run = (name, bin, args, env, port) => {
-    const child = spawn(join(BIN, bin), args, {
-      env: { PATH: process.env.PATH, RUST_LOG: 'warn', BIND_ADDR: `127.0.0.1:${port}`, ...env },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    children.push(child);
-    return waitHealthy(port, child, name);
-  };
+  const { run, stop } = processes();
   const issuer = `http://127.0.0.1:${issuerPort}`;
   await run('mock-issuer', 'mock-issuer', ['--config', config], {}, issuerPort);
   await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer, AUTH_RESOURCE: `http://127.0.0.1:${servicePort}` }, servicePort);
@@ -92,7 +53,7 @@ allowed_scopes = ["MyService/weather_read"]
     },
     bffPort,
   );
-  return { servicePort, bffPort, stop: () => children.forEach((c) => c.kill('SIGTERM')) };
+  return { servicePort, bffPort, stop };
 }
 
 /** Waits until the operation's live response shows `status`; returns its text. */
@@ -114,36 +75,8 @@ async function execute(page, op) {
 }
 
 test('Swagger UI: unauthorized, authorize with client credentials, read, forbidden write, BFF', { timeout: 180_000 }, async () => {
-  mkdirSync(SHOTS, { recursive: true });
   const system = await startSystem();
-  // A fresh profile per run (Playwright's way of passing --user-data-dir).
-  const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'chromium-')), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1280, height: 1400 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const consoleErrors = [];
-  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  let current = 'start';
-  let n = 0;
-  const step = async (name, body) => {
-    current = name;
-    await body();
-    n += 1;
-    await page.screenshot({ path: join(SHOTS, `${String(n).padStart(2, '0')}-${name}.png`), fullPage: true });
-  };
+  const { context, page, step, failed, steps } = await browser('swagger');
   const service = `http://127.0.0.1:${system.servicePort}`;
   const GET = '#operations-weather-list';
   const POST = '#operations-weather-create';
@@ -192,13 +125,11 @@ test('Swagger UI: unauthorized, authorize with client credentials, read, forbidd
       assert.equal((text.match(/"temperatureC"/g) ?? []).length, 5, text);
     });
   } catch (error) {
-    console.error(`Swagger UI test failed at step "${current}": ${error.message}`);
-    console.error(`page console errors:\n  ${consoleErrors.join('\n  ') || '(none)'}`);
-    await page.screenshot({ path: join(SHOTS, `failed-${current}.png`), fullPage: true }).catch(() => {});
+    await failed(error);
     throw error;
   } finally {
     await context.close();
     system.stop();
   }
-  console.log(`Swagger UI: ${n} steps passed; screenshots in ${SHOTS}`);
+  console.log(`Swagger UI: ${steps()} steps passed; screenshots in ${SHOTS}`);
 });

@@ -55,6 +55,7 @@ pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::Bf
         my_service_base_url: my_service.to_owned(),
         my_service_timeout: std::time::Duration::from_secs(5),
         token_cache: None,
+        login: None,
     }
 }
 

@@ -1,0 +1,236 @@
+//! The BFF's user routes: log in at the issuer, who am I, the user's API calls, sign out,
+//! and the small front end at `/`.
+//!
+//! - `GET /bff/login?returnUrl=/path`: starts a login (a local path only: no open
+//!   redirect); a short-lived cookie binds the callback to this browser.
+//! - `GET /bff/callback`: completes it; a fresh session id in the session cookie
+//!   (`HttpOnly`, `SameSite=Lax`, and `Secure` with the `__Host-` prefix unless the BFF
+//!   runs on plain-http loopback), then back to the path.
+//! - `GET /bff/user`: the user's claims, when the session ends, and the logout URL; 401
+//!   without a session.
+//! - `GET /bff/weatherforecast`: my-service's forecasts fetched with the user's access
+//!   token (renewed as needed); the browser's cookies never go upstream.
+//! - `GET /bff/logout?sid=...`: signs out (the refresh token revoked at the issuer) and
+//!   goes to the issuer's end-session page. `sid` is the session's logout id, which only
+//!   `/bff/user` tells, so another site cannot sign the user out.
+//!
+//! Every `/bff/` route but login, callback and logout (which are browser navigations)
+//! needs the anti-forgery header `X-CSRF: 1` (a cross-site page cannot send a custom
+//! header without a CORS preflight, which this BFF never allows), as Duende's BFF does.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use shared_auth::client::{Callback, UserSessions, UserTokenError};
+use shared_auth::problem;
+
+use crate::my_service_client::MyServiceClient;
+
+/// What the user routes need.
+pub(crate) struct Users {
+    pub(crate) sessions: UserSessions,
+    pub(crate) my_service: MyServiceClient,
+    pub(crate) secure_cookies: bool,
+}
+
+impl Users {
+    fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-bff-session"
+        } else {
+            "bff-session"
+        }
+    }
+
+    fn login_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-bff-login"
+        } else {
+            "bff-login"
+        }
+    }
+
+    /// A cookie of this BFF: the whole site, `HttpOnly`, `SameSite=Lax` (sent on the
+    /// issuer's redirect back, a top-level navigation), `Secure` unless on loopback http.
+    fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .secure(self.secure_cookies)
+            .same_site(SameSite::Lax)
+            .build()
+    }
+}
+
+/// The user routes and the front end.
+pub(crate) fn routes(users: Arc<Users>) -> Router {
+    Router::new()
+        .route("/", get(front_end))
+        .route("/bff/login", get(login))
+        .route("/bff/callback", get(callback))
+        .route("/bff/user", get(user))
+        .route("/bff/logout", get(logout))
+        .route("/bff/weatherforecast", get(weatherforecast))
+        .with_state(users)
+}
+
+async fn front_end() -> Html<&'static str> {
+    Html(include_str!("../static/index.html"))
+}
+
+/// 401 with a problem body a front end can act on (log in again).
+fn unauthenticated(detail: &str) -> Response {
+    problem(StatusCode::UNAUTHORIZED, detail).into_response()
+}
+
+/// The refusal of a request without the anti-forgery header `X-CSRF: 1`, if it lacks it.
+fn forgery_refused(headers: &HeaderMap) -> Option<Response> {
+    headers
+        .get("x-csrf")
+        .is_none_or(|v| v != "1")
+        .then(|| unauthenticated("This route needs the anti-forgery header X-CSRF: 1."))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(rename = "returnUrl")]
+    return_url: Option<String>,
+}
+
+async fn login(
+    State(users): State<Arc<Users>>,
+    jar: CookieJar,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let return_to = query.return_url.as_deref().unwrap_or("/");
+    match users.sessions.begin_login(return_to).await {
+        // A browser-session cookie: the login it names expires on the server after ten
+        // minutes, and is used once.
+        Ok((url, login_id)) => (
+            jar.add(users.cookie(users.login_cookie(), login_id)),
+            Redirect::to(&url),
+        )
+            .into_response(),
+        Err(error) => problem(StatusCode::BAD_REQUEST, &error.to_string()).into_response(),
+    }
+}
+
+async fn callback(
+    State(users): State<Arc<Users>>,
+    jar: CookieJar,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let Some(login_id) = jar.get(users.login_cookie()).map(|c| c.value().to_owned()) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "No login in progress in this browser: start again at /bff/login.",
+        )
+        .into_response();
+    };
+    let jar = jar.remove(users.cookie(users.login_cookie(), String::new()));
+    match users.sessions.complete_login(&login_id, &callback).await {
+        Ok((session_id, return_to)) => {
+            let jar = jar.add(users.cookie(users.session_cookie(), session_id));
+            (jar, Redirect::to(&return_to)).into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "login refused");
+            (
+                jar,
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The login failed: {error}."),
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn user(State(users): State<Arc<Users>>, jar: CookieJar, headers: HeaderMap) -> Response {
+    if let Some(refused) = forgery_refused(&headers) {
+        return refused;
+    }
+    let Some(session) = jar.get(users.session_cookie()) else {
+        return unauthenticated("Not logged in.");
+    };
+    match users.sessions.info(session.value()).await {
+        Some(info) => Json(serde_json::json!({
+            "claims": info.claims,
+            "sessionExpiresAt": info.expires_at,
+            "logoutUrl": format!("/bff/logout?sid={}", info.logout_id),
+        }))
+        .into_response(),
+        None => unauthenticated("Not logged in."),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutQuery {
+    sid: Option<String>,
+}
+
+async fn logout(
+    State(users): State<Arc<Users>>,
+    jar: CookieJar,
+    Query(query): Query<LogoutQuery>,
+) -> Response {
+    let (Some(session), Some(sid)) = (jar.get(users.session_cookie()), query.sid) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Sign out needs the session and its logout id (from /bff/user).",
+        )
+        .into_response();
+    };
+    match users.sessions.logout(session.value(), &sid).await {
+        Ok(end_session) => {
+            let jar = jar.remove(users.cookie(users.session_cookie(), String::new()));
+            let to = end_session.unwrap_or_else(|| "/".to_owned());
+            (jar, Redirect::to(&to)).into_response()
+        }
+        Err(_) => problem(
+            StatusCode::BAD_REQUEST,
+            "That is not this session's logout id.",
+        )
+        .into_response(),
+    }
+}
+
+async fn weatherforecast(
+    State(users): State<Arc<Users>>,
+    jar: CookieJar,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = forgery_refused(&headers) {
+        return refused;
+    }
+    let Some(session) = jar.get(users.session_cookie()) else {
+        return unauthenticated("Not logged in.");
+    };
+    let token = match users.sessions.access_token(session.value(), false).await {
+        Ok(token) => token,
+        Err(UserTokenError::Unavailable(error)) => {
+            tracing::warn!(%error, "no user access token for now");
+            let mut response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your access could not be renewed just now; try again shortly.",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return response;
+        }
+        Err(_) => return unauthenticated("Not logged in (or the session has ended)."),
+    };
+    match users.my_service.forecasts_as(&token.authorization()).await {
+        Ok(forecasts) => Json(forecasts).into_response(),
+        Err(error) => crate::downstream_problem(&error),
+    }
+}
