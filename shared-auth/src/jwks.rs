@@ -220,7 +220,8 @@ pub(crate) struct KeyCache {
     allowed: Vec<SignatureAlgorithm>,
     allow_insecure_http: bool,
     /// The expected `iss`: known at construction unless it comes from discovery.
-    issuer: OnceLock<String>,
+    /// Shared with every principal of this issuer (one reference count, no copy).
+    issuer: OnceLock<Arc<str>>,
     resolved: OnceLock<Resolved>,
     keys: ArcSwap<KeySet>,
     /// Bumped after every refresh attempt, success or failure; lets a request that queued
@@ -249,7 +250,7 @@ impl KeyCache {
     ) -> Self {
         let known_issuer = OnceLock::new();
         if let Some(issuer) = issuer {
-            let _ = known_issuer.set(issuer);
+            let _ = known_issuer.set(issuer.into());
         }
         KeyCache {
             http,
@@ -275,8 +276,13 @@ impl KeyCache {
     }
 
     /// The expected `iss`, once known (at once, unless it comes from discovery).
+    pub(crate) fn shared_issuer(&self) -> Option<&Arc<str>> {
+        self.issuer.get()
+    }
+
+    /// The issuer identifier, once known.
     pub(crate) fn issuer(&self) -> Option<&str> {
-        self.issuer.get().map(String::as_str)
+        self.issuer.get().map(|i| &**i)
     }
 
     /// The JWKS URL, once known.
@@ -321,7 +327,7 @@ impl KeyCache {
         let jwks_uri = metadata.jwks_uri.ok_or_else(|| {
             RefreshError::Keys(format!("the discovery document at {url} has no jwks_uri"))
         })?;
-        let _ = self.issuer.set(metadata.issuer);
+        let _ = self.issuer.set(metadata.issuer.into());
         let _ = self.resolved.set(Resolved {
             jwks_uri: jwks_uri.clone(),
             token_endpoint: metadata.token_endpoint,

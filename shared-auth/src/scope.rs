@@ -4,7 +4,6 @@
 //! `\`). A [`ScopeSet`] is an unordered set of them, parsed from the space-separated string
 //! of a token request or a `scope` claim, or from the JSON array IdentityServer emits.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -52,8 +51,12 @@ impl FromStr for Scope {
 }
 
 /// A set of scopes. Displays as the space-separated form, in sorted order.
+///
+/// A sorted vector without repeats rather than a `BTreeSet`: a token carries a handful of
+/// scopes, and every first-seen token builds one set, where the tree's node allocation
+/// cost more than the lookups it would save.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct ScopeSet(BTreeSet<Scope>);
+pub struct ScopeSet(Vec<Scope>);
 
 impl ScopeSet {
     /// The empty set.
@@ -72,22 +75,24 @@ impl ScopeSet {
 
     /// Whether `scope` is in the set (whole-value comparison, never a substring).
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.iter().any(|s| s.as_str() == scope)
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
     /// Whether every scope of `other` is in this set.
     pub fn contains_all(&self, other: &ScopeSet) -> bool {
-        other.0.is_subset(&self.0)
+        other.0.iter().all(|s| self.contains(s.as_str()))
     }
 
     /// Whether any scope of `other` is in this set.
     pub fn contains_any(&self, other: &ScopeSet) -> bool {
-        !other.0.is_disjoint(&self.0)
+        other.0.iter().any(|s| self.contains(s.as_str()))
     }
 
     /// Adds a scope.
     pub fn insert(&mut self, scope: Scope) {
-        self.0.insert(scope);
+        if let Err(at) = self.0.binary_search(&scope) {
+            self.0.insert(at, scope);
+        }
     }
 
     /// Number of scopes.
@@ -127,13 +132,16 @@ impl FromStr for ScopeSet {
 
 impl FromIterator<Scope> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
-        ScopeSet(iter.into_iter().collect())
+        let mut scopes: Vec<Scope> = iter.into_iter().collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        ScopeSet(scopes)
     }
 }
 
 impl<'a> IntoIterator for &'a ScopeSet {
     type Item = &'a Scope;
-    type IntoIter = std::collections::btree_set::Iter<'a, Scope>;
+    type IntoIter = std::slice::Iter<'a, Scope>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
@@ -151,6 +159,22 @@ mod tests {
         assert!(ScopeSet::parse("a\\b").is_err());
         assert!(ScopeSet::parse("ä").is_err());
         assert!(ScopeSet::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_set_is_sorted_without_repeats_however_it_is_built() {
+        let mut set: ScopeSet = ["c", "a", "c", "b"]
+            .into_iter()
+            .map(|s| Scope::new(s).unwrap())
+            .collect();
+        set.insert(Scope::new("a").unwrap());
+        set.insert(Scope::new("0").unwrap());
+        assert_eq!(set.to_string(), "0 a b c");
+        assert_eq!(set, ScopeSet::parse("c b a 0 a").unwrap());
+        assert!(set.contains_all(&ScopeSet::parse("a c").unwrap()));
+        assert!(!set.contains_all(&ScopeSet::parse("a d").unwrap()));
+        assert!(set.contains_any(&ScopeSet::parse("d 0").unwrap()));
+        assert!(!set.contains_any(&ScopeSet::parse("d e").unwrap()));
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub(crate) enum Source {
 /// The checks and the time they run at.
 pub(crate) struct Context<'a> {
     /// The issuer's exact `iss`, once known (`None`: discovery has not run yet).
-    pub(crate) issuer: Option<&'a str>,
+    pub(crate) issuer: Option<&'a std::sync::Arc<str>>,
     /// Which of the validator's issuers.
     pub(crate) index: usize,
     pub(crate) now_ms: u64,
@@ -225,7 +225,7 @@ pub(crate) fn principal(
     }
     // `iss` is one string, exactly the expected issuer (an array is refused, whatever it
     // holds). A JWT must name it; an introspection answer may leave it out.
-    match (&claims.iss, context.issuer, source) {
+    match (&claims.iss, context.issuer.map(|i| &**i), source) {
         (Some(Claim::Str(iss)), Some(expected), _) if iss == expected => {}
         (None, _, Source::Jwt) => return Err(ValidationError::Claims),
         (None, _, Source::Introspection { .. }) => {}
@@ -288,7 +288,7 @@ pub(crate) fn principal(
         // served outside the token's window.
         expires_at: exp.floor() as u64,
         not_before: nbf.map(|(nbf, _)| nbf.ceil() as u64),
-        issuer: context.issuer.unwrap_or_default().to_owned(),
+        issuer: context.issuer.cloned().unwrap_or_else(|| "".into()),
         issuer_index: context.index,
         dpop_jkt: dpop_jkt(&claims.cnf)?.map(str::to_owned),
     })

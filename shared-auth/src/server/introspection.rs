@@ -625,7 +625,7 @@ impl Introspector {
             retry_after: RETRY_AFTER_SECS,
         };
         let context = Context {
-            issuer: self.keys.issuer(),
+            issuer: self.keys.shared_issuer(),
             // The main issuer's (see `JwtValidator::new`).
             index: 0,
             now_ms: self.checks.clock.now_unix_ms(),

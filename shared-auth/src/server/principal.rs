@@ -27,7 +27,7 @@ struct PrincipalData {
     scopes: ScopeSet,
     expires_at: u64,
     not_before: Option<u64>,
-    issuer: String,
+    issuer: Arc<str>,
     /// Which of the validator's issuers (for its per-issuer counters).
     issuer_index: usize,
     /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
@@ -49,7 +49,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) scopes: ScopeSet,
     pub(crate) expires_at: u64,
     pub(crate) not_before: Option<u64>,
-    pub(crate) issuer: String,
+    pub(crate) issuer: Arc<str>,
     pub(crate) issuer_index: usize,
     pub(crate) dpop_jkt: Option<String>,
 }
@@ -93,7 +93,7 @@ impl Principal {
             scopes,
             expires_at,
             not_before,
-            issuer,
+            issuer: issuer.into(),
             issuer_index: 0,
             dpop_jkt,
             payload: Vec::new(),

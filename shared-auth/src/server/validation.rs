@@ -552,7 +552,7 @@ impl JwtValidator {
         let payload = compact::decode(parts.payload).map_err(|_| ValidationError::Malformed)?;
         let claims: TokenClaims<'_> = json::parse(&payload).map_err(|_| ValidationError::Claims)?;
         let context = Context {
-            issuer: issuer.keys.issuer(),
+            issuer: issuer.keys.shared_issuer(),
             index,
             now_ms: self.0.clock.now_unix_ms(),
             leeway: self.0.leeway,
