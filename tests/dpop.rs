@@ -26,13 +26,21 @@ fn bound_token(issuer: &IssuerHandle, jkt: &str) -> String {
 }
 
 /// my-service's API against `issuer`, with DPoP allowed and its own URL as the public URL,
-/// then as `edit` sets it.
+/// then as `edit` sets the DPoP configuration.
 async fn start(issuer: &IssuerHandle, edit: impl FnOnce(&mut DpopConfig)) -> TestServer {
+    start_with(issuer, |config| edit(&mut config.dpop)).await
+}
+
+/// As [`start`], `edit` given the whole validator configuration (its clock, say).
+async fn start_with(
+    issuer: &IssuerHandle,
+    edit: impl FnOnce(&mut shared_auth::server::ValidatorConfig),
+) -> TestServer {
     let (listener, base) = bind().await;
     let mut config = validator_config_for(issuer.issuer(), cognito());
     config.dpop.mode = DpopMode::Allowed;
     config.dpop.public_base_url = Some(base);
-    edit(&mut config.dpop);
+    edit(&mut config);
     let validator = JwtValidator::new(config).await.unwrap();
     serve_listener(
         listener,
@@ -314,18 +322,12 @@ async fn with_nonces_a_proof_needs_the_servers_current_nonce() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let clock = Arc::new(ManualClock::starting_now());
     // The validator's one clock moves the nonces.
-    let (listener, base) = bind().await;
-    let mut config = validator_config_for(issuer.issuer(), cognito());
-    config.dpop.mode = DpopMode::Allowed;
-    config.dpop.public_base_url = Some(base);
-    config.dpop.nonces = true;
-    config.dpop.nonce_lifetime = Duration::from_secs(60);
-    config.clock = clock.clone();
-    let validator = JwtValidator::new(config).await.unwrap();
-    let server = serve_listener(
-        listener,
-        my_service::router(validator, "http://127.0.0.1:1/token"),
-    );
+    let server = start_with(&issuer, |config| {
+        config.dpop.nonces = true;
+        config.dpop.nonce_lifetime = Duration::from_secs(60);
+        config.clock = clock.clone();
+    })
+    .await;
     let url = url(&server);
     let prover = Prover::new();
     let token = bound_token(&issuer, &prover.jkt);
@@ -508,20 +510,14 @@ async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
 async fn a_full_replay_store_refuses_new_proofs_rather_than_forget_live_ones() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let clock = Arc::new(ManualClock::starting_now());
-    let (listener, base) = bind().await;
-    let mut config = validator_config_for(issuer.issuer(), cognito());
-    config.dpop.mode = DpopMode::Allowed;
-    config.dpop.public_base_url = Some(base);
-    config.dpop.replay_store = ReplayStoreConfig::InMemory {
-        capacity: 4,
-        per_key: 4,
-    };
-    config.clock = clock.clone();
-    let validator = JwtValidator::new(config).await.unwrap();
-    let server = serve_listener(
-        listener,
-        my_service::router(validator, "http://127.0.0.1:1/token"),
-    );
+    let server = start_with(&issuer, |config| {
+        config.dpop.replay_store = ReplayStoreConfig::InMemory {
+            capacity: 4,
+            per_key: 4,
+        };
+        config.clock = clock.clone();
+    })
+    .await;
     let url = url(&server);
     let prover = Prover::new();
     let token = bound_token(&issuer, &prover.jkt);

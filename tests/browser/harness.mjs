@@ -2,7 +2,7 @@
 // binaries (CARGO_TARGET_DIR/debug, else target/debug), Debian's headless Chromium, and a
 // screenshot per step.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -50,6 +50,38 @@ export function processes() {
     return waitHealthy(port, child, name);
   };
   return { run, stop: () => children.forEach((c) => c.kill('SIGTERM')) };
+}
+
+/** my-bff's client at the test issuer. */
+export const CLIENT_ID = 'my-bff';
+export const CLIENT_SECRET = 'browser-test-secret-0123';
+
+/** The issuer (configured by `issuerToml(ports)`, with `issuerArgs`), my-service and
+ * my-bff (its client settings plus `bffEnv(ports)`) on free loopback ports. */
+export async function startSystem({ issuerToml, issuerArgs = [], bffEnv = () => ({}) }) {
+  const ports = { issuerPort: await freePort(), servicePort: await freePort(), bffPort: await freePort() };
+  const config = join(mkdtempSync(join(tmpdir(), 'browser-test-')), 'issuer.toml');
+  writeFileSync(config, issuerToml(ports));
+  const { run, stop } = processes();
+  const issuer = `http://127.0.0.1:${ports.issuerPort}`;
+  const service = `http://127.0.0.1:${ports.servicePort}`;
+  await run('mock-issuer', 'mock-issuer', ['--config', config, ...issuerArgs], {}, ports.issuerPort);
+  await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer, AUTH_RESOURCE: service }, ports.servicePort);
+  await run(
+    'my-bff',
+    'my-bff',
+    [],
+    {
+      AUTH_SERVER_TOKEN_ENDPOINT_URL: `${issuer}/oauth2/token`,
+      AUTH_SERVER_MYBFF_CLIENT_ID: CLIENT_ID,
+      AUTH_SERVER_MYBFF_CLIENT_SECRET: CLIENT_SECRET,
+      AUTH_SERVER_MYBFF_SCOPE: 'MyService/weather_read',
+      MY_SERVICE_BASE_URL: service,
+      ...bffEnv(ports),
+    },
+    ports.bffPort,
+  );
+  return { ...ports, issuer, service, bff: `http://127.0.0.1:${ports.bffPort}`, stop };
 }
 
 /** Headless Chromium with a fresh profile, its first page, and a step runner that takes a

@@ -12,21 +12,9 @@
 // console errors are printed. Run: `just test-browser` (after `cargo build --bins`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SHOTS, browser, freePort, processes } from './harness.mjs';
+import { CLIENT_ID, CLIENT_SECRET, SHOTS, browser, startSystem } from './harness.mjs';
 
-const CLIENT_ID = 'my-bff';
-const CLIENT_SECRET = 'browser-test-secret-0123';
-
-async function startSystem() {
-  const [issuerPort, servicePort, bffPort] = [await freePort(), await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), 'swagger-test-'));
-  const config = join(dir, 'issuer.toml');
-  writeFileSync(
-    config,
-    `cors_allowed_origins = ["http://127.0.0.1:${servicePort}", "http://127.0.0.1:${bffPort}"]
+const issuerToml = ({ servicePort, bffPort }) => `cors_allowed_origins = ["http://127.0.0.1:${servicePort}", "http://127.0.0.1:${bffPort}"]
 [[resource_servers]]
 identifier = "MyService"
 scopes = ["weather_read", "weather_write"]
@@ -34,27 +22,7 @@ scopes = ["weather_read", "weather_write"]
 client_id = "${CLIENT_ID}"
 client_secret = "${CLIENT_SECRET}"
 allowed_scopes = ["MyService/weather_read"]
-`,
-  );
-  const { run, stop } = processes();
-  const issuer = `http://127.0.0.1:${issuerPort}`;
-  await run('mock-issuer', 'mock-issuer', ['--config', config], {}, issuerPort);
-  await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer, AUTH_RESOURCE: `http://127.0.0.1:${servicePort}` }, servicePort);
-  await run(
-    'my-bff',
-    'my-bff',
-    [],
-    {
-      AUTH_SERVER_TOKEN_ENDPOINT_URL: `${issuer}/oauth2/token`,
-      AUTH_SERVER_MYBFF_CLIENT_ID: CLIENT_ID,
-      AUTH_SERVER_MYBFF_CLIENT_SECRET: CLIENT_SECRET,
-      AUTH_SERVER_MYBFF_SCOPE: 'MyService/weather_read',
-      MY_SERVICE_BASE_URL: `http://127.0.0.1:${servicePort}`,
-    },
-    bffPort,
-  );
-  return { servicePort, bffPort, stop };
-}
+`;
 
 /** Waits until the operation's live response shows `status`; returns its text. */
 async function liveResponse(page, op, status) {
@@ -75,7 +43,7 @@ async function execute(page, op) {
 }
 
 test('Swagger UI: unauthorized, authorize with client credentials, read, forbidden write, BFF', { timeout: 180_000 }, async () => {
-  const system = await startSystem();
+  const system = await startSystem({ issuerToml });
   const { context, page, step, failed, steps } = await browser('swagger');
   const service = `http://127.0.0.1:${system.servicePort}`;
   const GET = '#operations-weather-list';

@@ -10,23 +10,12 @@
 // A screenshot per step goes to test-output/browser/. Run: `just test-browser`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SHOTS, browser, freePort, processes } from './harness.mjs';
+import { CLIENT_ID, CLIENT_SECRET, SHOTS, browser, startSystem } from './harness.mjs';
 
-const CLIENT_ID = 'my-bff';
-const CLIENT_SECRET = 'browser-test-secret-0123';
 const PASSWORD = 'alice-browser-password';
 const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
 
-async function startSystem() {
-  const [issuerPort, servicePort, bffPort] = [await freePort(), await freePort(), await freePort()];
-  const bff = `http://127.0.0.1:${bffPort}`;
-  const config = join(mkdtempSync(join(tmpdir(), 'user-test-')), 'issuer.toml');
-  writeFileSync(
-    config,
-    `[[resource_servers]]
+const issuerToml = ({ bffPort }) => `[[resource_servers]]
 identifier = "MyService"
 scopes = ["weather_read", "weather_write"]
 [[clients]]
@@ -34,41 +23,26 @@ client_id = "${CLIENT_ID}"
 client_secret = "${CLIENT_SECRET}"
 allowed_scopes = ["MyService/weather_read"]
 allowed_grant_types = ["client_credentials", "authorization_code", "refresh_token"]
-redirect_uris = ["${bff}/bff/callback"]
-post_logout_redirect_uris = ["${bff}/"]
+redirect_uris = ["http://127.0.0.1:${bffPort}/bff/callback"]
+post_logout_redirect_uris = ["http://127.0.0.1:${bffPort}/"]
 [[users]]
 username = "alice"
 password = "${PASSWORD}"
 sub = "alice"
 name = "Alice Example"
-`,
-  );
-  const { run, stop } = processes();
-  const issuer = `http://127.0.0.1:${issuerPort}`;
-  await run('mock-issuer', 'mock-issuer', ['--config', config, '--admin', '--admin-token', ADMIN_TOKEN], {}, issuerPort);
-  await run('my-service', 'my-service', [], { AUTH_AUTHORITY: issuer, AUTH_RESOURCE: `http://127.0.0.1:${servicePort}` }, servicePort);
-  await run(
-    'my-bff',
-    'my-bff',
-    [],
-    {
-      AUTH_SERVER_TOKEN_ENDPOINT_URL: `${issuer}/oauth2/token`,
-      AUTH_SERVER_MYBFF_CLIENT_ID: CLIENT_ID,
-      AUTH_SERVER_MYBFF_CLIENT_SECRET: CLIENT_SECRET,
-      AUTH_SERVER_MYBFF_SCOPE: 'MyService/weather_read',
-      MY_SERVICE_BASE_URL: `http://127.0.0.1:${servicePort}`,
-      BFF_PUBLIC_URL: bff,
-      BFF_LOGIN_AUTHORITY: issuer,
-    },
-    bffPort,
-  );
-  const stats = async () =>
-    (await fetch(`${issuer}/admin/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
-  return { bff, stats, stop };
-}
+`;
 
 test('my-bff: log in as alice, forecasts as alice, reload, log out', { timeout: 180_000 }, async () => {
-  const system = await startSystem();
+  const system = await startSystem({
+    issuerToml,
+    issuerArgs: ['--admin', '--admin-token', ADMIN_TOKEN],
+    bffEnv: ({ issuerPort, bffPort }) => ({
+      BFF_PUBLIC_URL: `http://127.0.0.1:${bffPort}`,
+      BFF_LOGIN_AUTHORITY: `http://127.0.0.1:${issuerPort}`,
+    }),
+  });
+  const stats = async () =>
+    (await fetch(`${system.issuer}/admin/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
   const { context, page, step, failed, steps } = await browser('user');
   const status = page.locator('#status');
   try {
@@ -114,7 +88,7 @@ test('my-bff: log in as alice, forecasts as alice, reload, log out', { timeout: 
       assert.equal((await status.innerText()).trim(), 'Not logged in.');
       const user = await page.evaluate(async () => (await fetch('/bff/user', { headers: { 'X-CSRF': '1' } })).status);
       assert.equal(user, 401);
-      assert.equal((await system.stats()).refresh_tokens_revoked, 1, 'the refresh token revoked at the issuer');
+      assert.equal((await stats()).refresh_tokens_revoked, 1, 'the refresh token revoked at the issuer');
     });
   } catch (error) {
     await failed(error);
