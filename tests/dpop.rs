@@ -476,6 +476,7 @@ async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
             url: SecretValue::new(format!("redis://{closed}")),
             key_prefix: "dpop-test:".into(),
             timeout: Duration::from_millis(200),
+            per_key: 10_000,
         };
     })
     .await;

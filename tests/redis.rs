@@ -583,7 +583,8 @@ async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
 }
 
 /// Two replicas of a DPoP resource server behind one public URL, sharing a Redis replay
-/// store: a proof accepted by one is a replay at the other.
+/// store: a proof accepted by one is a replay at the other, and one client's key holds at
+/// most its share of the store.
 #[tokio::test]
 async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
     use shared_auth::server::{JwtValidator, ReplayStoreConfig, SecretValue};
@@ -599,6 +600,7 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
             url: SecretValue::new(redis.url.clone()),
             key_prefix: prefix.clone(),
             timeout: Duration::from_secs(1),
+            per_key: 3,
         };
         let validator = JwtValidator::new(config).await.unwrap();
         replicas.push(serve(my_service::router(validator, "http://127.0.0.1:1/token")).await);
@@ -635,4 +637,36 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     let ttl: i64 = redis.conn().await.pttl(&keys[0]).await.unwrap();
     assert!(ttl > 0 && ttl <= 65_000, "{ttl}");
+
+    // One key's share of the shared store (3 proofs per window here), across replicas:
+    // the third accepted proof fills it, the next is 503 with Retry-After, and another
+    // client's key still gets in.
+    let third = prover.proof("GET", "https://api.example.com/weatherforecast", &token);
+    assert_eq!(send(&replicas[0], &third).await.unwrap().status(), 200);
+    let over = prover.proof("GET", "https://api.example.com/weatherforecast", &token);
+    let refused = send(&replicas[1], &over).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=65).contains(&retry), "{retry}");
+    let other = dpop_prover::Prover::new();
+    let other_token = forge(&issuer, &[READ], |_, c| {
+        c["cnf"] = serde_json::json!({"jkt": other.jkt})
+    });
+    let proof = other.proof(
+        "GET",
+        "https://api.example.com/weatherforecast",
+        &other_token,
+    );
+    let response = http()
+        .get(format!("{}/weatherforecast", replicas[1].base))
+        .header("authorization", format!("DPoP {other_token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "another client still gets in");
 }

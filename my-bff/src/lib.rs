@@ -128,7 +128,7 @@ pub async fn token_client(config: &BffConfig) -> Result<ManagedClient, StartErro
 
 /// Builds the app from its configuration. With the token source
 /// [`TokenSource::ProtectedResource`], the token client is set up in the background
-/// ([`discover_in_background`]); otherwise now, and a failure stops the start.
+/// (`discover_in_background`); otherwise now, and a failure stops the start.
 pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     // First, so the token manager's counters register with it.
     service_kit::metrics::prometheus();

@@ -106,6 +106,9 @@ pub enum ReplayStoreConfig {
         key_prefix: String,
         /// Bound on each operation (default 200 ms); beyond it the request gets 503.
         timeout: Duration,
+        /// Most proofs of one key (`jkt`) per window, so that one client cannot fill the
+        /// shared store for all (default 10,000); over it that client gets 503.
+        per_key: u64,
     },
     /// A store of one's own (feature `internals`: this repository's benches).
     #[cfg(feature = "internals")]
@@ -356,8 +359,9 @@ impl DpopVerifier {
                 url,
                 key_prefix,
                 timeout,
+                per_key,
             } => Arc::new(
-                RedisReplayStore::new(url.expose(), &key_prefix, timeout)
+                RedisReplayStore::new(url.expose(), &key_prefix, timeout, per_key)
                     .map_err(|e| fail(&e.to_string()))?,
             ),
             #[cfg(feature = "internals")]

@@ -316,6 +316,7 @@ mod redis_store {
         redis: ConnectionManager,
         prefix: String,
         timeout: Duration,
+        per_key: u64,
     }
 
     impl fmt::Debug for RedisReplayStore {
@@ -324,15 +325,40 @@ mod redis_store {
             f.debug_struct("RedisReplayStore")
                 .field("prefix", &self.prefix)
                 .field("timeout", &self.timeout)
+                .field("per_key", &self.per_key)
                 .finish_non_exhaustive()
         }
     }
 
+    /// One proof, atomically: a replay (the entry exists) is 0; else the key's count in this
+    /// window goes up (the counter lives one window from the key's first proof), and over
+    /// the bound the answer is minus the milliseconds until the count expires; else the
+    /// entry is set with its TTL and the answer is 1. Both keys carry the key's hash tag, so
+    /// they share a Redis Cluster slot.
+    const FIRST_USE: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then left = 1 end
+  return -left
+end
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[1])
+return 1
+";
+
     impl RedisReplayStore {
         /// Connects lazily (the first check connects; reconnects are automatic) to `url`
         /// (`redis://`, `rediss://`, `unix://`), keys under `prefix`, each operation bounded
-        /// by `timeout`. Call from within a tokio runtime. The error never repeats the URL.
-        pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, ReplayStoreError> {
+        /// by `timeout`, at most `per_key` proofs of one key per window. Call from within a
+        /// tokio runtime. The error never repeats the URL.
+        pub fn new(
+            url: &str,
+            prefix: &str,
+            timeout: Duration,
+            per_key: u64,
+        ) -> Result<Self, ReplayStoreError> {
             let invalid = || ReplayStoreError::Unavailable("invalid Redis URL".to_owned());
             let client = redis::Client::open(url).map_err(|_| invalid())?;
             let config = ConnectionManagerConfig::new()
@@ -346,19 +372,28 @@ mod redis_store {
                 redis,
                 prefix: prefix.to_owned(),
                 timeout,
+                per_key: per_key.max(1),
             })
         }
 
-        /// The Redis key of a replay key.
-        fn redis_key(&self, key: &[u8; 32]) -> String {
+        /// The Redis keys of a proof: its key's counter and the entry, under the hash tag
+        /// of the key (`{prefix}dpop-jkt:{tag}`, `{prefix}dpop:{tag}:{entry}`).
+        fn redis_keys(&self, jkt: &str, key: &[u8; 32]) -> (String, String) {
             use std::fmt::Write as _;
-            let mut out = String::with_capacity(self.prefix.len() + 5 + 64);
-            out.push_str(&self.prefix);
-            out.push_str("dpop:");
-            for b in key {
-                let _ = write!(out, "{b:02x}");
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jkt.as_bytes());
+            let mut tag = String::with_capacity(34);
+            tag.push('{');
+            for b in &digest.as_ref()[..16] {
+                let _ = write!(tag, "{b:02x}");
             }
-            out
+            tag.push('}');
+            let counter = format!("{}dpop-jkt:{tag}", self.prefix);
+            let mut entry = String::with_capacity(self.prefix.len() + 40 + 64);
+            let _ = write!(entry, "{}dpop:{tag}:", self.prefix);
+            for b in key {
+                let _ = write!(entry, "{b:02x}");
+            }
+            (counter, entry)
         }
     }
 
@@ -366,25 +401,27 @@ mod redis_store {
     impl ReplayStore for RedisReplayStore {
         async fn first_use(
             &self,
-            _jkt: &str,
+            jkt: &str,
             key: &[u8; 32],
             ttl: Duration,
         ) -> Result<bool, ReplayStoreError> {
-            // The key covers the jkt. Entry and expiry in one atomic command.
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(self.redis_key(key))
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+            let (counter, entry) = self.redis_keys(jkt, key);
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let script = redis::Script::new(FIRST_USE);
+            let mut invocation = script.key(counter);
+            invocation.key(entry).arg(ttl_ms).arg(self.per_key);
             let mut connection = self.redis.clone();
             match tokio::time::timeout(
                 self.timeout,
-                cmd.query_async::<Option<String>>(&mut connection),
+                invocation.invoke_async::<i64>(&mut connection),
             )
             .await
             {
-                Ok(Ok(set)) => Ok(set.is_some()),
+                Ok(Ok(1)) => Ok(true),
+                Ok(Ok(0)) => Ok(false),
+                Ok(Ok(left_ms)) => Err(ReplayStoreError::KeyFull {
+                    retry_after: left_ms.unsigned_abs().div_ceil(1000),
+                }),
                 Ok(Err(e)) => Err(ReplayStoreError::Unavailable(format!(
                     "Redis error: {:?}",
                     e.kind()

@@ -165,9 +165,10 @@ pub struct ValidatorSettings {
     /// refuses new ones with 503 and Retry-After rather than forget one.
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_capacity))]
     pub dpop_replay_capacity: u64,
-    /// Of those, the most one client's DPoP key (jkt) may hold, so that one client cannot
-    /// fill the store for all: over it, that client's proofs get 503 with Retry-After (the
-    /// default is about 150 proofs a second for one key).
+    /// The most unexpired proofs one client's DPoP key (jkt) may hold in the replay store
+    /// (in Redis: proofs per window from the key's first), so that one client cannot fill
+    /// it for all: over it, that client's proofs get 503 with Retry-After (the default is
+    /// about 150 proofs a second for one key).
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_per_key))]
     pub dpop_replay_per_key: u64,
     /// Validated tokens remembered, so a repeated token is not verified again (each about
@@ -511,6 +512,7 @@ impl ValidatorSettings {
                 url,
                 key_prefix: "shared-auth:".to_owned(),
                 timeout: Duration::from_millis(200),
+                per_key: self.dpop_replay_per_key,
             };
         }
         // Without the feature the setting cannot work: refusing it beats a per-process
