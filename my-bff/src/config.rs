@@ -179,11 +179,15 @@ impl LoginArgs {
             );
         }
         user.scope = scope;
+        // At most a year: longer is a mistake, and the session cache refuses it.
         let secs = |value: u64, name: &str| {
-            if value == 0 {
-                Err(SettingsError::new(name, "must be at least 1"))
-            } else {
+            if (1..=365 * 24 * 3600).contains(&value) {
                 Ok(Duration::from_secs(value))
+            } else {
+                Err(SettingsError::new(
+                    name,
+                    "must be between 1 and 31536000 (a year)",
+                ))
             }
         };
         let mut sessions = SessionConfig::default();

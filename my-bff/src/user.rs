@@ -136,16 +136,22 @@ async fn callback(
     let jar = jar.remove(users.cookie(users.login_cookie(), String::new()));
     match users.sessions.complete_login(&login_id, &callback).await {
         Ok((session_id, return_to)) => {
+            // A browser that logs in again while signed in: its old session ends (it would
+            // otherwise stay usable by whoever holds the old cookie).
+            if let Some(old) = jar.get(users.session_cookie()) {
+                users.sessions.end(old.value()).await;
+            }
             let jar = jar.add(users.cookie(users.session_cookie(), session_id));
             (jar, Redirect::to(&return_to)).into_response()
         }
         Err(error) => {
+            // The reason goes to the log; the page says only what to do.
             tracing::warn!(%error, "login refused");
             (
                 jar,
                 problem(
                     StatusCode::BAD_REQUEST,
-                    &format!("The login failed: {error}."),
+                    "The login could not be completed; start again at /bff/login.",
                 ),
             )
                 .into_response()

@@ -180,6 +180,20 @@ async fn a_user_logs_in_sees_the_forecasts_as_themselves_and_signs_out() {
             "{body}"
         );
     }
+    // Logging in again while signed in: a fresh session id, and the old session ends.
+    let old = browser.cookies["bff-session"].clone();
+    log_in(&mut browser, &bff).await;
+    assert_ne!(browser.cookies["bff-session"], old);
+    let mut stale = Browser::new();
+    stale.cookies.insert("bff-session".into(), old);
+    let r = stale.get(&format!("{bff}/bff/user"), true).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the replaced session");
+    assert_eq!(
+        issuer.stats().refresh_tokens_revoked,
+        1,
+        "its refresh token revoked"
+    );
+
     let me: Value = browser
         .get(&format!("{bff}/bff/user"), true)
         .await
@@ -211,7 +225,7 @@ async fn a_user_logs_in_sees_the_forecasts_as_themselves_and_signs_out() {
         !browser.cookies.contains_key("bff-session"),
         "the session cookie is cleared"
     );
-    assert_eq!(issuer.stats().refresh_tokens_revoked, 1);
+    assert_eq!(issuer.stats().refresh_tokens_revoked, 2);
     let r = browser.get(&format!("{bff}/bff/user"), true).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

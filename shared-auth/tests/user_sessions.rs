@@ -201,11 +201,35 @@ async fn a_transient_refresh_failure_keeps_the_session_and_invalid_grant_ends_it
     issuer.fail_next_refreshes(1, 503);
     let kept = sessions.access_token(&session, false).await.unwrap();
     assert_eq!(kept.secret(), first.secret());
-    // A renewal that must happen (forced) and fails: 503 for this call, session kept.
+    // A renewal that must happen (forced) and fails: 503 for this call, session kept, and
+    // the calls right after share that outcome rather than ask the issuer again.
+    clock.advance(Duration::from_secs(5));
     issuer.fail_next_refreshes(1, 503);
     let e = sessions.access_token(&session, true).await.unwrap_err();
     assert!(matches!(e, UserTokenError::Unavailable(_)), "{e}");
-    // The issuer back: renewed, same session.
+    let asked = issuer.stats().refresh_requests;
+    let e = sessions.access_token(&session, true).await.unwrap_err();
+    assert!(matches!(e, UserTokenError::Unavailable(_)), "{e}");
+    assert_eq!(
+        sessions
+            .access_token(&session, false)
+            .await
+            .unwrap()
+            .secret(),
+        first.secret()
+    );
+    assert_eq!(
+        issuer.stats().refresh_requests,
+        asked,
+        "no second attempt within the back-off"
+    );
+    // The issuer refusing the BFF's own credentials is not the user's fault: kept.
+    clock.advance(Duration::from_secs(5));
+    issuer.fail_next_refreshes(1, 401);
+    let e = sessions.access_token(&session, true).await.unwrap_err();
+    assert!(matches!(e, UserTokenError::Unavailable(_)), "{e}");
+    // The issuer back (after the back-off): renewed, same session.
+    clock.advance(Duration::from_secs(5));
     let renewed = sessions.access_token(&session, false).await.unwrap();
     assert_ne!(renewed.secret(), first.secret());
 

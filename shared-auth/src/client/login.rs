@@ -161,8 +161,9 @@ impl fmt::Debug for PendingLogin {
     }
 }
 
-/// The query of the redirect back from the issuer (RFC 6749 section 4.1.2).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The query of the redirect back from the issuer (RFC 6749 section 4.1.2). Its `Debug`
+/// shows no code.
+#[derive(Clone, Default, Deserialize)]
 #[non_exhaustive]
 pub struct Callback {
     /// The authorization code.
@@ -175,6 +176,17 @@ pub struct Callback {
     pub error: Option<String>,
     /// Its description.
     pub error_description: Option<String>,
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callback")
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("state", &self.state)
+            .field("iss", &self.iss)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user's tokens and who the user is, as kept in the session. Never printed.
@@ -265,10 +277,15 @@ fn random(bytes: usize) -> String {
     compact::encode(&buffer)
 }
 
-/// `return_to` when it is a path on this site (`/x`, not `//host` or `/\host`, no scheme):
-/// anything else would make the login an open redirect.
+/// The longest return path kept for a login (bytes): pending logins are held for anyone
+/// who asks, so each is small.
+const MAX_RETURN_PATH: usize = 2048;
+
+/// `return_to` when it is a path on this site (`/x`, not `//host` or `/\host`, no scheme)
+/// of at most 2 KiB: anything else would make the login an open redirect.
 pub(crate) fn local_path(return_to: &str) -> Option<&str> {
-    let ok = return_to.starts_with('/')
+    let ok = return_to.len() <= MAX_RETURN_PATH
+        && return_to.starts_with('/')
         && !return_to.starts_with("//")
         && !return_to.starts_with("/\\")
         && !return_to.chars().any(|c| c.is_control() || c == '\\');
@@ -682,6 +699,7 @@ mod tests {
             "",
             "/a\nb",
             "javascript:alert(1)",
+            &format!("/{}", "a".repeat(MAX_RETURN_PATH)),
         ] {
             assert_eq!(local_path(bad), None, "{bad}");
         }

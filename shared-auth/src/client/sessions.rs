@@ -11,10 +11,13 @@
 //! - **User access tokens** ([`access_token`](UserSessions::access_token)): served from the
 //!   session, renewed with the refresh token ahead of expiry, **one refresh per session at
 //!   a time**: concurrent requests of one session wait for the renewal in flight and use
-//!   its result, so a rotating refresh token is never presented twice (the issuer would
-//!   take that for theft and end the user's session everywhere). A transient failure keeps
-//!   the session ([`UserTokenError::Unavailable`], 503); `invalid_grant` ends it
-//!   ([`UserTokenError::Ended`]).
+//!   its result (a failure included: the next attempt waits five seconds), so a rotating
+//!   refresh token is never presented twice (the issuer would take that for theft and end
+//!   the user's session everywhere). A failure that leaves the refresh token good (a 5xx
+//!   or 429, or no connection) keeps the session ([`UserTokenError::Unavailable`], 503,
+//!   the current token served while it lasts); `invalid_grant`, or an outcome that may
+//!   have rotated the token (a timeout, a connection lost mid-request, a 200 whose content
+//!   is refused, such as an ID token for another user), ends it ([`UserTokenError::Ended`]).
 //! - **Sign-out** ([`logout`](UserSessions::logout)): the session dropped, the refresh
 //!   token revoked at the issuer, and the issuer's end-session URL to send the browser to.
 //!
@@ -121,6 +124,40 @@ struct Session {
     created_ms: u64,
     last_seen_ms: u64,
     logout_id: String,
+    /// After a failed renewal, no other is tried before this (Unix ms): the requests that
+    /// waited for the failed one share its outcome instead of each asking again.
+    renew_not_before_ms: u64,
+}
+
+/// How long after a failed renewal the next may be tried.
+const RENEW_BACKOFF_MS: u64 = 5_000;
+
+/// What a failed renewal means for the session.
+enum Failure {
+    /// The issuer answered and did not rotate (a 5xx or 429, or the connection was never
+    /// made): the refresh token is still good; try again later.
+    Transient,
+    /// The session cannot go on: `invalid_grant`, or an outcome that may have rotated the
+    /// refresh token (a timeout, a connection lost mid-request, or a 200 whose content is
+    /// refused). Presenting that refresh token again could be a reuse.
+    Ended,
+}
+
+fn failure(error: &TokenError) -> Failure {
+    match error {
+        TokenError::Rejected { error, .. } if error == "invalid_grant" => Failure::Ended,
+        TokenError::Rejected { .. } | TokenError::Http { .. } | TokenError::Credential(_) => {
+            Failure::Transient
+        }
+        TokenError::Transport(reason)
+            if reason.starts_with(super::token_endpoint::CONNECTION_FAILED) =>
+        {
+            Failure::Transient
+        }
+        // Discovery cannot fail here (the endpoints are known), so a new variant that may
+        // have reached the issuer counts as one that did.
+        _ => Failure::Ended,
+    }
 }
 
 /// See the module documentation. Cheap to clone.
@@ -219,6 +256,7 @@ impl UserSessions {
             created_ms: now,
             last_seen_ms: now,
             logout_id: random_id(),
+            renew_not_before_ms: 0,
         };
         tracing::debug!(subject = %session.tokens.subject(), "user logged in");
         metrics::counter!(crate::metrics::USER_LOGINS).increment(1);
@@ -286,6 +324,26 @@ impl UserSessions {
             .tokens
             .expires_at_ms
             .saturating_sub(self.0.config.renew_before.as_millis() as u64);
+        let still_valid = now < session.tokens.expires_at_ms;
+        if (force || now >= renew_at) && now < session.renew_not_before_ms {
+            // A renewal just failed (this request may have waited for it): its outcome
+            // stands until the back-off has passed.
+            if still_valid && !force {
+                return Ok(token_of(&session.tokens));
+            }
+            return Err(UserTokenError::Unavailable(TokenError::Http {
+                status: 503,
+            }));
+        }
+        if (force || now >= renew_at) && session.tokens.refresh_token.is_none() {
+            // Nothing to renew with (no offline_access): the login lasts as its token does.
+            if still_valid && !force {
+                return Ok(token_of(&session.tokens));
+            }
+            drop(session);
+            self.0.sessions.invalidate(session_id).await;
+            return Err(UserTokenError::NoSession);
+        }
         if force || now >= renew_at {
             match self.0.login.refresh(&session.tokens, None, None).await {
                 Ok(renewed) => {
@@ -293,28 +351,46 @@ impl UserSessions {
                         .increment(1);
                     tracing::debug!(subject = %renewed.subject(), "user access token renewed");
                     session.tokens = renewed;
+                    session.renew_not_before_ms = 0;
                 }
-                Err(error @ TokenError::Rejected { .. }) if !error.is_retryable() => {
-                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "ended")
-                        .increment(1);
-                    tracing::info!(%error, "the issuer refused the refresh; the session ends");
-                    drop(session);
-                    self.0.sessions.invalidate(session_id).await;
-                    return Err(UserTokenError::Ended(error));
-                }
-                Err(error) => {
-                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
-                        .increment(1);
-                    tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
-                    // Still usable for what is left of it.
-                    if now < session.tokens.expires_at_ms && !force {
-                        return Ok(token_of(&session.tokens));
+                Err(error) => match failure(&error) {
+                    Failure::Ended => {
+                        metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "ended")
+                            .increment(1);
+                        tracing::info!(%error, "the refresh failed in a way that ends the session");
+                        drop(session);
+                        self.0.sessions.invalidate(session_id).await;
+                        return Err(UserTokenError::Ended(error));
                     }
-                    return Err(UserTokenError::Unavailable(error));
-                }
+                    Failure::Transient => {
+                        metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
+                            .increment(1);
+                        tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
+                        session.renew_not_before_ms =
+                            self.0.clock.now_unix_ms().saturating_add(RENEW_BACKOFF_MS);
+                        // Still usable for what is left of it.
+                        if still_valid && !force {
+                            return Ok(token_of(&session.tokens));
+                        }
+                        return Err(UserTokenError::Unavailable(error));
+                    }
+                },
             }
         }
         Ok(token_of(&session.tokens))
+    }
+
+    /// Ends a session the BFF itself retires (the browser logs in again while signed in, so
+    /// its old session must not stay usable): drops it and revokes its refresh token. No
+    /// end-session redirect: the user is still at the issuer.
+    pub async fn end(&self, session_id: &str) {
+        let Some(entry) = self.0.sessions.remove(session_id).await else {
+            return;
+        };
+        let tokens = entry.lock().await.tokens.clone();
+        if let Err(error) = self.0.login.revoke(&tokens).await {
+            tracing::warn!(%error, "the refresh token of a replaced session could not be revoked");
+        }
     }
 
     /// Signs the session out: drops it, revokes its refresh token at the issuer (a failure

@@ -61,8 +61,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What the issuer granted.
-#[derive(Debug, Clone)]
+/// What the issuer granted. Its `Debug` shows no token.
+#[derive(Clone)]
 pub(crate) struct TokenResponse {
     pub(crate) access_token: AccessToken,
     pub(crate) expires_in: Option<Duration>,
@@ -72,6 +72,23 @@ pub(crate) struct TokenResponse {
     /// An ID token (the authorization code grant with `openid`).
     pub(crate) id_token: Option<String>,
 }
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("token_type", &self.token_type)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The start of a transport error's reason when the connection was never made (so the
+/// request never reached the issuer).
+pub(crate) const CONNECTION_FAILED: &str = "connection failed";
 
 /// What is asked for at the token endpoint.
 #[derive(Clone, Copy)]
@@ -374,7 +391,7 @@ fn transport_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("timed out ({e})")
     } else if e.is_connect() {
-        format!("connection failed ({e})")
+        format!("{CONNECTION_FAILED} ({e})")
     } else {
         e.to_string()
     }
