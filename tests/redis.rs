@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -669,4 +670,104 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "another client still gets in");
+}
+
+/// Two BFF replicas share their users' sessions through Redis (sealed): a login begun at
+/// one completes at the other, and twenty concurrent requests of one user spread over both,
+/// past the access token's renewal point, make one refresh at the issuer per renewal, with
+/// no reuse detection, and every request gets the same renewed token. The test's clock
+/// decides when renewal is due.
+#[tokio::test]
+async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
+    use shared_auth::ManualClock;
+    use shared_auth::client::{Callback, SessionConfig, UserLoginConfig, UserSessions};
+    const PASSWORD: &str = "alice-fleet-password";
+    const REDIRECT: &str = "http://127.0.0.1:9/bff/callback";
+    let redis = start_redis().await;
+    let issuer = mock_issuer::start(
+        issuer_config(IssuerProfile::Cognito)
+            .with_client(
+                mock_issuer::ClientConfig::new("fleet-bff", "fleet-bff-secret-0123456789", [READ])
+                    .with_grant_types(["authorization_code", "refresh_token"])
+                    .with_redirect_uris([REDIRECT]),
+            )
+            .with_user(mock_issuer::UserConfig::new("alice", PASSWORD)),
+    )
+    .await
+    .unwrap();
+    // Each refresh takes a while, so the requests of a round all arrive during it.
+    issuer.set_refresh_delay(Duration::from_millis(100));
+    let clock = Arc::new(ManualClock::starting_now());
+    let prefix = prefix();
+    let key = [7u8; 32];
+    let replica = || async {
+        let mut login = UserLoginConfig::new(
+            issuer.issuer(),
+            ClientId::new("fleet-bff"),
+            ClientSecret::new("fleet-bff-secret-0123456789"),
+            REDIRECT,
+        );
+        login.scope = shared_auth::ScopeSet::parse(&format!("offline_access {READ}")).unwrap();
+        login.clock = clock.clone();
+        let mut sessions = SessionConfig::default();
+        // Renewal due 15 s after each token is issued (the issuer signs in real time; the
+        // test's clock only runs a few steps ahead).
+        sessions.renew_before = Duration::from_secs(3600 - 15);
+        sessions.redis = Some(
+            RedisCacheConfig::new(redis.url.clone())
+                .with_key_prefix(prefix.clone())
+                .with_encryption_key(key)
+                .unwrap(),
+        );
+        UserSessions::discover(login, sessions).await.unwrap()
+    };
+    let (a, b) = (replica().await, replica().await);
+
+    let (url, login_id) = a.begin_login("/").await.unwrap();
+    let location = log_in_at_issuer(&url, "alice", PASSWORD).await;
+    let query: serde_json::Map<String, serde_json::Value> = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    let callback: Callback = serde_json::from_value(serde_json::Value::Object(query)).unwrap();
+    let (session, _) = b.complete_login(&login_id, &callback).await.unwrap();
+    assert_eq!(a.info(&session).await.unwrap().claims["sub"], "alice");
+    // Stored sealed: the session's Redis value shows no token and no claim.
+    let first = a.access_token(&session, false).await.unwrap();
+    for stored in redis.keys(&format!("{prefix}session:")).await {
+        let value: Vec<u8> = redis.conn().await.get(&stored).await.unwrap();
+        let text = String::from_utf8_lossy(&value);
+        assert!(
+            !text.contains(first.secret()) && !text.contains("alice"),
+            "{stored}"
+        );
+    }
+
+    for round in 1..=3u64 {
+        clock.advance(Duration::from_secs(15));
+        let calls = (0..20).map(|i| {
+            let (replica, session) = (
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+                session.clone(),
+            );
+            async move { replica.access_token(&session, false).await }
+        });
+        let tokens: Vec<String> = concurrently(calls)
+            .await
+            .into_iter()
+            .map(|t| t.unwrap().secret().to_owned())
+            .collect();
+        assert!(
+            tokens.iter().all(|t| t == &tokens[0]),
+            "round {round}: one token"
+        );
+        assert_ne!(tokens[0], first.secret());
+        let stats = issuer.stats();
+        assert_eq!(
+            stats.refreshes, round,
+            "one refresh per renewal across both replicas"
+        );
+        assert_eq!(stats.refresh_reuse_detections, 0);
+    }
 }

@@ -253,7 +253,12 @@ impl Args {
                 ),
             ));
         }
-        let login = self.login.into_config(&client)?;
+        let mut login = self.login.into_config(&client)?;
+        // The shared token cache's Redis also holds the users' sessions: a user may then
+        // land on any replica.
+        if let Some(login) = &mut login {
+            login.sessions.redis = token_cache.clone();
+        }
         Ok(BffConfig {
             token_cache,
             login,

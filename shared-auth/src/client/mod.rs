@@ -36,6 +36,7 @@ mod login;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_cache;
+mod session_store;
 mod sessions;
 pub(crate) mod settings;
 mod token_cache;

@@ -221,6 +221,57 @@ const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return red
 /// Extends the lock only if this process still owns it.
 const EXTEND: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
+/// `plain` as stored under `redis_key`: sealed with AES-256-GCM (a random nonce, the Redis
+/// key as associated data) when there is a key, else marked as plain. Shared by the token
+/// cache and the user sessions.
+pub(crate) fn seal_value(
+    seal: Option<&CacheEncryptionKey>,
+    redis_key: &str,
+    plain: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let Some(seal) = seal else {
+        let mut out = Vec::with_capacity(plain.len() + 1);
+        out.push(PLAIN);
+        out.extend_from_slice(&plain);
+        return Some(out);
+    };
+    let mut in_out = plain;
+    let nonce = seal
+        .0
+        .seal_in_place_append_tag(Aad::from(redis_key.as_bytes()), &mut in_out)
+        .ok()?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+    out.push(SEALED);
+    out.extend_from_slice(nonce.as_ref());
+    out.extend_from_slice(&in_out);
+    Some(out)
+}
+
+/// The plain bytes of `value`, if it opens under `redis_key`. A sealed value needs the key
+/// and an unsealed one is refused when a key is configured, so an attacker who can write
+/// to Redis cannot plant an entry, nor move one to another key.
+pub(crate) fn open_value(
+    seal: Option<&CacheEncryptionKey>,
+    redis_key: &str,
+    value: &[u8],
+) -> Option<Vec<u8>> {
+    let (&version, rest) = value.split_first()?;
+    match (version, seal) {
+        (PLAIN, None) => Some(rest.to_vec()),
+        (SEALED, Some(seal)) => {
+            let (nonce, sealed) = rest.split_at_checked(NONCE_LEN)?;
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut in_out = sealed.to_vec();
+            let plain = seal
+                .0
+                .open_in_place(nonce, Aad::from(redis_key.as_bytes()), &mut in_out)
+                .ok()?;
+            Some(plain.to_vec())
+        }
+        _ => None,
+    }
+}
+
 /// A Redis operation that failed or timed out (already logged).
 struct Unavailable;
 
@@ -311,44 +362,12 @@ impl RedisTokenCache {
     }
 
     fn encode(&self, redis_key: &str, token: &CachedToken) -> Option<Vec<u8>> {
-        let plain = token.to_bytes();
-        let Some(seal) = &self.0.seal else {
-            let mut out = Vec::with_capacity(plain.len() + 1);
-            out.push(PLAIN);
-            out.extend_from_slice(&plain);
-            return Some(out);
-        };
-        let mut in_out = plain;
-        let nonce = seal
-            .0
-            .seal_in_place_append_tag(Aad::from(redis_key.as_bytes()), &mut in_out)
-            .ok()?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
-        out.push(SEALED);
-        out.extend_from_slice(nonce.as_ref());
-        out.extend_from_slice(&in_out);
-        Some(out)
+        seal_value(self.0.seal.as_ref(), redis_key, token.to_bytes())
     }
 
-    /// The entry in `value`, if it opens under `redis_key`. A sealed value needs the key
-    /// and an unsealed one is refused when a key is configured, so an attacker who can
-    /// write to Redis cannot plant a token.
+    /// The entry in `value`, if it opens under `redis_key` (see [`open_value`]).
     fn decode(&self, redis_key: &str, value: &[u8]) -> Option<CachedToken> {
-        let (&version, rest) = value.split_first()?;
-        match (version, &self.0.seal) {
-            (PLAIN, None) => CachedToken::from_bytes(rest),
-            (SEALED, Some(seal)) => {
-                let (nonce, sealed) = rest.split_at_checked(NONCE_LEN)?;
-                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-                let mut in_out = sealed.to_vec();
-                let plain = seal
-                    .0
-                    .open_in_place(nonce, Aad::from(redis_key.as_bytes()), &mut in_out)
-                    .ok()?;
-                CachedToken::from_bytes(plain)
-            }
-            _ => None,
-        }
+        CachedToken::from_bytes(&open_value(self.0.seal.as_ref(), redis_key, value)?)
     }
 
     /// The entry in Redis (not L1); `Err` if Redis did not answer.

@@ -29,9 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::TokenError;
-use super::login::{
-    Callback, LOGIN_WINDOW, LoginError, PendingLogin, UserLogin, UserLoginConfig, UserTokens,
-};
+use super::login::{Callback, LoginError, UserLogin, UserLoginConfig, UserTokens};
+use super::session_store::{Session, Store, StoreUnavailable};
 use super::token_endpoint::TokenType;
 use crate::clock::Clock;
 
@@ -45,8 +44,14 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// The access token is renewed when it has less than this left (default 60 s).
     pub renew_before: Duration,
-    /// Sessions held at most (default 100,000); logins in progress, a tenth of that.
+    /// Sessions held at most in this process (default 100,000); logins in progress, a
+    /// tenth of that.
     pub capacity: u64,
+    /// Keep sessions in this Redis instead (feature `redis`), shared by every replica and
+    /// sealed with its encryption key when set: then a user may land on any replica, and one
+    /// refresh token is still presented once across the fleet.
+    #[cfg(feature = "redis")]
+    pub redis: Option<super::RedisCacheConfig>,
 }
 
 impl Default for SessionConfig {
@@ -56,6 +61,8 @@ impl Default for SessionConfig {
             absolute_timeout: Duration::from_secs(8 * 3600),
             renew_before: Duration::from_secs(60),
             capacity: 100_000,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -119,16 +126,6 @@ pub struct SessionInfo {
     pub logout_id: String,
 }
 
-struct Session {
-    tokens: UserTokens,
-    created_ms: u64,
-    last_seen_ms: u64,
-    logout_id: String,
-    /// After a failed renewal, no other is tried before this (Unix ms): the requests that
-    /// waited for the failed one share its outcome instead of each asking again.
-    renew_not_before_ms: u64,
-}
-
 /// How long after a failed renewal the next may be tried.
 const RENEW_BACKOFF_MS: u64 = 5_000;
 
@@ -168,16 +165,17 @@ struct Inner {
     login: UserLogin,
     config: SessionConfig,
     clock: Arc<dyn Clock>,
-    /// Each session behind its own lock: the lock is what makes one refresh per session.
-    sessions: moka::future::Cache<String, Arc<tokio::sync::Mutex<Session>>>,
-    pending: moka::future::Cache<String, PendingLogin>,
+    store: Store,
+    /// Each session's requests in this process, one at a time: with the store's renewal
+    /// lock (across replicas), what makes one refresh per session.
+    locks: moka::future::Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl fmt::Debug for UserSessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSessions")
             .field("login", &self.0.login)
-            .field("sessions", &self.0.sessions.entry_count())
+            .field("shared", &self.0.store.shared())
             .finish_non_exhaustive()
     }
 }
@@ -190,32 +188,43 @@ fn random_id() -> String {
 
 impl UserSessions {
     /// Discovers the issuer of `login` and keeps its users' sessions as `config` says,
-    /// on the login's clock.
+    /// on the login's clock. Sessions in Redis: no connection is made yet (Redis is reached
+    /// on first use).
     pub async fn discover(
         login: UserLoginConfig,
         config: SessionConfig,
     ) -> Result<Self, LoginError> {
         let clock = login.clock.clone();
-        Ok(Self::new(UserLogin::discover(login).await?, config, clock))
-    }
-
-    fn new(login: UserLogin, config: SessionConfig, clock: Arc<dyn Clock>) -> Self {
-        let sessions = moka::future::Cache::builder()
+        #[cfg(feature = "redis")]
+        let store = match &config.redis {
+            Some(redis) => Store::Redis(
+                super::session_store::redis_store::RedisSessions::new(redis)
+                    .map_err(|e| LoginError::Discovery(format!("session store: {e}")))?,
+            ),
+            None => Store::memory(config.capacity, config.idle_timeout),
+        };
+        #[cfg(not(feature = "redis"))]
+        let store = Store::memory(config.capacity, config.idle_timeout);
+        let locks = moka::future::Cache::builder()
             .max_capacity(config.capacity)
-            // Memory only; the lifetimes themselves are judged by the clock on every use.
-            .time_to_idle(config.idle_timeout)
+            .time_to_idle(Duration::from_secs(600))
             .build();
-        let pending = moka::future::Cache::builder()
-            .max_capacity((config.capacity / 10).max(100))
-            .time_to_live(LOGIN_WINDOW)
-            .build();
-        UserSessions(Arc::new(Inner {
-            login,
+        Ok(UserSessions(Arc::new(Inner {
+            login: UserLogin::discover(login).await?,
             config,
             clock,
-            sessions,
-            pending,
-        }))
+            store,
+            locks,
+        })))
+    }
+
+    /// How long a session is kept after `now`: to its idle or its absolute end.
+    fn keep_for(&self, session: &Session, now: u64) -> Duration {
+        let idle_end = now.saturating_add(self.0.config.idle_timeout.as_millis() as u64);
+        let absolute_end = session
+            .created_ms
+            .saturating_add(self.0.config.absolute_timeout.as_millis() as u64);
+        Duration::from_millis(idle_end.min(absolute_end).saturating_sub(now).max(1))
     }
 
     /// The issuer the users log in at.
@@ -228,7 +237,11 @@ impl UserSessions {
     pub async fn begin_login(&self, return_to: &str) -> Result<(String, String), LoginError> {
         let (url, pending) = self.0.login.begin(return_to)?;
         let login_id = random_id();
-        self.0.pending.insert(login_id.clone(), pending).await;
+        self.0
+            .store
+            .put_pending(&login_id, &pending)
+            .await
+            .map_err(|e| LoginError::Discovery(format!("session store: {}", e.0)))?;
         Ok((url, login_id))
     }
 
@@ -242,9 +255,10 @@ impl UserSessions {
     ) -> Result<(String, String), LoginError> {
         let pending = self
             .0
-            .pending
-            .remove(login_id)
+            .store
+            .take_pending(login_id)
             .await
+            .map_err(|e| LoginError::Discovery(format!("session store: {}", e.0)))?
             .ok_or(LoginError::Callback(
                 "no login in progress for this browser",
             ))?;
@@ -261,41 +275,61 @@ impl UserSessions {
         tracing::debug!(subject = %session.tokens.subject(), "user logged in");
         metrics::counter!(crate::metrics::USER_LOGINS).increment(1);
         self.0
-            .sessions
-            .insert(
-                session_id.clone(),
-                Arc::new(tokio::sync::Mutex::new(session)),
-            )
-            .await;
+            .store
+            .save(&session_id, &session, self.keep_for(&session, now))
+            .await
+            .map_err(|e| LoginError::Discovery(format!("session store: {}", e.0)))?;
         Ok((session_id, pending.return_to))
     }
 
-    /// The session's lock, if the session exists and is within its lifetimes (touching
-    /// it: the idle limit starts again).
-    async fn live(&self, session_id: &str) -> Option<Arc<tokio::sync::Mutex<Session>>> {
-        let entry = self.0.sessions.get(session_id).await?;
-        let now = self.0.clock.now_unix_ms();
-        let ended = {
-            let mut session = entry.lock().await;
-            let idle = now.saturating_sub(session.last_seen_ms)
-                > self.0.config.idle_timeout.as_millis() as u64;
-            let old = now.saturating_sub(session.created_ms)
-                > self.0.config.absolute_timeout.as_millis() as u64;
-            session.last_seen_ms = now;
-            idle || old
+    /// The session, if it exists and is within its lifetimes (an ended one is removed).
+    /// The caller holds the session's in-process lock.
+    async fn live(&self, session_id: &str, now: u64) -> Result<Option<Session>, UserTokenError> {
+        let Some(session) = self.0.store.load(session_id).await.map_err(unavailable)? else {
+            return Ok(None);
         };
-        if ended {
-            self.0.sessions.invalidate(session_id).await;
-            return None;
+        let idle = now.saturating_sub(session.last_seen_ms)
+            > self.0.config.idle_timeout.as_millis() as u64;
+        let old = now.saturating_sub(session.created_ms)
+            > self.0.config.absolute_timeout.as_millis() as u64;
+        if idle || old {
+            let _ = self.0.store.remove(session_id).await;
+            return Ok(None);
         }
-        Some(entry)
+        Ok(Some(session))
+    }
+
+    /// The session's in-process lock.
+    async fn local_lock(&self, session_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.0
+            .locks
+            .get_with(session_id.to_owned(), async { Arc::default() })
+            .await
+    }
+
+    /// Saves `session` as seen `now` (the idle limit starts again).
+    async fn touch(
+        &self,
+        session_id: &str,
+        session: &mut Session,
+        now: u64,
+    ) -> Result<(), UserTokenError> {
+        session.last_seen_ms = now;
+        self.0
+            .store
+            .save(session_id, session, self.keep_for(session, now))
+            .await
+            .map_err(unavailable)
     }
 
     /// Who the session's user is, and until when the session lasts.
     pub async fn info(&self, session_id: &str) -> Option<SessionInfo> {
-        let entry = self.live(session_id).await?;
-        let session = entry.lock().await;
-        let idle_end = session.last_seen_ms + self.0.config.idle_timeout.as_millis() as u64;
+        let lock = self.local_lock(session_id).await;
+        let _held = lock.lock().await;
+        let now = self.0.clock.now_unix_ms();
+        let mut session = self.live(session_id, now).await.ok()??;
+        self.touch(session_id, &mut session, now).await.ok()?;
+        let idle_end = now + self.0.config.idle_timeout.as_millis() as u64;
         let absolute_end = session.created_ms + self.0.config.absolute_timeout.as_millis() as u64;
         Some(SessionInfo {
             claims: session.tokens.claims().clone(),
@@ -305,90 +339,142 @@ impl UserSessions {
     }
 
     /// The user's access token, renewed first when it has less than `renew_before` left
-    /// (or at once with `force`). One renewal per session at a time: see the module
-    /// documentation.
+    /// (or at once with `force`). One renewal per session at a time, across replicas when
+    /// the sessions are in Redis: see the module documentation.
     pub async fn access_token(
         &self,
         session_id: &str,
         force: bool,
     ) -> Result<UserAccessToken, UserTokenError> {
-        let entry = self
-            .live(session_id)
-            .await
-            .ok_or(UserTokenError::NoSession)?;
-        // Held across the refresh: the other requests of this session wait here, then
+        // This process's requests of the session, one at a time: the others wait here, then
         // find the renewed token.
-        let mut session = entry.lock().await;
+        let lock = self.local_lock(session_id).await;
+        let _held = lock.lock().await;
         let now = self.0.clock.now_unix_ms();
-        let renew_at = session
-            .tokens
-            .expires_at_ms
-            .saturating_sub(self.0.config.renew_before.as_millis() as u64);
-        let still_valid = now < session.tokens.expires_at_ms;
-        if (force || now >= renew_at) && now < session.renew_not_before_ms {
+        let mut session = self
+            .live(session_id, now)
+            .await?
+            .ok_or(UserTokenError::NoSession)?;
+        let renew_at = |s: &Session| {
+            s.tokens
+                .expires_at_ms
+                .saturating_sub(self.0.config.renew_before.as_millis() as u64)
+        };
+        let still_valid = |s: &Session| now < s.tokens.expires_at_ms;
+        if !force && now < renew_at(&session) {
+            self.touch(session_id, &mut session, now).await?;
+            return Ok(token_of(&session.tokens));
+        }
+        if now < session.renew_not_before_ms {
             // A renewal just failed (this request may have waited for it): its outcome
             // stands until the back-off has passed.
-            if still_valid && !force {
+            if still_valid(&session) && !force {
                 return Ok(token_of(&session.tokens));
             }
             return Err(UserTokenError::Unavailable(TokenError::Http {
                 status: 503,
             }));
         }
-        if (force || now >= renew_at) && session.tokens.refresh_token.is_none() {
+        if session.tokens.refresh_token.is_none() {
             // Nothing to renew with (no offline_access): the login lasts as its token does.
-            if still_valid && !force {
+            if still_valid(&session) && !force {
                 return Ok(token_of(&session.tokens));
             }
-            drop(session);
-            self.0.sessions.invalidate(session_id).await;
+            let _ = self.0.store.remove(session_id).await;
             return Err(UserTokenError::NoSession);
         }
-        if force || now >= renew_at {
-            match self.0.login.refresh(&session.tokens, None, None).await {
-                Ok(renewed) => {
-                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "success")
-                        .increment(1);
-                    tracing::debug!(subject = %renewed.subject(), "user access token renewed");
-                    session.tokens = renewed;
-                    session.renew_not_before_ms = 0;
-                }
-                Err(error) => match failure(&error) {
-                    Failure::Ended => {
-                        metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "ended")
-                            .increment(1);
-                        tracing::info!(%error, "the refresh failed in a way that ends the session");
-                        drop(session);
-                        self.0.sessions.invalidate(session_id).await;
-                        return Err(UserTokenError::Ended(error));
-                    }
-                    Failure::Transient => {
-                        metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
-                            .increment(1);
-                        tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
-                        session.renew_not_before_ms =
-                            self.0.clock.now_unix_ms().saturating_add(RENEW_BACKOFF_MS);
-                        // Still usable for what is left of it.
-                        if still_valid && !force {
-                            return Ok(token_of(&session.tokens));
-                        }
-                        return Err(UserTokenError::Unavailable(error));
-                    }
-                },
+        // The fleet's renewal lock; another replica holding it is renewing this session:
+        // wait for its result (bounded), never renew beside it.
+        let seen = session.tokens.expires_at_ms;
+        let waited = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        let owner = loop {
+            if let Some(owner) = self.0.store.lock(session_id).await.map_err(unavailable)? {
+                break owner;
             }
+            if waited.elapsed() > WAIT_FOR_OTHER_REPLICA {
+                if still_valid(&session) && !force {
+                    return Ok(token_of(&session.tokens));
+                }
+                return Err(UserTokenError::Unavailable(TokenError::Timeout(
+                    WAIT_FOR_OTHER_REPLICA,
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+            match self.live(session_id, now).await? {
+                None => return Err(UserTokenError::NoSession),
+                Some(fresh) if fresh.tokens.expires_at_ms != seen => {
+                    return Ok(token_of(&fresh.tokens));
+                }
+                Some(fresh) => session = fresh,
+            }
+        };
+        let result = self.renew(session_id, seen, force, now).await;
+        self.0.store.unlock(session_id, &owner).await;
+        result
+    }
+
+    /// The renewal itself, under the fleet's lock: the session read again first (another
+    /// replica may have renewed it since this one looked).
+    async fn renew(
+        &self,
+        session_id: &str,
+        seen: u64,
+        force: bool,
+        now: u64,
+    ) -> Result<UserAccessToken, UserTokenError> {
+        let mut session = self
+            .live(session_id, now)
+            .await?
+            .ok_or(UserTokenError::NoSession)?;
+        if session.tokens.expires_at_ms != seen && !force {
+            return Ok(token_of(&session.tokens));
         }
-        Ok(token_of(&session.tokens))
+        let still_valid = now < session.tokens.expires_at_ms;
+        match self.0.login.refresh(&session.tokens, None, None).await {
+            Ok(renewed) => {
+                metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "success")
+                    .increment(1);
+                tracing::debug!(subject = %renewed.subject(), "user access token renewed");
+                session.tokens = renewed;
+                session.renew_not_before_ms = 0;
+                self.touch(session_id, &mut session, now).await?;
+                Ok(token_of(&session.tokens))
+            }
+            Err(error) => match failure(&error) {
+                Failure::Ended => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "ended")
+                        .increment(1);
+                    tracing::info!(%error, "the refresh failed in a way that ends the session");
+                    let _ = self.0.store.remove(session_id).await;
+                    Err(UserTokenError::Ended(error))
+                }
+                Failure::Transient => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
+                        .increment(1);
+                    tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
+                    session.renew_not_before_ms =
+                        self.0.clock.now_unix_ms().saturating_add(RENEW_BACKOFF_MS);
+                    self.touch(session_id, &mut session, now).await?;
+                    // Still usable for what is left of it.
+                    if still_valid && !force {
+                        return Ok(token_of(&session.tokens));
+                    }
+                    Err(UserTokenError::Unavailable(error))
+                }
+            },
+        }
     }
 
     /// Ends a session the BFF itself retires (the browser logs in again while signed in, so
     /// its old session must not stay usable): drops it and revokes its refresh token. No
     /// end-session redirect: the user is still at the issuer.
     pub async fn end(&self, session_id: &str) {
-        let Some(entry) = self.0.sessions.remove(session_id).await else {
+        let Ok(Some(session)) = self.0.store.remove(session_id).await else {
             return;
         };
-        let tokens = entry.lock().await.tokens.clone();
-        if let Err(error) = self.0.login.revoke(&tokens).await {
+        if let Err(error) = self.0.login.revoke(&session.tokens).await {
             tracing::warn!(%error, "the refresh token of a replaced session could not be revoked");
         }
     }
@@ -402,31 +488,36 @@ impl UserSessions {
         session_id: &str,
         logout_id: &str,
     ) -> Result<Option<String>, UserTokenError> {
-        let entry = self
+        let session = self
             .0
-            .sessions
-            .get(session_id)
+            .store
+            .load(session_id)
             .await
+            .map_err(unavailable)?
             .ok_or(UserTokenError::NoSession)?;
-        let tokens = {
-            let session = entry.lock().await;
-            let matches: bool = aws_lc_rs::constant_time::verify_slices_are_equal(
-                session.logout_id.as_bytes(),
-                logout_id.as_bytes(),
-            )
-            .is_ok();
-            if !matches {
-                return Err(UserTokenError::NoSession);
-            }
-            session.tokens.clone()
-        };
-        self.0.sessions.invalidate(session_id).await;
-        if let Err(error) = self.0.login.revoke(&tokens).await {
+        let matches = aws_lc_rs::constant_time::verify_slices_are_equal(
+            session.logout_id.as_bytes(),
+            logout_id.as_bytes(),
+        )
+        .is_ok();
+        if !matches {
+            return Err(UserTokenError::NoSession);
+        }
+        let _ = self.0.store.remove(session_id).await;
+        if let Err(error) = self.0.login.revoke(&session.tokens).await {
             tracing::warn!(%error, "the refresh token could not be revoked at sign-out");
         }
         metrics::counter!(crate::metrics::USER_LOGOUTS).increment(1);
-        Ok(self.0.login.end_session_url(&tokens, None))
+        Ok(self.0.login.end_session_url(&session.tokens, None))
     }
+}
+
+/// How long a request waits for another replica's renewal of its session.
+const WAIT_FOR_OTHER_REPLICA: Duration = Duration::from_secs(10);
+
+fn unavailable(error: StoreUnavailable) -> UserTokenError {
+    tracing::warn!(error = %error.0, "the session store did not answer");
+    UserTokenError::Unavailable(TokenError::Transport(format!("session store: {}", error.0)))
 }
 
 fn token_of(tokens: &UserTokens) -> UserAccessToken {
