@@ -680,7 +680,7 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
 #[tokio::test]
 async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
     use shared_auth::ManualClock;
-    use shared_auth::client::{Callback, SessionConfig, UserLoginConfig, UserSessions};
+    use shared_auth::client::{SessionConfig, UserLoginConfig, UserSessions};
     const PASSWORD: &str = "alice-fleet-password";
     const REDIRECT: &str = "http://127.0.0.1:9/bff/callback";
     let redis = start_redis().await;
@@ -725,13 +725,10 @@ async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
 
     let (url, login_id) = a.begin_login("/").await.unwrap();
     let location = log_in_at_issuer(&url, "alice", PASSWORD).await;
-    let query: serde_json::Map<String, serde_json::Value> = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    let callback: Callback = serde_json::from_value(serde_json::Value::Object(query)).unwrap();
-    let (session, _) = b.complete_login(&login_id, &callback).await.unwrap();
+    let (session, _) = b
+        .complete_login(&login_id, &login_callback(&location))
+        .await
+        .unwrap();
     assert_eq!(a.info(&session).await.unwrap().claims["sub"], "alice");
     // Stored sealed: the session's Redis value shows no token and no claim.
     let first = a.access_token(&session, false).await.unwrap();

@@ -14,11 +14,11 @@ use mock_issuer::{
 };
 use shared_auth::ManualClock;
 use shared_auth::client::{
-    Callback, ClientId, ClientSecret, LoginError, SessionConfig, UserLoginConfig, UserSessions,
+    ClientId, ClientSecret, LoginError, SessionConfig, UserLoginConfig, UserSessions,
     UserTokenError,
 };
 use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
-use test_support::{concurrently, log_in_at_issuer};
+use test_support::{concurrently, log_in_at_issuer, login_callback};
 
 const CLIENT: &str = "web-bff";
 const SECRET: &str = "web-bff-secret-0123456789";
@@ -65,22 +65,12 @@ async fn sessions(issuer: &IssuerHandle, clock: Arc<ManualClock>) -> UserSession
         .unwrap()
 }
 
-/// The callback query from the issuer's redirect.
-fn callback(location: &str) -> Callback {
-    let query: serde_json::Map<String, serde_json::Value> = reqwest::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    serde_json::from_value(serde_json::Value::Object(query)).unwrap()
-}
-
 /// alice logs in: the session id.
 async fn log_in(sessions: &UserSessions) -> String {
     let (url, login_id) = sessions.begin_login("/after").await.unwrap();
     let location = log_in_at_issuer(&url, "alice", ALICE_PASSWORD).await;
     let (session, return_to) = sessions
-        .complete_login(&login_id, &callback(&location))
+        .complete_login(&login_id, &login_callback(&location))
         .await
         .unwrap();
     assert_eq!(return_to, "/after");
@@ -119,7 +109,7 @@ async fn a_callback_is_completed_only_for_the_browser_that_began_it_and_only_onc
     let sessions = sessions(&issuer, Arc::new(ManualClock::starting_now())).await;
     let (url, login_id) = sessions.begin_login("/").await.unwrap();
     let location = log_in_at_issuer(&url, "alice", ALICE_PASSWORD).await;
-    let good = callback(&location);
+    let good = login_callback(&location);
 
     // Another browser (another login id) cannot complete it: login CSRF.
     let e = sessions
@@ -141,7 +131,7 @@ async fn a_callback_is_completed_only_for_the_browser_that_began_it_and_only_onc
     // A code redeemed twice (a new login replaying the first one's code) is refused.
     let (url, login_id) = sessions.begin_login("/").await.unwrap();
     let location = log_in_at_issuer(&url, "alice", ALICE_PASSWORD).await;
-    let first = callback(&location);
+    let first = login_callback(&location);
     sessions.complete_login(&login_id, &first).await.unwrap();
     let (_, replay_id) = sessions.begin_login("/").await.unwrap();
     let e = sessions

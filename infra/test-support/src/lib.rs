@@ -372,6 +372,17 @@ pub async fn log_in_at_issuer(authorize_url: &str, username: &str, password: &st
     answer.headers()["location"].to_str().unwrap().to_owned()
 }
 
+/// The query of the issuer's redirect back to a client (`code`, `state`, `iss`, or an
+/// error), as the client's callback reads it.
+pub fn login_callback(location: &str) -> shared_auth::client::Callback {
+    let query: serde_json::Map<String, Value> = reqwest::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    serde_json::from_value(Value::Object(query)).unwrap()
+}
+
 /// Polls `condition` until it holds (backing off from 5 ms to 200 ms between looks), and
 /// panics naming `what` if it does not within `within`. The one way the suites wait for
 /// something to happen: on a condition, never for a fixed time.

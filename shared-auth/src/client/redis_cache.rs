@@ -221,6 +221,18 @@ const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return red
 /// Extends the lock only if this process still owns it.
 const EXTEND: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
+/// A lazy connection to `url` (made on first use, reconnected automatically, each attempt
+/// bounded by a second), shared by the token cache and the user sessions.
+pub(crate) fn connect(url: &str) -> Result<ConnectionManager, RedisCacheError> {
+    let client = redis::Client::open(url).map_err(|_| RedisCacheError::InvalidUrl)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, config).map_err(|_| RedisCacheError::InvalidUrl)
+}
+
 /// `plain` as stored under `redis_key`: sealed with AES-256-GCM (a random nonce, the Redis
 /// key as associated data) when there is a key, else marked as plain. Shared by the token
 /// cache and the user sessions.
@@ -280,15 +292,7 @@ impl RedisTokenCache {
     /// reconnected automatically, so the service starts (and works, per process) while
     /// Redis is down. Call from within a tokio runtime.
     pub fn new(config: RedisCacheConfig) -> Result<Self, RedisCacheError> {
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|_| RedisCacheError::InvalidUrl)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let redis = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|_| RedisCacheError::InvalidUrl)?;
+        let redis = connect(&config.url)?;
         if config.encryption_key.is_none() {
             tracing::warn!(
                 "token cache entries are stored in Redis unencrypted: anyone who can read \

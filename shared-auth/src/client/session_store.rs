@@ -151,11 +151,11 @@ pub(crate) mod redis_store {
     use std::time::Duration;
 
     use redis::AsyncCommands as _;
-    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    use redis::aio::ConnectionManager;
 
     use super::{LOCK_TTL, StoreUnavailable};
     use crate::client::redis_cache::{
-        CacheEncryptionKey, RedisCacheConfig, RedisCacheError, open_value, seal_value,
+        CacheEncryptionKey, RedisCacheConfig, RedisCacheError, connect, open_value, seal_value,
     };
 
     /// Releases the lock only if its owner still holds it.
@@ -170,15 +170,7 @@ pub(crate) mod redis_store {
 
     impl RedisSessions {
         pub(crate) fn new(config: &RedisCacheConfig) -> Result<Self, RedisCacheError> {
-            let client = redis::Client::open(config.url.as_str())
-                .map_err(|_| RedisCacheError::InvalidUrl)?;
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_secs(1));
-            let redis = ConnectionManager::new_lazy_with_config(client, manager_config)
-                .map_err(|_| RedisCacheError::InvalidUrl)?;
+            let redis = connect(&config.url)?;
             if config.encryption_key.is_none() {
                 tracing::warn!(
                     "user sessions are stored in Redis unencrypted: anyone who can read Redis \
