@@ -149,18 +149,41 @@ pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
     let Some(login) = &config.login else {
         return Ok(app);
     };
-    let sessions =
-        shared_auth::client::UserSessions::discover(login.user.clone(), login.sessions.clone())
-            .await?;
-    let users = user::Users {
-        sessions,
+    let users = Arc::new(user::Users {
+        sessions: std::sync::OnceLock::new(),
         my_service: MyServiceClient::new_plain(
             config.my_service_base_url.clone(),
             config.my_service_timeout,
         ),
         secure_cookies: login.secure_cookies,
-    };
-    Ok(app.merge(user::routes(Arc::new(users))))
+    });
+    // The login issuer may start after the BFF: found in the background, with backoff;
+    // until then the user routes answer 503.
+    tokio::spawn(discover_login(login.clone(), users.clone()));
+    Ok(app.merge(user::routes(users)))
+}
+
+/// Finds the login issuer (discovery, keys), retrying with backoff (0.5 s doubling to
+/// 30 s, jittered) while it cannot be read; each failure is logged with the wait.
+async fn discover_login(login: config::LoginConfig, users: Arc<user::Users>) {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times();
+    let found = (|| {
+        shared_auth::client::UserSessions::discover(login.user.clone(), login.sessions.clone())
+    })
+    .retry(backoff)
+    .notify(|error, wait| {
+        tracing::warn!(%error, retry_in = ?wait, "the login issuer is not found yet; user login answers 503");
+    })
+    .await;
+    if let Ok(sessions) = found {
+        let _ = users.sessions.set(sessions);
+        tracing::info!("user login is ready");
+    }
 }
 
 fn calls(config: &BffConfig, tokens: ManagedClient) -> Calls {

@@ -34,7 +34,8 @@ use crate::my_service_client::MyServiceClient;
 
 /// What the user routes need.
 pub(crate) struct Users {
-    pub(crate) sessions: UserSessions,
+    /// Set once the login issuer is found (in the background: it may start after the BFF).
+    pub(crate) sessions: std::sync::OnceLock<UserSessions>,
     pub(crate) my_service: MyServiceClient,
     pub(crate) secure_cookies: bool,
 }
@@ -84,6 +85,19 @@ async fn front_end() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }
 
+/// The 503 a user route answers while the login issuer is not found.
+fn login_unavailable() -> Response {
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Login is not available yet; try again shortly.",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
 /// 401 with a problem body a front end can act on (log in again).
 fn unauthenticated(detail: &str) -> Response {
     problem(StatusCode::UNAUTHORIZED, detail).into_response()
@@ -108,8 +122,11 @@ async fn login(
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
 ) -> Response {
+    let Some(sessions) = users.sessions.get() else {
+        return login_unavailable();
+    };
     let return_to = query.return_url.as_deref().unwrap_or("/");
-    match users.sessions.begin_login(return_to).await {
+    match sessions.begin_login(return_to).await {
         // A browser-session cookie: the login it names expires on the server after ten
         // minutes, and is used once.
         Ok((url, login_id)) => (
@@ -126,6 +143,9 @@ async fn callback(
     jar: CookieJar,
     Query(callback): Query<Callback>,
 ) -> Response {
+    let Some(sessions) = users.sessions.get() else {
+        return login_unavailable();
+    };
     let Some(login_id) = jar.get(users.login_cookie()).map(|c| c.value().to_owned()) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -134,12 +154,12 @@ async fn callback(
         .into_response();
     };
     let jar = jar.remove(users.cookie(users.login_cookie(), String::new()));
-    match users.sessions.complete_login(&login_id, &callback).await {
+    match sessions.complete_login(&login_id, &callback).await {
         Ok((session_id, return_to)) => {
             // A browser that logs in again while signed in: its old session ends (it would
             // otherwise stay usable by whoever holds the old cookie).
             if let Some(old) = jar.get(users.session_cookie()) {
-                users.sessions.end(old.value()).await;
+                sessions.end(old.value()).await;
             }
             let jar = jar.add(users.cookie(users.session_cookie(), session_id));
             (jar, Redirect::to(&return_to)).into_response()
@@ -160,13 +180,16 @@ async fn callback(
 }
 
 async fn user(State(users): State<Arc<Users>>, jar: CookieJar, headers: HeaderMap) -> Response {
+    let Some(sessions) = users.sessions.get() else {
+        return login_unavailable();
+    };
     if let Some(refused) = forgery_refused(&headers) {
         return refused;
     }
     let Some(session) = jar.get(users.session_cookie()) else {
         return unauthenticated("Not logged in.");
     };
-    match users.sessions.info(session.value()).await {
+    match sessions.info(session.value()).await {
         Some(info) => Json(serde_json::json!({
             "claims": info.claims,
             "sessionExpiresAt": info.expires_at,
@@ -187,6 +210,9 @@ async fn logout(
     jar: CookieJar,
     Query(query): Query<LogoutQuery>,
 ) -> Response {
+    let Some(sessions) = users.sessions.get() else {
+        return login_unavailable();
+    };
     let (Some(session), Some(sid)) = (jar.get(users.session_cookie()), query.sid) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -194,7 +220,7 @@ async fn logout(
         )
         .into_response();
     };
-    match users.sessions.logout(session.value(), &sid).await {
+    match sessions.logout(session.value(), &sid).await {
         Ok(end_session) => {
             let jar = jar.remove(users.cookie(users.session_cookie(), String::new()));
             let to = end_session.unwrap_or_else(|| "/".to_owned());
@@ -213,13 +239,16 @@ async fn weatherforecast(
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
+    let Some(sessions) = users.sessions.get() else {
+        return login_unavailable();
+    };
     if let Some(refused) = forgery_refused(&headers) {
         return refused;
     }
     let Some(session) = jar.get(users.session_cookie()) else {
         return unauthenticated("Not logged in.");
     };
-    let token = match users.sessions.access_token(session.value(), false).await {
+    let token = match sessions.access_token(session.value(), false).await {
         Ok(token) => token,
         Err(UserTokenError::Unavailable(error)) => {
             tracing::warn!(%error, "no user access token for now");

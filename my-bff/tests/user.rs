@@ -120,6 +120,20 @@ fn config(issuer: &IssuerHandle, bff: &str, my_service: &str) -> BffConfig {
     }
 }
 
+/// Waits until my-bff has found its login issuer (in the background): `/bff/user` answers
+/// 401 (no session) instead of 503.
+async fn login_ready(bff: &str) {
+    let url = format!("{bff}/bff/user");
+    eventually(Duration::from_secs(20), "user login ready", || {
+        let url = url.clone();
+        async move {
+            let r = http().get(&url).header("x-csrf", "1").send().await.unwrap();
+            r.status() != StatusCode::SERVICE_UNAVAILABLE
+        }
+    })
+    .await;
+}
+
 /// Logs alice in through my-bff: follows the redirects by hand.
 async fn log_in(browser: &mut Browser, bff: &str) {
     let start = browser
@@ -151,6 +165,7 @@ async fn a_user_logs_in_sees_the_forecasts_as_themselves_and_signs_out() {
         .await
         .unwrap();
     let _bff = serve_listener(listener, app);
+    login_ready(&bff).await;
     let mut browser = Browser::new();
 
     // Before login: the front end, and 401s it can act on.
@@ -256,6 +271,7 @@ async fn the_browsers_cookies_never_go_upstream() {
         .await
         .unwrap();
     let _bff = serve_listener(listener, app);
+    login_ready(&bff).await;
     let mut browser = Browser::new();
     log_in(&mut browser, &bff).await;
     let r = browser
@@ -266,4 +282,27 @@ async fn the_browsers_cookies_never_go_upstream() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, None, "no Cookie upstream");
     assert!(seen[0].1.as_deref().unwrap().starts_with("Bearer "));
+}
+
+/// The login issuer unreadable when my-bff starts (a deployment that starts both at once):
+/// my-bff starts anyway, its user routes answer 503 with Retry-After, and login works once
+/// the issuer answers.
+#[tokio::test]
+async fn a_bff_started_before_its_login_issuer_waits_for_it() {
+    let (listener, bff) = bind().await;
+    let issuer = issuer(&bff).await;
+    issuer.set_discovery_available(false);
+    let app = my_bff::build(&config(&issuer, &bff, "http://127.0.0.1:9"))
+        .await
+        .expect("starts with the login issuer unreadable");
+    let _bff = serve_listener(listener, app);
+    let r = Browser::new()
+        .get(&format!("{bff}/bff/login?returnUrl=/"), false)
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    issuer.set_discovery_available(true);
+    login_ready(&bff).await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &bff).await;
 }
