@@ -686,6 +686,97 @@ fn printable(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Each ID token check refuses what it should, against a real issuer's keys: the
+    /// issuer signs every variant, so only the named check can refuse it.
+    #[tokio::test]
+    async fn an_id_token_is_refused_for_each_check_it_fails() {
+        let issuer = mock_issuer::start(
+            mock_issuer::IssuerConfig::new(mock_issuer::TokenProfile::Cognito).with_client(
+                mock_issuer::ClientConfig::new(
+                    "web",
+                    "web-secret-0123456789",
+                    Vec::<String>::new(),
+                )
+                .with_grant_types(["authorization_code"])
+                .with_redirect_uris(["http://127.0.0.1:9/cb"]),
+            ),
+        )
+        .await
+        .unwrap();
+        let login = UserLogin::discover(UserLoginConfig::new(
+            issuer.issuer(),
+            ClientId::new("web"),
+            crate::client_auth::ClientSecret::new("web-secret-0123456789"),
+            "http://127.0.0.1:9/cb",
+        ))
+        .await
+        .unwrap();
+        let (header, _) = issuer.token_template("web", &[]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let good = serde_json::json!({
+            "iss": issuer.issuer(), "sub": "alice", "aud": "web", "exp": now + 300,
+            "iat": now, "nonce": "n-1",
+        });
+        let signed = |edit: &dyn Fn(&mut Value)| {
+            let mut claims = good.clone();
+            edit(&mut claims);
+            issuer.sign(&header, &claims).unwrap()
+        };
+        let check = |token: String| {
+            let login = login.clone();
+            async move { login.check_id_token(&token, Some("n-1")).await }
+        };
+        assert!(check(signed(&|_| {})).await.is_ok());
+        let refused = [
+            (
+                signed(&|c| c["nonce"] = "n-2".into()),
+                "the nonce is not this login's",
+            ),
+            (
+                signed(&|c| c["aud"] = "other".into()),
+                "aud is not this client",
+            ),
+            (
+                signed(&|c| c["aud"] = serde_json::json!(["web", "other"])),
+                "azp is not this client",
+            ),
+            (
+                signed(&|c| c["azp"] = "other".into()),
+                "azp is not this client",
+            ),
+            (
+                signed(&|c| c["iss"] = "https://elsewhere.example".into()),
+                "iss is not the issuer",
+            ),
+            (signed(&|c| c["exp"] = (now - 3600).into()), "expired"),
+            (
+                signed(&|c| c["iat"] = (now + 3600).into()),
+                "issued in the future",
+            ),
+            (signed(&|c| c["sub"] = "".into()), "sub is missing"),
+        ];
+        for (token, reason) in refused {
+            assert_eq!(
+                check(token).await.unwrap_err(),
+                LoginError::IdToken(reason),
+                "{reason}"
+            );
+        }
+        // Several audiences with azp naming this client: accepted.
+        let several = signed(&|c| {
+            c["aud"] = serde_json::json!(["web", "other"]);
+            c["azp"] = "web".into();
+        });
+        assert!(check(several).await.is_ok());
+        // Not signed by the issuer's key.
+        let mut forged = signed(&|_| {});
+        forged.push('A');
+        assert!(check(forged).await.is_err());
+    }
+
     #[test]
     fn only_local_paths_are_return_urls() {
         for ok in ["/", "/orders?id=1", "/a/b#c"] {
