@@ -303,7 +303,7 @@ pub(crate) fn downstream_problem(error: &MyServiceError) -> Response {
 }
 
 /// 503 with a problem body and `Retry-After: 5`.
-fn unavailable(detail: &str) -> Response {
+pub(crate) fn unavailable(detail: &str) -> Response {
     let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail);
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,

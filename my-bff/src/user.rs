@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -87,15 +87,7 @@ async fn front_end() -> Html<&'static str> {
 
 /// The 503 a user route answers while the login issuer is not found.
 fn login_unavailable() -> Response {
-    let mut response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Login is not available yet; try again shortly.",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-    response
+    crate::unavailable("Login is not available yet; try again shortly.")
 }
 
 /// 401 with a problem body a front end can act on (log in again).
@@ -252,15 +244,9 @@ async fn weatherforecast(
         Ok(token) => token,
         Err(UserTokenError::Unavailable(error)) => {
             tracing::warn!(%error, "no user access token for now");
-            let mut response = problem(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return crate::unavailable(
                 "Your access could not be renewed just now; try again shortly.",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-            return response;
+            );
         }
         Err(_) => return unauthenticated("Not logged in (or the session has ended)."),
     };

@@ -2,9 +2,9 @@
 #![warn(missing_docs)]
 
 pub mod client;
-mod client_auth;
 mod clock;
 mod discovery;
+mod endpoint_auth;
 #[cfg(test)]
 mod fuzz;
 mod issuer_http;

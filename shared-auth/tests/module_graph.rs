@@ -1,5 +1,5 @@
 //! The crate reads in one direction: the base modules (`jose`, `discovery`, `issuer_http`,
-//! `client_auth`, `scope`, `clock`, `metrics`, `problem`, `settings`) at the bottom, the
+//! `endpoint_auth`, `scope`, `clock`, `metrics`, `problem`, `settings`) at the bottom, the
 //! two halves (`client`, `server`) above them, and the halves never import each other.
 //! Within each folder (`server/`, `client/`, `jose/`) and among the top-level modules
 //! there is no import cycle.
@@ -285,8 +285,8 @@ fn the_crate_reads_in_one_direction() {
     }
     // The reading sees what is there: the halves use the base.
     assert!(graphs.top["server"].contains("jose"));
-    assert!(graphs.top["client"].contains("client_auth"));
-    assert!(graphs.top["server"].contains("client_auth"));
+    assert!(graphs.top["client"].contains("endpoint_auth"));
+    assert!(graphs.top["server"].contains("endpoint_auth"));
     assert!(graphs.folders["server"]["validation"].contains("issuer"));
     assert!(
         graphs.top["jose"].is_empty(),

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::error::TokenError;
-use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
+use crate::endpoint_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::scope::ScopeSet;
 
 /// An access token. `Debug` is redacted; use [`AccessToken::secret`] to send it.
@@ -247,7 +247,7 @@ impl ClientCredentialsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client_auth::ClientSecret;
+    use crate::endpoint_auth::ClientSecret;
 
     #[test]
     fn secrets_and_tokens_never_print() {

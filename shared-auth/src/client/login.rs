@@ -35,8 +35,8 @@ use serde_json::{Map, Value};
 use super::credentials::ClientCredentialsClient;
 use super::error::TokenError;
 use super::token_endpoint::{Grant, RetryPolicy, TokenType, request_token};
-use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::clock::{Clock, SystemClock};
+use crate::endpoint_auth::{ClientCredential, ClientId, CredentialStyle, printable};
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{self, Compact};
 use crate::jose::json::{self, Claim};
@@ -270,13 +270,6 @@ impl fmt::Debug for UserLogin {
     }
 }
 
-fn random(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    // aws-lc-rs's system RNG; it cannot fail on a supported platform.
-    let _ = aws_lc_rs::rand::fill(&mut buffer);
-    compact::encode(&buffer)
-}
-
 /// The longest return path kept for a login (bytes): pending logins are held for anyone
 /// who asks, so each is small.
 const MAX_RETURN_PATH: usize = 2048;
@@ -377,9 +370,9 @@ impl UserLogin {
             .ok_or(LoginError::Callback("the return URL is not a local path"))?
             .to_owned();
         let pending = PendingLogin {
-            state: random(24),
-            nonce: random(24),
-            verifier: random(32),
+            state: compact::random(24),
+            nonce: compact::random(24),
+            verifier: compact::random(32),
             return_to,
             started_ms: self.0.clock.now_unix_ms(),
         };
@@ -517,13 +510,13 @@ impl UserLogin {
             ("token_type_hint", "refresh_token".to_owned()),
         ];
         let client = &self.0.client;
-        let caller = crate::client_auth::Caller {
+        let caller = crate::endpoint_auth::Caller {
             client_id: &client.client_id,
             credential: &client.credential,
             style: client.credential_style,
             audience: client.assertion_audience(),
         };
-        let request = crate::client_auth::authenticate(
+        let request = crate::endpoint_auth::authenticate(
             self.0.http.post(endpoint),
             &mut form,
             &caller,
@@ -677,11 +670,6 @@ impl UserLogin {
     }
 }
 
-/// An issuer's text, printable and bounded, for logs and errors.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,7 +694,7 @@ mod tests {
         let login = UserLogin::discover(UserLoginConfig::new(
             issuer.issuer(),
             ClientId::new("web"),
-            crate::client_auth::ClientSecret::new("web-secret-0123456789"),
+            crate::endpoint_auth::ClientSecret::new("web-secret-0123456789"),
             "http://127.0.0.1:9/cb",
         ))
         .await

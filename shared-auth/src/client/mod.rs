@@ -45,7 +45,7 @@ mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
-pub use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
+pub use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use error::TokenError;

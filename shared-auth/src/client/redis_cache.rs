@@ -447,16 +447,8 @@ impl RedisTokenCache {
     }
 }
 
-fn random_owner() -> String {
-    let mut bytes = [0u8; 16];
-    // The OS RNG failing leaves zeros: the lock still works, only ownership checks
-    // between two such processes would be ambiguous.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    hex(&bytes)
-}
-
-/// Lower-case hex, written into one string.
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, written into one string (Redis key names).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -515,7 +507,7 @@ impl TokenCache for RedisTokenCache {
         budget: FetchBudget,
     ) -> FetchTurn {
         let lock_key = self.lock_key(key);
-        let owner = random_owner();
+        let owner = crate::jose::compact::random(16);
         let deadline = Instant::now() + budget.max_wait;
         let mut pause = Duration::from_millis(5);
         loop {

@@ -29,9 +29,6 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) struct StoreUnavailable(pub(crate) String);
 
-/// How long a renewal lock lives if its holder dies (longer than one refresh may take).
-const LOCK_TTL: Duration = Duration::from_secs(15);
-
 pub(crate) enum Store {
     Memory {
         sessions: moka::future::Cache<String, Session>,
@@ -153,9 +150,12 @@ pub(crate) mod redis_store {
     use redis::AsyncCommands as _;
     use redis::aio::ConnectionManager;
 
-    use super::{LOCK_TTL, StoreUnavailable};
+    use super::StoreUnavailable;
+
+    /// How long a renewal lock lives if its holder dies (longer than one refresh may take).
+    const LOCK_TTL: Duration = Duration::from_secs(15);
     use crate::client::redis_cache::{
-        CacheEncryptionKey, RedisCacheConfig, RedisCacheError, connect, open_value, seal_value,
+        CacheEncryptionKey, RedisCacheConfig, RedisCacheError, connect, hex, open_value, seal_value,
     };
 
     /// Releases the lock only if its owner still holds it.
@@ -190,11 +190,7 @@ pub(crate) mod redis_store {
         /// Keys hold a hash of the id, never the id (a cookie's value) itself.
         fn key(&self, kind: &str, id: &str) -> String {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
-            let hex: String = digest.as_ref()[..16]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("{}{kind}:{{{hex}}}", self.prefix)
+            format!("{}{kind}:{{{}}}", self.prefix, hex(&digest.as_ref()[..16]))
         }
 
         pub(crate) fn session_key(&self, id: &str) -> String {
@@ -273,11 +269,7 @@ pub(crate) mod redis_store {
         }
 
         pub(crate) async fn lock(&self, id: &str) -> Result<Option<String>, StoreUnavailable> {
-            let owner = {
-                let mut bytes = [0u8; 16];
-                let _ = aws_lc_rs::rand::fill(&mut bytes);
-                crate::jose::compact::encode(bytes)
-            };
+            let owner = crate::jose::compact::random(16);
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.lock_key(id))
                 .arg(&owner)

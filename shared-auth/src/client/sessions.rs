@@ -180,12 +180,6 @@ impl fmt::Debug for UserSessions {
     }
 }
 
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    crate::jose::compact::encode(bytes)
-}
-
 impl UserSessions {
     /// Discovers the issuer of `login` and keeps its users' sessions as `config` says,
     /// on the login's clock. Sessions in Redis: no connection is made yet (Redis is reached
@@ -236,7 +230,7 @@ impl UserSessions {
     /// the browser (in a cookie) for the callback. `return_to` must be a local path.
     pub async fn begin_login(&self, return_to: &str) -> Result<(String, String), LoginError> {
         let (url, pending) = self.0.login.begin(return_to)?;
-        let login_id = random_id();
+        let login_id = crate::jose::compact::random(32);
         self.0
             .store
             .put_pending(&login_id, &pending)
@@ -264,12 +258,12 @@ impl UserSessions {
             ))?;
         let tokens = self.0.login.complete(&pending, callback).await?;
         let now = self.0.clock.now_unix_ms();
-        let session_id = random_id();
+        let session_id = crate::jose::compact::random(32);
         let session = Session {
             tokens,
             created_ms: now,
             last_seen_ms: now,
-            logout_id: random_id(),
+            logout_id: crate::jose::compact::random(32),
             renew_not_before_ms: 0,
         };
         tracing::debug!(subject = %session.tokens.subject(), "user logged in");
@@ -308,7 +302,7 @@ impl UserSessions {
     }
 
     /// Saves `session` as seen `now` (the idle limit starts again).
-    async fn touch(
+    async fn save(
         &self,
         session_id: &str,
         session: &mut Session,
@@ -322,6 +316,21 @@ impl UserSessions {
             .map_err(unavailable)
     }
 
+    /// [`save`](Self::save) for a session that only was used: skipped when it was last
+    /// saved less than a minute ago, so a busy user's requests do not each write to the
+    /// store (the idle limit is then judged to the minute).
+    async fn touch(
+        &self,
+        session_id: &str,
+        session: &mut Session,
+        now: u64,
+    ) -> Result<(), UserTokenError> {
+        if now.saturating_sub(session.last_seen_ms) < TOUCH_EVERY_MS {
+            return Ok(());
+        }
+        self.save(session_id, session, now).await
+    }
+
     /// Who the session's user is, and until when the session lasts.
     pub async fn info(&self, session_id: &str) -> Option<SessionInfo> {
         let lock = self.local_lock(session_id).await;
@@ -329,7 +338,7 @@ impl UserSessions {
         let now = self.0.clock.now_unix_ms();
         let mut session = self.live(session_id, now).await.ok()??;
         self.touch(session_id, &mut session, now).await.ok()?;
-        let idle_end = now + self.0.config.idle_timeout.as_millis() as u64;
+        let idle_end = session.last_seen_ms + self.0.config.idle_timeout.as_millis() as u64;
         let absolute_end = session.created_ms + self.0.config.absolute_timeout.as_millis() as u64;
         Some(SessionInfo {
             claims: session.tokens.claims().clone(),
@@ -439,7 +448,7 @@ impl UserSessions {
                 tracing::debug!(subject = %renewed.subject(), "user access token renewed");
                 session.tokens = renewed;
                 session.renew_not_before_ms = 0;
-                self.touch(session_id, &mut session, now).await?;
+                self.save(session_id, &mut session, now).await?;
                 Ok(token_of(&session.tokens))
             }
             Err(error) => match failure(&error) {
@@ -456,7 +465,7 @@ impl UserSessions {
                     tracing::warn!(%error, "the user access token could not be renewed; the session is kept");
                     session.renew_not_before_ms =
                         self.0.clock.now_unix_ms().saturating_add(RENEW_BACKOFF_MS);
-                    self.touch(session_id, &mut session, now).await?;
+                    self.save(session_id, &mut session, now).await?;
                     // Still usable for what is left of it.
                     if still_valid && !force {
                         return Ok(token_of(&session.tokens));
@@ -511,6 +520,9 @@ impl UserSessions {
         Ok(self.0.login.end_session_url(&session.tokens, None))
     }
 }
+
+/// A used session is saved again (its idle limit restarted) at most this often.
+const TOUCH_EVERY_MS: u64 = 60_000;
 
 /// How long a request waits for another replica's renewal of its session.
 const WAIT_FOR_OTHER_REPLICA: Duration = Duration::from_secs(10);

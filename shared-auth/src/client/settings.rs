@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::credentials::ClientCredentialsClient;
 use super::error::TokenError;
 use super::token_endpoint::RetryPolicy;
-use crate::client_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
+use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
 use crate::settings::credential::{KeySettings, credential};

@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
-use crate::client_auth::{self, AuthError};
 use crate::clock::Clock;
+use crate::endpoint_auth::{self, AuthError, ErrorAnswer};
 use crate::scope::ScopeSet;
 
 /// Largest token response accepted.
@@ -147,12 +147,6 @@ struct SuccessBody {
     expires_in: Option<Seconds>,
     refresh_token: Option<String>,
     id_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    error_description: Option<String>,
 }
 
 /// Requests a token, retrying per `policy` (never for a code or a refresh token, see
@@ -310,13 +304,13 @@ impl Exchange<'_> {
             .post(&client.token_endpoint)
             .timeout(timeout)
             .header(reqwest::header::ACCEPT, "application/json");
-        let caller = client_auth::Caller {
+        let caller = endpoint_auth::Caller {
             client_id: &client.client_id,
             credential: &client.credential,
             style: client.credential_style,
             audience: client.assertion_audience(),
         };
-        let mut request = client_auth::authenticate(
+        let mut request = endpoint_auth::authenticate(
             request,
             &mut form,
             &caller,
@@ -370,14 +364,14 @@ impl Exchange<'_> {
                 }
             })?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(e) if e.error == "use_dpop_nonce" && new_nonce => Attempt::NewNonce,
-                Ok(e) => Attempt::Failed(TokenError::Rejected {
+            return Err(match ErrorAnswer::parse(&body) {
+                Some(e) if e.error == "use_dpop_nonce" && new_nonce => Attempt::NewNonce,
+                Some(e) => Attempt::Failed(TokenError::Rejected {
                     status: status.as_u16(),
                     error: e.error,
                     description: e.error_description,
                 }),
-                Err(_) => Attempt::Failed(TokenError::Http {
+                None => Attempt::Failed(TokenError::Http {
                     status: status.as_u16(),
                 }),
             });

@@ -73,6 +73,15 @@ pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// `bytes` random bytes from the OS generator, base64url: the unguessable values of this
+/// crate (session and login ids, PKCE verifiers, `state`, `nonce`, lock owners). The
+/// generator does not fail on a supported platform.
+pub(crate) fn random(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    let _ = aws_lc_rs::rand::fill(&mut buffer);
+    encode(&buffer)
+}
+
 /// base64url without padding, appended to `out`.
 pub(crate) fn encode_into(bytes: impl AsRef<[u8]>, out: &mut String) {
     URL_SAFE_NO_PAD.encode_string(bytes, out);

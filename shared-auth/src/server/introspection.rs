@@ -7,7 +7,7 @@
 //!
 //! - **Endpoint**: configured, or the `introspection_endpoint` of the issuer's discovery
 //!   document (discovered on first use, then kept).
-//! - **Caller authentication**: the base layer's client authentication (`client_auth`,
+//! - **Caller authentication**: the base layer's client authentication (`endpoint_auth`,
 //!   the same the token endpoint uses) with a [`ClientCredential`]:
 //!   `client_secret_basic` / `client_secret_post` (per [`CredentialStyle`]),
 //!   `private_key_jwt` (audience: the issuer) or an assertion file.
@@ -45,8 +45,8 @@ use super::claims::{self, Context, Rules, Source, TokenClaims};
 use super::error::ValidationError;
 use super::principal::Principal;
 use super::token_header::is_media_type;
-use crate::client_auth::{ClientCredential, ClientId, CredentialStyle};
 use crate::clock::Clock;
+use crate::endpoint_auth::{ClientCredential, ClientId, CredentialStyle, printable};
 use crate::jose::SignatureAlgorithm;
 use crate::jose::compact::{self, Compact};
 use crate::jose::json::{self, Claim};
@@ -287,9 +287,7 @@ impl Introspector {
     /// Introspects a random token (RFC 7662: an unknown token is `active: false`, with
     /// the credentials accepted), to learn whether the credentials are accepted again.
     pub(crate) async fn probe(&self) {
-        let mut random = [0u8; 16];
-        let _ = aws_lc_rs::rand::fill(&mut random);
-        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::jose::compact::random(16);
         let result = self.request(&format!("readiness-probe-{token}")).await;
         self.account(result.as_ref().map(|_| ()));
     }
@@ -467,13 +465,13 @@ impl Introspector {
             } => audience.as_str(),
             _ => self.keys.issuer().unwrap_or(endpoint),
         };
-        let caller = crate::client_auth::Caller {
+        let caller = crate::endpoint_auth::Caller {
             client_id: &config.client_id,
             credential: &config.credential,
             style: config.credential_style,
             audience,
         };
-        let request = crate::client_auth::authenticate(
+        let request = crate::endpoint_auth::authenticate(
             request,
             &mut form,
             &caller,
@@ -482,10 +480,10 @@ impl Introspector {
         )
         .await
         .map_err(|e| match e {
-            crate::client_auth::AuthError::Unencodable => {
+            crate::endpoint_auth::AuthError::Unencodable => {
                 "unencodable client credentials".to_owned()
             }
-            crate::client_auth::AuthError::Assertion(reason) => {
+            crate::endpoint_auth::AuthError::Assertion(reason) => {
                 format!("client assertion: {reason}")
             }
         })?;
@@ -655,22 +653,14 @@ crate::jose::json::claims! {
 /// when the body has them, printable and bounded. 401, or `invalid_client`, is a refusal
 /// of this API's credentials.
 fn refusal(endpoint: &str, status: reqwest::StatusCode, body: &[u8]) -> Failure {
-    let answer = json::parse_map(body).unwrap_or_default();
-    let field = |name: &str| {
-        answer.get(name).and_then(Value::as_str).map(|s| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
-        })
-    };
-    let error = field("error");
+    let answer = crate::endpoint_auth::ErrorAnswer::parse(body);
+    let error = answer.as_ref().map(|a| printable(&a.error));
     let mut reason = format!("POST {endpoint}: status {status}");
     if let Some(error) = &error {
         reason.push_str(&format!(", error {error:?}"));
     }
-    if let Some(description) = field("error_description") {
-        reason.push_str(&format!(" ({description})"));
+    if let Some(description) = answer.as_ref().and_then(|a| a.error_description.as_deref()) {
+        reason.push_str(&format!(" ({})", printable(description)));
     }
     if status == reqwest::StatusCode::UNAUTHORIZED || error.as_deref() == Some("invalid_client") {
         Failure::ClientRefused(reason)

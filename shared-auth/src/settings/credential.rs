@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::client_auth::{
+use crate::endpoint_auth::{
     ClientCredential, ClientId, ClientSecret, CredentialStyle, JWT_BEARER_ASSERTION,
 };
 use crate::jose::{SignatureAlgorithm, SigningKey};
@@ -113,7 +113,7 @@ pub(crate) fn credential(
     if let Some(path) = assertion_file {
         // Read once now so that a wrong path or an unreadable file stops the start; read
         // again for every token request, since the platform rotates it.
-        crate::client_auth::read_capped(&path).map_err(|reason| {
+        crate::endpoint_auth::read_capped(&path).map_err(|reason| {
             fail(
                 "client_assertion_file",
                 format!("{} {reason}", path.display()),

@@ -343,3 +343,23 @@ pub(crate) fn read_capped(path: &std::path::Path) -> Result<String, String> {
     }
     Ok(text)
 }
+
+/// The error answer of an issuer endpoint (RFC 6749 section 5.2: `error` and
+/// `error_description`), as the token, introspection and revocation endpoints send it.
+#[derive(serde::Deserialize)]
+pub(crate) struct ErrorAnswer {
+    pub(crate) error: String,
+    pub(crate) error_description: Option<String>,
+}
+
+impl ErrorAnswer {
+    /// The answer in `body`, if it is one.
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// An issuer's text, printable and bounded (200 characters), for logs and errors.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
