@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BIN=${BIN_DIR:-target/debug}
+# The binaries cargo built: in CARGO_TARGET_DIR when one is set.
+BIN=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/debug}
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-30}
 # The dev ports; override them to run a second system beside one (the process test does).
 ISSUER_PORT=${UP_ISSUER_PORT:-7000}
