@@ -731,7 +731,10 @@ async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
         .unwrap();
     assert_eq!(a.info(&session).await.unwrap().claims["sub"], "alice");
     // Stored sealed: the session's Redis value shows no token and no claim.
-    let first = a.access_token(&session, false).await.unwrap();
+    let first = a
+        .access_token(&session, &TokenRequestParams::default())
+        .await
+        .unwrap();
     for stored in redis.keys(&format!("{prefix}session:")).await {
         let value: Vec<u8> = redis.conn().await.get(&stored).await.unwrap();
         let text = String::from_utf8_lossy(&value);
@@ -748,7 +751,11 @@ async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
                 if i % 2 == 0 { a.clone() } else { b.clone() },
                 session.clone(),
             );
-            async move { replica.access_token(&session, false).await }
+            async move {
+                replica
+                    .access_token(&session, &TokenRequestParams::default())
+                    .await
+            }
         });
         let tokens: Vec<String> = concurrently(calls)
             .await

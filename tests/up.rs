@@ -58,10 +58,15 @@ impl Drop for Up {
 }
 
 fn start(ports: [u16; 3]) -> Up {
-    let bin = root().join("target/debug");
+    // Where cargo put the binaries: CARGO_TARGET_DIR when set (relative to the root).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "target".into());
+    let bin = root().join(target).join("debug");
     assert!(
-        bin.join("my-bff").exists(),
-        "build the binaries first (cargo build --bins)"
+        bin.join("my-bff").exists() && bin.join("mock-issuer").exists(),
+        "build the binaries first (cargo build --bins) into {}",
+        bin.display()
     );
     let mut child = Command::new("bash")
         .arg(root().join("infra/local/up.sh"))

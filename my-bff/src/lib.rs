@@ -150,22 +150,29 @@ pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
         return Ok(app);
     };
     let users = Arc::new(user::Users {
-        sessions: std::sync::OnceLock::new(),
-        my_service: MyServiceClient::new_plain(
-            config.my_service_base_url.clone(),
-            config.my_service_timeout,
-        ),
+        ready: std::sync::OnceLock::new(),
         secure_cookies: login.secure_cookies,
     });
     // The login issuer may start after the BFF: found in the background, with backoff;
     // until then the user routes answer 503.
-    tokio::spawn(discover_login(login.clone(), users.clone()));
+    tokio::spawn(discover_login(
+        login.clone(),
+        users.clone(),
+        (
+            config.my_service_base_url.clone(),
+            config.my_service_timeout,
+        ),
+    ));
     Ok(app.merge(user::routes(users)))
 }
 
 /// Finds the login issuer (discovery, keys), retrying with backoff (0.5 s doubling to
 /// 30 s, jittered) while it cannot be read; each failure is logged with the wait.
-async fn discover_login(login: config::LoginConfig, users: Arc<user::Users>) {
+async fn discover_login(
+    login: config::LoginConfig,
+    users: Arc<user::Users>,
+    (my_service_url, my_service_timeout): (String, std::time::Duration),
+) {
     use backon::{ExponentialBuilder, Retryable as _};
     let backoff = ExponentialBuilder::default()
         .with_min_delay(std::time::Duration::from_millis(500))
@@ -181,7 +188,12 @@ async fn discover_login(login: config::LoginConfig, users: Arc<user::Users>) {
     })
     .await;
     if let Ok(sessions) = found {
-        let _ = users.sessions.set(sessions);
+        let my_service =
+            MyServiceClient::for_users(sessions.clone(), my_service_url, my_service_timeout);
+        let _ = users.ready.set(user::Ready {
+            sessions,
+            my_service,
+        });
         tracing::info!("user login is ready");
     }
 }
@@ -279,7 +291,7 @@ async fn weatherforecast(State(state): State<Arc<AppState>>) -> Response {
 pub(crate) fn downstream_problem(error: &MyServiceError) -> Response {
     tracing::warn!(%error, "call to my-service failed");
     let (status, detail) = match error {
-        MyServiceError::TokenUnavailable(_) => (
+        MyServiceError::TokenUnavailable(_) | MyServiceError::UserToken(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Could not obtain an access token for my-service; try again shortly.",
         ),

@@ -10,7 +10,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
-use shared_auth::client::{ClientCredentialsMiddleware, ManagedClient, TokenError};
+use shared_auth::client::{
+    ClientCredentialsMiddleware, ManagedClient, TokenError, UserSession, UserSessions,
+    UserTokenError, UserTokenMiddleware,
+};
 use utoipa::ToSchema;
 
 /// One day's forecast, as my-service returns it.
@@ -45,6 +48,10 @@ pub enum MyServiceError {
     /// No access token could be obtained; the request was not sent.
     #[error("no access token for my-service: {0}")]
     TokenUnavailable(TokenError),
+    /// No user access token could be had for a call on a user's behalf (no session, the
+    /// session ended, or its renewal failed for now); the request was not sent.
+    #[error("no user access token for my-service: {0}")]
+    UserToken(UserTokenError),
     /// my-service answered 401 (after one renewal and retry).
     #[error("my-service rejected the access token (401)")]
     Unauthorized,
@@ -66,9 +73,6 @@ pub enum MyServiceError {
 #[derive(Clone, Debug)]
 pub struct MyServiceClient {
     http: ClientWithMiddleware,
-    /// For calls on a user's behalf: no token middleware (the caller gives the user's
-    /// token), and nothing of the browser's request (its cookies stay at the BFF).
-    plain: reqwest::Client,
     base_url: String,
 }
 
@@ -82,15 +86,19 @@ impl MyServiceClient {
         Self::with_http(http, base_url)
     }
 
-    /// A client for `base_url` for calls on users' behalf only
-    /// ([`forecasts_as`](Self::forecasts_as)): no machine token.
-    pub fn new_plain(base_url: impl Into<String>, timeout: Duration) -> Self {
-        let plain = http_client(timeout);
-        MyServiceClient {
-            http: reqwest_middleware::ClientBuilder::new(plain.clone()).build(),
-            plain,
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-        }
+    /// A client for `base_url` for calls on users' behalf
+    /// ([`forecasts_for`](Self::forecasts_for)): each request carries the access token of
+    /// the user's session in `sessions`, and nothing of the browser's request (its cookies
+    /// stay at the BFF).
+    pub fn for_users(
+        sessions: UserSessions,
+        base_url: impl Into<String>,
+        timeout: Duration,
+    ) -> Self {
+        let http = reqwest_middleware::ClientBuilder::new(http_client(timeout))
+            .with(UserTokenMiddleware::new(sessions))
+            .build();
+        Self::with_http(http, base_url)
     }
 
     /// A client for `base_url` that sends its requests through `http` as it is (its own
@@ -98,7 +106,6 @@ impl MyServiceClient {
     pub fn with_http(http: ClientWithMiddleware, base_url: impl Into<String>) -> Self {
         MyServiceClient {
             http,
-            plain: http_client(Duration::from_secs(10)),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
         }
     }
@@ -113,19 +120,18 @@ impl MyServiceClient {
         read(response, StatusCode::OK).await
     }
 
-    /// `GET /weatherforecast` on a user's behalf, with `authorization` (the user's access
-    /// token as an `Authorization` value). No header of the browser's request is sent.
-    pub async fn forecasts_as(
+    /// `GET /weatherforecast` on behalf of the user of `session_id` (a client made with
+    /// [`for_users`](Self::for_users)).
+    pub async fn forecasts_for(
         &self,
-        authorization: &str,
+        session_id: &str,
     ) -> Result<Vec<WeatherForecast>, MyServiceError> {
         let response = self
-            .plain
+            .http
             .get(format!("{}/weatherforecast", self.base_url))
-            .header(reqwest::header::AUTHORIZATION, authorization)
+            .with_extension(UserSession::new(session_id))
             .send()
-            .await
-            .map_err(reqwest_middleware::Error::Reqwest);
+            .await;
         read(response, StatusCode::OK).await
     }
 
@@ -157,10 +163,16 @@ async fn read<T: serde::de::DeserializeOwned>(
     response: Result<reqwest::Response, reqwest_middleware::Error>,
     expected: StatusCode,
 ) -> Result<T, MyServiceError> {
-    let response = response.map_err(|e| match TokenError::of(&e) {
-        Some(token) => MyServiceError::TokenUnavailable(token.clone()),
-        None if is_timeout(&e) => MyServiceError::Timeout,
-        None => MyServiceError::Unavailable(e.to_string()),
+    let response = response.map_err(|e| {
+        if let Some(token) = TokenError::of(&e) {
+            MyServiceError::TokenUnavailable(token.clone())
+        } else if let Some(user) = UserTokenError::of(&e) {
+            MyServiceError::UserToken(user.clone())
+        } else if is_timeout(&e) {
+            MyServiceError::Timeout
+        } else {
+            MyServiceError::Unavailable(e.to_string())
+        }
     })?;
     match response.status() {
         s if s == expected => response.json::<T>().await.map_err(|e| {

@@ -30,14 +30,19 @@ use serde::Deserialize;
 use shared_auth::client::{Callback, UserSessions, UserTokenError};
 use shared_auth::problem;
 
-use crate::my_service_client::MyServiceClient;
+use crate::my_service_client::{MyServiceClient, MyServiceError};
 
 /// What the user routes need.
 pub(crate) struct Users {
     /// Set once the login issuer is found (in the background: it may start after the BFF).
-    pub(crate) sessions: std::sync::OnceLock<UserSessions>,
-    pub(crate) my_service: MyServiceClient,
+    pub(crate) ready: std::sync::OnceLock<Ready>,
     pub(crate) secure_cookies: bool,
+}
+
+/// The users' sessions, and my-service called with their tokens.
+pub(crate) struct Ready {
+    pub(crate) sessions: UserSessions,
+    pub(crate) my_service: MyServiceClient,
 }
 
 impl Users {
@@ -114,7 +119,7 @@ async fn login(
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let Some(sessions) = users.sessions.get() else {
+    let Some(Ready { sessions, .. }) = users.ready.get() else {
         return login_unavailable();
     };
     let return_to = query.return_url.as_deref().unwrap_or("/");
@@ -135,7 +140,7 @@ async fn callback(
     jar: CookieJar,
     Query(callback): Query<Callback>,
 ) -> Response {
-    let Some(sessions) = users.sessions.get() else {
+    let Some(Ready { sessions, .. }) = users.ready.get() else {
         return login_unavailable();
     };
     let Some(login_id) = jar.get(users.login_cookie()).map(|c| c.value().to_owned()) else {
@@ -172,7 +177,7 @@ async fn callback(
 }
 
 async fn user(State(users): State<Arc<Users>>, jar: CookieJar, headers: HeaderMap) -> Response {
-    let Some(sessions) = users.sessions.get() else {
+    let Some(Ready { sessions, .. }) = users.ready.get() else {
         return login_unavailable();
     };
     if let Some(refused) = forgery_refused(&headers) {
@@ -202,7 +207,7 @@ async fn logout(
     jar: CookieJar,
     Query(query): Query<LogoutQuery>,
 ) -> Response {
-    let Some(sessions) = users.sessions.get() else {
+    let Some(Ready { sessions, .. }) = users.ready.get() else {
         return login_unavailable();
     };
     let (Some(session), Some(sid)) = (jar.get(users.session_cookie()), query.sid) else {
@@ -231,7 +236,7 @@ async fn weatherforecast(
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let Some(sessions) = users.sessions.get() else {
+    let Some(Ready { my_service, .. }) = users.ready.get() else {
         return login_unavailable();
     };
     if let Some(refused) = forgery_refused(&headers) {
@@ -240,18 +245,15 @@ async fn weatherforecast(
     let Some(session) = jar.get(users.session_cookie()) else {
         return unauthenticated("Not logged in.");
     };
-    let token = match sessions.access_token(session.value(), false).await {
-        Ok(token) => token,
-        Err(UserTokenError::Unavailable(error)) => {
-            tracing::warn!(%error, "no user access token for now");
-            return crate::unavailable(
-                "Your access could not be renewed just now; try again shortly.",
-            );
-        }
-        Err(_) => return unauthenticated("Not logged in (or the session has ended)."),
-    };
-    match users.my_service.forecasts_as(&token.authorization()).await {
+    match my_service.forecasts_for(session.value()).await {
         Ok(forecasts) => Json(forecasts).into_response(),
+        Err(MyServiceError::UserToken(UserTokenError::Unavailable(error))) => {
+            tracing::warn!(%error, "no user access token for now");
+            crate::unavailable("Your access could not be renewed just now; try again shortly.")
+        }
+        Err(MyServiceError::UserToken(_)) => {
+            unauthenticated("Not logged in (or the session has ended).")
+        }
         Err(error) => crate::downstream_problem(&error),
     }
 }

@@ -446,7 +446,13 @@ fn bench_tiers(c: &mut Criterion, s: &Setup) {
         ClientId::new("bench"),
         ClientSecret::new("bench-secret-0123"),
     );
-    let key = CacheKey::new("api", &client, &shared_auth::ScopeSet::new(), None);
+    let key = CacheKey::new(
+        "api",
+        &client,
+        &shared_auth::ScopeSet::new(),
+        None,
+        &client.extra_params,
+    );
     let entry = CachedToken::new(
         shared_auth::client::AccessToken::new(mint(&s.issuer, 0)),
         now_ms(),

@@ -481,3 +481,139 @@ async fn middleware_does_not_send_the_request_without_a_token() {
     );
     assert_eq!(requests(&issuer), 1, "invalid_client is not retried");
 }
+
+/// A multi-tenant caller: the middleware derives the tenant of each outgoing request from
+/// its `X-Tenant` header and asks for a token with a `tenant` parameter. Each tenant gets a
+/// token of its own (the issuer writes the tenant into it), kept apart in the cache; a
+/// request without a tenant takes the client's own token.
+#[tokio::test]
+async fn a_derived_tenant_parameter_gets_each_tenant_its_own_token() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/data",
+        get(move |headers: HeaderMap| {
+            let seen = recorded.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default()
+                };
+                seen.lock()
+                    .unwrap()
+                    .push((header("x-tenant"), header("authorization")));
+                StatusCode::OK
+            }
+        }),
+    );
+    let api = serve(app).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(
+            ClientCredentialsMiddleware::new(tokens.clone()).with_token_request(|request| {
+                let mut params = TokenRequestParams::default();
+                if let Some(tenant) = request.headers().get("x-tenant") {
+                    let tenant = tenant.to_str().unwrap_or_default().to_owned();
+                    params.extra.insert("tenant".into(), tenant);
+                }
+                params
+            }),
+        )
+        .build();
+    for tenant in ["acme", "globex", "acme", "", "globex", "acme", ""] {
+        let mut request = http.get(format!("{}/data", api.base));
+        if !tenant.is_empty() {
+            request = request.header("x-tenant", tenant);
+        }
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let token_of = |tenant: &str| -> std::collections::BTreeSet<String> {
+        seen.iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, auth)| auth.trim_start_matches("Bearer ").to_owned())
+            .collect()
+    };
+    let (acme, globex, own) = (token_of("acme"), token_of("globex"), token_of(""));
+    assert_eq!(
+        (acme.len(), globex.len(), own.len()),
+        (1, 1, 1),
+        "one token per tenant, reused"
+    );
+    let claim = |set: &std::collections::BTreeSet<String>| {
+        decode_part(set.iter().next().unwrap(), 1)["tenant"].clone()
+    };
+    assert_eq!(claim(&acme), "acme");
+    assert_eq!(claim(&globex), "globex");
+    assert_eq!(claim(&own), serde_json::Value::Null);
+    assert_eq!(
+        requests(&issuer),
+        3,
+        "one token request per tenant and one own"
+    );
+    // The client's own token is the hot one, untouched by the tenants'.
+    assert_eq!(
+        tokens.token().await.unwrap().secret(),
+        own.iter().next().unwrap()
+    );
+
+    // A derived parameter named like the grant's own is refused before anything is sent.
+    let refusing = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(
+            ClientCredentialsMiddleware::new(tokens.clone()).with_token_request(|_| {
+                let mut params = TokenRequestParams::default();
+                params.extra.insert("scope".into(), "admin".into());
+                params
+            }),
+        )
+        .build();
+    let e = refusing
+        .get(format!("{}/data", api.base))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(TokenError::of(&e), Some(TokenError::InvalidParameters(_))),
+        "{e}"
+    );
+    assert_eq!(requests(&issuer), 3);
+}
+
+/// A 401 for one tenant's token renews that tenant's token, whatever another tenant's
+/// renewal did a moment before: the once-per-30-s bound is per token, not per client.
+#[tokio::test]
+async fn a_rejected_tenant_token_is_renewed_beside_another_tenants_renewal() {
+    let issuer = start_issuer(TokenProfile::Cognito).await;
+    let tokens = manager(&issuer);
+    let api = downstream(0).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(
+            ClientCredentialsMiddleware::new(tokens.clone()).with_token_request(|request| {
+                let mut params = TokenRequestParams::default();
+                let tenant = request.url().query().unwrap_or_default().to_owned();
+                params.extra.insert("tenant".into(), tenant);
+                params
+            }),
+        )
+        .build();
+    let acme = http.get(format!("{}/data?acme", api.server.base));
+    assert_eq!(acme.send().await.unwrap().status(), StatusCode::OK);
+    let rejected = refusing(Some(r#"Bearer error="invalid_token""#)).await;
+    for tenant in ["acme", "globex"] {
+        let response = http
+            .get(format!("{}/data?{tenant}", rejected.server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let seen = rejected.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "each tenant's call retried once");
+    assert_ne!(seen[0], seen[1], "acme's retry carries a renewed token");
+    assert_ne!(seen[2], seen[3], "globex's retry carries a renewed token");
+    // acme: first + renewal; globex: first + renewal.
+    assert_eq!(requests(&issuer), 4);
+}

@@ -538,6 +538,11 @@ async fn issue(
     if let Some(proof) = &proof {
         claims["cnf"] = json!({ "jkt": proof.jkt });
     }
+    // A multi-tenant issuer's extra parameter (as Auth0's `organization`): the token says
+    // which tenant it was asked for, so a client's per-tenant tokens can be told apart.
+    if let Some(tenant) = params.get("tenant") {
+        claims["tenant"] = json!(tenant);
+    }
     let access_token = if client.opaque_access_tokens {
         crate::introspection::issue_opaque(
             state,

@@ -34,6 +34,12 @@ pub enum TokenError {
     /// read or is empty, a key that failed to sign. Not retried.
     #[error("the client credential cannot be used: {0}")]
     Credential(String),
+    /// The token request's own parameters were refused before anything was sent: an extra
+    /// parameter named like one of the grant's (`scope`, `client_id`, ...), from a client
+    /// definition or a [`TokenRequestParams`](super::TokenRequestParams). A programming
+    /// error; not retried.
+    #[error("the token request parameters are refused: {0}")]
+    InvalidParameters(String),
     /// Retries ran out of time.
     #[error("no token within the retry budget of {0:?}")]
     Timeout(std::time::Duration),

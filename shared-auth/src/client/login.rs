@@ -447,27 +447,28 @@ impl UserLogin {
     }
 
     /// New tokens for the user from `refresh_token` (which a rotating issuer then
-    /// invalidates: never call this twice with one refresh token). `scope`: a narrower set
-    /// than the login's, if wanted. A new ID token, when the issuer sends one, must name
+    /// invalidates: never call this twice with one refresh token). `params`: a narrower
+    /// scope than the login's, a resource, extra parameters, if wanted. A new ID token, when the issuer sends one, must name
     /// the same user.
     pub(crate) async fn refresh(
         &self,
         tokens: &UserTokens,
-        scope: Option<&ScopeSet>,
-        resource: Option<&str>,
+        params: &super::TokenRequestParams,
     ) -> Result<UserTokens, TokenError> {
         let refresh_token = tokens
             .refresh_token
             .as_deref()
             .ok_or_else(|| TokenError::Credential("the session has no refresh token".into()))?;
         let empty = ScopeSet::new();
+        let extra = params.merged_extra(&self.0.client.extra_params);
         let response = request_token(
             &self.0.http,
             &self.0.client,
             Grant::RefreshToken {
                 refresh_token,
-                scope: scope.unwrap_or(&empty),
-                resource,
+                scope: params.scope.as_ref().unwrap_or(&empty),
+                resource: params.resource.as_deref(),
+                extra: &extra,
             },
             &self.0.policy,
             "user-refresh",

@@ -34,18 +34,51 @@ use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use super::error::TokenError;
-use super::token_manager::{ManagedClient, PreparedToken};
+use super::sessions::{UserSessions, UserTokenError};
+use super::token_manager::{ManagedClient, PreparedToken, TokenRequestParams};
+
+/// Derives a request's token parameters from the request itself.
+type Derive = Arc<dyn Fn(&Request) -> TokenRequestParams + Send + Sync>;
 
 /// Attaches a managed client-credentials token to every request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientCredentialsMiddleware {
     client: ManagedClient,
+    derive: Option<Derive>,
+}
+
+impl std::fmt::Debug for ClientCredentialsMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentialsMiddleware")
+            .field("client", &self.client)
+            .field("derives_parameters", &self.derive.is_some())
+            .finish()
+    }
 }
 
 impl ClientCredentialsMiddleware {
     /// Attaches the tokens of `client` (a handle from `TokenManager::register`).
     pub fn new(client: ManagedClient) -> Self {
-        ClientCredentialsMiddleware { client }
+        ClientCredentialsMiddleware {
+            client,
+            derive: None,
+        }
+    }
+
+    /// Derives each request's token parameters from the request (Duende's
+    /// `ITokenRequestCustomizer`), for a multi-tenant service: a tenant header or a path
+    /// segment becomes a scope, a resource or an extra form parameter. The derived
+    /// parameters are part of the cache key, so two tenants never share a token; a request
+    /// that derives nothing (`TokenRequestParams::default()`) takes the client's own token
+    /// at the usual cost. The function runs on every request: keep it cheap, and derive
+    /// only from what the service itself set (not from a value a caller chose freely,
+    /// unless that caller may have any tenant's token).
+    pub fn with_token_request(
+        mut self,
+        derive: impl Fn(&Request) -> TokenRequestParams + Send + Sync + 'static,
+    ) -> Self {
+        self.derive = Some(Arc::new(derive));
+        self
     }
 }
 
@@ -177,9 +210,13 @@ impl Middleware for ClientCredentialsMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        let params = match &self.derive {
+            Some(derive) => derive(&request),
+            None => TokenRequestParams::default(),
+        };
         let prepared = self
             .client
-            .prepared()
+            .prepared_with(&params)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let sent_nonce = self.authorize(&mut request, &prepared)?;
@@ -226,7 +263,7 @@ impl Middleware for ClientCredentialsMiddleware {
         };
         let renewed = self
             .client
-            .renew_rejected_prepared(prepared.token())
+            .renew_rejected_prepared(&params, prepared.token())
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let Some(renewed) = renewed else {
@@ -237,6 +274,153 @@ impl Middleware for ClientCredentialsMiddleware {
             .increment(1);
         drop(response);
         self.authorize(&mut replay, &renewed)?;
+        next.run(replay, extensions).await
+    }
+}
+
+/// Which user's session a request is made for: give it to the
+/// [`UserTokenMiddleware`] with `RequestBuilder::with_extension(UserSession::new(id))`.
+/// The id is the browser's session cookie: never printed.
+#[derive(Clone)]
+pub struct UserSession(Arc<str>);
+
+impl UserSession {
+    /// The session of this id (from [`UserSessions::complete_login`]).
+    pub fn new(session_id: &str) -> Self {
+        UserSession(session_id.into())
+    }
+}
+
+impl std::fmt::Debug for UserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserSession([REDACTED])")
+    }
+}
+
+/// Attaches the user's access token to every request made on a user's behalf: the
+/// session named by the request's [`UserSession`] extension (no extension: the request is
+/// not sent, [`UserTokenError::NoSession`]).
+///
+/// - The token comes from [`UserSessions::access_token`], renewed when due, one refresh
+///   per session across the fleet; per-request parameters can be derived from the request
+///   with [`with_token_request`](Self::with_token_request), as for client credentials.
+/// - A `Cookie` header is removed before the request goes: the browser's cookies are for
+///   the BFF, never for the API behind it.
+/// - A 401 that asks for a new token (as for [`ClientCredentialsMiddleware`]) on a
+///   replayable request is answered by one retry with the session's token renewed, at
+///   most one renewal per session per 30 s; otherwise the 401 is returned as it is.
+/// - If no token can be had, the request is not sent: the error wraps a
+///   [`UserTokenError`] (see [`UserTokenError::of`]): `NoSession` and `Ended` mean "log
+///   in" (401), `Unavailable` means "try again" (503), `Refused` is the caller's (400).
+#[derive(Clone)]
+pub struct UserTokenMiddleware {
+    sessions: UserSessions,
+    derive: Option<Derive>,
+}
+
+impl std::fmt::Debug for UserTokenMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserTokenMiddleware")
+            .field("sessions", &self.sessions)
+            .field("derives_parameters", &self.derive.is_some())
+            .finish()
+    }
+}
+
+impl UserTokenMiddleware {
+    /// Attaches the tokens of `sessions`' users.
+    pub fn new(sessions: UserSessions) -> Self {
+        UserTokenMiddleware {
+            sessions,
+            derive: None,
+        }
+    }
+
+    /// Derives each request's token parameters from the request: see
+    /// [`ClientCredentialsMiddleware::with_token_request`]. A user's token for other
+    /// parameters is kept in the user's session beside the login's.
+    pub fn with_token_request(
+        mut self,
+        derive: impl Fn(&Request) -> TokenRequestParams + Send + Sync + 'static,
+    ) -> Self {
+        self.derive = Some(Arc::new(derive));
+        self
+    }
+}
+
+impl UserTokenError {
+    /// The `UserTokenError` inside a middleware error, if that is why a request was not
+    /// sent.
+    pub fn of(error: &reqwest_middleware::Error) -> Option<&UserTokenError> {
+        match error {
+            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<UserTokenError>(),
+            reqwest_middleware::Error::Reqwest(_) => None,
+        }
+    }
+}
+
+fn bearer(token: &super::UserAccessToken) -> reqwest_middleware::Result<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(token.authorization()).map_err(|_| {
+        reqwest_middleware::Error::middleware(UserTokenError::Unavailable(
+            TokenError::InvalidResponse("the access token is not a valid header value".into()),
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[async_trait::async_trait]
+impl Middleware for UserTokenMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let session = extensions
+            .get::<UserSession>()
+            .cloned()
+            .ok_or_else(|| reqwest_middleware::Error::middleware(UserTokenError::NoSession))?;
+        let params = match &self.derive {
+            Some(derive) => derive(&request),
+            None => TokenRequestParams::default(),
+        };
+        let token = self
+            .sessions
+            .access_token(&session.0, &params)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        request.headers_mut().remove(http::header::COOKIE);
+        request.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
+        let replay = replayable(&request, extensions)
+            .then(|| request.try_clone())
+            .flatten();
+        let response = next.clone().run(request, extensions).await?;
+        if response.status() != StatusCode::UNAUTHORIZED
+            || !challenge_allows_renewal(response.headers())
+        {
+            return Ok(response);
+        }
+        let Some(mut replay) = replay else {
+            tracing::debug!(
+                "401 from downstream for a user call; request not replayable, not retried"
+            );
+            return Ok(response);
+        };
+        let renewed = self
+            .sessions
+            .renew_rejected(&session.0, &params, token.secret())
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let Some(renewed) = renewed else {
+            return Ok(response);
+        };
+        tracing::debug!("401 from downstream for a user call; retrying once with a renewed token");
+        metrics::counter!(crate::metrics::UNAUTHORIZED_RETRIES, "client" => "user").increment(1);
+        drop(response);
+        replay
+            .headers_mut()
+            .insert(AUTHORIZATION, bearer(&renewed)?);
         next.run(replay, extensions).await
     }
 }

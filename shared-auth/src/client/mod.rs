@@ -50,7 +50,7 @@ pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use error::TokenError;
 pub use login::{Callback, LoginError, UserLoginConfig};
-pub use middleware::{ClientCredentialsMiddleware, ReplayOn401};
+pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, UserSession, UserTokenMiddleware};
 #[cfg(feature = "redis")]
 pub use redis_cache::{RedisCacheConfig, RedisCacheError, RedisTokenCache};
 pub use sessions::{SessionConfig, SessionInfo, UserAccessToken, UserSessions, UserTokenError};

@@ -619,6 +619,7 @@ mod tests {
             &client,
             &crate::ScopeSet::parse("read").unwrap(),
             Some("urn:r"),
+            &client.extra_params,
         );
         let k = c.entry_key(&key);
         assert!(k.starts_with("shared-auth:token:api:"), "{k}");

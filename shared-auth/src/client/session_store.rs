@@ -7,11 +7,14 @@
 //! in-process lock already serialises its requests), in Redis it is `SET NX PX` with a
 //! random owner, released only by its owner.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::TokenRequestParams;
 use super::login::{LOGIN_WINDOW, PendingLogin, UserTokens};
+use super::token_endpoint::TokenType;
 
 /// A session as stored.
 #[derive(Clone, Serialize, Deserialize)]
@@ -23,6 +26,90 @@ pub(crate) struct Session {
     /// After a failed renewal, no other is tried before this (Unix ms): the requests that
     /// waited for the failed one share its outcome instead of each asking again.
     pub(crate) renew_not_before_ms: u64,
+    /// Access tokens asked for with other parameters (a narrower scope, a resource, a
+    /// tenant), by [`params_key`]; each got with the session's one refresh token. At most
+    /// [`MAX_OTHER_TOKENS`].
+    #[serde(default)]
+    pub(crate) other_tokens: BTreeMap<String, OtherToken>,
+    /// When a downstream 401 last caused a renewal (Unix ms; 0: never): at most one per
+    /// session per 30 s, so a downstream that refuses every token does not cost a refresh
+    /// per request.
+    #[serde(default)]
+    pub(crate) rejection_renewed_ms: u64,
+}
+
+/// An access token of a session for other parameters than the login's.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct OtherToken {
+    pub(crate) access_token: String,
+    pub(crate) token_type: TokenType,
+    pub(crate) expires_at_ms: u64,
+}
+
+/// A session keeps at most this many tokens for other parameters; the one that expires
+/// first makes room (it is got again when asked for).
+pub(crate) const MAX_OTHER_TOKENS: usize = 16;
+
+/// The key of a session's token for `params`: `None` for the login's own (no scope,
+/// resource or extra parameter asked for). Unambiguous, as the token cache's keys are.
+pub(crate) fn params_key(params: &TokenRequestParams) -> Option<String> {
+    if params.scope.is_none() && params.resource.is_none() && params.extra.is_empty() {
+        return None;
+    }
+    let fields = (
+        params.scope.as_ref().map(ToString::to_string),
+        &params.resource,
+        &params.extra,
+    );
+    Some(serde_json::to_string(&fields).unwrap_or_default())
+}
+
+impl Session {
+    /// The access token for `key` (`None`: the login's) and when it expires (Unix ms).
+    pub(crate) fn token(&self, key: Option<&str>) -> Option<(&str, TokenType, u64)> {
+        match key {
+            None => Some((
+                &self.tokens.access_token,
+                self.tokens.token_type,
+                self.tokens.expires_at_ms,
+            )),
+            Some(key) => self
+                .other_tokens
+                .get(key)
+                .map(|t| (t.access_token.as_str(), t.token_type, t.expires_at_ms)),
+        }
+    }
+
+    /// Takes in what a refresh for `key` returned: the access token under its key, and
+    /// for the whole session the rotated refresh token and the ID token.
+    pub(crate) fn renewed(&mut self, key: Option<&str>, renewed: UserTokens, now_ms: u64) {
+        let Some(key) = key else {
+            self.tokens = renewed;
+            return;
+        };
+        self.other_tokens.retain(|_, t| t.expires_at_ms > now_ms);
+        if self.other_tokens.len() >= MAX_OTHER_TOKENS && !self.other_tokens.contains_key(key) {
+            let first = self
+                .other_tokens
+                .iter()
+                .min_by_key(|(_, t)| t.expires_at_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(first) = first {
+                self.other_tokens.remove(&first);
+            }
+        }
+        self.other_tokens.insert(
+            key.to_owned(),
+            OtherToken {
+                access_token: renewed.access_token,
+                token_type: renewed.token_type,
+                expires_at_ms: renewed.expires_at_ms,
+            },
+        );
+        self.tokens.refresh_token = renewed.refresh_token;
+        self.tokens.id_token = renewed.id_token;
+        self.tokens.claims = renewed.claims;
+    }
 }
 
 /// The store did not answer (the text is for logs).

@@ -21,16 +21,18 @@
 //! - **Sign-out** ([`logout`](UserSessions::logout)): the session dropped, the refresh
 //!   token revoked at the issuer, and the issuer's end-session URL to send the browser to.
 //!
-//! Sessions live in this process (moka, bounded). Replicas behind a load balancer need
-//! sticky sessions until a shared store lands.
+//! Sessions live in this process (moka, bounded), or in Redis (`SessionConfig::redis`),
+//! shared by every replica: then a user may land on any replica, and the renewal lock is
+//! the fleet's.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TokenRequestParams;
 use super::error::TokenError;
-use super::login::{Callback, LoginError, UserLogin, UserLoginConfig, UserTokens};
-use super::session_store::{Session, Store, StoreUnavailable};
+use super::login::{Callback, LoginError, UserLogin, UserLoginConfig};
+use super::session_store::{Session, Store, StoreUnavailable, params_key};
 use super::token_endpoint::TokenType;
 use crate::clock::Clock;
 
@@ -82,6 +84,11 @@ pub enum UserTokenError {
     /// again shortly.
     #[error("the access token cannot be renewed now: {0}")]
     Unavailable(TokenError),
+    /// The request's parameters were refused (a scope the login did not grant:
+    /// `invalid_scope`, `invalid_target`, or extra parameters named like the grant's own):
+    /// the session is kept; the same parameters will be refused again.
+    #[error("the token parameters are refused: {0}")]
+    Refused(TokenError),
 }
 
 /// An access token for a user call.
@@ -134,6 +141,9 @@ enum Failure {
     /// The issuer answered and did not rotate (a 5xx or 429, or the connection was never
     /// made): the refresh token is still good; try again later.
     Transient,
+    /// The issuer refused what was asked for (`invalid_scope`, `invalid_target`), not the
+    /// refresh token: the session goes on, and nothing waits.
+    Refused,
     /// The session cannot go on: `invalid_grant`, or an outcome that may have rotated the
     /// refresh token (a timeout, a connection lost mid-request, or a 200 whose content is
     /// refused). Presenting that refresh token again could be a reuse.
@@ -143,6 +153,12 @@ enum Failure {
 fn failure(error: &TokenError) -> Failure {
     match error {
         TokenError::Rejected { error, .. } if error == "invalid_grant" => Failure::Ended,
+        TokenError::Rejected { error, .. }
+            if error == "invalid_scope" || error == "invalid_target" =>
+        {
+            Failure::Refused
+        }
+        TokenError::InvalidParameters(_) => Failure::Refused,
         TokenError::Rejected { .. } | TokenError::Http { .. } | TokenError::Credential(_) => {
             Failure::Transient
         }
@@ -265,6 +281,8 @@ impl UserSessions {
             last_seen_ms: now,
             logout_id: crate::jose::compact::random(32),
             renew_not_before_ms: 0,
+            other_tokens: Default::default(),
+            rejection_renewed_ms: 0,
         };
         tracing::debug!(subject = %session.tokens.subject(), "user logged in");
         metrics::counter!(crate::metrics::USER_LOGINS).increment(1);
@@ -347,14 +365,55 @@ impl UserSessions {
         })
     }
 
-    /// The user's access token, renewed first when it has less than `renew_before` left
-    /// (or at once with `force`). One renewal per session at a time, across replicas when
-    /// the sessions are in Redis: see the module documentation.
+    /// The user's access token for a call, renewed first when it has less than
+    /// `renew_before` left, or at once with `params.force_renewal`.
+    ///
+    /// `TokenRequestParams::default()` asks for the login's own token. A narrower `scope`,
+    /// a `resource` (RFC 8707) or `extra` parameters (a tenant) ask for a token of their
+    /// own, got with the session's refresh token and kept in the session beside the login's
+    /// (Duende's `UserTokenRequestParameters`): two parameter sets never share a token, and
+    /// the refresh token rotates once for whichever is renewed. One renewal per session at
+    /// a time, across replicas when the sessions are in Redis: see the module documentation.
     pub async fn access_token(
         &self,
         session_id: &str,
-        force: bool,
+        params: &TokenRequestParams,
     ) -> Result<UserAccessToken, UserTokenError> {
+        let need = if params.force_renewal {
+            Need::Force
+        } else {
+            Need::Current
+        };
+        match self.token(session_id, params, need).await? {
+            Some(token) => Ok(token),
+            // Only a replacement may come back empty.
+            None => Err(UserTokenError::NoSession),
+        }
+    }
+
+    /// After a downstream 401 for `rejected`: the token to retry with, or `None` when no
+    /// retry is worth it. The session's token if it was renewed since `rejected` was
+    /// taken; otherwise a renewal, at most one per session per 30 s (a downstream that
+    /// refuses every token costs one refresh per user per 30 s, not one per call).
+    pub(crate) async fn renew_rejected(
+        &self,
+        session_id: &str,
+        params: &TokenRequestParams,
+        rejected: &str,
+    ) -> Result<Option<UserAccessToken>, UserTokenError> {
+        self.token(session_id, params, Need::Replace(rejected))
+            .await
+    }
+
+    async fn token(
+        &self,
+        session_id: &str,
+        params: &TokenRequestParams,
+        need: Need<'_>,
+    ) -> Result<Option<UserAccessToken>, UserTokenError> {
+        params.check().map_err(UserTokenError::Refused)?;
+        let key = params_key(params);
+        let key = key.as_deref();
         // This process's requests of the session, one at a time: the others wait here, then
         // find the renewed token.
         let lock = self.local_lock(session_id).await;
@@ -364,37 +423,58 @@ impl UserSessions {
             .live(session_id, now)
             .await?
             .ok_or(UserTokenError::NoSession)?;
-        let renew_at = |s: &Session| {
-            s.tokens
-                .expires_at_ms
-                .saturating_sub(self.0.config.renew_before.as_millis() as u64)
-        };
-        let still_valid = |s: &Session| now < s.tokens.expires_at_ms;
-        if !force && now < renew_at(&session) {
-            self.touch(session_id, &mut session, now).await?;
-            return Ok(token_of(&session.tokens));
+        let expires = |s: &Session| s.token(key).map_or(0, |(_, _, at)| at);
+        let still_valid = |s: &Session| now < expires(s);
+        let renew_before = self.0.config.renew_before.as_millis() as u64;
+        match need {
+            Need::Current if now < expires(&session).saturating_sub(renew_before) => {
+                self.touch(session_id, &mut session, now).await?;
+                return Ok(Some(token_of(&session, key)));
+            }
+            Need::Replace(rejected) => {
+                let renewed_since = session
+                    .token(key)
+                    .is_some_and(|(token, _, _)| token != rejected);
+                if renewed_since && still_valid(&session) {
+                    return Ok(Some(token_of(&session, key)));
+                }
+                let last = session.rejection_renewed_ms;
+                if last != 0 && now.saturating_sub(last) < REJECTION_INTERVAL_MS {
+                    tracing::debug!(subject = %session.tokens.subject(), "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)");
+                    return Ok(None);
+                }
+            }
+            Need::Current | Need::Force => {}
         }
+        let force = !matches!(need, Need::Current);
         if now < session.renew_not_before_ms {
             // A renewal just failed (this request may have waited for it): its outcome
             // stands until the back-off has passed.
             if still_valid(&session) && !force {
-                return Ok(token_of(&session.tokens));
+                return Ok(Some(token_of(&session, key)));
             }
             return Err(UserTokenError::Unavailable(TokenError::Http {
                 status: 503,
             }));
         }
         if session.tokens.refresh_token.is_none() {
+            if key.is_some() {
+                return Err(UserTokenError::Refused(TokenError::InvalidParameters(
+                    "the session has no refresh token (log in with offline_access) to get a \
+                     token for other parameters"
+                        .into(),
+                )));
+            }
             // Nothing to renew with (no offline_access): the login lasts as its token does.
             if still_valid(&session) && !force {
-                return Ok(token_of(&session.tokens));
+                return Ok(Some(token_of(&session, key)));
             }
             let _ = self.0.store.remove(session_id).await;
             return Err(UserTokenError::NoSession);
         }
         // The fleet's renewal lock; another replica holding it is renewing this session:
         // wait for its result (bounded), never renew beside it.
-        let seen = session.tokens.expires_at_ms;
+        let seen = expires(&session);
         let waited = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(20);
         let owner = loop {
@@ -403,7 +483,7 @@ impl UserSessions {
             }
             if waited.elapsed() > WAIT_FOR_OTHER_REPLICA {
                 if still_valid(&session) && !force {
-                    return Ok(token_of(&session.tokens));
+                    return Ok(Some(token_of(&session, key)));
                 }
                 return Err(UserTokenError::Unavailable(TokenError::Timeout(
                     WAIT_FOR_OTHER_REPLICA,
@@ -413,15 +493,15 @@ impl UserSessions {
             pause = (pause * 2).min(Duration::from_millis(250));
             match self.live(session_id, now).await? {
                 None => return Err(UserTokenError::NoSession),
-                Some(fresh) if fresh.tokens.expires_at_ms != seen => {
-                    return Ok(token_of(&fresh.tokens));
+                Some(fresh) if expires(&fresh) != seen => {
+                    return Ok(Some(token_of(&fresh, key)));
                 }
                 Some(fresh) => session = fresh,
             }
         };
-        let result = self.renew(session_id, seen, force, now).await;
+        let result = self.renew(session_id, key, params, seen, &need, now).await;
         self.0.store.unlock(session_id, &owner).await;
-        result
+        result.map(Some)
     }
 
     /// The renewal itself, under the fleet's lock: the session read again first (another
@@ -429,27 +509,33 @@ impl UserSessions {
     async fn renew(
         &self,
         session_id: &str,
+        key: Option<&str>,
+        params: &TokenRequestParams,
         seen: u64,
-        force: bool,
+        need: &Need<'_>,
         now: u64,
     ) -> Result<UserAccessToken, UserTokenError> {
         let mut session = self
             .live(session_id, now)
             .await?
             .ok_or(UserTokenError::NoSession)?;
-        if session.tokens.expires_at_ms != seen && !force {
-            return Ok(token_of(&session.tokens));
+        let expires = session.token(key).map_or(0, |(_, _, at)| at);
+        if expires != seen && !matches!(need, Need::Force) {
+            return Ok(token_of(&session, key));
         }
-        let still_valid = now < session.tokens.expires_at_ms;
-        match self.0.login.refresh(&session.tokens, None, None).await {
+        if matches!(need, Need::Replace(_)) {
+            session.rejection_renewed_ms = now;
+        }
+        let still_valid = now < expires;
+        match self.0.login.refresh(&session.tokens, params).await {
             Ok(renewed) => {
                 metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "success")
                     .increment(1);
                 tracing::debug!(subject = %renewed.subject(), "user access token renewed");
-                session.tokens = renewed;
+                session.renewed(key, renewed, now);
                 session.renew_not_before_ms = 0;
                 self.save(session_id, &mut session, now).await?;
-                Ok(token_of(&session.tokens))
+                Ok(token_of(&session, key))
             }
             Err(error) => match failure(&error) {
                 Failure::Ended => {
@@ -459,6 +545,13 @@ impl UserSessions {
                     let _ = self.0.store.remove(session_id).await;
                     Err(UserTokenError::Ended(error))
                 }
+                Failure::Refused => {
+                    metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "refused")
+                        .increment(1);
+                    tracing::debug!(%error, "the issuer refused the parameters of a user token; the session is kept");
+                    self.save(session_id, &mut session, now).await?;
+                    Err(UserTokenError::Refused(error))
+                }
                 Failure::Transient => {
                     metrics::counter!(crate::metrics::USER_TOKEN_REFRESHES, "outcome" => "error")
                         .increment(1);
@@ -467,8 +560,8 @@ impl UserSessions {
                         self.0.clock.now_unix_ms().saturating_add(RENEW_BACKOFF_MS);
                     self.save(session_id, &mut session, now).await?;
                     // Still usable for what is left of it.
-                    if still_valid && !force {
-                        return Ok(token_of(&session.tokens));
+                    if still_valid && matches!(need, Need::Current) {
+                        return Ok(token_of(&session, key));
                     }
                     Err(UserTokenError::Unavailable(error))
                 }
@@ -532,9 +625,26 @@ fn unavailable(error: StoreUnavailable) -> UserTokenError {
     UserTokenError::Unavailable(TokenError::Transport(format!("session store: {}", error.0)))
 }
 
-fn token_of(tokens: &UserTokens) -> UserAccessToken {
-    UserAccessToken {
-        token: tokens.access_token.clone(),
-        token_type: tokens.token_type,
-    }
+/// The session's token for `key` (the caller made sure there is one).
+fn token_of(session: &Session, key: Option<&str>) -> UserAccessToken {
+    let (token, token_type) = session
+        .token(key)
+        .map_or((String::new(), TokenType::Bearer), |(t, ty, _)| {
+            (t.to_owned(), ty)
+        });
+    UserAccessToken { token, token_type }
 }
+
+/// What [`UserSessions::token`] is asked for.
+enum Need<'a> {
+    /// The token, renewed when due.
+    Current,
+    /// A new token (`force_renewal`).
+    Force,
+    /// A token other than this one, which a downstream refused with 401.
+    Replace(&'a str),
+}
+
+/// After a downstream 401, a session's token is renewed at most once per this interval.
+const REJECTION_INTERVAL_MS: u64 =
+    super::token_manager::REJECTION_RENEWAL_INTERVAL.as_millis() as u64;

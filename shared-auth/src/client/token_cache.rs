@@ -63,6 +63,7 @@ impl CacheKey {
         client: &ClientCredentialsClient,
         scope: &ScopeSet,
         resource: Option<&str>,
+        extra_params: &std::collections::BTreeMap<String, String>,
     ) -> Self {
         let fields = (
             client_name,
@@ -70,7 +71,8 @@ impl CacheKey {
             client.client_id.as_str(),
             scope.to_string(),
             resource,
-            &client.extra_params,
+            // The client's own with a request's (a tenant's): two tenants' tokens differ.
+            extra_params,
             // A DPoP-bound token is only of use with its key (RFC 9449): the key's
             // thumbprint keeps two keys' tokens apart, in memory and in a shared cache.
             client.dpop.as_ref().map(|k| k.thumbprint()),
@@ -402,17 +404,23 @@ mod tests {
             ClientSecret::new("s"),
         );
         let scope = ScopeSet::new();
-        let bearer = CacheKey::new("api", &client, &scope, None);
+        let bearer = CacheKey::new("api", &client, &scope, None, &client.extra_params);
         let one = client
             .clone()
             .with_dpop(SigningKey::generate_es256().unwrap());
         let other = client
             .clone()
             .with_dpop(SigningKey::generate_es256().unwrap());
-        let key_one = CacheKey::new("api", &one, &scope, None);
+        let key_one = CacheKey::new("api", &one, &scope, None, &one.extra_params);
         assert_ne!(bearer, key_one);
-        assert_ne!(key_one, CacheKey::new("api", &other, &scope, None));
-        assert_eq!(key_one, CacheKey::new("api", &one, &scope, None));
+        assert_ne!(
+            key_one,
+            CacheKey::new("api", &other, &scope, None, &other.extra_params)
+        );
+        assert_eq!(
+            key_one,
+            CacheKey::new("api", &one, &scope, None, &one.extra_params)
+        );
 
         let entry = CachedToken::new(AccessToken::new("t"), 0, Duration::from_secs(600), MIN, 0.1)
             .with_token_type(TokenType::DPoP);
@@ -458,22 +466,26 @@ mod tests {
         };
         let c = client("id");
         let scope = |s: &str| ScopeSet::parse(s).unwrap();
-        let a = CacheKey::new("c", &c, &scope("a"), None);
-        let b = CacheKey::new("c", &c, &scope("b"), None);
-        let r = CacheKey::new("c", &c, &scope("a"), Some("urn:x"));
+        let a = CacheKey::new("c", &c, &scope("a"), None, &c.extra_params);
+        let b = CacheKey::new("c", &c, &scope("b"), None, &c.extra_params);
+        let r = CacheKey::new("c", &c, &scope("a"), Some("urn:x"), &c.extra_params);
+        let with_audience = c.clone().with_extra_param("audience", "x");
         let p = CacheKey::new(
             "c",
-            &c.clone().with_extra_param("audience", "x"),
+            &with_audience,
             &scope("a"),
             None,
+            &with_audience.extra_params,
         );
-        let other_client = CacheKey::new("c", &client("other"), &scope("a"), None);
+        let other = client("other");
+        let other_client = CacheKey::new("c", &other, &scope("a"), None, &other.extra_params);
         let set: std::collections::HashSet<_> =
             [a.clone(), b, r, p, other_client].into_iter().collect();
         assert_eq!(set.len(), 5);
         // Separator characters inside fields cannot make two keys collide.
-        let tricky =
-            |name: &str, resource: &str| CacheKey::new(name, &c, &scope("a"), Some(resource));
+        let tricky = |name: &str, resource: &str| {
+            CacheKey::new(name, &c, &scope("a"), Some(resource), &c.extra_params)
+        };
         assert_ne!(tricky("c\u{1f}x", "y"), tricky("c", "x\u{1f}y"));
         assert_ne!(tricky("c\",\"x", "y"), tricky("c", "x\",\"y"));
         let p1 = c.clone().with_extra_param("a", "b\u{1f}c=d");
@@ -482,11 +494,15 @@ mod tests {
             .with_extra_param("a", "b")
             .with_extra_param("c", "d");
         assert_ne!(
-            CacheKey::new("c", &p1, &scope("a"), None),
-            CacheKey::new("c", &p2, &scope("a"), None)
+            CacheKey::new("c", &p1, &scope("a"), None, &p1.extra_params),
+            CacheKey::new("c", &p2, &scope("a"), None, &p2.extra_params)
         );
         assert_eq!(a.client_name(), "c");
-        assert_eq!(a, CacheKey::new("c", &client("id"), &scope("a"), None));
+        let same = client("id");
+        assert_eq!(
+            a,
+            CacheKey::new("c", &same, &scope("a"), None, &same.extra_params)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! clamped into [[`MIN_LIFETIME`], [`MAX_LIFETIME`]] with a warning when it is missing
 //! (then the manager's default applies), zero, negative, fractional or absurd.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -97,6 +98,8 @@ pub(crate) enum Grant<'a> {
     ClientCredentials {
         scope: &'a ScopeSet,
         resource: Option<&'a str>,
+        /// Extra form parameters (the client's own with the request's).
+        extra: &'a BTreeMap<String, String>,
     },
     /// RFC 6749 section 4.1.3, with the PKCE verifier (RFC 7636 section 4.5).
     AuthorizationCode {
@@ -109,7 +112,42 @@ pub(crate) enum Grant<'a> {
         refresh_token: &'a str,
         scope: &'a ScopeSet,
         resource: Option<&'a str>,
+        /// Extra form parameters (the client's own with the request's).
+        extra: &'a BTreeMap<String, String>,
     },
+}
+
+/// Form parameters that only the grant itself and client authentication may set: an extra
+/// parameter by one of these names would send it twice, or replace what the library
+/// decided (a tenant header must not become a second `scope` or a `client_id`).
+const RESERVED_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "resource",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+];
+
+/// Refuses extra parameters that collide with the grant's own, or that are empty names.
+pub(crate) fn check_extra_params(extra: &BTreeMap<String, String>) -> Result<(), String> {
+    for name in extra.keys() {
+        if name.is_empty() {
+            return Err("an extra token request parameter has an empty name".into());
+        }
+        if RESERVED_PARAMETERS.contains(&name.as_str()) {
+            return Err(format!(
+                "the extra token request parameter {name:?} is the grant's own; set scope and \
+                 resource through their fields, the rest is decided by the library"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Grant<'_> {
@@ -265,10 +303,14 @@ impl Exchange<'_> {
             clock,
         } = *self;
         let mut form: Vec<(&str, String)> = Vec::with_capacity(6);
-        let (scope, resource) = match grant {
-            Grant::ClientCredentials { scope, resource } => {
+        let (scope, resource, extra) = match grant {
+            Grant::ClientCredentials {
+                scope,
+                resource,
+                extra,
+            } => {
                 form.push(("grant_type", "client_credentials".to_owned()));
-                (Some(scope), resource)
+                (Some(scope), resource, extra)
             }
             Grant::AuthorizationCode {
                 code,
@@ -279,16 +321,17 @@ impl Exchange<'_> {
                 form.push(("code", code.to_owned()));
                 form.push(("redirect_uri", redirect_uri.to_owned()));
                 form.push(("code_verifier", verifier.to_owned()));
-                (None, None)
+                (None, None, &client.extra_params)
             }
             Grant::RefreshToken {
                 refresh_token,
                 scope,
                 resource,
+                extra,
             } => {
                 form.push(("grant_type", "refresh_token".to_owned()));
                 form.push(("refresh_token", refresh_token.to_owned()));
-                (Some(scope), resource)
+                (Some(scope), resource, extra)
             }
         };
         if let Some(scope) = scope.filter(|s| !s.is_empty()) {
@@ -297,7 +340,7 @@ impl Exchange<'_> {
         if let Some(resource) = resource {
             form.push(("resource", resource.to_owned()));
         }
-        for (k, v) in &client.extra_params {
+        for (k, v) in extra {
             form.push((k.as_str(), v.clone()));
         }
         let request = http

@@ -37,7 +37,8 @@
 //! coalesces loads but runs the load in the first caller's future (not cancel-safe) and
 //! cannot express "join the in-flight renewal" or "renew unless already renewed".
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,15 +55,55 @@ use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::ScopeSet;
 
-/// Per-request options for [`ManagedClient::token_with`].
-#[derive(Debug, Clone, Default)]
+/// Per-request options for a token: [`ManagedClient::token_with`], the middleware's
+/// [`with_token_request`](super::ClientCredentialsMiddleware::with_token_request) (derived
+/// from each outgoing request: a tenant, a path), and user tokens
+/// ([`UserSessions::access_token`](super::UserSessions::access_token)).
+///
+/// Every field but `force_renewal` is part of the cache key: two tenants, or two scopes,
+/// never share a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenRequestParams {
-    /// Scopes to request instead of the client's own.
+    /// Scopes to request instead of the client's own (for a user: a subset of the login's).
     pub scope: Option<ScopeSet>,
-    /// Resource indicator instead of the client's own.
+    /// Resource indicator (RFC 8707) instead of the client's own.
     pub resource: Option<String>,
+    /// Extra form parameters, added to the client's own (a request's value wins for the
+    /// same name): a tenant, an organization. Names of the grant's own parameters
+    /// (`scope`, `resource`, `client_id`, `grant_type`, ...) are refused with
+    /// [`TokenError::InvalidParameters`].
+    pub extra: BTreeMap<String, String>,
     /// Get a new token even if one is cached (joins a renewal already in flight).
     pub force_renewal: bool,
+}
+
+impl TokenRequestParams {
+    /// Whether these ask for the client's own token (nothing overridden, nothing forced).
+    pub(crate) fn is_default(&self) -> bool {
+        self.scope.is_none()
+            && self.resource.is_none()
+            && self.extra.is_empty()
+            && !self.force_renewal
+    }
+
+    /// The client's own extra parameters `own` with these (these win for one name).
+    pub(crate) fn merged_extra<'a>(
+        &self,
+        own: &'a BTreeMap<String, String>,
+    ) -> Cow<'a, BTreeMap<String, String>> {
+        if self.extra.is_empty() {
+            return Cow::Borrowed(own);
+        }
+        let mut merged = own.clone();
+        merged.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Cow::Owned(merged)
+    }
+
+    /// Refuses extra parameters named like the grant's own.
+    pub(crate) fn check(&self) -> Result<(), TokenError> {
+        super::token_endpoint::check_extra_params(&self.extra)
+            .map_err(TokenError::InvalidParameters)
+    }
 }
 
 /// Default lifetime buffer: tokens are used until 60 s before they expire.
@@ -87,8 +128,6 @@ struct ClientEntry {
     default_key: CacheKey,
     hot: ArcSwapOption<PreparedToken>,
     metrics: ClientMetrics,
-    /// When a downstream 401 last caused a renewal (Unix ms; 0: never).
-    last_rejection_renewal_ms: AtomicU64,
 }
 
 /// A client's hot-path counters, registered once (see [`crate::metrics`]).
@@ -140,7 +179,13 @@ impl Flight {
 struct Slot {
     flight: Mutex<Option<Flight>>,
     failure: Mutex<Option<(u64, TokenError)>>,
+    /// When a downstream 401 last caused a renewal of this key (Unix ms; 0: never). Per
+    /// key, so that one tenant's rejected token does not hold back another's renewal.
+    last_rejection_renewal_ms: AtomicU64,
 }
+
+/// [`REJECTION_RENEWAL_INTERVAL`] in ms.
+const REJECTION_INTERVAL_MS: u64 = REJECTION_RENEWAL_INTERVAL.as_millis() as u64;
 
 impl Slot {
     fn recent_failure(&self, now: u64) -> Option<TokenError> {
@@ -151,6 +196,16 @@ impl Slot {
         }
     }
 
+    /// Claims this key's once-per-interval renewal after a 401.
+    fn take_rejection_renewal(&self, now: u64) -> bool {
+        let last = &self.last_rejection_renewal_ms;
+        let previous = last.load(Ordering::SeqCst);
+        let due = previous == 0 || now.saturating_sub(previous) >= REJECTION_INTERVAL_MS;
+        due && last
+            .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
     fn set_failure(&self, value: Option<(u64, TokenError)>) {
         *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
@@ -159,11 +214,14 @@ impl Slot {
         self.flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether nothing refers to this slot but the map: no flight, no remembered failure.
+    /// Whether nothing refers to this slot but the map: no flight, no remembered failure,
+    /// no 401 renewal within the interval.
     fn is_idle(self: &Arc<Self>, now: u64) -> bool {
+        let last_rejection = self.last_rejection_renewal_ms.load(Ordering::SeqCst);
         Arc::strong_count(self) == 1
             && self.flight().is_none()
             && self.recent_failure(now).is_none()
+            && (last_rejection == 0 || now.saturating_sub(last_rejection) >= REJECTION_INTERVAL_MS)
     }
 }
 
@@ -257,8 +315,9 @@ impl ManagedClient {
         Ok(self.prepared().await?.token.clone())
     }
 
-    /// A token with per-request scope/resource, or a forced renewal.
+    /// A token with per-request scope, resource or extra parameters, or a forced renewal.
     pub async fn token_with(&self, params: &TokenRequestParams) -> Result<AccessToken, TokenError> {
+        params.check()?;
         let target = TokenManager::target(&self.entry, params);
         Ok(self
             .manager
@@ -279,7 +338,7 @@ impl ManagedClient {
     ) -> Result<Option<AccessToken>, TokenError> {
         Ok(self
             .manager
-            .renew_rejected(&self.entry, rejected)
+            .renew_rejected(&self.entry, &TokenRequestParams::default(), rejected)
             .await?
             .map(|prepared| prepared.token.clone()))
     }
@@ -290,12 +349,33 @@ impl ManagedClient {
         self.manager.prepared(&self.entry).await
     }
 
-    /// [`Self::renew_rejected`], returning the prepared token.
+    /// [`Self::prepared`] for per-request parameters (the middleware's derived ones): the
+    /// hot token when they ask for nothing else.
+    pub(crate) async fn prepared_with(
+        &self,
+        params: &TokenRequestParams,
+    ) -> Result<Arc<PreparedToken>, TokenError> {
+        if params.is_default() {
+            return self.prepared().await;
+        }
+        params.check()?;
+        let target = TokenManager::target(&self.entry, params);
+        let token = self
+            .manager
+            .get(&target, params.force_renewal, None)
+            .await?;
+        Ok(Arc::new(PreparedToken::new(&token)?))
+    }
+
+    /// [`Self::renew_rejected`] for the token of `params`, returning the prepared token.
     pub(crate) async fn renew_rejected_prepared(
         &self,
+        params: &TokenRequestParams,
         rejected: &AccessToken,
     ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        self.manager.renew_rejected(&self.entry, rejected).await
+        self.manager
+            .renew_rejected(&self.entry, params, rejected)
+            .await
     }
 
     /// The client's DPoP key, if its tokens are bound to one.
@@ -314,6 +394,8 @@ struct Target<'a> {
     entry: &'a Arc<ClientEntry>,
     scope: ScopeSet,
     resource: Option<String>,
+    /// The client's extra parameters with the request's.
+    extra: Cow<'a, BTreeMap<String, String>>,
     key: CacheKey,
 }
 
@@ -352,6 +434,12 @@ impl TokenManager {
                 source,
             },
         )?;
+        super::token_endpoint::check_extra_params(&client.extra_params).map_err(|reason| {
+            BuildError::ExtraParameters {
+                client: name.clone(),
+                reason,
+            }
+        })?;
         if !self
             .0
             .clients
@@ -361,14 +449,19 @@ impl TokenManager {
         {
             return Err(BuildError::DuplicateClient(name));
         }
-        let default_key = CacheKey::new(&name, &client, &client.scope, client.resource.as_deref());
+        let default_key = CacheKey::new(
+            &name,
+            &client,
+            &client.scope,
+            client.resource.as_deref(),
+            &client.extra_params,
+        );
         let entry = ClientEntry {
             metrics: ClientMetrics::new(&name),
             name,
             definition: client,
             default_key,
             hot: ArcSwapOption::empty(),
-            last_rejection_renewal_ms: AtomicU64::new(0),
         };
         Ok(ManagedClient {
             manager: self.clone(),
@@ -402,9 +495,10 @@ impl TokenManager {
     async fn renew_rejected(
         &self,
         entry: &Arc<ClientEntry>,
+        params: &TokenRequestParams,
         rejected: &AccessToken,
     ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        let target = Self::target(entry, &TokenRequestParams::default());
+        let target = Self::target(entry, params);
         let name = entry.name.as_str();
         let now = self.now();
         if let Some(current) = self.cached(&target.key, now).await
@@ -425,14 +519,15 @@ impl TokenManager {
                 Some(flight) => flight.clone(),
                 None => {
                     // Renewed meanwhile: a flight promotes its token before it frees the
-                    // slot, so the hot token shows it.
-                    if let Some(hot) = target.entry.hot.load_full()
+                    // slot, so the hot token shows it (the default key's).
+                    if target.key == entry.default_key
+                        && let Some(hot) = target.entry.hot.load_full()
                         && hot.token != *rejected
                         && now < hot.cached_until_ms
                     {
                         return Ok(Some(hot));
                     }
-                    if !self.take_rejection_renewal(target.entry, now) {
+                    if !slot.take_rejection_renewal(now) {
                         tracing::debug!(
                             client = name,
                             "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
@@ -456,17 +551,6 @@ impl TokenManager {
         Ok(Some(Arc::new(PreparedToken::new(&renewed)?)))
     }
 
-    /// Claims this client's once-per-interval renewal after a 401.
-    fn take_rejection_renewal(&self, entry: &ClientEntry, now: u64) -> bool {
-        let last = &entry.last_rejection_renewal_ms;
-        let interval = u64::try_from(REJECTION_RENEWAL_INTERVAL.as_millis()).unwrap_or(u64::MAX);
-        let previous = last.load(Ordering::SeqCst);
-        let due = previous == 0 || now.saturating_sub(previous) >= interval;
-        due && last
-            .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    }
-
     /// Remembers `entry` as the client's hot token if it is for the default key.
     fn promote(&self, target: &Target<'_>, entry: &CachedToken) {
         if target.key == target.entry.default_key
@@ -480,15 +564,18 @@ impl TokenManager {
         let client = &entry.definition;
         let scope = params.scope.clone().unwrap_or_else(|| client.scope.clone());
         let resource = params.resource.clone().or_else(|| client.resource.clone());
-        let key = if params.scope.is_none() && params.resource.is_none() {
+        let extra = params.merged_extra(&client.extra_params);
+        let key = if params.scope.is_none() && params.resource.is_none() && params.extra.is_empty()
+        {
             entry.default_key.clone()
         } else {
-            CacheKey::new(&entry.name, client, &scope, resource.as_deref())
+            CacheKey::new(&entry.name, client, &scope, resource.as_deref(), &extra)
         };
         Target {
             entry,
             scope,
             resource,
+            extra,
             key,
         }
     }
@@ -585,6 +672,7 @@ impl TokenManager {
         let params = TokenRequestParams {
             scope: Some(target.scope.clone()),
             resource: target.resource.clone(),
+            extra: target.extra.clone().into_owned(),
             force_renewal: false,
         };
         // The flight runs on its own: no caller's cancellation can cut it short. It takes
@@ -654,6 +742,7 @@ impl TokenManager {
                 Grant::ClientCredentials {
                     scope: &target.scope,
                     resource: target.resource.as_deref(),
+                    extra: &target.extra,
                 },
                 &policy,
                 &target.entry.name,

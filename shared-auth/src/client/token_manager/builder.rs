@@ -29,6 +29,14 @@ pub enum BuildError {
     /// cache keys, so two clients may not share one.
     #[error("a client named {0:?} is registered already")]
     DuplicateClient(String),
+    /// A client's extra parameters name one of the grant's own (`scope`, `client_id`, ...).
+    #[error("client {client:?}: {reason}")]
+    ExtraParameters {
+        /// The client's name.
+        client: String,
+        /// Which parameter, and why.
+        reason: String,
+    },
     /// The HTTP client could not be built (TLS roots, ...).
     #[error("cannot build the HTTP client for token requests: {0}")]
     Http(String),
