@@ -17,6 +17,7 @@ up:
 # Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on two Node servers.
 test:
     bash infra/containers/ensure-engine.sh
+    bash infra/engines/valkey.sh >/dev/null
     bash infra/cognito/lint.sh
     cargo test --workspace --exclude bench-peers --quiet --no-fail-fast
     just examples

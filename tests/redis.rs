@@ -1,9 +1,13 @@
 //! One token per fleet: token managers ("replicas": separate instances, separate
-//! in-process caches) sharing a real Redis, started in a container by testcontainers.
+//! in-process caches) sharing a real engine, and the other fleet-wide structures (user
+//! sessions, the DPoP replay store) with them. Each test runs on each engine it names at
+//! the bottom (`redis7::...`, `valkey::...`, `cluster::...`):
+//! - Redis 7.0 in a container (testcontainers; Docker, or podman as `.ci/run` sets it up:
+//!   `infra/containers/setup-container-engine.sh`, `just containers`);
+//! - Valkey 8.1 as a local process (`infra/engines/valkey.sh` provides it);
+//! - a Redis Cluster of three masters with a replica each, six local processes.
 //!
-//! Needs a container engine: Docker, or podman as `.ci/run` sets it up
-//! (`infra/containers/setup-container-engine.sh`, `just containers`). The image is the official
-//! `redis:7.0`; ports are published on 127.0.0.1 only.
+//! Everything listens on 127.0.0.1 only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests print their counts
 
 use std::collections::HashMap;
@@ -18,53 +22,13 @@ use shared_auth::client::{
     RedisTokenCache, TokenError, TokenManager, TokenRequestParams,
 };
 use system_tests::*;
-use testcontainers::core::{IntoContainerPort as _, WaitFor};
-use testcontainers::runners::AsyncRunner as _;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
+
+#[path = "engine.rs"]
+mod engine;
+use engine::Engine;
 
 #[path = "dpop_prover.rs"]
 mod dpop_prover;
-
-/// A Redis container published on a fixed loopback port, so a restart keeps the address.
-struct Redis {
-    container: ContainerAsync<GenericImage>,
-    url: String,
-}
-
-async fn start_redis() -> Redis {
-    let port = containers::free_port();
-    let container = GenericImage::new("redis", "7.0")
-        .with_exposed_port(6379.tcp())
-        .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
-        .with_mapped_port(port, 6379.tcp())
-        // Loopback only: podman needs an explicit host IP, and a test Redis has no
-        // business listening on the network.
-        .with_host_config_modifier(containers::publish_on_loopback)
-        .start()
-        .await
-        .expect("start a redis:7.0 container (is a container engine running?)");
-    Redis {
-        container,
-        url: format!("redis://127.0.0.1:{port}"),
-    }
-}
-
-impl Redis {
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
-    /// The keys under `prefix`.
-    async fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut keys: Vec<String> = self.conn().await.keys(format!("{prefix}*")).await.unwrap();
-        keys.sort();
-        keys
-    }
-}
 
 /// A prefix of its own per test, so tests never see each other's keys.
 fn prefix() -> String {
@@ -78,9 +42,9 @@ fn prefix() -> String {
 
 const SEAL: [u8; 32] = [42; 32];
 
-fn cache(redis: &Redis, prefix: &str) -> RedisTokenCache {
+fn cache(redis: &Engine, prefix: &str) -> RedisTokenCache {
     RedisTokenCache::new(
-        RedisCacheConfig::new(&redis.url)
+        RedisCacheConfig::new(redis.url())
             .with_key_prefix(prefix)
             .with_encryption_key(SEAL)
             .unwrap(),
@@ -122,9 +86,7 @@ fn requests(issuer: &IssuerHandle) -> u64 {
     issuer.stats().token_requests
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_replicas_and_a_thousand_callers_make_one_token_request() {
-    let redis = start_redis().await;
+async fn four_replicas_and_a_thousand_callers_make_one_token_request(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     // The request is slow, so every caller of every replica arrives while it is in flight.
     issuer.set_token_delay(Duration::from_millis(300));
@@ -152,11 +114,10 @@ async fn four_replicas_and_a_thousand_callers_make_one_token_request() {
         keys[0].starts_with(&format!("{prefix}token:api:")),
         "{keys:?}"
     );
+    assert_every_key_expires(&redis, &prefix).await;
 }
 
-#[tokio::test]
-async fn a_replica_started_later_makes_no_request() {
-    let redis = start_redis().await;
+async fn a_replica_started_later_makes_no_request(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let first = replica(&issuer, cache(&redis, &prefix));
@@ -172,9 +133,7 @@ async fn a_replica_started_later_makes_no_request() {
     assert_eq!(requests(&issuer), 1);
 }
 
-#[tokio::test]
-async fn the_redis_entry_lives_as_long_as_the_token_is_cached() {
-    let redis = start_redis().await;
+async fn the_redis_entry_lives_as_long_as_the_token_is_cached(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     issuer.set_token_lifetime(Duration::from_secs(3600));
     let prefix = prefix();
@@ -192,9 +151,7 @@ async fn the_redis_entry_lives_as_long_as_the_token_is_cached() {
     );
 }
 
-#[tokio::test]
-async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
-    let redis = start_redis().await;
+async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let manager = replica(&issuer, cache(&redis, &prefix));
@@ -244,7 +201,7 @@ async fn sealed_entries_hide_the_token_and_refuse_tampering_and_moves() {
 
     // Without the key, a reader gets nothing either.
     let other_key = RedisTokenCache::new(
-        RedisCacheConfig::new(&redis.url)
+        RedisCacheConfig::new(redis.url())
             .with_key_prefix(&prefix)
             .with_encryption_key([7; 32])
             .unwrap(),
@@ -269,9 +226,7 @@ fn with_scope(scope: &str) -> TokenRequestParams {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_costs_no_call_and_redis_back_shares_again() {
-    let redis = start_redis().await;
+async fn redis_down_costs_no_call_and_redis_back_shares_again(mut redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
@@ -281,7 +236,7 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     }
     assert_eq!(requests(&issuer), 1, "shared while Redis is up");
 
-    redis.container.stop().await.unwrap();
+    redis.stop().await;
     let started = Instant::now();
     let mut failed = 0;
     let mut calls = 0;
@@ -302,7 +257,7 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     assert_eq!(failed, 0);
     assert_eq!(down_requests, 2, "one per replica while Redis is down");
 
-    redis.container.start().await.unwrap();
+    redis.start().await;
     until_reachable(&caches).await;
     let before = requests(&issuer);
     // A client neither replica has a token for yet, from both at once.
@@ -319,14 +274,12 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again() {
     assert_eq!(after, 1, "shared again once Redis is back");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
-    let redis = start_redis().await;
+async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let lock_ttl = Duration::from_secs(1);
     let short_lock = || {
-        let mut config = RedisCacheConfig::new(&redis.url)
+        let mut config = RedisCacheConfig::new(redis.url())
             .with_key_prefix(&prefix)
             .with_encryption_key(SEAL)
             .unwrap();
@@ -405,16 +358,14 @@ async fn a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime() {
 
 /// The issuer takes longer than the lock's TTL to answer: the holder extends its lock
 /// while it works, so the other replica waits for its token instead of asking too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
-    let redis = start_redis().await;
+async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let lock_ttl = Duration::from_millis(600);
     let slow = Duration::from_millis(2_500);
     issuer.set_token_delay(slow);
     let make = || {
-        let mut config = RedisCacheConfig::new(&redis.url)
+        let mut config = RedisCacheConfig::new(redis.url())
             .with_key_prefix(&prefix)
             .with_encryption_key(SEAL)
             .unwrap();
@@ -460,9 +411,7 @@ async fn a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes() {
 /// 100 callers across two replicas; 99 are dropped at random points (the first included),
 /// while the request is in flight. The request still completes exactly once, its token is
 /// cached for the fleet, and the Redis fetch lock is released.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_callers_lose_no_fetch_and_leave_no_lock() {
-    let redis = start_redis().await;
+async fn dropped_callers_lose_no_fetch_and_leave_no_lock(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     issuer.set_token_delay(Duration::from_millis(500));
     let prefix = prefix();
@@ -518,15 +467,13 @@ async fn dropped_callers_lose_no_fetch_and_leave_no_lock() {
     assert_eq!(requests(&issuer), 1, "exactly one token request");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_bffs_sharing_redis_make_one_token_request() {
-    let redis = start_redis().await;
+async fn two_bffs_sharing_redis_make_one_token_request(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let service = start_service(&issuer, cognito()).await;
     let prefix = prefix();
     let mut config = bff_config(&issuer, &service.base);
     config.token_cache = Some(
-        RedisCacheConfig::new(&redis.url)
+        RedisCacheConfig::new(redis.url())
             .with_key_prefix(&prefix)
             .with_encryption_key(SEAL)
             .unwrap(),
@@ -552,9 +499,7 @@ async fn two_bffs_sharing_redis_make_one_token_request() {
     assert_eq!(requests(&issuer), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
-    let redis = start_redis().await;
+async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only(redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let manager = replica(&issuer, cache(&redis, &prefix));
@@ -586,10 +531,8 @@ async fn a_stalled_redis_slows_a_call_by_the_operation_timeouts_only() {
 /// Two replicas of a DPoP resource server behind one public URL, sharing a Redis replay
 /// store: a proof accepted by one is a replay at the other, and one client's key holds at
 /// most its share of the store.
-#[tokio::test]
-async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
+async fn a_dpop_proof_replayed_to_another_replica_is_refused(redis: Engine) {
     use shared_auth::server::{JwtValidator, ReplayStoreConfig, SecretValue};
-    let redis = start_redis().await;
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
     let mut replicas = Vec::new();
@@ -598,7 +541,7 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
         config.dpop.mode = shared_auth::server::DpopMode::Allowed;
         config.dpop.public_base_url = Some("https://api.example.com".into());
         config.dpop.replay_store = ReplayStoreConfig::Redis {
-            url: SecretValue::new(redis.url.clone()),
+            url: SecretValue::new(redis.url()),
             key_prefix: prefix.clone(),
             timeout: Duration::from_secs(1),
             per_key: 3,
@@ -670,6 +613,7 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "another client still gets in");
+    assert_every_key_expires(&redis, &prefix).await;
 }
 
 /// Two BFF replicas share their users' sessions through Redis (sealed): a login begun at
@@ -677,13 +621,11 @@ async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
 /// past the access token's renewal point, make one refresh at the issuer per renewal, with
 /// no reuse detection, and every request gets the same renewed token. The test's clock
 /// decides when renewal is due.
-#[tokio::test]
-async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
+async fn two_replicas_share_user_sessions_and_renew_each_token_once(redis: Engine) {
     use shared_auth::ManualClock;
     use shared_auth::client::{SessionConfig, UserLoginConfig, UserSessions};
     const PASSWORD: &str = "alice-fleet-password";
     const REDIRECT: &str = "http://127.0.0.1:9/bff/callback";
-    let redis = start_redis().await;
     let issuer = mock_issuer::start(
         issuer_config(IssuerProfile::Cognito)
             .with_client(
@@ -714,7 +656,7 @@ async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
         // test's clock only runs a few steps ahead).
         sessions.renew_before = Duration::from_secs(3600 - 15);
         sessions.redis = Some(
-            RedisCacheConfig::new(redis.url.clone())
+            RedisCacheConfig::new(redis.url())
                 .with_key_prefix(prefix.clone())
                 .with_encryption_key(key)
                 .unwrap(),
@@ -774,4 +716,175 @@ async fn two_replicas_share_user_sessions_and_renew_each_token_once() {
         );
         assert_eq!(stats.refresh_reuse_detections, 0);
     }
+    // Sessions, their renewal locks (released) and the logins: every key expires.
+    assert_every_key_expires(&redis, &prefix).await;
+}
+
+/// Every key under `prefix` carries a TTL: nothing this crate writes can fill a
+/// `noeviction` instance.
+async fn assert_every_key_expires(redis: &Engine, prefix: &str) {
+    let keys = redis.keys(prefix).await;
+    assert!(!keys.is_empty());
+    let mut conn = redis.conn().await;
+    for key in keys {
+        let ttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+}
+
+/// A cluster master crashes while two replicas keep calling: no call fails (a shared-tier
+/// failure is a miss, the replica asks the issuer itself, once per key), and once the
+/// master's replica is promoted the fleet shares tokens again.
+async fn a_master_killed_mid_load_fails_no_call_and_sharing_resumes(mut redis: Engine) {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
+    let replicas: Vec<Replica> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
+    for r in &replicas {
+        r.token().await.unwrap();
+    }
+    assert_eq!(requests(&issuer), 1, "shared before the crash");
+    let entry = redis.keys(&format!("{prefix}token:")).await.remove(0);
+    let master = redis.master_of(&entry).await;
+    redis.kill_node(master);
+    let started = Instant::now();
+    // Calls go on through the failover, until a replica has taken the slot over: the warm
+    // token from each replica's own tiers, and a new key (a scope neither replica has)
+    // from the issuer, at most once per replica.
+    let (mut calls_made, mut failed) = (0, 0);
+    loop {
+        let calls = replicas.iter().flat_map(|r| {
+            (0..8).map(move |i| {
+                let r = r.clone();
+                async move {
+                    match i % 4 {
+                        0 => r.api.token_with(&with_scope("")).await,
+                        _ => r.token().await,
+                    }
+                }
+            })
+        });
+        let answers = concurrently(calls).await;
+        calls_made += answers.len();
+        failed += answers.iter().filter(|a| a.is_err()).count();
+        if redis.master_of(&entry).await != master {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no failover of {master}:\n{}",
+            redis.describe().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during = requests(&issuer) - 1;
+    println!(
+        "master killed: {calls_made} calls through the failover ({:?}), {failed} failed, {during} token request(s)",
+        started.elapsed()
+    );
+    assert_eq!(failed, 0);
+    assert!(
+        during <= 2,
+        "at most one per replica for the new key: {during}"
+    );
+
+    redis.until_cluster_ok().await;
+    until_reachable(&caches).await;
+    // After the failover, keys no replica has, in the slots that moved to the promoted
+    // replica, from both replicas at once. Each replica's cluster client learns the new
+    // topology from its first failure on a moved slot (at most one extra token request
+    // per replica, once); from then on the fleet shares again.
+    let promoted = redis.master_of(&entry).await;
+    assert_ne!(promoted, master, "a replica took over");
+    let client = ClientCredentialsClient::new(
+        issuer.token_endpoint(),
+        ClientId::new(BFF_ID),
+        ClientSecret::new(BFF_SECRET),
+    )
+    .with_scope(shared_auth::ScopeSet::parse(READ).unwrap());
+    let mut moved = Vec::new();
+    for n in 0.. {
+        let mut params = TokenRequestParams::default();
+        params.extra.insert("n".into(), n.to_string());
+        let key =
+            shared_auth::client::CacheKey::new("api", &client, &client.scope, None, &params.extra);
+        if redis.master_of(&caches[0].entry_key(&key)).await == promoted {
+            moved.push(params);
+        }
+        if moved.len() == 2 {
+            break;
+        }
+    }
+    let mut made = Vec::new();
+    for params in &moved {
+        let before = requests(&issuer);
+        let calls = replicas.iter().flat_map(|r| {
+            (0..20).map(move |_| {
+                let (r, params) = (r.clone(), params.clone());
+                async move { r.api.token_with(&params).await }
+            })
+        });
+        let answers = concurrently(calls).await;
+        assert!(answers.iter().all(Result::is_ok));
+        made.push(requests(&issuer) - before);
+    }
+    println!(
+        "after the failover: 2 replicas x 20 calls on two new keys in moved slots -> {made:?} token request(s)"
+    );
+    assert!(made[0] <= 2, "{made:?}");
+    assert_eq!(made[1], 1, "shared again after the failover: {made:?}");
+}
+
+/// Runs each named test on each named engine, one test per pair (`valkey::name`, ...).
+macro_rules! on_engines {
+    ($($engine:ident: [$($name:ident),* $(,)?]),* $(,)?) => {$(
+        mod $engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Engine::$engine().await).await
+                }
+            )*
+        }
+    )*};
+}
+
+on_engines! {
+    redis7: [
+        four_replicas_and_a_thousand_callers_make_one_token_request,
+        a_replica_started_later_makes_no_request,
+        the_redis_entry_lives_as_long_as_the_token_is_cached,
+        sealed_entries_hide_the_token_and_refuse_tampering_and_moves,
+        redis_down_costs_no_call_and_redis_back_shares_again,
+        a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime,
+        a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes,
+        dropped_callers_lose_no_fetch_and_leave_no_lock,
+        two_bffs_sharing_redis_make_one_token_request,
+        a_stalled_redis_slows_a_call_by_the_operation_timeouts_only,
+        a_dpop_proof_replayed_to_another_replica_is_refused,
+        two_replicas_share_user_sessions_and_renew_each_token_once,
+    ],
+    valkey: [
+        four_replicas_and_a_thousand_callers_make_one_token_request,
+        the_redis_entry_lives_as_long_as_the_token_is_cached,
+        sealed_entries_hide_the_token_and_refuse_tampering_and_moves,
+        redis_down_costs_no_call_and_redis_back_shares_again,
+        a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime,
+        a_stalled_redis_slows_a_call_by_the_operation_timeouts_only,
+        a_dpop_proof_replayed_to_another_replica_is_refused,
+        two_replicas_share_user_sessions_and_renew_each_token_once,
+    ],
+    cluster: [
+        four_replicas_and_a_thousand_callers_make_one_token_request,
+        a_replica_started_later_makes_no_request,
+        the_redis_entry_lives_as_long_as_the_token_is_cached,
+        sealed_entries_hide_the_token_and_refuse_tampering_and_moves,
+        a_crashed_lock_holder_delays_the_others_by_one_lock_lifetime,
+        a_slow_issuer_gets_one_request_per_fleet_however_long_it_takes,
+        dropped_callers_lose_no_fetch_and_leave_no_lock,
+        two_bffs_sharing_redis_make_one_token_request,
+        a_dpop_proof_replayed_to_another_replica_is_refused,
+        two_replicas_share_user_sessions_and_renew_each_token_once,
+        a_master_killed_mid_load_fails_no_call_and_sharing_resumes,
+    ],
 }

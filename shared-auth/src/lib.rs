@@ -15,6 +15,8 @@ mod jose;
 mod jwks;
 mod metrics;
 mod problem;
+#[cfg(feature = "redis")]
+mod redis_engine;
 mod scope;
 pub mod server;
 mod settings;

@@ -54,6 +54,10 @@ pub(crate) const USER_LOGINS: &str = "shared_auth_user_logins_total";
 pub(crate) const USER_TOKEN_REFRESHES: &str = "shared_auth_user_token_refreshes_total";
 /// Users signed out.
 pub(crate) const USER_LOGOUTS: &str = "shared_auth_user_logouts_total";
+/// Whether the shared engine (Redis, Valkey, a cluster) answers, per structure.
+pub(crate) const SHARED_ENGINE_UP: &str = "shared_auth_shared_engine_up";
+/// Times a structure lost its shared engine and fell back (or refused, for replay).
+pub(crate) const SHARED_ENGINE_OUTAGES: &str = "shared_auth_shared_engine_outages_total";
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -185,4 +189,12 @@ pub fn describe() {
         "User access token renewals with a refresh token, by outcome"
     );
     describe_counter!(USER_LOGOUTS, "Users signed out");
+    metrics::describe_gauge!(
+        SHARED_ENGINE_UP,
+        "1 while the shared engine answers, 0 while the structure falls back, by structure"
+    );
+    describe_counter!(
+        SHARED_ENGINE_OUTAGES,
+        "Times the shared engine stopped answering, by structure"
+    );
 }

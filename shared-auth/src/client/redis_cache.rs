@@ -33,13 +33,14 @@
 //!   (redis-rs's `ConnectionManager`), so Redis may start after the service.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::redis_engine::{Engine, Health};
 
 use super::token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
@@ -102,7 +103,9 @@ impl fmt::Debug for CacheEncryptionKey {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisCacheConfig {
-    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (rustls).
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (rustls): one
+    /// Redis or Valkey server. Several, comma-separated: the nodes of a Redis Cluster
+    /// (some of them are enough; the rest are discovered).
     pub url: String,
     /// Prepended to every Redis key (default `shared-auth:`).
     pub key_prefix: String,
@@ -121,8 +124,15 @@ pub struct RedisCacheConfig {
     pub l1_capacity: u64,
 }
 
-/// The URL without its credentials, for logs and `Debug`.
+/// The URL (or each of a cluster's) without its credentials, for logs and `Debug`.
 pub(crate) fn redacted_url(url: &str) -> String {
+    if url.contains(',') {
+        return url
+            .split(',')
+            .map(|one| redacted_url(one.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
@@ -163,12 +173,11 @@ impl RedisCacheConfig {
         }
     }
 
-    /// Checks that `url` is a Redis URL (`redis://`, `rediss://` or `unix://`) without
-    /// connecting. The error never repeats the URL, which may hold a password.
+    /// Checks that `url` is a Redis URL (`redis://`, `rediss://` or `unix://`), or a
+    /// comma-separated list of them (a cluster's nodes), without connecting. The error
+    /// never repeats the URL, which may hold a password.
     pub fn check_url(url: &str) -> Result<(), RedisCacheError> {
-        redis::Client::open(url)
-            .map(drop)
-            .map_err(|_| RedisCacheError::InvalidUrl)
+        Engine::check(url).map_err(|_| RedisCacheError::InvalidUrl)
     }
 
     /// Whether entries are sealed (an encryption key is set).
@@ -205,14 +214,14 @@ pub struct RedisTokenCache(Arc<Inner>);
 
 struct Inner {
     l1: Option<InMemoryTokenCache>,
-    redis: ConnectionManager,
+    redis: Engine,
     prefix: String,
     seal: Option<CacheEncryptionKey>,
     op_timeout: Duration,
     lock_ttl: Duration,
     unlock: redis::Script,
     extend: redis::Script,
-    last_warning: Mutex<Option<Instant>>,
+    health: Health,
 }
 
 /// Releases the lock only if this process still owns it.
@@ -221,16 +230,11 @@ const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return red
 /// Extends the lock only if this process still owns it.
 const EXTEND: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
-/// A lazy connection to `url` (made on first use, reconnected automatically, each attempt
-/// bounded by a second), shared by the token cache and the user sessions.
-pub(crate) fn connect(url: &str) -> Result<ConnectionManager, RedisCacheError> {
-    let client = redis::Client::open(url).map_err(|_| RedisCacheError::InvalidUrl)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(1)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client, config).map_err(|_| RedisCacheError::InvalidUrl)
+/// A lazy connection to `url` (one server, or a cluster's nodes; made on first use,
+/// reconnected automatically, each attempt bounded by a second), shared by the token cache
+/// and the user sessions.
+pub(crate) fn connect(url: &str) -> Result<Engine, RedisCacheError> {
+    Engine::connect(url, Duration::from_secs(1)).map_err(|_| RedisCacheError::InvalidUrl)
 }
 
 /// `plain` as stored under `redis_key`: sealed with AES-256-GCM (a random nonce, the Redis
@@ -308,60 +312,55 @@ impl RedisTokenCache {
             lock_ttl: config.lock_ttl.max(Duration::from_millis(30)),
             unlock: redis::Script::new(UNLOCK),
             extend: redis::Script::new(EXTEND),
-            last_warning: Mutex::new(None),
+            health: Health::new(
+                "token_cache",
+                "each replica uses its in-process tier and asks the issuer itself (one request \
+                 per token at a time), until it answers again",
+            ),
         })))
     }
 
-    /// The Redis key of an entry: `{prefix}token:{client name}:{hash}`.
+    /// The Redis key of an entry: `{prefix}token:{client name}:{{hash}}`.
     pub fn entry_key(&self, key: &CacheKey) -> String {
         format!("{}token:{}", self.0.prefix, self.suffix(key))
     }
 
-    /// The Redis key of an entry's fetch lock: `{prefix}lock:{client name}:{hash}`.
+    /// The Redis key of an entry's fetch lock: `{prefix}lock:{client name}:{{hash}}`.
     pub fn lock_key(&self, key: &CacheKey) -> String {
         format!("{}lock:{}", self.0.prefix, self.suffix(key))
     }
 
+    /// `{client name}:{{hash}}`: the hash is the hash tag, so that an entry, its lock and
+    /// its tombstone share one Redis Cluster slot. (Were there a brace in the prefix or the
+    /// client name, the first pair would be the tag instead; the keys of one entry differ
+    /// only in their kind word, so they would still share a slot.)
     fn suffix(&self, key: &CacheKey) -> String {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_str().as_bytes());
-        format!("{}:{}", key.client_name(), hex(&digest.as_ref()[..16]))
+        format!("{}:{{{}}}", key.client_name(), hex(&digest.as_ref()[..16]))
     }
 
-    /// Runs one Redis operation under the operation timeout; failures are logged (rate
-    /// limited) and returned as [`Unavailable`].
+    /// Runs one Redis operation under the operation timeout; a failure is said once (see
+    /// [`Health`]) and returned as [`Unavailable`].
     async fn run<T, F>(&self, what: &str, operation: F) -> Result<T, Unavailable>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
         match tokio::time::timeout(self.0.op_timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.0.health.answered();
+                Ok(value)
+            }
             Ok(Err(error)) => {
-                self.warn(what, &error);
+                self.0.health.failed(what, &error);
                 Err(Unavailable)
             }
             Err(_) => {
-                self.warn(
+                self.0.health.failed(
                     what,
                     &format_args!("no answer within {:?}", self.0.op_timeout),
                 );
                 Err(Unavailable)
             }
-        }
-    }
-
-    /// At most one warning per 30 s; the rest go to debug.
-    fn warn(&self, what: &str, error: &dyn fmt::Display) {
-        let now = Instant::now();
-        let mut last = self
-            .0
-            .last_warning
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(30)) {
-            *last = Some(now);
-            tracing::warn!(operation = what, %error, "Redis token cache unavailable; using the in-process cache and the issuer");
-        } else {
-            tracing::debug!(operation = what, %error, "Redis token cache unavailable");
         }
     }
 
@@ -624,7 +623,14 @@ mod tests {
         let k = c.entry_key(&key);
         assert!(k.starts_with("shared-auth:token:api:"), "{k}");
         assert!(!k.contains("client-id-123") && !k.contains("urn:r") && !k.contains("secret"));
-        assert_eq!(k.len(), "shared-auth:token:api:".len() + 32);
+        assert_eq!(k.len(), "shared-auth:token:api:".len() + 34);
+        let tag = |k: &str| k[k.find('{').unwrap()..].to_owned();
+        assert!(tag(&k).ends_with('}'));
+        assert_eq!(
+            tag(&k),
+            tag(&c.lock_key(&key)),
+            "one slot for the entry and its lock"
+        );
     }
 
     #[test]

@@ -234,8 +234,8 @@ impl Store {
 pub(crate) mod redis_store {
     use std::time::Duration;
 
+    use crate::redis_engine::{Engine, Health};
     use redis::AsyncCommands as _;
-    use redis::aio::ConnectionManager;
 
     use super::StoreUnavailable;
 
@@ -249,10 +249,11 @@ pub(crate) mod redis_store {
     const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
 
     pub(crate) struct RedisSessions {
-        redis: ConnectionManager,
+        redis: Engine,
         prefix: String,
         seal: Option<CacheEncryptionKey>,
         timeout: Duration,
+        health: Health,
     }
 
     impl RedisSessions {
@@ -271,6 +272,10 @@ pub(crate) mod redis_store {
                 // Sessions are read on user requests, not on every machine call: a little
                 // more room than the token cache's 50 ms.
                 timeout: config.operation_timeout.max(Duration::from_millis(500)),
+                health: Health::new(
+                    "sessions",
+                    "user requests answer 503 (the sessions are kept there) until it answers again",
+                ),
             })
         }
 
@@ -296,14 +301,19 @@ pub(crate) mod redis_store {
             &self,
             operation: impl Future<Output = redis::RedisResult<T>>,
         ) -> Result<T, StoreUnavailable> {
-            match tokio::time::timeout(self.timeout, operation).await {
+            let outcome = match tokio::time::timeout(self.timeout, operation).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(StoreUnavailable(format!("Redis error: {:?}", e.kind()))),
                 Err(_) => Err(StoreUnavailable(format!(
                     "no answer within {:?}",
                     self.timeout
                 ))),
+            };
+            match &outcome {
+                Ok(_) => self.health.answered(),
+                Err(e) => self.health.failed("session store", &e.0),
             }
+            outcome
         }
 
         pub(crate) async fn put<T: serde::Serialize>(

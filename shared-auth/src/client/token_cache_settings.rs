@@ -25,9 +25,10 @@ use crate::settings::{SettingsError, setting_name};
 )]
 #[non_exhaustive]
 pub struct TokenCacheSettings {
-    /// Share tokens between replicas through this Redis:
-    /// redis://[user:password@]host[:port][/db], or rediss:// for TLS. Unset: each process
-    /// caches its own tokens.
+    /// Share tokens between replicas through this Redis or Valkey:
+    /// redis://[user:password@]host[:port][/db], or rediss:// for TLS; several,
+    /// comma-separated: the nodes of a Redis Cluster. Unset: each process caches its own
+    /// tokens.
     #[cfg_attr(
         feature = "clap",
         arg(long = "token-cache-redis-url", env, hide_env_values = true)

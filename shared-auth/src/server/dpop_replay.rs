@@ -303,7 +303,7 @@ mod redis_store {
     use std::fmt;
     use std::time::Duration;
 
-    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    use crate::redis_engine::{Engine, Health};
 
     use super::{ReplayStore, ReplayStoreError};
 
@@ -313,10 +313,11 @@ mod redis_store {
     /// refused with 503, never let through).
     #[derive(Clone)]
     pub struct RedisReplayStore {
-        redis: ConnectionManager,
+        redis: Engine,
         prefix: String,
         timeout: Duration,
         per_key: u64,
+        health: std::sync::Arc<Health>,
     }
 
     impl fmt::Debug for RedisReplayStore {
@@ -359,20 +360,18 @@ return 1
             timeout: Duration,
             per_key: u64,
         ) -> Result<Self, ReplayStoreError> {
-            let invalid = || ReplayStoreError::Unavailable("invalid Redis URL".to_owned());
-            let client = redis::Client::open(url).map_err(|_| invalid())?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_secs(1));
-            let redis =
-                ConnectionManager::new_lazy_with_config(client, config).map_err(|_| invalid())?;
+            let redis = Engine::connect(url, timeout)
+                .map_err(|_| ReplayStoreError::Unavailable("invalid Redis URL".to_owned()))?;
             Ok(RedisReplayStore {
                 redis,
                 prefix: prefix.to_owned(),
                 timeout,
                 per_key: per_key.max(1),
+                health: std::sync::Arc::new(Health::new(
+                    "dpop_replay",
+                    "DPoP requests are refused with 503 (a replay must never pass) until it \
+                     answers again",
+                )),
             })
         }
 
@@ -411,12 +410,20 @@ return 1
             let mut invocation = script.key(counter);
             invocation.key(entry).arg(ttl_ms).arg(self.per_key);
             let mut connection = self.redis.clone();
-            match tokio::time::timeout(
+            let answer = tokio::time::timeout(
                 self.timeout,
                 invocation.invoke_async::<i64>(&mut connection),
             )
-            .await
-            {
+            .await;
+            match answer {
+                Ok(Ok(_)) => self.health.answered(),
+                Ok(Err(ref e)) => self.health.failed("replay check", e),
+                Err(_) => self.health.failed(
+                    "replay check",
+                    &format_args!("no answer within {:?}", self.timeout),
+                ),
+            }
+            match answer {
                 Ok(Ok(1)) => Ok(true),
                 Ok(Ok(0)) => Ok(false),
                 Ok(Ok(left_ms)) => Err(ReplayStoreError::KeyFull {

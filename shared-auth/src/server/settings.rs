@@ -153,8 +153,9 @@ pub struct ValidatorSettings {
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub public_base_url: Option<HttpUrl>,
     /// Redis URL of a DPoP replay store shared by the replicas (default: in memory, per
-    /// process). Redis failures refuse DPoP requests with 503. Feature `redis`: a build
-    /// without it hides the setting and refuses it.
+    /// process); several, comma-separated: a Redis Cluster's nodes. Redis or Valkey
+    /// failures refuse DPoP requests with 503. Feature `redis`: a build without it hides
+    /// the setting and refuses it.
     #[cfg_attr(
         feature = "clap",
         arg(long, env, hide_env_values = true, hide = !cfg!(feature = "redis"), value_parser = cli::secret)
@@ -502,10 +503,12 @@ impl ValidatorSettings {
             .filter(|u| !u.expose().is_empty())
         {
             // The error never repeats the URL: it may hold a password.
-            redis::Client::open(url.expose()).map_err(|_| {
+            crate::redis_engine::Engine::check(url.expose()).map_err(|_| {
                 fail(
                     "dpop_replay_redis_url",
-                    "not a Redis URL (redis://, rediss:// or unix://)".to_owned(),
+                    "not a Redis URL (redis://, rediss:// or unix://, or several \
+                     comma-separated for a cluster)"
+                        .to_owned(),
                 )
             })?;
             dpop.replay_store = super::dpop::ReplayStoreConfig::Redis {
