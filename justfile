@@ -77,6 +77,11 @@ bench-peers *ARGS:
     bash infra/load/peers.sh {{ARGS}}
     bash infra/load/report.sh
 
+# A fleet of 100 replicas x 50 clients on one Redis and on a Redis Cluster (local redis-server processes); refreshes BENCHMARKS.md.
+bench-fleet:
+    cargo bench --quiet -p system-tests --bench fleet
+    bash infra/load/report.sh
+
 # End-to-end load, auth on vs off (needs wrk); refreshes BENCHMARKS.md.
 load:
     bash infra/load/load.sh

@@ -21,7 +21,8 @@ pub enum Engine {
         container: Box<ContainerAsync<GenericImage>>,
         url: String,
     },
-    Valkey(Node),
+    /// One local server process: Valkey, or `redis-server`.
+    Process(Node),
     Cluster {
         nodes: Vec<Node>,
         _dir: TempDir,
@@ -187,11 +188,20 @@ impl Engine {
         }
     }
 
+    /// One local `redis-server` process (the benchmarks' single node: the same server as
+    /// the cluster's nodes).
+    #[allow(dead_code)] // the fleet benchmark's
+    pub async fn redis_server() -> Engine {
+        let node = Node::spawn("redis-server".into(), free_port_pair(), &[]);
+        until_up(&node.url()).await;
+        Engine::Process(node)
+    }
+
     /// Valkey 8 as a local process.
     pub async fn valkey() -> Engine {
         let node = Node::spawn(valkey_server(), free_port_pair(), &[]);
         until_up(&node.url()).await;
-        Engine::Valkey(node)
+        Engine::Process(node)
     }
 
     /// A Redis Cluster: three masters, a replica each (`redis-server` and `redis-cli` from
@@ -295,7 +305,7 @@ impl Engine {
     pub fn url(&self) -> String {
         match self {
             Engine::Redis7 { url, .. } => url.clone(),
-            Engine::Valkey(node) => node.url(),
+            Engine::Process(node) => node.url(),
             Engine::Cluster { nodes, .. } => {
                 nodes.iter().map(Node::url).collect::<Vec<_>>().join(",")
             }
@@ -340,7 +350,7 @@ impl Engine {
     pub async fn stop(&mut self) {
         match self {
             Engine::Redis7 { container, .. } => container.stop().await.unwrap(),
-            Engine::Valkey(node) => node.kill(),
+            Engine::Process(node) => node.kill(),
             Engine::Cluster { .. } => panic!("a whole cluster is not stopped here"),
         }
     }
@@ -349,7 +359,7 @@ impl Engine {
     pub async fn start(&mut self) {
         match self {
             Engine::Redis7 { container, .. } => container.start().await.unwrap(),
-            Engine::Valkey(node) => {
+            Engine::Process(node) => {
                 node.start();
                 until_up(&node.url()).await;
             }

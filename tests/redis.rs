@@ -226,14 +226,24 @@ fn with_scope(scope: &str) -> TokenRequestParams {
     }
 }
 
-async fn redis_down_costs_no_call_and_redis_back_shares_again(mut redis: Engine) {
-    let issuer = start_issuer(IssuerProfile::Cognito).await;
-    let prefix = prefix();
-    let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
-    let replicas: Vec<Replica> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
+/// Two replicas sharing `redis` under `prefix`, each with the client's token (one request).
+async fn warm_fleet(
+    redis: &Engine,
+    issuer: &IssuerHandle,
+    prefix: &str,
+) -> (Vec<RedisTokenCache>, Vec<Replica>) {
+    let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(redis, prefix)).collect();
+    let replicas: Vec<Replica> = caches.iter().map(|c| replica(issuer, c.clone())).collect();
     for r in &replicas {
         r.token().await.unwrap();
     }
+    (caches, replicas)
+}
+
+async fn redis_down_costs_no_call_and_redis_back_shares_again(mut redis: Engine) {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let (caches, replicas) = warm_fleet(&redis, &issuer, &prefix).await;
     assert_eq!(requests(&issuer), 1, "shared while Redis is up");
 
     redis.stop().await;
@@ -738,11 +748,7 @@ async fn assert_every_key_expires(redis: &Engine, prefix: &str) {
 async fn a_master_killed_mid_load_fails_no_call_and_sharing_resumes(mut redis: Engine) {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     let prefix = prefix();
-    let caches: Vec<RedisTokenCache> = (0..2).map(|_| cache(&redis, &prefix)).collect();
-    let replicas: Vec<Replica> = caches.iter().map(|c| replica(&issuer, c.clone())).collect();
-    for r in &replicas {
-        r.token().await.unwrap();
-    }
+    let (caches, replicas) = warm_fleet(&redis, &issuer, &prefix).await;
     assert_eq!(requests(&issuer), 1, "shared before the crash");
     let entry = redis.keys(&format!("{prefix}token:")).await.remove(0);
     let master = redis.master_of(&entry).await;
@@ -835,6 +841,110 @@ async fn a_master_killed_mid_load_fails_no_call_and_sharing_resumes(mut redis: E
     assert_eq!(made[1], 1, "shared again after the failover: {made:?}");
 }
 
+/// One 401 renewal per fleet: three replicas share a token; a downstream refuses it (and
+/// only it). The replica that meets the 401 renews it and leaves a tombstone beside the
+/// renewed token; the others hear of it and never send the refused token again, without
+/// a 401 of their own. A downstream that then refuses every token costs no further
+/// renewal anywhere in the fleet within 30 s.
+async fn a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401(redis: Engine) {
+    use shared_auth::client::ClientCredentialsMiddleware;
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let prefix = prefix();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|_| replica(&issuer, cache(&redis, &prefix)))
+        .collect();
+    let mut first = None;
+    for r in &replicas {
+        let token = r.token().await.unwrap();
+        assert_eq!(first.get_or_insert_with(|| token.clone()), &token);
+    }
+    let refused_token = first.unwrap();
+    assert_eq!(requests(&issuer), 1);
+    // The downstream: refuses `refused` (or every token, once `refuse_all` is set).
+    #[derive(Default)]
+    struct Seen {
+        refuse_all: bool,
+        unauthorized: usize,
+        sent: Vec<String>,
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+    let (state, refused) = (seen.clone(), refused_token.secret().to_owned());
+    let app = axum::Router::new().route(
+        "/data",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let (seen, refused) = (state.clone(), refused.clone());
+            async move {
+                let token =
+                    headers["authorization"].to_str().unwrap()["Bearer ".len()..].to_owned();
+                let mut seen = seen.lock().unwrap();
+                let refuse = seen.refuse_all || token == refused;
+                seen.sent.push(token);
+                if refuse {
+                    seen.unauthorized += 1;
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        [("www-authenticate", r#"Bearer error="invalid_token""#)],
+                    )
+                        .into_response()
+                } else {
+                    axum::http::StatusCode::OK.into_response()
+                }
+            }
+        }),
+    );
+    use axum::response::IntoResponse as _;
+    let api = serve(app).await;
+    let call = |r: &Replica| {
+        let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(ClientCredentialsMiddleware::new(r.api.clone()))
+            .build();
+        let url = format!("{}/data", api.base);
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+
+    assert_eq!(call(&replicas[0]).await, 200, "renewed and retried");
+    assert_eq!(requests(&issuer), 2, "one renewal");
+    // The others hear of the refusal: their next token is the renewed one, from the
+    // shared cache (no request).
+    for r in &replicas[1..] {
+        eventually(Duration::from_secs(10), "the refusal heard", || async {
+            r.token().await.unwrap() != refused_token
+        })
+        .await;
+    }
+    for r in &replicas[1..] {
+        assert_eq!(call(r).await, 200);
+    }
+    {
+        let seen = seen.lock().unwrap();
+        println!(
+            "3 replicas, one token refused: {} downstream 401(s), {} token request(s)",
+            seen.unauthorized,
+            requests(&issuer)
+        );
+        assert_eq!(seen.unauthorized, 1, "one 401 for the whole fleet");
+        let refused_sends = seen
+            .sent
+            .iter()
+            .filter(|t| **t == *refused_token.secret())
+            .count();
+        assert_eq!(refused_sends, 1, "the refused token sent once");
+    }
+    assert_eq!(requests(&issuer), 2);
+
+    // Now every token is refused: each replica's call is a 401, and no replica renews
+    // (the fleet renewed after a 401 less than 30 s ago).
+    seen.lock().unwrap().refuse_all = true;
+    for r in &replicas {
+        assert_eq!(call(r).await, 401);
+    }
+    assert_eq!(
+        requests(&issuer),
+        2,
+        "at most one renewal per fleet per 30 s"
+    );
+}
+
 /// Runs each named test on each named engine, one test per pair (`valkey::name`, ...).
 macro_rules! on_engines {
     ($($engine:ident: [$($name:ident),* $(,)?]),* $(,)?) => {$(
@@ -863,6 +973,7 @@ on_engines! {
         a_stalled_redis_slows_a_call_by_the_operation_timeouts_only,
         a_dpop_proof_replayed_to_another_replica_is_refused,
         two_replicas_share_user_sessions_and_renew_each_token_once,
+        a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401,
     ],
     valkey: [
         four_replicas_and_a_thousand_callers_make_one_token_request,
@@ -873,6 +984,7 @@ on_engines! {
         a_stalled_redis_slows_a_call_by_the_operation_timeouts_only,
         a_dpop_proof_replayed_to_another_replica_is_refused,
         two_replicas_share_user_sessions_and_renew_each_token_once,
+        a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401,
     ],
     cluster: [
         four_replicas_and_a_thousand_callers_make_one_token_request,
@@ -886,5 +998,6 @@ on_engines! {
         a_dpop_proof_replayed_to_another_replica_is_refused,
         two_replicas_share_user_sessions_and_renew_each_token_once,
         a_master_killed_mid_load_fails_no_call_and_sharing_resumes,
+        a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401,
     ],
 }

@@ -27,12 +27,30 @@ growth() {
   fi
   echo
 }
+# The fleet simulation's table, and its chart beside BENCHMARKS.md.
+fleet() {
+  echo "## A fleet on a shared engine"
+  echo
+  if [[ -f target/bench-results/fleet.md ]]; then
+    cat target/bench-results/fleet.md
+    if [[ -f target/bench-results/fleet.svg ]]; then
+      mkdir -p docs/bench
+      cp target/bench-results/fleet.svg docs/bench/fleet.svg
+      echo
+      echo "![token requests for a cold fleet against replicas: measured on one Redis and on a cluster, and replicas x clients without a shared tier](docs/bench/fleet.svg)"
+    fi
+  else
+    echo "_Not measured yet: run \`just bench-fleet\`._"
+  fi
+  echo
+}
 {
   cat infra/load/BENCHMARKS.head.md
   echo
   section "Auth hot paths (criterion)" target/bench-results/bench.md "just bench"
   growth
   section "Beside the peers (criterion)" target/bench-results/peers.md "just bench-peers"
+  fleet
   section "End to end under load (wrk)" target/bench-results/load.md "just load"
 } > BENCHMARKS.md
 echo "BENCHMARKS.md updated" >&2

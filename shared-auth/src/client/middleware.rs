@@ -37,21 +37,41 @@ use super::error::TokenError;
 use super::sessions::{UserSessions, UserTokenError};
 use super::token_manager::{ManagedClient, PreparedToken, TokenRequestParams};
 
-/// Derives a request's token parameters from the request itself.
-type Derive = Arc<dyn Fn(&Request) -> TokenRequestParams + Send + Sync>;
+/// Derives a request's token parameters from the request itself (`with_token_request`
+/// of either middleware); none: the client's or the login's own.
+#[derive(Clone, Default)]
+struct Derive(Option<Arc<DeriveFn>>);
+
+type DeriveFn = dyn Fn(&Request) -> TokenRequestParams + Send + Sync;
+
+impl Derive {
+    fn new(derive: impl Fn(&Request) -> TokenRequestParams + Send + Sync + 'static) -> Self {
+        Derive(Some(Arc::new(derive)))
+    }
+
+    fn params(&self, request: &Request) -> TokenRequestParams {
+        self.0
+            .as_ref()
+            .map_or_else(TokenRequestParams::default, |derive| derive(request))
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// Attaches a managed client-credentials token to every request.
 #[derive(Clone)]
 pub struct ClientCredentialsMiddleware {
     client: ManagedClient,
-    derive: Option<Derive>,
+    derive: Derive,
 }
 
 impl std::fmt::Debug for ClientCredentialsMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentialsMiddleware")
             .field("client", &self.client)
-            .field("derives_parameters", &self.derive.is_some())
+            .field("derives_parameters", &self.derive.is_set())
             .finish()
     }
 }
@@ -61,7 +81,7 @@ impl ClientCredentialsMiddleware {
     pub fn new(client: ManagedClient) -> Self {
         ClientCredentialsMiddleware {
             client,
-            derive: None,
+            derive: Derive::default(),
         }
     }
 
@@ -77,7 +97,7 @@ impl ClientCredentialsMiddleware {
         mut self,
         derive: impl Fn(&Request) -> TokenRequestParams + Send + Sync + 'static,
     ) -> Self {
-        self.derive = Some(Arc::new(derive));
+        self.derive = Derive::new(derive);
         self
     }
 }
@@ -210,10 +230,7 @@ impl Middleware for ClientCredentialsMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let params = match &self.derive {
-            Some(derive) => derive(&request),
-            None => TokenRequestParams::default(),
-        };
+        let params = self.derive.params(&request);
         let prepared = self
             .client
             .prepared_with(&params)
@@ -315,14 +332,14 @@ impl std::fmt::Debug for UserSession {
 #[derive(Clone)]
 pub struct UserTokenMiddleware {
     sessions: UserSessions,
-    derive: Option<Derive>,
+    derive: Derive,
 }
 
 impl std::fmt::Debug for UserTokenMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserTokenMiddleware")
             .field("sessions", &self.sessions)
-            .field("derives_parameters", &self.derive.is_some())
+            .field("derives_parameters", &self.derive.is_set())
             .finish()
     }
 }
@@ -332,7 +349,7 @@ impl UserTokenMiddleware {
     pub fn new(sessions: UserSessions) -> Self {
         UserTokenMiddleware {
             sessions,
-            derive: None,
+            derive: Derive::default(),
         }
     }
 
@@ -343,7 +360,7 @@ impl UserTokenMiddleware {
         mut self,
         derive: impl Fn(&Request) -> TokenRequestParams + Send + Sync + 'static,
     ) -> Self {
-        self.derive = Some(Arc::new(derive));
+        self.derive = Derive::new(derive);
         self
     }
 }
@@ -381,10 +398,7 @@ impl Middleware for UserTokenMiddleware {
             .get::<UserSession>()
             .cloned()
             .ok_or_else(|| reqwest_middleware::Error::middleware(UserTokenError::NoSession))?;
-        let params = match &self.derive {
-            Some(derive) => derive(&request),
-            None => TokenRequestParams::default(),
-        };
+        let params = self.derive.params(&request);
         let token = self
             .sessions
             .access_token(&session.0, &params)

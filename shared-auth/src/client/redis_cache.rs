@@ -24,16 +24,25 @@
 //!   a random 96-bit nonce per write) and the Redis key as associated data, so an entry
 //!   moved to another key, or altered, fails to open and is a miss, never a token. Without
 //!   a key entries are stored in clear and a warning is logged once.
-//! - **Keys hold no secret**: `{prefix}token:{client name}:{hash}`, where the hash is
+//! - **Keys hold no secret**: `{prefix}token:{client name}:{{hash}}`, where the hash is
 //!   SHA-256 of the full cache key (token endpoint, client id, scope, resource, extra
-//!   parameters), cut to 128 bits.
+//!   parameters), cut to 128 bits; in braces, it is the hash tag the entry's lock and
+//!   tombstone share (one cluster slot).
+//! - **One 401 renewal per fleet.** The replica that meets a downstream 401 claims the
+//!   renewal with a tombstone (`SET NX PX`, one renewal interval, holding a hash of the
+//!   refused token) and publishes that hash on `{prefix}rejections`; every replica listens
+//!   there, drops the refused token from its tiers (its hot token through a counter the
+//!   warm path reads) and takes the renewed one from Redis. While the tombstone lives no
+//!   other replica renews the entry after a 401.
 //! - **Redis down or slow never fails a caller.** Every Redis operation has a short
-//!   timeout (default 50 ms); a failure is a miss (or "fetch it yourself"), logged at warn
-//!   at most once per 30 s. The connection is opened lazily and re-opened automatically
-//!   (redis-rs's `ConnectionManager`), so Redis may start after the service.
+//!   timeout (default 50 ms); a failure is a miss (or "fetch it yourself"), said once in
+//!   the log and the `shared_auth_shared_engine_up` gauge, and once more when Redis is
+//!   back. The connection is opened lazily and re-opened automatically, so Redis may start
+//!   after the service. One URL is one server; several, comma-separated, a cluster.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
@@ -42,6 +51,7 @@ use redis::AsyncCommands as _;
 
 use crate::redis_engine::{Engine, Health};
 
+use super::credentials::AccessToken;
 use super::token_cache::{
     CacheKey, CachedToken, FetchBudget, FetchLease, FetchTurn, InMemoryTokenCache, TokenCache,
     now_ms,
@@ -222,6 +232,13 @@ struct Inner {
     unlock: redis::Script,
     extend: redis::Script,
     health: Health,
+    /// Hashes of the tokens the fleet reported refused (from this process or the channel).
+    rejected: moka::sync::Cache<String, ()>,
+    /// Moves with every token reported refused (see `TokenCache::rejections`).
+    rejections: Arc<AtomicU64>,
+    /// The tombstones this process set (their token hashes): its own concurrent callers
+    /// rejected with the same token join its renewal instead of standing aside.
+    claimed: moka::sync::Cache<String, ()>,
 }
 
 /// Releases the lock only if this process still owns it.
@@ -291,6 +308,54 @@ pub(crate) fn open_value(
 /// A Redis operation that failed or timed out (already logged).
 struct Unavailable;
 
+/// A token's name in rejection notices and tombstones: 128 bits of its SHA-256, in hex
+/// (never the token).
+fn token_hash(token: &AccessToken) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.secret().as_bytes());
+    hex(&digest.as_ref()[..16])
+}
+
+impl Inner {
+    /// Remembers a token the fleet refused, and moves the counter the warm path watches.
+    fn mark_rejected(&self, hash: String) {
+        self.rejected.insert(hash, ());
+        self.rejections.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Listens for the fleet's rejection notices while the cache lives: subscribes on one node
+/// after another (a failure waits a second), and marks each notice's token refused.
+/// Hand-rolled over redis-rs's pub/sub: a reconnect loop of a dozen lines.
+async fn listen(cache: Weak<Inner>, nodes: Vec<String>, channel: String) {
+    use futures_util::StreamExt as _;
+    for node in nodes.iter().cycle() {
+        let subscribed = async {
+            let client = redis::Client::open(node.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        if let Ok(Ok(pubsub)) = tokio::time::timeout(Duration::from_secs(2), subscribed).await {
+            let mut notices = pubsub.into_on_message();
+            while let Some(notice) = notices.next().await {
+                let Some(inner) = cache.upgrade() else {
+                    return;
+                };
+                if let Ok(hash) = notice.get_payload::<String>() {
+                    tracing::debug!(
+                        "a token was refused at another replica; it is not sent again here"
+                    );
+                    inner.mark_rejected(hash);
+                }
+            }
+        }
+        if cache.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 impl RedisTokenCache {
     /// Builds the cache. No connection is made yet: Redis is reached on first use and
     /// reconnected automatically, so the service starts (and works, per process) while
@@ -303,7 +368,7 @@ impl RedisTokenCache {
                  Redis can read the tokens. Set an encryption key (AUTH_TOKEN_CACHE_KEY)."
             );
         }
-        Ok(RedisTokenCache(Arc::new(Inner {
+        let cache = RedisTokenCache(Arc::new(Inner {
             l1: (config.l1_capacity > 0).then(|| InMemoryTokenCache::new(config.l1_capacity)),
             redis,
             prefix: config.key_prefix,
@@ -317,7 +382,52 @@ impl RedisTokenCache {
                 "each replica uses its in-process tier and asks the issuer itself (one request \
                  per token at a time), until it answers again",
             ),
-        })))
+            rejected: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            rejections: Arc::new(AtomicU64::new(0)),
+            claimed: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }));
+        // The fleet's rejection notices, heard on the engine's pub/sub channel (a classic
+        // PUBLISH reaches every node of a cluster, so one node is enough to listen on).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let nodes: Vec<String> = config
+                .url
+                .split(',')
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            runtime.spawn(listen(Arc::downgrade(&cache.0), nodes, cache.channel()));
+            // Connect now, in the background: the first lookups then do not pay for the
+            // connection inside their 50 ms bound (a replica starting under load would
+            // otherwise find Redis "down" and fetch for itself).
+            let warm = cache.clone();
+            runtime.spawn(async move {
+                let mut conn = warm.0.redis.clone();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    redis::cmd("PING").query_async::<String>(&mut conn),
+                )
+                .await;
+            });
+        }
+        Ok(cache)
+    }
+
+    /// The channel rejection notices go on.
+    fn channel(&self) -> String {
+        format!("{}rejections", self.0.prefix)
+    }
+
+    /// The Redis key of an entry's 401 tombstone: `{prefix}rejected:{client name}:{{hash}}`
+    /// (the entry's slot). Its value is the refused token's hash; it lives one renewal
+    /// interval, and while it does no other process renews this entry after a 401.
+    pub fn tombstone_key(&self, key: &CacheKey) -> String {
+        format!("{}rejected:{}", self.0.prefix, self.suffix(key))
     }
 
     /// The Redis key of an entry: `{prefix}token:{client name}:{{hash}}`.
@@ -460,13 +570,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 impl TokenCache for RedisTokenCache {
     async fn get(&self, key: &CacheKey) -> Option<CachedToken> {
         let now = now_ms();
+        // After any refusal in the fleet, an entry holding a refused token is no entry.
+        let usable = |t: &CachedToken| {
+            t.is_fresh(now)
+                && (self.0.rejections.load(Ordering::Relaxed) == 0
+                    || !self.is_rejected(&t.access_token))
+        };
         if let Some(l1) = &self.0.l1
-            && let Some(entry) = l1.get(key).await.filter(|t| t.is_fresh(now))
+            && let Some(entry) = l1.get(key).await.filter(usable)
         {
             return Some(entry);
         }
         let entry = self.remote(key).await.ok().flatten()?;
-        if entry.is_fresh(now_ms()) {
+        if usable(&entry) {
             self.keep(key, &entry).await;
             Some(entry)
         } else {
@@ -555,6 +671,58 @@ impl TokenCache for RedisTokenCache {
             self.unlock(&self.lock_key(key), owner).await;
         }
         drop(lease); // stops the keep-alive
+    }
+
+    /// The tombstone: `SET {prefix}rejected:... <token hash> NX PX interval`. Set here: this
+    /// process renews, and tells the fleet on the channel. Already there for this token:
+    /// another process renews it. There for another token: the entry was renewed after a
+    /// 401 less than an interval ago, and is not again. Redis unavailable: this process
+    /// decides alone.
+    async fn claim_rejection(
+        &self,
+        key: &CacheKey,
+        token: &AccessToken,
+        interval: Duration,
+    ) -> bool {
+        let hash = token_hash(token);
+        let tombstone = self.tombstone_key(key);
+        let ttl = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut conn = self.0.redis.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(&tombstone).arg(&hash).arg("NX").arg("PX").arg(ttl);
+        let claimed: Option<String> = match self
+            .run("SET NX tombstone", set.query_async(&mut conn))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(Unavailable) => return true,
+        };
+        self.0.mark_rejected(hash.clone());
+        if claimed.is_some() {
+            self.0.claimed.insert(hash.clone(), ());
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(self.channel()).arg(&hash);
+            let _: Result<i64, _> = self.run("PUBLISH", publish.query_async(&mut conn)).await;
+            return true;
+        }
+        // Set before: by this process for this very token (a concurrent caller of ours
+        // renews it: join), or by another.
+        if self.0.claimed.contains_key(&hash) {
+            let held: Result<Option<String>, _> =
+                self.run("GET tombstone", conn.get(&tombstone)).await;
+            return matches!(held, Ok(Some(h)) if h == hash);
+        }
+        false
+    }
+
+    fn rejections(&self) -> Option<Arc<AtomicU64>> {
+        Some(self.0.rejections.clone())
+    }
+
+    fn is_rejected(&self, token: &AccessToken) -> bool {
+        self.0.rejected.contains_key(&token_hash(token))
     }
 }
 

@@ -256,6 +256,35 @@ pub trait TokenCache: Send + Sync + 'static {
     async fn end_fetch(&self, key: &CacheKey, lease: FetchLease) {
         let _ = (key, lease);
     }
+
+    /// A downstream refused `token` (a 401 asking for a new one): claims the renewal of
+    /// `key` for the whole fleet, at most one per `interval`, and tells the other
+    /// processes that `token` is refused. `true`: this process renews. `false`: another
+    /// process claimed it within the interval (its token is, or soon will be, in the
+    /// cache). The default (one process) always answers `true`: the manager's own bound
+    /// per key applies.
+    async fn claim_rejection(
+        &self,
+        key: &CacheKey,
+        token: &AccessToken,
+        interval: Duration,
+    ) -> bool {
+        let _ = (key, token, interval);
+        true
+    }
+
+    /// A counter that moves whenever the fleet reports a token refused (`None`: this cache
+    /// never hears of other processes' refusals). Read on the warm path, once per call: a
+    /// hot token is checked with [`is_rejected`](Self::is_rejected) only when it moved.
+    fn rejections(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
+
+    /// Whether any process of the fleet reported `token` refused (lately).
+    fn is_rejected(&self, token: &AccessToken) -> bool {
+        let _ = token;
+        false
+    }
 }
 
 /// Time limits of a cross-process fetch, from the token manager's retry policy.

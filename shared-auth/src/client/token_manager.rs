@@ -196,6 +196,12 @@ impl Slot {
         }
     }
 
+    /// Whether this key's once-per-interval renewal after a 401 is free (not taken).
+    fn rejection_renewal_due(&self, now: u64) -> bool {
+        let previous = self.last_rejection_renewal_ms.load(Ordering::SeqCst);
+        previous == 0 || now.saturating_sub(previous) >= REJECTION_INTERVAL_MS
+    }
+
     /// Claims this key's once-per-interval renewal after a 401.
     fn take_rejection_renewal(&self, now: u64) -> bool {
         let last = &self.last_rejection_renewal_ms;
@@ -250,6 +256,9 @@ struct Inner {
     clients: Mutex<BTreeSet<String>>,
     allow_insecure_http: bool,
     cache: Arc<dyn TokenCache>,
+    /// The cache's counter of the fleet's refused tokens, if it hears of them (a shared
+    /// cache): a hot token is looked up among the refused only when it moved.
+    rejections: Option<Arc<AtomicU64>>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     slots: Mutex<Slots>,
@@ -473,7 +482,7 @@ impl TokenManager {
     async fn prepared(&self, entry: &Arc<ClientEntry>) -> Result<Arc<PreparedToken>, TokenError> {
         if let Some(hot) = entry.hot.load_full() {
             let now = self.now();
-            if now < hot.cached_until_ms {
+            if now < hot.cached_until_ms && self.not_refused(&hot) {
                 tracing::debug!(client = %entry.name, "token cache hit");
                 entry.metrics.hit.increment();
                 if now >= hot.refresh_at_ms {
@@ -489,6 +498,23 @@ impl TokenManager {
             Some(hot) if hot.token == token.access_token => Ok(hot),
             _ => Ok(Arc::new(PreparedToken::new(&token)?)),
         }
+    }
+
+    /// Whether no process of the fleet has reported `hot` refused (a downstream 401). Free
+    /// (one atomic load) unless the fleet's rejection counter moved since it was checked.
+    fn not_refused(&self, hot: &PreparedToken) -> bool {
+        let Some(counter) = &self.0.rejections else {
+            return true;
+        };
+        let now = counter.load(Ordering::Relaxed);
+        if hot.checked_rejections.load(Ordering::Relaxed) == now {
+            return true;
+        }
+        if self.0.cache.is_rejected(&hot.token) {
+            return false;
+        }
+        hot.checked_rejections.store(now, Ordering::Relaxed);
+        true
     }
 
     /// See [`ManagedClient::renew_rejected`].
@@ -509,6 +535,34 @@ impl TokenManager {
         let slot = self.slot(&target.key);
         if let Some(error) = slot.recent_failure(now) {
             return Err(error);
+        }
+        // The fleet's claim (a shared cache's tombstone): when another process renews this
+        // token, take its token when it is there, and renew nothing here.
+        let renewing_here = slot.flight().is_some();
+        if !renewing_here && !slot.rejection_renewal_due(now) {
+            tracing::debug!(
+                client = name,
+                "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
+            );
+            return Ok(None);
+        }
+        if !renewing_here
+            && !self
+                .0
+                .cache
+                .claim_rejection(&target.key, rejected, REJECTION_RENEWAL_INTERVAL)
+                .await
+        {
+            tracing::debug!(
+                client = name,
+                "401 from downstream; another replica renews this token"
+            );
+            return match self.cached(&target.key, self.now()).await {
+                Some(current) if current.access_token != *rejected => {
+                    Ok(Some(Arc::new(PreparedToken::new(&current)?)))
+                }
+                _ => Ok(None),
+            };
         }
         // Join the renewal in flight, or start one if the interval allows: decided under
         // the slot's lock, so that of many callers rejected at once, one starts the
@@ -699,11 +753,13 @@ impl TokenManager {
         };
         let renewed = matches!(want, Want::Renewed);
         let clock = inner.clock.clone();
+        let cache = inner.cache.clone();
         let accept = move |t: &CachedToken| {
             let now = clock.now_unix_ms();
             t.is_fresh(now)
                 && replaced.as_ref() != Some(&t.access_token)
                 && !(renewed && t.wants_refresh(now))
+                && !cache.is_rejected(&t.access_token)
         };
         // Look again: the cache may have been filled since the caller's look (by this
         // process, or by another replica through a shared cache).

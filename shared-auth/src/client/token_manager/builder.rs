@@ -123,12 +123,14 @@ impl TokenManagerBuilder {
             issuer_http::client(None, self.retry.attempt_timeout.min(Duration::from_secs(3)))
                 .map_err(|e| BuildError::Http(e.to_string()))?;
         let clock = self.clock;
+        let cache = self
+            .cache
+            .unwrap_or_else(|| Arc::new(InMemoryTokenCache::with_clock(10_000, clock.clone())));
         Ok(TokenManager(Arc::new(Inner {
             clients: Mutex::new(BTreeSet::new()),
             allow_insecure_http: self.allow_insecure_http,
-            cache: self
-                .cache
-                .unwrap_or_else(|| Arc::new(InMemoryTokenCache::with_clock(10_000, clock.clone()))),
+            rejections: cache.rejections(),
+            cache,
             clock,
             http,
             slots: Mutex::new(Slots::default()),

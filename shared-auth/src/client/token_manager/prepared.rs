@@ -18,6 +18,8 @@ pub(crate) struct PreparedToken {
     pub(super) refresh_at_ms: u64,
     /// `Some` for a DPoP token: the hash of the token, computed once per token.
     pub(super) ath: Option<Box<str>>,
+    /// The fleet's rejection counter when this token was last found not refused.
+    pub(super) checked_rejections: std::sync::atomic::AtomicU64,
 }
 
 impl PreparedToken {
@@ -39,6 +41,7 @@ impl PreparedToken {
             cached_until_ms: entry.cached_until_ms,
             refresh_at_ms: entry.refresh_at_ms,
             ath,
+            checked_rejections: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
