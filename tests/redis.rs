@@ -246,26 +246,64 @@ async fn redis_down_costs_no_call_and_redis_back_shares_again(mut redis: Engine)
     let (caches, replicas) = warm_fleet(&redis, &issuer, &prefix).await;
     assert_eq!(requests(&issuer), 1, "shared while Redis is up");
 
-    redis.stop().await;
+    // Rounds of concurrent calls on both replicas run on while the engine stops: the warm
+    // token, and from the round after the stop a key neither replica has (each asks the
+    // issuer for it once, itself).
+    let (rounds_tx, mut rounds) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, bool)>();
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caller = {
+        let (replicas, stopped, done) = (replicas.clone(), stopped.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let new_key = stopped.load(Ordering::SeqCst);
+                let calls = replicas.iter().flat_map(|r| {
+                    (0..10).map(move |i| {
+                        let r = r.clone();
+                        async move {
+                            if new_key && i == 0 {
+                                r.api.token_with(&with_scope("")).await
+                            } else {
+                                r.token().await
+                            }
+                        }
+                    })
+                });
+                let answers = concurrently(calls).await;
+                let failed = answers.iter().filter(|a| a.is_err()).count();
+                let _ = rounds_tx.send((answers.len(), failed, new_key));
+            }
+        })
+    };
+    let (mut calls, mut failed, mut after_stop) = (0, 0, 0);
+    let mut round = |(n, f, stopped): (usize, usize, bool)| {
+        calls += n;
+        failed += f;
+        usize::from(stopped)
+    };
+    round(rounds.recv().await.unwrap());
     let started = Instant::now();
-    let mut failed = 0;
-    let mut calls = 0;
-    for r in &replicas {
-        for _ in 0..50 {
-            calls += 1;
-            failed += usize::from(r.token().await.is_err());
-        }
-        // A key neither replica has: each asks the issuer itself.
-        calls += 1;
-        failed += usize::from(r.api.token_with(&with_scope("")).await.is_err());
+    redis.stop().await;
+    stopped.store(true, Ordering::SeqCst);
+    // Five whole rounds begun after the stop.
+    while after_stop < 5 {
+        after_stop += round(rounds.recv().await.unwrap());
+    }
+    done.store(true, Ordering::SeqCst);
+    caller.await.unwrap();
+    while let Ok(r) = rounds.try_recv() {
+        round(r);
     }
     let down_requests = requests(&issuer) - 1;
     println!(
-        "Redis down: {calls} calls, {failed} failed, {down_requests} token request(s), {:?}",
+        "Redis stopped during the calls: {calls} calls, {failed} failed, {down_requests} token request(s), {:?}",
         started.elapsed()
     );
     assert_eq!(failed, 0);
-    assert_eq!(down_requests, 2, "one per replica while Redis is down");
+    assert_eq!(
+        down_requests, 2,
+        "one per replica for the new key while Redis is down"
+    );
 
     redis.start().await;
     until_reachable(&caches).await;

@@ -183,6 +183,34 @@ impl Health {
 mod tests {
     use super::*;
 
+    /// An outage is said once however many operations fail in it, and its end once.
+    #[test]
+    fn an_outage_is_counted_once_and_its_end_is_seen() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let sample = |name: &str| {
+            let text = handle.render();
+            text.lines()
+                .find(|l| l.starts_with(name) && l.contains("structure=\"unit\""))
+                .and_then(|l| l.rsplit_once(' '))
+                .map(|(_, v)| v.parse::<f64>().unwrap())
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let health = Health::new("unit", "the test goes on");
+            assert_eq!(sample("shared_auth_shared_engine_up"), Some(1.0));
+            for _ in 0..5 {
+                health.failed("GET", &"refused");
+            }
+            assert_eq!(sample("shared_auth_shared_engine_up"), Some(0.0));
+            assert_eq!(sample("shared_auth_shared_engine_outages_total"), Some(1.0));
+            health.answered();
+            health.answered();
+            assert_eq!(sample("shared_auth_shared_engine_up"), Some(1.0));
+            health.failed("GET", &"refused");
+            assert_eq!(sample("shared_auth_shared_engine_outages_total"), Some(2.0));
+        });
+    }
+
     #[test]
     fn one_url_is_a_server_and_several_are_a_cluster() {
         let runtime = tokio::runtime::Builder::new_current_thread()
