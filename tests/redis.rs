@@ -983,6 +983,55 @@ async fn a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401(
     );
 }
 
+/// An issuer may answer a renewal with the very token the fleet refused (some hand out one
+/// token until it expires): the process that stores it takes it as the issuer's answer,
+/// so a refused token is never fetched again on every call.
+async fn a_refused_token_the_issuer_hands_out_again_is_used_not_refetched(redis: Engine) {
+    use shared_auth::client::{CacheKey, CachedToken, TokenCache as _};
+    let prefix = prefix();
+    let (one, other) = (cache(&redis, &prefix), cache(&redis, &prefix));
+    let client = ClientCredentialsClient::new(
+        "http://127.0.0.1:9/token",
+        ClientId::new(BFF_ID),
+        ClientSecret::new(BFF_SECRET),
+    );
+    let key = CacheKey::new("api", &client, &client.scope, None, &client.extra_params);
+    let token = AccessToken::new("the-one-token");
+    let entry = CachedToken::new(
+        token.clone(),
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+        0.1,
+    );
+    one.put(&key, &entry).await;
+    assert!(
+        one.claim_rejection(&key, &token, Duration::from_secs(30))
+            .await
+    );
+    assert!(one.is_rejected(&token));
+    // Refused: neither tier answers with it.
+    assert_eq!(one.get(&key).await, None);
+    // The issuer hands the same token out again; stored, it is the answer.
+    one.put(&key, &entry).await;
+    assert_eq!(one.get(&key).await, Some(entry.clone()));
+    // The other replica heard of the refusal; until it stores the issuer's answer itself,
+    // the entry is no entry there.
+    eventually(Duration::from_secs(10), "the notice heard", || async {
+        other.is_rejected(&token)
+    })
+    .await;
+    assert_eq!(other.get(&key).await, None);
+    other.put(&key, &entry).await;
+    assert_eq!(other.get(&key).await, Some(entry));
+}
+
 /// Runs each named test on each named engine, one test per pair (`valkey::name`, ...).
 macro_rules! on_engines {
     ($($engine:ident: [$($name:ident),* $(,)?]),* $(,)?) => {$(
@@ -1012,6 +1061,7 @@ on_engines! {
         a_dpop_proof_replayed_to_another_replica_is_refused,
         two_replicas_share_user_sessions_and_renew_each_token_once,
         a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401,
+        a_refused_token_the_issuer_hands_out_again_is_used_not_refetched,
     ],
     valkey: [
         four_replicas_and_a_thousand_callers_make_one_token_request,

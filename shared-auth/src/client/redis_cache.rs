@@ -591,6 +591,12 @@ impl TokenCache for RedisTokenCache {
     }
 
     async fn put(&self, key: &CacheKey, token: &CachedToken) {
+        // A token this process just got from the issuer is its answer, even if the fleet
+        // refused it before (an issuer may hand out the same token until it expires):
+        // kept refused, it would be fetched again on every call.
+        if self.0.rejections.load(Ordering::Relaxed) > 0 {
+            self.0.rejected.invalidate(&token_hash(&token.access_token));
+        }
         self.keep(key, token).await;
         let ttl = token.ttl(now_ms());
         if ttl.is_zero() {
