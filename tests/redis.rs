@@ -973,14 +973,21 @@ async fn a_token_refused_at_one_replica_is_dropped_by_all_without_their_own_401(
     // Now every token is refused: each replica's call is a 401, and no replica renews
     // (the fleet renewed after a 401 less than 30 s ago).
     seen.lock().unwrap().refuse_all = true;
-    for r in &replicas {
-        assert_eq!(call(r).await, 401);
+    for _ in 0..3 {
+        for r in &replicas {
+            assert_eq!(call(r).await, 401);
+        }
     }
     assert_eq!(
         requests(&issuer),
         2,
         "at most one renewal per fleet per 30 s"
     );
+    // And the token refused by everyone is still each replica's token: not fetched anew.
+    for r in &replicas {
+        r.token().await.unwrap();
+    }
+    assert_eq!(requests(&issuer), 2, "no fetch per call");
 }
 
 /// An issuer may answer a renewal with the very token the fleet refused (some hand out one

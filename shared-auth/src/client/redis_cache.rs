@@ -705,20 +705,22 @@ impl TokenCache for RedisTokenCache {
             Ok(answer) => answer,
             Err(Unavailable) => return true,
         };
-        self.0.mark_rejected(hash.clone());
         if claimed.is_some() {
+            self.0.mark_rejected(hash.clone());
             self.0.claimed.insert(hash.clone(), ());
             let mut publish = redis::cmd("PUBLISH");
             publish.arg(self.channel()).arg(&hash);
             let _: Result<i64, _> = self.run("PUBLISH", publish.query_async(&mut conn)).await;
             return true;
         }
-        // Set before: by this process for this very token (a concurrent caller of ours
-        // renews it: join), or by another.
-        if self.0.claimed.contains_key(&hash) {
-            let held: Result<Option<String>, _> =
-                self.run("GET tombstone", conn.get(&tombstone)).await;
-            return matches!(held, Ok(Some(h)) if h == hash);
+        // Set before. For this very token: it is refused (whoever renews it), and a caller
+        // of this process that set it joins that renewal. For another token: an earlier
+        // refusal of this entry within the interval; this token is not marked refused
+        // (else every call would drop it and fetch anew), and no renewal is made.
+        let held: Result<Option<String>, _> = self.run("GET tombstone", conn.get(&tombstone)).await;
+        if matches!(&held, Ok(Some(h)) if *h == hash) {
+            self.0.mark_rejected(hash.clone());
+            return self.0.claimed.contains_key(&hash);
         }
         false
     }

@@ -112,6 +112,9 @@ impl Session {
     }
 }
 
+/// How long a renewal lock lives if its holder dies (longer than one refresh may take).
+pub(crate) const RENEWAL_LOCK_TTL: Duration = Duration::from_secs(15);
+
 /// The store did not answer (the text is for logs).
 #[derive(Debug)]
 pub(crate) struct StoreUnavailable(pub(crate) String);
@@ -120,6 +123,11 @@ pub(crate) enum Store {
     Memory {
         sessions: moka::future::Cache<String, Session>,
         pending: moka::future::Cache<String, PendingLogin>,
+        /// The renewal locks held, and since when: a lock outlives its holder by at most
+        /// [`RENEWAL_LOCK_TTL`], as in Redis. (Not left to the in-process per-session
+        /// locks alone: those live in a bounded cache, and an evicted one would let two
+        /// requests of a session renew at once.)
+        held: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     },
     #[cfg(feature = "redis")]
     Redis(redis_store::RedisSessions),
@@ -137,6 +145,7 @@ impl Store {
                 .max_capacity((capacity / 10).max(100))
                 .time_to_live(LOGIN_WINDOW)
                 .build(),
+            held: std::sync::Mutex::default(),
         }
     }
 
@@ -210,8 +219,14 @@ impl Store {
     /// [`unlock`](Self::unlock)), `None` when another replica holds it.
     pub(crate) async fn lock(&self, id: &str) -> Result<Option<String>, StoreUnavailable> {
         match self {
-            Store::Memory { .. } => {
-                let _ = id;
+            Store::Memory { held, .. } => {
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                let now = std::time::Instant::now();
+                held.retain(|_, since| now.duration_since(*since) < RENEWAL_LOCK_TTL);
+                if held.contains_key(id) {
+                    return Ok(None);
+                }
+                held.insert(id.to_owned(), now);
                 Ok(Some(String::new()))
             }
             #[cfg(feature = "redis")]
@@ -221,8 +236,9 @@ impl Store {
 
     pub(crate) async fn unlock(&self, id: &str, owner: &str) {
         match self {
-            Store::Memory { .. } => {
-                let _ = (id, owner);
+            Store::Memory { held, .. } => {
+                let _ = owner;
+                held.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
             }
             #[cfg(feature = "redis")]
             Store::Redis(r) => r.unlock(id, owner).await,
@@ -239,8 +255,7 @@ pub(crate) mod redis_store {
 
     use super::StoreUnavailable;
 
-    /// How long a renewal lock lives if its holder dies (longer than one refresh may take).
-    const LOCK_TTL: Duration = Duration::from_secs(15);
+    use super::RENEWAL_LOCK_TTL as LOCK_TTL;
     use crate::client::redis_cache::{
         CacheEncryptionKey, RedisCacheConfig, RedisCacheError, connect, hex, open_value, seal_value,
     };

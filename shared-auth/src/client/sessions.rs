@@ -346,7 +346,40 @@ impl UserSessions {
         if now.saturating_sub(session.last_seen_ms) < TOUCH_EVERY_MS {
             return Ok(());
         }
-        self.save(session_id, session, now).await
+        // Under the fleet's lock, on the stored session read again: a copy read before
+        // another replica rotated the refresh token must never be written back (the old
+        // refresh token presented again would look like theft). A replica renewing now
+        // saves the session anyway: then no touch is needed.
+        let Some(owner) = self.0.store.lock(session_id).await.map_err(unavailable)? else {
+            return Ok(());
+        };
+        let result = match self.live(session_id, now).await {
+            Ok(Some(mut fresh)) => {
+                let saved = self.save(session_id, &mut fresh, now).await;
+                *session = fresh;
+                saved
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.0.store.unlock(session_id, &owner).await;
+        result
+    }
+
+    /// The session's fleet lock for removing it (sign-out): waits a little for a renewal
+    /// in progress, so that its save cannot bring the session back after the removal.
+    async fn lock_for_removal(&self, session_id: &str) -> Option<String> {
+        let mut pause = Duration::from_millis(20);
+        for _ in 0..8 {
+            match self.0.store.lock(session_id).await {
+                Ok(Some(owner)) => return Some(owner),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+        None
     }
 
     /// Who the session's user is, and until when the session lasts.
@@ -401,7 +434,7 @@ impl UserSessions {
         params: &TokenRequestParams,
         rejected: &str,
     ) -> Result<Option<UserAccessToken>, UserTokenError> {
-        self.token(session_id, params, Need::Replace(rejected))
+        self.token(session_id, params, Need::Replace(rejected.to_owned()))
             .await
     }
 
@@ -409,7 +442,7 @@ impl UserSessions {
         &self,
         session_id: &str,
         params: &TokenRequestParams,
-        need: Need<'_>,
+        need: Need,
     ) -> Result<Option<UserAccessToken>, UserTokenError> {
         params.check().map_err(UserTokenError::Refused)?;
         let key = params_key(params);
@@ -426,7 +459,7 @@ impl UserSessions {
         let expires = |s: &Session| s.token(key).map_or(0, |(_, _, at)| at);
         let still_valid = |s: &Session| now < expires(s);
         let renew_before = self.0.config.renew_before.as_millis() as u64;
-        match need {
+        match &need {
             Need::Current if now < expires(&session).saturating_sub(renew_before) => {
                 self.touch(session_id, &mut session, now).await?;
                 return Ok(Some(token_of(&session, key)));
@@ -434,7 +467,7 @@ impl UserSessions {
             Need::Replace(rejected) => {
                 let renewed_since = session
                     .token(key)
-                    .is_some_and(|(token, _, _)| token != rejected);
+                    .is_some_and(|(token, _, _)| token != rejected.as_str());
                 if renewed_since && still_valid(&session) {
                     return Ok(Some(token_of(&session, key)));
                 }
@@ -493,15 +526,34 @@ impl UserSessions {
             pause = (pause * 2).min(Duration::from_millis(250));
             match self.live(session_id, now).await? {
                 None => return Err(UserTokenError::NoSession),
-                Some(fresh) if expires(&fresh) != seen => {
+                Some(fresh) if fresh.token(key).is_some() && expires(&fresh) != seen => {
                     return Ok(Some(token_of(&fresh, key)));
                 }
                 Some(fresh) => session = fresh,
             }
         };
-        let result = self.renew(session_id, key, params, seen, &need, now).await;
-        self.0.store.unlock(session_id, &owner).await;
-        result.map(Some)
+        // The renewal runs as a task of its own: a caller that goes away (a browser that
+        // closes the tab) must not cut it between the issuer's answer and the save, or the
+        // rotated refresh token would be lost and the old one presented next time.
+        let this = self.clone();
+        let (id, key_owned, params_owned) = (
+            session_id.to_owned(),
+            key.map(str::to_owned),
+            params.clone(),
+        );
+        let renewal = tokio::spawn(async move {
+            let result = this
+                .renew(&id, key_owned.as_deref(), &params_owned, seen, &need, now)
+                .await;
+            this.0.store.unlock(&id, &owner).await;
+            result
+        });
+        match renewal.await {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(UserTokenError::Unavailable(TokenError::Transport(
+                "the renewal task ended without an answer".into(),
+            ))),
+        }
     }
 
     /// The renewal itself, under the fleet's lock: the session read again first (another
@@ -512,7 +564,7 @@ impl UserSessions {
         key: Option<&str>,
         params: &TokenRequestParams,
         seen: u64,
-        need: &Need<'_>,
+        need: &Need,
         now: u64,
     ) -> Result<UserAccessToken, UserTokenError> {
         let mut session = self
@@ -573,7 +625,12 @@ impl UserSessions {
     /// its old session must not stay usable): drops it and revokes its refresh token. No
     /// end-session redirect: the user is still at the issuer.
     pub async fn end(&self, session_id: &str) {
-        let Ok(Some(session)) = self.0.store.remove(session_id).await else {
+        let owner = self.lock_for_removal(session_id).await;
+        let removed = self.0.store.remove(session_id).await;
+        if let Some(owner) = owner {
+            self.0.store.unlock(session_id, &owner).await;
+        }
+        let Ok(Some(session)) = removed else {
             return;
         };
         if let Err(error) = self.0.login.revoke(&session.tokens).await {
@@ -605,7 +662,15 @@ impl UserSessions {
         if !matches {
             return Err(UserTokenError::NoSession);
         }
-        let _ = self.0.store.remove(session_id).await;
+        let owner = self.lock_for_removal(session_id).await;
+        // Removed as stored now: a renewal that ended meanwhile rotated the refresh token.
+        let session = match self.0.store.remove(session_id).await {
+            Ok(Some(current)) => current,
+            _ => session,
+        };
+        if let Some(owner) = owner {
+            self.0.store.unlock(session_id, &owner).await;
+        }
         if let Err(error) = self.0.login.revoke(&session.tokens).await {
             tracing::warn!(%error, "the refresh token could not be revoked at sign-out");
         }
@@ -636,13 +701,13 @@ fn token_of(session: &Session, key: Option<&str>) -> UserAccessToken {
 }
 
 /// What [`UserSessions::token`] is asked for.
-enum Need<'a> {
+enum Need {
     /// The token, renewed when due.
     Current,
     /// A new token (`force_renewal`).
     Force,
     /// A token other than this one, which a downstream refused with 401.
-    Replace(&'a str),
+    Replace(String),
 }
 
 /// After a downstream 401, a session's token is renewed at most once per this interval.

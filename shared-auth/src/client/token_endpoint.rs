@@ -132,15 +132,29 @@ const RESERVED_PARAMETERS: &[&str] = &[
     "code_verifier",
     "redirect_uri",
     "refresh_token",
+    "assertion",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "username",
+    "password",
+    "device_code",
 ];
 
-/// Refuses extra parameters that collide with the grant's own, or that are empty names.
+/// Refuses extra parameters that collide with the grant's own (compared without case: an
+/// issuer may read `Scope` as `scope`), or that are empty names. `audience` is allowed: it
+/// is how Auth0 and others name the API a client-credentials token is for.
 pub(crate) fn check_extra_params(extra: &BTreeMap<String, String>) -> Result<(), String> {
     for name in extra.keys() {
         if name.is_empty() {
             return Err("an extra token request parameter has an empty name".into());
         }
-        if RESERVED_PARAMETERS.contains(&name.as_str()) {
+        if RESERVED_PARAMETERS
+            .iter()
+            .any(|reserved| reserved.eq_ignore_ascii_case(name))
+        {
             return Err(format!(
                 "the extra token request parameter {name:?} is the grant's own; set scope and \
                  resource through their fields, the rest is decided by the library"
@@ -553,6 +567,25 @@ mod tests {
 
     fn parse_success_bearer(body: &[u8]) -> Result<TokenResponse, TokenError> {
         parse_success(body, false)
+    }
+
+    #[test]
+    fn extra_parameters_may_not_name_the_grants_own_in_any_case() {
+        let params =
+            |name: &str| std::collections::BTreeMap::from([(name.to_owned(), "x".to_owned())]);
+        for name in [
+            "scope",
+            "Scope",
+            "CLIENT_ID",
+            "grant_type",
+            "subject_token",
+            "",
+        ] {
+            assert!(check_extra_params(&params(name)).is_err(), "{name:?}");
+        }
+        for name in ["tenant", "audience", "organization"] {
+            assert!(check_extra_params(&params(name)).is_ok(), "{name:?}");
+        }
     }
 
     #[test]
