@@ -337,7 +337,16 @@ async fn listen(cache: Weak<Inner>, nodes: Vec<String>, channel: String) {
         };
         if let Ok(Ok(pubsub)) = tokio::time::timeout(Duration::from_secs(2), subscribed).await {
             let mut notices = pubsub.into_on_message();
-            while let Some(notice) = notices.next().await {
+            loop {
+                // Woken at least every 30 s: a cache dropped meanwhile ends the task (and
+                // its connection) even when no notice comes.
+                let notice =
+                    match tokio::time::timeout(Duration::from_secs(30), notices.next()).await {
+                        Ok(Some(notice)) => notice,
+                        Ok(None) => break,
+                        Err(_) if cache.strong_count() == 0 => return,
+                        Err(_) => continue,
+                    };
                 let Some(inner) = cache.upgrade() else {
                     return;
                 };
