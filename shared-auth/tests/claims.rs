@@ -59,3 +59,92 @@ async fn scope_aliases_apply_to_jwts_and_introspected_tokens_alike() {
         assert_eq!(principal.client_id(), "svc", "{kind}");
     }
 }
+
+/// RFC 8693 delegation on the resource server: a token issued to a service acting for a
+/// user names the chain of actors in nested `act` claims. The principal shows the chain,
+/// the current actor first; `may_act` is checked against the current actor; a malformed
+/// chain, or one deeper than 8, refuses the token.
+#[tokio::test]
+async fn the_delegation_chain_is_read_bounded_and_checked_against_may_act() {
+    use serde_json::json;
+    let issuer = test_support::start_issuer(Profile::Cognito).await;
+    let validator = JwtValidator::new(ValidatorConfig::new(
+        MetadataSource::Authority(issuer.issuer().to_owned()),
+        TokenProfile::Cognito {
+            allowed_client_ids: Vec::new(),
+        },
+    ))
+    .await
+    .unwrap();
+    let token = |act: Option<serde_json::Value>, may_act: Option<serde_json::Value>| {
+        test_support::forge(&issuer, &[test_support::READ], |_, claims| {
+            claims["sub"] = json!("alice");
+            if let Some(act) = act {
+                claims["act"] = act;
+            }
+            if let Some(may_act) = may_act {
+                claims["may_act"] = may_act;
+            }
+        })
+    };
+
+    let own = validator.validate(&token(None, None)).await.unwrap();
+    assert!(own.actors().is_empty() && own.actor().is_none());
+    assert_eq!(own.actor_allowed_by_may_act(), None);
+
+    let chain = json!({"sub": "my-service", "act": {"sub": "my-bff"}});
+    let delegated = validator
+        .validate(&token(
+            Some(chain.clone()),
+            Some(json!({"sub": "my-service"})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(delegated.subject(), Some("alice"));
+    assert_eq!(delegated.actors(), ["my-service", "my-bff"]);
+    assert_eq!(delegated.actor(), Some("my-service"));
+    assert_eq!(delegated.actor_allowed_by_may_act(), Some(true));
+    let other = validator
+        .validate(&token(Some(chain), Some(json!({"sub": "someone-else"}))))
+        .await
+        .unwrap();
+    assert_eq!(other.actor_allowed_by_may_act(), Some(false));
+
+    // Eight deep is accepted, nine is not; a chain link without a string `sub`, or an
+    // `act` that is not an object, refuses the token.
+    let nested = |depth: usize| {
+        let mut act = json!({"sub": format!("svc-{depth}")});
+        for level in (1..depth).rev() {
+            act = json!({"sub": format!("svc-{level}"), "act": act});
+        }
+        act
+    };
+    let eight = validator
+        .validate(&token(Some(nested(8)), None))
+        .await
+        .unwrap();
+    assert_eq!(eight.actors().len(), 8);
+    assert_eq!(eight.actors()[7], "svc-8");
+    for bad in [
+        nested(9),
+        json!("my-service"),
+        json!({"client_id": "my-service"}),
+        json!({"sub": ""}),
+        json!({"sub": "a", "act": "b"}),
+        json!({"sub": 5}),
+    ] {
+        assert!(
+            validator
+                .validate(&token(Some(bad.clone()), None))
+                .await
+                .is_err(),
+            "{bad}"
+        );
+    }
+    assert!(
+        validator
+            .validate(&token(None, Some(json!("my-service"))))
+            .await
+            .is_err()
+    );
+}

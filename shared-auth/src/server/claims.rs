@@ -57,6 +57,8 @@ pub(crate) struct TokenClaims<'a> {
     scope: Option<Claim<'a>>,
     scp: Option<Claim<'a>>,
     cnf: Option<Claim<'a>>,
+    act: Option<Claim<'a>>,
+    may_act: Option<Claim<'a>>,
 }
 
 impl<'de> Members<'de> for TokenClaims<'de> {
@@ -86,6 +88,8 @@ impl<'a> TokenClaims<'a> {
             "scope" => &mut self.scope,
             "scp" => &mut self.scp,
             "cnf" => &mut self.cnf,
+            "act" => &mut self.act,
+            "may_act" => &mut self.may_act,
             _ => return None,
         })
     }
@@ -291,7 +295,63 @@ pub(crate) fn principal(
         issuer: context.issuer.cloned().unwrap_or_else(|| "".into()),
         issuer_index: context.index,
         dpop_jkt: dpop_jkt(&claims.cnf)?.map(str::to_owned),
+        actors: actors(&claims.act)?,
+        may_act: may_act(&claims.may_act, &claims.act)?,
     })
+}
+
+/// The longest delegation chain (`act` within `act`) accepted. RFC 8693 sets no bound;
+/// a chain of services is rarely more than a few deep, and a bound keeps a crafted token
+/// from costing much.
+pub(crate) const MAX_DELEGATION_DEPTH: usize = 8;
+
+/// RFC 8693 section 4.1: the actors of a delegated token, the current one (the outermost
+/// `act`) first, then each prior actor. Each `act` must be an object naming its actor with
+/// a non-empty string `sub`; a malformed or deeper chain refuses the token.
+fn actors(act: &Option<Claim<'_>>) -> Result<Vec<String>, ValidationError> {
+    let mut chain = Vec::new();
+    let mut next = match act {
+        None => return Ok(chain),
+        Some(Claim::Other(Value::Object(outer))) => Some(outer),
+        Some(_) => return Err(ValidationError::Claims),
+    };
+    while let Some(actor) = next {
+        if chain.len() == MAX_DELEGATION_DEPTH {
+            return Err(ValidationError::Claims);
+        }
+        match actor.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => chain.push(sub.clone()),
+            _ => return Err(ValidationError::Claims),
+        }
+        next = match actor.get("act") {
+            None => None,
+            Some(Value::Object(prior)) => Some(prior),
+            Some(_) => return Err(ValidationError::Claims),
+        };
+    }
+    Ok(chain)
+}
+
+/// RFC 8693 section 4.4: `may_act` names who may act for the subject. With an `act` beside
+/// it: whether the current actor (`act.sub`) is the one named. `None` without `may_act`.
+fn may_act(
+    may_act: &Option<Claim<'_>>,
+    act: &Option<Claim<'_>>,
+) -> Result<Option<bool>, ValidationError> {
+    let Some(may_act) = may_act else {
+        return Ok(None);
+    };
+    let Claim::Other(Value::Object(may_act)) = may_act else {
+        return Err(ValidationError::Claims);
+    };
+    let Some(Value::String(allowed)) = may_act.get("sub") else {
+        return Err(ValidationError::Claims);
+    };
+    let current = match act {
+        Some(Claim::Other(Value::Object(act))) => act.get("sub").and_then(Value::as_str),
+        _ => None,
+    };
+    Ok(Some(current == Some(allowed.as_str())))
 }
 
 /// The marks some issuers put on a token to say what kind it is (Cognito's and ORY

@@ -32,6 +32,10 @@ struct PrincipalData {
     issuer_index: usize,
     /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
     dpop_jkt: Option<String>,
+    /// The delegation chain (`act`): the current actor first.
+    actors: Vec<String>,
+    /// Whether `may_act` names the current actor (`None` without `may_act`).
+    may_act: Option<bool>,
     /// The token's claims as the JSON the validator verified (a checked object with no
     /// repeated names), parsed into `claims` only if something asks for them: most
     /// handlers read the fields above, and building the map costs more than the rest of
@@ -52,6 +56,8 @@ pub(crate) struct PrincipalParts {
     pub(crate) issuer: Arc<str>,
     pub(crate) issuer_index: usize,
     pub(crate) dpop_jkt: Option<String>,
+    pub(crate) actors: Vec<String>,
+    pub(crate) may_act: Option<bool>,
 }
 
 impl Principal {
@@ -66,6 +72,8 @@ impl Principal {
             issuer: parts.issuer,
             issuer_index: parts.issuer_index,
             dpop_jkt: parts.dpop_jkt,
+            actors: parts.actors,
+            may_act: parts.may_act,
             payload,
             claims: OnceLock::new(),
         }))
@@ -96,6 +104,8 @@ impl Principal {
             issuer: issuer.into(),
             issuer_index: 0,
             dpop_jkt,
+            actors: Vec::new(),
+            may_act: None,
             payload: Vec::new(),
             claims: OnceLock::from(claims),
         }))
@@ -130,6 +140,24 @@ impl Principal {
     /// possession of that key.
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.0.dpop_jkt.as_deref()
+    }
+    /// Who acts for the subject (RFC 8693 `act`, token exchange): the current actor (the
+    /// service that called with this token) first, then each prior actor; empty for a
+    /// token used by its own subject. At most 8 deep (a deeper or malformed chain is
+    /// refused at validation). Only the current actor is for access decisions; the prior
+    /// ones are for audit (RFC 8693 section 4.1).
+    pub fn actors(&self) -> &[String] {
+        &self.0.actors
+    }
+    /// The current actor (`act.sub`), if the token was issued to someone acting for its
+    /// subject.
+    pub fn actor(&self) -> Option<&str> {
+        self.0.actors.first().map(String::as_str)
+    }
+    /// With a `may_act` claim (RFC 8693 section 4.4): whether it names the current actor.
+    /// `None` without one.
+    pub fn actor_allowed_by_may_act(&self) -> Option<bool> {
+        self.0.may_act
     }
     /// Which of the validator's issuers accepted the token (configuration order).
     pub(crate) fn issuer_index(&self) -> usize {
