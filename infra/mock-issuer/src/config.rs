@@ -247,7 +247,12 @@ fn default_grant_types() -> Vec<String> {
 
 /// The grant types the token endpoint serves, and so the values `allowed_grant_types` may
 /// hold.
-pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+pub const GRANT_TYPES: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+];
 
 /// A resource server (an API) and the scopes it defines.
 #[derive(Debug, Clone, PartialEq, Eq)]

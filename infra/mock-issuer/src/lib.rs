@@ -42,6 +42,7 @@ mod jose;
 pub mod keys;
 mod state;
 mod token_endpoint;
+mod token_exchange;
 mod user_flows;
 mod user_tokens;
 pub mod users;

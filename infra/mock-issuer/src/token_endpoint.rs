@@ -512,6 +512,9 @@ async fn issue(
         if let Some(proof) = &proof {
             dpop::consume(state, proof, now)?;
         }
+        if grant_type == crate::token_exchange::GRANT {
+            return crate::token_exchange::grant(state, client, &params);
+        }
         let jkt = proof.map(|p| p.jkt);
         return crate::user_tokens::grant(state, client, grant_type, &params, jkt).await;
     }
