@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use test_support::eventually;
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
@@ -152,22 +153,23 @@ fn find_valkey_server() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
+/// `url`'s answer to the command `args` (as text), if it answers now.
+async fn answer(url: &str, args: &[&str]) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query_async::<String>(&mut c)
+        .await
+        .ok()
+}
+
 /// Waits until `url` answers PING.
 async fn until_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(client) = redis::Client::open(url)
-            && let Ok(mut c) = client.get_multiplexed_async_connection().await
-            && redis::cmd("PING")
-                .query_async::<String>(&mut c)
-                .await
-                .is_ok()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(15), &format!("{url} up"), || async {
+        answer(url, &["PING"]).await.is_some()
+    })
+    .await;
 }
 
 impl Engine {
@@ -258,22 +260,16 @@ impl Engine {
         let Engine::Cluster { nodes, .. } = self else {
             return;
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
         for node in nodes {
-            let client = redis::Client::open(node.url()).unwrap();
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
-            loop {
-                let info: String = redis::cmd("INFO")
-                    .arg("replication")
-                    .query_async(&mut c)
+            let url = node.url();
+            eventually(Duration::from_secs(30), "a replica synced", || async {
+                answer(&url, &["INFO", "replication"])
                     .await
-                    .unwrap();
-                if info.contains("role:master") || info.contains("master_link_status:up") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "a replica did not sync:\n{info}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+                    .is_some_and(|info| {
+                        info.contains("role:master") || info.contains("master_link_status:up")
+                    })
+            })
+            .await;
         }
     }
 
@@ -282,22 +278,14 @@ impl Engine {
         let Engine::Cluster { nodes, .. } = self else {
             return;
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        'nodes: for node in nodes.iter().filter(|n| n.child.is_some()) {
-            loop {
-                let client = redis::Client::open(node.url()).unwrap();
-                if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                    && let Ok(info) = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query_async::<String>(&mut c)
-                        .await
-                    && info.contains("cluster_state:ok")
-                {
-                    continue 'nodes;
-                }
-                assert!(Instant::now() < deadline, "the cluster did not become ok");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        for node in nodes.iter().filter(|n| n.child.is_some()) {
+            let url = node.url();
+            eventually(Duration::from_secs(30), "the cluster ok", || async {
+                answer(&url, &["CLUSTER", "INFO"])
+                    .await
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+            })
+            .await;
         }
     }
 

@@ -819,7 +819,6 @@ async fn a_master_killed_mid_load_fails_no_call_and_sharing_resumes(mut redis: E
             "no failover of {master}:\n{}",
             redis.describe().await
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let during = requests(&issuer) - 1;
     println!(

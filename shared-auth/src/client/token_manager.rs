@@ -38,7 +38,7 @@
 //! cannot express "join the in-flight renewal" or "renew unless already renewed".
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,57 +55,6 @@ use crate::issuer_http;
 use crate::metrics::HotCounter;
 use crate::scope::ScopeSet;
 
-/// Per-request options for a token: [`ManagedClient::token_with`], the middleware's
-/// [`with_token_request`](super::ClientCredentialsMiddleware::with_token_request) (derived
-/// from each outgoing request: a tenant, a path), and user tokens
-/// ([`UserSessions::access_token`](super::UserSessions::access_token)).
-///
-/// Every field but `force_renewal` is part of the cache key: two tenants, or two scopes,
-/// never share a token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TokenRequestParams {
-    /// Scopes to request instead of the client's own (for a user: a subset of the login's).
-    pub scope: Option<ScopeSet>,
-    /// Resource indicator (RFC 8707) instead of the client's own.
-    pub resource: Option<String>,
-    /// Extra form parameters, added to the client's own (a request's value wins for the
-    /// same name): a tenant, an organization. Names of the grant's own parameters
-    /// (`scope`, `resource`, `client_id`, `grant_type`, ...) are refused with
-    /// [`TokenError::InvalidParameters`].
-    pub extra: BTreeMap<String, String>,
-    /// Get a new token even if one is cached (joins a renewal already in flight).
-    pub force_renewal: bool,
-}
-
-impl TokenRequestParams {
-    /// Whether these ask for the client's own token (nothing overridden, nothing forced).
-    pub(crate) fn is_default(&self) -> bool {
-        self.scope.is_none()
-            && self.resource.is_none()
-            && self.extra.is_empty()
-            && !self.force_renewal
-    }
-
-    /// The client's own extra parameters `own` with these (these win for one name).
-    pub(crate) fn merged_extra<'a>(
-        &self,
-        own: &'a BTreeMap<String, String>,
-    ) -> Cow<'a, BTreeMap<String, String>> {
-        if self.extra.is_empty() {
-            return Cow::Borrowed(own);
-        }
-        let mut merged = own.clone();
-        merged.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Cow::Owned(merged)
-    }
-
-    /// Refuses extra parameters named like the grant's own.
-    pub(crate) fn check(&self) -> Result<(), TokenError> {
-        super::token_endpoint::check_extra_params(&self.extra)
-            .map_err(TokenError::InvalidParameters)
-    }
-}
-
 /// Default lifetime buffer: tokens are used until 60 s before they expire.
 pub(crate) const DEFAULT_LIFETIME_BUFFER: Duration = Duration::from_secs(60);
 
@@ -120,6 +69,9 @@ pub use builder::{BuildError, TokenManagerBuilder};
 
 mod prepared;
 pub(crate) use prepared::PreparedToken;
+
+mod params;
+pub use params::TokenRequestParams;
 
 /// A registered client: its name, definition, default cache key and hot token.
 struct ClientEntry {
@@ -152,104 +104,8 @@ impl ClientMetrics {
     }
 }
 
-/// What a flight delivers to its callers.
-type Outcome = Result<CachedToken, TokenError>;
-
-/// A token request in progress for one key; callers wait on `outcome`.
-#[derive(Clone)]
-struct Flight {
-    outcome: watch::Receiver<Option<Outcome>>,
-}
-
-impl Flight {
-    /// Waits for the outcome. The flight is a task of its own; only if that task died (a
-    /// panic, or the runtime shutting down) does the channel close without one.
-    async fn wait(mut self) -> Outcome {
-        match self.outcome.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome
-                .clone()
-                .unwrap_or_else(|| Err(TokenError::Transport("token request aborted".into()))),
-            Err(_) => Err(TokenError::Transport("token request aborted".into())),
-        }
-    }
-}
-
-/// Per cache key: the flight in progress, and the latest failure.
-#[derive(Default)]
-struct Slot {
-    flight: Mutex<Option<Flight>>,
-    failure: Mutex<Option<(u64, TokenError)>>,
-    /// When a downstream 401 last caused a renewal of this key (Unix ms; 0: never). Per
-    /// key, so that one tenant's rejected token does not hold back another's renewal.
-    last_rejection_renewal_ms: AtomicU64,
-}
-
-/// [`REJECTION_RENEWAL_INTERVAL`] in ms.
-const REJECTION_INTERVAL_MS: u64 = REJECTION_RENEWAL_INTERVAL.as_millis() as u64;
-
-impl Slot {
-    fn recent_failure(&self, now: u64) -> Option<TokenError> {
-        let failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        match &*failure {
-            Some((until, error)) if now < *until => Some(error.clone()),
-            _ => None,
-        }
-    }
-
-    /// Whether this key's once-per-interval renewal after a 401 is free (not taken).
-    fn rejection_renewal_due(&self, now: u64) -> bool {
-        let previous = self.last_rejection_renewal_ms.load(Ordering::SeqCst);
-        previous == 0 || now.saturating_sub(previous) >= REJECTION_INTERVAL_MS
-    }
-
-    /// Claims this key's once-per-interval renewal after a 401.
-    fn take_rejection_renewal(&self, now: u64) -> bool {
-        let last = &self.last_rejection_renewal_ms;
-        let previous = last.load(Ordering::SeqCst);
-        let due = previous == 0 || now.saturating_sub(previous) >= REJECTION_INTERVAL_MS;
-        due && last
-            .compare_exchange(previous, now, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    }
-
-    fn set_failure(&self, value: Option<(u64, TokenError)>) {
-        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = value;
-    }
-
-    fn flight(&self) -> std::sync::MutexGuard<'_, Option<Flight>> {
-        self.flight.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether nothing refers to this slot but the map: no flight, no remembered failure,
-    /// no 401 renewal within the interval.
-    fn is_idle(self: &Arc<Self>, now: u64) -> bool {
-        let last_rejection = self.last_rejection_renewal_ms.load(Ordering::SeqCst);
-        Arc::strong_count(self) == 1
-            && self.flight().is_none()
-            && self.recent_failure(now).is_none()
-            && (last_rejection == 0 || now.saturating_sub(last_rejection) >= REJECTION_INTERVAL_MS)
-    }
-}
-
-/// The per-key slots, swept of idle ones when they pass a bound.
-#[derive(Default)]
-struct Slots {
-    map: HashMap<CacheKey, Arc<Slot>>,
-    /// Sweep when the map grows past this.
-    sweep_at: usize,
-}
-
-/// What a flight must come back with.
-#[derive(Clone)]
-enum Want {
-    /// Any fresh token (a cache miss).
-    Fresh,
-    /// A fresh token other than this one (a renewal after a 401, or a forced renewal of
-    /// the cached token).
-    Replace(Option<AccessToken>),
-    /// A fresh token that is not yet due for renewal (refresh ahead).
-    Renewed,
-}
+mod flight;
+use flight::{Flight, Outcome, Slot, Slots, Want};
 
 struct Inner {
     /// The names registered (each once).
@@ -634,19 +490,11 @@ impl TokenManager {
         }
     }
 
-    /// The key's slot, created if needed. Sweeps idle slots when the map passes its bound.
+    /// The key's slot, created if needed (see [`Slots::slot`]).
     fn slot(&self, key: &CacheKey) -> Arc<Slot> {
         let now = self.now();
         let mut slots = self.0.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = slots.map.get(key) {
-            return slot.clone();
-        }
-        if slots.map.len() >= slots.sweep_at.max(MAX_IDLE_SLOTS) {
-            slots.map.retain(|_, slot| !slot.is_idle(now));
-            // Busy slots stay; sweep again only after as many new ones arrived.
-            slots.sweep_at = slots.map.len() * 2;
-        }
-        slots.map.entry(key.clone()).or_default().clone()
+        slots.slot(key, now)
     }
 
     async fn cached(&self, key: &CacheKey, now: u64) -> Option<CachedToken> {
