@@ -9,10 +9,15 @@
 # UserTokenError, LoginError, Callback (the login and token mechanics stay private); the
 # user tokens' middleware 2 more: UserTokenMiddleware and UserSession (the request's
 # session), so that user calls get what client-credentials calls get (derived parameters,
-# the 401 retry, no cookie upstream).
+# the 401 retry, no cookie upstream). Delegation (issue 28) added 10: TransactionToken (the
+# one value both halves share); on the client OnBehalfOf, TokenExchange,
+# TokenExchangeMiddleware, TransactionTokenRequest, TransactionTokenMiddleware; on the
+# server Transaction, TransactionTokenConfig, TransactionTokenLayer and its service (the
+# verifier and its error stay behind `internals`, the header name and the exchange's
+# cache key private).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-limit=72
+limit=82
 # -D warnings: the docs a team reads (no internals, no jose) have no broken link either.
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
 python3 - "$limit" "${1:-}" <<'PY'

@@ -20,6 +20,7 @@ mod redis_engine;
 mod scope;
 pub mod server;
 mod settings;
+mod transaction;
 
 pub use clock::Clock;
 #[cfg(feature = "test-util")]
@@ -29,3 +30,4 @@ pub use metrics::{describe as describe_metrics, publish as publish_metrics};
 pub use problem::problem;
 pub use scope::{InvalidScope, Scope, ScopeSet};
 pub use settings::{AuthEnv, EnvPrefix, HttpUrl, SettingsError};
+pub use transaction::TransactionToken;

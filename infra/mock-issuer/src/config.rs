@@ -12,6 +12,8 @@
 //! token_lifetime_secs = 3600
 //! cors_allowed_origins = ["http://127.0.0.1:7062"]
 //! dpop_nonce = false             # true: DPoP proofs must carry the issuer's nonce
+//! trust_domain = "https://trust.example"   # run a Transaction Token Service for it
+//! txn_token_lifetime_secs = 60
 //!
 //! [[resource_servers]]
 //! identifier = "MyService"
@@ -167,10 +169,17 @@ struct RawConfig {
     clients: Vec<RawClient>,
     #[serde(default)]
     users: Vec<RawUser>,
+    trust_domain: Option<String>,
+    #[serde(default = "default_txn_token_lifetime_secs")]
+    txn_token_lifetime_secs: u64,
 }
 
 fn default_lifetime_secs() -> u64 {
     3600
+}
+
+fn default_txn_token_lifetime_secs() -> u64 {
+    60
 }
 
 #[derive(Deserialize)]
@@ -482,6 +491,11 @@ pub struct IssuerConfig {
     pub clients: Vec<ClientConfig>,
     /// Users who can sign in at the login page (the authorization code flow).
     pub users: Vec<UserConfig>,
+    /// The trust domain of the Transaction Token Service (see `crate::txn_tokens`):
+    /// `None` (the default) issues no Transaction Tokens.
+    pub trust_domain: Option<String>,
+    /// Lifetime of a Transaction Token (default 60 s; never beyond the subject token's).
+    pub txn_token_lifetime: Duration,
 }
 
 impl IssuerConfig {
@@ -500,7 +514,16 @@ impl IssuerConfig {
             resource_servers: Vec::new(),
             clients: Vec::new(),
             users: Vec::new(),
+            trust_domain: None,
+            txn_token_lifetime: Duration::from_secs(default_txn_token_lifetime_secs()),
         }
+    }
+
+    /// Runs a Transaction Token Service for `trust_domain` (see
+    /// [`IssuerConfig::trust_domain`]).
+    pub fn with_trust_domain(mut self, trust_domain: impl Into<String>) -> Self {
+        self.trust_domain = Some(trust_domain.into());
+        self
     }
 
     /// Adds a resource server.
@@ -673,6 +696,8 @@ impl IssuerConfig {
                 .collect(),
             clients,
             users,
+            trust_domain: raw.trust_domain,
+            txn_token_lifetime: Duration::from_secs(raw.txn_token_lifetime_secs),
         };
         config.validate()?;
         Ok(config)

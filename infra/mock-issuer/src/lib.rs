@@ -43,6 +43,7 @@ pub mod keys;
 mod state;
 mod token_endpoint;
 mod token_exchange;
+mod txn_tokens;
 mod user_flows;
 mod user_tokens;
 pub mod users;

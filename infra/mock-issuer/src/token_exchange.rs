@@ -27,7 +27,7 @@ use crate::token_endpoint::{OAuthError, Params, no_store, token_contents};
 /// The grant type.
 pub(crate) const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The token types a subject or actor token may be.
-const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub(crate) const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// The longest delegation chain issued.
 const MAX_CHAIN: usize = 8;
@@ -39,12 +39,18 @@ pub(crate) fn grant(
     params: &Params,
 ) -> Result<Response, OAuthError> {
     let now = unix_now();
-    if let Some(requested) = params.get("requested_token_type")
-        && requested != ACCESS_TOKEN
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type {requested:?} is not issued here (only {ACCESS_TOKEN})"
-        )));
+    match params.get("requested_token_type") {
+        None | Some(ACCESS_TOKEN) => {}
+        Some(crate::txn_tokens::TXN_TOKEN) => {
+            return crate::txn_tokens::grant(state, client, params);
+        }
+        Some(requested) => {
+            return Err(OAuthError::invalid_request(format!(
+                "requested_token_type {requested:?} is not issued here (only {ACCESS_TOKEN} \
+                 and {})",
+                crate::txn_tokens::TXN_TOKEN
+            )));
+        }
     }
     let subject = own_token(state, params, "subject_token", now)?;
     let subject_sub = subject
@@ -69,36 +75,7 @@ pub(crate) fn grant(
             "the subject token's may_act does not name the actor {actor:?}"
         )));
     }
-    let granted: Vec<String> = match subject.get("scope") {
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    let scopes = match params.get("scope") {
-        None => granted,
-        Some(requested) => {
-            let mut scopes = Vec::new();
-            for s in requested.split(' ').filter(|s| !s.is_empty()) {
-                if !granted.iter().any(|g| g == s) {
-                    return Err(OAuthError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_scope",
-                        format!("scope {s:?} is not in the subject token"),
-                    ));
-                }
-                scopes.push(s.to_owned());
-            }
-            scopes
-        }
-    };
+    let scopes = narrowed_scopes(&subject, params)?;
     let audience = match params.get("audience") {
         None => None,
         Some(audience) => {
@@ -175,7 +152,7 @@ pub(crate) fn grant(
 
 /// The claims of the token in parameter `name` (with its type in `{name}_type`): an
 /// access token this issuer signed, with a published key, and not expired.
-fn own_token(
+pub(crate) fn own_token(
     state: &IssuerState,
     params: &Params,
     name: &str,
@@ -216,4 +193,40 @@ fn own_token(
         _ => return Err(refuse("expired".into())),
     }
     Ok(jws.claims)
+}
+
+/// The subject token's scopes, or the subset `scope` asks for (`invalid_scope` beyond
+/// them).
+pub(crate) fn narrowed_scopes(
+    subject: &Map<String, Value>,
+    params: &Params,
+) -> Result<Vec<String>, OAuthError> {
+    let granted: Vec<String> = match subject.get("scope") {
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let Some(requested) = params.get("scope") else {
+        return Ok(granted);
+    };
+    let mut scopes = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.iter().any(|g| g == s) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("scope {s:?} is not in the subject token"),
+            ));
+        }
+        scopes.push(s.to_owned());
+    }
+    Ok(scopes)
 }

@@ -9,12 +9,15 @@ use test_support::decode_part;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+const TXN_TOKEN: &str = "urn:ietf:params:oauth:token-type:txn_token";
+const TRUST_DOMAIN: &str = "https://trust.example";
 
 async fn issuer() -> IssuerHandle {
     mock_issuer::start(
         IssuerConfig::new(TokenProfile::Cognito)
             .with_resource_server("MyService", ["weather_read", "weather_write"])
             .with_resource_server("Downstream", ["read"])
+            .with_trust_domain(TRUST_DOMAIN)
             .with_client(
                 ClientConfig::new(
                     "my-service",
@@ -217,4 +220,83 @@ async fn an_exchange_is_refused_for_what_the_subject_token_does_not_allow() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn the_transaction_token_service_issues_a_txn_token_for_the_trust_domain() {
+    let issuer = issuer().await;
+    let token = subject(&issuer, json!({}));
+    let form = |audience: &'static str| {
+        vec![
+            ("subject_token", token.clone()),
+            ("subject_token_type", ACCESS_TOKEN.to_owned()),
+            ("requested_token_type", TXN_TOKEN.to_owned()),
+            ("audience", audience.to_owned()),
+            ("scope", "MyService/weather_read".to_owned()),
+            ("request_context", r#"{"req_ip":"198.51.100.7"}"#.to_owned()),
+            ("request_details", r#"{"action":"forecast"}"#.to_owned()),
+        ]
+    };
+    let send = |form: Vec<(&'static str, String)>| {
+        let issuer = &issuer;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            exchange(issuer, SERVICE, &form).await
+        }
+    };
+    let (status, body) = send(form(TRUST_DOMAIN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issued_token_type"], TXN_TOKEN);
+    assert_eq!(body["token_type"], "N_A");
+    assert!(body.get("refresh_token").is_none());
+    assert!(body["expires_in"].as_u64().unwrap() <= 60);
+    let txn_token = body["access_token"].as_str().unwrap();
+    assert_eq!(decode_part(txn_token, 0)["typ"], "txntoken+jwt");
+    let claims = decode_part(txn_token, 1);
+    assert_eq!(claims["aud"], TRUST_DOMAIN);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["scope"], "MyService/weather_read");
+    assert_eq!(claims["req_wl"], "my-service");
+    assert_eq!(claims["rctx"], json!({"req_ip": "198.51.100.7"}));
+    assert_eq!(claims["tctx"], json!({"action": "forecast"}));
+    let txn = claims["txn"].as_str().unwrap().to_owned();
+    assert!(!txn.is_empty());
+    // Each call is a transaction of its own.
+    let (_, again) = send(form(TRUST_DOMAIN)).await;
+    assert_ne!(
+        decode_part(again["access_token"].as_str().unwrap(), 1)["txn"],
+        json!(txn)
+    );
+
+    // Another audience than the trust domain; no audience; a context that is not an
+    // object; a subject that is not this issuer's.
+    let (status, body) = send(form("https://other-domain.example")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_target"))
+    );
+    let mut no_audience = form(TRUST_DOMAIN);
+    no_audience.retain(|(k, _)| *k != "audience");
+    let (status, body) = send(no_audience).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let mut bad_context = form(TRUST_DOMAIN);
+    bad_context[5].1 = "[1,2]".into();
+    let (status, body) = send(bad_context).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let foreign = mock_issuer::start(IssuerConfig::new(TokenProfile::Cognito))
+        .await
+        .unwrap();
+    let mut foreign_subject = form(TRUST_DOMAIN);
+    foreign_subject[0].1 = subject(&foreign, json!({}));
+    let (status, body) = send(foreign_subject).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }

@@ -40,6 +40,13 @@ pub enum TokenError {
     /// error; not retried.
     #[error("the token request parameters are refused: {0}")]
     InvalidParameters(String),
+    /// A request sent through the
+    /// [`TokenExchangeMiddleware`](super::TokenExchangeMiddleware) carried no
+    /// [`OnBehalfOf`](super::OnBehalfOf) extension: there is no subject to exchange for,
+    /// and the request is not sent (a call on behalf of nobody must not go with the
+    /// service's own authority). A programming error; not retried.
+    #[error("a token exchange needs a subject: the request carries no OnBehalfOf")]
+    NoSubject,
     /// Retries ran out of time.
     #[error("no token within the retry budget of {0:?}")]
     Timeout(std::time::Duration),

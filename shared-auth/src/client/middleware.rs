@@ -33,9 +33,10 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
+use super::delegation::OnBehalfOf;
 use super::error::TokenError;
 use super::sessions::{UserSessions, UserTokenError};
-use super::token_manager::{ManagedClient, PreparedToken, TokenRequestParams};
+use super::token_manager::{ManagedClient, PreparedToken, TokenExchange, TokenRequestParams};
 
 /// Derives a request's token parameters from the request itself (`with_token_request`
 /// of either middleware); none: the client's or the login's own.
@@ -65,6 +66,9 @@ impl Derive {
 pub struct ClientCredentialsMiddleware {
     client: ManagedClient,
     derive: Derive,
+    /// Set: each request's token is exchanged for this, on behalf of its [`OnBehalfOf`]
+    /// subject (the `TokenExchangeMiddleware`).
+    pub(super) exchange: Option<Arc<TokenExchange>>,
 }
 
 impl std::fmt::Debug for ClientCredentialsMiddleware {
@@ -82,6 +86,7 @@ impl ClientCredentialsMiddleware {
         ClientCredentialsMiddleware {
             client,
             derive: Derive::default(),
+            exchange: None,
         }
     }
 
@@ -231,11 +236,22 @@ impl Middleware for ClientCredentialsMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let params = self.derive.params(&request);
-        let prepared = self
-            .client
-            .prepared_with(&params)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let subject = match &self.exchange {
+            None => None,
+            Some(_) => Some(
+                extensions
+                    .get::<OnBehalfOf>()
+                    .map(|s| s.0.clone())
+                    .ok_or_else(|| reqwest_middleware::Error::middleware(TokenError::NoSubject))?,
+            ),
+        };
+        let prepared = match (&self.exchange, &subject) {
+            (Some(exchange), Some(subject)) => {
+                self.client.exchange_prepared(subject, exchange).await
+            }
+            _ => self.client.prepared_with(&params).await,
+        }
+        .map_err(reqwest_middleware::Error::middleware)?;
         let sent_nonce = self.authorize(&mut request, &prepared)?;
         let dpop = self.client.dpop().filter(|_| prepared.dpop_ath().is_some());
         let replayable = replayable(&request, extensions);
@@ -278,11 +294,19 @@ impl Middleware for ClientCredentialsMiddleware {
             tracing::debug!(client = %self.client.name(), "401 from downstream; request not replayable, not retried");
             return Ok(response);
         };
-        let renewed = self
-            .client
-            .renew_rejected_prepared(&params, prepared.token())
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let renewed = match (&self.exchange, &subject) {
+            (Some(exchange), Some(subject)) => {
+                self.client
+                    .renew_rejected_exchange(subject, exchange, prepared.token())
+                    .await
+            }
+            _ => {
+                self.client
+                    .renew_rejected_prepared(&params, prepared.token())
+                    .await
+            }
+        }
+        .map_err(reqwest_middleware::Error::middleware)?;
         let Some(renewed) = renewed else {
             return Ok(response);
         };

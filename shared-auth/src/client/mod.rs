@@ -7,6 +7,8 @@
 //!   [`ManagedClient`] handle;
 //! - [`ClientCredentialsMiddleware`] attaches them to `reqwest-middleware` requests and
 //!   handles a downstream 401 with one renewal and one retry;
+//! - [`TokenExchangeMiddleware`] sends a token exchanged (RFC 8693) on behalf of the
+//!   caller, and [`TransactionTokenMiddleware`] passes the call's Transaction Token on;
 //! - tokens are cached in memory by default; `RedisTokenCache` (feature `redis`,
 //!   `TokenManagerBuilder::redis_cache`) shares them across replicas.
 //!
@@ -30,6 +32,7 @@
 //! ```
 
 mod credentials;
+mod delegation;
 mod dpop;
 mod error;
 mod login;
@@ -48,6 +51,7 @@ mod token_manager;
 pub use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
+pub use delegation::{OnBehalfOf, TokenExchangeMiddleware, TransactionTokenMiddleware};
 pub use error::TokenError;
 pub use login::{Callback, LoginError, UserLoginConfig};
 pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, UserSession, UserTokenMiddleware};
@@ -73,5 +77,6 @@ pub use token_endpoint::TokenType;
 #[cfg(feature = "internals")]
 pub use token_manager::REJECTION_RENEWAL_INTERVAL;
 pub use token_manager::{
-    BuildError, ManagedClient, TokenManager, TokenManagerBuilder, TokenRequestParams,
+    BuildError, ManagedClient, TokenExchange, TokenManager, TokenManagerBuilder,
+    TokenRequestParams, TransactionTokenRequest,
 };

@@ -85,6 +85,40 @@ impl CacheKey {
         }
     }
 
+    /// The key of a token exchange (RFC 8693): the fields of [`CacheKey::new`] and the
+    /// exchange's own, the SHA-256 of the subject token (base64url) and whether the
+    /// client's token went as the actor. A longer array than `new`'s, so no exchange key
+    /// equals a client-credentials key.
+    pub(crate) fn exchange(
+        client_name: &str,
+        client: &ClientCredentialsClient,
+        scope: &ScopeSet,
+        resource: Option<&str>,
+        extra_params: &std::collections::BTreeMap<String, String>,
+        subject_sha256: &str,
+        actor_token: bool,
+    ) -> Self {
+        let fields = (
+            client_name,
+            &client.token_endpoint,
+            client.client_id.as_str(),
+            scope.to_string(),
+            resource,
+            extra_params,
+            client.dpop.as_ref().map(|k| k.thumbprint()),
+            (
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                subject_sha256,
+                actor_token,
+            ),
+        );
+        let encoded = serde_json::to_string(&fields).unwrap_or_default();
+        CacheKey {
+            encoded: encoded.into(),
+            name: client_name.into(),
+        }
+    }
+
     /// The key as a string (contains no secret).
     pub fn as_str(&self) -> &str {
         &self.encoded

@@ -115,7 +115,27 @@ pub(crate) enum Grant<'a> {
         /// Extra form parameters (the client's own with the request's).
         extra: &'a BTreeMap<String, String>,
     },
+    /// RFC 8693 section 2.1: a token for `subject_token`'s subject, issued to this
+    /// client (for a Transaction Token, `requested_token_type` says so).
+    TokenExchange {
+        subject_token: &'a str,
+        actor_token: Option<&'a str>,
+        requested_token_type: &'a str,
+        scope: &'a ScopeSet,
+        resource: Option<&'a str>,
+        /// Extra form parameters: the client's own, `audience`, and for a Transaction
+        /// Token its `request_context` and `request_details`.
+        extra: &'a BTreeMap<String, String>,
+    },
 }
+
+/// RFC 8693 section 3: the token type URI of an access token (subject, actor, and what an
+/// exchange asks for by default).
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The token type URI of a Transaction Token (draft-ietf-oauth-transaction-tokens).
+pub(crate) const TXN_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:txn_token";
+/// RFC 8693 section 2.1's grant type.
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Form parameters that only the grant itself and client authentication may set: an extra
 /// parameter by one of these names would send it twice, or replace what the library
@@ -169,7 +189,17 @@ impl Grant<'_> {
     /// refresh token presented twice looks like theft to the issuer (it revokes the whole
     /// family): an attempt that may have reached the issuer is never repeated for those.
     fn repeatable(&self) -> bool {
-        matches!(self, Grant::ClientCredentials { .. })
+        // An exchange consumes nothing: asked again, the issuer answers again.
+        matches!(
+            self,
+            Grant::ClientCredentials { .. } | Grant::TokenExchange { .. }
+        )
+    }
+
+    /// Whether the answer is a Transaction Token, whose `token_type` is `N_A` (it is no
+    /// access token: it travels in its own header, never in `Authorization`).
+    fn wants_txn_token(&self) -> bool {
+        matches!(self, Grant::TokenExchange { requested_token_type, .. } if *requested_token_type == TXN_TOKEN_TYPE)
     }
 }
 
@@ -347,6 +377,24 @@ impl Exchange<'_> {
                 form.push(("refresh_token", refresh_token.to_owned()));
                 (Some(scope), resource, extra)
             }
+            Grant::TokenExchange {
+                subject_token,
+                actor_token,
+                requested_token_type,
+                scope,
+                resource,
+                extra,
+            } => {
+                form.push(("grant_type", TOKEN_EXCHANGE_GRANT.to_owned()));
+                form.push(("subject_token", subject_token.to_owned()));
+                form.push(("subject_token_type", ACCESS_TOKEN_TYPE.to_owned()));
+                if let Some(actor) = actor_token {
+                    form.push(("actor_token", actor.to_owned()));
+                    form.push(("actor_token_type", ACCESS_TOKEN_TYPE.to_owned()));
+                }
+                form.push(("requested_token_type", requested_token_type.to_owned()));
+                (Some(scope), resource, extra)
+            }
         };
         if let Some(scope) = scope.filter(|s| !s.is_empty()) {
             form.push(("scope", scope.to_string()));
@@ -433,6 +481,9 @@ impl Exchange<'_> {
                 }),
             });
         }
+        if grant.wants_txn_token() {
+            return Ok(parse_txn_token(&body)?);
+        }
         Ok(parse_success(&body, client.dpop.is_some())?)
     }
 }
@@ -494,6 +545,38 @@ pub(crate) fn parse_success(body: &[u8], dpop: bool) -> Result<TokenResponse, To
         refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()),
         id_token: parsed.id_token,
     })
+}
+
+/// Parses the answer to a Transaction Token request: `issued_token_type` must be the
+/// Transaction Token type, and `token_type` `N_A` (RFC 8693 section 2.2.1), so that an
+/// issuer that ignored the request and sent an access token is not taken at its word.
+fn parse_txn_token(body: &[u8]) -> Result<TokenResponse, TokenError> {
+    #[derive(Deserialize)]
+    struct Issued {
+        issued_token_type: Option<String>,
+        token_type: Option<String>,
+    }
+    let issued: Issued = serde_json::from_slice(body)
+        .map_err(|e| TokenError::InvalidResponse(format!("not a token response: {e}")))?;
+    if issued.issued_token_type.as_deref() != Some(TXN_TOKEN_TYPE) {
+        return Err(TokenError::InvalidResponse(format!(
+            "issued_token_type is {:?}, not {TXN_TOKEN_TYPE}",
+            issued.issued_token_type
+        )));
+    }
+    if !issued
+        .token_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("N_A"))
+    {
+        return Err(TokenError::InvalidResponse(
+            "a Transaction Token's token_type must be N_A".into(),
+        ));
+    }
+    let mut body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| TokenError::InvalidResponse(format!("not a token response: {e}")))?;
+    body["token_type"] = serde_json::Value::from("Bearer");
+    parse_success(body.to_string().as_bytes(), false)
 }
 
 /// `expires_in` seconds as a lifetime within [MIN_LIFETIME, MAX_LIFETIME], in whole

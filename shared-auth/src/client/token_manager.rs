@@ -73,6 +73,10 @@ pub(crate) use prepared::PreparedToken;
 mod params;
 pub use params::TokenRequestParams;
 
+mod exchange;
+pub(crate) use exchange::ExchangeTarget;
+pub use exchange::{TokenExchange, TransactionTokenRequest};
+
 /// A registered client: its name, definition, default cache key and hot token.
 struct ClientEntry {
     name: String,
@@ -262,6 +266,8 @@ struct Target<'a> {
     /// The client's extra parameters with the request's.
     extra: Cow<'a, BTreeMap<String, String>>,
     key: CacheKey,
+    /// A token exchange (RFC 8693) instead of the client-credentials grant.
+    exchange: Option<Arc<ExchangeTarget>>,
 }
 
 impl TokenManager {
@@ -380,7 +386,17 @@ impl TokenManager {
         params: &TokenRequestParams,
         rejected: &AccessToken,
     ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        let target = Self::target(entry, params);
+        self.renew_rejected_target(&Self::target(entry, params), rejected)
+            .await
+    }
+
+    /// [`Self::renew_rejected`] for any target (an exchange's too).
+    async fn renew_rejected_target(
+        &self,
+        target: &Target<'_>,
+        rejected: &AccessToken,
+    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
+        let entry = target.entry;
         let name = entry.name.as_str();
         let now = self.now();
         if let Some(current) = self.cached(&target.key, now).await
@@ -447,7 +463,7 @@ impl TokenManager {
                     tracing::debug!(client = name, "token renewal forced");
                     self.start(
                         &mut current,
-                        &target,
+                        target,
                         &slot,
                         Want::Replace(Some(rejected.clone())),
                     )
@@ -487,6 +503,7 @@ impl TokenManager {
             resource,
             extra,
             key,
+            exchange: None,
         }
     }
 
@@ -577,10 +594,20 @@ impl TokenManager {
             extra: target.extra.clone().into_owned(),
             force_renewal: false,
         };
+        let (key, exchange, resource) = (
+            target.key.clone(),
+            target.exchange.clone(),
+            target.resource.clone(),
+        );
         // The flight runs on its own: no caller's cancellation can cut it short. It takes
         // the slot's lock only after this caller has released it.
         tokio::spawn(async move {
-            let target = Self::target(&entry, &params);
+            let mut target = Self::target(&entry, &params);
+            // An exchange's key, grant and resource are its own (the client's resource
+            // is not an exchange's default).
+            target.key = key;
+            target.exchange = exchange;
+            target.resource = resource;
             let outcome = manager.fly(&target, &slot, want).await;
             // Cache and failure are recorded before the slot is freed, so a caller that
             // arrives next finds them instead of starting another flight.
@@ -640,19 +667,24 @@ impl TokenManager {
         let result = if policy.total_budget.is_zero() {
             Err(TokenError::Timeout(retry.total_budget))
         } else {
-            request_token(
-                &inner.http,
-                client,
-                Grant::ClientCredentials {
-                    scope: &target.scope,
-                    resource: target.resource.as_deref(),
-                    extra: &target.extra,
-                },
-                &policy,
-                &target.entry.name,
-                inner.clock.as_ref(),
-            )
-            .await
+            match &target.exchange {
+                None => {
+                    request_token(
+                        &inner.http,
+                        client,
+                        Grant::ClientCredentials {
+                            scope: &target.scope,
+                            resource: target.resource.as_deref(),
+                            extra: &target.extra,
+                        },
+                        &policy,
+                        &target.entry.name,
+                        inner.clock.as_ref(),
+                    )
+                    .await
+                }
+                Some(exchange) => self.exchange_token(target, exchange, &policy).await,
+            }
         };
         let label = match &result {
             Ok(_) => "success",

@@ -8,7 +8,6 @@ use super::claims::Rules;
 use super::claims::TokenProfile;
 use super::config::{IssuerConfig, MetadataSource};
 use super::error::StartError;
-use super::validated_cache::ValidatedCache;
 use crate::discovery;
 use crate::issuer_http;
 use crate::jose::SignatureAlgorithm;
@@ -58,11 +57,12 @@ pub(crate) fn issuer_label(config: &IssuerConfig) -> String {
 }
 
 /// Checks one issuer's configuration, builds its key cache, and loads its keys (unless
-/// lazy).
+/// lazy). `on_invalidate` runs when a refresh withdrew or replaced key material (it
+/// clears what was validated with it).
 pub(crate) async fn start_issuer(
     config: &IssuerConfig,
     http: &reqwest::Client,
-    validated: &Arc<ValidatedCache>,
+    on_invalidate: Box<dyn Fn() + Send + Sync>,
     timing: KeyCacheTiming,
     allow_insecure_http: bool,
     label: &str,
@@ -130,7 +130,6 @@ pub(crate) async fn start_issuer(
         TokenProfile::Generic { audience } => audience.clone(),
         TokenProfile::Cognito { .. } => None,
     };
-    let observer = validated.clone();
     let keys = Arc::new(
         KeyCache::new(
             http.clone(),
@@ -139,7 +138,7 @@ pub(crate) async fn start_issuer(
             algorithms.clone(),
             allow_insecure_http,
             timing,
-            Box::new(move || observer.clear()),
+            on_invalidate,
         )
         .labelled(label.to_owned()),
     );

@@ -13,7 +13,10 @@
 //! - [`ProtectedResource`] publishes the API's OAuth 2.0 protected resource metadata
 //!   (RFC 9728) and points the 401 challenges at it;
 //! - [`IntrospectionConfig`] turns on opaque access tokens: a token that is not a JWS is
-//!   checked at the issuer's introspection endpoint (RFC 7662, RFC 9701), with a cache.
+//!   checked at the issuer's introspection endpoint (RFC 7662, RFC 9701), with a cache;
+//! - [`TransactionTokenLayer`] checks the `Txn-Token` header (Transaction Tokens,
+//!   draft-ietf-oauth-transaction-tokens-08) and gives handlers the [`Transaction`]: who
+//!   the call chain is for, and its context.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -50,6 +53,7 @@ mod response_future;
 mod scope_policy;
 mod settings;
 mod token_header;
+mod transaction;
 mod validated_cache;
 mod validation;
 
@@ -71,4 +75,10 @@ pub use scope_policy::{RequireScope, RequireScopeLayer};
 #[cfg(feature = "clap")]
 pub use settings::ValidatorArgs;
 pub use settings::ValidatorSettings;
+pub use transaction::{
+    Transaction, TransactionTokenConfig, TransactionTokenLayer, TransactionTokenService,
+};
+// The layer's checks on their own: this repository's benches (feature `internals`).
+#[cfg(feature = "internals")]
+pub use transaction::{TransactionTokenError, TransactionTokenVerifier};
 pub use validation::JwtValidator;

@@ -127,6 +127,23 @@ impl RequireScopeLayer {
             }),
         }
     }
+
+    /// Requires a call made on behalf of someone (RFC 8693 token exchange): the token
+    /// names an actor (`act`), and a `may_act` claim, when present, allows it.
+    pub fn on_behalf_of_subject() -> Self {
+        Self::predicate("a token exchanged on behalf of its subject", |p| {
+            p.actor().is_some() && p.actor_allowed_by_may_act() != Some(false)
+        })
+    }
+
+    /// Requires that the current actor (`act.sub`) be `actor`, and a `may_act` claim,
+    /// when present, allow it.
+    pub fn actor(actor: impl Into<String>) -> Self {
+        let actor = actor.into();
+        Self::predicate(format!("acting as {actor}"), move |p| {
+            p.actor() == Some(actor.as_str()) && p.actor_allowed_by_may_act() != Some(false)
+        })
+    }
 }
 
 impl<S> Layer<S> for RequireScopeLayer {

@@ -167,10 +167,11 @@ impl JwtValidator {
                     )));
                 }
             }
+            let observer = validated.clone();
             let state = start_issuer(
                 issuer,
                 &http,
-                &validated,
+                Box::new(move || observer.clear()),
                 timing,
                 config.allow_insecure_http,
                 &label,
