@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `just bench`: the criterion benchmarks of shared-auth, then a table of the pairs that
 # matter, each measured side by side in the same run. Writes target/bench-results/bench.md.
-# Then the cost-growth sweep (shared-auth/benches/growth.rs), which writes
+# Then what delegation costs (shared-auth/benches/delegation.rs, target/bench-results/
+# delegation.md) and the cost-growth sweep (shared-auth/benches/growth.rs), which writes
 # target/bench-results/growth.{csv,md,svg} itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,6 +70,10 @@ two_ratio=$(sed -nE 's/.*one issuer = ([0-9.]+)x.*/\1x/p' <<<"$two")
   echo
   echo "${dpop_paired}. The DPoP server row's target is read from this interleaved figure."
 } | tee "$OUT"
+
+# What delegation costs (token exchange, Transaction Tokens): interleaved batches, printed
+# and written to target/bench-results/delegation.md. Same features: no rebuild.
+cargo bench --quiet -p shared-auth --features redis --bench delegation 2>&1 | tee target/bench-results/delegation.txt
 
 # Same features as the auth bench, so shared-auth is not rebuilt in between. Arguments are
 # criterion's, for the auth bench only: the sweep is a plain timed loop.

@@ -47,6 +47,7 @@ r=target/bench-results
   cat infra/load/BENCHMARKS.head.md
   echo
   section "Auth hot paths (criterion)" $r/bench.md "just bench"
+  section "Delegation: token exchange and Transaction Tokens" $r/delegation.md "just bench"
   section "How cost grows" $r/growth.md "just bench" $r/growth.svg \
     "validate ns per call and heap bytes per cached entry against distinct tokens; warm token() ns against named clients"
   section "Beside the peers (criterion)" $r/peers.md "just bench-peers"

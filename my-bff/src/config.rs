@@ -99,6 +99,14 @@ pub struct LoginArgs {
         default_value_t = 28800
     )]
     pub bff_session_lifetime_secs: u64,
+
+    /// The trust domain of my-service (a Transaction Token's audience): users' calls then
+    /// go with this BFF's own token and a Transaction Token for the user, obtained from
+    /// the issuer's Transaction Token Service with the user's access token (the BFF's
+    /// client needs the token-exchange grant). Unset: users' calls carry the user's access
+    /// token.
+    #[arg(long, env = "BFF_TRUST_DOMAIN", value_name = "BFF_TRUST_DOMAIN")]
+    pub bff_trust_domain: Option<String>,
 }
 
 /// A configuration that parsed but does not hold together: which variable, and why.
@@ -111,6 +119,7 @@ impl LoginArgs {
             for (set, name) in [
                 (self.bff_login_authority.is_some(), "BFF_LOGIN_AUTHORITY"),
                 (self.bff_login_scope.is_some(), "BFF_LOGIN_SCOPE"),
+                (self.bff_trust_domain.is_some(), "BFF_TRUST_DOMAIN"),
             ] {
                 if set {
                     return Err(SettingsError::new(name, "only used with BFF_PUBLIC_URL"));
@@ -194,10 +203,18 @@ impl LoginArgs {
         sessions.idle_timeout = secs(self.bff_session_idle_secs, "BFF_SESSION_IDLE_SECS")?;
         sessions.absolute_timeout =
             secs(self.bff_session_lifetime_secs, "BFF_SESSION_LIFETIME_SECS")?;
+        let trust_domain = match self.bff_trust_domain.as_deref().map(str::trim) {
+            None => None,
+            Some("") => {
+                return Err(SettingsError::new("BFF_TRUST_DOMAIN", "must not be empty"));
+            }
+            Some(domain) => Some(domain.to_owned()),
+        };
         Ok(Some(LoginConfig {
             user,
             sessions,
             secure_cookies,
+            trust_domain,
         }))
     }
 }
@@ -227,6 +244,9 @@ pub struct LoginConfig {
     /// Cookies carry `Secure` and the `__Host-` prefix (an https public URL); off only for
     /// plain http on loopback.
     pub secure_cookies: bool,
+    /// Users' calls go with this BFF's token and a Transaction Token of this trust domain
+    /// (`BFF_TRUST_DOMAIN`); `None`: with the user's access token.
+    pub trust_domain: Option<String>,
 }
 
 impl Args {
@@ -322,6 +342,38 @@ mod tests {
         let c = with(&["--client-secret", "s3cr3t", "--scope", "A/b C/d"]).unwrap();
         assert_eq!(c.client.scope.len(), 2);
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_trust_domain_needs_user_login_and_a_value() {
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = BASE.to_vec();
+            v.extend_from_slice(&["--client-secret", "s3cr3t"]);
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        let login = [
+            "--bff-public-url",
+            "http://127.0.0.1:7248",
+            "--bff-login-authority",
+            "http://127.0.0.1:7000",
+        ];
+        let e = with(&["--bff-trust-domain", "https://trust.example"]).unwrap_err();
+        assert!(
+            e.contains("BFF_TRUST_DOMAIN") && e.contains("BFF_PUBLIC_URL"),
+            "{e}"
+        );
+        let mut empty = login.to_vec();
+        empty.extend_from_slice(&["--bff-trust-domain", " "]);
+        assert!(with(&empty).unwrap_err().contains("BFF_TRUST_DOMAIN"));
+        let mut set = login.to_vec();
+        set.extend_from_slice(&["--bff-trust-domain", "https://trust.example"]);
+        let config = with(&set).unwrap();
+        assert_eq!(
+            config.login.unwrap().trust_domain.as_deref(),
+            Some("https://trust.example")
+        );
+        assert_eq!(with(&login).unwrap().login.unwrap().trust_domain, None);
     }
 
     #[test]

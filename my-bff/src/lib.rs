@@ -145,13 +145,17 @@ pub async fn build(config: &BffConfig) -> Result<Router, StartError> {
         let tokens = token_client(config).await?;
         let _ = state.calls.set(calls(config, tokens));
     }
-    let app = routes(state);
+    let app = routes(state.clone());
     let Some(login) = &config.login else {
         return Ok(app);
     };
     let users = Arc::new(user::Users {
         ready: std::sync::OnceLock::new(),
         secure_cookies: login.secure_cookies,
+        edge: login.trust_domain.clone().map(|trust_domain| user::Edge {
+            trust_domain,
+            app: state.clone(),
+        }),
     });
     // The login issuer may start after the BFF: found in the background, with backoff;
     // until then the user routes answer 503.

@@ -10,9 +10,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
+use shared_auth::TransactionToken;
 use shared_auth::client::{
-    ClientCredentialsMiddleware, ManagedClient, TokenError, UserSession, UserSessions,
-    UserTokenError, UserTokenMiddleware,
+    ClientCredentialsMiddleware, ManagedClient, TokenError, TransactionTokenMiddleware,
+    UserSession, UserSessions, UserTokenError, UserTokenMiddleware,
 };
 use utoipa::ToSchema;
 
@@ -55,8 +56,9 @@ pub enum MyServiceError {
     /// my-service answered 401 (after one renewal and retry).
     #[error("my-service rejected the access token (401)")]
     Unauthorized,
-    /// my-service answered 403: the token lacks a scope.
-    #[error("my-service refused the call (403): the token lacks a required scope")]
+    /// my-service answered 403: the token lacks a scope, or the call's Transaction Token
+    /// was refused.
+    #[error("my-service refused the call (403)")]
     Forbidden,
     /// my-service did not answer in time.
     #[error("my-service did not answer in time")]
@@ -69,6 +71,16 @@ pub enum MyServiceError {
     BadResponse(String),
 }
 
+/// Whose call a request is.
+enum Behalf<'a> {
+    /// The BFF's own (its client-credentials token).
+    Own,
+    /// A user's, with the session's access token.
+    User(&'a str),
+    /// A user's at the edge: the BFF's token and the user's Transaction Token.
+    Transaction(&'a TransactionToken),
+}
+
 /// The typed my-service client.
 #[derive(Clone, Debug)]
 pub struct MyServiceClient {
@@ -78,10 +90,13 @@ pub struct MyServiceClient {
 
 impl MyServiceClient {
     /// A client for `base_url` whose requests carry the tokens of `tokens`, each request
-    /// bounded by `timeout`.
+    /// bounded by `timeout`; a call made in a transaction
+    /// ([`forecasts_in`](Self::forecasts_in)) carries its Transaction Token too (my-service
+    /// is inside the trust domain).
     pub fn new(tokens: ManagedClient, base_url: impl Into<String>, timeout: Duration) -> Self {
         let http = reqwest_middleware::ClientBuilder::new(http_client(timeout))
             .with(ClientCredentialsMiddleware::new(tokens))
+            .with(TransactionTokenMiddleware)
             .build();
         Self::with_http(http, base_url)
     }
@@ -110,14 +125,24 @@ impl MyServiceClient {
         }
     }
 
+    /// `GET {path}`, as `on` says, expecting 200 with a JSON `T`.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        on: Behalf<'_>,
+    ) -> Result<T, MyServiceError> {
+        let request = self.http.get(format!("{}{path}", self.base_url));
+        let request = match on {
+            Behalf::Own => request,
+            Behalf::User(session_id) => request.with_extension(UserSession::new(session_id)),
+            Behalf::Transaction(txn) => request.with_extension(txn.clone()),
+        };
+        read(request.send().await, StatusCode::OK).await
+    }
+
     /// `GET /weatherforecast`.
     pub async fn forecasts(&self) -> Result<Vec<WeatherForecast>, MyServiceError> {
-        let response = self
-            .http
-            .get(format!("{}/weatherforecast", self.base_url))
-            .send()
-            .await;
-        read(response, StatusCode::OK).await
+        self.get("/weatherforecast", Behalf::Own).await
     }
 
     /// `GET /weatherforecast` on behalf of the user of `session_id` (a client made with
@@ -126,13 +151,31 @@ impl MyServiceClient {
         &self,
         session_id: &str,
     ) -> Result<Vec<WeatherForecast>, MyServiceError> {
-        let response = self
-            .http
-            .get(format!("{}/weatherforecast", self.base_url))
-            .with_extension(UserSession::new(session_id))
-            .send()
-            .await;
-        read(response, StatusCode::OK).await
+        self.get("/weatherforecast", Behalf::User(session_id)).await
+    }
+
+    /// `GET /weatherforecast` in the transaction of `txn` (a user's, at the edge): this
+    /// client's own token, and the Transaction Token beside it (a client made with
+    /// [`new`](Self::new)).
+    pub async fn forecasts_in(
+        &self,
+        txn: &TransactionToken,
+    ) -> Result<Vec<WeatherForecast>, MyServiceError> {
+        self.get("/weatherforecast", Behalf::Transaction(txn)).await
+    }
+
+    /// `GET /whoami`: the caller as my-service sees it, on behalf of the user of
+    /// `session_id` ([`for_users`](Self::for_users)).
+    pub async fn whoami_for(&self, session_id: &str) -> Result<serde_json::Value, MyServiceError> {
+        self.get("/whoami", Behalf::User(session_id)).await
+    }
+
+    /// `GET /whoami` in the transaction of `txn` (see [`forecasts_in`](Self::forecasts_in)).
+    pub async fn whoami_in(
+        &self,
+        txn: &TransactionToken,
+    ) -> Result<serde_json::Value, MyServiceError> {
+        self.get("/whoami", Behalf::Transaction(txn)).await
     }
 
     /// `POST /weatherforecast`.

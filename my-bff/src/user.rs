@@ -9,7 +9,13 @@
 //! - `GET /bff/user`: the user's claims, when the session ends, and the logout URL; 401
 //!   without a session.
 //! - `GET /bff/weatherforecast`: my-service's forecasts fetched with the user's access
-//!   token (renewed as needed); the browser's cookies never go upstream.
+//!   token (renewed as needed); the browser's cookies never go upstream. With
+//!   `BFF_TRUST_DOMAIN`, fetched instead with the BFF's own token and a Transaction Token
+//!   for the user (draft-ietf-oauth-transaction-tokens-08), obtained for each call from
+//!   the issuer's Transaction Token Service with the user's access token.
+//! - `GET /bff/whoami`: the caller as my-service sees it (its `/whoami`), the same way:
+//!   with a Transaction Token, my-service names the BFF as the caller and the user as the
+//!   transaction's subject.
 //! - `GET /bff/logout?sid=...`: signs out (the refresh token revoked at the issuer) and
 //!   goes to the issuer's end-session page. `sid` is the session's logout id, which only
 //!   `/bff/user` tells, so another site cannot sign the user out.
@@ -27,8 +33,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
-use shared_auth::client::{Callback, UserSessions, UserTokenError};
-use shared_auth::problem;
+use shared_auth::client::{
+    AccessToken, Callback, TokenRequestParams, TransactionTokenRequest, UserSessions,
+    UserTokenError,
+};
+use shared_auth::{TransactionToken, problem};
 
 use crate::my_service_client::{MyServiceClient, MyServiceError};
 
@@ -37,6 +46,15 @@ pub(crate) struct Users {
     /// Set once the login issuer is found (in the background: it may start after the BFF).
     pub(crate) ready: std::sync::OnceLock<Ready>,
     pub(crate) secure_cookies: bool,
+    /// With `BFF_TRUST_DOMAIN`: users' calls go in a transaction.
+    pub(crate) edge: Option<Edge>,
+}
+
+/// The edge of the trust domain: the BFF's own client (token and Transaction Token
+/// requests) and my-service called with it.
+pub(crate) struct Edge {
+    pub(crate) trust_domain: String,
+    pub(crate) app: Arc<crate::AppState>,
 }
 
 /// The users' sessions, and my-service called with their tokens.
@@ -83,6 +101,7 @@ pub(crate) fn routes(users: Arc<Users>) -> Router {
         .route("/bff/user", get(user))
         .route("/bff/logout", get(logout))
         .route("/bff/weatherforecast", get(weatherforecast))
+        .route("/bff/whoami", get(whoami))
         .with_state(users)
 }
 
@@ -231,29 +250,101 @@ async fn logout(
     }
 }
 
+/// What a user's call to my-service goes with.
+enum UserCall<'a> {
+    /// The user's access token (the session's).
+    Session(&'a MyServiceClient, &'a str),
+    /// The BFF's own token and the user's Transaction Token.
+    Transaction(MyServiceClient, TransactionToken),
+}
+
+/// The refusal for a user's call that could not be made: no session (401), a session
+/// whose token cannot be renewed now (503), or the downstream's answer.
+fn user_call_failed(error: &MyServiceError) -> Response {
+    match error {
+        MyServiceError::UserToken(UserTokenError::Unavailable(error)) => {
+            tracing::warn!(%error, "no user access token for now");
+            crate::unavailable("Your access could not be renewed just now; try again shortly.")
+        }
+        MyServiceError::UserToken(_) => {
+            unauthenticated("Not logged in (or the session has ended).")
+        }
+        MyServiceError::TokenUnavailable(error) => {
+            tracing::warn!(%error, "no Transaction Token for a user's call");
+            crate::unavailable("The call could not be authorized just now; try again shortly.")
+        }
+        error => crate::downstream_problem(error),
+    }
+}
+
+/// Checks a user route's request (login ready, anti-forgery header, session) and decides
+/// how its call to my-service goes (`action` goes into the Transaction Token's details).
+async fn user_call<'a>(
+    users: &'a Users,
+    jar: &'a CookieJar,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<UserCall<'a>, Response> {
+    let Some(Ready {
+        my_service,
+        sessions,
+    }) = users.ready.get()
+    else {
+        return Err(login_unavailable());
+    };
+    if let Some(refused) = forgery_refused(headers) {
+        return Err(refused);
+    }
+    let Some(session) = jar.get(users.session_cookie()) else {
+        return Err(unauthenticated("Not logged in."));
+    };
+    let Some(edge) = &users.edge else {
+        return Ok(UserCall::Session(my_service, session.value()));
+    };
+    let user = sessions
+        .access_token(session.value(), &TokenRequestParams::default())
+        .await
+        .map_err(|e| user_call_failed(&MyServiceError::UserToken(e)))?;
+    let Some(calls) = edge.app.calls.get() else {
+        return Err(crate::unavailable("my-bff is not ready yet."));
+    };
+    let mut details = serde_json::Map::new();
+    details.insert("action".into(), serde_json::Value::from(action));
+    let txn = calls
+        .tokens
+        .transaction_token(
+            &AccessToken::new(user.secret()),
+            &TransactionTokenRequest::new(edge.trust_domain.clone()).with_request_details(details),
+        )
+        .await
+        .map_err(|e| user_call_failed(&MyServiceError::TokenUnavailable(e)))?;
+    Ok(UserCall::Transaction(calls.my_service.clone(), txn))
+}
+
 async fn weatherforecast(
     State(users): State<Arc<Users>>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Response {
-    let Some(Ready { my_service, .. }) = users.ready.get() else {
-        return login_unavailable();
+    let answer = match user_call(&users, &jar, &headers, "GET /weatherforecast").await {
+        Err(refused) => return refused,
+        Ok(UserCall::Session(my_service, session)) => my_service.forecasts_for(session).await,
+        Ok(UserCall::Transaction(my_service, txn)) => my_service.forecasts_in(&txn).await,
     };
-    if let Some(refused) = forgery_refused(&headers) {
-        return refused;
-    }
-    let Some(session) = jar.get(users.session_cookie()) else {
-        return unauthenticated("Not logged in.");
-    };
-    match my_service.forecasts_for(session.value()).await {
+    match answer {
         Ok(forecasts) => Json(forecasts).into_response(),
-        Err(MyServiceError::UserToken(UserTokenError::Unavailable(error))) => {
-            tracing::warn!(%error, "no user access token for now");
-            crate::unavailable("Your access could not be renewed just now; try again shortly.")
-        }
-        Err(MyServiceError::UserToken(_)) => {
-            unauthenticated("Not logged in (or the session has ended).")
-        }
-        Err(error) => crate::downstream_problem(&error),
+        Err(error) => user_call_failed(&error),
+    }
+}
+
+async fn whoami(State(users): State<Arc<Users>>, jar: CookieJar, headers: HeaderMap) -> Response {
+    let answer = match user_call(&users, &jar, &headers, "GET /whoami").await {
+        Err(refused) => return refused,
+        Ok(UserCall::Session(my_service, session)) => my_service.whoami_for(session).await,
+        Ok(UserCall::Transaction(my_service, txn)) => my_service.whoami_in(&txn).await,
+    };
+    match answer {
+        Ok(caller) => Json(caller).into_response(),
+        Err(error) => user_call_failed(&error),
     }
 }

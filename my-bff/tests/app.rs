@@ -49,6 +49,7 @@ async fn start_my_service(issuer: &IssuerHandle, profile: TokenProfile) -> TestS
     let config = my_service::config::ServiceConfig {
         validator: validator_config_for(issuer.issuer(), profile),
         openapi_token_url: None,
+        transaction_tokens: None,
     };
     serve(my_service::build(&config).await.unwrap()).await
 }
@@ -264,6 +265,7 @@ async fn a_bff_started_before_my_service_waits_for_its_metadata() {
     let service = my_service::build(&my_service::config::ServiceConfig {
         validator,
         openapi_token_url: None,
+        transaction_tokens: None,
     })
     .await
     .unwrap();

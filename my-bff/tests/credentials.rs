@@ -46,6 +46,7 @@ async fn start_my_service(issuer: &IssuerHandle, mode: DpopMode, nonces: bool) -
     let config = my_service::config::ServiceConfig {
         validator,
         openapi_token_url: None,
+        transaction_tokens: None,
     };
     serve_listener(listener, my_service::build(&config).await.unwrap())
 }

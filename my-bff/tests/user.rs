@@ -17,6 +17,7 @@ use shared_auth::client::{
 use test_support::*;
 
 const ALICE_PASSWORD: &str = "alice-test-password";
+const TRUST_DOMAIN: &str = "https://trust.example";
 
 /// A browser: no redirects followed, cookies kept by hand (name=value of every
 /// `Set-Cookie`, removed when it is cleared).
@@ -72,16 +73,23 @@ fn location(response: &reqwest::Response) -> String {
 
 /// The issuer, with my-bff allowed to log users in at `bff`'s callback.
 async fn issuer(bff: &str) -> IssuerHandle {
-    let mut config = issuer_config(IssuerProfile::Cognito).with_user(
-        UserConfig::new("alice", ALICE_PASSWORD)
-            .with_sub("alice-sub")
-            .with_name("Alice"),
-    );
+    let mut config = issuer_config(IssuerProfile::Cognito)
+        .with_trust_domain(TRUST_DOMAIN)
+        .with_user(
+            UserConfig::new("alice", ALICE_PASSWORD)
+                .with_sub("alice-sub")
+                .with_name("Alice"),
+        );
     config.clients.retain(|c| c.client_id != BFF_ID);
     mock_issuer::start(
         config.with_client(
             ClientConfig::new(BFF_ID, BFF_SECRET, [READ])
-                .with_grant_types(["client_credentials", "authorization_code", "refresh_token"])
+                .with_grant_types([
+                    "client_credentials",
+                    "authorization_code",
+                    "refresh_token",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ])
                 .with_redirect_uris([format!("{bff}/bff/callback")])
                 .with_post_logout_redirect_uris([format!("{bff}/")]),
         ),
@@ -116,6 +124,7 @@ fn config(issuer: &IssuerHandle, bff: &str, my_service: &str) -> BffConfig {
             user,
             sessions: SessionConfig::default(),
             secure_cookies: false,
+            trust_domain: None,
         }),
     }
 }
@@ -156,6 +165,7 @@ async fn a_user_logs_in_sees_the_forecasts_as_themselves_and_signs_out() {
         my_service::build(&my_service::config::ServiceConfig {
             validator: validator_config_for(issuer.issuer(), cognito()),
             openapi_token_url: None,
+            transaction_tokens: None,
         })
         .await
         .unwrap(),
@@ -305,4 +315,102 @@ async fn a_bff_started_before_its_login_issuer_waits_for_it() {
     login_ready(&bff).await;
     let mut browser = Browser::new();
     log_in(&mut browser, &bff).await;
+}
+
+/// The first hop of a call chain: with BFF_TRUST_DOMAIN, a user's call goes with the BFF's
+/// own token and a Transaction Token for the user, which my-service checks; my-service
+/// sees the BFF as the caller and the user as the transaction's subject. Without it, the
+/// user's own token goes, and my-service sees the user as the token's subject.
+#[tokio::test]
+async fn a_users_call_carries_a_transaction_token_my_service_checks() {
+    let (listener, bff) = bind().await;
+    let issuer = issuer(&bff).await;
+    let mut txn = shared_auth::server::TransactionTokenConfig::new(
+        shared_auth::server::MetadataSource::Authority(issuer.issuer().to_owned()),
+        TRUST_DOMAIN,
+    );
+    txn.http_timeout = Duration::from_secs(2);
+    let my_service = serve(
+        my_service::build(&my_service::config::ServiceConfig {
+            validator: validator_config_for(issuer.issuer(), cognito()),
+            openapi_token_url: None,
+            transaction_tokens: Some(txn),
+        })
+        .await
+        .unwrap(),
+    )
+    .await;
+    let mut with_txn = config(&issuer, &bff, &my_service.base);
+    with_txn.login.as_mut().unwrap().trust_domain = Some(TRUST_DOMAIN.into());
+    let _bff = serve_listener(listener, my_bff::build(&with_txn).await.unwrap());
+    login_ready(&bff).await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &bff).await;
+
+    let seen: Value = browser
+        .get(&format!("{bff}/bff/whoami"), true)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["clientId"], BFF_ID, "{seen}");
+    assert_eq!(seen["subject"], BFF_ID, "the token is the BFF's own");
+    assert_eq!(seen["transaction"]["subject"], "alice-sub", "{seen}");
+    assert_eq!(seen["transaction"]["requestingWorkload"], BFF_ID);
+    let first_txn = seen["transaction"]["txn"].as_str().unwrap().to_owned();
+    let forecasts = browser
+        .get(&format!("{bff}/bff/weatherforecast"), true)
+        .await;
+    assert_eq!(forecasts.status(), StatusCode::OK);
+    // Each user call is a transaction of its own.
+    let again: Value = browser
+        .get(&format!("{bff}/bff/whoami"), true)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(again["transaction"]["txn"], first_txn.as_str());
+
+    // A Transaction Token my-service cannot verify (signed by another issuer) is refused
+    // at my-service, not trusted.
+    let foreign =
+        mock_issuer::start(issuer_config(IssuerProfile::Cognito).with_trust_domain(TRUST_DOMAIN))
+            .await
+            .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = foreign.current_key();
+    let forged = foreign
+        .sign(
+            &serde_json::json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "txntoken+jwt"}),
+            &serde_json::json!({"iat": now, "exp": now + 60, "aud": TRUST_DOMAIN,
+                "txn": "t-1", "sub": "mallory"}),
+        )
+        .unwrap();
+    let own_token = fetch_token(&issuer, BFF_ID, BFF_SECRET, Some(READ)).await;
+    let refused = http()
+        .get(format!("{}/whoami", my_service.base))
+        .bearer_auth(&own_token)
+        .header("txn-token", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    // No Transaction Token: the call passes, and my-service names no transaction.
+    let plain: Value = http()
+        .get(format!("{}/whoami", my_service.base))
+        .bearer_auth(&own_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain["transaction"], Value::Null);
 }

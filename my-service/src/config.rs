@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use shared_auth::AuthEnv;
-use shared_auth::server::{ValidatorArgs, ValidatorConfig};
+use shared_auth::server::{TransactionTokenConfig, ValidatorArgs, ValidatorConfig};
 use shared_auth::{HttpUrl, SettingsError};
 
 use crate::weather::{READ_SCOPE, WRITE_SCOPE};
@@ -56,11 +56,14 @@ pub struct ServiceConfig {
     pub validator: ValidatorConfig,
     /// Token URL for the OpenAPI document, if set explicitly.
     pub openapi_token_url: Option<String>,
+    /// Transaction Token checks (`AUTH_TXN_TOKEN_TRUST_DOMAIN`), if on.
+    pub transaction_tokens: Option<TransactionTokenConfig>,
 }
 
 impl Args {
     /// Checks the combinations clap cannot and builds the typed configuration.
     pub fn into_config(self) -> Result<ServiceConfig, ConfigError> {
+        let transaction_tokens = self.auth.transaction_token_config()?;
         let mut validator = self.auth.into_config()?;
         // The metadata lists the scopes the routes require, from the same constants, unless
         // the operator listed others.
@@ -72,6 +75,7 @@ impl Args {
         Ok(ServiceConfig {
             validator,
             openapi_token_url: self.openapi_token_url.map(String::from),
+            transaction_tokens,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! To start a new service from this template, change the routes in `weather.rs`, the
 //! scope constants, and the OpenAPI `info`.
 
+pub mod caller;
 pub mod config;
 pub mod weather;
 
@@ -16,8 +17,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::handler::Handler as _;
 use axum::http::StatusCode;
-use axum::routing::get;
-use shared_auth::server::{JwtAuthLayer, JwtValidator, RequireScopeLayer, StartError};
+use axum::routing::{get, post};
+use shared_auth::server::{
+    JwtAuthLayer, JwtValidator, RequireScopeLayer, StartError, TransactionTokenLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes, SecurityScheme};
@@ -29,9 +32,9 @@ use crate::weather::{READ_SCOPE, WRITE_SCOPE};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "my-service", description = "Scope-protected weather API. Authorize with the OAuth2 client-credentials flow, then try the operations."),
-    paths(weather::list, weather::create),
-    components(schemas(weather::WeatherForecast, weather::NewForecast)),
-    tags((name = "weather", description = "Forecasts"))
+    paths(weather::list, weather::create, caller::whoami),
+    components(schemas(weather::WeatherForecast, weather::NewForecast, caller::Caller, caller::CallerTransaction)),
+    tags((name = "weather", description = "Forecasts"), (name = "caller", description = "Who is calling, and for whom"))
 )]
 struct ApiDoc;
 
@@ -87,8 +90,16 @@ pub async fn build(config: &ServiceConfig) -> Result<Router, StartError> {
     service_kit::metrics::prometheus();
     shared_auth::describe_metrics();
     let validator = JwtValidator::new(config.validator.clone()).await?;
+    let transactions = match &config.transaction_tokens {
+        Some(txn) => Some(TransactionTokenLayer::start(txn.clone()).await?),
+        None => None,
+    };
     let token_url = token_url(config, &validator);
-    Ok(router(validator, &token_url))
+    Ok(around(
+        api_with(&validator, transactions),
+        validator,
+        &token_url,
+    ))
 }
 
 /// The app: the protected weather [`api`] and everything [`around`] it.
@@ -99,15 +110,34 @@ pub fn router(validator: JwtValidator, token_url: &str) -> Router {
 /// The weather API: `GET` and `POST /weatherforecast`, each authenticated by `validator`
 /// and requiring its scope.
 pub fn api(validator: &JwtValidator) -> Router {
-    // Authentication, then the method's scope, on each handler: they run only for methods
-    // that exist, so a wrong method stays 405 (a Router-level route_layer would answer
-    // 401), and each request clones one boxed service, not two.
+    api_with(validator, None)
+}
+
+/// [`api`], and `GET /whoami`; with `transactions`, each request's `Txn-Token` header is
+/// checked after its access token (a present one must pass; none is required).
+pub fn api_with(validator: &JwtValidator, transactions: Option<TransactionTokenLayer>) -> Router {
+    // Authentication, then the Transaction Token, then the method's scope, on each
+    // handler: they run only for methods that exist, so a wrong method stays 405 (a
+    // Router-level route_layer would answer 401), and each request clones one boxed
+    // service, not two.
     let auth = JwtAuthLayer::new(validator.clone());
-    Router::new().route(
-        "/weatherforecast",
-        get(weather::list.layer((auth.clone(), RequireScopeLayer::one(READ_SCOPE))))
-            .post(weather::create.layer((auth, RequireScopeLayer::one(WRITE_SCOPE)))),
-    )
+    let read = RequireScopeLayer::one(READ_SCOPE);
+    let write = RequireScopeLayer::one(WRITE_SCOPE);
+    let (list, create, whoami) = match transactions {
+        None => (
+            get(weather::list.layer((auth.clone(), read))),
+            post(weather::create.layer((auth.clone(), write))),
+            get(caller::whoami.layer(auth)),
+        ),
+        Some(txn) => (
+            get(weather::list.layer((auth.clone(), txn.clone(), read))),
+            post(weather::create.layer((auth.clone(), txn.clone(), write))),
+            get(caller::whoami.layer((auth, txn))),
+        ),
+    };
+    Router::new()
+        .route("/weatherforecast", list.merge(create))
+        .route("/whoami", whoami)
 }
 
 /// `api` with the service's plumbing: `/healthz`, `/readyz` (the validator's keys are

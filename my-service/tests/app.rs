@@ -40,6 +40,7 @@ async fn start_service(issuer: &IssuerHandle) -> TestServer {
     let config = ServiceConfig {
         validator: validator_config_for(issuer.issuer(), cognito()),
         openapi_token_url: None,
+        transaction_tokens: None,
     };
     serve(my_service::build(&config).await.unwrap()).await
 }

@@ -50,6 +50,11 @@ use shared_auth::client::{
 };
 use shared_auth::server::{JwtValidator, MetadataSource, TokenProfile, ValidatorConfig};
 
+// The shared set-up: this target takes the auth layer's inner service from it.
+#[allow(dead_code)]
+mod common;
+use common::Ok200;
+
 /// Completes a future that never waits (panics if it does).
 fn ready<F: Future>(future: F) -> F::Output {
     let mut cx = Context::from_waker(Waker::noop());
@@ -473,22 +478,6 @@ fn bench_tiers(c: &mut Criterion, s: &Setup) {
         b.iter(|| black_box(s.runtime.block_on(redis_only.get(&key)).unwrap()))
     });
     group.finish();
-}
-
-/// The inner service of the auth layer: 200 at once.
-#[derive(Clone)]
-struct Ok200;
-
-impl tower::Service<http::Request<axum::body::Body>> for Ok200 {
-    type Response = http::Response<axum::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: http::Request<axum::body::Body>) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(axum::body::Body::empty())))
-    }
 }
 
 /// A DPoP client key for the server-side pair: proofs signed over fixed claims but a fresh

@@ -25,6 +25,7 @@ pub fn service_config_for(
     my_service::config::ServiceConfig {
         validator: validator_config_for(authority, profile),
         openapi_token_url: None,
+        transaction_tokens: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a bench target needs around the code it measures: a runtime, an in-process mock
 //! issuer with one client, a validator that trusts it, tokens it signs, and a way to
-//! complete a future that never waits. The same set-up as `auth.rs` (which keeps its own
-//! copies for now), so numbers from the two targets describe the same tokens and keys.
+//! complete a future that never waits. The same set-up as `auth.rs` (which takes only the
+//! inner service from here, and keeps its own copies of the rest for now), so numbers from the two targets describe the same tokens and keys.
 
 use std::future::Future;
 use std::pin::pin;
@@ -102,4 +102,22 @@ pub fn client(issuer: &IssuerHandle) -> ClientCredentialsClient {
         ClientId::new(CLIENT_ID),
         ClientSecret::new(CLIENT_SECRET),
     )
+}
+
+/// The inner service of an auth layer: 200 at once, so only the layer is measured (the
+/// `growth` target does not use it).
+#[allow(dead_code)]
+#[derive(Clone)]
+pub struct Ok200;
+
+impl tower::Service<http::Request<axum::body::Body>> for Ok200 {
+    type Response = http::Response<axum::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: http::Request<axum::body::Body>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(axum::body::Body::empty())))
+    }
 }

@@ -1,5 +1,6 @@
 //! Calls that carry who asked: a token exchanged on behalf of the caller
-//! ([`TokenExchangeMiddleware`], RFC 8693) and the Transaction Token passed on
+//! ([`TokenExchangeMiddleware`](super::TokenExchangeMiddleware), RFC 8693, with the
+//! [`OnBehalfOf`] subject) and the Transaction Token passed on
 //! ([`TransactionTokenMiddleware`], draft-ietf-oauth-transaction-tokens-08).
 //!
 //! ```no_run
@@ -23,20 +24,17 @@
 //! # let _ = answer; Ok(()) }
 //! ```
 
-use std::sync::Arc;
-
 use http::{Extensions, HeaderValue};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use super::credentials::AccessToken;
 use super::error::TokenError;
-use super::middleware::ClientCredentialsMiddleware;
-use super::token_manager::{ManagedClient, TokenExchange};
 use crate::transaction::{TXN_TOKEN_HEADER, TransactionToken};
 
 /// The subject a request is made on behalf of: the access token the service received
-/// from its caller (or a user's, at the BFF). Give it to the [`TokenExchangeMiddleware`]
+/// from its caller (or a user's, at the BFF). Give it to the
+/// [`TokenExchangeMiddleware`](super::TokenExchangeMiddleware)
 /// with `RequestBuilder::with_extension(OnBehalfOf::new(token))`. Its `Debug` shows no
 /// token.
 #[derive(Clone)]
@@ -55,46 +53,10 @@ impl std::fmt::Debug for OnBehalfOf {
     }
 }
 
-/// Sends each request with a token exchanged (RFC 8693) for the request's
-/// [`OnBehalfOf`] subject: a token for the downstream audience, on behalf of the caller,
-/// issued to this client (its `act` names this service).
-///
-/// - Exchanged tokens are cached per subject token (and audience, resource, scope,
-///   actor), with single flight and the negative cache: a caller's second request costs
-///   what a cached client-credentials token costs.
-/// - A request without [`OnBehalfOf`] is **not sent** ([`TokenError::NoSubject`]): it would
-///   otherwise go with the service's own authority.
-/// - DPoP, a downstream 401 (one renewal and one retry) and errors behave as for the
-///   [`ClientCredentialsMiddleware`].
-#[derive(Clone, Debug)]
-pub struct TokenExchangeMiddleware(ClientCredentialsMiddleware);
-
-impl TokenExchangeMiddleware {
-    /// Exchanges with `client` (registered for the token-exchange grant at its issuer)
-    /// for `exchange`.
-    pub fn new(client: ManagedClient, exchange: TokenExchange) -> Self {
-        let mut inner = ClientCredentialsMiddleware::new(client);
-        inner.exchange = Some(Arc::new(exchange));
-        TokenExchangeMiddleware(inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl Middleware for TokenExchangeMiddleware {
-    async fn handle(
-        &self,
-        request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
-        self.0.handle(request, extensions, next).await
-    }
-}
-
 /// Sends the Transaction Token of the call being handled, unchanged, in the `Txn-Token`
 /// header: the request's [`TransactionToken`] extension if it has one (at the edge, the
 /// token just obtained with
-/// [`ManagedClient::transaction_token`]), else [`TransactionToken::current`] (the one the
+/// [`ManagedClient::transaction_token`](super::ManagedClient::transaction_token)), else [`TransactionToken::current`] (the one the
 /// server half checked for the request this task is handling). With neither, the request
 /// goes without. A `Txn-Token` header already on the request is replaced: only a checked
 /// or freshly issued token is passed on.

@@ -319,6 +319,42 @@ impl Middleware for ClientCredentialsMiddleware {
     }
 }
 
+/// Sends each request with a token exchanged (RFC 8693) for the request's
+/// [`OnBehalfOf`] subject: a token for the downstream audience, on behalf of the caller,
+/// issued to this client (its `act` names this service).
+///
+/// - Exchanged tokens are cached per subject token (and audience, resource, scope,
+///   actor), with single flight and the negative cache: a caller's second request costs
+///   what a cached client-credentials token costs.
+/// - A request without [`OnBehalfOf`] is **not sent** ([`TokenError::NoSubject`]): it would
+///   otherwise go with the service's own authority.
+/// - DPoP, a downstream 401 (one renewal and one retry) and errors behave as for the
+///   [`ClientCredentialsMiddleware`].
+#[derive(Clone, Debug)]
+pub struct TokenExchangeMiddleware(ClientCredentialsMiddleware);
+
+impl TokenExchangeMiddleware {
+    /// Exchanges with `client` (registered for the token-exchange grant at its issuer)
+    /// for `exchange`.
+    pub fn new(client: ManagedClient, exchange: TokenExchange) -> Self {
+        let mut inner = ClientCredentialsMiddleware::new(client);
+        inner.exchange = Some(Arc::new(exchange));
+        TokenExchangeMiddleware(inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for TokenExchangeMiddleware {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        self.0.handle(request, extensions, next).await
+    }
+}
+
 /// Which user's session a request is made for: give it to the
 /// [`UserTokenMiddleware`] with `RequestBuilder::with_extension(UserSession::new(id))`.
 /// The id is the browser's session cookie: never printed.

@@ -51,10 +51,13 @@ mod token_manager;
 pub use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
-pub use delegation::{OnBehalfOf, TokenExchangeMiddleware, TransactionTokenMiddleware};
+pub use delegation::{OnBehalfOf, TransactionTokenMiddleware};
 pub use error::TokenError;
 pub use login::{Callback, LoginError, UserLoginConfig};
-pub use middleware::{ClientCredentialsMiddleware, ReplayOn401, UserSession, UserTokenMiddleware};
+pub use middleware::{
+    ClientCredentialsMiddleware, ReplayOn401, TokenExchangeMiddleware, UserSession,
+    UserTokenMiddleware,
+};
 #[cfg(feature = "redis")]
 pub use redis_cache::{RedisCacheConfig, RedisCacheError, RedisTokenCache};
 pub use sessions::{SessionConfig, SessionInfo, UserAccessToken, UserSessions, UserTokenError};

@@ -255,6 +255,14 @@ pub struct ValidatorSettings {
     /// Retry-After.
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().introspection_max_concurrent))]
     pub introspection_max_concurrent: usize,
+    /// Turns on Transaction Token checks (the Txn-Token header,
+    /// draft-ietf-oauth-transaction-tokens-08): the trust domain every token must be for.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub txn_token_trust_domain: Option<String>,
+    /// The Transaction Token Service (discovery at {this}/.well-known/openid-configuration);
+    /// default: `authority`.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub txn_token_authority: Option<HttpUrl>,
 }
 
 impl Default for ValidatorSettings {
@@ -300,12 +308,15 @@ impl Default for ValidatorSettings {
             introspection_jwt: false,
             introspection_any_audience: false,
             introspection_max_concurrent: 8,
+            txn_token_trust_domain: None,
+            txn_token_authority: None,
         }
     }
 }
 
 mod issuers;
 pub(crate) use issuers::IssuerSettings;
+mod transaction;
 use issuers::{IssuerParts, IssuersFile};
 
 impl ValidatorSettings {

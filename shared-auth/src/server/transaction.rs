@@ -232,6 +232,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Transaction {
     }
 }
 
+/// `Option<Transaction>` as a handler argument: the request's checked Transaction Token,
+/// or `None` when it came without one (never a refusal).
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Transaction {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Transaction>().cloned())
+    }
+}
+
 /// Checks Transaction Tokens (the [`TransactionTokenLayer`]'s checks; public for this
 /// repository's benches, feature `internals`). Cheap to clone.
 #[derive(Clone)]
@@ -541,24 +551,45 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let mut values = request.headers().get_all(TXN_TOKEN_HEADER).iter();
-        let token = match (values.next(), values.next()) {
-            (None, _) if !self.required => return AuthFuture::inner(self.inner.call(request)),
-            (None, _) => return AuthFuture::ready(TransactionTokenError::Missing.response()),
-            (Some(value), None) => value.to_str().ok().map(str::to_owned),
-            (Some(_), Some(_)) => None,
+        /// What the request's header holds.
+        enum Seen {
+            Absent,
+            Malformed,
+            Checked(Transaction),
+            New(String),
+        }
+        let seen = {
+            let mut values = request.headers().get_all(TXN_TOKEN_HEADER).iter();
+            match (values.next(), values.next()) {
+                (None, _) => Seen::Absent,
+                (Some(value), None) => match value.to_str() {
+                    // A cached token is looked up by the header's bytes: no copy.
+                    Ok(token) => match self.verifier.cached(token) {
+                        Some(checked) => Seen::Checked(checked),
+                        None => Seen::New(token.to_owned()),
+                    },
+                    Err(_) => Seen::Malformed,
+                },
+                (Some(_), Some(_)) => Seen::Malformed,
+            }
         };
-        let Some(token) = token else {
-            return AuthFuture::ready(TransactionTokenError::Malformed.response());
+        let token = match seen {
+            Seen::Absent if !self.required => return AuthFuture::inner(self.inner.call(request)),
+            Seen::Absent => return AuthFuture::ready(TransactionTokenError::Missing.response()),
+            Seen::Malformed => {
+                return AuthFuture::ready(TransactionTokenError::Malformed.response());
+            }
+            Seen::Checked(checked) => {
+                let current = checked.token().clone();
+                request.extensions_mut().insert(checked);
+                // The inner service was polled ready: called now, its future scoped.
+                return AuthFuture::boxed(Box::pin(current.scope(self.inner.call(request))));
+            }
+            Seen::New(token) => token,
         };
         // The clone that was polled ready serves this request (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if let Some(checked) = self.verifier.cached(&token) {
-            let current = checked.token().clone();
-            request.extensions_mut().insert(checked);
-            return AuthFuture::boxed(Box::pin(current.scope(inner.call(request))));
-        }
         let verifier = self.verifier.clone();
         AuthFuture::boxed(Box::pin(async move {
             match verifier.verify_uncached(&token).await {

@@ -139,11 +139,8 @@ impl ManagedClient {
         subject: &AccessToken,
         exchange: &TokenExchange,
     ) -> Result<AccessToken, TokenError> {
-        Ok(self
-            .exchange_prepared(subject, exchange)
-            .await?
-            .token
-            .clone())
+        let target = exchange_target(&self.entry, subject, exchange)?;
+        Ok(self.manager.get(&target, false, None).await?.access_token)
     }
 
     /// [`Self::exchange`], prepared to send.

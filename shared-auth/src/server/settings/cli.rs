@@ -27,6 +27,14 @@ impl<P: EnvPrefix> ValidatorArgs<P> {
         self.settings.into_config_named(P::PREFIX)
     }
 
+    /// The Transaction Token checks' configuration (`None` unless
+    /// `{P}TXN_TOKEN_TRUST_DOMAIN` is set); errors name the variable.
+    pub fn transaction_token_config(
+        &self,
+    ) -> Result<Option<crate::server::TransactionTokenConfig>, SettingsError> {
+        self.settings.transaction_token_config_named(P::PREFIX)
+    }
+
     /// A start error of the validator built from `config` (these settings' own),
     /// naming the variable to check (see [`ValidatorSettings::explain_start_error`]).
     pub fn explain_start_error(&self, config: &ValidatorConfig, error: &StartError) -> String {

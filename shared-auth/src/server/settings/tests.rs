@@ -481,3 +481,47 @@ fn the_services_prefix_names_the_variables_and_the_help() {
         "{e}"
     );
 }
+
+#[test]
+fn transaction_token_settings_default_to_the_authority_and_name_the_variable() {
+    let txn =
+        |edit: fn(&mut ValidatorSettings)| settings(edit).transaction_token_config_named("AUTH_");
+    assert!(
+        txn(|_| {}).unwrap().is_none(),
+        "off unless a trust domain is set"
+    );
+    let on = txn(|s| s.txn_token_trust_domain = Some("https://trust.example".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(on.trust_domain, "https://trust.example");
+    assert_eq!(
+        on.metadata,
+        MetadataSource::Authority("https://issuer.example".into())
+    );
+    let own = txn(|s| {
+        s.txn_token_trust_domain = Some("https://trust.example".into());
+        s.txn_token_authority = url("https://tts.example");
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        own.metadata,
+        MetadataSource::Authority("https://tts.example".into())
+    );
+    let e = txn(|s| s.txn_token_authority = url("https://tts.example")).unwrap_err();
+    assert_eq!(e.setting, "AUTH_TXN_TOKEN_AUTHORITY");
+    let e = txn(|s| {
+        s.txn_token_trust_domain = Some("https://trust.example".into());
+        s.authority = None;
+        s.jwks_uri = url("https://issuer.example/jwks");
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_TXN_TOKEN_AUTHORITY");
+    let e = txn(|s| {
+        s.txn_token_trust_domain = Some("https://trust.example".into());
+        s.txn_token_authority = url("http://tts.example");
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_TXN_TOKEN_AUTHORITY");
+    assert!(e.reason.contains("AUTH_ALLOW_INSECURE_HTTP"), "{e}");
+}
