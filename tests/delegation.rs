@@ -18,7 +18,6 @@ use axum::routing::get;
 use axum::{Json, Router, handler::Handler};
 use mock_issuer::{ClientConfig, IssuerConfig, IssuerHandle, TokenProfile};
 use serde_json::{Value, json};
-use shared_auth::ManualClock;
 use shared_auth::client::{
     AccessToken, ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret,
     ManagedClient, OnBehalfOf, TokenExchange, TokenExchangeMiddleware, TokenManager,
@@ -28,6 +27,7 @@ use shared_auth::server::{
     JwtAuthLayer, JwtValidator, MetadataSource, Principal, RequireScopeLayer, Transaction,
     TransactionTokenConfig, TransactionTokenLayer,
 };
+use shared_auth::{Clock as _, ManualClock};
 use system_tests::{cognito, decode_part, http, serve, validator_config_for};
 
 const TRUST_DOMAIN: &str = "https://trust.example";
@@ -391,7 +391,9 @@ async fn a_transaction_token_of_another_domain_expired_tampered_or_missing_is_re
     assert!(detail.contains("signature"), "{detail}");
 
     // Expired: the clock moves past exp and the leeway; the cached check does not save it.
-    clock.advance(Duration::from_secs(60 + 31));
+    let exp = decode_part(good.secret(), 1)["exp"].as_u64().unwrap();
+    let past = (exp + 30 + 1) * 1000 - clock.now_unix_ms().min((exp + 31) * 1000);
+    clock.advance(Duration::from_millis(past + 1));
     let (status, detail) = at_downstream(&issuer, &last.base, &[good.secret()]).await;
     assert_eq!(status, 403);
     assert!(detail.contains("expired"), "{detail}");
@@ -417,13 +419,22 @@ async fn the_edge_sends_its_own_credential_and_the_transaction_token() {
     async fn whoami(principal: Principal, transaction: Transaction) -> Json<Value> {
         Json(json!({"caller": principal.client_id(), "for": transaction.subject()}))
     }
+    let auth = JwtAuthLayer::new(validator(&issuer).await);
     let service = serve(
-        Router::new().route(
-            "/whoami",
-            get(whoami)
+        Router::new()
+            .route(
+                "/whoami",
+                get(whoami)
+                    .route_layer(txn.clone())
+                    .route_layer(auth.clone()),
+            )
+            .route(
+                "/forecast",
+                get((|| async { "forecast" })
+                    .layer(RequireScopeLayer::one("MyService/weather_read")))
                 .route_layer(txn)
-                .route_layer(JwtAuthLayer::new(validator(&issuer).await)),
-        ),
+                .route_layer(auth),
+            ),
     )
     .await;
     let manager = TokenManager::builder()
@@ -460,4 +471,56 @@ async fn the_edge_sends_its_own_credential_and_the_transaction_token() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 403);
+
+    // A scope route needs the scope in the transaction too: the BFF's own token grants
+    // MyService/weather_read, a transaction for Downstream/read only does not.
+    let narrow = bff_transaction(&issuer, &manager, Some("Downstream/read")).await;
+    let response = http
+        .get(format!("{}/forecast", service.base))
+        .with_extension(narrow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let detail: Value = response.json().await.unwrap();
+    assert!(
+        detail["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Transaction Token"),
+        "{detail}"
+    );
+    let granted = bff_transaction(&issuer, &manager, None).await;
+    let response = http
+        .get(format!("{}/forecast", service.base))
+        .with_extension(granted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+/// A Transaction Token for alice from my-bff's client, with `scope` if given.
+async fn bff_transaction(
+    issuer: &IssuerHandle,
+    manager: &TokenManager,
+    scope: Option<&str>,
+) -> shared_auth::TransactionToken {
+    let edge = manager
+        .register(
+            format!("edge-{}", scope.unwrap_or("all")),
+            ClientCredentialsClient::new(
+                issuer.token_endpoint(),
+                ClientId::new("my-bff"),
+                ClientSecret::new("my-bff-secret-0123456789"),
+            ),
+        )
+        .unwrap();
+    let mut request = TransactionTokenRequest::new(TRUST_DOMAIN);
+    if let Some(scope) = scope {
+        request = request.with_scope(shared_auth::ScopeSet::parse(scope).unwrap());
+    }
+    edge.transaction_token(&user_token(issuer, "alice"), &request)
+        .await
+        .unwrap()
 }

@@ -193,9 +193,12 @@ impl MyServiceClient {
     }
 }
 
-/// The HTTP client under the middleware: every request bounded by `timeout`.
+/// The HTTP client under the middleware: every request bounded by `timeout`, and no
+/// redirect followed (reqwest would carry the `Txn-Token` header, which it does not know
+/// for a credential, to whatever host a redirect names; my-service never redirects).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(3)))
         .build()

@@ -156,6 +156,14 @@ async fn concurrent_exchanges_for_one_subject_make_one_request_and_a_refusal_is_
     let again = client.exchange(&stranger, &downstream).await.unwrap_err();
     assert_eq!(again, first);
     assert_eq!(issuer.stats().token_requests, 2);
+    // The refusal is remembered for that subject only: another user's first exchange
+    // goes to the issuer and succeeds.
+    let carol = subject(&issuer, "carol", "Downstream/read");
+    assert_eq!(
+        sub_of(&client.exchange(&carol, &downstream).await.unwrap()),
+        "carol"
+    );
+    assert_eq!(issuer.stats().token_requests, 3);
     // Alice's cached token is unaffected.
     assert_eq!(
         client.exchange(&alice, &downstream).await.unwrap(),

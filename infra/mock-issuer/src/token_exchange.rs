@@ -4,7 +4,8 @@
 //! subject.
 //!
 //! - The subject token (and the actor token, when one is sent) must be an access token
-//!   this issuer signed, unexpired: `subject_token_type` (`actor_token_type`) is
+//!   this issuer signed, unexpired (of its profile: `token_use: access` under Cognito, `typ:
+//!   at+jwt` under RFC 9068; never a Transaction Token or an ID token): `subject_token_type` (`actor_token_type`) is
 //!   `urn:ietf:params:oauth:token-type:access_token` or `...:jwt`.
 //! - The actor is the actor token's `sub`, else the calling client. A subject token with
 //!   `may_act` must name that actor there.
@@ -187,6 +188,24 @@ pub(crate) fn own_token(
     }
     if jws.claim_str("iss") != Some(state.issuer.as_str()) {
         return Err(refuse("issued by another issuer".into()));
+    }
+    // An access token of this issuer's profile, nothing else it signs: not a Transaction
+    // Token (which must not leave its trust domain as an access token, nor mint another),
+    // not an ID token.
+    let typ = jws
+        .header
+        .get("typ")
+        .and_then(Value::as_str)
+        .map(|t| t.trim_start_matches("application/").to_ascii_lowercase());
+    let access = match state.config.profile {
+        crate::config::TokenProfile::Cognito => {
+            jws.claim_str("token_use") == Some("access")
+                && typ.as_deref().is_none_or(|t| t == "jwt" || t == "at+jwt")
+        }
+        crate::config::TokenProfile::Rfc9068 => typ.as_deref() == Some("at+jwt"),
+    };
+    if !access {
+        return Err(refuse("not an access token of this issuer".into()));
     }
     match jws.claim_time("exp").map_err(refuse)? {
         Some(exp) if exp > now => {}

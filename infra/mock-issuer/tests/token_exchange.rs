@@ -289,6 +289,36 @@ async fn the_transaction_token_service_issues_a_txn_token_for_the_trust_domain()
         (status, body["error"].as_str()),
         (400, Some("invalid_request"))
     );
+    // A Transaction Token is no subject token: it would leave its trust domain as an access
+    // token, or mint another transaction.
+    for requested in [ACCESS_TOKEN, TXN_TOKEN] {
+        let mut reused = form(TRUST_DOMAIN);
+        reused[0].1 = txn_token.to_owned();
+        reused[2].1 = requested.to_owned();
+        if requested == ACCESS_TOKEN {
+            reused.retain(|(k, _)| !["audience", "request_context", "request_details"].contains(k));
+        }
+        let (status, body) = send(reused).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    // Nor is an ID token (no token_use: access).
+    let mut id_token = form(TRUST_DOMAIN);
+    id_token[0].1 = issuer
+        .sign_claims(
+            &json!({"iss": issuer.issuer(), "sub": "alice", "aud": "my-bff",
+            "exp": decode_part(&token, 1)["exp"], "iat": decode_part(&token, 1)["iat"]}),
+        )
+        .unwrap();
+    let (status, body) = send(id_token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
     let foreign = mock_issuer::start(IssuerConfig::new(TokenProfile::Cognito))
         .await
         .unwrap();

@@ -61,8 +61,10 @@ impl std::fmt::Debug for OnBehalfOf {
 /// goes without. A `Txn-Token` header already on the request is replaced: only a checked
 /// or freshly issued token is passed on.
 ///
-/// Add it only to clients that call services inside the trust domain: a Transaction Token
-/// must not leave it.
+/// Add it only to clients that call services inside the trust domain, and build those
+/// without redirects (`reqwest::redirect::Policy::none()`): a Transaction Token must not
+/// leave the domain, and reqwest keeps headers it does not know for credentials (this one)
+/// when it follows a redirect to another host.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TransactionTokenMiddleware;
 

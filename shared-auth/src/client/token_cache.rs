@@ -108,11 +108,15 @@ impl CacheKey {
             client.dpop.as_ref().map(|k| k.thumbprint()),
             (
                 "urn:ietf:params:oauth:grant-type:token-exchange",
-                subject_sha256,
                 actor_token,
             ),
         );
-        let encoded = serde_json::to_string(&fields).unwrap_or_default();
+        // The subject's hash outside the JSON: were the encoding ever to fail, the key
+        // would still be the subject's own, never one shared by every subject.
+        let encoded = format!(
+            "{}\n{subject_sha256}",
+            serde_json::to_string(&fields).unwrap_or_default()
+        );
         CacheKey {
             encoded: encoded.into(),
             name: client_name.into(),

@@ -18,7 +18,11 @@
 //! ```
 //!
 //! It runs after [`JwtAuthLayer`](super::JwtAuthLayer) and reads the
-//! [`Principal`] it left in the request extensions. A caller without the scope gets 403 with
+//! [`Principal`] it left in the request extensions. When a
+//! [`TransactionTokenLayer`](super::TransactionTokenLayer) ran before it and the call
+//! carries a Transaction Token, the token's `scope` must grant the route's scopes too
+//! (403 problem otherwise): the caller's own token says what the calling service may do,
+//! the transaction what its user was granted. A caller without the scope gets 403 with
 //! `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."` (ASP.NET sends no
 //! header on 403; RFC 6750 section 3.1 says to). Without the auth layer in front, the
 //! request fails closed with 500 and a log line naming the mistake.
@@ -35,6 +39,7 @@ use tower::{Layer, Service};
 use super::challenge;
 use super::principal::{MissingAuthLayer, Principal};
 use super::response_future::AuthFuture;
+use super::transaction::Transaction;
 
 type Predicate = dyn Fn(&Principal) -> bool + Send + Sync;
 
@@ -53,6 +58,19 @@ impl Policy {
             Policy::All(scopes) => scopes.iter().all(|s| principal.has_scope(s)),
             Policy::Any(scopes) => scopes.iter().any(|s| principal.has_scope(s)),
             Policy::Custom { check, .. } => check(principal),
+        }
+    }
+
+    /// Whether the call's Transaction Token grants the scopes too. A call in a transaction
+    /// is made with the calling service's own token for the user of the transaction: the
+    /// service's token says what the service may do, the transaction what was granted for
+    /// this user, and a scope route needs both. A custom predicate reads the principal
+    /// only.
+    fn allows_transaction(&self, transaction: &Transaction) -> bool {
+        match self {
+            Policy::All(scopes) => scopes.iter().all(|s| transaction.scope().contains(s)),
+            Policy::Any(scopes) => scopes.iter().any(|s| transaction.scope().contains(s)),
+            Policy::Custom { .. } => true,
         }
     }
 
@@ -128,14 +146,6 @@ impl RequireScopeLayer {
         }
     }
 
-    /// Requires a call made on behalf of someone (RFC 8693 token exchange): the token
-    /// names an actor (`act`), and a `may_act` claim, when present, allows it.
-    pub fn on_behalf_of_subject() -> Self {
-        Self::predicate("a token exchanged on behalf of its subject", |p| {
-            p.actor().is_some() && p.actor_allowed_by_may_act() != Some(false)
-        })
-    }
-
     /// Requires that the current actor (`act.sub`) be `actor`, and a `may_act` claim,
     /// when present, allow it.
     pub fn actor(actor: impl Into<String>) -> Self {
@@ -180,6 +190,21 @@ where
         let Some(principal) = request.extensions().get::<Principal>() else {
             return AuthFuture::ready(MissingAuthLayer.into_response());
         };
+        let transaction = request.extensions().get::<Transaction>();
+        if let Some(transaction) = transaction
+            && self.policy.allows(principal)
+            && !self.policy.allows_transaction(transaction)
+        {
+            tracing::debug!(client_id = principal.client_id(), required = %self.policy.required(), "insufficient scope in the transaction");
+            metrics::counter!(crate::metrics::SCOPE_DENIALS).increment(1);
+            return AuthFuture::ready(crate::problem(
+                axum::http::StatusCode::FORBIDDEN,
+                &format!(
+                    "The call's Transaction Token does not grant {} for its subject.",
+                    self.policy.required()
+                ),
+            ));
+        }
         if self.policy.allows(principal) {
             AuthFuture::inner(self.inner.call(request))
         } else {

@@ -334,11 +334,6 @@ impl TransactionTokenVerifier {
         })))
     }
 
-    /// The trust domain tokens must be for.
-    pub fn trust_domain(&self) -> &str {
-        &self.0.trust_domain
-    }
-
     /// Checks `token` (see the module documentation), from the cache when it was checked
     /// before.
     #[cfg(feature = "internals")]
@@ -496,11 +491,6 @@ impl TransactionTokenLayer {
             verifier: TransactionTokenVerifier::new(config).await?,
             required: false,
         })
-    }
-
-    /// The trust domain tokens must be for.
-    pub fn trust_domain(&self) -> &str {
-        self.verifier.trust_domain()
     }
 
     /// The checks themselves (this repository's benches; feature `internals`).

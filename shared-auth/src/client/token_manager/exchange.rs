@@ -5,8 +5,7 @@
 //!
 //! The cache key of an exchanged token holds everything that makes it differ: the client,
 //! its endpoint and id, the scope, resource and audience asked for, whether the client's
-//! own token went as the actor, the token type asked for, and the SHA-256 of the subject
-//! token. The subject's hash is always there (an empty subject token is refused before
+//! own token went as the actor, and the SHA-256 of the subject token. The subject's hash is always there (an empty subject token is refused before
 //! anything else), so a token exchanged for one user is never served for another: the key
 //! cannot collapse to a shared value when some claim is missing, because it reads no claim.
 
@@ -277,7 +276,10 @@ fn exchange_target<'a>(
     // The exchange's scope is its own, not the client's: none asked, none sent.
     let scope = exchange.scope.clone().unwrap_or_default();
     let resource = exchange.resource.clone();
+    // The client's own extra parameters, but not its `audience` (Auth0's name for the API
+    // of its client-credentials tokens): an exchange's audience is the exchange's.
     let mut extra: BTreeMap<String, String> = client.extra_params.clone();
+    extra.retain(|name, _| !name.eq_ignore_ascii_case("audience"));
     if let Some(audience) = &exchange.audience {
         extra.insert("audience".into(), audience.clone());
     }
