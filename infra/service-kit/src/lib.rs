@@ -45,10 +45,15 @@ pub async fn serve(name: &str, bind: SocketAddr, app: axum::Router) -> Result<()
         .map_err(|e| format!("cannot listen on {bind} (BIND_ADDR): {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("{name} ready on http://{bound} (Swagger UI: http://{bound}/swagger-ui/)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    // With each request's peer address (`ConnectInfo<SocketAddr>`): the auth layer reads a
+    // TLS-terminating proxy's client certificate header only from the proxies it trusts.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("{name} stopped");
     Ok(())
 }

@@ -234,6 +234,9 @@ where
             if principal.dpop_jkt().is_some() {
                 return AuthFuture::ready(pointed(&self.validator, bound_as_bearer(dpop)));
             }
+            if let Some(refused) = self.validator.certificates().refusal(&request, &principal) {
+                return AuthFuture::ready(pointed(&self.validator, refused));
+            }
             self.validator.metrics().accepted(&principal).increment();
             self.validator.metrics().cache_hits.increment();
             request.extensions_mut().insert(principal);
@@ -318,6 +321,9 @@ where
                 return AuthFuture::ready(pointed(&self.validator, bound_as_bearer(dpop)));
             }
             Some(Ok(principal)) => {
+                if let Some(refused) = self.validator.certificates().refusal(&request, &principal) {
+                    return AuthFuture::ready(pointed(&self.validator, refused));
+                }
                 self.validator.metrics().accepted(&principal).increment();
                 request.extensions_mut().insert(principal);
                 return AuthFuture::inner(self.inner.call(request));
@@ -338,6 +344,9 @@ where
                     Ok(pointed(&validator, bound_as_bearer(validator.dpop())))
                 }
                 Ok(principal) => {
+                    if let Some(refused) = validator.certificates().refusal(&request, &principal) {
+                        return Ok(pointed(&validator, refused));
+                    }
                     validator.metrics().accepted(&principal).increment();
                     request.extensions_mut().insert(principal);
                     inner.call(request).await

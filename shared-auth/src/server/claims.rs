@@ -284,6 +284,7 @@ pub(crate) fn principal(
             scopes.insert(to.clone());
         }
     }
+    let (jkt, x5t) = confirmation(&claims.cnf)?;
     Ok(PrincipalParts {
         client_id: client_id.to_owned(),
         subject: subject.map(str::to_owned),
@@ -294,7 +295,8 @@ pub(crate) fn principal(
         not_before: nbf.map(|(nbf, _)| nbf.ceil() as u64),
         issuer: context.issuer.cloned().unwrap_or_else(|| "".into()),
         issuer_index: context.index,
-        dpop_jkt: dpop_jkt(&claims.cnf)?.map(str::to_owned),
+        dpop_jkt: jkt.map(str::to_owned),
+        certificate_thumbprint: x5t.map(str::to_owned),
         actors: actors(&claims.act)?,
         may_act: may_act(&claims.may_act, &claims.act)?,
     })
@@ -404,16 +406,27 @@ fn profile_claims(rules: &Rules, claims: &TokenClaims<'_>) -> Result<(), Validat
     }
 }
 
-/// `cnf.jkt` (RFC 9449 section 6.1), when present: the key thumbprint, a string.
-fn dpop_jkt<'a>(cnf: &'a Option<Claim<'_>>) -> Result<Option<&'a str>, ValidationError> {
-    match cnf {
+/// What a token is bound to (`cnf`, RFC 7800), when anything: `jkt`, the thumbprint of a
+/// DPoP key (RFC 9449 section 6.1), or `x5t#S256`, the thumbprint of a client certificate
+/// (RFC 8705 section 3.1); each a string, and never both: a token bound two ways would be
+/// checked one way only, depending on how it is presented.
+fn confirmation<'a>(
+    cnf: &'a Option<Claim<'_>>,
+) -> Result<(Option<&'a str>, Option<&'a str>), ValidationError> {
+    let Some(cnf) = cnf else {
+        return Ok((None, None));
+    };
+    let Claim::Other(Value::Object(cnf)) = cnf else {
+        return Err(ValidationError::Claims);
+    };
+    let member = |name: &str| match cnf.get(name) {
         None => Ok(None),
-        Some(Claim::Other(Value::Object(cnf))) => match cnf.get("jkt") {
-            None => Ok(None),
-            Some(Value::String(jkt)) => Ok(Some(jkt)),
-            Some(_) => Err(ValidationError::Claims),
-        },
+        Some(Value::String(value)) => Ok(Some(value.as_str())),
         Some(_) => Err(ValidationError::Claims),
+    };
+    match (member("jkt")?, member("x5t#S256")?) {
+        (Some(_), Some(_)) => Err(ValidationError::Claims),
+        binding => Ok(binding),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::certificate::CertificateBinding;
 use super::claims::TokenProfile;
 use super::dpop::DpopConfig;
 use super::introspection::IntrospectionConfig;
@@ -91,6 +92,11 @@ pub struct ValidatorConfig {
     pub validated_cache_capacity: usize,
     /// DPoP (RFC 9449): off, allowed (the default) or required, and how proofs are checked.
     pub dpop: DpopConfig,
+    /// Certificate-bound tokens (RFC 8705): where a request's client certificate may come
+    /// from besides its TLS connection (default: only the connection, as a
+    /// [`ClientCertificate`](super::ClientCertificate) extension). A token with
+    /// `cnf.x5t#S256` is refused without the matching certificate whatever this says.
+    pub certificates: CertificateBinding,
     /// At most this many token signatures are verified at once (0: no bound). The
     /// default is one less than the available cores (at least 1), so that a flood of
     /// first-seen tokens, forged ones included, which each cost a full signature
@@ -207,6 +213,7 @@ impl ValidatorConfig {
             allow_insecure_http: false,
             validated_cache_capacity: 10_000,
             dpop: DpopConfig::default(),
+            certificates: CertificateBinding::default(),
             max_concurrent_verifications: default_verification_bound(),
             verification_wait: Duration::from_millis(50),
             additional_issuers: Vec::new(),

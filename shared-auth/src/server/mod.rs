@@ -38,6 +38,7 @@
 //! ```
 
 pub(crate) mod auth_layer;
+mod certificate;
 mod challenge;
 mod claims;
 mod config;
@@ -59,6 +60,7 @@ mod validation;
 
 pub use crate::jose::SignatureAlgorithm;
 pub use auth_layer::{JwtAuth, JwtAuthLayer};
+pub use certificate::{CertificateBinding, ClientCertificate};
 pub use claims::TokenProfile;
 pub use config::{IssuerConfig, MetadataSource, ValidatorConfig};
 pub use dpop::{DpopConfig, DpopMode, ReplayStoreConfig, SecretValue};

@@ -32,6 +32,8 @@ struct PrincipalData {
     issuer_index: usize,
     /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint.
     dpop_jkt: Option<String>,
+    /// `cnf.x5t#S256`: the token is bound to the client certificate with this thumbprint.
+    certificate_thumbprint: Option<String>,
     /// The delegation chain (`act`): the current actor first.
     actors: Vec<String>,
     /// Whether `may_act` names the current actor (`None` without `may_act`).
@@ -56,6 +58,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) issuer: Arc<str>,
     pub(crate) issuer_index: usize,
     pub(crate) dpop_jkt: Option<String>,
+    pub(crate) certificate_thumbprint: Option<String>,
     pub(crate) actors: Vec<String>,
     pub(crate) may_act: Option<bool>,
 }
@@ -72,6 +75,7 @@ impl Principal {
             issuer: parts.issuer,
             issuer_index: parts.issuer_index,
             dpop_jkt: parts.dpop_jkt,
+            certificate_thumbprint: parts.certificate_thumbprint,
             actors: parts.actors,
             may_act: parts.may_act,
             payload,
@@ -104,6 +108,11 @@ impl Principal {
             issuer: issuer.into(),
             issuer_index: 0,
             dpop_jkt,
+            certificate_thumbprint: claims
+                .get("cnf")
+                .and_then(|cnf| cnf.get("x5t#S256"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             actors: Vec::new(),
             may_act: None,
             payload: Vec::new(),
@@ -140,6 +149,12 @@ impl Principal {
     /// possession of that key.
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.0.dpop_jkt.as_deref()
+    }
+    /// The SHA-256 thumbprint (base64url) of the client certificate the token is bound
+    /// to (`cnf.x5t#S256`, RFC 8705), if it is certificate-bound: the auth layer let the
+    /// request through only with that certificate.
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.0.certificate_thumbprint.as_deref()
     }
     /// Who acts for the subject (RFC 8693 `act`, token exchange): the current actor (the
     /// service that called with this token) first, then each prior actor; empty for a

@@ -263,6 +263,14 @@ pub struct ValidatorSettings {
     /// default: `authority`.
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub txn_token_authority: Option<HttpUrl>,
+    /// The header a TLS-terminating proxy puts the client certificate in, for
+    /// certificate-bound tokens (RFC 8705): `client-cert` (RFC 9440) or a URL-encoded PEM
+    /// (nginx, AWS ALB). Read only from `client_certificate_proxies`.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub client_certificate_header: Option<String>,
+    /// Comma-separated IP addresses of the proxies trusted to set that header.
+    #[cfg_attr(feature = "clap", arg(long, env, value_delimiter = ','))]
+    pub client_certificate_proxies: Vec<String>,
 }
 
 impl Default for ValidatorSettings {
@@ -310,6 +318,8 @@ impl Default for ValidatorSettings {
             introspection_max_concurrent: 8,
             txn_token_trust_domain: None,
             txn_token_authority: None,
+            client_certificate_header: None,
+            client_certificate_proxies: Vec::new(),
         }
     }
 }
@@ -553,6 +563,7 @@ impl ValidatorSettings {
     pub fn into_config_named(mut self, prefix: &str) -> Result<ValidatorConfig, SettingsError> {
         let dpop = self.dpop_config(prefix)?;
         let introspection = self.introspection_config(prefix)?;
+        let certificates = self.certificate_binding(prefix)?;
         let name = |field: &str| crate::settings::setting_name(prefix, field);
         let fail = |field: &str, reason: String| SettingsError {
             setting: name(field),
@@ -682,6 +693,7 @@ impl ValidatorSettings {
         config.allow_insecure_http = insecure;
         config.dpop = dpop;
         config.introspection = introspection;
+        config.certificates = certificates;
         config.validated_cache_capacity = self.validated_cache_capacity;
         if let Some(bound) = self.max_concurrent_verifications {
             config.max_concurrent_verifications = bound;

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::certificate::CertificateCheck;
 use super::claims::TokenProfile;
 use super::claims::{self, Context, Source, TokenClaims};
 use super::config::{IssuerConfig, ValidatorConfig};
@@ -63,6 +64,8 @@ struct Inner {
     metrics: LayerMetrics,
     /// Checks DPoP proofs.
     dpop: DpopVerifier,
+    /// Checks the client certificate of certificate-bound tokens.
+    certificates: CertificateCheck,
     /// Bounds the signature verifications running at once; `None`: unbounded.
     verifications: Option<Semaphore>,
     verification_wait: Duration,
@@ -134,6 +137,7 @@ impl JwtValidator {
     pub async fn new(config: ValidatorConfig) -> Result<Self, StartError> {
         let http = issuer_http::client(None, config.http_timeout.min(Duration::from_secs(5)))
             .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
+        let certificates = CertificateCheck::new(&config.certificates)?;
         let dpop = DpopVerifier::new(
             config.dpop.clone(),
             config.resource.as_ref().map(|r| r.resource.as_str()),
@@ -227,6 +231,7 @@ impl JwtValidator {
             validated,
             metrics: LayerMetrics::new(&labels),
             dpop,
+            certificates,
             verifications: (config.max_concurrent_verifications > 0)
                 .then(|| Semaphore::new(config.max_concurrent_verifications)),
             verification_wait: config.verification_wait,
@@ -242,6 +247,11 @@ impl JwtValidator {
 
     pub(crate) fn dpop(&self) -> &DpopVerifier {
         &self.0.dpop
+    }
+
+    /// Checks certificate-bound tokens' client certificates.
+    pub(crate) fn certificates(&self) -> &CertificateCheck {
+        &self.0.certificates
     }
 
     /// The expected `iss` (of the first issuer, when there are several); `None` only while

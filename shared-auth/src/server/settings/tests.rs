@@ -525,3 +525,35 @@ fn transaction_token_settings_default_to_the_authority_and_name_the_variable() {
     assert_eq!(e.setting, "AUTH_TXN_TOKEN_AUTHORITY");
     assert!(e.reason.contains("AUTH_ALLOW_INSECURE_HTTP"), "{e}");
 }
+
+#[test]
+fn client_certificate_settings_need_each_other_and_name_the_variable() {
+    let binding = |edit: fn(&mut ValidatorSettings)| settings(edit).into_config_named("AUTH_");
+    assert_eq!(
+        binding(|_| {}).unwrap().certificates,
+        crate::server::CertificateBinding::default()
+    );
+    let on = binding(|s| {
+        s.client_certificate_header = Some("Client-Cert".into());
+        s.client_certificate_proxies = vec!["10.0.0.7".into(), " ::1".into()];
+    })
+    .unwrap();
+    assert_eq!(on.certificates.proxy_header.as_deref(), Some("client-cert"));
+    assert_eq!(on.certificates.trusted_proxies.len(), 2);
+    let e = binding(|s| s.client_certificate_header = Some("client-cert".into())).unwrap_err();
+    assert_eq!(e.setting, "AUTH_CLIENT_CERTIFICATE_PROXIES");
+    let e = binding(|s| s.client_certificate_proxies = vec!["10.0.0.7".into()]).unwrap_err();
+    assert_eq!(e.setting, "AUTH_CLIENT_CERTIFICATE_PROXIES");
+    let e = binding(|s| {
+        s.client_certificate_header = Some("client-cert".into());
+        s.client_certificate_proxies = vec!["proxy.internal".into()];
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_CLIENT_CERTIFICATE_PROXIES");
+    let e = binding(|s| {
+        s.client_certificate_header = Some("bad header".into());
+        s.client_certificate_proxies = vec!["10.0.0.7".into()];
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_CLIENT_CERTIFICATE_HEADER");
+}

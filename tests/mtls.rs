@@ -1,0 +1,338 @@
+//! Certificate-bound access tokens (RFC 8705) at the resource server, with certificates
+//! made here (rcgen): over mutual TLS that the service terminates itself, and behind a
+//! TLS-terminating proxy whose certificate header is trusted only from its address.
+//!
+//! A token with `cnf.x5t#S256` passes with the matching certificate (200), not with another
+//! one or none (401 `invalid_token` saying which); a proxy header from an untrusted address
+//! is ignored; a token bound both ways is refused; an unbound token needs no certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, connect_info::Connected};
+use axum::middleware::Next;
+use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
+use base64::Engine as _;
+use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
+use serde_json::json;
+use shared_auth::server::{
+    CertificateBinding, ClientCertificate, JwtAuthLayer, JwtValidator, Principal,
+};
+use system_tests::{BFF_ID, READ, cognito, start_issuer, validator_config_for};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
+
+/// A throwaway CA and what it signs.
+struct Pki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key, PEM, and the certificate's DER.
+struct Leaf {
+    der: Vec<u8>,
+    pem: String,
+    key_der: Vec<u8>,
+    key_pem: String,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mtls test CA");
+        Pki {
+            ca: rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap(),
+        }
+    }
+
+    fn leaf(&self, name: &str, purpose: rcgen::ExtendedKeyUsagePurpose) -> Leaf {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![purpose];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Leaf {
+            der: cert.der().to_vec(),
+            pem: pem("CERTIFICATE", cert.der()),
+            key_der: key.serialize_der(),
+            key_pem: pem("PRIVATE KEY", &key.serialize_der()),
+        }
+    }
+
+    fn ca_pem(&self) -> String {
+        pem("CERTIFICATE", self.ca.der())
+    }
+}
+
+/// PEM (RFC 7468): base64 in lines of 64 characters between the labels.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn thumbprint(der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// An access token of `issuer`, with `cnf` if given.
+fn token(issuer: &IssuerHandle, cnf: Option<serde_json::Value>) -> String {
+    let (header, mut claims) = issuer.token_template(BFF_ID, &[READ]);
+    if let Some(cnf) = cnf {
+        claims["cnf"] = cnf;
+    }
+    issuer.sign(&header, &claims).unwrap()
+}
+
+async fn validator(issuer: &IssuerHandle, binding: CertificateBinding) -> JwtValidator {
+    let mut config = validator_config_for(issuer.issuer(), cognito());
+    config.certificates = binding;
+    JwtValidator::new(config).await.unwrap()
+}
+
+fn api(validator: JwtValidator) -> Router {
+    Router::new().route(
+        "/whoami",
+        get(|p: Principal| async move { p.certificate_thumbprint().unwrap_or("-").to_owned() })
+            .route_layer(JwtAuthLayer::new(validator)),
+    )
+}
+
+/// A TLS listener for `axum::serve` that asks for a client certificate (one our CA signed,
+/// or none) and hands it over with the peer address.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    certificate: Option<ClientCertificate>,
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, _)) = self.tcp.accept().await else {
+                continue;
+            };
+            let Ok(tls) = self.acceptor.accept(tcp).await else {
+                continue;
+            };
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| ClientCertificate::from_der(der.as_ref().to_vec()));
+            return (tls, Peer { certificate });
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Peer { certificate: None })
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// Serves `app` over TLS with the client's certificate in each request's extensions, as a
+/// service that terminates TLS itself does.
+async fn serve_tls(pki: &Pki, app: Router) -> (String, tokio::task::JoinHandle<()>) {
+    let server = pki.leaf("127.0.0.1", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            pki.ca.der().to_vec(),
+        ))
+        .unwrap();
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(server.der.clone())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+                server.key_der.clone(),
+            )),
+        )
+        .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://127.0.0.1:{}", tcp.local_addr().unwrap().port());
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    let app = app.layer(axum::middleware::from_fn(
+        |ConnectInfo(peer): ConnectInfo<Peer>, mut request: Request, next: Next| async move {
+            if let Some(certificate) = peer.certificate {
+                request.extensions_mut().insert(certificate);
+            }
+            next.run(request).await
+        },
+    ));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+            .await
+            .unwrap();
+    });
+    (base, task)
+}
+
+/// An HTTPS client trusting the CA, presenting `identity` if given.
+fn https_client(pki: &Pki, identity: Option<&Leaf>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap())
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(leaf) = identity {
+        builder = builder.identity(
+            reqwest::Identity::from_pem(format!("{}{}", leaf.pem, leaf.key_pem).as_bytes())
+                .unwrap(),
+        );
+    }
+    builder.build().unwrap()
+}
+
+/// Status and `WWW-Authenticate` of GET `url` with `token`.
+async fn call(client: &reqwest::Client, url: &str, token: &str) -> (u16, String) {
+    let response = client.get(url).bearer_auth(token).send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), challenge)
+}
+
+#[tokio::test]
+async fn over_mutual_tls_a_bound_token_needs_its_certificate() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let pki = Pki::new();
+    let alice = pki.leaf("alice-workload", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let bob = pki.leaf("bob-workload", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let (base, _server) = serve_tls(
+        &pki,
+        api(validator(&issuer, CertificateBinding::default()).await),
+    )
+    .await;
+    let url = format!("{base}/whoami");
+    let bound = token(&issuer, Some(json!({"x5t#S256": thumbprint(&alice.der)})));
+
+    let (status, _) = call(&https_client(&pki, Some(&alice)), &url, &bound).await;
+    assert_eq!(status, 200);
+    let (status, challenge) = call(&https_client(&pki, Some(&bob)), &url, &bound).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("another client certificate"),
+        "{challenge}"
+    );
+    let (status, challenge) = call(&https_client(&pki, None), &url, &bound).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("mutual TLS"), "{challenge}");
+    // An unbound token needs no certificate.
+    let (status, _) = call(&https_client(&pki, None), &url, &token(&issuer, None)).await;
+    assert_eq!(status, 200);
+    // Bound both ways: refused, whatever is presented.
+    let both = token(
+        &issuer,
+        Some(json!({"x5t#S256": thumbprint(&alice.der), "jkt": "some-key-thumbprint"})),
+    );
+    let (status, _) = call(&https_client(&pki, Some(&alice)), &url, &both).await;
+    assert_eq!(status, 401);
+    // The same token again (now from the validated-token cache) is checked the same way.
+    let (status, _) = call(&https_client(&pki, Some(&bob)), &url, &bound).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(&https_client(&pki, Some(&alice)), &url, &bound).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_certificate_header_counts_only_from_the_proxy() {
+    let issuer = start_issuer(IssuerProfile::Cognito).await;
+    let pki = Pki::new();
+    let alice = pki.leaf("alice-workload", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let bob = pki.leaf("bob-workload", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let proxy: IpAddr = "127.0.0.2".parse().unwrap();
+    let binding = CertificateBinding::from_proxy("client-cert", [proxy]);
+    let app = api(validator(&issuer, binding).await);
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/whoami", tcp.local_addr().unwrap());
+    let _server = tokio::spawn(async move {
+        axum::serve(tcp, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    let from = |address: IpAddr| {
+        reqwest::Client::builder()
+            .local_address(address)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let rfc9440 = |leaf: &Leaf| {
+        format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(&leaf.der)
+        )
+    };
+    let bound = token(&issuer, Some(json!({"x5t#S256": thumbprint(&alice.der)})));
+    let send = |client: reqwest::Client, header: String| {
+        let (url, bound) = (url.clone(), bound.clone());
+        async move {
+            client
+                .get(&url)
+                .bearer_auth(&bound)
+                .header("client-cert", header)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // From the proxy: its header is the certificate (RFC 9440, or a URL-encoded PEM).
+    assert_eq!(send(from(proxy), rfc9440(&alice)).await, 200);
+    // URL-encoded as nginx's `$ssl_client_escaped_cert` writes it.
+    let escaped =
+        percent_encoding::utf8_percent_encode(&alice.pem, percent_encoding::NON_ALPHANUMERIC);
+    assert_eq!(send(from(proxy), escaped.to_string()).await, 200);
+    assert_eq!(send(from(proxy), rfc9440(&bob)).await, 401);
+    // From anyone else the header is ignored: the token has no certificate.
+    let direct: IpAddr = "127.0.0.1".parse().unwrap();
+    assert_eq!(send(from(direct), rfc9440(&alice)).await, 401);
+}
