@@ -24,6 +24,7 @@ use shared_auth::server::{
 use system_tests::{BFF_ID, READ, cognito, start_issuer, validator_config_for};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 
 /// A throwaway CA and what it signs.
 struct Pki {
@@ -166,14 +167,23 @@ impl Connected<IncomingStream<'_, TlsListener>> for Peer {
 /// Serves `app` over TLS with the client's certificate in each request's extensions, as a
 /// service that terminates TLS itself does.
 async fn serve_tls(pki: &Pki, app: Router) -> (String, tokio::task::JoinHandle<()>) {
+    serve_tls_trusting(pki, &[pki.ca_pem()], app).await
+}
+
+/// [`serve_tls`], accepting client certificates of the CAs in `client_cas` (PEM).
+async fn serve_tls_trusting(
+    pki: &Pki,
+    client_cas: &[String],
+    app: Router,
+) -> (String, tokio::task::JoinHandle<()>) {
     let server = pki.leaf("127.0.0.1", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            pki.ca.der().to_vec(),
-        ))
-        .unwrap();
+    for ca in client_cas {
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+            .unwrap();
+    }
     let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -335,4 +345,91 @@ async fn behind_a_proxy_the_certificate_header_counts_only_from_the_proxy() {
     // From anyone else the header is ignored: the token has no certificate.
     let direct: IpAddr = "127.0.0.1".parse().unwrap();
     assert_eq!(send(from(direct), rfc9440(&alice)).await, 401);
+}
+
+/// The mock issuer's mTLS endpoint issues a certificate-bound token to a client that
+/// authenticates with its certificate (`tls_client_auth`), and the resource server accepts
+/// that token from that client's certificate only.
+#[tokio::test]
+async fn the_issuer_binds_a_token_to_the_certificate_the_client_authenticated_with() {
+    let issuer =
+        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
+            .await
+            .unwrap();
+    let issuer_ca = issuer.mtls_ca_pem().unwrap();
+    let endpoint = issuer.mtls_token_endpoint().unwrap();
+    let workload = issuer.issue_client_certificate(BFF_ID).unwrap();
+    let other = issuer
+        .issue_client_certificate(system_tests::ADMIN_ID)
+        .unwrap();
+    let with = |pem: &mock_issuer::ClientCertificatePem| {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(issuer_ca.as_bytes()).unwrap())
+            .identity(
+                reqwest::Identity::from_pem(format!("{}{}", pem.certificate, pem.key).as_bytes())
+                    .unwrap(),
+            )
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let ask = |client: reqwest::Client, id: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            let response = client
+                .post(&endpoint)
+                .form(&[("grant_type", "client_credentials"), ("client_id", id)])
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = ask(with(&workload), BFF_ID).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let der =
+        rustls::pki_types::CertificateDer::from_pem_slice(workload.certificate.as_bytes()).unwrap();
+    assert_eq!(
+        system_tests::decode_part(&token, 1)["cnf"]["x5t#S256"],
+        thumbprint(der.as_ref())
+    );
+    // Another client's certificate does not authenticate this client.
+    let (status, body) = ask(with(&other), BFF_ID).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // Discovery names the endpoint.
+    let discovery = system_tests::get_json(issuer.discovery_url()).await;
+    assert_eq!(
+        discovery["mtls_endpoint_aliases"]["token_endpoint"],
+        endpoint
+    );
+
+    // At the resource server (trusting the issuer's CA for client certificates).
+    let pki = Pki::new();
+    let (base, _server) = serve_tls_trusting(
+        &pki,
+        std::slice::from_ref(&issuer_ca),
+        api(validator(&issuer, CertificateBinding::default()).await),
+    )
+    .await;
+    let rs = |pem: &mock_issuer::ClientCertificatePem| {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap())
+            .identity(
+                reqwest::Identity::from_pem(format!("{}{}", pem.certificate, pem.key).as_bytes())
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let url = format!("{base}/whoami");
+    assert_eq!(call(&rs(&workload), &url, &token).await.0, 200);
+    assert_eq!(call(&rs(&other), &url, &token).await.0, 401);
 }

@@ -14,6 +14,7 @@
 //! dpop_nonce = false             # true: DPoP proofs must carry the issuer's nonce
 //! trust_domain = "https://trust.example"   # run a Transaction Token Service for it
 //! txn_token_lifetime_secs = 60
+//! mtls = true                    # an mTLS token endpoint (RFC 8705) with a local CA
 //!
 //! [[resource_servers]]
 //! identifier = "MyService"
@@ -172,6 +173,8 @@ struct RawConfig {
     trust_domain: Option<String>,
     #[serde(default = "default_txn_token_lifetime_secs")]
     txn_token_lifetime_secs: u64,
+    #[serde(default)]
+    mtls: bool,
 }
 
 fn default_lifetime_secs() -> u64 {
@@ -496,6 +499,9 @@ pub struct IssuerConfig {
     pub trust_domain: Option<String>,
     /// Lifetime of a Transaction Token (default 60 s; never beyond the subject token's).
     pub txn_token_lifetime: Duration,
+    /// Serve an mTLS token endpoint (RFC 8705) with a local CA made at start (see
+    /// `crate::mtls`).
+    pub mtls: bool,
 }
 
 impl IssuerConfig {
@@ -516,7 +522,14 @@ impl IssuerConfig {
             users: Vec::new(),
             trust_domain: None,
             txn_token_lifetime: Duration::from_secs(default_txn_token_lifetime_secs()),
+            mtls: false,
         }
+    }
+
+    /// Serves the mTLS token endpoint (see [`IssuerConfig::mtls`]).
+    pub fn with_mtls(mut self) -> Self {
+        self.mtls = true;
+        self
     }
 
     /// Runs a Transaction Token Service for `trust_domain` (see
@@ -698,6 +711,7 @@ impl IssuerConfig {
             users,
             trust_domain: raw.trust_domain,
             txn_token_lifetime: Duration::from_secs(raw.txn_token_lifetime_secs),
+            mtls: raw.mtls,
         };
         config.validate()?;
         Ok(config)

@@ -35,7 +35,7 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
     let names = |algs: &[jsonwebtoken::Algorithm]| -> Vec<String> {
         algs.iter().map(|a| format!("{a:?}")).collect()
     };
-    Json(json!({
+    let mut document = json!({
         "issuer": state.issuer,
         "token_endpoint": state.token_endpoint(),
         "jwks_uri": state.jwks_uri(),
@@ -67,8 +67,19 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
         "response_types_supported": ["code"],
         "id_token_signing_alg_values_supported": [alg],
         "access_token_signing_alg_values_supported": [alg],
-    }))
-    .into_response()
+    });
+    // RFC 8705 section 5: the mTLS endpoint, and certificate-bound tokens.
+    if let Some(base) = state.mtls.as_ref().and_then(|m| m.base.get()) {
+        document["mtls_endpoint_aliases"] =
+            json!({"token_endpoint": format!("{base}/oauth2/token")});
+        document["tls_client_certificate_bound_access_tokens"] = json!(true);
+        if let Some(Value::Array(methods)) =
+            document.get_mut("token_endpoint_auth_methods_supported")
+        {
+            methods.push(json!("tls_client_auth"));
+        }
+    }
+    Json(document).into_response()
 }
 
 pub(crate) async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {

@@ -40,6 +40,7 @@ mod end_session;
 mod introspection;
 mod jose;
 pub mod keys;
+mod mtls;
 mod state;
 mod token_endpoint;
 mod token_exchange;
@@ -69,6 +70,7 @@ pub use config::{
     FederatedTrust, IssuerConfig, ResourceServer, ScopeFormat, TokenProfile,
 };
 pub use keys::{Algorithm, KeyError};
+pub use mtls::ClientCertificatePem;
 pub use state::IssuerStats;
 pub use users::UserConfig;
 
@@ -86,6 +88,9 @@ pub enum StartError {
     /// The HTTP client for federated key sets could not be built.
     #[error("cannot build the HTTP client for federated JWKS: {0}")]
     HttpClient(reqwest::Error),
+    /// The mTLS endpoint's CA or certificates could not be made.
+    #[error("cannot set up the mTLS token endpoint: {0}")]
+    Tls(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
     Bind {
@@ -230,6 +235,24 @@ async fn serve(
         .map_err(|source| StartError::Bind { addr, source })?;
     let issuer = MockIssuer::new(config, bound)?;
     let app = issuer.router(admin);
+    // The mTLS endpoint (RFC 8705) beside the plain one: the same endpoints, over TLS
+    // with client certificates.
+    let mtls_task = match issuer.state.mtls.clone() {
+        None => None,
+        Some(mtls) => {
+            let listener = mtls::bind(bound).await?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind {
+                    addr: bound,
+                    source,
+                })?
+                .port();
+            let _ = mtls.base.set(format!("https://127.0.0.1:{port}"));
+            let app = app.clone();
+            Some(tokio::spawn(async move { mtls.serve(listener, app).await }))
+        }
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -247,6 +270,7 @@ async fn serve(
         addr: bound,
         shutdown: Some(tx),
         task: Some(task),
+        mtls_task,
     })
 }
 
@@ -256,6 +280,8 @@ pub struct IssuerHandle {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The mTLS endpoint's server, when there is one (aborted with the handle).
+    mtls_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl IssuerHandle {
@@ -266,6 +292,25 @@ impl IssuerHandle {
     /// The socket address the issuer listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The mTLS token endpoint (`mtls = true`): `https://127.0.0.1:{port}/oauth2/token`.
+    pub fn mtls_token_endpoint(&self) -> Option<String> {
+        let base = self.state().mtls.as_ref()?.base.get()?.clone();
+        Some(format!("{base}/oauth2/token"))
+    }
+
+    /// The local CA (PEM) the mTLS endpoint's certificate is signed by, and every client
+    /// certificate this issuer issues.
+    pub fn mtls_ca_pem(&self) -> Option<String> {
+        Some(self.state().mtls.as_ref()?.ca_pem())
+    }
+
+    /// A new client certificate for `client_id`, signed by the local CA and registered
+    /// for that client: presented at the mTLS endpoint, it authenticates the client
+    /// (`tls_client_auth`) and binds its tokens (`cnf.x5t#S256`). `None` without `mtls`.
+    pub fn issue_client_certificate(&self, client_id: &str) -> Option<ClientCertificatePem> {
+        self.state().mtls.as_ref()?.issue(client_id).ok()
     }
 
     /// The issuer URL (`iss`), also the base of every endpoint.
@@ -558,6 +603,9 @@ impl Drop for IssuerHandle {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(mtls) = self.mtls_task.take() {
+            mtls.abort();
         }
     }
 }

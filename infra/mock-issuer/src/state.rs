@@ -251,6 +251,8 @@ pub(crate) struct IssuerState {
     pub(crate) http: Option<reqwest::Client>,
     /// Logins, codes, refresh tokens and sessions of the authorization code flow.
     pub(crate) users: UserFlows,
+    /// The mTLS token endpoint's CA and client certificates (`mtls = true`).
+    pub(crate) mtls: Option<Arc<crate::mtls::Mtls>>,
 }
 
 impl IssuerState {
@@ -271,7 +273,12 @@ impl IssuerState {
                     .map_err(StartError::HttpClient)?,
             )
         };
+        let mtls = match config.mtls {
+            true => Some(Arc::new(crate::mtls::Mtls::generate()?)),
+            false => None,
+        };
         Ok(IssuerState {
+            mtls,
             assertion_jtis: ReplayCache::new(REPLAY_CAPACITY),
             dpop_jtis: ReplayCache::new(REPLAY_CAPACITY),
             dpop_nonce: DpopNonce::new(config.dpop_nonce),

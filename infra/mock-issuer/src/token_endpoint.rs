@@ -371,6 +371,7 @@ pub(crate) fn audience<S: AsRef<str>>(state: &IssuerState, scopes: &[S]) -> Valu
 /// `POST /oauth2/token` (and `/connect/token`).
 pub(crate) async fn token(
     State(state): State<Arc<IssuerState>>,
+    peer: Option<axum::Extension<crate::mtls::PeerCertificate>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -389,7 +390,10 @@ pub(crate) async fn token(
             };
             Err(OAuthError::new(status, code, "injected failure"))
         }
-        None => issue(&state, &headers, uri.path(), &body).await,
+        None => {
+            let certificate = peer.map(|axum::Extension(c)| c);
+            issue(&state, &headers, uri.path(), &body, certificate.as_ref()).await
+        }
     };
     let mut response = match result {
         Ok(response) => response,
@@ -419,7 +423,58 @@ pub(crate) async fn token(
 enum AuthenticatedBy {
     Basic,
     Post,
-    Assertion { federated: bool },
+    Assertion {
+        federated: bool,
+    },
+    /// `tls_client_auth` (RFC 8705): its certificate's thumbprint binds the token.
+    Certificate {
+        thumbprint: String,
+    },
+}
+
+/// RFC 8705 section 2: a client that sends its `client_id` and no other credential over a
+/// TLS connection with a certificate this issuer issued for it. `None`: no certificate, or
+/// another credential in the request (then that one authenticates).
+fn certificate_client<'s>(
+    state: &'s IssuerState,
+    headers: &HeaderMap,
+    params: &Params,
+    certificate: Option<&crate::mtls::PeerCertificate>,
+) -> Result<Option<(&'s ClientConfig, String)>, OAuthError> {
+    let (Some(certificate), Some(mtls)) = (certificate, state.mtls.as_ref()) else {
+        return Ok(None);
+    };
+    let other = headers.contains_key(header::AUTHORIZATION)
+        || ["client_secret", "client_assertion", "client_assertion_type"]
+            .iter()
+            .any(|p| params.get(p).is_some());
+    if other {
+        return Ok(None);
+    }
+    let invalid = |description: String| {
+        OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    };
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required with tls_client_auth"))?;
+    match mtls.client_of(&certificate.0) {
+        Some(owner) if owner == client_id => {}
+        Some(_) => {
+            return Err(invalid(format!(
+                "the certificate is not client {client_id:?}'s"
+            )));
+        }
+        None => {
+            return Err(invalid(
+                "the certificate is not registered for any client".into(),
+            ));
+        }
+    }
+    let client = state
+        .config
+        .client(client_id)
+        .ok_or_else(|| invalid(format!("unknown client {client_id:?}")))?;
+    Ok(Some((client, crate::mtls::thumbprint(&certificate.0))))
 }
 
 async fn issue(
@@ -427,6 +482,7 @@ async fn issue(
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
+    certificate: Option<&crate::mtls::PeerCertificate>,
 ) -> Result<Response, OAuthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -460,8 +516,10 @@ async fn issue(
     // The proof is checked before the client, so a nonce challenge does not use up a
     // single-use client assertion; its jti is consumed last, with the assertion's.
     let proof = dpop::check(state, headers, &state.root_url(path), now)?;
-    let (client, single_use_jti, authenticated_by) =
-        match authentication_method(headers, &params)? {
+    let by_certificate = certificate_client(state, headers, &params, certificate)?;
+    let (client, single_use_jti, authenticated_by) = match by_certificate {
+        Some((client, thumbprint)) => (client, None, AuthenticatedBy::Certificate { thumbprint }),
+        None => match authentication_method(headers, &params)? {
             ClientAuthentication::Secret(creds) => (
                 find_client(state, &creds)?,
                 None,
@@ -487,7 +545,8 @@ async fn issue(
                 ),
                 Err(description) => return Err(assertion_refused(state, description)),
             },
-        };
+        },
+    };
     if !client.allowed_grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -538,8 +597,13 @@ async fn issue(
         now,
         lifetime,
     );
-    if let Some(proof) = &proof {
-        claims["cnf"] = json!({ "jkt": proof.jkt });
+    match (&proof, &authenticated_by) {
+        (Some(proof), _) => claims["cnf"] = json!({ "jkt": proof.jkt }),
+        // RFC 8705 section 3: bound to the certificate the client authenticated with.
+        (None, AuthenticatedBy::Certificate { thumbprint }) => {
+            claims["cnf"] = json!({ "x5t#S256": thumbprint });
+        }
+        (None, _) => {}
     }
     // A multi-tenant issuer's extra parameter (as Auth0's `organization`): the token says
     // which tenant it was asked for, so a client's per-tenant tokens can be told apart.
@@ -573,7 +637,7 @@ async fn issue(
         .or_default() += 1;
     let counters = &state.counters;
     match authenticated_by {
-        AuthenticatedBy::Basic => {}
+        AuthenticatedBy::Basic | AuthenticatedBy::Certificate { .. } => {}
         AuthenticatedBy::Post => {
             counters.tokens_issued_post.fetch_add(1, Ordering::SeqCst);
         }

@@ -1,0 +1,236 @@
+//! The mutual-TLS token endpoint (RFC 8705): with `mtls = true`, the issuer makes its own
+//! local CA at start, serves its endpoints over TLS on a second port with a certificate of
+//! that CA, asks each client for a certificate, and issues certificate-bound tokens
+//! (`cnf.x5t#S256`) to clients that authenticate with one (`tls_client_auth`).
+//!
+//! A client's certificate is issued by the issuer itself
+//! (`IssuerHandle::issue_client_certificate`): its SHA-256 thumbprint is registered for
+//! that client, so the certificate authenticates exactly that client id. Discovery
+//! publishes the endpoint as `mtls_endpoint_aliases.token_endpoint`. Development and tests
+//! only: the CA's key lives in memory and dies with the process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, connect_info::Connected};
+use axum::middleware::Next;
+use axum::serve::{IncomingStream, Listener};
+use base64::Engine as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
+
+use crate::StartError;
+
+/// The client certificate of the TLS connection a request came on (DER).
+#[derive(Clone, Debug)]
+pub(crate) struct PeerCertificate(pub(crate) Vec<u8>);
+
+/// The issuer's local CA and the client certificates it issued.
+pub(crate) struct Mtls {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    server: Arc<rustls::ServerConfig>,
+    /// Registered certificate thumbprints (`x5t#S256`) and their client ids.
+    clients: Mutex<HashMap<String, String>>,
+    /// `https://127.0.0.1:{port}`, once the listener is bound.
+    pub(crate) base: OnceLock<String>,
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Clone, Debug)]
+pub struct ClientCertificatePem {
+    /// The certificate.
+    pub certificate: String,
+    /// Its PKCS #8 private key.
+    pub key: String,
+}
+
+fn tls_error(what: &str, e: impl std::fmt::Display) -> StartError {
+    StartError::Tls(format!("{what}: {e}"))
+}
+
+impl Mtls {
+    /// A fresh CA and a server certificate for the loopback names.
+    pub(crate) fn generate() -> Result<Self, StartError> {
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error("CA", e))?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mock-issuer local CA");
+        let ca_key = rcgen::KeyPair::generate().map_err(|e| tls_error("CA key", e))?;
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(params, ca_key).map_err(|e| tls_error("CA", e))?;
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .map_err(|e| tls_error("certificate", e))?;
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().map_err(|e| tls_error("key", e))?;
+        let cert = leaf
+            .signed_by(&key, &ca)
+            .map_err(|e| tls_error("certificate", e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca.der().to_vec()))
+            .map_err(|e| tls_error("CA", e))?;
+        // Clients without a certificate may still connect (and authenticate otherwise).
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| tls_error("client verifier", e))?;
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("TLS", e))?
+            .with_client_cert_verifier(clients)
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+                ),
+            )
+            .map_err(|e| tls_error("TLS", e))?;
+        Ok(Mtls {
+            ca,
+            server: Arc::new(server),
+            clients: Mutex::new(HashMap::new()),
+            base: OnceLock::new(),
+        })
+    }
+
+    /// The CA certificate, PEM: what a client trusts the endpoint with.
+    pub(crate) fn ca_pem(&self) -> String {
+        pem("CERTIFICATE", self.ca.der())
+    }
+
+    /// A new client certificate for `client_id`, registered for it.
+    pub(crate) fn issue(&self, client_id: &str) -> Result<ClientCertificatePem, StartError> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| tls_error("client certificate", e))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, client_id);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().map_err(|e| tls_error("client key", e))?;
+        let cert = params
+            .signed_by(&key, &self.ca)
+            .map_err(|e| tls_error("client certificate", e))?;
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(thumbprint(cert.der()), client_id.to_owned());
+        Ok(ClientCertificatePem {
+            certificate: pem("CERTIFICATE", cert.der()),
+            key: pem("PRIVATE KEY", &key.serialize_der()),
+        })
+    }
+
+    /// The client id a certificate was issued to, if this issuer issued it.
+    pub(crate) fn client_of(&self, der: &[u8]) -> Option<String> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&thumbprint(der))
+            .cloned()
+    }
+
+    /// Serves `app` over TLS on `listener` until the task is aborted.
+    pub(crate) async fn serve(&self, listener: TcpListener, app: Router) {
+        let listener = TlsListener {
+            tcp: listener,
+            acceptor: tokio_rustls::TlsAcceptor::from(self.server.clone()),
+        };
+        let app = app.layer(axum::middleware::from_fn(
+            |ConnectInfo(peer): ConnectInfo<Peer>, mut request: Request, next: Next| async move {
+                if let Some(certificate) = peer.0 {
+                    request.extensions_mut().insert(certificate);
+                }
+                next.run(request).await
+            },
+        ));
+        if let Err(e) =
+            axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+        {
+            tracing::error!(error = %e, "mock issuer's mTLS endpoint stopped with an error");
+        }
+    }
+}
+
+/// RFC 8705's `x5t#S256`: base64url of the certificate's SHA-256.
+pub(crate) fn thumbprint(der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// PEM (RFC 7468): base64 in lines of 64 characters between the labels.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// TLS connections, each with the client's certificate.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+#[derive(Clone, Debug)]
+struct Peer(Option<PeerCertificate>);
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, _)) = self.tcp.accept().await else {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            // A failed handshake (an untrusted client certificate) is that client's.
+            let Ok(tls) = self.acceptor.accept(tcp).await else {
+                continue;
+            };
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| PeerCertificate(der.as_ref().to_vec()));
+            return (tls, Peer(certificate));
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Peer(None))
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// Binds the mTLS listener beside `bound` (same IP, another port).
+pub(crate) async fn bind(bound: SocketAddr) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(bound.ip(), 0);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
