@@ -433,3 +433,95 @@ async fn the_issuer_binds_a_token_to_the_certificate_the_client_authenticated_wi
     assert_eq!(call(&rs(&workload), &url, &token).await.0, 200);
     assert_eq!(call(&rs(&other), &url, &token).await.0, 401);
 }
+
+/// The client half over mutual TLS (`tls_client_auth`): the token endpoint from the
+/// discovery document's mTLS alias, the certificate and key read from files, the token
+/// bound to that certificate; the files rotated, the next token is bound to the new one.
+#[tokio::test]
+async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rotation() {
+    use shared_auth::client::{
+        ClientCertificateFiles, ClientCredential, ClientCredentialsClient, ClientId, TokenManager,
+        TokenRequestParams,
+    };
+    use system_tests::TempFile;
+    let issuer =
+        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
+            .await
+            .unwrap();
+    let (certificate, key, ca) = (
+        TempFile::new("mtls-cert"),
+        TempFile::new("mtls-key"),
+        TempFile::new("mtls-ca"),
+    );
+    ca.write(&issuer.mtls_ca_pem().unwrap());
+    let first = issuer.issue_client_certificate(BFF_ID).unwrap();
+    certificate.write(&first.certificate);
+    key.write(&first.key);
+    let files = ClientCertificateFiles::new(&certificate.0, &key.0).with_ca(&ca.0);
+    let client = ClientCredentialsClient::from_authority(
+        issuer.issuer(),
+        ClientId::new(BFF_ID),
+        ClientCredential::TlsClientCertificate(files),
+        std::time::Duration::from_secs(5),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        Some(client.token_endpoint.clone()),
+        issuer.mtls_token_endpoint(),
+        "the mTLS alias, not the plain endpoint"
+    );
+    let tokens = TokenManager::builder()
+        .build()
+        .unwrap()
+        .register("over-mtls", client)
+        .unwrap();
+    let bound_to = |token: &str| system_tests::decode_part(token, 1)["cnf"]["x5t#S256"].clone();
+    let der = |pem: &str| {
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    };
+    let token = tokens.token().await.unwrap();
+    assert_eq!(
+        bound_to(token.secret()),
+        thumbprint(&der(&first.certificate))
+    );
+
+    // Rotated on disk (as a cert-manager or SPIFFE agent does): the next token request
+    // presents the new certificate, and its token is bound to it.
+    let second = issuer.issue_client_certificate(BFF_ID).unwrap();
+    certificate.write(&second.certificate);
+    key.write(&second.key);
+    let renewed = tokens
+        .token_with(&TokenRequestParams {
+            force_renewal: true,
+            ..TokenRequestParams::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bound_to(renewed.secret()),
+        thumbprint(&der(&second.certificate))
+    );
+
+    // Files that are not a certificate and its key: a clear error, nothing sent.
+    key.write("not a key");
+    let before = issuer.stats().token_requests;
+    let error = tokens
+        .token_with(&TokenRequestParams {
+            force_renewal: true,
+            ..TokenRequestParams::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("not a PEM certificate and its key"),
+        "{error}"
+    );
+    assert_eq!(issuer.stats().token_requests, before);
+}

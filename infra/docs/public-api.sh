@@ -16,10 +16,11 @@
 # verifier and its error stay behind `internals`, the header name and the exchange's
 # cache key private). Certificate-bound tokens (issue 29, server half) added 2:
 # ClientCertificate (what a TLS acceptor hands the auth layer) and CertificateBinding (the
-# trusted proxy's header and addresses).
+# trusted proxy's header and addresses); its client half 1: ClientCertificateFiles (the
+# certificate, key and CA files of mutual TLS at the token endpoint).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-limit=84
+limit=85
 # -D warnings: the docs a team reads (no internals, no jose) have no broken link either.
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p shared-auth --no-deps --features clap,redis,serde
 python3 - "$limit" "${1:-}" <<'PY'

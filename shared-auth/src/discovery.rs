@@ -177,6 +177,9 @@ pub(crate) struct Metadata {
     pub(crate) revocation_endpoint: Option<String>,
     /// OpenID Connect RP-Initiated Logout 1.0.
     pub(crate) end_session_endpoint: Option<String>,
+    /// RFC 8705 section 5: the token endpoint for clients that authenticate with mutual
+    /// TLS (`mtls_endpoint_aliases.token_endpoint`).
+    pub(crate) mtls_token_endpoint: Option<String>,
 }
 
 /// Why discovery failed.
@@ -261,6 +264,11 @@ pub(crate) async fn fetch(
         authorization_endpoint: Option<String>,
         revocation_endpoint: Option<String>,
         end_session_endpoint: Option<String>,
+        mtls_endpoint_aliases: Option<Aliases>,
+    }
+    #[derive(Deserialize)]
+    struct Aliases {
+        token_endpoint: Option<String>,
     }
     let fail = |reason: String| DiscoveryError::Fetch {
         url: url.to_owned(),
@@ -305,6 +313,11 @@ pub(crate) async fn fetch(
         checked("authorization_endpoint", doc.authorization_endpoint, login)?;
     let revocation_endpoint = checked("revocation_endpoint", doc.revocation_endpoint, false)?;
     let end_session_endpoint = checked("end_session_endpoint", doc.end_session_endpoint, false)?;
+    let mtls_token_endpoint = checked(
+        "mtls_endpoint_aliases.token_endpoint",
+        doc.mtls_endpoint_aliases.and_then(|a| a.token_endpoint),
+        false,
+    )?;
     let introspection_endpoint = checked(
         "introspection_endpoint",
         doc.introspection_endpoint,
@@ -319,6 +332,7 @@ pub(crate) async fn fetch(
         authorization_endpoint,
         revocation_endpoint,
         end_session_endpoint,
+        mtls_token_endpoint,
     })
 }
 

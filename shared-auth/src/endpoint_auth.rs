@@ -104,6 +104,12 @@ pub enum ClientCredential {
         /// check it.
         explicit_typ: bool,
     },
+    /// Mutual TLS (RFC 8705 section 2, `tls_client_auth` or `self_signed_tls_client_auth`):
+    /// the client presents a certificate at the token endpoint and sends only its
+    /// `client_id`; issuers that support it bind the token to the certificate
+    /// (`cnf.x5t#S256`). The files are read again for every token request, so a rotated
+    /// certificate is used from the next one on.
+    TlsClientCertificate(ClientCertificateFiles),
     /// A JWT that the platform writes and rotates (a Kubernetes projected service-account
     /// token, a SPIFFE JWT-SVID), read again for every token request and sent as it is.
     AssertionFile {
@@ -115,13 +121,99 @@ pub enum ClientCredential {
     },
 }
 
+/// A client certificate and its key in PEM files, for mutual TLS at the token endpoint
+/// ([`ClientCredential::TlsClientCertificate`]), and optionally the CA that signed the
+/// token endpoint's own certificate (a private PKI's), trusted beside the system's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientCertificateFiles {
+    /// The certificate (PEM; a chain may follow it).
+    pub certificate: PathBuf,
+    /// Its private key (PEM, PKCS #8, SEC1 or PKCS #1). Never logged.
+    pub key: PathBuf,
+    /// A CA (PEM) the token endpoint's certificate may chain to.
+    pub ca: Option<PathBuf>,
+}
+
+/// The largest certificate, key or CA file read.
+const MAX_PEM_BYTES: u64 = 64 * 1024;
+
+impl ClientCertificateFiles {
+    /// The certificate in `certificate` with the key in `key`.
+    pub fn new(certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        ClientCertificateFiles {
+            certificate: certificate.into(),
+            key: key.into(),
+            ca: None,
+        }
+    }
+
+    /// Trusts the CA in `ca` for the token endpoint's certificate too.
+    pub fn with_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.ca = Some(ca.into());
+        self
+    }
+
+    /// An HTTP client (the issuer policy: no redirects, `timeout`) that presents the
+    /// certificate, read from the files now. Built for each token request: token requests
+    /// are rare (a cache miss), and reading the files each time is what picks up a
+    /// rotated certificate without a restart.
+    pub(crate) fn http(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        let read = |path: &std::path::Path, what: &str| -> Result<Vec<u8>, String> {
+            use std::io::Read as _;
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("the client {what} {} cannot be read: {e}", path.display()))?;
+            let mut bytes = Vec::new();
+            file.take(MAX_PEM_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("the client {what} {} cannot be read: {e}", path.display()))?;
+            if bytes.len() as u64 > MAX_PEM_BYTES {
+                return Err(format!(
+                    "the client {what} {} is larger than 64 KiB",
+                    path.display()
+                ));
+            }
+            Ok(bytes)
+        };
+        let mut pem = read(&self.certificate, "certificate")?;
+        pem.push(b'\n');
+        pem.extend(read(&self.key, "key")?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            format!(
+                "the client certificate {} and key {} are not a PEM certificate and its key",
+                self.certificate.display(),
+                self.key.display()
+            )
+        })?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .identity(identity);
+        if let Some(ca) = &self.ca {
+            let roots = reqwest::Certificate::from_pem_bundle(&read(ca, "CA")?)
+                .map_err(|_| format!("the CA file {} holds no PEM certificate", ca.display()))?;
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        builder
+            .build()
+            .map_err(|e| format!("the mutual TLS client cannot be built: {e}"))
+    }
+}
+
 impl ClientCredential {
     /// Whether this credential, sent to an authorization server the client did not choose,
     /// could be replayed at the real one: a secret or a platform assertion file can (the
     /// file's `aud` names the real issuer); a `private_key_jwt` assertion whose audience is
     /// the server it is sent to cannot, unless the audience is pinned to another.
     pub(crate) fn replayable_elsewhere(&self) -> bool {
-        !matches!(self, ClientCredential::PrivateKeyJwt { audience: None, .. })
+        !matches!(
+            self,
+            ClientCredential::PrivateKeyJwt { audience: None, .. }
+                | ClientCredential::TlsClientCertificate(_)
+        )
     }
 
     /// `private_key_jwt` with the default audience and no `typ` header.
@@ -142,11 +234,13 @@ impl ClientCredential {
         }
     }
 
-    /// The kind, for logs and metrics: `secret`, `private_key_jwt` or `assertion_file`.
+    /// The kind, for logs and metrics: `secret`, `private_key_jwt`, `tls_client_auth` or
+    /// `assertion_file`.
     pub fn kind(&self) -> &'static str {
         match self {
             ClientCredential::Secret(_) => "secret",
             ClientCredential::PrivateKeyJwt { .. } => "private_key_jwt",
+            ClientCredential::TlsClientCertificate(_) => "tls_client_auth",
             ClientCredential::AssertionFile { .. } => "assertion_file",
         }
     }
@@ -213,6 +307,10 @@ pub(crate) async fn authenticate(
                 form.push(("client_secret", secret.expose().to_owned()));
             }
         },
+        // The certificate is the TLS connection's (see `ClientCertificateFiles::http`).
+        ClientCredential::TlsClientCertificate(_) => {
+            form.push(("client_id", client_id.as_str().to_owned()));
+        }
         credential => {
             let (assertion_type, assertion) =
                 client_assertion(client_id, audience, credential, client_name, now_ms)
@@ -327,6 +425,9 @@ async fn make(
             Ok((assertion_type.clone(), assertion.to_owned()))
         }
         ClientCredential::Secret(_) => Err("a secret is not an assertion".into()),
+        ClientCredential::TlsClientCertificate(_) => {
+            Err("a client certificate is not an assertion".into())
+        }
     }
 }
 

@@ -161,7 +161,14 @@ impl ClientCredentialsClient {
         )
         .await
         .map_err(|e| TokenError::Discovery(e.to_string()))?;
-        let token_endpoint = metadata.token_endpoint.ok_or_else(|| {
+        let credential = credential.into();
+        // A client with a certificate uses the mutual-TLS alias when there is one (RFC
+        // 8705 section 5).
+        let alias = match credential {
+            ClientCredential::TlsClientCertificate(_) => metadata.mtls_token_endpoint,
+            _ => None,
+        };
+        let token_endpoint = alias.or(metadata.token_endpoint).ok_or_else(|| {
             TokenError::Discovery(format!(
                 "the discovery document at {url} has no token_endpoint"
             ))

@@ -48,7 +48,9 @@ mod token_cache_settings;
 pub(crate) mod token_endpoint;
 mod token_manager;
 
-pub use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
+pub use crate::endpoint_auth::{
+    ClientCertificateFiles, ClientCredential, ClientId, ClientSecret, CredentialStyle,
+};
 pub use crate::jose::{KeyError, SigningKey};
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use delegation::{OnBehalfOf, TransactionTokenMiddleware};
