@@ -140,7 +140,11 @@ impl Listener for TlsListener {
             let Ok((tcp, _)) = self.tcp.accept().await else {
                 continue;
             };
-            let Ok(tls) = self.acceptor.accept(tcp).await else {
+            // Bounded: a client that never speaks cannot hold the listener.
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.acceptor.accept(tcp))
+                    .await
+            else {
                 continue;
             };
             let certificate = tls

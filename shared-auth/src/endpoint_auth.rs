@@ -133,6 +133,8 @@ pub struct ClientCertificateFiles {
     pub key: PathBuf,
     /// A CA (PEM) the token endpoint's certificate may chain to.
     pub ca: Option<PathBuf>,
+    /// The certificate's thumbprint when first read (the token cache key's part).
+    identity: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 /// The largest certificate, key or CA file read.
@@ -145,7 +147,29 @@ impl ClientCertificateFiles {
             certificate: certificate.into(),
             key: key.into(),
             ca: None,
+            identity: Default::default(),
         }
+    }
+
+    /// Which certificate this is, for the token cache key: its SHA-256 thumbprint as first
+    /// read (else the file's path), so replicas with their own certificates at the same
+    /// path never share a bound token through a shared cache. Read once: a rotated
+    /// certificate keeps the key, and a token bound to the old one is renewed after the
+    /// first 401.
+    pub(crate) fn identity(&self) -> &str {
+        self.identity.get_or_init(|| {
+            use rustls_pki_types::pem::PemObject as _;
+            match rustls_pki_types::CertificateDer::from_pem_file(&self.certificate) {
+                Ok(der) => {
+                    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+                    format!(
+                        "x5t#S256={}",
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+                    )
+                }
+                Err(_) => format!("file={}", self.certificate.display()),
+            }
+        })
     }
 
     /// Trusts the CA in `ca` for the token endpoint's certificate too.

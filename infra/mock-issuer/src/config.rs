@@ -15,6 +15,7 @@
 //! trust_domain = "https://trust.example"   # run a Transaction Token Service for it
 //! txn_token_lifetime_secs = 60
 //! mtls = true                    # an mTLS token endpoint (RFC 8705) with a local CA
+//!                                # (library only: tests get client certificates from it)
 //!
 //! [[resource_servers]]
 //! identifier = "MyService"

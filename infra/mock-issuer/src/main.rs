@@ -213,6 +213,14 @@ async fn serve(
         ));
     }
     let mut config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
+    if config.mtls {
+        return Err(format!(
+            "{}: mtls = true is for the library (mock_issuer::start, which hands out client \
+             certificates with IssuerHandle::issue_client_certificate); the binary cannot \
+             issue them yet",
+            path.display()
+        ));
+    }
     if let Some(url) = public_url {
         config.issuer = Some(url);
         config

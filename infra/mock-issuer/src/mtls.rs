@@ -202,8 +202,13 @@ impl Listener for TlsListener {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
-            // A failed handshake (an untrusted client certificate) is that client's.
-            let Ok(tls) = self.acceptor.accept(tcp).await else {
+            // A failed or stalled handshake (an untrusted certificate, a client that never
+            // speaks) is that client's; bounded, so it cannot hold the listener. (One
+            // handshake at a time: a test issuer's load.)
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.acceptor.accept(tcp))
+                    .await
+            else {
                 continue;
             };
             let certificate = tls

@@ -189,9 +189,10 @@ impl ClientCredentialsClient {
     ///
     /// The credential only ever goes to an issuer the client trusts (section 7: whoever
     /// can answer at the resource's well-known path would otherwise receive it). With no
-    /// `trusted_issuers`, only a `private_key_jwt` credential whose assertions name the
-    /// chosen server as their audience is accepted (such an assertion is useless anywhere
-    /// else); a secret or an assertion file is refused before any request. A loopback
+    /// `trusted_issuers`, only a credential useless anywhere else is accepted: a
+    /// `private_key_jwt` credential whose assertions name the chosen server as their
+    /// audience, or a client certificate (mutual TLS sends no replayable secret); a secret
+    /// or an assertion file is refused before any request. A loopback
     /// server named by a resource that is not loopback, or a plain-http server named by an
     /// https resource, is refused whatever the trust.
     pub async fn from_protected_resource(

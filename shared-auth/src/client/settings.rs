@@ -25,7 +25,7 @@ use super::token_endpoint::RetryPolicy;
 use crate::endpoint_auth::{ClientCredential, ClientId, ClientSecret, CredentialStyle};
 use crate::jose::SigningKey;
 use crate::scope::ScopeSet;
-use crate::settings::credential::{KeySettings, credential};
+use crate::settings::credential::{CertificateSettings, KeySettings, credential};
 use crate::settings::{HttpUrl, SettingsError, setting_name};
 
 /// The settings of the issuer, named with [`EnvPrefix::ISSUER_PREFIX`]; the others are the
@@ -125,6 +125,16 @@ pub struct ClientSettings {
     /// urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
     #[cfg_attr(feature = "clap", arg(long, env))]
     pub client_assertion_type: Option<String>,
+    /// Or authenticate with mutual TLS (RFC 8705, tls_client_auth): the client certificate
+    /// (PEM), read again for every token request; tokens are then bound to it.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub client_certificate_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub client_certificate_key_file: Option<PathBuf>,
+    /// A CA (PEM) the token endpoint's certificate may chain to, beside the system's.
+    #[cfg_attr(feature = "clap", arg(long, env))]
+    pub client_certificate_ca_file: Option<PathBuf>,
     /// Bind the tokens to a key with DPoP (RFC 9449): a file with the private key (PEM or
     /// JWK), or `generate` for a key made at start (then every replica has its own key and
     /// its own tokens). Unset: bearer tokens.
@@ -315,6 +325,11 @@ impl ClientSettings {
             },
             self.client_assertion_file,
             non_empty(self.client_assertion_type),
+            Some(CertificateSettings {
+                file: self.client_certificate_file,
+                key_file: self.client_certificate_key_file,
+                ca_file: self.client_certificate_ca_file,
+            }),
         )?;
         if let TokenSource::ProtectedResource {
             trusted_issuers, ..

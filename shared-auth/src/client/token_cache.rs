@@ -76,6 +76,8 @@ impl CacheKey {
             // A DPoP-bound token is only of use with its key (RFC 9449): the key's
             // thumbprint keeps two keys' tokens apart, in memory and in a shared cache.
             client.dpop.as_ref().map(|k| k.thumbprint()),
+            // So is a certificate-bound one with its certificate (RFC 8705).
+            certificate_identity(client),
         );
         // Serializing strings, an option and a string map cannot fail.
         let encoded = serde_json::to_string(&fields).unwrap_or_default();
@@ -106,6 +108,7 @@ impl CacheKey {
             resource,
             extra_params,
             client.dpop.as_ref().map(|k| k.thumbprint()),
+            certificate_identity(client),
             (
                 "urn:ietf:params:oauth:grant-type:token-exchange",
                 actor_token,
@@ -131,6 +134,16 @@ impl CacheKey {
     /// The client name part.
     pub fn client_name(&self) -> &str {
         &self.name
+    }
+}
+
+/// The client certificate's identity, for a client that authenticates with one.
+fn certificate_identity(client: &ClientCredentialsClient) -> Option<&str> {
+    match &client.credential {
+        crate::endpoint_auth::ClientCredential::TlsClientCertificate(files) => {
+            Some(files.identity())
+        }
+        _ => None,
     }
 }
 

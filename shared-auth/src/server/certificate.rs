@@ -118,7 +118,12 @@ impl CertificateCheck {
         }
         Ok(CertificateCheck {
             header,
-            trusted: binding.trusted_proxies.clone(),
+            // IPv4 as IPv4 even when a dual-stack listener sees it as ::ffff:a.b.c.d.
+            trusted: binding
+                .trusted_proxies
+                .iter()
+                .map(IpAddr::to_canonical)
+                .collect(),
         })
     }
 
@@ -160,7 +165,7 @@ impl CertificateCheck {
         }
         let header = self.header.as_ref()?;
         let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-        if !self.trusted.contains(&peer.ip()) {
+        if !self.trusted.contains(&peer.ip().to_canonical()) {
             return None;
         }
         let mut values = request.headers().get_all(header).iter();
@@ -180,6 +185,11 @@ fn header_certificate(value: &str) -> Option<Vec<u8>> {
     let pem = percent_encoding::percent_decode_str(value)
         .decode_utf8()
         .ok()?;
+    // One certificate and nothing else: a proxy that appends to a header the client sent
+    // (values joined by a comma) must not let the client's copy come first.
+    if pem.contains(',') || pem.matches("-----BEGIN").count() != 1 {
+        return None;
+    }
     CertificateDer::from_pem_slice(pem.as_bytes())
         .ok()
         .map(|der| der.as_ref().to_vec())
@@ -200,7 +210,65 @@ mod tests {
                 .to_string();
         assert_eq!(header_certificate(&escaped), Some(der));
         assert_eq!(header_certificate("garbage"), None);
+        let appended = format!("{pem},{pem}");
+        assert_eq!(header_certificate(&appended), None);
+        assert_eq!(header_certificate(&format!("{pem}{pem}")), None);
         assert_eq!(header_certificate(":not base64!:"), None);
+    }
+
+    #[test]
+    fn the_header_counts_from_a_trusted_peer_only_and_once() {
+        let der = b"\x30\x03\x02\x01\x01".to_vec();
+        let value = format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
+        let check = CertificateCheck::new(&CertificateBinding::from_proxy(
+            "client-cert",
+            ["127.0.0.2".parse().unwrap()],
+        ))
+        .unwrap();
+        let request = |peer: Option<&str>, values: &[&str]| {
+            let mut builder = Request::get("/");
+            for v in values {
+                builder = builder.header("client-cert", *v);
+            }
+            let mut request = builder.body(Body::empty()).unwrap();
+            if let Some(peer) = peer {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            }
+            request
+        };
+        let expected = Some(thumbprint(&der));
+        assert_eq!(
+            check.presented(&request(Some("127.0.0.2:9"), &[&value])),
+            expected
+        );
+        // The same proxy seen by a dual-stack listener.
+        assert_eq!(
+            check.presented(&request(Some("[::ffff:127.0.0.2]:9"), &[&value])),
+            expected
+        );
+        assert_eq!(
+            check.presented(&request(Some("127.0.0.1:9"), &[&value])),
+            None
+        );
+        assert_eq!(
+            check.presented(&request(None, &[&value])),
+            None,
+            "no peer address"
+        );
+        assert_eq!(
+            check.presented(&request(Some("127.0.0.2:9"), &[&value, &value])),
+            None
+        );
+        // The TLS connection's certificate wins over any header.
+        let mut tls = request(Some("127.0.0.1:9"), &[&value]);
+        tls.extensions_mut()
+            .insert(ClientCertificate::from_der(b"other".to_vec()));
+        assert_eq!(check.presented(&tls), Some(thumbprint(b"other")));
     }
 
     #[test]

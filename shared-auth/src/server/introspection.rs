@@ -226,6 +226,13 @@ impl Introspector {
         checks: Checks,
         keys: Arc<KeyCache>,
     ) -> Result<Self, String> {
+        if matches!(config.credential, ClientCredential::TlsClientCertificate(_)) {
+            // Its calls would go without the certificate: refused, not sent bare.
+            return Err(
+                "introspection does not authenticate with a client certificate; use a secret,                  private_key_jwt or an assertion file"
+                    .into(),
+            );
+        }
         if let Some(endpoint) = &config.endpoint {
             crate::issuer_http::check_url(endpoint, checks.allow_insecure_http)
                 .map_err(|e| format!("introspection endpoint: {e}"))?;

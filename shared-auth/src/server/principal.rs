@@ -151,8 +151,9 @@ impl Principal {
         self.0.dpop_jkt.as_deref()
     }
     /// The SHA-256 thumbprint (base64url) of the client certificate the token is bound
-    /// to (`cnf.x5t#S256`, RFC 8705), if it is certificate-bound: the auth layer let the
-    /// request through only with that certificate.
+    /// to (`cnf.x5t#S256`, RFC 8705), if it is certificate-bound. `JwtAuthLayer` lets such
+    /// a request through only with that certificate; `JwtValidator::validate` alone does
+    /// not check it (it has no request).
     pub fn certificate_thumbprint(&self) -> Option<&str> {
         self.0.certificate_thumbprint.as_deref()
     }

@@ -22,7 +22,15 @@ pub(crate) struct KeySettings {
     pub(crate) alg: Option<Result<SignatureAlgorithm, String>>,
 }
 
-/// Exactly one credential: a secret (or its file), an assertion key, or an assertion file.
+/// The mutual-TLS settings (a client's only: `None` for introspection).
+pub(crate) struct CertificateSettings {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// Exactly one credential: a secret (or its file), an assertion key, a client certificate
+/// (a client's), or an assertion file.
 /// The key settings belong to the key, the assertion type to the file. `client` names a
 /// field as the operator knows it (the resource server's introspection credential reuses
 /// this with its own names).
@@ -33,15 +41,18 @@ pub(crate) fn credential(
     key: KeySettings,
     assertion_file: Option<PathBuf>,
     assertion_type: Option<String>,
+    certificate: Option<CertificateSettings>,
 ) -> Result<ClientCredential, SettingsError> {
     let fail = |field: &str, reason: String| SettingsError {
         setting: client(field),
         reason,
     };
+    let has_certificate = certificate.as_ref().is_some_and(|c| c.file.is_some());
     let given = [
         (secret.is_some(), "client_secret"),
         (secret_file.is_some(), "client_secret_file"),
         (key.file.is_some(), "client_assertion_key_file"),
+        (has_certificate, "client_certificate_file"),
         (assertion_file.is_some(), "client_assertion_file"),
     ];
     let set: Vec<&str> = given
@@ -50,14 +61,43 @@ pub(crate) fn credential(
         .map(|(_, f)| *f)
         .collect();
     let one_of = || {
+        let certificate = if certificate.is_some() {
+            format!(", {}", client("client_certificate_file"))
+        } else {
+            String::new()
+        };
         format!(
-            "set exactly one of {}, {}, {} or {}",
+            "set exactly one of {}, {}, {}{certificate} or {}",
             client("client_secret"),
             client("client_secret_file"),
             client("client_assertion_key_file"),
             client("client_assertion_file")
         )
     };
+    // The certificate's own settings first: a key file alone names what it lacks.
+    if let Some(certificate) = &certificate {
+        match (&certificate.file, &certificate.key_file) {
+            (Some(_), None) => {
+                return Err(fail(
+                    "client_certificate_key_file",
+                    format!("required with {}", client("client_certificate_file")),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(fail(
+                    "client_certificate_key_file",
+                    format!("only used with {}", client("client_certificate_file")),
+                ));
+            }
+            _ => {}
+        }
+        if certificate.ca_file.is_some() && certificate.file.is_none() {
+            return Err(fail(
+                "client_certificate_ca_file",
+                format!("only used with {}", client("client_certificate_file")),
+            ));
+        }
+    }
     match set.as_slice() {
         [] => return Err(fail("client_secret", one_of())),
         [_] => {}
@@ -76,6 +116,23 @@ pub(crate) fn credential(
                 ));
             }
         }
+    }
+    if let Some(CertificateSettings {
+        file: Some(file),
+        key_file: Some(key_file),
+        ca_file,
+    }) = certificate
+    {
+        let mut files = crate::endpoint_auth::ClientCertificateFiles::new(file, key_file);
+        if let Some(ca) = ca_file {
+            files = files.with_ca(ca);
+        }
+        // Read once now, so that a wrong path or a broken file stops the start; read again
+        // for every token request, since certificates rotate.
+        files
+            .http(std::time::Duration::from_secs(10))
+            .map_err(|reason| fail("client_certificate_file", reason))?;
+        return Ok(ClientCredential::TlsClientCertificate(files));
     }
     if assertion_type.is_some() && assertion_file.is_none() {
         return Err(fail(
@@ -169,6 +226,7 @@ pub(crate) fn introspection_client(
             alg: None,
         },
         assertion_file,
+        None,
         None,
     )?;
     let style = if secret_post {

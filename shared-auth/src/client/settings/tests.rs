@@ -241,3 +241,44 @@ fn a_dpop_key_is_generated_or_read_and_a_bad_one_is_named() {
     assert!(definition(from_file).unwrap().dpop.is_some());
     std::fs::remove_file(&key).unwrap();
 }
+
+#[test]
+fn a_client_certificate_needs_its_key_and_readable_files() {
+    let with = |edit: fn(&mut ClientSettings)| {
+        let mut settings = base();
+        edit(&mut settings);
+        definition(settings)
+    };
+    let e = with(|s| s.client_certificate_file = Some("/nonexistent/cert.pem".into())).unwrap_err();
+    assert_eq!(e.setting, "AUTH_SERVER_MYBFF_CLIENT_CERTIFICATE_KEY_FILE");
+    let e =
+        with(|s| s.client_certificate_key_file = Some("/nonexistent/key.pem".into())).unwrap_err();
+    assert_eq!(e.setting, "AUTH_SERVER_MYBFF_CLIENT_CERTIFICATE_KEY_FILE");
+    let e = with(|s| {
+        s.client_certificate_file = Some("/nonexistent/cert.pem".into());
+        s.client_certificate_key_file = Some("/nonexistent/key.pem".into());
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_SERVER_MYBFF_CLIENT_CERTIFICATE_FILE");
+    assert!(e.reason.contains("/nonexistent/cert.pem"), "{e}");
+    let e = with(|s| {
+        s.client_secret = Some(ClientSecret::new("a-secret"));
+        s.client_certificate_file = Some("/nonexistent/cert.pem".into());
+        s.client_certificate_key_file = Some("/nonexistent/key.pem".into());
+    })
+    .unwrap_err();
+    assert!(e.reason.contains("more than one"), "{e}");
+    let e = with(|s| {
+        s.client_secret = Some(ClientSecret::new("a-secret"));
+        s.client_certificate_ca_file = Some("/nonexistent/ca.pem".into());
+    })
+    .unwrap_err();
+    assert_eq!(e.setting, "AUTH_SERVER_MYBFF_CLIENT_CERTIFICATE_CA_FILE");
+    // The unset credential's message lists the certificate too.
+    let e = definition(base()).unwrap_err();
+    assert!(
+        e.reason
+            .contains("AUTH_SERVER_MYBFF_CLIENT_CERTIFICATE_FILE"),
+        "{e}"
+    );
+}
