@@ -240,6 +240,23 @@ impl ClientCredential {
         )
     }
 
+    /// The HTTP client a request authenticated with this credential goes through: `shared`,
+    /// or for a client certificate one that presents it, built now from its files (read
+    /// off the runtime, as an assertion file is).
+    pub(crate) async fn http(
+        &self,
+        shared: &reqwest::Client,
+        timeout: std::time::Duration,
+    ) -> Result<reqwest::Client, String> {
+        let ClientCredential::TlsClientCertificate(files) = self else {
+            return Ok(shared.clone());
+        };
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || files.http(timeout))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     /// `private_key_jwt` with the default audience and no `typ` header.
     pub fn private_key_jwt(key: crate::jose::SigningKey) -> Self {
         ClientCredential::PrivateKeyJwt {

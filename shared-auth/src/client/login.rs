@@ -518,20 +518,11 @@ impl UserLogin {
             audience: client.assertion_audience(),
         };
         // Mutual TLS: the revocation goes with the certificate too (RFC 8705 section 2).
-        let mtls;
-        let http = match &client.credential {
-            ClientCredential::TlsClientCertificate(files) => {
-                let files = files.clone();
-                mtls = tokio::task::spawn_blocking(move || {
-                    files.http(std::time::Duration::from_secs(10))
-                })
-                .await
-                .map_err(|e| TokenError::Credential(e.to_string()))?
-                .map_err(TokenError::Credential)?;
-                &mtls
-            }
-            _ => &self.0.http,
-        };
+        let http = client
+            .credential
+            .http(&self.0.http, std::time::Duration::from_secs(10))
+            .await
+            .map_err(TokenError::Credential)?;
         let request = crate::endpoint_auth::authenticate(
             http.post(endpoint),
             &mut form,

@@ -406,19 +406,11 @@ impl Exchange<'_> {
             form.push((k.as_str(), v.clone()));
         }
         // Mutual TLS: a client of its own, presenting the certificate read now.
-        let mtls;
-        let http = match &client.credential {
-            endpoint_auth::ClientCredential::TlsClientCertificate(files) => {
-                // The files are read off the runtime, as an assertion file is.
-                let files = files.clone();
-                mtls = tokio::task::spawn_blocking(move || files.http(timeout))
-                    .await
-                    .map_err(|e| TokenError::Credential(e.to_string()))?
-                    .map_err(TokenError::Credential)?;
-                &mtls
-            }
-            _ => http,
-        };
+        let http = client
+            .credential
+            .http(http, timeout)
+            .await
+            .map_err(TokenError::Credential)?;
         let request = http
             .post(&client.token_endpoint)
             .timeout(timeout)
