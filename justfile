@@ -14,6 +14,11 @@ up:
     cargo build --quiet --bins
     bash infra/local/up.sh
 
+# One request through `up` with OpenTelemetry export on, printed as its trace (spans from my-bff, the issuer and my-service).
+trace:
+    cargo build --quiet --bins
+    bash infra/local/trace.sh
+
 # Every test suite (unit, system, Redis containers; sets up podman if no engine answers), cfn-lint, and the conformance kit on two Node servers.
 test:
     bash infra/containers/ensure-engine.sh

@@ -72,7 +72,10 @@ settings mean in practice, with examples, is in [my-service](../my-service/READM
 [real-issuers.md](real-issuers.md). my-service is shown as built with its `redis`
 feature (the DPoP replay store in Redis, `AUTH_DPOP_REPLAY_REDIS_URL`); without it that
 variable is refused. Dev defaults under `just up`: mock-issuer 127.0.0.1:7000, my-service
-:7062, my-bff :7248 (`infra/local/`).
+:7062, my-bff :7248 (`infra/local/`). Besides these, each binary reads `RUST_LOG` (the log
+filter, default `info,tower_http=warn`) and the OpenTelemetry SDK's variables: export is
+off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set
+([operations.md](operations.md#telemetry-opentelemetry-traces)).
 
 EOF
   block my-service -p my-service --features redis --

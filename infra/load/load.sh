@@ -44,7 +44,7 @@ START_TIME=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "load: building release binaries (auth on, auth off)..." >&2
-cargo build --quiet --release --bins -p mock-issuer -p my-service -p my-bff -p load-no-auth
+cargo build --quiet --release --bins -p mock-issuer -p my-service -p my-bff -p load-no-auth -p otlp-receiver
 
 ON=${CARGO_TARGET_DIR:-target}/release
 OFF=$ON
@@ -65,7 +65,7 @@ healthy() {
   [[ $status == *" 200 "* ]]
 }
 
-PORTS=(17000 17062 17063 17064 17065 17066 17248 17249 17250)
+PORTS=(17000 17062 17063 17064 17065 17066 17067 17068 17248 17249 17250 17251 17252 17318)
 for port in "${PORTS[@]}"; do
   # A server already there would pass for ours below, and its numbers would be measured.
   if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
@@ -86,7 +86,9 @@ start() { # port, command...
 set -a; source infra/local/dev.env; set +a
 ISSUER=http://127.0.0.1:17000
 start 17000 "$ON/mock-issuer" --config infra/local/issuer.toml
-start 17062 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17062 "$ON/my-service"
+# Its DPoP replay store sized for the DPoP row: one BFF key sends thousands of proofs a
+# second, past the per-key default (about 150 a second for one key, AUTH_DPOP_REPLAY_PER_KEY).
+start 17062 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17062 AUTH_DPOP_REPLAY_CAPACITY=2000000 AUTH_DPOP_REPLAY_PER_KEY=2000000 "$ON/my-service"
 start 17063 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17063 "$OFF/my-service-no-auth"
 start 17248 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17062 "$ON/my-bff"
 start 17249 env AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17063 "$OFF/my-bff-no-auth"
@@ -100,6 +102,22 @@ start 17064 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17064 "$ON
 start 17065 env AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17065 AUTH_MAX_CONCURRENT_VERIFICATIONS=0 "$ON/my-service"
 start 17066 env -u AUTH_MAX_CONCURRENT_VERIFICATIONS AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17066 "$ON/my-service"
 SVC_ON_PID=${PIDS[1]} SVC_OFF_PID=${PIDS[2]} BFF_ON_PID=${PIDS[3]} FLEET_PID=${PIDS[6]}
+# The telemetry pairs: my-bff and my-service exporting their spans (OTLP/HTTP, the SDK's
+# batch processor) to a receiver that takes and discards them, so the rows measure what
+# export costs the services, not what a collector does. One pair samples every request
+# (the SDK's default), the other 1 % of them (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
+# decided once at the BFF; my-service follows the traceparent's flag).
+"$ON/otlp-receiver" 127.0.0.1:17318 --discard >/dev/null 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 100); do { exec 3<>/dev/tcp/127.0.0.1/17318; } 2>/dev/null && { exec 3<&-; break; }; sleep 0.1; done
+OTEL=OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:17318
+start 17067 env $OTEL AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17067 "$ON/my-service"
+start 17251 env $OTEL AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17067 "$ON/my-bff"
+SVC_OTEL_PID=${PIDS[-2]} BFF_OTEL_PID=${PIDS[-1]}
+SAMPLED="OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01"
+start 17068 env $OTEL $SAMPLED AUTH_AUTHORITY=$ISSUER AUTH_RESOURCE=http://127.0.0.1:17068 "$ON/my-service"
+start 17252 env $OTEL $SAMPLED AUTH_SERVER_TOKEN_ENDPOINT_URL=$ISSUER/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:17068 "$ON/my-bff"
+SVC_SAMPLED_PID=${PIDS[-2]} BFF_SAMPLED_PID=${PIDS[-1]}
 
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # kB
 IDLE_SVC=$(rss "$SVC_ON_PID" VmRSS) IDLE_BFF=$(rss "$BFF_ON_PID" VmRSS) IDLE_FLEET=$(rss "$FLEET_PID" VmRSS)
@@ -121,7 +139,11 @@ TOKEN=$(head -n 1 "$WORK/tokens.$MAX_SET")
 # my-service rows also record the service's own CPU time per request (utime + stime from
 # /proc, in microseconds): a steadier measure of what the auth layer costs.
 TICK=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu() { # pid[,pid...]: their CPU ticks, summed
+  local total=0 pid
+  for pid in ${1//,/ }; do total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") )); done
+  echo "$total"
+}
 drive() { # duration, url, tokens: "" (none), a token (one header on every request) or @FILE (rotate.lua)
   local duration=$1 url=$2 tokens=$3
   local args=(-t2 -c"$CONNECTIONS" -d"${duration}s")
@@ -226,7 +248,10 @@ for round in $(seq "$ROUNDS"); do
     cache_hits_since "fleet_on_$n" 17064 "$counts"
     measure "fleet_off_$n" "$FLEET_DURATION" http://127.0.0.1:17063/weatherforecast "$SVC_OFF_PID" "@$WORK/tokens.$n"
   done
-  measure bff_on "$DURATION" http://127.0.0.1:17248/weatherforecast - ""
+  measure bff_on "$DURATION" http://127.0.0.1:17248/weatherforecast "$BFF_ON_PID,$SVC_ON_PID" ""
+  # Export on: the same pair of services, every request's spans exported, then 1 %.
+  measure bff_otel "$DURATION" http://127.0.0.1:17251/weatherforecast "$BFF_OTEL_PID,$SVC_OTEL_PID" ""
+  measure bff_sampled "$DURATION" http://127.0.0.1:17252/weatherforecast "$BFF_SAMPLED_PID,$SVC_SAMPLED_PID" ""
   measure bff_off "$DURATION" http://127.0.0.1:17249/weatherforecast - ""
   measure bff_dpop "$DURATION" http://127.0.0.1:17250/weatherforecast - ""
   # The flood's rate is half of this round's valid-only rate, measured just before.
@@ -257,6 +282,8 @@ statuses() { # summed over the rounds, as "401: N, 503: M"
 }
 svc_on=$(median_of svc_on.rps) svc_off=$(median_of svc_off.rps)
 bff_on=$(median_of bff_on.rps) bff_off=$(median_of bff_off.rps) bff_dpop=$(median_of bff_dpop.rps)
+bff_otel=$(median_of bff_otel.rps) cpu_bff_on=$(median_of bff_on.cpu) cpu_bff_otel=$(median_of bff_otel.cpu)
+bff_sampled=$(median_of bff_sampled.rps) cpu_bff_sampled=$(median_of bff_sampled.cpu)
 cpu_on=$(median_of svc_on.cpu) cpu_off=$(median_of svc_off.cpu)
 flood_none=$(median_of flood_none.rps)
 BAD=()
@@ -279,6 +306,13 @@ mkdir -p "$(dirname "$OUT")"
   echo "| end to end | DPoP (req/s) | bearer (req/s) | DPoP / bearer |"
   echo "| --- | ---: | ---: | ---: |"
   echo "| my-bff -> my-service, a proof signed by my-bff and checked by my-service per request | $bff_dpop | $bff_on | $(ratio "$bff_dpop" "$bff_on") |"
+  echo
+  echo "| end to end | traces exported (req/s) | export off (req/s) | on / off | CPU µs per request (my-bff + my-service), on / off |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  echo "| my-bff -> my-service, 1 % of requests traced (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.01) | $bff_sampled | $bff_on | $(ratio "$bff_sampled" "$bff_on") | $cpu_bff_sampled / $cpu_bff_on ($(ratio "$cpu_bff_sampled" "$cpu_bff_on")) |"
+  echo "| my-bff -> my-service, every request traced (the SDK's default sampler) | $bff_otel | $bff_on | $(ratio "$bff_otel" "$bff_on") | $cpu_bff_otel / $cpu_bff_on ($(ratio "$cpu_bff_otel" "$cpu_bff_on")) |"
+  echo
+  echo "Telemetry rows: two more my-bff -> my-service pairs with OTEL_EXPORTER_OTLP_ENDPOINT set, exporting over OTLP/HTTP to \`otlp-receiver --discard\` on the same machine; export off is the auth-on pair of the first table. CPU: both services' own time per request (utime + stime), median of the rounds."
   echo
   echo "my-service CPU time per request (median): auth on $cpu_on µs, auth off $cpu_off µs; $(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN {printf "+%.2f µs, off / on = %.1f %%", a - b, 100 * b / a}')."
   echo
@@ -309,7 +343,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "| my-service, after the $(num "$MAX_SET")-token row ($(num "$MAX_SET") distinct tokens seen) | $(mib "$IDLE_FLEET") | $(mib "$FLEET_RSS") | $(mib "$PEAK_FLEET") |"
   echo "| my-bff | $(mib "$IDLE_BFF") | $(mib "$BFF_RSS") | $(mib "$PEAK_BFF") |"
   echo
-  echo "Rounds (req/s): my-service on $(list svc_on.rps) / off $(list svc_off.rps); my-bff on $(list bff_on.rps) / off $(list bff_off.rps) / DPoP $(list bff_dpop.rps). CPU µs per request: my-service on $(list svc_on.cpu) / off $(list svc_off.cpu)."
+  echo "Rounds (req/s): my-service on $(list svc_on.rps) / off $(list svc_off.rps); my-bff on $(list bff_on.rps) / off $(list bff_off.rps) / DPoP $(list bff_dpop.rps) / traces exported: all $(list bff_otel.rps), 1 % $(list bff_sampled.rps); CPU µs per request (my-bff + my-service) export off $(list bff_on.cpu) / all $(list bff_otel.cpu) / 1 % $(list bff_sampled.cpu). CPU µs per request: my-service on $(list svc_on.cpu) / off $(list svc_off.cpu)."
   for n in "${FLEET[@]}"; do
     echo "Fleet $n (req/s): on $(list "fleet_on_$n.rps") / off $(list "fleet_off_$n.rps"); CPU µs per request on $(list "fleet_on_$n.cpu") / off $(list "fleet_off_$n.cpu"); validated-cache hits $(list "fleet_on_$n.hits") %."
   done

@@ -24,7 +24,6 @@ use shared_auth::client::{
 };
 use shared_auth::problem;
 use shared_auth::{EnvPrefix as _, UrlError};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -265,7 +264,7 @@ fn routes(state: Arc<AppState>) -> Router {
         )
         .with_state(state)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi()))
-        .layer(TraceLayer::new_for_http())
+        .layer(service_kit::telemetry::http_layer())
 }
 
 /// Forecasts from my-service.

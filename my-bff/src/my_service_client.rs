@@ -96,8 +96,8 @@ impl MyServiceClient {
     pub fn new(tokens: ManagedClient, base_url: impl Into<String>, timeout: Duration) -> Self {
         let http = reqwest_middleware::ClientBuilder::new(http_client(timeout))
             .with(ClientCredentialsMiddleware::new(tokens))
-            .with(TransactionTokenMiddleware)
-            .build();
+            .with(TransactionTokenMiddleware);
+        let http = service_kit::telemetry::traced(http).build();
         Self::with_http(http, base_url)
     }
 
@@ -111,8 +111,8 @@ impl MyServiceClient {
         timeout: Duration,
     ) -> Self {
         let http = reqwest_middleware::ClientBuilder::new(http_client(timeout))
-            .with(UserTokenMiddleware::new(sessions))
-            .build();
+            .with(UserTokenMiddleware::new(sessions));
+        let http = service_kit::telemetry::traced(http).build();
         Self::with_http(http, base_url)
     }
 

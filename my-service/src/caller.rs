@@ -46,6 +46,8 @@ pub struct CallerTransaction {
         (status = 403, description = "An invalid Transaction Token", content_type = "application/problem+json"),
     )
 )]
+// The handler in the trace (no arguments recorded: they hold the caller's claims).
+#[tracing::instrument(name = "caller.whoami", level = "debug", skip_all)]
 pub async fn whoami(principal: Principal, transaction: Option<Transaction>) -> Json<Caller> {
     Json(Caller {
         client_id: principal.client_id().to_owned(),

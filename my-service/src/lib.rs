@@ -21,7 +21,6 @@ use axum::routing::{get, post};
 use shared_auth::server::{
     JwtAuthLayer, JwtValidator, RequireScopeLayer, StartError, TransactionTokenLayer,
 };
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
@@ -159,7 +158,7 @@ pub fn around(api: Router, validator: JwtValidator, token_url: &str) -> Router {
         .merge(probes)
         .merge(resource_metadata)
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", openapi(token_url)))
-        .layer(TraceLayer::new_for_http())
+        .layer(service_kit::telemetry::http_layer())
 }
 
 /// Ready once the issuer's signing keys are loaded.

@@ -9,11 +9,12 @@ use my_service::config::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_kit::init_tracing();
     service_kit::exit("my-service", run().await)
 }
 
 async fn run() -> Result<(), String> {
+    // Held to the end: its drop flushes the trace export.
+    let _telemetry = service_kit::init_tracing("my-service")?;
     let args = Args::parse();
     let bind = args.bind;
     // Kept to name the setting behind a start error (which issuer, which variable).

@@ -98,6 +98,8 @@ pub fn forecast_for(date: Date) -> WeatherForecast {
         (status = 403, description = "Token lacks MyService/weather_read (insufficient_scope)", content_type = "application/problem+json"),
     )
 )]
+// The handler in the trace (no arguments recorded: they hold the caller's claims).
+#[tracing::instrument(name = "weather.list", level = "debug", skip_all)]
 pub async fn list(principal: Principal) -> Json<Vec<WeatherForecast>> {
     // A user's call (through a BFF's user session) and a machine's call differ here: a
     // user token's subject is the user, a client-credentials token's is the client.
@@ -158,6 +160,8 @@ where
         (status = 422, description = "Invalid forecast", content_type = "application/problem+json"),
     )
 )]
+// The handler in the trace (no arguments recorded: they hold the caller's claims).
+#[tracing::instrument(name = "weather.create", level = "debug", skip_all)]
 pub async fn create(principal: Principal, ProblemJson(new): ProblemJson<NewForecast>) -> Response {
     let format = format_description!("[year]-[month]-[day]");
     let Ok(date) = Date::parse(&new.date, &format) else {

@@ -135,6 +135,25 @@ pub(crate) async fn read_capped(
     Ok(body)
 }
 
+/// Sends a request to the issuer. With the `opentelemetry` feature, when this crate's
+/// spans are recorded (a request being traced), it is an HTTP client span carrying its
+/// trace context (`traceparent`; see [`crate::trace::TracingMiddleware`]); otherwise a
+/// plain send.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest_middleware::Error> {
+    #[cfg(feature = "opentelemetry")]
+    if crate::trace::calls_traced() {
+        let (client, request) = request.build_split();
+        return reqwest_middleware::ClientBuilder::new(client)
+            .with(crate::trace::TracingMiddleware::default())
+            .build()
+            .execute(request?)
+            .await;
+    }
+    request.send().await.map_err(Into::into)
+}
+
 /// GETs `url` on a trust channel (discovery, JWKS): a redirect is refused, anything but a
 /// success is an error, and the body is read under `cap`. The error says what went wrong,
 /// without the URL (the caller names it).
@@ -144,13 +163,13 @@ pub(crate) async fn get_capped(
     timeout: Duration,
     cap: usize,
 ) -> Result<Vec<u8>, String> {
-    let response = http
-        .get(url)
-        .timeout(timeout)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = send(
+        http.get(url)
+            .timeout(timeout)
+            .header(reqwest::header::ACCEPT, "application/json"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let status = response.status();
     if status.is_redirection() {
         return Err(redirect_refused(status));

@@ -20,6 +20,7 @@ mod redis_engine;
 mod scope;
 pub mod server;
 mod settings;
+mod trace;
 mod transaction;
 
 pub use clock::Clock;

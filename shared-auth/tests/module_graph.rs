@@ -1,5 +1,5 @@
 //! The crate reads in one direction: the base modules (`jose`, `discovery`, `issuer_http`,
-//! `endpoint_auth`, `scope`, `clock`, `metrics`, `problem`, `settings`, `transaction`) at the bottom, the
+//! `endpoint_auth`, `scope`, `clock`, `metrics`, `problem`, `settings`, `trace`, `transaction`) at the bottom, the
 //! two halves (`client`, `server`) above them, and the halves never import each other.
 //! Within each folder (`server/`, `client/`, `jose/`) and among the top-level modules
 //! there is no import cycle.

@@ -7,6 +7,8 @@
 
 pub use test_support::*;
 
+pub mod up;
+
 use mock_issuer::IssuerHandle;
 
 /// my-service's configuration for `issuer` under `profile` (authority discovery).

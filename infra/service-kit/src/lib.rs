@@ -1,7 +1,8 @@
 //! Service plumbing the services share, kept out of the auth core (`shared-auth`): what
 //! every `main.rs` does around its router.
 //!
-//! - [`init_tracing`]: `tracing` to stdout, filtered by `RUST_LOG`;
+//! - [`init_tracing`]: `tracing` to stdout, filtered by `RUST_LOG`, and OpenTelemetry
+//!   traces over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`telemetry`]);
 //! - [`serve`]: bind `BIND_ADDR`, log the ready line, serve until SIGINT/SIGTERM
 //!   ([`shutdown_signal`]), drain;
 //! - [`exit`]: a start-up failure printed to stderr whatever `RUST_LOG` says;
@@ -11,7 +12,10 @@
 //! # async fn app() -> axum::Router { axum::Router::new() }
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     service_kit::init_tracing();
+//!     let _telemetry = match service_kit::init_tracing("my-service") {
+//!         Ok(telemetry) => telemetry,
+//!         Err(e) => return service_kit::exit("my-service", Err(e)),
+//!     };
 //!     let bind = "127.0.0.1:0".parse().unwrap();
 //!     service_kit::exit("my-service", service_kit::serve("my-service", bind, app().await).await)
 //! }
@@ -19,22 +23,45 @@
 
 pub mod metrics;
 mod shutdown;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 pub use shutdown::shutdown_signal;
+pub use telemetry::Telemetry;
 
 /// `tracing` to stdout: the filter from `RUST_LOG` (default `info,tower_http=warn`),
-/// colours only on a terminal.
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+/// colours only on a terminal. With `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans are also exported over OTLP, as
+/// `service` unless `OTEL_SERVICE_NAME` is set ([`telemetry`]); hold the returned
+/// [`Telemetry`] for the life of `main`, its drop flushes them. The error names the
+/// variables to check.
+pub fn init_tracing(service: &str) -> Result<Telemetry, String> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        );
+    let provider = if telemetry::wanted() {
+        Some(telemetry::provider(service)?)
+    } else {
+        None
+    };
+    let export = provider.as_ref().map(|p| telemetry::layer(p, service));
+    tracing_subscriber::registry()
+        .with(log)
+        .with(export)
+        .try_init()
+        .map_err(|e| format!("tracing: {e}"))?;
+    if provider.is_some() {
+        telemetry::start();
+    }
+    Ok(Telemetry(provider))
 }
 
 /// Binds `bind` (an error names `BIND_ADDR`), logs `{name} ready on http://...`, serves

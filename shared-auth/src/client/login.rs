@@ -532,9 +532,7 @@ impl UserLogin {
         )
         .await
         .map_err(|e| TokenError::Credential(format!("{e:?}")))?;
-        let response = request
-            .form(&form)
-            .send()
+        let response = crate::issuer_http::send(request.form(&form))
             .await
             .map_err(|e| TokenError::Transport(e.to_string()))?;
         if response.status().is_success() {

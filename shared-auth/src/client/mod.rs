@@ -52,6 +52,10 @@ pub use crate::endpoint_auth::{
     ClientCertificateFiles, ClientCredential, ClientId, ClientSecret, CredentialStyle,
 };
 pub use crate::jose::{KeyError, SigningKey};
+/// With the `opentelemetry` feature: downstream calls as HTTP client spans carrying the
+/// W3C trace context.
+#[cfg(feature = "opentelemetry")]
+pub use crate::trace::TracingMiddleware;
 pub use credentials::{AccessToken, ClientCredentialsClient};
 pub use delegation::{OnBehalfOf, TransactionTokenMiddleware};
 pub use error::TokenError;

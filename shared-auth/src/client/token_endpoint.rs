@@ -135,7 +135,7 @@ pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:acc
 /// The token type URI of a Transaction Token (draft-ietf-oauth-transaction-tokens).
 pub(crate) const TXN_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:txn_token";
 /// RFC 8693 section 2.1's grant type.
-const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Form parameters that only the grant itself and client authentication may set: an extra
 /// parameter by one of these names would send it twice, or replace what the library
@@ -450,9 +450,7 @@ impl Exchange<'_> {
                 Some((key, url, nonce))
             }
         };
-        let response = request
-            .form(&form)
-            .send()
+        let response = crate::issuer_http::send(request.form(&form))
             .await
             .map_err(|e| TokenError::Transport(transport_reason(&e)))?;
         let status = response.status();
@@ -471,7 +469,7 @@ impl Exchange<'_> {
                     TokenError::InvalidResponse(format!("response larger than {cap} bytes"))
                 }
                 crate::issuer_http::ReadError::Transport(e) => {
-                    TokenError::Transport(transport_reason(&e))
+                    TokenError::Transport(transport_reason(&e.into()))
                 }
             })?;
         if !status.is_success() {
@@ -494,7 +492,7 @@ impl Exchange<'_> {
     }
 }
 
-fn transport_reason(e: &reqwest::Error) -> String {
+fn transport_reason(e: &reqwest_middleware::Error) -> String {
     // reqwest's Display names the URL, which is fine; it never includes the form body.
     if e.is_timeout() {
         format!("timed out ({e})")

@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use super::credentials::{AccessToken, ClientCredentialsClient};
 use super::error::TokenError;
@@ -75,6 +76,8 @@ pub use params::TokenRequestParams;
 
 mod exchange;
 pub(crate) use exchange::ExchangeTarget;
+
+mod renewal;
 pub use exchange::{TokenExchange, TransactionTokenRequest};
 
 /// A registered client: its name, definition, default cache key and hot token.
@@ -346,6 +349,7 @@ impl TokenManager {
             let now = self.now();
             if now < hot.cached_until_ms && self.not_refused(&hot) {
                 tracing::debug!(client = %entry.name, "token cache hit");
+                crate::trace::token_hit(&entry.name);
                 entry.metrics.hit.increment();
                 if now >= hot.refresh_at_ms {
                     let target = Self::target(entry, &TokenRequestParams::default());
@@ -377,104 +381,6 @@ impl TokenManager {
         }
         hot.checked_rejections.store(now, Ordering::Relaxed);
         true
-    }
-
-    /// See [`ManagedClient::renew_rejected`].
-    async fn renew_rejected(
-        &self,
-        entry: &Arc<ClientEntry>,
-        params: &TokenRequestParams,
-        rejected: &AccessToken,
-    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        self.renew_rejected_target(&Self::target(entry, params), rejected)
-            .await
-    }
-
-    /// [`Self::renew_rejected`] for any target (an exchange's too).
-    async fn renew_rejected_target(
-        &self,
-        target: &Target<'_>,
-        rejected: &AccessToken,
-    ) -> Result<Option<Arc<PreparedToken>>, TokenError> {
-        let entry = target.entry;
-        let name = entry.name.as_str();
-        let now = self.now();
-        if let Some(current) = self.cached(&target.key, now).await
-            && current.access_token != *rejected
-        {
-            return Ok(Some(Arc::new(PreparedToken::new(&current)?)));
-        }
-        let slot = self.slot(&target.key);
-        if let Some(error) = slot.recent_failure(now) {
-            return Err(error);
-        }
-        // The fleet's claim (a shared cache's tombstone): when another process renews this
-        // token, take its token when it is there, and renew nothing here.
-        let renewing_here = slot.flight().is_some();
-        if !renewing_here && !slot.rejection_renewal_due(now) {
-            tracing::debug!(
-                client = name,
-                "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
-            );
-            return Ok(None);
-        }
-        if !renewing_here
-            && !self
-                .0
-                .cache
-                .claim_rejection(&target.key, rejected, REJECTION_RENEWAL_INTERVAL)
-                .await
-        {
-            tracing::debug!(
-                client = name,
-                "401 from downstream; another replica renews this token"
-            );
-            return match self.cached(&target.key, self.now()).await {
-                Some(current) if current.access_token != *rejected => {
-                    Ok(Some(Arc::new(PreparedToken::new(&current)?)))
-                }
-                _ => Ok(None),
-            };
-        }
-        // Join the renewal in flight, or start one if the interval allows: decided under
-        // the slot's lock, so that of many callers rejected at once, one starts the
-        // renewal and the others join it (none finds "renewed a moment ago" and gives up).
-        let flight = {
-            let mut current = slot.flight();
-            match &*current {
-                Some(flight) => flight.clone(),
-                None => {
-                    // Renewed meanwhile: a flight promotes its token before it frees the
-                    // slot, so the hot token shows it (the default key's).
-                    if target.key == entry.default_key
-                        && let Some(hot) = target.entry.hot.load_full()
-                        && hot.token != *rejected
-                        && now < hot.cached_until_ms
-                    {
-                        return Ok(Some(hot));
-                    }
-                    if !slot.take_rejection_renewal(now) {
-                        tracing::debug!(
-                            client = name,
-                            "401 from downstream; renewal skipped (renewed after a 401 less than 30 s ago)"
-                        );
-                        return Ok(None);
-                    }
-                    tracing::debug!(client = name, "token renewal forced");
-                    self.start(
-                        &mut current,
-                        target,
-                        &slot,
-                        Want::Replace(Some(rejected.clone())),
-                    )
-                }
-            }
-        };
-        let renewed = flight.wait().await?;
-        if renewed.access_token == *rejected {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(PreparedToken::new(&renewed)?)))
     }
 
     /// Remembers `entry` as the client's hot token if it is for the default key.
@@ -518,16 +424,31 @@ impl TokenManager {
         self.0.cache.get(key).await.filter(|t| t.is_fresh(now))
     }
 
+    /// A token from the cache, or from the key's flight: an `oauth.token` span.
     async fn get(
         &self,
         target: &Target<'_>,
         force: bool,
         rejected: Option<&AccessToken>,
     ) -> Result<CachedToken, TokenError> {
+        let span = crate::trace::token(&target.entry.name);
+        self.get_traced(target, force, rejected, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn get_traced(
+        &self,
+        target: &Target<'_>,
+        force: bool,
+        rejected: Option<&AccessToken>,
+        span: &tracing::Span,
+    ) -> Result<CachedToken, TokenError> {
         let name = target.entry.name.as_str();
         if !force {
             let now = self.now();
             if let Some(entry) = self.cached(&target.key, now).await {
+                crate::trace::cache(span, "hit");
                 tracing::debug!(client = name, "token cache hit");
                 target.entry.metrics.hit.increment();
                 self.promote(target, &entry);
@@ -543,9 +464,11 @@ impl TokenManager {
         }
         let slot = self.slot(&target.key);
         if let Some(error) = slot.recent_failure(self.now()) {
+            crate::trace::cache(span, "negative");
             tracing::debug!(client = name, %error, "recent token failure returned (negative cache)");
             return Err(error);
         }
+        crate::trace::cache(span, if force { "renewal" } else { "miss" });
         let want = if force {
             Want::Replace(rejected.cloned())
         } else {
@@ -599,21 +522,33 @@ impl TokenManager {
             target.exchange.clone(),
             target.resource.clone(),
         );
+        // In the trace, under the caller that started it.
+        let span = crate::trace::token_request(
+            &target.entry.name,
+            if target.exchange.is_some() {
+                super::token_endpoint::TOKEN_EXCHANGE_GRANT
+            } else {
+                "client_credentials"
+            },
+        );
         // The flight runs on its own: no caller's cancellation can cut it short. It takes
         // the slot's lock only after this caller has released it.
-        tokio::spawn(async move {
-            let mut target = Self::target(&entry, &params);
-            // An exchange's key, grant and resource are its own (the client's resource
-            // is not an exchange's default).
-            target.key = key;
-            target.exchange = exchange;
-            target.resource = resource;
-            let outcome = manager.fly(&target, &slot, want).await;
-            // Cache and failure are recorded before the slot is freed, so a caller that
-            // arrives next finds them instead of starting another flight.
-            *slot.flight() = None;
-            let _ = sender.send(Some(outcome));
-        });
+        tokio::spawn(
+            async move {
+                let mut target = Self::target(&entry, &params);
+                // An exchange's key, grant and resource are its own (the client's resource
+                // is not an exchange's default).
+                target.key = key;
+                target.exchange = exchange;
+                target.resource = resource;
+                let outcome = manager.fly(&target, &slot, want).await;
+                // Cache and failure are recorded before the slot is freed, so a caller that
+                // arrives next finds them instead of starting another flight.
+                *slot.flight() = None;
+                let _ = sender.send(Some(outcome));
+            }
+            .instrument(span),
+        );
         flight
     }
 
@@ -641,6 +576,7 @@ impl TokenManager {
         if let Some(entry) = inner.cache.get(&target.key).await
             && accept(&entry)
         {
+            crate::trace::outcome("shared_cache");
             self.promote(target, &entry);
             return Ok(entry);
         }
@@ -652,6 +588,7 @@ impl TokenManager {
         let started = tokio::time::Instant::now();
         let lease = match inner.cache.begin_fetch(&target.key, &accept, budget).await {
             FetchTurn::Cached(entry) => {
+                crate::trace::outcome("shared_cache");
                 self.promote(target, &entry);
                 slot.set_failure(None);
                 return Ok(entry);
@@ -691,6 +628,7 @@ impl TokenManager {
             Err(TokenError::Rejected { .. }) => "rejected",
             Err(_) => "error",
         };
+        crate::trace::outcome(label);
         let elapsed = started.elapsed();
         let name = target.entry.name.to_owned();
         metrics::counter!(crate::metrics::TOKEN_REQUESTS, "client" => name.clone(), "outcome" => label)

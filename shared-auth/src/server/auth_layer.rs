@@ -26,6 +26,7 @@ use axum::body::Body;
 use axum::extract::OriginalUri;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 use super::challenge;
 use super::dpop::CheckedProof;
@@ -72,6 +73,7 @@ pub struct JwtAuth<S> {
 
 /// Counts a refusal by its reason code.
 fn rejected(reason: &'static str) {
+    crate::trace::refused(reason);
     metrics::counter!(crate::metrics::VALIDATIONS, "outcome" => "rejected", "reason" => reason)
         .increment(1);
 }
@@ -239,6 +241,7 @@ where
             }
             self.validator.metrics().accepted(&principal).increment();
             self.validator.metrics().cache_hits.increment();
+            crate::trace::validated("cached");
             request.extensions_mut().insert(principal);
             return AuthFuture::inner(self.inner.call(request));
         }
@@ -325,6 +328,7 @@ where
                     return AuthFuture::ready(pointed(&self.validator, refused));
                 }
                 self.validator.metrics().accepted(&principal).increment();
+                crate::trace::validated("first_seen");
                 request.extensions_mut().insert(principal);
                 return AuthFuture::inner(self.inner.call(request));
             }
@@ -339,7 +343,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
         AuthFuture::boxed(Box::pin(async move {
-            match validator.validate(&token).await {
+            let verified = validator
+                .validate(&token)
+                .instrument(crate::trace::verify())
+                .await;
+            match verified {
                 Ok(principal) if principal.dpop_jkt().is_some() => {
                     Ok(pointed(&validator, bound_as_bearer(validator.dpop())))
                 }
@@ -348,6 +356,7 @@ where
                         return Ok(pointed(&validator, refused));
                     }
                     validator.metrics().accepted(&principal).increment();
+                    crate::trace::validated("first_seen");
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
@@ -595,6 +604,7 @@ fn replay_refusal(
 /// Counts an accepted DPoP request.
 fn accept(validator: &JwtValidator, principal: &Principal) {
     validator.metrics().accepted(principal).increment();
+    crate::trace::validated("accepted");
     proof_outcome("accepted", "ok");
 }
 

@@ -152,6 +152,7 @@ impl CertificateCheck {
             ),
         };
         tracing::debug!(reason, "request refused");
+        crate::trace::refused(reason);
         metrics::counter!(crate::metrics::VALIDATIONS, "outcome" => "rejected", "reason" => reason)
             .increment(1);
         Some(challenge::invalid_token(description))

@@ -494,9 +494,7 @@ impl Introspector {
                 format!("client assertion: {reason}")
             }
         })?;
-        let response = request
-            .form(&form)
-            .send()
+        let response = crate::issuer_http::send(request.form(&form))
             .await
             .map_err(|e| format!("POST {endpoint}: {}", without_url(&e)))?;
         let status = response.status();
@@ -678,7 +676,7 @@ fn refusal(endpoint: &str, status: reqwest::StatusCode, body: &[u8]) -> Failure 
 
 /// A transport error's text without the URL reqwest puts in it (the caller names the
 /// endpoint once).
-fn without_url(e: &reqwest::Error) -> String {
+fn without_url(e: &reqwest_middleware::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

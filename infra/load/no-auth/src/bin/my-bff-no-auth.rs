@@ -9,11 +9,11 @@ use my_bff::my_service_client::{MyServiceClient, http_client};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_kit::init_tracing();
     service_kit::exit("my-bff-no-auth", run().await)
 }
 
 async fn run() -> Result<(), String> {
+    let _telemetry = service_kit::init_tracing("my-bff-no-auth")?;
     load_no_auth::acknowledged()?;
     let args = Args::parse();
     let bind = args.bind;

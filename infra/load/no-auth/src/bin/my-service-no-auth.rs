@@ -11,11 +11,11 @@ use shared_auth::server::JwtValidator;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_kit::init_tracing();
     service_kit::exit("my-service-no-auth", run().await)
 }
 
 async fn run() -> Result<(), String> {
+    let _telemetry = service_kit::init_tracing("my-service-no-auth")?;
     load_no_auth::acknowledged()?;
     let args = Args::parse();
     let bind = args.bind;
