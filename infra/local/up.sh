@@ -15,6 +15,9 @@ READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-30}
 ISSUER_PORT=${UP_ISSUER_PORT:-7000}
 SERVICE_PORT=${UP_SERVICE_PORT:-7062}
 BFF_PORT=${UP_BFF_PORT:-7248}
+# The issuer's mTLS token endpoint (RFC 8705): its CA, a certificate per client and the
+# endpoint's URL are written here at start.
+MTLS_DIR=${UP_MTLS_DIR:-target/mtls}
 
 set -a
 # shellcheck source=dev.env
@@ -33,7 +36,7 @@ env_file() { grep -v '^#' "$1" | xargs; }
 
 # name | port | command (run with the environment above plus BIND_ADDR)
 SERVICES=(
-  "issuer|$ISSUER_PORT|$BIN/mock-issuer --config infra/local/issuer.toml --admin"
+  "issuer|$ISSUER_PORT|$BIN/mock-issuer --config infra/local/issuer.toml --admin --mtls-dir $MTLS_DIR"
   "my-service|$SERVICE_PORT|env $(env_file infra/local/my-service.env) AUTH_AUTHORITY=http://127.0.0.1:$ISSUER_PORT AUTH_RESOURCE=http://127.0.0.1:$SERVICE_PORT $BIN/my-service"
   "my-bff|$BFF_PORT|env $(env_file infra/local/my-bff.env) AUTH_SERVER_TOKEN_ENDPOINT_URL=http://127.0.0.1:$ISSUER_PORT/oauth2/token MY_SERVICE_BASE_URL=http://127.0.0.1:$SERVICE_PORT BFF_PUBLIC_URL=http://127.0.0.1:$BFF_PORT BFF_LOGIN_AUTHORITY=http://127.0.0.1:$ISSUER_PORT $BIN/my-bff"
 )
@@ -120,6 +123,7 @@ for entry in "${EXTRA[@]}"; do
 done
 say "try:        curl -s http://127.0.0.1:$BFF_PORT/weatherforecast"
 say "users:      http://127.0.0.1:$BFF_PORT/ in a browser; log in as alice / $MOCK_ISSUER_ALICE_PASSWORD (the issuer's dev user)"
+say "mTLS:       curl -s --cacert $MTLS_DIR/ca.pem --cert $MTLS_DIR/my-bff.pem --key $MTLS_DIR/my-bff.key -d grant_type=client_credentials -d client_id=my-bff \$(cat $MTLS_DIR/token_endpoint)   (a token bound to the certificate)"
 say "admin:      curl -s -H 'Authorization: Bearer $MOCK_ISSUER_ADMIN_TOKEN' http://127.0.0.1:$ISSUER_PORT/admin/stats"
 say "ready (Ctrl-C stops everything)"
 

@@ -62,7 +62,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use config::{
@@ -135,6 +134,52 @@ impl MockIssuer {
         &self.state.issuer
     }
 
+    /// With `mtls`, serves `app` (the issuer's router) over mutual TLS (RFC 8705) on an
+    /// ephemeral port of `bound`'s address, beside the plain listener: the task serving
+    /// it, `None` without `mtls`. The endpoint is then in discovery
+    /// (`mtls_endpoint_aliases`) and [`Self::mtls_token_endpoint`].
+    pub async fn serve_mtls(
+        &self,
+        bound: SocketAddr,
+        app: Router,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, StartError> {
+        let Some(mtls) = self.state.mtls.clone() else {
+            return Ok(None);
+        };
+        let listener = mtls::bind(bound).await?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: bound,
+                source,
+            })?
+            .port();
+        let _ = mtls.base.set(format!("https://127.0.0.1:{port}"));
+        Ok(Some(tokio::spawn(async move {
+            mtls.serve(listener, app).await
+        })))
+    }
+
+    /// The mTLS token endpoint once served ([`Self::serve_mtls`]):
+    /// `https://127.0.0.1:{port}/oauth2/token`.
+    pub fn mtls_token_endpoint(&self) -> Option<String> {
+        let base = self.state.mtls.as_ref()?.base.get()?.clone();
+        Some(format!("{base}/oauth2/token"))
+    }
+
+    /// The local CA (PEM) the mTLS endpoint's certificate is signed by, and every client
+    /// certificate this issuer issues.
+    pub fn mtls_ca_pem(&self) -> Option<String> {
+        Some(self.state.mtls.as_ref()?.ca_pem())
+    }
+
+    /// A new client certificate for `client_id`, signed by the local CA and registered
+    /// for that client: presented at the mTLS endpoint, it authenticates the client
+    /// (`tls_client_auth`) and binds its tokens (`cnf.x5t#S256`). `None` without `mtls`.
+    pub fn issue_client_certificate(&self, client_id: &str) -> Option<ClientCertificatePem> {
+        self.state.mtls.as_ref()?.issue(client_id).ok()
+    }
+
     /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
     /// `/introspect`, `/revoke`, `/authorize` (login page), `/end_session`, `/healthz`, and with an admin token the `/admin/*` endpoints, which answer only
     /// requests addressed to a loopback host that carry `Authorization: Bearer <token>`
@@ -197,7 +242,7 @@ impl MockIssuer {
         if let Some(token) = admin {
             app = app.merge(admin::routes(token));
         }
-        app.layer(TraceLayer::new_for_http())
+        app.layer(service_kit::telemetry::http_layer())
             .with_state(self.state.clone())
     }
 }
@@ -235,24 +280,7 @@ async fn serve(
         .map_err(|source| StartError::Bind { addr, source })?;
     let issuer = MockIssuer::new(config, bound)?;
     let app = issuer.router(admin);
-    // The mTLS endpoint (RFC 8705) beside the plain one: the same endpoints, over TLS
-    // with client certificates.
-    let mtls_task = match issuer.state.mtls.clone() {
-        None => None,
-        Some(mtls) => {
-            let listener = mtls::bind(bound).await?;
-            let port = listener
-                .local_addr()
-                .map_err(|source| StartError::Bind {
-                    addr: bound,
-                    source,
-                })?
-                .port();
-            let _ = mtls.base.set(format!("https://127.0.0.1:{port}"));
-            let app = app.clone();
-            Some(tokio::spawn(async move { mtls.serve(listener, app).await }))
-        }
-    };
+    let mtls_task = issuer.serve_mtls(bound, app.clone()).await?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -296,21 +324,17 @@ impl IssuerHandle {
 
     /// The mTLS token endpoint (`mtls = true`): `https://127.0.0.1:{port}/oauth2/token`.
     pub fn mtls_token_endpoint(&self) -> Option<String> {
-        let base = self.state().mtls.as_ref()?.base.get()?.clone();
-        Some(format!("{base}/oauth2/token"))
+        self.issuer.mtls_token_endpoint()
     }
 
-    /// The local CA (PEM) the mTLS endpoint's certificate is signed by, and every client
-    /// certificate this issuer issues.
+    /// See [`MockIssuer::mtls_ca_pem`].
     pub fn mtls_ca_pem(&self) -> Option<String> {
-        Some(self.state().mtls.as_ref()?.ca_pem())
+        self.issuer.mtls_ca_pem()
     }
 
-    /// A new client certificate for `client_id`, signed by the local CA and registered
-    /// for that client: presented at the mTLS endpoint, it authenticates the client
-    /// (`tls_client_auth`) and binds its tokens (`cnf.x5t#S256`). `None` without `mtls`.
+    /// See [`MockIssuer::issue_client_certificate`].
     pub fn issue_client_certificate(&self, client_id: &str) -> Option<ClientCertificatePem> {
-        self.state().mtls.as_ref()?.issue(client_id).ok()
+        self.issuer.issue_client_certificate(client_id)
     }
 
     /// The issuer URL (`iss`), also the base of every endpoint.

@@ -62,6 +62,14 @@ struct Cli {
     #[arg(long, value_name = "PATH", requires = "admin")]
     admin_token_file: Option<PathBuf>,
 
+    /// Serve an mTLS token endpoint too (RFC 8705: a local CA made at start, tokens bound
+    /// to the client's certificate), and write to this directory the CA (`ca.pem`), a
+    /// client certificate for every configured client (`CLIENT_ID.pem`, its key
+    /// `CLIENT_ID.key`, mode 0600) and the endpoint's URL (`token_endpoint`). Created if
+    /// missing. Needed by `mtls = true` in the configuration.
+    #[arg(long, env = "MOCK_ISSUER_MTLS_DIR", value_name = "DIR")]
+    mtls_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -120,7 +128,7 @@ async fn main() -> ExitCode {
             .then(|| Admin::new(cli.admin_token, cli.admin_token_file))
             .transpose()
         {
-            Ok(admin) => serve(cli.config, cli.bind, cli.public_url, admin).await,
+            Ok(admin) => serve(cli.config, cli.bind, cli.public_url, admin, cli.mtls_dir).await,
             Err(message) => Err(message),
         },
     };
@@ -204,8 +212,10 @@ async fn serve(
     bind: SocketAddr,
     public_url: Option<String>,
     admin: Option<Admin>,
+    mtls_dir: Option<PathBuf>,
 ) -> Result<(), String> {
-    service_kit::init_tracing();
+    // Held to the end: its drop flushes the trace export.
+    let _telemetry = service_kit::init_tracing("mock-issuer")?;
     let path = config.ok_or("no configuration: pass --config PATH or set MOCK_ISSUER_CONFIG")?;
     if admin.is_some() && !bind.ip().is_loopback() {
         return Err(format!(
@@ -213,14 +223,18 @@ async fn serve(
         ));
     }
     let mut config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
-    if config.mtls {
+    // The directory turns the mTLS endpoint on; `mtls = true` alone would serve an
+    // endpoint no client has a certificate for.
+    if mtls_dir.is_some() {
+        config.mtls = true;
+    } else if config.mtls {
         return Err(format!(
-            "{}: mtls = true is for the library (mock_issuer::start, which hands out client \
-             certificates with IssuerHandle::issue_client_certificate); the binary cannot \
-             issue them yet",
+            "{}: mtls = true needs MOCK_ISSUER_MTLS_DIR (--mtls-dir), where the client \
+             certificates are written",
             path.display()
         ));
     }
+    let client_ids: Vec<String> = config.clients.iter().map(|c| c.client_id.clone()).collect();
     if let Some(url) = public_url {
         config.issuer = Some(url);
         config
@@ -235,16 +249,77 @@ async fn serve(
     if let Some(admin) = &admin {
         admin.publish()?;
     }
+    let app = issuer.router(admin.as_ref().map(|a| a.token.clone()));
+    let mtls = issuer
+        .serve_mtls(bound, app.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = &mtls_dir {
+        write_mtls_files(&issuer, dir, &client_ids)?;
+    }
     tracing::info!(
         issuer = issuer.issuer(),
         admin = admin.is_some(),
+        mtls = issuer.mtls_token_endpoint(),
         "mock-issuer ready on http://{bound}"
     );
-    axum::serve(listener, issuer.router(admin.map(|a| a.token)))
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(service_kit::shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+        .await;
+    if let Some(task) = mtls {
+        task.abort();
+    }
+    served.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("mock-issuer stopped");
+    Ok(())
+}
+
+/// The mTLS endpoint's files (`--mtls-dir`): the CA, a certificate and key per client,
+/// the endpoint's URL. A client id that is not a plain file name gets no certificate.
+fn write_mtls_files(
+    issuer: &MockIssuer,
+    dir: &std::path::Path,
+    client_ids: &[String],
+) -> Result<(), String> {
+    let failed = |what: &str, e: std::io::Error| {
+        format!(
+            "cannot write {what} in MOCK_ISSUER_MTLS_DIR (--mtls-dir) {}: {e}",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed("the directory", e))?;
+    let (Some(ca), Some(endpoint)) = (issuer.mtls_ca_pem(), issuer.mtls_token_endpoint()) else {
+        return Err("the mTLS endpoint did not start".into());
+    };
+    // Each file whole or not at all (a script may still read the last run's), the
+    // owner's only.
+    write_secret_file(&dir.join("ca.pem"), &ca).map_err(|e| failed("ca.pem", e))?;
+    write_secret_file(&dir.join("token_endpoint"), &endpoint)
+        .map_err(|e| failed("token_endpoint", e))?;
+    let plain = |id: &str| {
+        !id.is_empty()
+            && !id.starts_with('.')
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    };
+    for id in client_ids {
+        if !plain(id) {
+            tracing::warn!(client_id = %id, "no client certificate written: not a plain file name");
+            continue;
+        }
+        let Some(pair) = issuer.issue_client_certificate(id) else {
+            return Err(format!("no client certificate for {id}"));
+        };
+        write_secret_file(&dir.join(format!("{id}.pem")), &pair.certificate)
+            .map_err(|e| failed(&format!("{id}.pem"), e))?;
+        write_secret_file(&dir.join(format!("{id}.key")), &pair.key)
+            .map_err(|e| failed(&format!("{id}.key"), e))?;
+    }
+    eprintln!(
+        "mock-issuer: mTLS token endpoint {endpoint}; CA and client certificates in {}",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -336,3 +336,83 @@ async fn token_count_prints_that_many_distinct_tokens() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--count"));
 }
+
+/// `--mtls-dir`: the mTLS endpoint (RFC 8705) of the binary, as `just up` runs it. The
+/// written CA, certificate and key are all a client needs: its token is bound to that
+/// certificate. The key is the owner's only; `mtls = true` without the directory is
+/// refused, naming the variable.
+#[tokio::test]
+async fn mtls_dir_hands_out_certificates_whose_tokens_are_bound_to_them() {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = scratch("mtls");
+    let config = write_config(&dir, &format!("mtls = true\n{CONFIG}"));
+    let err = run_failing(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("CLI_TEST_SECRET", "cli-secret-123"),
+        ],
+    );
+    assert!(err.contains("MOCK_ISSUER_MTLS_DIR"), "{err}");
+
+    let config = write_config(&dir, CONFIG);
+    let certs = dir.join("certs");
+    let (_issuer, base) = serve(&config, &["--mtls-dir".as_ref(), certs.as_os_str()]);
+    let read = |name: &str| std::fs::read_to_string(certs.join(name)).unwrap();
+    let endpoint = read("token_endpoint");
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let mode = std::fs::metadata(certs.join("cli-client.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let discovery: serde_json::Value =
+        reqwest::get(format!("{base}/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        discovery["mtls_endpoint_aliases"]["token_endpoint"],
+        endpoint.as_str()
+    );
+
+    let (certificate, key) = (read("cli-client.pem"), read("cli-client.key"));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(read("ca.pem").as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{certificate}{key}").as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = client
+        .post(&endpoint)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "cli-client"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["access_token"].as_str().expect("a token");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let der: String = certificate
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .unwrap();
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der));
+    assert_eq!(claims["cnf"]["x5t#S256"], thumbprint.as_str());
+}
