@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::http::StatusCode;
 use mock_issuer::{IssuerHandle, TokenProfile as IssuerProfile};
 use shared_auth::client::{
     ClientCredentialsClient, ClientCredentialsMiddleware, ClientId, ClientSecret, TokenManager,
@@ -21,32 +20,6 @@ fn client(issuer: &IssuerHandle, id: &str, secret: &str) -> ClientCredentialsCli
     )
 }
 
-/// A downstream API that answers 401 to its first request and 200 after, recording the
-/// Authorization headers it saw.
-async fn downstream() -> (TestServer, Arc<std::sync::Mutex<Vec<String>>>) {
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorded = seen.clone();
-    let app = axum::Router::new().route(
-        "/data",
-        get(move |headers: HeaderMap| {
-            let seen = recorded.clone();
-            async move {
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let mut seen = seen.lock().unwrap();
-                seen.push(auth.unwrap_or_default());
-                if seen.len() == 1 {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    (serve(app).await, seen)
-}
-
 #[tokio::test]
 async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
     let captured = capture_logs();
@@ -57,7 +30,7 @@ async fn secrets_and_tokens_never_reach_logs_or_debug_output() {
         .unwrap()
         .register("api", client(&issuer, BFF_ID, BFF_SECRET))
         .unwrap();
-    let (api, seen) = downstream().await;
+    let (api, seen) = refusing_first("authorization").await;
     let response = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(ClientCredentialsMiddleware::new(tokens.clone()))
         .build()

@@ -438,15 +438,41 @@ async fn the_issuer_binds_a_token_to_the_certificate_the_client_authenticated_wi
     assert_eq!(call(&rs(&other), &url, &token).await.0, 401);
 }
 
+/// `BFF_ID` at `issuer` with its certificate `files`: the token endpoint found by
+/// discovery, its mTLS alias.
+async fn over_mtls(
+    issuer: &IssuerHandle,
+    files: shared_auth::client::ClientCertificateFiles,
+    name: &str,
+) -> shared_auth::client::ManagedClient {
+    use shared_auth::client::{ClientCredential, ClientCredentialsClient, ClientId, TokenManager};
+    let client = ClientCredentialsClient::from_authority(
+        issuer.issuer(),
+        ClientId::new(BFF_ID),
+        ClientCredential::TlsClientCertificate(files),
+        std::time::Duration::from_secs(5),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        Some(client.token_endpoint.clone()),
+        issuer.mtls_token_endpoint(),
+        "the mTLS alias, not the plain endpoint"
+    );
+    TokenManager::builder()
+        .build()
+        .unwrap()
+        .register(name, client)
+        .unwrap()
+}
+
 /// The client half over mutual TLS (`tls_client_auth`): the token endpoint from the
 /// discovery document's mTLS alias, the certificate and key read from files, the token
 /// bound to that certificate; the files rotated, the next token is bound to the new one.
 #[tokio::test]
 async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rotation() {
-    use shared_auth::client::{
-        ClientCertificateFiles, ClientCredential, ClientCredentialsClient, ClientId, TokenManager,
-        TokenRequestParams,
-    };
+    use shared_auth::client::{ClientCertificateFiles, TokenRequestParams};
     use system_tests::TempFile;
     let issuer =
         mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
@@ -462,25 +488,7 @@ async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rota
     certificate.write(&first.certificate);
     key.write(&first.key);
     let files = ClientCertificateFiles::new(&certificate.0, &key.0).with_ca(&ca.0);
-    let client = ClientCredentialsClient::from_authority(
-        issuer.issuer(),
-        ClientId::new(BFF_ID),
-        ClientCredential::TlsClientCertificate(files),
-        std::time::Duration::from_secs(5),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        Some(client.token_endpoint.clone()),
-        issuer.mtls_token_endpoint(),
-        "the mTLS alias, not the plain endpoint"
-    );
-    let tokens = TokenManager::builder()
-        .build()
-        .unwrap()
-        .register("over-mtls", client)
-        .unwrap();
+    let tokens = over_mtls(&issuer, files, "over-mtls").await;
     let bound_to = |token: &str| system_tests::decode_part(token, 1)["cnf"]["x5t#S256"].clone();
     let der = |pem: &str| {
         rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
@@ -528,4 +536,71 @@ async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rota
         "{error}"
     );
     assert_eq!(issuer.stats().token_requests, before);
+}
+
+/// `self_signed_tls_client_auth` (RFC 8705 section 2.2): a certificate the client made
+/// itself, registered at the issuer for the client, authenticates it at the mTLS endpoint
+/// and binds its token, through the same certificate files; an unregistered self-signed
+/// certificate gets no token.
+#[tokio::test]
+async fn a_self_signed_certificate_registered_at_the_issuer_authenticates_the_client() {
+    use shared_auth::client::ClientCertificateFiles;
+    use system_tests::TempFile;
+    let issuer =
+        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
+            .await
+            .unwrap();
+    let discovery = system_tests::get_json(issuer.discovery_url()).await;
+    assert!(
+        discovery["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("self_signed_tls_client_auth")),
+        "{discovery}"
+    );
+    let ca = TempFile::new("self-signed-ca");
+    ca.write(&issuer.mtls_ca_pem().unwrap());
+    let self_signed = || {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "my own certificate");
+        let cert = params.self_signed(&key).unwrap();
+        (
+            cert.der().to_vec(),
+            pem("CERTIFICATE", cert.der()),
+            pem("PRIVATE KEY", &key.serialize_der()),
+        )
+    };
+    let tokens_with = |certificate: &str, key: &str, name: &'static str| {
+        let (cert_file, key_file) = (TempFile::new(name), TempFile::new(&format!("{name}-key")));
+        cert_file.write(certificate);
+        key_file.write(key);
+        let files = ClientCertificateFiles::new(&cert_file.0, &key_file.0).with_ca(&ca.0);
+        let issuer = &issuer;
+        async move {
+            let token = over_mtls(issuer, files, name).await.token().await;
+            drop((cert_file, key_file));
+            token
+        }
+    };
+
+    let (der, certificate, key) = self_signed();
+    assert!(issuer.register_client_certificate(BFF_ID, &der));
+    let token = tokens_with(&certificate, &key, "registered").await.unwrap();
+    assert_eq!(
+        system_tests::decode_part(token.secret(), 1)["cnf"]["x5t#S256"],
+        json!(thumbprint(&der))
+    );
+
+    let (_, unregistered, unregistered_key) = self_signed();
+    let before = issuer.stats().token_requests;
+    let refused = tokens_with(&unregistered, &unregistered_key, "unregistered").await;
+    assert!(refused.is_err(), "an unregistered certificate: no token");
+    assert_eq!(
+        issuer.stats().token_requests,
+        before,
+        "refused at the handshake"
+    );
 }

@@ -256,38 +256,6 @@ fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
     );
 }
 
-/// A downstream API that answers 401 to its first request and 200 after, recording the
-/// `traceparent` of each request.
-fn downstream(
-    rt: &tokio::runtime::Runtime,
-) -> (
-    system_tests::TestServer,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    use axum::http::{HeaderMap, StatusCode};
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorded = seen.clone();
-    let app = axum::Router::new().route(
-        "/data",
-        axum::routing::get(move |headers: HeaderMap| {
-            let seen = recorded.clone();
-            async move {
-                let traceparent = headers
-                    .get("traceparent")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let mut seen = seen.lock().unwrap();
-                seen.push(traceparent.unwrap_or_default());
-                if seen.len() == 1 {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    (rt.block_on(system_tests::serve(app)), seen)
-}
-
 /// In this process: the client half under an OpenTelemetry layer exporting over OTLP to
 /// the receiver. The issuer fails the first token request (503), downstream refuses the
 /// first token (401): one caller span holds the miss with its two attempts, the renewal
@@ -344,7 +312,7 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
         mock_issuer::TokenProfile::Cognito,
     ));
     issuer.fail_next_token_requests(1, 503);
-    let (api, seen) = downstream(&rt);
+    let (api, seen) = rt.block_on(system_tests::refusing_first("traceparent"));
     let tokens = TokenManager::builder()
         .build()
         .unwrap()

@@ -66,3 +66,29 @@ pub fn bff_config(issuer: &IssuerHandle, my_service: &str) -> my_bff::config::Bf
 pub async fn start_bff(config: &my_bff::config::BffConfig) -> TestServer {
     serve(my_bff::build(config).await.unwrap()).await
 }
+
+/// A downstream API at `/data` that answers 401 to its first request and 200 after,
+/// recording the value of `header` on each request (empty when absent).
+pub async fn refusing_first(
+    header: &'static str,
+) -> (TestServer, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/data",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let seen = recorded.clone();
+            async move {
+                let value = headers.get(header).map(|v| v.to_str().unwrap().to_owned());
+                let mut seen = seen.lock().unwrap();
+                seen.push(value.unwrap_or_default());
+                if seen.len() == 1 {
+                    axum::http::StatusCode::UNAUTHORIZED
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    (serve(app).await, seen)
+}

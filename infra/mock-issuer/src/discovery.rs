@@ -77,6 +77,7 @@ pub(crate) async fn openid_configuration(State(state): State<Arc<IssuerState>>) 
             document.get_mut("token_endpoint_auth_methods_supported")
         {
             methods.push(json!("tls_client_auth"));
+            methods.push(json!("self_signed_tls_client_auth"));
         }
     }
     Json(document).into_response()

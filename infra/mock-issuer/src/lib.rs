@@ -180,6 +180,20 @@ impl MockIssuer {
         self.state.mtls.as_ref()?.issue(client_id).ok()
     }
 
+    /// Registers a certificate the client made itself (DER; `self_signed_tls_client_auth`,
+    /// RFC 8705 section 2.2) for `client_id`: presented at the mTLS endpoint, it
+    /// authenticates the client and binds its tokens, as an issued one does. `false`
+    /// without `mtls`.
+    pub fn register_client_certificate(&self, client_id: &str, certificate_der: &[u8]) -> bool {
+        match self.state.mtls.as_ref() {
+            Some(mtls) => {
+                mtls.register(client_id, certificate_der);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The router: discovery, JWKS, token endpoint (and its `/connect/token` alias),
     /// `/introspect`, `/revoke`, `/authorize` (login page), `/end_session`, `/healthz`, and with an admin token the `/admin/*` endpoints, which answer only
     /// requests addressed to a loopback host that carry `Authorization: Bearer <token>`
@@ -335,6 +349,12 @@ impl IssuerHandle {
     /// See [`MockIssuer::issue_client_certificate`].
     pub fn issue_client_certificate(&self, client_id: &str) -> Option<ClientCertificatePem> {
         self.issuer.issue_client_certificate(client_id)
+    }
+
+    /// See [`MockIssuer::register_client_certificate`].
+    pub fn register_client_certificate(&self, client_id: &str, certificate_der: &[u8]) -> bool {
+        self.issuer
+            .register_client_certificate(client_id, certificate_der)
     }
 
     /// The issuer URL (`iss`), also the base of every endpoint.

@@ -4,8 +4,10 @@
 //! (`cnf.x5t#S256`) to clients that authenticate with one (`tls_client_auth`).
 //!
 //! A client's certificate is issued by the issuer itself
-//! (`IssuerHandle::issue_client_certificate`): its SHA-256 thumbprint is registered for
-//! that client, so the certificate authenticates exactly that client id. Discovery
+//! (`IssuerHandle::issue_client_certificate`, `tls_client_auth`) or made by the client and
+//! registered (`IssuerHandle::register_client_certificate`, `self_signed_tls_client_auth`):
+//! either way its SHA-256 thumbprint is registered for that client, so the certificate
+//! authenticates exactly that client id. Discovery
 //! publishes the endpoint as `mtls_endpoint_aliases.token_endpoint`. Development and tests
 //! only: the CA's key lives in memory and dies with the process.
 
@@ -31,11 +33,15 @@ pub(crate) struct PeerCertificate(pub(crate) Vec<u8>);
 pub(crate) struct Mtls {
     ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
     server: Arc<rustls::ServerConfig>,
-    /// Registered certificate thumbprints (`x5t#S256`) and their client ids.
-    clients: Mutex<HashMap<String, String>>,
+    /// Registered certificate thumbprints (`x5t#S256`) and their client ids (shared with
+    /// the TLS verifier, which lets a registered self-signed certificate through).
+    clients: Registered,
     /// `https://127.0.0.1:{port}`, once the listener is bound.
     pub(crate) base: OnceLock<String>,
 }
+
+/// Certificate thumbprints and the client each authenticates.
+type Registered = Arc<Mutex<HashMap<String, String>>>;
 
 /// A certificate and its private key, PEM.
 #[derive(Clone, Debug)]
@@ -80,13 +86,18 @@ impl Mtls {
             .add(rustls::pki_types::CertificateDer::from(ca.der().to_vec()))
             .map_err(|e| tls_error("CA", e))?;
         // Clients without a certificate may still connect (and authenticate otherwise).
-        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        let issued = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
             provider.clone(),
         )
         .allow_unauthenticated()
         .build()
         .map_err(|e| tls_error("client verifier", e))?;
+        let registered: Registered = Arc::default();
+        let clients = Arc::new(IssuedOrRegistered {
+            issued,
+            registered: registered.clone(),
+        });
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_error("TLS", e))?
@@ -101,7 +112,7 @@ impl Mtls {
         Ok(Mtls {
             ca,
             server: Arc::new(server),
-            clients: Mutex::new(HashMap::new()),
+            clients: registered,
             base: OnceLock::new(),
         })
     }
@@ -133,6 +144,16 @@ impl Mtls {
         })
     }
 
+    /// Registers a certificate the client made itself (`self_signed_tls_client_auth`,
+    /// RFC 8705 section 2.2) for `client_id`: presented at the mTLS endpoint, it
+    /// authenticates that client and binds its tokens.
+    pub(crate) fn register(&self, client_id: &str, der: &[u8]) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(thumbprint(der), client_id.to_owned());
+    }
+
     /// The client id a certificate was issued to, if this issuer issued it.
     pub(crate) fn client_of(&self, der: &[u8]) -> Option<String> {
         self.clients
@@ -161,6 +182,71 @@ impl Mtls {
         {
             tracing::error!(error = %e, "mock issuer's mTLS endpoint stopped with an error");
         }
+    }
+}
+
+/// The mTLS endpoint's client certificate check: a certificate of the local CA (checked by
+/// rustls's WebPKI verifier, as before), or any certificate registered for a client (a
+/// self-signed one: its thumbprint is what the client registered, RFC 8705 section 2.2).
+/// The TLS handshake's signature is checked by the WebPKI verifier either way: the client
+/// holds the certificate's key.
+#[derive(Debug)]
+struct IssuedOrRegistered {
+    issued: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    registered: Registered,
+}
+
+impl rustls::server::danger::ClientCertVerifier for IssuedOrRegistered {
+    fn offer_client_auth(&self) -> bool {
+        self.issued.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.issued.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.issued.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let registered = self
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&thumbprint(end_entity));
+        if registered {
+            return Ok(rustls::server::danger::ClientCertVerified::assertion());
+        }
+        self.issued
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.issued.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.issued.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.issued.supported_verify_schemes()
     }
 }
 

@@ -368,13 +368,8 @@ async fn mtls_dir_hands_out_certificates_whose_tokens_are_bound_to_them() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let discovery: serde_json::Value =
-        reqwest::get(format!("{base}/.well-known/openid-configuration"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let discovery =
+        test_support::get_json(format!("{base}/.well-known/openid-configuration")).await;
     assert_eq!(
         discovery["mtls_endpoint_aliases"]["token_endpoint"],
         endpoint.as_str()
@@ -399,12 +394,7 @@ async fn mtls_dir_hands_out_certificates_whose_tokens_are_bound_to_them() {
         .await
         .unwrap();
     let token = answer["access_token"].as_str().expect("a token");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = test_support::decode_part(token, 1);
     let der: String = certificate
         .lines()
         .filter(|l| !l.starts_with("-----"))
