@@ -47,6 +47,8 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const MISS_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const HIT_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const REFUSED_TRACE: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
+/// A caller that decided not to sample (flag `00`).
+const UNSAMPLED_TRACE: &str = "7bf92f3577b34da6a3ce929d0e0e4739";
 
 /// A JWT-shaped token no issuer signed.
 const FORGED: &str =
@@ -148,6 +150,9 @@ fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
     assert_eq!(get(&rt, &bff, &[("traceparent", &miss)]), 200);
     let hit = traceparent(HIT_TRACE);
     assert_eq!(get(&rt, &bff, &[("traceparent", &hit)]), 200);
+    // Not sampled by the caller: nothing of its trace is exported.
+    let unsampled = format!("00-{UNSAMPLED_TRACE}-00f067aa0ba902b7-00");
+    assert_eq!(get(&rt, &bff, &[("traceparent", &unsampled)]), 200);
     let refused = traceparent(REFUSED_TRACE);
     let forged = format!("Bearer {FORGED}");
     assert_eq!(
@@ -242,6 +247,9 @@ fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
     let fetch = trace.child(&verify.span_id, "my-service", "GET");
     trace.child(&fetch.span_id, "mock-issuer", "GET /.well-known/jwks.json");
     assert!(decisions[0].start_unix_nanos >= verify.end_unix_nanos);
+
+    // The unsampled request: no span of its trace, in any of the three.
+    assert!(Trace::of(&all, UNSAMPLED_TRACE).0.is_empty());
 
     // Nothing secret, nothing undocumented, in any span of the run (start-up included).
     let keys = check_attributes(&all, &[FORGED]);

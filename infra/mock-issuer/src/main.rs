@@ -224,7 +224,14 @@ async fn serve(
     }
     let mut config = IssuerConfig::load(&path).map_err(|e| e.to_string())?;
     // The directory turns the mTLS endpoint on; `mtls = true` alone would serve an
-    // endpoint no client has a certificate for.
+    // endpoint no client has a certificate for. Its certificate names 127.0.0.1 and
+    // localhost, the URL it publishes is 127.0.0.1's: loopback only.
+    if mtls_dir.is_some() && !bind.ip().is_loopback() {
+        return Err(format!(
+            "--mtls-dir (MOCK_ISSUER_MTLS_DIR) is refused on {bind}: the mTLS endpoint is \
+             served on loopback only (BIND_ADDR=127.0.0.1:PORT)"
+        ));
+    }
     if mtls_dir.is_some() {
         config.mtls = true;
     } else if config.mtls {
@@ -296,8 +303,10 @@ fn write_mtls_files(
     write_secret_file(&dir.join("ca.pem"), &ca).map_err(|e| failed("ca.pem", e))?;
     write_secret_file(&dir.join("token_endpoint"), &endpoint)
         .map_err(|e| failed("token_endpoint", e))?;
+    // `ca` would overwrite the CA's file.
     let plain = |id: &str| {
         !id.is_empty()
+            && id != "ca"
             && !id.starts_with('.')
             && id
                 .bytes()

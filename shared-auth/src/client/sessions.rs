@@ -541,13 +541,17 @@ impl UserSessions {
             key.map(str::to_owned),
             params.clone(),
         );
-        let renewal = tokio::spawn(async move {
-            let result = this
-                .renew(&id, key_owned.as_deref(), &params_owned, seen, &need, now)
-                .await;
-            this.0.store.unlock(&id, &owner).await;
-            result
-        });
+        // In the trace of the request that needed it.
+        let renewal = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let result = this
+                    .renew(&id, key_owned.as_deref(), &params_owned, seen, &need, now)
+                    .await;
+                this.0.store.unlock(&id, &owner).await;
+                result
+            },
+            tracing::Span::current(),
+        ));
         match renewal.await {
             Ok(result) => result.map(Some),
             Err(_) => Err(UserTokenError::Unavailable(TokenError::Transport(
