@@ -127,18 +127,24 @@ fn get(rt: &tokio::runtime::Runtime, url: &str, headers: &[(&str, &str)]) -> u16
     })
 }
 
-#[test]
-fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// An OTLP/HTTP receiver on a free port, served on `rt`: its spans and its base URL.
+fn receiver(rt: &tokio::runtime::Runtime) -> (otlp_receiver::Spans, String) {
     let spans = otlp_receiver::Spans::default();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
     rt.spawn(std::future::IntoFuture::into_future(axum::serve(
         listener,
         otlp_receiver::router(spans.clone()),
     )));
+    (spans, base)
+}
+
+#[test]
+fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (spans, endpoint) = receiver(&rt);
 
     let ports = free_ports();
     let [issuer_port, service_port, bff_port] = ports;
@@ -279,15 +285,8 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let spans = otlp_receiver::Spans::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    rt.spawn(std::future::IntoFuture::into_future(axum::serve(
-        listener,
-        otlp_receiver::router(spans.clone()),
-    )));
+    let (spans, base) = receiver(&rt);
+    let endpoint = format!("{base}/v1/traces");
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(endpoint)

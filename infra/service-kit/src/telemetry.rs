@@ -27,7 +27,6 @@
 //! spans are DEBUG spans that an INFO log filter disables at their call sites.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
@@ -40,12 +39,10 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// Whether this process exports traces (set once, by [`crate::init_tracing`]).
-static EXPORTING: AtomicBool = AtomicBool::new(false);
-
-/// Whether this process exports traces.
+/// Whether this process exports traces (the edge is set once, by
+/// [`crate::init_tracing`], when it does).
 pub fn enabled() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    EDGE.get().is_some()
 }
 
 /// The sampler at the start of a trace (`OTEL_TRACES_SAMPLER`, as the SDK reads it) and
@@ -158,7 +155,6 @@ pub(crate) fn start() {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    EXPORTING.store(true, Ordering::Relaxed);
 }
 
 /// The `tracing` layer that turns spans into OpenTelemetry spans: spans only (log events
@@ -244,16 +240,19 @@ impl<B> MakeSpan<B> for ServerSpan {
             .get::<MatchedPath>()
             .map(MatchedPath::as_str);
         let name = SpanName(method, route);
-        let parent = EDGE.get().map(|edge| {
-            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        let caller = || {
+            opentelemetry::global::get_text_map_propagator(|propagator| {
                 propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-            });
-            let sampled = sampled(edge, &parent, &name);
-            (parent, sampled)
-        });
-        if let Some((_, false)) = parent {
-            // Not sampled: no span here nor under it.
-            return Span::none();
+            })
+        };
+        let mut parent = None;
+        if let Some(edge) = EDGE.get() {
+            let context = caller();
+            if !sampled(edge, &context, &name) {
+                // Not sampled: no span here nor under it.
+                return Span::none();
+            }
+            parent = Some(context);
         }
         let span = tracing::debug_span!(
             "HTTP request",
@@ -264,17 +263,11 @@ impl<B> MakeSpan<B> for ServerSpan {
             http.response.status_code = Empty,
             otel.status_code = Empty,
         );
-        let parent = match parent {
-            Some((parent, _)) => Some(parent),
-            // Not exported by this crate, but recorded by a layer the process set up
-            // itself: the caller's context, through whatever propagator it set.
-            None if !span.is_disabled() => Some(opentelemetry::global::get_text_map_propagator(
-                |propagator| {
-                    propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-                },
-            )),
-            None => None,
-        };
+        // Without this crate's export, a layer the process set up itself may still record
+        // the span: the caller's context, through whatever propagator it set.
+        if parent.is_none() && !span.is_disabled() {
+            parent = Some(caller());
+        }
         if let Some(parent) = parent {
             let _ = span.set_parent(parent);
         }
