@@ -4,9 +4,9 @@
 //! `redis-server --cluster-enabled yes` processes joined by `redis-cli --cluster create`.
 //! All listen on 127.0.0.1 only; a process engine dies with its fixture.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -26,52 +26,124 @@ pub enum Engine {
     Process(Node),
     Cluster {
         nodes: Vec<Node>,
-        _dir: TempDir,
     },
 }
 
-/// A local server process; killed when dropped.
+/// A local server process; killed when dropped. It runs in a directory of its own, where its
+/// log goes (printed when it does not come up).
 pub struct Node {
     binary: PathBuf,
     args: Vec<String>,
     pub port: u16,
     child: Option<Child>,
+    dir: TempDir,
 }
 
+/// How many port pairs a server is tried on before its start fails.
+const PORT_ATTEMPTS: usize = 5;
+
 impl Node {
-    fn spawn(binary: PathBuf, port: u16, extra: &[String]) -> Node {
-        let mut args = vec![
-            "--port".to_owned(),
-            port.to_string(),
-            "--bind".to_owned(),
-            "127.0.0.1".to_owned(),
-            "--save".to_owned(),
-            String::new(),
-            "--appendonly".to_owned(),
-            "no".to_owned(),
-            "--protected-mode".to_owned(),
-            "no".to_owned(),
-        ];
-        args.extend_from_slice(extra);
-        let mut node = Node {
-            binary,
-            args,
-            port,
-            child: None,
-        };
-        node.start();
-        node
+    /// Starts `binary` on a free port pair (`extra(port, dir)` adds its own arguments) and
+    /// waits until it answers.
+    async fn spawn(binary: PathBuf, extra: impl Fn(u16, &Path) -> Vec<String>) -> Node {
+        Node::spawn_on(binary, std::iter::repeat_with(free_port_pair), extra).await
     }
 
-    /// (Re)starts the process with its arguments, on its port.
-    pub fn start(&mut self) {
+    /// [`Node::spawn`] on the first of `ports` where the server comes up.
+    ///
+    /// A port found free can be taken by another test's process before the server binds it
+    /// (the suites run in parallel and many of their processes bind ephemeral ports): the
+    /// server then exits at once, and is started again on the next port. "Up" is an answer
+    /// carrying this process's id, never a PING some other server on the port answers.
+    pub async fn spawn_on(
+        binary: PathBuf,
+        ports: impl IntoIterator<Item = u16>,
+        extra: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Node {
+        let mut refused = Vec::new();
+        for port in ports.into_iter().take(PORT_ATTEMPTS) {
+            let dir = TempDir::new("shared-auth-engine");
+            let mut args = vec![
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--protected-mode".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.0.display().to_string(),
+            ];
+            args.extend(extra(port, &dir.0));
+            let mut node = Node {
+                binary: binary.clone(),
+                args,
+                port,
+                child: None,
+                dir,
+            };
+            match node.start().await {
+                Ok(()) => return node,
+                Err(exited) => refused.push(format!("port {port}: {exited}")),
+            }
+        }
+        panic!(
+            "{} did not start on {PORT_ATTEMPTS} ports:\n{}",
+            self_name(&binary),
+            refused.join("\n")
+        );
+    }
+
+    /// (Re)starts the process with its arguments, on its port, and waits until it answers
+    /// with its own process id (`INFO server`). `Err` with its log if it exited first.
+    pub async fn start(&mut self) -> Result<(), String> {
+        let log = std::fs::File::create(self.log()).unwrap();
         let child = Command::new(&self.binary)
             .args(&self.args)
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", self.binary.display()));
+        let own = format!("process_id:{}\r\n", child.id());
         self.child = Some(child);
+        let url = self.url();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                self.child = None;
+                return Err(format!("exited ({status}): {}", self.log_tail()));
+            }
+            if answer(&url, &["INFO", "server"])
+                .await
+                .is_some_and(|info| info.contains(&own))
+            {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} on port {} not up within 15s; its log: {}",
+                self_name(&self.binary),
+                self.port,
+                self.log_tail()
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.0.join("server.log")
+    }
+
+    /// The last lines of the server's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
     }
 
     /// Kills the process (SIGKILL: a crash, not a shutdown).
@@ -85,6 +157,13 @@ impl Node {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+}
+
+fn self_name(binary: &Path) -> String {
+    binary.file_name().map_or_else(
+        || binary.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 impl Drop for Node {
@@ -164,14 +243,6 @@ async fn answer(url: &str, args: &[&str]) -> Option<String> {
         .ok()
 }
 
-/// Waits until `url` answers PING.
-async fn until_up(url: &str) {
-    eventually(Duration::from_secs(15), &format!("{url} up"), || async {
-        answer(url, &["PING"]).await.is_some()
-    })
-    .await;
-}
-
 impl Engine {
     /// Redis 7.0 in a container, published on a fixed loopback port (a restart keeps it).
     pub async fn redis7() -> Engine {
@@ -194,44 +265,34 @@ impl Engine {
     /// the cluster's nodes).
     #[allow(dead_code)] // the fleet benchmark's
     pub async fn redis_server() -> Engine {
-        let node = Node::spawn("redis-server".into(), free_port_pair(), &[]);
-        until_up(&node.url()).await;
-        Engine::Process(node)
+        Engine::Process(Node::spawn("redis-server".into(), |_, _| Vec::new()).await)
     }
 
     /// Valkey 8 as a local process.
     pub async fn valkey() -> Engine {
-        let node = Node::spawn(valkey_server(), free_port_pair(), &[]);
-        until_up(&node.url()).await;
-        Engine::Process(node)
+        Engine::Process(Node::spawn(valkey_server(), |_, _| Vec::new()).await)
     }
 
     /// A Redis Cluster: three masters, a replica each (`redis-server` and `redis-cli` from
     /// PATH, as the container set-up installs them).
     pub async fn cluster() -> Engine {
-        let dir = TempDir::new("shared-auth-cluster");
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port_pair();
-            let conf = dir.0.join(format!("nodes-{port}.conf"));
-            nodes.push(Node::spawn(
-                "redis-server".into(),
-                port,
-                &[
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    "--cluster-config-file".into(),
-                    conf.display().to_string(),
+            let node = Node::spawn("redis-server".into(), |_, _| {
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    // In the node's own directory (`--dir`).
+                    "--cluster-config-file",
+                    "nodes.conf",
                     // A failed master is replaced by its replica within about a second.
-                    "--cluster-node-timeout".into(),
-                    "1000".into(),
-                    "--dir".into(),
-                    dir.0.display().to_string(),
-                ],
-            ));
-        }
-        for node in &nodes {
-            until_up(&node.url()).await;
+                    "--cluster-node-timeout",
+                    "1000",
+                ]
+                .map(String::from)
+                .to_vec()
+            });
+            nodes.push(node.await);
         }
         let addresses: Vec<String> = nodes
             .iter()
@@ -248,7 +309,7 @@ impl Engine {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let engine = Engine::Cluster { nodes, _dir: dir };
+        let engine = Engine::Cluster { nodes };
         engine.until_cluster_ok().await;
         engine.until_replicas_synced().await;
         engine
@@ -348,8 +409,9 @@ impl Engine {
         match self {
             Engine::Redis7 { container, .. } => container.start().await.unwrap(),
             Engine::Process(node) => {
-                node.start();
-                until_up(&node.url()).await;
+                if let Err(exited) = node.start().await {
+                    panic!("restart on port {}: {exited}", node.port);
+                }
             }
             Engine::Cluster { .. } => panic!("a whole cluster is not started here"),
         }

@@ -1038,6 +1038,23 @@ async fn a_refused_token_the_issuer_hands_out_again_is_used_not_refetched(redis:
     assert_eq!(other.get(&key).await, Some(entry));
 }
 
+/// The engines' own start: a port chosen free and then taken by another test's server before
+/// this one binds it (the race that made cluster nodes "not up within 15s") moves the server
+/// to the next port, and the other server's answer on the taken port is not taken for its own.
+#[tokio::test]
+async fn a_server_whose_port_was_taken_starts_on_another() {
+    let other = engine::Node::spawn_on(
+        "redis-server".into(),
+        std::iter::repeat_with(test_support::containers::free_port),
+        |_, _| Vec::new(),
+    )
+    .await;
+    let next = test_support::containers::free_port();
+    let node =
+        engine::Node::spawn_on("redis-server".into(), [other.port, next], |_, _| Vec::new()).await;
+    assert_eq!(node.port, next);
+}
+
 /// Runs each named test on each named engine, one test per pair (`valkey::name`, ...).
 macro_rules! on_engines {
     ($($engine:ident: [$($name:ident),* $(,)?]),* $(,)?) => {$(
