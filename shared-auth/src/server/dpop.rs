@@ -93,8 +93,9 @@ pub enum ReplayStoreConfig {
         /// Most unexpired entries (default 100,000: about 1,500 proofs a second over the
         /// default 65 s window).
         capacity: u64,
-        /// Most unexpired entries of one proof key (`jkt`), so that one client cannot fill
-        /// the store for all (default 10,000; `capacity` or more: no bound per key).
+        /// One proof key's (`jkt`) share: a key holding this many unexpired entries gets
+        /// another only while the store is less than half full, so that one client cannot
+        /// fill it for all (default 10,000; `capacity` or more: no bound per key).
         per_key: u64,
     },
     /// In Redis, shared by every replica (feature `redis`).

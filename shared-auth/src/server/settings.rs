@@ -166,10 +166,11 @@ pub struct ValidatorSettings {
     /// refuses new ones with 503 and Retry-After rather than forget one.
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_capacity))]
     pub dpop_replay_capacity: u64,
-    /// The most unexpired proofs one client's DPoP key (jkt) may hold in the replay store
-    /// (in Redis: proofs per window from the key's first), so that one client cannot fill
-    /// it for all: over it, that client's proofs get 503 with Retry-After (the default is
-    /// about 150 proofs a second for one key).
+    /// One client's share of the replay store, so that it cannot fill it for all: a DPoP key
+    /// (jkt) holding this many unexpired proofs gets more only while the in-memory store is
+    /// less than half full (one client alone may use half of it), else 503 with
+    /// Retry-After. In Redis, a hard bound: proofs per window from the key's first (the
+    /// default is about 150 proofs a second for one key there).
     #[cfg_attr(feature = "clap", arg(long, env, default_value_t = Self::default().dpop_replay_per_key))]
     pub dpop_replay_per_key: u64,
     /// Validated tokens remembered, so a repeated token is not verified again (each about
