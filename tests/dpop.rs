@@ -467,10 +467,7 @@ async fn a_proof_for_another_api_is_refused_whatever_the_host_header_says() {
 async fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
     // A closed port: the Redis replay store cannot connect.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = test_support::CLOSED;
     let server = start(&issuer, |d| {
         d.replay_store = ReplayStoreConfig::Redis {
             url: SecretValue::new(format!("redis://{closed}")),

@@ -344,9 +344,6 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
     assert_eq!(status.unwrap().status(), 200);
     // A call that fails: its span says how, and nothing of the URL's path or query (the
     // error's own text names the whole URL).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let plain = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(shared_auth::client::TracingMiddleware::default())
         .build();
@@ -354,7 +351,8 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
         async {
             plain
                 .get(format!(
-                    "http://127.0.0.1:{port}/private/path?code=query-secret-42"
+                    "http://{}/private/path?code=query-secret-42",
+                    test_support::CLOSED
                 ))
                 .send()
                 .await

@@ -178,7 +178,11 @@ async fn my_service_down_is_502_and_slow_is_504() {
     // Nothing listens on port 1 (privileged, unused): the connection is refused at once.
     // (A port freed by dropping a probe listener can be taken by another test's server
     // in the meantime, which then answers or stalls instead.)
-    let bff = start_bff(&bff_config(&issuer, "http://127.0.0.1:1")).await;
+    let bff = start_bff(&bff_config(
+        &issuer,
+        &format!("http://{}", test_support::CLOSED),
+    ))
+    .await;
     assert_problem(get(&bff).await, 502).await;
 
     // A downstream that never answers within the BFF's 1 s timeout, on the route of

@@ -196,10 +196,7 @@ fn each_bad_variable_is_named_and_the_secret_never_printed() {
 /// error names the authority and does not suggest the plain-http opt-in.
 #[test]
 fn an_unreachable_authority_is_named_without_the_insecure_hint() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = test_support::CLOSED;
     let authority = format!("http://{closed}");
     let output = fails_with(&[
         ("AUTH_SERVER_AUTHORITY", authority.as_str()),

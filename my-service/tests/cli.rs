@@ -33,10 +33,7 @@ fn fails_with(vars: &[(&str, &str)]) -> String {
 #[test]
 fn each_bad_variable_is_named() {
     // A closed port: nothing answers there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = test_support::CLOSED;
     let dead = format!("http://{closed}");
     let ok = ("AUTH_AUTHORITY", dead.as_str());
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
@@ -109,10 +106,7 @@ fn each_bad_variable_is_named() {
 /// single-issuer variables (which are not even set).
 #[test]
 fn a_start_error_names_the_issuers_file_entry() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = test_support::CLOSED;
     let path = std::env::temp_dir().join(format!("cli-issuers-{}.toml", std::process::id()));
     std::fs::write(
         &path,

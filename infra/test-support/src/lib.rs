@@ -41,6 +41,10 @@ pub const NO_CC_SECRET: &str = "interactive-secret-0123";
 pub const READ: &str = "MyService/weather_read";
 /// The write scope.
 pub const WRITE: &str = "MyService/weather_write";
+/// An address where nothing listens (connections are refused). Port 1 is privileged, and no
+/// test binds it; a port found free and released instead can be taken by another test's
+/// server before it is dialled (a run once failed so).
+pub const CLOSED: &str = "127.0.0.1:1";
 
 /// The issuer setup every suite uses: resource server `MyService` and the clients above.
 pub fn issuer_config(profile: TokenProfile) -> IssuerConfig {
