@@ -66,29 +66,15 @@ impl Pki {
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Leaf {
             der: cert.der().to_vec(),
-            pem: pem("CERTIFICATE", cert.der()),
+            pem: cert.pem(),
             key_der: key.serialize_der(),
-            key_pem: pem("PRIVATE KEY", &key.serialize_der()),
+            key_pem: key.serialize_pem(),
         }
     }
 
     fn ca_pem(&self) -> String {
-        pem("CERTIFICATE", self.ca.der())
+        self.ca.pem()
     }
-}
-
-/// PEM (RFC 7468): base64 in lines of 64 characters between the labels.
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
 }
 
 fn thumbprint(der: &[u8]) -> String {
@@ -567,11 +553,7 @@ async fn a_self_signed_certificate_registered_at_the_issuer_authenticates_the_cl
             .distinguished_name
             .push(rcgen::DnType::CommonName, "my own certificate");
         let cert = params.self_signed(&key).unwrap();
-        (
-            cert.der().to_vec(),
-            pem("CERTIFICATE", cert.der()),
-            pem("PRIVATE KEY", &key.serialize_der()),
-        )
+        (cert.der().to_vec(), cert.pem(), key.serialize_pem())
     };
     let tokens_with = |certificate: &str, key: &str, name: &'static str| {
         let (cert_file, key_file) = (TempFile::new(name), TempFile::new(&format!("{name}-key")));

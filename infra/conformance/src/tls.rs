@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -85,23 +84,10 @@ impl Certificates {
             .with_single_cert(vec![leaf.der().clone()], key)
             .map_err(|e| err("TLS settings", &e))?;
         Ok(Certificates {
-            ca_pem: pem("CERTIFICATE", ca.der()),
+            ca_pem: ca.pem(),
             server: Arc::new(server),
         })
     }
-}
-
-/// PEM (RFC 7468): base64 in lines of 64 characters between the labels.
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        // base64 output is ASCII, so every chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// TLS handshakes that failed: a target that does not trust the CA shows up here, not as

@@ -119,7 +119,7 @@ impl Mtls {
 
     /// The CA certificate, PEM: what a client trusts the endpoint with.
     pub(crate) fn ca_pem(&self) -> String {
-        pem("CERTIFICATE", self.ca.der())
+        self.ca.pem()
     }
 
     /// A new client certificate for `client_id`, registered for it.
@@ -139,8 +139,8 @@ impl Mtls {
             .unwrap_or_else(|e| e.into_inner())
             .insert(thumbprint(cert.der()), client_id.to_owned());
         Ok(ClientCertificatePem {
-            certificate: pem("CERTIFICATE", cert.der()),
-            key: pem("PRIVATE KEY", &key.serialize_der()),
+            certificate: cert.pem(),
+            key: key.serialize_pem(),
         })
     }
 
@@ -254,18 +254,6 @@ impl rustls::server::danger::ClientCertVerifier for IssuedOrRegistered {
 pub(crate) fn thumbprint(der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
-}
-
-/// PEM (RFC 7468): base64 in lines of 64 characters between the labels.
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// TLS connections, each with the client's certificate.
