@@ -254,8 +254,23 @@ fn one_request_is_one_trace_across_the_bff_the_issuer_and_the_service() {
     trace.child(&fetch.span_id, "mock-issuer", "GET /.well-known/jwks.json");
     assert!(decisions[0].start_unix_nanos >= verify.end_unix_nanos);
 
-    // The unsampled request: no span of its trace, in any of the three.
+    // The unsampled request: no span of its trace, in any of the three; and no trace of its
+    // own downstream either (my-bff sent its context on with the flag off, so my-service
+    // followed the decision): my-service's only spans outside the sampled requests' traces
+    // are `just up`'s readiness probes. (The issuer's include the services' start-up
+    // discovery, which runs outside any request.)
     assert!(Trace::of(&all, UNSAMPLED_TRACE).0.is_empty());
+    let strays: Vec<Span> = all
+        .iter()
+        .filter(|s| ![MISS_TRACE, HIT_TRACE, REFUSED_TRACE].contains(&s.trace_id.as_str()))
+        .filter(|s| s.service == "my-service" && s.name != "GET /healthz")
+        .cloned()
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "my-service traced a request its caller did not sample:\n{}",
+        otlp_receiver::trees(&strays)
+    );
 
     // Nothing secret, nothing undocumented, in any span of the run (start-up included).
     let keys = check_attributes(&all, &[FORGED]);

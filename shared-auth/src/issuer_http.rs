@@ -138,7 +138,7 @@ pub(crate) async fn read_capped(
 /// Sends a request to the issuer. With the `opentelemetry` feature, when this crate's
 /// spans are recorded (a request being traced), it is an HTTP client span carrying its
 /// trace context (`traceparent`; see [`crate::trace::TracingMiddleware`]); otherwise a
-/// plain send.
+/// plain send, with the trace context of a request not sampled if it runs in one.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, reqwest_middleware::Error> {
@@ -151,6 +151,13 @@ pub(crate) async fn send(
             .execute(request?)
             .await;
     }
+    #[cfg(feature = "opentelemetry")]
+    let request = {
+        let (client, request) = request.build_split();
+        let mut request = request?;
+        crate::trace::inject_current(request.headers_mut());
+        reqwest::RequestBuilder::from_parts(client, request)
+    };
     request.send().await.map_err(Into::into)
 }
 

@@ -89,6 +89,51 @@ pub(crate) fn calls_traced() -> bool {
     tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG)
 }
 
+/// Whether the request runs in a trace its service did not sample: the current
+/// OpenTelemetry context (a service's edge runs such a request in its trace context with
+/// the sampled flag off; a recorded span's context is current inside it otherwise).
+#[cfg(feature = "opentelemetry")]
+fn in_unsampled_trace() -> bool {
+    use opentelemetry::trace::TraceContextExt as _;
+    opentelemetry::Context::map_current(|context| {
+        let span = context.span();
+        let span = span.span_context();
+        span.is_valid() && !span.is_sampled()
+    })
+}
+
+/// Where no client span is made: the current OpenTelemetry context's trace, if it has one,
+/// into `headers` through the global propagator. In a request its service did not sample,
+/// that is the trace with the sampled flag off (`traceparent: ...-00`), so the next service
+/// follows that decision instead of starting a trace of its own, and no span is built.
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn inject_current(headers: &mut http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt as _;
+    opentelemetry::Context::map_current(|context| {
+        if context.span().span_context().is_valid() {
+            opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.inject_context(context, &mut HeaderInjector(headers));
+            });
+        }
+    });
+}
+
+/// `traceparent` and its kin into a request's headers.
+#[cfg(feature = "opentelemetry")]
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+#[cfg(feature = "opentelemetry")]
+impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// The HTTP client span of a call (reqwest-tracing's backend): the HTTP conventions'
 /// attributes, none of the URL but its scheme, host and port; an error by its kind only
 /// (reqwest's error text names the whole URL).
@@ -150,8 +195,9 @@ impl reqwest_tracing::ReqwestOtelSpanBackend for ClientSpans {
 /// after the token middleware: the token's acquisition is then a span of its own before
 /// the call, and a retry after a 401 a second client span.
 ///
-/// A DEBUG span: free where no subscriber records DEBUG spans of this crate, but the
-/// context of the current span, if any, is still injected.
+/// A DEBUG span: free where no subscriber records DEBUG spans of this crate; the current
+/// OpenTelemetry context, if any (a request its service did not sample), is still
+/// injected.
 #[cfg(feature = "opentelemetry")]
 #[derive(Clone)]
 pub struct TracingMiddleware(reqwest_tracing::TracingMiddleware<ClientSpans>);
@@ -179,6 +225,11 @@ impl reqwest_middleware::Middleware for TracingMiddleware {
         extensions: &mut http::Extensions,
         next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !calls_traced() || in_unsampled_trace() {
+            let mut request = request;
+            inject_current(request.headers_mut());
+            return next.run(request, extensions).await;
+        }
         self.0.handle(request, extensions, next).await
     }
 }

@@ -12,9 +12,11 @@
 //! `OTEL_TRACES_SAMPLER` (default: every request). A request not sampled builds no span,
 //! and nothing under it does: the export layer records a span only inside a request's
 //! server span (work outside any request, such as a background key refresh, is not
-//! traced). Its calls then carry no trace context, so the next service decides for itself
-//! (a `traceparent` with the flag off, through spans that are never exported, measured
-//! +25 µs per request on `just load`'s pair: too dear for requests nobody looks at).
+//! traced). Its calls still carry its trace context with the sampled flag off
+//! (`traceparent: 00-{trace}-{span}-00`: the caller's trace, or a new one), so the next
+//! service follows the decision rather than start a trace of its own: the request runs in
+//! an OpenTelemetry context of its own (no span, no `tracing` span), and the client half
+//! injects it where it records no span.
 //!
 //! What is exported: spans, never log events. The server span of each request
 //! (`{method} {route}`, the caller's trace context as its parent), shared-auth's spans
@@ -31,8 +33,10 @@ use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use axum::http::{Request, Response};
+use futures_util::future::Either;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracerProvider, ShouldSample};
+use tower::layer::util::Stack;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
@@ -218,13 +222,126 @@ pub fn traced(builder: reqwest_middleware::ClientBuilder) -> reqwest_middleware:
 /// conventions: `http.request.method`, `http.route`, `http.response.status_code`, status
 /// error on a 5xx), the caller's W3C trace context as its parent, where the trace is
 /// sampled (see the module). A DEBUG span: with traces off and logs at INFO it is never
-/// built.
-pub fn http_layer()
--> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, ServerSpan, DefaultOnRequest, RecordStatus>
+/// built. In front of it, [`EdgeLayer`] takes the sampling decision (nothing when traces
+/// are off).
+pub fn http_layer() -> Stack<
+    TraceLayer<
+        SharedClassifier<ServerErrorsAsFailures>,
+        ServerSpan,
+        DefaultOnRequest,
+        RecordStatus,
+    >,
+    EdgeLayer,
+> {
+    Stack::new(
+        TraceLayer::new_for_http()
+            .make_span_with(ServerSpan)
+            .on_response(RecordStatus),
+        EdgeLayer,
+    )
+}
+
+/// What the edge decided for a request (a request extension, read by [`ServerSpan`]).
+#[derive(Clone)]
+enum Decision {
+    /// Traced, under the caller's context.
+    Sampled(opentelemetry::Context),
+    /// Not traced: no span; the request runs in this context (its trace, a span id of its
+    /// own, the sampled flag off).
+    NotSampled(opentelemetry::Context),
+}
+
+/// The sampling decision, taken once before the server span ([`http_layer`]'s outer half):
+/// a request not sampled runs in its trace context with the sampled flag off, which the
+/// client half sends on.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeLayer;
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService(inner)
+    }
+}
+
+/// [`EdgeLayer`]'s service.
+#[derive(Clone, Debug)]
+pub struct EdgeService<S>(S);
+
+impl<S, B> tower::Service<Request<B>> for EdgeService<S>
+where
+    S: tower::Service<Request<B>>,
 {
-    TraceLayer::new_for_http()
-        .make_span_with(ServerSpan)
-        .on_response(RecordStatus)
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, opentelemetry::context::WithContext<S::Future>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        use opentelemetry::context::FutureExt as _;
+        let Some(edge) = EDGE.get() else {
+            return Either::Left(self.0.call(request));
+        };
+        let decision = decide(edge, &request);
+        let unsampled = match &decision {
+            Decision::NotSampled(context) => Some(context.clone()),
+            Decision::Sampled(_) => None,
+        };
+        request.extensions_mut().insert(decision);
+        match unsampled {
+            Some(context) => Either::Right(self.0.call(request).with_context(context)),
+            None => Either::Left(self.0.call(request)),
+        }
+    }
+}
+
+/// The edge's decision for `request`; a request not sampled runs in the caller's trace (or a
+/// new one) with a span id of its own, the sampled flag off.
+fn decide<B>(edge: &Edge, request: &Request<B>) -> Decision {
+    use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
+    use opentelemetry_sdk::trace::IdGenerator as _;
+    let parent = caller(request);
+    let remote = parent.span().span_context().clone();
+    let trace_id = if remote.is_valid() {
+        remote.trace_id()
+    } else {
+        edge.ids.new_trace_id()
+    };
+    if sampled(edge, &parent, trace_id, &span_name(request)) {
+        return Decision::Sampled(parent);
+    }
+    let own = SpanContext::new(
+        trace_id,
+        edge.ids.new_span_id(),
+        TraceFlags::default(),
+        false,
+        remote.trace_state().clone(),
+    );
+    Decision::NotSampled(opentelemetry::Context::new().with_remote_span_context(own))
+}
+
+/// The caller's trace context, through the global propagator.
+fn caller<B>(request: &Request<B>) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+    })
+}
+
+/// The server span's name for `request` ([`SpanName`]).
+fn span_name<B>(request: &Request<B>) -> SpanName<'_> {
+    // The route template, never the path: a path may name a person or a resource.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    SpanName(request.method().as_str(), route)
 }
 
 /// Makes the server span ([`http_layer`]).
@@ -233,40 +350,33 @@ pub struct ServerSpan;
 
 impl<B> MakeSpan<B> for ServerSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
-        let method = request.method().as_str();
-        // The route template, never the path: a path may name a person or a resource.
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str);
-        let name = SpanName(method, route);
-        let caller = || {
-            opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-            })
-        };
+        let name = span_name(request);
         let mut parent = None;
         if let Some(edge) = EDGE.get() {
-            let context = caller();
-            if !sampled(edge, &context, &name) {
+            let decision = match request.extensions().get::<Decision>() {
+                Some(decision) => decision.clone(),
+                // Without the edge's layer in front: decided here.
+                None => decide(edge, request),
+            };
+            match decision {
                 // Not sampled: no span here nor under it.
-                return Span::none();
+                Decision::NotSampled(_) => return Span::none(),
+                Decision::Sampled(context) => parent = Some(context),
             }
-            parent = Some(context);
         }
         let span = tracing::debug_span!(
             "HTTP request",
             otel.name = %name,
             otel.kind = "server",
-            http.request.method = method,
-            http.route = route,
+            http.request.method = name.0,
+            http.route = name.1,
             http.response.status_code = Empty,
             otel.status_code = Empty,
         );
         // Without this crate's export, a layer the process set up itself may still record
         // the span: the caller's context, through whatever propagator it set.
         if parent.is_none() && !span.is_disabled() {
-            parent = Some(caller());
+            parent = Some(caller(request));
         }
         if let Some(parent) = parent {
             let _ = span.set_parent(parent);
@@ -275,17 +385,15 @@ impl<B> MakeSpan<B> for ServerSpan {
     }
 }
 
-/// The edge's decision for a request with the caller's context `parent`: the caller's
-/// sampled flag when it sent a trace context, else `OTEL_TRACES_SAMPLER`'s for a new
-/// trace.
-fn sampled(edge: &Edge, parent: &opentelemetry::Context, name: &SpanName<'_>) -> bool {
-    use opentelemetry::trace::TraceContextExt as _;
-    let remote = parent.span().span_context().clone();
-    let trace_id = if remote.is_valid() {
-        remote.trace_id()
-    } else {
-        opentelemetry_sdk::trace::IdGenerator::new_trace_id(&edge.ids)
-    };
+/// The edge's sampler on a request with the caller's context `parent` and the trace id it
+/// will carry: the caller's sampled flag when it sent a trace context, else
+/// `OTEL_TRACES_SAMPLER`'s for a new trace.
+fn sampled(
+    edge: &Edge,
+    parent: &opentelemetry::Context,
+    trace_id: opentelemetry::trace::TraceId,
+    name: &SpanName<'_>,
+) -> bool {
     let decision = edge
         .sampler
         .should_sample(
