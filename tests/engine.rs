@@ -43,9 +43,9 @@ pub struct Node {
 const PORT_ATTEMPTS: usize = 5;
 
 impl Node {
-    /// Starts `binary` on a free port pair (`extra(port, dir)` adds its own arguments) and
-    /// waits until it answers.
-    async fn spawn(binary: PathBuf, extra: impl Fn(u16, &Path) -> Vec<String>) -> Node {
+    /// Starts `binary` on a free port pair, with `extra` arguments, and waits until it
+    /// answers.
+    async fn spawn(binary: PathBuf, extra: &[&str]) -> Node {
         Node::spawn_on(binary, std::iter::repeat_with(free_port_pair), extra).await
     }
 
@@ -58,7 +58,7 @@ impl Node {
     pub async fn spawn_on(
         binary: PathBuf,
         ports: impl IntoIterator<Item = u16>,
-        extra: impl Fn(u16, &Path) -> Vec<String>,
+        extra: &[&str],
     ) -> Node {
         let mut refused = Vec::new();
         for port in ports.into_iter().take(PORT_ATTEMPTS) {
@@ -77,7 +77,7 @@ impl Node {
                 "--dir".to_owned(),
                 dir.0.display().to_string(),
             ];
-            args.extend(extra(port, &dir.0));
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
             let mut node = Node {
                 binary: binary.clone(),
                 args,
@@ -265,12 +265,12 @@ impl Engine {
     /// the cluster's nodes).
     #[allow(dead_code)] // the fleet benchmark's
     pub async fn redis_server() -> Engine {
-        Engine::Process(Node::spawn("redis-server".into(), |_, _| Vec::new()).await)
+        Engine::Process(Node::spawn("redis-server".into(), &[]).await)
     }
 
     /// Valkey 8 as a local process.
     pub async fn valkey() -> Engine {
-        Engine::Process(Node::spawn(valkey_server(), |_, _| Vec::new()).await)
+        Engine::Process(Node::spawn(valkey_server(), &[]).await)
     }
 
     /// A Redis Cluster: three masters, a replica each (`redis-server` and `redis-cli` from
@@ -278,8 +278,9 @@ impl Engine {
     pub async fn cluster() -> Engine {
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let node = Node::spawn("redis-server".into(), |_, _| {
-                [
+            let node = Node::spawn(
+                "redis-server".into(),
+                &[
                     "--cluster-enabled",
                     "yes",
                     // In the node's own directory (`--dir`).
@@ -288,10 +289,8 @@ impl Engine {
                     // A failed master is replaced by its replica within about a second.
                     "--cluster-node-timeout",
                     "1000",
-                ]
-                .map(String::from)
-                .to_vec()
-            });
+                ],
+            );
             nodes.push(node.await);
         }
         let addresses: Vec<String> = nodes

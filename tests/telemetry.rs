@@ -335,23 +335,27 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
     ));
     issuer.fail_next_token_requests(1, 503);
     let (api, seen) = rt.block_on(system_tests::refusing_first("traceparent"));
-    let tokens = TokenManager::builder()
-        .build()
-        .unwrap()
-        .register(
-            "api",
-            ClientCredentialsClient::new(
-                issuer.token_endpoint(),
-                ClientId::new(system_tests::BFF_ID),
-                ClientSecret::new(system_tests::BFF_SECRET),
-            ),
-        )
-        .unwrap();
-    // The token middleware first, then the client span: acquisition, then the call.
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientCredentialsMiddleware::new(tokens))
-        .with(shared_auth::client::TracingMiddleware::default())
-        .build();
+    // A token manager of its own (a cold cache), the token middleware first, then the
+    // client span: acquisition, then the call.
+    let client = || {
+        let tokens = TokenManager::builder()
+            .build()
+            .unwrap()
+            .register(
+                "api",
+                ClientCredentialsClient::new(
+                    issuer.token_endpoint(),
+                    ClientId::new(system_tests::BFF_ID),
+                    ClientSecret::new(system_tests::BFF_SECRET),
+                ),
+            )
+            .unwrap();
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(ClientCredentialsMiddleware::new(tokens))
+            .with(shared_auth::client::TracingMiddleware::default())
+            .build()
+    };
+    let (client, cold) = (client(), client());
     let status = rt.block_on(
         async { client.get(format!("{}/data", api.base)).send().await }
             .instrument(tracing::info_span!("caller")),
@@ -375,6 +379,32 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
         .instrument(tracing::info_span!("failing caller")),
     );
     assert!(failed.is_err());
+    // A request its service did not sample: no span is built here (no subscriber on this
+    // thread, as under an edge that did not sample), only its trace context with the flag
+    // off. Its cold token is fetched in a task of its own (on the runtime's threads, where
+    // the subscriber records), and still the trace goes on, flag off, to the issuer and
+    // downstream, and nothing of it is exported.
+    let unsampled = {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_hex(UNSAMPLED_TRACE).unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        ))
+    };
+    let status =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
+            use opentelemetry::context::FutureExt as _;
+            rt.block_on(
+                async { cold.get(format!("{}/data", api.base)).send().await }
+                    .with_context(unsampled),
+            )
+        });
+    assert_eq!(status.unwrap().status(), 200);
     // The batch holds the spans: export them now.
     provider.force_flush().unwrap();
 
@@ -428,7 +458,12 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
         .iter()
         .map(|s| format!("00-{}-{}-01", s.trace_id, s.span_id))
         .collect();
-    assert_eq!(*seen.lock().unwrap(), sent);
+    let unsampled_sent = format!("00-{UNSAMPLED_TRACE}-00f067aa0ba902b7-00");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [&sent[..], &[unsampled_sent]].concat()
+    );
+    assert!(Trace::of(&all, UNSAMPLED_TRACE).0.is_empty());
     // The issuer's server spans (in this process: its router has the server span layer)
     // are children of the attempts, one each.
     let attempts: Vec<&Span> = trace
@@ -445,4 +480,13 @@ fn a_retry_and_a_401_renewal_are_spans_of_the_callers_trace() {
     for attempt in attempts {
         trace.child(&attempt.span_id, "caller", "POST /oauth2/token");
     }
+    // The unsampled request's token request: the issuer followed its flag (no fourth).
+    let at_issuer = all
+        .iter()
+        .filter(|s| s.name == "POST /oauth2/token")
+        .count();
+    assert_eq!(
+        at_issuer, 3,
+        "the issuer traced a request its caller did not sample"
+    );
 }

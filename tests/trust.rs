@@ -996,7 +996,7 @@ async fn well_known_metadata_addresses_imply_their_issuer() {
 #[tokio::test]
 async fn my_bff_refuses_plain_http_token_endpoints_at_start_naming_the_variable() {
     let issuer = start_issuer(IssuerProfile::Cognito).await;
-    let mut config = bff_config(&issuer, "http://127.0.0.1:1");
+    let mut config = bff_config(&issuer, &format!("http://{}", test_support::CLOSED));
 
     config.client.token_source =
         my_bff::config::TokenSource::Endpoint("http://issuer.example/token".into());

@@ -135,30 +135,27 @@ pub(crate) async fn read_capped(
     Ok(body)
 }
 
-/// Sends a request to the issuer. With the `opentelemetry` feature, when this crate's
-/// spans are recorded (a request being traced), it is an HTTP client span carrying its
-/// trace context (`traceparent`; see [`crate::trace::TracingMiddleware`]); otherwise a
-/// plain send, with the trace context of a request not sampled if it runs in one.
+/// Sends a request to the issuer. With the `opentelemetry` feature, through
+/// [`crate::trace::TracingMiddleware`]: an HTTP client span carrying its trace context
+/// (`traceparent`) when this crate's spans are recorded (a request being traced), else the
+/// current trace context, if any (a request not sampled: the flag off); without it, a
+/// plain send.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, reqwest_middleware::Error> {
     #[cfg(feature = "opentelemetry")]
-    if crate::trace::calls_traced() {
+    {
         let (client, request) = request.build_split();
-        return reqwest_middleware::ClientBuilder::new(client)
+        reqwest_middleware::ClientBuilder::new(client)
             .with(crate::trace::TracingMiddleware::default())
             .build()
             .execute(request?)
-            .await;
+            .await
     }
-    #[cfg(feature = "opentelemetry")]
-    let request = {
-        let (client, request) = request.build_split();
-        let mut request = request?;
-        crate::trace::inject_current(request.headers_mut());
-        reqwest::RequestBuilder::from_parts(client, request)
-    };
-    request.send().await.map_err(Into::into)
+    #[cfg(not(feature = "opentelemetry"))]
+    {
+        request.send().await.map_err(Into::into)
+    }
 }
 
 /// GETs `url` on a trust channel (discovery, JWKS): a redirect is refused, anything but a

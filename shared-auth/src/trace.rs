@@ -81,12 +81,30 @@ pub(crate) fn verify() -> Span {
     tracing::debug_span!("oauth.verify")
 }
 
-/// Whether a DEBUG span of this crate would be recorded here and now: with an
-/// OpenTelemetry layer that wants it (export on, the request sampled). Checked before a
-/// request to the issuer is wrapped in its client span.
+/// Whether a DEBUG span of this crate may be recorded here and now (a subscriber that
+/// wants them). With per-layer filters it can say yes where the export layer then records
+/// nothing: [`TracingMiddleware`] also asks whether the request is in a trace not sampled.
 #[cfg(feature = "opentelemetry")]
-pub(crate) fn calls_traced() -> bool {
+fn calls_traced() -> bool {
     tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG)
+}
+
+/// `task` carrying the current OpenTelemetry context, for a task spawned on behalf of the
+/// request (a token flight, a session renewal): a request its service did not sample then
+/// still sends its trace on, flag off, from there (a spawned task does not inherit it).
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn in_current_context<F: std::future::Future>(
+    task: F,
+) -> impl std::future::Future<Output = F::Output> {
+    opentelemetry::context::FutureExt::with_current_context(task)
+}
+
+/// Without the feature: `task` as it is.
+#[cfg(not(feature = "opentelemetry"))]
+pub(crate) fn in_current_context<F: std::future::Future>(
+    task: F,
+) -> impl std::future::Future<Output = F::Output> {
+    task
 }
 
 /// Whether the request runs in a trace its service did not sample: the current
@@ -107,31 +125,16 @@ fn in_unsampled_trace() -> bool {
 /// that is the trace with the sampled flag off (`traceparent: ...-00`), so the next service
 /// follows that decision instead of starting a trace of its own, and no span is built.
 #[cfg(feature = "opentelemetry")]
-pub(crate) fn inject_current(headers: &mut http::HeaderMap) {
+fn inject_current(headers: &mut http::HeaderMap) {
     use opentelemetry::trace::TraceContextExt as _;
     opentelemetry::Context::map_current(|context| {
         if context.span().span_context().is_valid() {
             opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.inject_context(context, &mut HeaderInjector(headers));
+                propagator
+                    .inject_context(context, &mut opentelemetry_http::HeaderInjector(headers));
             });
         }
     });
-}
-
-/// `traceparent` and its kin into a request's headers.
-#[cfg(feature = "opentelemetry")]
-struct HeaderInjector<'a>(&'a mut http::HeaderMap);
-
-#[cfg(feature = "opentelemetry")]
-impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
 }
 
 /// The HTTP client span of a call (reqwest-tracing's backend): the HTTP conventions'

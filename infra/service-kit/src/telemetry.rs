@@ -246,9 +246,8 @@ pub fn http_layer() -> Stack<
 enum Decision {
     /// Traced, under the caller's context.
     Sampled(opentelemetry::Context),
-    /// Not traced: no span; the request runs in this context (its trace, a span id of its
-    /// own, the sampled flag off).
-    NotSampled(opentelemetry::Context),
+    /// Not traced: no span (the request runs in its trace context, the flag off).
+    NotSampled,
 }
 
 /// The sampling decision, taken once before the server span ([`http_layer`]'s outer half):
@@ -289,22 +288,26 @@ where
         let Some(edge) = EDGE.get() else {
             return Either::Left(self.0.call(request));
         };
-        let decision = decide(edge, &request);
-        let unsampled = match &decision {
-            Decision::NotSampled(context) => Some(context.clone()),
-            Decision::Sampled(_) => None,
-        };
-        request.extensions_mut().insert(decision);
-        match unsampled {
-            Some(context) => Either::Right(self.0.call(request).with_context(context)),
-            None => Either::Left(self.0.call(request)),
+        match decide(edge, &request) {
+            Ok(parent) => {
+                request.extensions_mut().insert(Decision::Sampled(parent));
+                Either::Left(self.0.call(request))
+            }
+            Err(unsampled) => {
+                request.extensions_mut().insert(Decision::NotSampled);
+                Either::Right(self.0.call(request).with_context(unsampled))
+            }
         }
     }
 }
 
-/// The edge's decision for `request`; a request not sampled runs in the caller's trace (or a
-/// new one) with a span id of its own, the sampled flag off.
-fn decide<B>(edge: &Edge, request: &Request<B>) -> Decision {
+/// The edge's decision for `request`: sampled, the caller's context (the server span's
+/// parent); else the context it runs in: the caller's trace (or a new one), a span id of
+/// its own, the sampled flag off.
+fn decide<B>(
+    edge: &Edge,
+    request: &Request<B>,
+) -> Result<opentelemetry::Context, opentelemetry::Context> {
     use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
     use opentelemetry_sdk::trace::IdGenerator as _;
     let parent = caller(request);
@@ -315,7 +318,7 @@ fn decide<B>(edge: &Edge, request: &Request<B>) -> Decision {
         edge.ids.new_trace_id()
     };
     if sampled(edge, &parent, trace_id, &span_name(request)) {
-        return Decision::Sampled(parent);
+        return Ok(parent);
     }
     let own = SpanContext::new(
         trace_id,
@@ -324,7 +327,7 @@ fn decide<B>(edge: &Edge, request: &Request<B>) -> Decision {
         false,
         remote.trace_state().clone(),
     );
-    Decision::NotSampled(opentelemetry::Context::new().with_remote_span_context(own))
+    Err(opentelemetry::Context::new().with_remote_span_context(own))
 }
 
 /// The caller's trace context, through the global propagator.
@@ -353,15 +356,15 @@ impl<B> MakeSpan<B> for ServerSpan {
         let name = span_name(request);
         let mut parent = None;
         if let Some(edge) = EDGE.get() {
-            let decision = match request.extensions().get::<Decision>() {
-                Some(decision) => decision.clone(),
-                // Without the edge's layer in front: decided here.
-                None => decide(edge, request),
-            };
-            match decision {
+            match request.extensions().get::<Decision>() {
+                Some(Decision::Sampled(context)) => parent = Some(context.clone()),
                 // Not sampled: no span here nor under it.
-                Decision::NotSampled(_) => return Span::none(),
-                Decision::Sampled(context) => parent = Some(context),
+                Some(Decision::NotSampled) => return Span::none(),
+                // Without the edge's layer in front (`ServerSpan` alone): decided here.
+                None => match decide(edge, request) {
+                    Ok(context) => parent = Some(context),
+                    Err(_) => return Span::none(),
+                },
             }
         }
         let span = tracing::debug_span!(

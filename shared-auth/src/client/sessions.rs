@@ -542,15 +542,17 @@ impl UserSessions {
             params.clone(),
         );
         // In the trace of the request that needed it.
-        let renewal = tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let result = this
-                    .renew(&id, key_owned.as_deref(), &params_owned, seen, &need, now)
-                    .await;
-                this.0.store.unlock(&id, &owner).await;
-                result
-            },
-            tracing::Span::current(),
+        let renewal = tokio::spawn(crate::trace::in_current_context(
+            tracing::Instrument::instrument(
+                async move {
+                    let result = this
+                        .renew(&id, key_owned.as_deref(), &params_owned, seen, &need, now)
+                        .await;
+                    this.0.store.unlock(&id, &owner).await;
+                    result
+                },
+                tracing::Span::current(),
+            ),
         ));
         match renewal.await {
             Ok(result) => result.map(Some),

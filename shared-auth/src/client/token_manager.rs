@@ -533,7 +533,7 @@ impl TokenManager {
         );
         // The flight runs on its own: no caller's cancellation can cut it short. It takes
         // the slot's lock only after this caller has released it.
-        tokio::spawn(
+        tokio::spawn(crate::trace::in_current_context(
             async move {
                 let mut target = Self::target(&entry, &params);
                 // An exchange's key, grant and resource are its own (the client's resource
@@ -548,7 +548,7 @@ impl TokenManager {
                 let _ = sender.send(Some(outcome));
             }
             .instrument(span),
-        );
+        ));
         flight
     }
 
