@@ -453,6 +453,53 @@ async fn over_mtls(
         .unwrap()
 }
 
+/// The mock issuer's mTLS endpoint does its handshakes side by side: a client that connects
+/// and never speaks does not hold the next client's token request (the listener once did one
+/// handshake at a time, and the next client waited out the silent one's 5 s bound). Decided
+/// by order, not by a clock: the token is issued while the silent connection is still open.
+#[tokio::test]
+async fn a_silent_client_does_not_hold_the_mtls_endpoint() {
+    let issuer =
+        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
+            .await
+            .unwrap();
+    let endpoint = issuer.mtls_token_endpoint().unwrap();
+    let url = reqwest::Url::parse(&endpoint).unwrap();
+    let silent = tokio::net::TcpStream::connect((
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let workload = issuer.issue_client_certificate(BFF_ID).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(issuer.mtls_ca_pem().unwrap().as_bytes()).unwrap(),
+        )
+        .identity(
+            reqwest::Identity::from_pem(
+                format!("{}{}", workload.certificate, workload.key).as_bytes(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let response = client
+        .post(&endpoint)
+        .form(&[("grant_type", "client_credentials"), ("client_id", BFF_ID)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Still open: the issuer has neither finished nor given up its handshake.
+    let mut byte = [0u8; 1];
+    let read = silent.try_read(&mut byte);
+    assert!(
+        matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the silent connection was closed before the token was issued: {read:?}"
+    );
+}
+
 /// The client half over mutual TLS (`tls_client_auth`): the token endpoint from the
 /// discovery document's mTLS alias, the certificate and key read from files, the token
 /// bound to that certificate; the files rotated, the next token is bound to the new one.

@@ -165,10 +165,10 @@ impl Mtls {
 
     /// Serves `app` over TLS on `listener` until the task is aborted.
     pub(crate) async fn serve(&self, listener: TcpListener, app: Router) {
-        let listener = TlsListener {
-            tcp: listener,
-            acceptor: tokio_rustls::TlsAcceptor::from(self.server.clone()),
-        };
+        let listener = TlsListener::new(
+            listener,
+            tokio_rustls::TlsAcceptor::from(self.server.clone()),
+        );
         let app = app.layer(axum::middleware::from_fn(
             |ConnectInfo(peer): ConnectInfo<Peer>, mut request: Request, next: Next| async move {
                 if let Some(certificate) = peer.0 {
@@ -256,10 +256,51 @@ pub(crate) fn thumbprint(der: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// TLS connections, each with the client's certificate.
+/// TLS connections, each with the client's certificate. Handshakes run side by side, each
+/// in a task of its own bounded to 5 s: a client that connects and never speaks (or one with
+/// an untrusted certificate) holds only its own connection, never the others'.
 struct TlsListener {
-    tcp: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, Peer)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> TlsListener {
+        let (done, ready) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = tcp.accept().await else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(tcp);
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), handshake).await
+                    else {
+                        return;
+                    };
+                    let certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|der| PeerCertificate(der.as_ref().to_vec()));
+                    let _ = done.send((tls, Peer(certificate))).await;
+                });
+            }
+        });
+        TlsListener { ready, accepting }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // The accepting task holds the port: it ends with the server.
+        self.accepting.abort();
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -270,28 +311,10 @@ impl Listener for TlsListener {
     type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, _)) = self.tcp.accept().await else {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            // A failed or stalled handshake (an untrusted certificate, a client that never
-            // speaks) is that client's; bounded, so it cannot hold the listener. (One
-            // handshake at a time: a test issuer's load.)
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), self.acceptor.accept(tcp))
-                    .await
-            else {
-                continue;
-            };
-            let certificate = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|der| PeerCertificate(der.as_ref().to_vec()));
-            return (tls, Peer(certificate));
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task never ends while the listener lives.
+            None => std::future::pending().await,
         }
     }
 
