@@ -216,16 +216,32 @@ async fn serve_tls_trusting(
 
 /// An HTTPS client trusting the CA, presenting `identity` if given.
 fn https_client(pki: &Pki, identity: Option<&Leaf>) -> reqwest::Client {
+    client_of(&pki.ca_pem(), identity.map(|l| (&*l.pem, &*l.key_pem)))
+}
+
+/// An HTTPS client trusting `ca_pem`, presenting `identity` (certificate, key; PEM) if given.
+fn client_of(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
         .timeout(std::time::Duration::from_secs(10));
-    if let Some(leaf) = identity {
+    if let Some((certificate, key)) = identity {
         builder = builder.identity(
-            reqwest::Identity::from_pem(format!("{}{}", leaf.pem, leaf.key_pem).as_bytes())
-                .unwrap(),
+            reqwest::Identity::from_pem(format!("{certificate}{key}").as_bytes()).unwrap(),
         );
     }
     builder.build().unwrap()
+}
+
+/// A client of the mock issuer's mTLS endpoint (or a server of `ca_pem`), presenting `pem`.
+fn presenting(ca_pem: &str, pem: &mock_issuer::ClientCertificatePem) -> reqwest::Client {
+    client_of(ca_pem, Some((&pem.certificate, &pem.key)))
+}
+
+/// A mock issuer with its mTLS endpoint.
+async fn mtls_issuer() -> mock_issuer::IssuerHandle {
+    mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
+        .await
+        .unwrap()
 }
 
 /// Status and `WWW-Authenticate` of GET `url` with `token`.
@@ -342,27 +358,14 @@ async fn behind_a_proxy_the_certificate_header_counts_only_from_the_proxy() {
 /// that token from that client's certificate only.
 #[tokio::test]
 async fn the_issuer_binds_a_token_to_the_certificate_the_client_authenticated_with() {
-    let issuer =
-        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
-            .await
-            .unwrap();
+    let issuer = mtls_issuer().await;
     let issuer_ca = issuer.mtls_ca_pem().unwrap();
     let endpoint = issuer.mtls_token_endpoint().unwrap();
     let workload = issuer.issue_client_certificate(BFF_ID).unwrap();
     let other = issuer
         .issue_client_certificate(system_tests::ADMIN_ID)
         .unwrap();
-    let with = |pem: &mock_issuer::ClientCertificatePem| {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(issuer_ca.as_bytes()).unwrap())
-            .identity(
-                reqwest::Identity::from_pem(format!("{}{}", pem.certificate, pem.key).as_bytes())
-                    .unwrap(),
-            )
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap()
-    };
+    let with = |pem: &mock_issuer::ClientCertificatePem| presenting(&issuer_ca, pem);
     let ask = |client: reqwest::Client, id: &'static str| {
         let endpoint = endpoint.clone();
         async move {
@@ -409,16 +412,7 @@ async fn the_issuer_binds_a_token_to_the_certificate_the_client_authenticated_wi
         api(validator(&issuer, CertificateBinding::default()).await),
     )
     .await;
-    let rs = |pem: &mock_issuer::ClientCertificatePem| {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap())
-            .identity(
-                reqwest::Identity::from_pem(format!("{}{}", pem.certificate, pem.key).as_bytes())
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
+    let rs = |pem: &mock_issuer::ClientCertificatePem| presenting(&pki.ca_pem(), pem);
     let url = format!("{base}/whoami");
     assert_eq!(call(&rs(&workload), &url, &token).await.0, 200);
     assert_eq!(call(&rs(&other), &url, &token).await.0, 401);
@@ -459,10 +453,7 @@ async fn over_mtls(
 /// by order, not by a clock: the token is issued while the silent connection is still open.
 #[tokio::test]
 async fn a_silent_client_does_not_hold_the_mtls_endpoint() {
-    let issuer =
-        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
-            .await
-            .unwrap();
+    let issuer = mtls_issuer().await;
     let endpoint = issuer.mtls_token_endpoint().unwrap();
     let url = reqwest::Url::parse(&endpoint).unwrap();
     let silent = tokio::net::TcpStream::connect((
@@ -472,18 +463,7 @@ async fn a_silent_client_does_not_hold_the_mtls_endpoint() {
     .await
     .unwrap();
     let workload = issuer.issue_client_certificate(BFF_ID).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(issuer.mtls_ca_pem().unwrap().as_bytes()).unwrap(),
-        )
-        .identity(
-            reqwest::Identity::from_pem(
-                format!("{}{}", workload.certificate, workload.key).as_bytes(),
-            )
-            .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = presenting(&issuer.mtls_ca_pem().unwrap(), &workload);
     let response = client
         .post(&endpoint)
         .form(&[("grant_type", "client_credentials"), ("client_id", BFF_ID)])
@@ -507,10 +487,7 @@ async fn a_silent_client_does_not_hold_the_mtls_endpoint() {
 async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rotation() {
     use shared_auth::client::{ClientCertificateFiles, TokenRequestParams};
     use system_tests::TempFile;
-    let issuer =
-        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
-            .await
-            .unwrap();
+    let issuer = mtls_issuer().await;
     let (certificate, key, ca) = (
         TempFile::new("mtls-cert"),
         TempFile::new("mtls-key"),
@@ -579,10 +556,7 @@ async fn the_client_authenticates_with_its_certificate_files_and_picks_up_a_rota
 async fn a_self_signed_certificate_registered_at_the_issuer_authenticates_the_client() {
     use shared_auth::client::ClientCertificateFiles;
     use system_tests::TempFile;
-    let issuer =
-        mock_issuer::start(system_tests::issuer_config(IssuerProfile::Cognito).with_mtls())
-            .await
-            .unwrap();
+    let issuer = mtls_issuer().await;
     let discovery = system_tests::get_json(issuer.discovery_url()).await;
     assert!(
         discovery["token_endpoint_auth_methods_supported"]
